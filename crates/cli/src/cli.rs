@@ -1,0 +1,81 @@
+//! Command-line grammar (clap). Help texts are the user's manual: say what, why and an example.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "labpipe",
+    version,
+    about = "Get recording sessions from the lab PC into the cloud safely, and back onto compute nodes.",
+    long_about = "LabPipe checks recording session folders (named YYYYMMDD_HHMMSS) on the lab PC, uploads them to S3 \
+without ever overwriting raw data, and lets researchers query the catalog and sync preprocessed files.",
+    after_help = "Exit codes: 0 = all fine, 1 = a session failed / is not ready or an operation failed, 2 = usage error.\n\
+Lab schema: --schema FILE, else $LABPIPE_SCHEMA, else ./labpipe.toml, else the built-in default."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the sanity checks on session folders and say what blocks each one
+    #[command(after_help = "Examples:\n  labpipe check D:\\recordings\n  labpipe check 20210301_161221 --json\n\n\
+Verdicts: pass = ready; warn = ready, but look at the warnings; wait = still being written, re-check later; fail = blocked until fixed.")]
+    Check(CheckArgs),
+    /// Tools for demos and development (sample data)
+    #[command(subcommand)]
+    Dev(DevCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaArg {
+    /// Lab schema (labpipe.toml) with metadata fields and check settings
+    #[arg(long, value_name = "FILE", env = "LABPIPE_SCHEMA")]
+    pub schema: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Session folders, or folders that hold session folders
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Print one JSON array of {session, path, verdict, findings} instead of a table
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds a folder must stay unchanged before it counts as complete (default from the schema: 60)
+    #[arg(long, value_name = "SECS")]
+    pub quiet_period: Option<u64>,
+    #[command(flatten)]
+    pub schema: SchemaArg,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DevCommand {
+    /// Write realistic sample sessions (and optionally one broken example of each failure)
+    #[command(after_help = "Example:\n  labpipe dev generate --out demo --count 3 --size-mb 20 --broken")]
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Folder to write the session folders into (created if missing; existing sessions are never overwritten)
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Number of good sessions
+    #[arg(long, default_value_t = 10)]
+    pub count: usize,
+    /// Size of each good session in MB (10^6 bytes); the brief's sessions are 600 MB
+    #[arg(long, value_name = "MB", default_value_t = 600.0)]
+    pub size_mb: f64,
+    /// Seed: the same seed writes the same bytes
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Also write one broken session per failure the checks catch
+    #[arg(long)]
+    pub broken: bool,
+    /// Print the generated sessions as JSON
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,27 @@
+//! One module per subcommand; each returns the process exit code.
+
+mod check;
+mod dev;
+
+use crate::cli::{Cli, Command, DevCommand, SchemaArg};
+use crate::UsageError;
+use anyhow::Result;
+use labpipe_core::LabSchema;
+use std::path::Path;
+use std::process::ExitCode;
+
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Check(args) => check::run(args),
+        Command::Dev(DevCommand::Generate(args)) => dev::generate(args),
+    }
+}
+
+/// The schema for the sessions at `path`: `--schema FILE` / `$LABPIPE_SCHEMA` when given, else
+/// the lab's `labpipe.toml` found by [`LabSchema::discover`], else the built-in default.
+pub fn load_schema(arg: &SchemaArg, path: &Path) -> Result<LabSchema> {
+    match arg.schema.clone().or_else(|| LabSchema::discover(path)) {
+        Some(p) => LabSchema::load(&p).map_err(|e| UsageError(e.to_string()).into()),
+        None => Ok(LabSchema::default()),
+    }
+}

@@ -1,0 +1,35 @@
+//! LabPipe's domain model, free of any cloud, UI or CLI dependency.
+//!
+//! Everything that decides *whether a recording session is fit to leave the lab PC* lives here, so
+//! that the CLI, the desktop app and the cloud backend all apply the very same rules:
+//!
+//! - [`session_id`]: the folder name `YYYYMMDD_HHMMSS` as a real, valid recording time;
+//! - [`schema`]: the lab schema (`labpipe.toml`) that types metadata values and configures checks;
+//! - [`metadata`]: the metadata text file parsed into typed numbers and texts, with line-precise
+//!   findings;
+//! - [`scan`]: the only module that touches the filesystem — it lists session folders and their
+//!   files (sizes, mtimes, symlinks) without reading data bytes;
+//! - [`check`]: the sanity checks, pure functions over a listing, the metadata bytes and a clock;
+//! - [`manifest`]: the commit marker the upload writes last (files, sizes, SHA-256, metadata).
+//!
+//! Invariants: nothing here writes to disk or talks to a network; checks never read data-file
+//! bytes (only sizes), so checking a 600 MB session costs a directory listing and one small read.
+
+pub mod check;
+pub mod finding;
+pub mod manifest;
+pub mod metadata;
+pub mod scan;
+pub mod schema;
+pub mod session_id;
+pub mod units;
+
+pub use check::{check_session, CheckInput, SessionReport, Verdict};
+pub use finding::{Finding, Severity};
+pub use manifest::{Manifest, ManifestFile};
+pub use metadata::{MetaValue, Metadata};
+pub use schema::{FieldKind, FieldSpec, LabSchema, SessionRules};
+pub use session_id::SessionId;
+
+/// The version of the tool, written into every manifest so a catalog entry says what checked it.
+pub const TOOL_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,203 @@
+//! The manifest: the commit marker of an upload.
+//!
+//! The upload writes `raw/<session>/manifest.json` *last*, after every file is in S3 and verified.
+//! A session without a manifest is incomplete by definition; the backend reacts only to manifests
+//! and verifies every object against it. So the manifest carries, for every file, what is needed to
+//! prove the object is the recorded one: size, SHA-256 and the S3 checksum.
+//!
+//! The JSON form is stable: fields in a fixed order, files sorted by path, metadata sorted by key,
+//! and a `format` tag so a future layout can be told apart.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::io::{self, Read};
+use std::path::Path;
+
+use crate::check::{FileRole, SessionReport, Verdict};
+use crate::finding::Finding;
+use crate::metadata::Metadata;
+use crate::session_id::SessionId;
+
+/// The manifest layout written by this version.
+pub const MANIFEST_FORMAT: &str = "labpipe-manifest/1";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: String,
+    pub session: SessionId,
+    /// Lab-local recording time, from the folder name.
+    pub recorded_at: NaiveDateTime,
+    pub created_at: DateTime<Utc>,
+    pub tool_version: String,
+    pub verdict: Verdict,
+    pub total_bytes: u64,
+    pub metadata: Metadata,
+    pub files: Vec<ManifestFile>,
+    pub findings: Vec<Finding>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestFile {
+    /// Relative to the session folder, `/`-separated.
+    pub path: String,
+    pub size: u64,
+    pub role: FileRole,
+    /// Lowercase hex SHA-256 of the whole file.
+    pub sha256: String,
+    /// Base64 full-object CRC64NVME as S3 reports it, when the upload computed one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crc64nvme: Option<String>,
+}
+
+/// Why a manifest could not be built or read.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("session {session} is not uploadable (verdict {verdict}); fix its findings first")]
+    NotUploadable { session: String, verdict: &'static str },
+    #[error("hashes given for {given} files but the session has {expected}")]
+    FileMismatch { given: usize, expected: usize },
+    #[error("manifest is not valid JSON for {MANIFEST_FORMAT}: {0}")]
+    Parse(#[from] serde_json::Error),
+    #[error("manifest format '{0}' is not supported by this version (expected {MANIFEST_FORMAT}); update labpipe")]
+    Format(String),
+}
+
+impl Manifest {
+    /// Builds the manifest for an uploadable report, given per-file `(sha256, crc64nvme)` in the
+    /// report's file order.
+    pub fn new(
+        report: &SessionReport,
+        hashes: Vec<(String, Option<String>)>,
+        created_at: DateTime<Utc>,
+    ) -> Result<Self, ManifestError> {
+        let (Some(id), true) = (report.id, report.verdict.is_uploadable()) else {
+            return Err(ManifestError::NotUploadable {
+                session: report.session.clone(),
+                verdict: report.verdict.as_str(),
+            });
+        };
+        if hashes.len() != report.files.len() {
+            return Err(ManifestError::FileMismatch {
+                given: hashes.len(),
+                expected: report.files.len(),
+            });
+        }
+        let mut files: Vec<ManifestFile> = report
+            .files
+            .iter()
+            .zip(hashes)
+            .map(|(f, (sha256, crc64nvme))| ManifestFile {
+                path: f.path.clone(),
+                size: f.size,
+                role: f.role,
+                sha256,
+                crc64nvme,
+            })
+            .collect();
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(Manifest {
+            format: MANIFEST_FORMAT.into(),
+            session: id,
+            recorded_at: id.recorded_at(),
+            created_at,
+            tool_version: crate::TOOL_VERSION.into(),
+            verdict: report.verdict,
+            total_bytes: files.iter().map(|f| f.size).sum(),
+            metadata: report.metadata.clone(),
+            files,
+            findings: report.findings.clone(),
+        })
+    }
+
+    /// The stable, pretty JSON written to S3.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("manifest serialises")
+    }
+
+    pub fn from_json(bytes: &[u8]) -> Result<Self, ManifestError> {
+        #[derive(Deserialize)]
+        struct Tag {
+            format: String,
+        }
+        let tag: Tag = serde_json::from_slice(bytes)?;
+        if tag.format != MANIFEST_FORMAT {
+            return Err(ManifestError::Format(tag.format));
+        }
+        Ok(serde_json::from_slice(bytes)?)
+    }
+}
+
+/// SHA-256 and size of a file, reading it once in 1 MiB blocks.
+pub fn sha256_file(path: &Path) -> io::Result<(u64, String)> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        total += n as u64;
+    }
+    Ok((total, hex::encode(hasher.finalize())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::{check_folder, ReportFile};
+    use crate::schema::LabSchema;
+
+    fn report() -> SessionReport {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = tmp.path().join("20210301_161221");
+        std::fs::create_dir_all(&s).unwrap();
+        std::fs::write(s.join("metadata.txt"), "subject_id: S1\nfatigue: 2\nhardware_model: X200\nsample_rate_hz: 1000\nchannels: 1\nsample_format: int16\n").unwrap();
+        std::fs::write(s.join("b.bin"), [0u8; 4]).unwrap();
+        std::fs::write(s.join("a.bin"), [1u8; 2]).unwrap();
+        let old = filetime::FileTime::from_unix_time(1_600_000_000, 0);
+        for f in ["metadata.txt", "a.bin", "b.bin"] {
+            filetime::set_file_mtime(s.join(f), old).unwrap();
+        }
+        check_folder(&s, &LabSchema::default()).unwrap()
+    }
+
+    #[test]
+    fn manifest_round_trips_and_is_stable() {
+        let r = report();
+        assert_eq!(r.verdict, Verdict::Warn, "tiny session warns about size: {:?}", r.findings);
+        let hashes = r.files.iter().map(|f: &ReportFile| (format!("sha-{}", f.path), None)).collect();
+        let created = DateTime::parse_from_rfc3339("2021-03-01T17:00:00Z").unwrap().with_timezone(&Utc);
+        let m = Manifest::new(&r, hashes, created).unwrap();
+        let json = m.to_json();
+        assert_eq!(Manifest::from_json(json.as_bytes()).unwrap(), m);
+        let paths: Vec<_> = m.files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, ["a.bin", "b.bin", "metadata.txt"]);
+        assert_eq!(m.total_bytes, r.total_bytes);
+        let head: Vec<&str> = json.lines().take(4).collect();
+        assert_eq!(head, ["{", "  \"format\": \"labpipe-manifest/1\",", "  \"session\": \"20210301_161221\",", "  \"recorded_at\": \"2021-03-01T16:12:21\","]);
+        assert!(json.contains("\"fatigue\": 2.0"));
+    }
+
+    #[test]
+    fn refuses_what_cannot_be_a_manifest() {
+        let mut r = report();
+        assert!(matches!(Manifest::new(&r, vec![], Utc::now()), Err(ManifestError::FileMismatch { .. })));
+        r.verdict = Verdict::Fail;
+        assert!(matches!(Manifest::new(&r, vec![], Utc::now()), Err(ManifestError::NotUploadable { .. })));
+        assert!(matches!(Manifest::from_json(b"{\"format\":\"x/9\"}"), Err(ManifestError::Format(_))));
+        assert!(matches!(Manifest::from_json(b"nope"), Err(ManifestError::Parse(_))));
+    }
+
+    #[test]
+    fn sha256_of_a_known_file() {
+        let tmp = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(tmp.path(), b"abc").unwrap();
+        let (size, hex) = sha256_file(tmp.path()).unwrap();
+        assert_eq!(size, 3);
+        assert_eq!(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+}

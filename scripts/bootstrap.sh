@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# Installs what LabPipe's build and tests need on a Debian 12 machine, and
+# nothing that is already there. Safe to run again and again: CI runs it on
+# every fresh clone, developers run it after pulling.
+#
+#   usage: scripts/bootstrap.sh [all|apt|venv|rust]...   (default: all)
+#
+#   apt   system packages (Tauri/WebKit build deps, Xvfb, keyring, imagemagick)
+#   venv  $REPO/.venv with the local AWS emulator (moto server) and its tools
+#   rust  checks cargo, rustfmt and clippy are usable
+#
+# Runs as root; without root it uses sudo for apt if sudo exists.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$REPO/.venv"
+MOTO_VERSION="5.2.5"
+PY_PACKAGES=("moto[server,s3crc32c]==${MOTO_VERSION}" awscrt boto3 cfn-lint)
+# How long to wait for someone else's venv install to finish before going on.
+VENV_WAIT_SECS="${LABPIPE_VENV_WAIT_SECS:-600}"
+
+APT_PACKAGES=(
+  build-essential pkg-config file libssl-dev libwebkit2gtk-4.1-dev
+  libayatana-appindicator3-dev librsvg2-dev libxdo-dev libsecret-1-dev
+  xvfb xauth webkit2gtk-driver dbus-x11 gnome-keyring libsecret-tools imagemagick
+)
+
+say() { printf 'bootstrap: %s\n' "$*"; }
+die() { printf 'bootstrap: error: %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then
+    "$@"
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo "$@"
+  else
+    die "need root to run '$1': rerun as root or install sudo"
+  fi
+}
+
+pkg_installed() {
+  dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
+}
+
+python_bin() {
+  if command -v python3 >/dev/null 2>&1; then
+    command -v python3
+  else
+    echo /usr/bin/python3
+  fi
+}
+
+step_apt() {
+  command -v dpkg-query >/dev/null 2>&1 || die "dpkg-query not found: this script targets debian 12"
+  local wanted=("${APT_PACKAGES[@]}") missing=() p
+  # python3 -m venv needs ensurepip, which Debian ships separately.
+  if ! command -v python3 >/dev/null 2>&1; then
+    wanted+=(python3 python3-venv)
+  elif ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    wanted+=(python3-venv)
+  fi
+  for p in "${wanted[@]}"; do
+    pkg_installed "$p" || missing+=("$p")
+  done
+  if [ "${#missing[@]}" -eq 0 ]; then
+    say "apt: all ${#wanted[@]} packages present"
+    return
+  fi
+  say "apt: installing ${missing[*]}"
+  local t0=$SECONDS
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" </dev/null >/dev/null
+  say "apt: done in $((SECONDS - t0))s"
+}
+
+# True when the venv has a working moto server of the pinned version and the
+# other tools the tests use.
+venv_ready() {
+  [ -x "$VENV/bin/moto_server" ] && [ -x "$VENV/bin/cfn-lint" ] || return 1
+  "$VENV/bin/python" - "$MOTO_VERSION" >/dev/null 2>&1 <<'EOF'
+import importlib.metadata as md, sys
+import moto.server, awscrt, boto3, crc32c, flask_cors  # noqa: F401
+sys.exit(0 if md.version("moto") == sys.argv[1] else 1)
+EOF
+}
+
+# Another process (an earlier bootstrap, or someone by hand) may be building
+# the venv right now; installing over it would race, so wait for it.
+venv_busy() {
+  command -v pgrep >/dev/null 2>&1 || return 1
+  pgrep -f -- "$VENV/bin/python[0-9.]* .*pip|-m venv $VENV" >/dev/null 2>&1 && return 0
+  # Started with a relative path from the repo root (".venv/bin/pip install ...").
+  local pid
+  for pid in $(pgrep -f -- '\.venv/bin/python[0-9.]* .*pip|-m venv (\./)?\.venv' 2>/dev/null); do
+    [ "$(readlink "/proc/$pid/cwd" 2>/dev/null)" = "$REPO" ] && return 0
+  done
+  return 1
+}
+
+step_venv() {
+  mkdir -p "$REPO/.labpipe"
+  # Serialise our own concurrent runs (stack.sh and test.sh may both call us).
+  exec 9>"$REPO/.labpipe/bootstrap-venv.lock"
+  if command -v flock >/dev/null 2>&1; then
+    flock -w "$VENV_WAIT_SECS" 9 || die "venv: timed out waiting for another bootstrap"
+  fi
+
+  if venv_ready; then
+    say "venv: moto ${MOTO_VERSION} ready in .venv"
+    exec 9>&-
+    return
+  fi
+
+  local waited=0
+  while venv_busy && [ "$waited" -lt "$VENV_WAIT_SECS" ]; do
+    [ "$waited" -eq 0 ] && say "venv: another install into .venv is running, waiting for it"
+    sleep 2
+    waited=$((waited + 2))
+  done
+  if [ "$waited" -gt 0 ] && venv_ready; then
+    say "venv: moto ${MOTO_VERSION} ready in .venv (after ${waited}s)"
+    exec 9>&-
+    return
+  fi
+
+  local t0=$SECONDS py
+  py="$(python_bin)"
+  if [ -e "$VENV" ] && ! "$VENV/bin/python" -c 'pass' >/dev/null 2>&1; then
+    say "venv: .venv is broken (its python does not run), recreating it"
+    rm -rf "$VENV"
+  fi
+  if [ ! -x "$VENV/bin/python" ]; then
+    say "venv: creating .venv with $("$py" --version 2>&1)"
+    "$py" -m venv "$VENV" || die "venv: '$py -m venv' failed; run 'scripts/bootstrap.sh apt' (python3-venv)"
+  fi
+  say "venv: installing ${PY_PACKAGES[*]}"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${PY_PACKAGES[@]}" </dev/null \
+    || die "venv: pip install failed (see output above)"
+  venv_ready || die "venv: installed, but moto server still does not import; remove .venv and rerun"
+  say "venv: done in $((SECONDS - t0))s"
+  exec 9>&-
+}
+
+step_rust() {
+  command -v cargo >/dev/null 2>&1 \
+    || die "cargo not found: install the rust toolchain with rustup, then rerun"
+  local comp missing=()
+  cargo fmt --version >/dev/null 2>&1 || missing+=(rustfmt)
+  cargo clippy --version >/dev/null 2>&1 || missing+=(clippy)
+  for comp in "${missing[@]}"; do
+    command -v rustup >/dev/null 2>&1 || die "rust: $comp missing and rustup not found"
+    say "rust: adding component $comp"
+    rustup component add "$comp" || die "rust: could not add $comp"
+  done
+  say "rust: $(cargo --version)"
+}
+
+main() {
+  local steps=("$@")
+  [ "${#steps[@]}" -eq 0 ] && steps=(all)
+  local s
+  for s in "${steps[@]}"; do
+    case "$s" in
+      all) step_apt; step_venv; step_rust ;;
+      apt) step_apt ;;
+      venv) step_venv ;;
+      rust) step_rust ;;
+      -h|--help) sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+      *) die "unknown step '$s' (expected all, apt, venv or rust)" ;;
+    esac
+  done
+}
+
+main "$@"

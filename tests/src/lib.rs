@@ -1,0 +1,461 @@
+//! Shared end-to-end harness for LabPipe's tests.
+//!
+//! LabPipe talks to S3 and DynamoDB, and its tests must run with no AWS
+//! account. Each suite therefore starts its own local AWS emulator (moto
+//! server from the repo's `.venv`, installed by `scripts/bootstrap.sh`) on a
+//! free port of 127.0.0.1: suites never share state with each other or with a
+//! developer's `scripts/stack.sh` instance, and the emulator is killed when
+//! the [`Emulator`] is dropped (or, for [`Emulator::shared`], when the test
+//! process exits).
+//!
+//! Clients are built with the real AWS SDK, configured the way LabPipe's own
+//! code is meant to be pointed at the emulator: explicit endpoint, region,
+//! static credentials and path-style S3 addressing.
+//!
+//! ```ignore
+//! let emulator = Emulator::start();
+//! let s3 = emulator.s3_client().await;
+//! let out = std::process::Command::new(labpipe_bin())
+//!     .envs(emulator.env())
+//!     .arg("status")
+//!     .output()?;
+//! ```
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_s3::config::Credentials;
+
+/// Region every client and child process is pointed at.
+pub const REGION: &str = "us-east-1";
+/// Static access key the emulator accepts (it never checks signatures).
+pub const ACCESS_KEY_ID: &str = "test";
+/// Static secret key the emulator accepts.
+pub const SECRET_ACCESS_KEY: &str = "test";
+
+/// How long to wait for the emulator to answer, unless
+/// `LABPIPE_EMULATOR_TIMEOUT_SECS` says otherwise. It answers in about a
+/// second on an idle machine; the margin is for a machine busy compiling.
+const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(60);
+/// Another process can take the port between choosing and binding it.
+const PORT_ATTEMPTS: usize = 3;
+const HOST: Ipv4Addr = Ipv4Addr::LOCALHOST;
+
+/// The repository root (the parent of this crate's directory).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests crate has a parent directory")
+        .to_path_buf()
+}
+
+/// The moto server executable: `LABPIPE_MOTO_SERVER`, or `.venv/bin/moto_server`
+/// in the repository.
+pub fn moto_server_path() -> PathBuf {
+    match std::env::var_os("LABPIPE_MOTO_SERVER") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => repo_root().join(".venv/bin/moto_server"),
+    }
+}
+
+/// Path of the built `labpipe` binary, next to the running test executable
+/// (`target/<profile>/labpipe`), or `LABPIPE_BIN` if set.
+///
+/// Panics with the command to run when the binary has not been built:
+/// `cargo test` builds test executables but not other packages' binaries.
+pub fn labpipe_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("LABPIPE_BIN").filter(|p| !p.is_empty()) {
+        let p = PathBuf::from(p);
+        assert!(p.is_file(), "LABPIPE_BIN={} is not a file", p.display());
+        return p;
+    }
+    let exe = std::env::current_exe().expect("cannot read the test executable's path");
+    let mut dir = exe
+        .parent()
+        .expect("test executable has a parent directory")
+        .to_path_buf();
+    // Integration tests live in target/<profile>/deps/.
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.pop();
+    }
+    let bin = dir.join(format!("labpipe{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.is_file(),
+        "labpipe binary not found at {}: run `cargo build --workspace --bins` first \
+         (with the same CARGO_TARGET_DIR and profile as the tests)",
+        bin.display()
+    );
+    bin
+}
+
+/// A name unique within this test process, valid as an S3 bucket or
+/// DynamoDB table name when `prefix` is lowercase letters, digits and `-`.
+pub fn unique_name(prefix: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}-{}-{n}", std::process::id())
+}
+
+/// A running moto server on 127.0.0.1, owned by one test suite.
+pub struct Emulator {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+    // Holds the log file; removed on drop.
+    _dir: tempfile::TempDir,
+}
+
+impl Emulator {
+    /// Starts a fresh emulator and waits until it answers.
+    ///
+    /// Panics with an actionable message if moto is not installed, does not
+    /// start, or does not answer in time.
+    pub fn start() -> Self {
+        match Self::try_start() {
+            Ok(e) => e,
+            Err(e) => panic!("{e:#}"),
+        }
+    }
+
+    /// One emulator for the whole test binary, started on first use.
+    ///
+    /// Tests sharing it run in parallel: give buckets and tables names from
+    /// [`unique_name`]. It is never dropped; it dies with the test process.
+    pub fn shared() -> &'static Emulator {
+        static SHARED: OnceLock<Emulator> = OnceLock::new();
+        SHARED.get_or_init(Emulator::start)
+    }
+
+    /// Like [`Emulator::start`], returning the failure instead of panicking.
+    pub fn try_start() -> anyhow::Result<Self> {
+        let moto = moto_server_path();
+        if !moto.is_file() {
+            bail!(
+                "moto server not found at {}: run scripts/bootstrap.sh (as root) to install it",
+                moto.display()
+            );
+        }
+        let timeout = start_timeout()?;
+        let dir = tempfile::Builder::new()
+            .prefix("labpipe-emulator-")
+            .tempdir()
+            .context("cannot create a temp dir for the emulator log")?;
+        let log = dir.path().join("moto.log");
+
+        let mut last_err = None;
+        for _ in 0..PORT_ATTEMPTS {
+            let port = free_port()?;
+            let child = spawn_moto(&moto, port, &log)?;
+            match wait_ready(child, port, &log, timeout) {
+                Ok(child) => {
+                    return Ok(Emulator {
+                        child,
+                        port,
+                        log,
+                        _dir: dir,
+                    })
+                }
+                Err(StartError::PortTaken(e)) => last_err = Some(e),
+                Err(StartError::Fatal(e)) => return Err(e),
+            }
+        }
+        Err(last_err
+            .unwrap_or_else(|| anyhow::anyhow!("no port tried"))
+            .context(format!(
+                "emulator port was taken {PORT_ATTEMPTS} times in a row"
+            )))
+    }
+
+    /// Base URL, e.g. `http://127.0.0.1:40123`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{HOST}:{}", self.port)
+    }
+
+    /// The port the emulator listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The emulator's log file (request lines and errors); gone after drop.
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
+    /// Environment a child process (such as `labpipe`) needs to use this
+    /// emulator: `Command::new(labpipe_bin()).envs(emulator.env())`.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint()),
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID.to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY.to_owned()),
+            ("AWS_REGION", REGION.to_owned()),
+        ]
+    }
+
+    /// Shared SDK configuration pointing at this emulator.
+    pub async fn sdk_config(&self) -> SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .endpoint_url(self.endpoint())
+            .region(Region::new(REGION))
+            .credentials_provider(Credentials::new(
+                ACCESS_KEY_ID,
+                SECRET_ACCESS_KEY,
+                None,
+                None,
+                "labpipe-tests",
+            ))
+            .load()
+            .await
+    }
+
+    /// S3 client for this emulator. Path-style addressing: virtual-host
+    /// style would need `<bucket>.127.0.0.1` to resolve.
+    pub async fn s3_client(&self) -> aws_sdk_s3::Client {
+        let conf = aws_sdk_s3::config::Builder::from(&self.sdk_config().await)
+            .force_path_style(true)
+            .build();
+        aws_sdk_s3::Client::from_conf(conf)
+    }
+
+    /// DynamoDB client for this emulator.
+    pub async fn dynamodb_client(&self) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::new(&self.sdk_config().await)
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "emulator log ({}), last lines:\n{}",
+                self.log.display(),
+                log_tail(&self.log, 40)
+            );
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+enum StartError {
+    /// Someone else bound the port first: worth another try on a new port.
+    PortTaken(anyhow::Error),
+    Fatal(anyhow::Error),
+}
+
+fn start_timeout() -> anyhow::Result<Duration> {
+    match std::env::var("LABPIPE_EMULATOR_TIMEOUT_SECS") {
+        Ok(s) => {
+            let secs: u64 = s.trim().parse().with_context(|| {
+                format!("LABPIPE_EMULATOR_TIMEOUT_SECS must be whole seconds, got {s:?}")
+            })?;
+            Ok(Duration::from_secs(secs))
+        }
+        Err(_) => Ok(DEFAULT_START_TIMEOUT),
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let listener =
+        TcpListener::bind((HOST, 0)).context("cannot bind 127.0.0.1 to find a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+fn spawn_moto(moto: &Path, port: u16, log: &Path) -> anyhow::Result<Child> {
+    let out = File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
+    let err = out.try_clone()?;
+    let mut cmd = Command::new(moto);
+    cmd.arg("-H")
+        .arg(HOST.to_string())
+        .arg("-p")
+        .arg(port.to_string())
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err);
+    kill_with_parent(&mut cmd);
+    spawn_from_lasting_thread(cmd)
+        .with_context(|| format!("cannot start {}: run scripts/bootstrap.sh", moto.display()))
+}
+
+/// Makes the kernel kill the emulator when the test process dies, so a
+/// crashed, killed or timed-out test binary leaves no server behind.
+fn kill_with_parent(cmd: &mut Command) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        let parent = std::process::id();
+        // SAFETY: only async-signal-safe calls (prctl, getppid) run between
+        // fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                // The parent may have died before prctl took effect.
+                if libc::getppid() as u32 != parent {
+                    return Err(io::Error::other("test process exited during spawn"));
+                }
+                Ok(())
+            });
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = cmd;
+}
+
+/// Spawns from one thread that lives as long as the process.
+///
+/// The kernel's parent-death signal fires when the spawning *thread* exits,
+/// and each test runs on its own short-lived thread: spawning there would
+/// kill an emulator shared by later tests.
+fn spawn_from_lasting_thread(cmd: Command) -> io::Result<Child> {
+    type Request = (Command, mpsc::Sender<io::Result<Child>>);
+    static SPAWNER: OnceLock<Mutex<mpsc::Sender<Request>>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Request>();
+        std::thread::Builder::new()
+            .name("labpipe-emulator-spawner".into())
+            .spawn(move || {
+                for (mut cmd, reply) in rx {
+                    let _ = reply.send(cmd.spawn());
+                }
+            })
+            .expect("cannot start the emulator spawner thread");
+        Mutex::new(tx)
+    });
+    let (reply_tx, reply_rx) = mpsc::channel();
+    spawner
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .send((cmd, reply_tx))
+        .map_err(|_| io::Error::other("emulator spawner thread is gone"))?;
+    reply_rx
+        .recv()
+        .map_err(|_| io::Error::other("emulator spawner thread is gone"))?
+}
+
+fn wait_ready(
+    mut child: Child,
+    port: u16,
+    log: &Path,
+    timeout: Duration,
+) -> Result<Child, StartError> {
+    let addr = SocketAddr::from((HOST, port));
+    let started = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                let tail = log_tail(log, 20);
+                let e = anyhow::anyhow!(
+                    "moto server exited during start ({status}); log {}:\n{tail}",
+                    log.display()
+                );
+                return Err(if tail.contains("Address already in use") {
+                    StartError::PortTaken(e)
+                } else {
+                    StartError::Fatal(e.context(
+                        "the emulator did not start: check the log, or rerun scripts/bootstrap.sh",
+                    ))
+                });
+            }
+            Ok(None) => {}
+            Err(e) => {
+                let _ = child.kill();
+                return Err(StartError::Fatal(
+                    anyhow::Error::new(e).context("cannot poll the moto server process"),
+                ));
+            }
+        }
+        if answers_http(addr) {
+            return Ok(child);
+        }
+        if started.elapsed() >= timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(StartError::Fatal(anyhow::anyhow!(
+                "moto server on {addr} did not answer within {}s (raise \
+                 LABPIPE_EMULATOR_TIMEOUT_SECS on a slow machine); log {}:\n{}",
+                timeout.as_secs(),
+                log.display(),
+                log_tail(log, 20)
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// True once the server returns any HTTP response.
+fn answers_http(addr: SocketAddr) -> bool {
+    let probe = || -> io::Result<bool> {
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
+        s.set_read_timeout(Some(Duration::from_secs(2)))?;
+        s.set_write_timeout(Some(Duration::from_secs(2)))?;
+        write!(
+            s,
+            "GET /moto-api/ HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )?;
+        let mut head = [0u8; 8];
+        s.read_exact(&mut head)?;
+        Ok(head.starts_with(b"HTTP/1."))
+    };
+    probe().unwrap_or(false)
+}
+
+fn log_tail(log: &Path, lines: usize) -> String {
+    match fs::read_to_string(log) {
+        Ok(text) => {
+            let all: Vec<&str> = text.lines().collect();
+            all[all.len().saturating_sub(lines)..].join("\n")
+        }
+        Err(e) => format!("(cannot read log: {e})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emulator_answers_then_stops_on_drop() {
+        let emulator = Emulator::start();
+        let addr = SocketAddr::from((HOST, emulator.port()));
+        assert!(answers_http(addr), "emulator should answer after start");
+        assert!(emulator.endpoint().starts_with("http://127.0.0.1:"));
+        drop(emulator);
+        assert!(
+            TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_err(),
+            "emulator port {addr} still open after drop"
+        );
+    }
+
+    #[test]
+    fn env_points_children_at_the_emulator() {
+        let emulator = Emulator::shared();
+        let env: std::collections::HashMap<_, _> = emulator.env().into_iter().collect();
+        assert_eq!(env["AWS_ENDPOINT_URL"], emulator.endpoint());
+        assert_eq!(env["AWS_REGION"], REGION);
+        assert_eq!(env["AWS_ACCESS_KEY_ID"], ACCESS_KEY_ID);
+        assert_eq!(env["AWS_SECRET_ACCESS_KEY"], SECRET_ACCESS_KEY);
+    }
+
+    #[test]
+    fn unique_names_differ_and_fit_bucket_rules() {
+        let a = unique_name("lp");
+        let b = unique_name("lp");
+        assert_ne!(a, b);
+        for n in [a, b] {
+            assert!((3..=63).contains(&n.len()), "{n}");
+            assert!(n
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
+        }
+    }
+}

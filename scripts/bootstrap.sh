@@ -6,7 +6,7 @@
 #   usage: scripts/bootstrap.sh [all|apt|venv|rust]...   (default: all)
 #
 #   apt   system packages (Tauri/WebKit build deps, Xvfb, keyring, imagemagick)
-#   venv  $REPO/.venv with the local AWS emulator (moto server) and its tools
+#   venv  $REPO/.venv with the local AWS emulator (moto server), cfn-lint and pytest
 #   rust  checks cargo, rustfmt and clippy are usable
 #
 # Runs as root; without root it uses sudo for apt if sudo exists.
@@ -15,7 +15,7 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$REPO/.venv"
 MOTO_VERSION="5.2.5"
-PY_PACKAGES=("moto[server,s3crc32c]==${MOTO_VERSION}" awscrt boto3 cfn-lint)
+PY_PACKAGES=("moto[server,s3crc32c]==${MOTO_VERSION}" awscrt boto3 cfn-lint pytest)
 # How long to wait for someone else's venv install to finish before going on.
 VENV_WAIT_SECS="${LABPIPE_VENV_WAIT_SECS:-600}"
 
@@ -80,7 +80,7 @@ venv_ready() {
   [ -x "$VENV/bin/moto_server" ] && [ -x "$VENV/bin/cfn-lint" ] || return 1
   "$VENV/bin/python" - "$MOTO_VERSION" >/dev/null 2>&1 <<'EOF'
 import importlib.metadata as md, sys
-import moto.server, awscrt, boto3, crc32c, flask_cors  # noqa: F401
+import moto.server, awscrt, boto3, crc32c, flask_cors, pytest, yaml  # noqa: F401
 sys.exit(0 if md.version("moto") == sys.argv[1] else 1)
 EOF
 }

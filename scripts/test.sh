@@ -29,6 +29,11 @@ bash scripts/bootstrap.sh
 stage "fmt: cargo fmt --all --check"
 cargo fmt --all --check
 
+# infra/template.yaml: cfn-lint, then deployed to a fresh emulator of its
+# own and checked (infra/tests). Needs no Rust build, so it runs early.
+stage "infra: pytest infra/tests"
+PYTHONDONTWRITEBYTECODE=1 .venv/bin/python -m pytest infra/tests -q -p no:cacheprovider
+
 stage "clippy: cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 

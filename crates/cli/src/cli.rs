@@ -24,6 +24,15 @@ pub enum Command {
     #[command(after_help = "Examples:\n  labpipe check D:\\recordings\n  labpipe check 20210301_161221 --json\n\n\
 Verdicts: pass = ready; warn = ready, but look at the warnings; wait = still being written, re-check later; fail = blocked until fixed.")]
     Check(CheckArgs),
+    /// Check session folders, then upload the ready ones to S3 (resumable, verified, never overwriting)
+    #[command(after_help = "Examples:\n  labpipe upload D:\\recordings --bucket lab-raw\n  LABPIPE_RAW_BUCKET=lab-raw labpipe upload 20210301_161221 --json\n\n\
+Objects go to s3://BUCKET/raw/<session>/<file>; raw/<session>/manifest.json is written last, after every file is verified.\n\
+An interrupted upload resumes where it stopped: run the same command again. Existing objects are never overwritten:\n\
+identical ones count as already uploaded, different ones fail the session as a conflict.\n\
+Credentials and region come from the standard AWS chain (AWS_PROFILE, AWS_ACCESS_KEY_ID, ...); AWS_ENDPOINT_URL selects another endpoint.\n\n\
+Exit codes: 0 = every ready session is uploaded (or already was; sessions still being written are skipped),\n\
+1 = a session failed (check failure, conflict, file changed, network) or the bucket/credentials are wrong, 2 = usage error.")]
+    Upload(UploadArgs),
     /// Tools for demos and development (sample data)
     #[command(subcommand)]
     Dev(DevCommand),
@@ -47,6 +56,42 @@ pub struct CheckArgs {
     /// Seconds a folder must stay unchanged before it counts as complete (default from the schema: 60)
     #[arg(long, value_name = "SECS")]
     pub quiet_period: Option<u64>,
+    #[command(flatten)]
+    pub schema: SchemaArg,
+}
+
+#[derive(Debug, Args)]
+pub struct UploadArgs {
+    /// Session folders, or folders that hold session folders
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Bucket for raw recordings
+    #[arg(long, value_name = "BUCKET", env = "LABPIPE_RAW_BUCKET")]
+    pub bucket: Option<String>,
+    /// Parts and small files in flight at once (memory is about concurrency × part size)
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub concurrency: usize,
+    /// Part size for multipart uploads, e.g. 16MiB (minimum 5MiB); smaller files go in one request
+    #[arg(long, value_name = "SIZE", default_value = "16MiB")]
+    pub part_size: String,
+    /// Average upload cap in bytes per second, e.g. 20MB (per second)
+    #[arg(long, value_name = "RATE")]
+    pub max_bandwidth: Option<String>,
+    /// Print one JSON event per line and a final summary line instead of progress bars
+    #[arg(long)]
+    pub json: bool,
+    /// Check and show what would be uploaded, without contacting S3
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Upload journal (resume state); default in the user's data folder
+    #[arg(long, value_name = "FILE", env = "LABPIPE_JOURNAL")]
+    pub journal: Option<PathBuf>,
+    /// Show the log live on stderr (-vv for debug); it is always written to the log folder
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Seconds one S3 request attempt may take before it is retried as stalled
+    #[arg(long, value_name = "SECS", default_value_t = 120, hide = true)]
+    pub attempt_timeout: u64,
     #[command(flatten)]
     pub schema: SchemaArg,
 }

@@ -16,6 +16,7 @@
 //! bytes (only sizes), so checking a 600 MB session costs a directory listing and one small read.
 
 pub mod check;
+pub mod filter;
 pub mod finding;
 pub mod manifest;
 pub mod metadata;

@@ -34,7 +34,7 @@ pub enum BrokenKind {
     EmptyValue,
     /// Metadata but no data files.
     NoDataFiles,
-    /// One data file is empty.
+    /// One data file is empty, as when the recorder opened the next file and then crashed.
     ZeroByteDataFile,
     /// One data file ends mid-frame, as after a crash while writing.
     TruncatedDataFile,
@@ -95,25 +95,26 @@ impl BrokenKind {
         }
     }
 
-    /// The check that should reject this session.
+    /// The LabPipe check that should reject this session: the `check` of the finding that
+    /// `labpipe check` reports for it (`session_id`, `folder`, `stability`, `metadata` or
+    /// `data_files`).
     pub fn expected_check(&self) -> &'static str {
         match self {
             Self::BadCalendarDate
             | Self::MonthOutOfRange
             | Self::HourOutOfRange
-            | Self::NameNotTimestamp => "folder_name",
-            Self::MissingMetadata => "metadata_present",
-            Self::GarbledMetadata => "metadata_encoding",
-            Self::NotANumber | Self::DecimalComma => "metadata_types",
-            Self::ValueOutOfRange => "metadata_range",
-            Self::MissingRequiredKey => "metadata_required",
-            Self::DuplicateKey => "metadata_duplicate",
-            Self::EmptyValue => "metadata_empty",
-            Self::NoDataFiles => "data_present",
-            Self::ZeroByteDataFile => "data_empty_file",
-            Self::TruncatedDataFile => "frame_alignment",
-            Self::StillBeingWritten => "quiet_period",
-            Self::SymlinkOutside => "symlinks",
+            | Self::NameNotTimestamp => "session_id",
+            Self::MissingMetadata
+            | Self::GarbledMetadata
+            | Self::NotANumber
+            | Self::DecimalComma
+            | Self::ValueOutOfRange
+            | Self::MissingRequiredKey
+            | Self::DuplicateKey
+            | Self::EmptyValue => "metadata",
+            Self::NoDataFiles | Self::ZeroByteDataFile | Self::TruncatedDataFile => "data_files",
+            Self::StillBeingWritten => "stability",
+            Self::SymlinkOutside => "folder",
         }
     }
 
@@ -135,7 +136,7 @@ impl BrokenKind {
             Self::DuplicateKey => "key fatigue appears twice with different values",
             Self::EmptyValue => "required key subject_id has an empty value",
             Self::NoDataFiles => "the folder holds metadata but no data files",
-            Self::ZeroByteDataFile => "one data file is empty",
+            Self::ZeroByteDataFile => "one data file is empty (0 bytes)",
             Self::TruncatedDataFile => "one data file ends in the middle of a frame",
             Self::StillBeingWritten => {
                 "a .part file is present and files were modified just now, so acquisition may still be running"

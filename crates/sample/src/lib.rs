@@ -44,9 +44,11 @@ pub const DEFAULT_SIZE_BYTES: u64 = 600_000_000;
 /// Number of good sessions when the caller does not choose: about one lab day.
 pub const DEFAULT_COUNT: usize = 10;
 
-/// Broken sessions are this many times smaller than good ones: each exists to trip one check,
-/// and writing seventeen full-size sessions would multiply the cost of `--broken` for nothing.
-pub const BROKEN_SIZE_DIVISOR: u64 = 10;
+/// Broken sessions are this many times smaller than good ones. Each exists to trip one check,
+/// and seventeen full-size sessions would add 10 GB at the default size; half size halves
+/// that while staying well inside the size band LabPipe accepts without warning (a quarter to
+/// four times the usual size), so size never becomes a second defect.
+pub const BROKEN_SIZE_DIVISOR: u64 = 2;
 
 /// What to generate and where.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,9 +1,10 @@
 //! When sessions were recorded, and the folder names that follow from that.
 //!
-//! The lab records about ten sessions a day, a couple of hours apart, so generated names
-//! exercise day boundaries and sorting the way real folders do. Times are drawn one after the
-//! other from a single stream, so the first `n` times never depend on how many follow: the
-//! broken examples take the slots after the good sessions without moving them.
+//! The lab records about ten sessions a day, one to two hours apart from the morning into the
+//! evening, so generated names exercise day boundaries and sorting the way real folders do.
+//! Times are drawn one after the other from a single stream, so the first `n` times never
+//! depend on how many follow: the broken examples take the slots after the good sessions
+//! without moving them.
 
 use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime};
 use rand::Rng;
@@ -12,7 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::SampleError;
 
 /// Sessions of one day fall within this many seconds after the day's start time.
-const DAY_WINDOW_SECS: i64 = 18 * 3600;
+const DAY_WINDOW_SECS: i64 = 16 * 3600;
 
 /// `n` strictly increasing recording times; the first is `start` itself.
 pub(crate) fn recording_times(
@@ -20,7 +21,9 @@ pub(crate) fn recording_times(
     rng: &mut ChaCha8Rng,
     n: usize,
 ) -> Result<Vec<NaiveDateTime>, SampleError> {
-    let mut times = Vec::with_capacity(n);
+    // Capacity is capped: an absurd count must end in `TimeOutOfRange`, not an allocation
+    // failure.
+    let mut times = Vec::with_capacity(n.min(1 << 16));
     let mut day = 0;
     while times.len() < n {
         let per_day: i64 = rng.gen_range(9..=11);

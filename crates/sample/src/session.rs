@@ -56,8 +56,11 @@ enum Source {
 
 impl Plan {
     fn bytes(&self) -> u64 {
+        // Saturating: absurd sizes must fail on a full disk, not overflow here.
         let metadata = self.metadata.as_ref().map_or(0, |m| m.len() as u64);
-        metadata + self.files.iter().map(|f| f.bytes).sum::<u64>()
+        self.files
+            .iter()
+            .fold(metadata, |sum, f| sum.saturating_add(f.bytes))
     }
 }
 
@@ -75,7 +78,7 @@ pub(crate) fn generate(
     fs::create_dir_all(&opts.out).map_err(SampleError::io(&opts.out))?;
     let mut progress = Progress {
         done: 0,
-        total: plans.iter().map(Plan::bytes).sum(),
+        total: plans.iter().fold(0, |sum, p| sum.saturating_add(p.bytes())),
         report: progress,
     };
     let mut buf = Vec::new();
@@ -94,7 +97,7 @@ struct Progress<'a> {
 
 impl Progress<'_> {
     fn add(&mut self, bytes: u64) {
-        self.done += bytes;
+        self.done = self.done.saturating_add(bytes);
         (self.report)(self.done, self.total);
     }
 }
@@ -118,7 +121,7 @@ fn plan(opts: &GenerateOptions) -> Result<Vec<Plan>, SampleError> {
     let times = schedule::recording_times(
         opts.start,
         &mut ChaCha8Rng::seed_from_u64(opts.seed),
-        opts.count + broken.len(),
+        opts.count.saturating_add(broken.len()),
     )?;
     let good = (0..opts.count).map(|slot| (slot, SampleKind::Good));
     let bad = broken
@@ -212,7 +215,17 @@ fn plan_session(
         }
         Some(BrokenKind::EmptyValue) => set(&mut entries, "subject_id", String::new()),
         Some(BrokenKind::NoDataFiles) => files.clear(),
-        Some(BrokenKind::ZeroByteDataFile) => files[1].bytes = 0,
+        Some(BrokenKind::ZeroByteDataFile) => {
+            // An extra file, so the session keeps its usual size.
+            files.insert(
+                rec_files,
+                FilePlan {
+                    rel: PathBuf::from(format!("rec_{rec_files:03}.bin")),
+                    source: Source::Signal,
+                    bytes: 0,
+                },
+            );
+        }
         Some(BrokenKind::TruncatedDataFile) => {
             let last = files
                 .iter_mut()

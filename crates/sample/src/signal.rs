@@ -2,13 +2,15 @@
 //! written at disk speed rather than CPU speed.
 //!
 //! Each channel is two sine oscillators (a rhythm around 10 Hz and a slow drift or 50 Hz mains
-//! hum), near-Gaussian noise and occasional decaying spikes. Speed comes from two choices:
+//! hum), near-Gaussian noise and occasional decaying spikes. Speed comes from three choices:
 //! no transcendental function runs per sample (oscillators advance by rotating a unit vector,
-//! noise is a sum of uniforms from a xorshift generator seeded by the session's ChaCha stream),
-//! and channels are computed eight at a time in branch-free fixed-size arrays that the
-//! compiler turns into SIMD instructions. Only additions, multiplications and bit operations
-//! touch samples, and the few sines needed for set-up come from [`sin_cos`] rather than the
-//! platform's maths library, so the bytes are the same on every platform.
+//! noise is a sum of uniforms from a xorshift generator seeded by the session's ChaCha
+//! stream); channels are computed eight at a time in fixed-size arrays the compiler turns
+//! into SIMD instructions; and spikes, being rare, are added afterwards only where they fall
+//! instead of costing every sample a branch. Only additions, multiplications and bit
+//! operations touch samples, and the few sines needed for set-up come from [`sin_cos`] rather
+//! than the platform's maths library, so the bytes do not depend on which maths library a
+//! platform ships.
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -18,16 +20,19 @@ use crate::metadata::{SampleFormat, Setup};
 /// Channels computed together; a multiple of every SIMD width in use.
 const LANES: usize = 8;
 
-/// Frames between oscillator renormalisations; rotation in `f32` drifts off the unit circle
-/// by about one ulp per step, so a few hundred steps are harmless.
-const RENORM_FRAMES: usize = 256;
+/// Frames computed per pass; oscillators are renormalised after each. Rotation in `f32`
+/// drifts off the unit circle by about one ulp per step, so a few hundred steps are harmless.
+const BLOCK_FRAMES: usize = 256;
 
 /// Noise is the sum of three 10-bit uniforms (Irwin–Hall, close enough to Gaussian).
 const NOISE_BITS: u32 = 10;
 const NOISE_MASK: u32 = (1 << NOISE_BITS) - 1;
 
 /// Mean spacing of spikes per channel, in seconds.
-const SPIKE_EVERY_SECS: u32 = 10;
+const SPIKE_EVERY_SECS: u64 = 10;
+
+/// Spikes decay geometrically until they fall below this, in units of the signal.
+const SPIKE_CUTOFF: f32 = 1e-3;
 
 /// Eight channels' state, one array per field so each step is a handful of vector operations.
 /// Padding lanes beyond the session's channel count are computed and never stored.
@@ -46,62 +51,53 @@ struct Lanes {
     a2: [f32; LANES],
     noise: [f32; LANES],
     offset: [f32; LANES],
-    spike: [f32; LANES],
-    spike_amp: [f32; LANES],
-    spike_decay: [f32; LANES],
-    /// Samples until the next spike.
-    until_spike: [i32; LANES],
     /// Per-lane xorshift32 state; never zero.
     rng: [u32; LANES],
+    spike_amp: [f32; LANES],
+    spike_decay: [f32; LANES],
+    /// The tail of the last spike, carried into the next block.
+    spike: [f32; LANES],
+    /// Frames from the start of the next block to the next spike.
+    until_spike: [u64; LANES],
+    /// [`SPIKE_CUTOFF`] in stored units.
+    cutoff: f32,
 }
 
 impl Lanes {
-    /// The next sample of each lane, in stored units.
-    #[inline(always)]
-    fn step(&mut self, spike_base: i32, spike_mask: u32) -> [f32; LANES] {
-        let mut out = [0.0; LANES];
-        for i in 0..LANES {
-            let mut x = self.rng[i];
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            self.rng[i] = x;
-            let uniforms = (x & NOISE_MASK)
-                + ((x >> NOISE_BITS) & NOISE_MASK)
-                + ((x >> (2 * NOISE_BITS)) & NOISE_MASK);
-            // Three uniforms on [0, 1) have mean 1.5 and variance 1/4: scale to unit spread.
-            let noise = uniforms as f32 * (2.0 / NOISE_MASK as f32) - 3.0;
-
-            let until = self.until_spike[i] - 1;
-            let fire = until <= 0;
-            let decayed = self.spike[i] * self.spike_decay[i];
-            // Cut the decay off before it reaches subnormals, which are slow on x86.
-            let decayed = if decayed.abs() < 1e-3 { 0.0 } else { decayed };
-            let spike = if fire { self.spike_amp[i] } else { decayed };
-            self.until_spike[i] = if fire {
-                spike_base + ((x >> 2) & spike_mask) as i32
-            } else {
-                until
-            };
-            self.spike[i] = spike;
-
-            out[i] = self.a1[i] * self.s1[i]
-                + self.a2[i] * self.s2[i]
-                + self.noise[i] * noise
-                + spike
-                + self.offset[i];
-
-            let (c, s) = (self.c1[i], self.s1[i]);
-            self.c1[i] = c * self.cr1[i] - s * self.sr1[i];
-            self.s1[i] = s * self.cr1[i] + c * self.sr1[i];
-            let (c, s) = (self.c2[i], self.s2[i]);
-            self.c2[i] = c * self.cr2[i] - s * self.sr2[i];
-            self.s2[i] = s * self.cr2[i] + c * self.sr2[i];
+    /// Writes the next `out.len()` frames of this group's lanes.
+    ///
+    /// Kept out of line on purpose: as a function of its own, `self` and `out` are known not
+    /// to overlap, which is what lets the compiler vectorise the loops.
+    #[inline(never)]
+    fn generate(&mut self, out: &mut [[f32; LANES]], spikes: &mut SpikeGaps) {
+        for frame in out.iter_mut() {
+            let mut x = self.rng;
+            for x in &mut x {
+                *x ^= *x << 13;
+                *x ^= *x >> 17;
+                *x ^= *x << 5;
+            }
+            self.rng = x;
+            for i in 0..LANES {
+                let u = (x[i] & NOISE_MASK)
+                    + ((x[i] >> NOISE_BITS) & NOISE_MASK)
+                    + ((x[i] >> (2 * NOISE_BITS)) & NOISE_MASK);
+                // Three uniforms on [0, 1) have mean 1.5 and variance 1/4: scale to unit spread.
+                let noise = u as i32 as f32 * (2.0 / NOISE_MASK as f32) - 3.0;
+                frame[i] = self.a1[i] * self.s1[i]
+                    + self.a2[i] * self.s2[i]
+                    + self.noise[i] * noise
+                    + self.offset[i];
+            }
+            for i in 0..LANES {
+                let (c, s) = (self.c1[i], self.s1[i]);
+                self.c1[i] = c * self.cr1[i] - s * self.sr1[i];
+                self.s1[i] = s * self.cr1[i] + c * self.sr1[i];
+                let (c, s) = (self.c2[i], self.s2[i]);
+                self.c2[i] = c * self.cr2[i] - s * self.sr2[i];
+                self.s2[i] = s * self.cr2[i] + c * self.sr2[i];
+            }
         }
-        out
-    }
-
-    fn renormalise(&mut self) {
         for i in 0..LANES {
             // One Newton step towards length 1 is plenty for the tiny drift of a block.
             let k = 1.5 - 0.5 * (self.c1[i] * self.c1[i] + self.s1[i] * self.s1[i]);
@@ -111,6 +107,53 @@ impl Lanes {
             self.c2[i] *= k;
             self.s2[i] *= k;
         }
+        self.add_spikes(out, spikes);
+    }
+
+    /// Adds the spikes, and tails of earlier ones, that fall within `out`.
+    #[allow(
+        clippy::needless_range_loop,
+        reason = "`i` is a lane index into several arrays, not a position in `out`"
+    )]
+    fn add_spikes(&mut self, out: &mut [[f32; LANES]], gaps: &mut SpikeGaps) {
+        let n = out.len() as u64;
+        for i in 0..LANES {
+            let mut t = 0;
+            loop {
+                let stop = self.until_spike[i].min(n);
+                while t < stop && self.spike[i] != 0.0 {
+                    out[t as usize][i] += self.spike[i];
+                    self.spike[i] *= self.spike_decay[i];
+                    if self.spike[i].abs() < self.cutoff {
+                        // Also keeps the decay from reaching subnormals, which are slow on x86.
+                        self.spike[i] = 0.0;
+                    }
+                    t += 1;
+                }
+                if self.until_spike[i] >= n {
+                    self.until_spike[i] -= n;
+                    break;
+                }
+                t = self.until_spike[i];
+                self.spike[i] = self.spike_amp[i];
+                self.until_spike[i] += gaps.next();
+            }
+        }
+    }
+}
+
+/// Random spacing between spikes: `base + uniform(0..=mask)` samples, a mean of 0.75 to 1
+/// times the intended spacing and never closer than half of it.
+#[derive(Debug, Clone)]
+struct SpikeGaps {
+    base: u64,
+    mask: u64,
+    rng: WyRand,
+}
+
+impl SpikeGaps {
+    fn next(&mut self) -> u64 {
+        self.base + (self.rng.next() & self.mask)
     }
 }
 
@@ -119,9 +162,10 @@ impl Lanes {
 pub(crate) struct Signal {
     format: SampleFormat,
     frame: usize,
+    channels: usize,
     groups: Vec<Lanes>,
-    spike_base: i32,
-    spike_mask: u32,
+    gaps: SpikeGaps,
+    scratch: Vec<[f32; LANES]>,
 }
 
 impl Signal {
@@ -134,11 +178,12 @@ impl Signal {
             SampleFormat::Float32 => 40.0,
         };
         let rate = f64::from(setup.rate_hz);
-        // Spikes come every `base + uniform(0..=mask)` samples: a mean of 0.75 to 1 times
-        // the intended spacing, never closer than half of it.
-        let mean_gap = SPIKE_EVERY_SECS * setup.rate_hz;
-        let spike_mask = (mean_gap / 2).next_power_of_two() - 1;
-        let spike_base = (mean_gap / 2) as i32;
+        let half_gap = SPIKE_EVERY_SECS * u64::from(setup.rate_hz) / 2;
+        let mut gaps = SpikeGaps {
+            base: half_gap,
+            mask: half_gap.next_power_of_two() - 1,
+            rng: WyRand(rng.gen()),
+        };
         let mut groups = vec![Lanes::default(); setup.channels.div_ceil(LANES)];
         for ch in 0..groups.len() * LANES {
             let g = &mut groups[ch / LANES];
@@ -155,18 +200,20 @@ impl Signal {
             g.a2[i] = unit * a2;
             g.noise[i] = unit * rng.gen_range(0.1..0.3);
             g.offset[i] = unit * rng.gen_range(-0.2..0.2);
+            g.rng[i] = rng.gen_range(1..=u32::MAX);
             let polarity = if rng.gen_bool(0.5) { 1.0 } else { -1.0 };
             g.spike_amp[i] = unit * polarity * rng.gen_range(4.0..8.0);
             g.spike_decay[i] = rng.gen_range(0.6..0.8);
-            g.until_spike[i] = rng.gen_range(1..=spike_base + spike_mask as i32);
-            g.rng[i] = rng.gen_range(1..=u32::MAX);
+            g.until_spike[i] = gaps.next() / 2;
+            g.cutoff = unit * SPIKE_CUTOFF;
         }
         Self {
             format: setup.format,
             frame: setup.frame_bytes(),
+            channels: setup.channels,
             groups,
-            spike_base,
-            spike_mask,
+            gaps,
+            scratch: vec![[0.0; LANES]; BLOCK_FRAMES],
         }
     }
 
@@ -185,29 +232,36 @@ impl Signal {
     }
 
     fn fill_as<E: Encode>(&mut self, out: &mut [u8]) {
-        let (base, mask) = (self.spike_base, self.spike_mask);
-        for block in out.chunks_mut(RENORM_FRAMES * self.frame) {
-            for frame in block.chunks_exact_mut(self.frame) {
-                for (lanes, dst) in self
-                    .groups
-                    .iter_mut()
-                    .zip(frame.chunks_mut(LANES * E::BYTES))
-                {
-                    let values = lanes.step(base, mask);
-                    for (d, v) in dst.chunks_exact_mut(E::BYTES).zip(values) {
-                        E::put(d, v);
-                    }
-                }
-            }
-            for lanes in &mut self.groups {
-                lanes.renormalise();
+        for block in out.chunks_mut(BLOCK_FRAMES * self.frame) {
+            let values = &mut self.scratch[..block.len() / self.frame];
+            for (g, lanes) in self.groups.iter_mut().enumerate() {
+                lanes.generate(values, &mut self.gaps);
+                let used = (self.channels - g * LANES).min(LANES);
+                encode::<E>(values, block, self.frame, g * LANES * E::BYTES, used);
             }
         }
     }
 }
 
-/// A small generator for event timing (wyrand); ChaCha stays in charge of every structural
-/// choice.
+/// Stores the first `used` lanes of each frame's values `offset` bytes into that frame.
+#[inline(never)]
+fn encode<E: Encode>(
+    values: &[[f32; LANES]],
+    block: &mut [u8],
+    frame: usize,
+    offset: usize,
+    used: usize,
+) {
+    for (dst, values) in block.chunks_exact_mut(frame).zip(values) {
+        let dst = &mut dst[offset..offset + used * E::BYTES];
+        for (d, v) in dst.chunks_exact_mut(E::BYTES).zip(values) {
+            E::put(d, *v);
+        }
+    }
+}
+
+/// A small generator (wyrand) for the timing of spikes and events; ChaCha stays in charge of
+/// every structural choice.
 #[derive(Debug, Clone)]
 struct WyRand(u64);
 
@@ -409,7 +463,7 @@ mod tests {
         let mut pieces = vec![0u8; 1000 * frame];
         let mut signal = Signal::new(&setup, &mut ChaCha8Rng::seed_from_u64(2));
         // Renormalisation happens per block of a fill call, so only split on block borders.
-        let (a, b) = pieces.split_at_mut(RENORM_FRAMES * frame);
+        let (a, b) = pieces.split_at_mut(BLOCK_FRAMES * frame);
         signal.fill(a);
         signal.fill(b);
         assert_eq!(whole, pieces);
@@ -431,21 +485,19 @@ mod tests {
         assert!((10..=60).contains(&codes.len()), "{} events", codes.len());
         assert!(codes.iter().all(|(i, v)| i % 4 == 0 && (1..=8).contains(v)));
     }
-}
 
-#[cfg(test)]
-mod bench_tmp {
-    use super::*;
-    use rand::SeedableRng;
+    /// Generation speed without the disk: `cargo test --release -p labpipe-sample
+    /// generation_speed -- --ignored --nocapture`.
     #[test]
-    #[ignore]
-    fn fill_speed() {
-        for (format, channels) in [
+    #[ignore = "benchmark; run in release"]
+    fn generation_speed() {
+        let cases = [
             (SampleFormat::Int16, 8),
             (SampleFormat::Int16, 16),
             (SampleFormat::Int32, 16),
             (SampleFormat::Float32, 32),
-        ] {
+        ];
+        for (format, channels) in cases {
             let setup = Setup {
                 hardware: "X200",
                 channels,
@@ -455,14 +507,18 @@ mod bench_tmp {
             let mut signal = Signal::new(&setup, &mut ChaCha8Rng::seed_from_u64(5));
             let frame = setup.frame_bytes();
             let mut buf = vec![0u8; (4 << 20) / frame * frame];
-            let t = std::time::Instant::now();
+            let started = std::time::Instant::now();
             let mut total = 0;
             while total < 600_000_000 {
                 signal.fill(&mut buf);
                 total += buf.len();
             }
-            let s = t.elapsed().as_secs_f64();
-            eprintln!("{format:?} x{channels}: {:.0} MB/s", total as f64 / 1e6 / s);
+            let seconds = started.elapsed().as_secs_f64();
+            eprintln!(
+                "{} x{channels}: {:.0} MB/s",
+                format.name(),
+                total as f64 / 1e6 / seconds
+            );
         }
     }
 }

@@ -2,6 +2,7 @@
 
 mod check;
 mod dev;
+mod upload;
 
 use crate::cli::{Cli, Command, DevCommand, SchemaArg};
 use crate::UsageError;
@@ -14,6 +15,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Check(args) => check::run(args),
         Command::Dev(DevCommand::Generate(args)) => dev::generate(args),
+        Command::Upload(args) => upload::run(args),
     }
 }
 

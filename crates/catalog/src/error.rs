@@ -1,0 +1,119 @@
+//! Catalog errors, classed so callers know whether to retry.
+//!
+//! The Lambdas turn a retryable error into an SQS retry (and, after a few, the dead-letter queue)
+//! and a permanent one into a `FAILED` status; the CLI turns either into a message. A DynamoDB
+//! error that is not about the session itself (throttling, a network hiccup, a missing table) is
+//! never the session's fault, so the handlers do not mark sessions `FAILED` for it.
+
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+
+use crate::status::Status;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("session {session} is not in the catalog (table {table}); check the session id, or wait until its upload is ingested")]
+    NotFound { session: String, table: String },
+
+    #[error("session {session} is {from} and cannot become {to}")]
+    InvalidTransition {
+        session: String,
+        from: Status,
+        to: Status,
+    },
+
+    #[error("session {session} is already cataloged from a different manifest (cataloged sha256 {existing}, new {incoming}); raw data is never replaced — upload a corrected recording under a new session folder, or ask the operator to retire the old entry")]
+    Conflict {
+        session: String,
+        existing: String,
+        incoming: String,
+    },
+
+    #[error("catalog item of session {session} is malformed: {reason}; fix or delete the item")]
+    Malformed { session: String, reason: String },
+
+    #[error("session {session} kept changing while being updated ({attempts} attempts); try again")]
+    Contention { session: String, attempts: u32 },
+
+    #[error("catalog {operation} on table {table} failed: {message}")]
+    Service {
+        operation: &'static str,
+        table: String,
+        message: String,
+        retryable: bool,
+    },
+}
+
+impl CatalogError {
+    /// True when the same call may succeed later without anyone changing anything.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            CatalogError::Contention { .. } => true,
+            CatalogError::Service { retryable, .. } => *retryable,
+            _ => false,
+        }
+    }
+
+    /// A short stable code for programs (`{code, message}` at the app boundary).
+    pub fn code(&self) -> &'static str {
+        match self {
+            CatalogError::NotFound { .. } => "not_found",
+            CatalogError::InvalidTransition { .. } => "invalid_transition",
+            CatalogError::Conflict { .. } => "conflict",
+            CatalogError::Malformed { .. } => "malformed",
+            CatalogError::Contention { .. } => "contention",
+            CatalogError::Service { .. } => "service",
+        }
+    }
+}
+
+/// DynamoDB error codes worth retrying.
+const RETRYABLE_CODES: &[&str] = &[
+    "ThrottlingException",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "TransactionConflictException",
+    "TransactionInProgressException",
+    "LimitExceededException",
+];
+
+/// The service error code, when the call reached DynamoDB and it answered with one.
+pub(crate) fn error_code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<&str> {
+    match err {
+        SdkError::ServiceError(e) => e.err().code(),
+        _ => None,
+    }
+}
+
+pub(crate) fn service<E, R>(operation: &'static str, table: &str, err: SdkError<E, R>) -> CatalogError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let (retryable, message) = match &err {
+        SdkError::ServiceError(e) => {
+            let code = e.err().code().unwrap_or("unknown");
+            let msg = e.err().message().unwrap_or("no message");
+            let hint = match code {
+                "ResourceNotFoundException" => "; check the table name (--table, LABPIPE_TABLE or the stack outputs) and that the stack is deployed",
+                "AccessDeniedException" | "UnrecognizedClientException" => "; check the credentials and the role's permissions on the table",
+                _ => "",
+            };
+            (RETRYABLE_CODES.contains(&code), format!("{code}: {msg}{hint}"))
+        }
+        SdkError::TimeoutError(_) => (true, "timed out; check the network and retry".to_string()),
+        SdkError::DispatchFailure(e) => (
+            true,
+            format!("cannot reach DynamoDB ({e:?}); check the network or the endpoint URL"),
+        ),
+        SdkError::ResponseError(_) => (true, "unreadable response from DynamoDB; retry".to_string()),
+        other => (false, format!("{other}")),
+    };
+    CatalogError::Service {
+        operation,
+        table: table.to_string(),
+        message,
+        retryable,
+    }
+}

@@ -1,0 +1,591 @@
+//! [`Catalog`]: the session catalog over one DynamoDB table.
+//!
+//! Every write that changes a session's status is one transaction of two items: the `META` item,
+//! conditional on the status *and* the event count the writer read, and a new `EVENT#…` item.
+//! So the status and its history never disagree, two writers racing on a session cannot both
+//! win, and a redelivered message that repeats a write finds the work done instead of doing it
+//! twice.
+
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, Put, ScalarAttributeType, TransactWriteItem, Update,
+};
+use aws_sdk_dynamodb::Client;
+use chrono::{NaiveDateTime, Utc};
+
+use crate::error::{error_code, service, CatalogError};
+use crate::item::{
+    format_utc, get_n, n, s, session_pk, Event, Item, Level, OutputRecord, SessionItem,
+    EVENT_PREFIX, META_SK, OUTPUT_PREFIX,
+};
+use crate::status::Status;
+
+/// Index of sessions by recording month (`month`, `recorded_at`).
+pub const BY_MONTH_INDEX: &str = "by_month";
+/// Index of sessions by status (`status`, `recorded_at`).
+pub const BY_STATUS_INDEX: &str = "by_status";
+
+/// Attempts of a read-check-write cycle before giving up with [`CatalogError::Contention`].
+const ATTEMPTS: u32 = 5;
+
+/// What [`Catalog::put_new_session`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PutOutcome {
+    /// The entry was written now.
+    Created(SessionItem),
+    /// The same manifest was cataloged before (a duplicate event): nothing was written.
+    AlreadyCataloged(SessionItem),
+}
+
+/// The session catalog in one DynamoDB table. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    db: Client,
+    table: String,
+}
+
+impl Catalog {
+    pub fn new(db: Client, table: impl Into<String>) -> Self {
+        Catalog {
+            db,
+            table: table.into(),
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// The session's entry, read consistently; `None` when it is not cataloged.
+    pub async fn get(&self, session: &str) -> Result<Option<SessionItem>, CatalogError> {
+        let out = self
+            .db
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(session_pk(session)))
+            .key("sk", s(META_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| service("GetItem", &self.table, e))?;
+        out.item().map(SessionItem::from_item).transpose()
+    }
+
+    /// Writes the entry of a newly verified session, unless it exists.
+    ///
+    /// An entry with the same `manifest_sha256` is a duplicate delivery:
+    /// [`PutOutcome::AlreadyCataloged`], nothing written. An entry from a different manifest is a
+    /// [`CatalogError::Conflict`] and is left as it is. An entry without a manifest (a placeholder
+    /// written to record a failure before the session could be cataloged, or by the lab side) is
+    /// replaced, keeping its history.
+    pub async fn put_new_session(&self, new: &SessionItem) -> Result<PutOutcome, CatalogError> {
+        let incoming = new.manifest_sha256.clone().unwrap_or_default();
+        for _ in 0..ATTEMPTS {
+            let existing = self.get(&new.session).await?;
+            let (from, old_count) = match &existing {
+                Some(e) => match &e.manifest_sha256 {
+                    Some(sha) if *sha == incoming => return Ok(PutOutcome::AlreadyCataloged(e.clone())),
+                    Some(sha) => {
+                        return Err(CatalogError::Conflict {
+                            session: new.session.clone(),
+                            existing: sha.clone(),
+                            incoming,
+                        })
+                    }
+                    None => (Some(e.status), e.event_count),
+                },
+                None => (None, 0),
+            };
+            let mut item = new.clone();
+            item.event_count = old_count + 1;
+            let event = Event {
+                at: item.updated_at,
+                seq: item.event_count,
+                status: Some(item.status),
+                from,
+                step: item.status_step.clone().unwrap_or_default(),
+                level: level_for(item.status),
+                message: item.status_message.clone().unwrap_or_default(),
+            };
+            let mut put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item.to_item()));
+            put = if existing.is_some() {
+                put.condition_expression("attribute_not_exists(manifest_sha256) AND event_count = :old")
+                    .expression_attribute_values(":old", n(old_count))
+            } else {
+                put.condition_expression("attribute_not_exists(pk)")
+            };
+            if self.write_with_event(put_op(put), &new.session, &event).await? {
+                return Ok(PutOutcome::Created(item));
+            }
+        }
+        Err(CatalogError::Contention {
+            session: new.session.clone(),
+            attempts: ATTEMPTS,
+        })
+    }
+
+    /// Moves a session to `to`, recording why in its history. Reads the current status and
+    /// retries when another writer got in between.
+    pub async fn transition(
+        &self,
+        session: &str,
+        to: Status,
+        step: &str,
+        message: &str,
+    ) -> Result<SessionItem, CatalogError> {
+        for _ in 0..ATTEMPTS {
+            let current = self.require(session).await?;
+            match self.transition_from(&current, to, step, message).await {
+                Err(CatalogError::Contention { .. }) => continue,
+                other => return other,
+            }
+        }
+        Err(CatalogError::Contention {
+            session: session.to_string(),
+            attempts: ATTEMPTS,
+        })
+    }
+
+    /// Moves a session to `to` only if it is still exactly as `current` shows it (same status,
+    /// same event count): the caller decided on `current`, and a change since then means its
+    /// decision may be wrong. Fails with [`CatalogError::Contention`] (retryable) if it changed.
+    pub async fn transition_from(
+        &self,
+        current: &SessionItem,
+        to: Status,
+        step: &str,
+        message: &str,
+    ) -> Result<SessionItem, CatalogError> {
+        if !to.can_follow(current.status) {
+            return Err(CatalogError::InvalidTransition {
+                session: current.session.clone(),
+                from: current.status,
+                to,
+            });
+        }
+        let now = Utc::now();
+        let seq = current.event_count + 1;
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(session_pk(&current.session)))
+            .key("sk", s(META_SK))
+            .update_expression(
+                "SET #st = :to, status_step = :step, status_message = :msg, updated_at = :now, event_count = :seq",
+            )
+            .condition_expression(
+                "#st = :from AND (event_count = :old OR (attribute_not_exists(event_count) AND :old = :zero))",
+            )
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":to", s(to.as_str()))
+            .expression_attribute_values(":step", s(step))
+            .expression_attribute_values(":msg", s(message))
+            .expression_attribute_values(":now", s(format_utc(now)))
+            .expression_attribute_values(":seq", n(seq))
+            .expression_attribute_values(":from", s(current.status.as_str()))
+            .expression_attribute_values(":old", n(current.event_count))
+            .expression_attribute_values(":zero", n(0))
+            .build()
+            .expect("table, key and update expression are set");
+        let event = Event {
+            at: now,
+            seq,
+            status: Some(to),
+            from: Some(current.status),
+            step: step.to_string(),
+            level: level_for(to),
+            message: message.to_string(),
+        };
+        let op = TransactWriteItem::builder().update(update).build();
+        if !self.write_with_event(op, &current.session, &event).await? {
+            return Err(CatalogError::Contention {
+                session: current.session.clone(),
+                attempts: 1,
+            });
+        }
+        let mut next = current.clone();
+        next.status = to;
+        next.status_step = Some(step.to_string());
+        next.status_message = Some(message.to_string());
+        next.updated_at = now;
+        next.event_count = seq;
+        Ok(next)
+    }
+
+    /// Marks a session `FAILED` at `step`. A session not yet in the catalog gets a placeholder
+    /// entry (from its id's recording time) so the failure is visible where people look.
+    pub async fn record_failure(
+        &self,
+        session: &str,
+        recorded_at: NaiveDateTime,
+        step: &str,
+        message: &str,
+    ) -> Result<SessionItem, CatalogError> {
+        for _ in 0..ATTEMPTS {
+            if let Some(current) = self.get(session).await? {
+                match self.transition_from(&current, Status::Failed, step, message).await {
+                    Err(CatalogError::Contention { .. }) => continue,
+                    other => return other,
+                }
+            }
+            let mut item = SessionItem::placeholder(session, recorded_at, Status::Failed, Utc::now());
+            item.status_step = Some(step.to_string());
+            item.status_message = Some(message.to_string());
+            item.event_count = 1;
+            let event = Event {
+                at: item.updated_at,
+                seq: 1,
+                status: Some(Status::Failed),
+                from: None,
+                step: step.to_string(),
+                level: Level::Error,
+                message: message.to_string(),
+            };
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item.to_item()))
+                .condition_expression("attribute_not_exists(pk)");
+            if self.write_with_event(put_op(put), session, &event).await? {
+                return Ok(item);
+            }
+        }
+        Err(CatalogError::Contention {
+            session: session.to_string(),
+            attempts: ATTEMPTS,
+        })
+    }
+
+    /// Adds a note to a cataloged session's history without changing its status (e.g. a
+    /// transient failure that will be retried). Returns `false` when the session is not in the
+    /// catalog, in which case nothing is written.
+    pub async fn append_event(
+        &self,
+        session: &str,
+        step: &str,
+        level: Level,
+        message: &str,
+    ) -> Result<bool, CatalogError> {
+        let out = self
+            .db
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(session_pk(session)))
+            .key("sk", s(META_SK))
+            .update_expression("ADD event_count :one")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":one", n(1))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        let seq: u64 = match out {
+            Ok(out) => out
+                .attributes()
+                .and_then(|a| get_n(a, "event_count"))
+                .unwrap_or(0),
+            Err(e) if error_code(&e) == Some("ConditionalCheckFailedException") => return Ok(false),
+            Err(e) => return Err(service("UpdateItem", &self.table, e)),
+        };
+        let event = Event {
+            at: Utc::now(),
+            seq,
+            status: None,
+            from: None,
+            step: step.to_string(),
+            level,
+            message: message.to_string(),
+        };
+        self.db
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(event.to_item(session)))
+            .send()
+            .await
+            .map_err(|e| service("PutItem", &self.table, e))?;
+        Ok(true)
+    }
+
+    /// The session's history, oldest first.
+    pub async fn events(&self, session: &str) -> Result<Vec<Event>, CatalogError> {
+        let items = self.query_prefix(session, EVENT_PREFIX).await?;
+        items.iter().map(|i| Event::from_item(session, i)).collect()
+    }
+
+    /// Records the outputs of pipeline `record.version` and makes it the session's current
+    /// version. Writing the same version again replaces the record (a re-run writes the same
+    /// keys).
+    pub async fn record_outputs(&self, session: &str, record: &OutputRecord) -> Result<(), CatalogError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(record.to_item(session)))
+            .build()
+            .expect("table and item are set");
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(session_pk(session)))
+            .key("sk", s(META_SK))
+            .update_expression("SET pipeline_version = :v")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":v", n(record.version))
+            .build()
+            .expect("table, key and update expression are set");
+        let result = self
+            .db
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .transact_items(TransactWriteItem::builder().update(update).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Err(CatalogError::NotFound {
+                session: session.to_string(),
+                table: self.table.clone(),
+            }),
+            Err(e) => Err(service("TransactWriteItems", &self.table, e)),
+        }
+    }
+
+    /// The outputs recorded for one pipeline version.
+    pub async fn outputs(&self, session: &str, version: u32) -> Result<Option<OutputRecord>, CatalogError> {
+        let out = self
+            .db
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(session_pk(session)))
+            .key("sk", s(format!("{OUTPUT_PREFIX}{version}")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| service("GetItem", &self.table, e))?;
+        out.item().map(|i| OutputRecord::from_item(session, i)).transpose()
+    }
+
+    /// Every output record of a session (all pipeline versions).
+    pub async fn all_outputs(&self, session: &str) -> Result<Vec<OutputRecord>, CatalogError> {
+        let items = self.query_prefix(session, OUTPUT_PREFIX).await?;
+        let mut records = items
+            .iter()
+            .map(|i| OutputRecord::from_item(session, i))
+            .collect::<Result<Vec<_>, _>>()?;
+        records.sort_by_key(|r| r.version);
+        Ok(records)
+    }
+
+    /// Sessions in one status, most recently recorded first (the `by_status` index).
+    pub async fn with_status(&self, status: Status, limit: usize) -> Result<Vec<SessionItem>, CatalogError> {
+        let mut found = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .db
+                .query()
+                .table_name(&self.table)
+                .index_name(BY_STATUS_INDEX)
+                .key_condition_expression("#st = :st")
+                .expression_attribute_names("#st", "status")
+                .expression_attribute_values(":st", s(status.as_str()))
+                .scan_index_forward(false)
+                .limit(limit.clamp(1, 1000) as i32)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| service("Query", &self.table, e))?;
+            for item in out.items() {
+                found.push(SessionItem::from_item(item)?);
+            }
+            match out.last_evaluated_key() {
+                Some(k) if found.len() < limit => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        found.truncate(limit);
+        Ok(found)
+    }
+
+    /// The `limit` most recently recorded sessions, whatever their status: the top of each
+    /// status partition of `by_status`, merged. Costs one small query per status, never a scan.
+    pub async fn list_recent(&self, limit: usize) -> Result<Vec<SessionItem>, CatalogError> {
+        let mut all = Vec::new();
+        for status in Status::ALL {
+            all.extend(self.with_status(status, limit).await?);
+        }
+        all.sort_by(|a, b| b.recorded_at.cmp(&a.recorded_at).then(b.session.cmp(&a.session)));
+        all.truncate(limit);
+        Ok(all)
+    }
+
+    /// Every session entry, page by page (for exports and full-table filters).
+    pub async fn scan_all(&self) -> Result<Vec<SessionItem>, CatalogError> {
+        let mut found = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .db
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("sk = :meta")
+                .expression_attribute_values(":meta", s(META_SK))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| service("Scan", &self.table, e))?;
+            for item in out.items() {
+                found.push(SessionItem::from_item(item)?);
+            }
+            match out.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        found.sort_by(|a, b| a.recorded_at.cmp(&b.recorded_at).then(a.session.cmp(&b.session)));
+        Ok(found)
+    }
+
+    async fn require(&self, session: &str) -> Result<SessionItem, CatalogError> {
+        self.get(session).await?.ok_or_else(|| CatalogError::NotFound {
+            session: session.to_string(),
+            table: self.table.clone(),
+        })
+    }
+
+    async fn query_prefix(&self, session: &str, prefix: &str) -> Result<Vec<Item>, CatalogError> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .db
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", s(session_pk(session)))
+                .expression_attribute_values(":prefix", s(prefix))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| service("Query", &self.table, e))?;
+            items.extend(out.items().iter().cloned());
+            match out.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        Ok(items)
+    }
+
+    /// Writes `op` and the event item in one transaction. `Ok(false)` when `op`'s condition
+    /// failed (someone else changed the session).
+    async fn write_with_event(&self, op: TransactWriteItem, session: &str, event: &Event) -> Result<bool, CatalogError> {
+        let put_event = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(event.to_item(session)))
+            .condition_expression("attribute_not_exists(sk)")
+            .build()
+            .expect("table and item are set");
+        let result = self
+            .db
+            .transact_write_items()
+            .transact_items(op)
+            .transact_items(TransactWriteItem::builder().put(put_event).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(service("TransactWriteItems", &self.table, e)),
+        }
+    }
+}
+
+fn put_op(put: aws_sdk_dynamodb::types::builders::PutBuilder) -> TransactWriteItem {
+    TransactWriteItem::builder()
+        .put(put.build().expect("table and item are set"))
+        .build()
+}
+
+fn is_condition_failure<R>(e: &aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError, R>) -> bool {
+    match e.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(t)) => {
+            let reasons = t.cancellation_reasons();
+            reasons.is_empty()
+                || reasons
+                    .iter()
+                    .any(|r| matches!(r.code(), Some("ConditionalCheckFailed" | "TransactionConflict")))
+        }
+        Some(other) => other.code() == Some("ConditionalCheckFailedException"),
+        None => false,
+    }
+}
+
+fn level_for(status: Status) -> Level {
+    if status == Status::Failed {
+        Level::Error
+    } else {
+        Level::Info
+    }
+}
+
+/// Creates the catalog table with the layout the stack template declares (keys, both indexes,
+/// on-demand billing), for tests and for a local stack without the template. Waits until the
+/// table is active.
+pub async fn create_table(db: &Client, table: &str) -> Result<(), CatalogError> {
+    let attr = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .expect("name and type are set")
+    };
+    let key = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .expect("name and key type are set")
+    };
+    let index = |name: &str, hash: &str| {
+        GlobalSecondaryIndex::builder()
+            .index_name(name)
+            .key_schema(key(hash, KeyType::Hash))
+            .key_schema(key("recorded_at", KeyType::Range))
+            .projection(Projection::builder().projection_type(ProjectionType::All).build())
+            .build()
+            .expect("index name and keys are set")
+    };
+    db.create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr("pk"))
+        .attribute_definitions(attr("sk"))
+        .attribute_definitions(attr("month"))
+        .attribute_definitions(attr("status"))
+        .attribute_definitions(attr("recorded_at"))
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .global_secondary_indexes(index(BY_MONTH_INDEX, "month"))
+        .global_secondary_indexes(index(BY_STATUS_INDEX, "status"))
+        .send()
+        .await
+        .map_err(|e| service("CreateTable", table, e))?;
+    for _ in 0..100 {
+        let out = db
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .map_err(|e| service("DescribeTable", table, e))?;
+        if out.table().and_then(|t| t.table_status()).map(|s| s.as_str()) == Some("ACTIVE") {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Err(CatalogError::Service {
+        operation: "CreateTable",
+        table: table.to_string(),
+        message: "table did not become active in time".into(),
+        retryable: true,
+    })
+}

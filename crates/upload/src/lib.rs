@@ -1,0 +1,48 @@
+//! Moves checked recording sessions from the lab PC to S3 without ever losing, corrupting,
+//! duplicating or overwriting one.
+//!
+//! Why it is shaped like this:
+//!
+//! - **One read per byte.** Every block read from disk feeds the SHA-256 (for the manifest), the
+//!   CRC64NVME (the S3 checksum, full-object for multipart) and the request body at once
+//!   ([`digest`]). A 600 MB session is read once, not three times.
+//! - **Resume, not restart.** A local SQLite [`journal`] records each multipart upload id and its
+//!   acknowledged parts. The next run reconciles it with `ListParts` and sends only what is
+//!   missing, so a kill costs at most the parts that were in flight.
+//! - **Never overwrite.** Every object and the manifest are written with `If-None-Match: *`; an
+//!   existing object is compared by checksum first: same bytes → "already uploaded", different →
+//!   a conflict naming the key, and nothing is written.
+//! - **Manifest last.** `raw/<session>/manifest.json` is written only after every file is
+//!   uploaded *and* verified with a `HeadObject` checksum; the backend treats a session without
+//!   it as incomplete.
+//! - **Changes abort.** A file whose size or mtime moves while it is read (or that grows past its
+//!   checked size) aborts its upload and fails the session; no manifest is written.
+//! - **Errors are classed.** Throttling, 5xx, timeouts and resets are retried by the SDK's
+//!   bounded exponential backoff with jitter (plus one outer round per part); missing bucket,
+//!   denied access and bad credentials fail the whole run at once with what to do.
+//!
+//! Progress is a typed, serde-serialisable [`Event`] stream so the CLI and the desktop app render
+//! the same facts.
+
+pub mod client;
+pub mod digest;
+mod error;
+pub mod event;
+pub mod journal;
+mod session;
+mod throttle;
+
+pub use client::{s3_client, ClientOptions};
+pub use error::UploadError;
+pub use event::{Event, FileOutcome, SessionOutcome};
+pub use journal::Journal;
+pub use session::{object_key, manifest_key, Upload, UploadOptions, SessionResult};
+
+/// Prefix of every raw object: `raw/<session id>/<relative path>`.
+pub const RAW_PREFIX: &str = "raw";
+/// The manifest's file name inside the session prefix; written last.
+pub const MANIFEST_NAME: &str = "manifest.json";
+/// Smallest part S3 accepts (except the last one).
+pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+/// Largest part number S3 accepts.
+pub const MAX_PARTS: u64 = 10_000;

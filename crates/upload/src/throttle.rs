@@ -1,0 +1,46 @@
+//! An optional bandwidth cap shared by every request of a run: a reservation clock that spaces
+//! request bodies so that the average rate stays at or below the cap.
+
+use std::time::Duration;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+#[derive(Debug)]
+pub struct Throttle {
+    bytes_per_sec: u64,
+    next: Mutex<Option<Instant>>,
+}
+
+impl Throttle {
+    pub fn new(bytes_per_sec: u64) -> Self {
+        Self { bytes_per_sec: bytes_per_sec.max(1), next: Mutex::new(None) }
+    }
+
+    /// Waits until `bytes` more may be sent without exceeding the cap on average.
+    pub async fn reserve(&self, bytes: u64) {
+        let start = {
+            let mut next = self.next.lock().await;
+            let now = Instant::now();
+            let start = next.map_or(now, |n| n.max(now));
+            *next = Some(start + Duration::from_secs_f64(bytes as f64 / self.bytes_per_sec as f64));
+            start
+        };
+        tokio::time::sleep_until(start).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn spaces_reservations_at_the_cap() {
+        let t = Throttle::new(1000);
+        let begin = Instant::now();
+        for _ in 0..4 {
+            t.reserve(500).await;
+        }
+        // Four reservations of 0.5 s: the fourth may start after 1.5 s.
+        assert_eq!(begin.elapsed(), Duration::from_millis(1500));
+    }
+}

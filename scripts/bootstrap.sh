@@ -3,11 +3,13 @@
 # nothing that is already there. Safe to run again and again: CI runs it on
 # every fresh clone, developers run it after pulling.
 #
-#   usage: scripts/bootstrap.sh [all|apt|venv|rust]...   (default: all)
+#   usage: scripts/bootstrap.sh [all|apt|venv|rust|ui|driver]...   (default: all)
 #
-#   apt   system packages (Tauri/WebKit build deps, Xvfb, keyring, imagemagick)
-#   venv  $REPO/.venv with the local AWS emulator (moto server), cfn-lint and pytest
-#   rust  checks cargo, rustfmt and clippy are usable
+#   apt     system packages (Tauri/WebKit build deps, Xvfb, keyring, imagemagick, Node.js)
+#   venv    $REPO/.venv with the local AWS emulator (moto server), cfn-lint and pytest
+#   rust    checks cargo, rustfmt and clippy are usable
+#   ui      ui/node_modules from ui/package-lock.json (npm ci), when it is out of date
+#   driver  tauri-driver (WebDriver for the desktop app's end-to-end tests)
 #
 # Runs as root; without root it uses sudo for apt if sudo exists.
 set -euo pipefail
@@ -24,6 +26,10 @@ APT_PACKAGES=(
   libayatana-appindicator3-dev librsvg2-dev libxdo-dev libsecret-1-dev
   xvfb xauth webkit2gtk-driver dbus-x11 gnome-keyring libsecret-tools imagemagick
 )
+TAURI_DRIVER_VERSION="2.1.0"
+# The desktop UI's toolchain (vite 8) needs Node.js 20.19 or newer.
+NODE_MIN_MAJOR=20
+NODE_MIN_MINOR=19
 
 say() { printf 'bootstrap: %s\n' "$*"; }
 die() { printf 'bootstrap: error: %s\n' "$*" >&2; exit 1; }
@@ -59,6 +65,10 @@ step_apt() {
   elif ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
     wanted+=(python3-venv)
   fi
+  # Node.js + npm for ui/, unless a recent enough node is already on PATH (e.g. from nvm).
+  if ! node_ok; then
+    wanted+=(nodejs npm)
+  fi
   for p in "${wanted[@]}"; do
     pkg_installed "$p" || missing+=("$p")
   done
@@ -72,6 +82,42 @@ step_apt() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
     "${missing[@]}" </dev/null >/dev/null
   say "apt: done in $((SECONDS - t0))s"
+}
+
+# True when node is at least NODE_MIN_MAJOR.NODE_MIN_MINOR and npm exists.
+node_ok() {
+  command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || return 1
+  node -e "const [a,b]=process.versions.node.split('.').map(Number); process.exit(a>${NODE_MIN_MAJOR}||(a===${NODE_MIN_MAJOR}&&b>=${NODE_MIN_MINOR})?0:1)"
+}
+
+# ui/node_modules matches ui/package-lock.json (npm writes a copy of the lock file into
+# node_modules/.package-lock.json on every install).
+step_ui() {
+  node_ok || die "ui: node >= ${NODE_MIN_MAJOR}.${NODE_MIN_MINOR} and npm are needed; run 'scripts/bootstrap.sh apt' or install Node.js"
+  local ui="$REPO/ui"
+  if [ -f "$ui/node_modules/.package-lock.json" ] && [ "$ui/node_modules/.package-lock.json" -nt "$ui/package-lock.json" ]; then
+    say "ui: node_modules up to date (node $(node --version))"
+    return
+  fi
+  local t0=$SECONDS
+  say "ui: npm ci"
+  (cd "$ui" && npm ci --no-audit --no-fund --loglevel=error </dev/null) || die "ui: npm ci failed (see output above)"
+  touch "$ui/node_modules/.package-lock.json"
+  say "ui: done in $((SECONDS - t0))s"
+}
+
+step_driver() {
+  local bin="${CARGO_HOME:-$HOME/.cargo}/bin/tauri-driver"
+  if [ -x "$bin" ] && "$bin" --help >/dev/null 2>&1; then
+    say "driver: tauri-driver present"
+    return
+  fi
+  command -v WebKitWebDriver >/dev/null 2>&1 || step_apt
+  local t0=$SECONDS
+  say "driver: cargo install tauri-driver ${TAURI_DRIVER_VERSION}"
+  cargo install tauri-driver --version "${TAURI_DRIVER_VERSION}" --locked --quiet </dev/null \
+    || die "driver: cargo install tauri-driver failed (see output above)"
+  say "driver: done in $((SECONDS - t0))s"
 }
 
 # True when the venv has a working moto server of the pinned version and the
@@ -162,12 +208,14 @@ main() {
   local s
   for s in "${steps[@]}"; do
     case "$s" in
-      all) step_apt; step_venv; step_rust ;;
+      all) step_apt; step_venv; step_rust; step_ui; step_driver ;;
       apt) step_apt ;;
+      ui) step_ui ;;
+      driver) step_driver ;;
       venv) step_venv ;;
       rust) step_rust ;;
-      -h|--help) sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
-      *) die "unknown step '$s' (expected all, apt, venv or rust)" ;;
+      -h|--help) sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+      *) die "unknown step '$s' (expected all, apt, venv, rust, ui or driver)" ;;
     esac
   done
 }

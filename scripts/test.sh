@@ -34,6 +34,11 @@ cargo fmt --all --check
 stage "infra: pytest infra/tests"
 PYTHONDONTWRITEBYTECODE=1 .venv/bin/python -m pytest infra/tests -q -p no:cacheprovider
 
+# The desktop UI (ui/): type checks, lint, unit tests, then the production
+# build that the app embeds (src-tauri needs ui/dist to compile).
+stage "ui: svelte-check, tsc --noEmit, vitest, vite build"
+(cd ui && npm run --silent check && npx tsc --noEmit -p tsconfig.json && npx vitest run && npx vite build --logLevel warn)
+
 stage "clippy: cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
@@ -42,15 +47,24 @@ cargo clippy --workspace --all-targets -- -D warnings
 stage "build: cargo build --workspace --bins"
 cargo build --workspace --bins
 
-stage "test: cargo test --workspace"
-cargo test --workspace
+# The app's end-to-end suite needs a display and WebDriver: it runs in its own stage below.
+stage "test: cargo test --workspace --exclude labpipe-e2e-app"
+cargo test --workspace --exclude labpipe-e2e-app
 
-# --- front-end checks (hook) -----------------------------------------------
-# When the desktop UI lands under ui/, add its stages here, e.g.:
-#   stage "ui: npm ci";       (cd ui && npm ci --no-audit --no-fund)
-#   stage "ui: tsc";          (cd ui && npx tsc --noEmit)
-#   stage "ui: vitest";       (cd ui && npx vitest run)
-# and install Node.js/npm prerequisites from scripts/bootstrap.sh.
-# ---------------------------------------------------------------------------
+# ts-rs writes ui/src/lib/bindings/ from the Rust types during the test run
+# above; the checked-in copies must be what the Rust types say.
+stage "bindings: ui/src/lib/bindings matches the Rust types"
+if git rev-parse --git-dir >/dev/null 2>&1 && [ -n "$(git status --porcelain -- ui/src/lib/bindings)" ]; then
+  git status --short -- ui/src/lib/bindings
+  echo "ui/src/lib/bindings is out of date: run 'cargo test -p labpipe-app' and commit the result" >&2
+  exit 1
+fi
+
+# The desktop app end to end: the built labpipe-app driven through tauri-driver
+# (WebDriver) under Xvfb, in its own D-Bus session; saves docs/screenshots/.
+stage "app e2e: cargo test -p labpipe-e2e-app (xvfb, tauri-driver)"
+cargo build -p labpipe-app
+xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- \
+  cargo test -p labpipe-e2e-app -- --test-threads=1
 
 printf '==> [%4ds] all stages passed\n' "$((SECONDS - T0))"

@@ -8,6 +8,7 @@
 //!
 //! Needs the binary: `cargo build -p labpipe-cli` before `cargo test -p labpipe-tests`.
 
+#[path = "upload/fault_proxy.rs"]
 mod fault_proxy;
 
 use aws_sdk_s3::primitives::ByteStream;

@@ -19,6 +19,7 @@
 
 mod error;
 mod item;
+pub mod query;
 mod status;
 mod store;
 

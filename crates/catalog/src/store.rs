@@ -58,6 +58,11 @@ impl Catalog {
         &self.table
     }
 
+    /// The DynamoDB client, for read paths kept in their own module (`query`).
+    pub fn client(&self) -> &Client {
+        &self.db
+    }
+
     /// The session's entry, read consistently; `None` when it is not cataloged.
     pub async fn get(&self, session: &str) -> Result<Option<SessionItem>, CatalogError> {
         let out = self

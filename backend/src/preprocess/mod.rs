@@ -1,0 +1,316 @@
+//! Preprocess: from a `CATALOGED` session to verified outputs under `v<N>/<session>/`.
+//!
+//! Claims the session (`PROCESSING`, conditional on the status read), streams the raw data once
+//! through the [`engine`], uploads the steps' files and `summary.json`, records the outputs with
+//! their sizes and SHA-256 in the catalog, and marks the session `PROCESSED`.
+//!
+//! Idempotent per (session, pipeline version): a session already `PROCESSED` at this version (or
+//! a later one) is skipped, so duplicate requests cost one catalog read. A run that hits a
+//! transient error releases its claim (back to `CATALOGED`, with the reason in the history) and
+//! the message is retried; a run whose worker died is taken over once its claim is older than
+//! the lease (the function timeout). A problem with the data itself ends in `FAILED` with the
+//! file and what to do.
+
+pub mod clean;
+pub mod decode;
+pub mod engine;
+pub mod features;
+pub mod filter;
+pub mod npy;
+pub mod step;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_sdk_s3::primitives::ByteStream;
+use chrono::Utc;
+use labpipe_catalog::{Catalog, CatalogError, Level, OutputFile, OutputRecord, SessionItem, Status};
+use labpipe_core::Manifest;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tracing::{error, info, info_span, warn, Instrument};
+
+pub use engine::Pipeline;
+pub use step::{Artifact, ChannelStats, SignalLayout, Step, StepOutput};
+
+use crate::config::{BackendConfig, Clients};
+use crate::failure::{describe_sdk_error, Failure};
+use crate::s3key::{session_prefix, MANIFEST_NAME};
+
+/// The catalog step name written with preprocess's status changes.
+pub const STEP: &str = "preprocess";
+/// Name of the run summary written next to the outputs.
+pub const SUMMARY_NAME: &str = "summary.json";
+
+/// The message on the preprocess queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreprocessRequest {
+    pub session: String,
+    pub pipeline_version: u32,
+}
+
+/// What happened to one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Processed { outputs: usize },
+    Failed(String),
+    Skipped(String),
+}
+
+/// Builds the pipeline for each run (steps hold per-run state).
+pub type PipelineFactory = Arc<dyn Fn() -> Pipeline + Send + Sync>;
+
+/// The preprocess handler with its clients.
+#[derive(Clone)]
+pub struct Preprocess {
+    s3: aws_sdk_s3::Client,
+    catalog: Catalog,
+    raw_bucket: String,
+    processed_bucket: String,
+    lease: Duration,
+    pipeline: PipelineFactory,
+    workdir_root: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Preprocess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Preprocess")
+            .field("raw_bucket", &self.raw_bucket)
+            .field("processed_bucket", &self.processed_bucket)
+            .field("lease", &self.lease)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Preprocess {
+    pub fn new(clients: &Clients, config: &BackendConfig) -> Self {
+        Preprocess {
+            s3: clients.s3.clone(),
+            catalog: Catalog::new(clients.dynamodb.clone(), &config.table),
+            raw_bucket: config.raw_bucket.clone(),
+            processed_bucket: config.processed_bucket.clone(),
+            lease: Duration::from_secs(config.processing_lease_secs),
+            pipeline: Arc::new(Pipeline::standard),
+            workdir_root: std::env::var_os("LABPIPE_WORK_DIR").map(PathBuf::from),
+        }
+    }
+
+    /// Uses a lab's own pipeline instead of [`Pipeline::standard`].
+    pub fn with_pipeline(mut self, factory: PipelineFactory) -> Self {
+        self.pipeline = factory;
+        self
+    }
+
+    /// Handles one SQS batch of preprocessing requests.
+    pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
+        let mut response = SqsBatchResponse::default();
+        for message in event.records {
+            let id = message.message_id.clone().unwrap_or_default();
+            let body = message.body.as_deref().unwrap_or_default();
+            let result = match serde_json::from_str::<PreprocessRequest>(body) {
+                Ok(request) => {
+                    let span = info_span!("session", session = %request.session);
+                    self.process(&request).instrument(span).await
+                }
+                Err(e) => {
+                    error!(message_id = %id, error = %e, "not a preprocessing request; it goes to the dead-letter queue");
+                    Err(Failure::transient(format!("not a preprocessing request: {e}")))
+                }
+            };
+            if let Err(e) = result {
+                warn!(message_id = %id, error = %e, "preprocess will retry this message");
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = id;
+                response.batch_item_failures.push(failure);
+            }
+        }
+        response
+    }
+
+    /// Processes one request. `Err` only when the message should be retried.
+    pub async fn process(&self, request: &PreprocessRequest) -> Result<Outcome, Failure> {
+        let version = request.pipeline_version;
+        let Some(item) = self.catalog.get(&request.session).await? else {
+            warn!("session is not in the catalog; request dropped");
+            return Ok(Outcome::Skipped("not in the catalog".into()));
+        };
+        if item.manifest_sha256.is_none() {
+            warn!(status = %item.status, "session was never cataloged from a manifest; request dropped");
+            return Ok(Outcome::Skipped("never cataloged".into()));
+        }
+        match item.status {
+            Status::Processed if item.pipeline_version.is_some_and(|v| v >= version) => {
+                info!(pipeline_version = version, "already processed; duplicate request skipped");
+                return Ok(Outcome::Skipped("already processed".into()));
+            }
+            Status::Processing => {
+                let age = Utc::now().signed_duration_since(item.updated_at).to_std().unwrap_or_default();
+                if age < self.lease {
+                    info!(claimed_secs_ago = age.as_secs(), "another run holds the session; retrying later");
+                    return Err(Failure::transient("another run is processing this session"));
+                }
+                warn!(claimed_secs_ago = age.as_secs(), "taking over a stale processing claim");
+            }
+            Status::Cataloged | Status::Processed | Status::Failed => {}
+            other => {
+                warn!(status = %other, "session is not ready for processing; request dropped");
+                return Ok(Outcome::Skipped(format!("status {other}")));
+            }
+        }
+        let claimed = self
+            .catalog
+            .transition_from(&item, Status::Processing, STEP, &format!("pipeline v{version} started"))
+            .await
+            .map_err(|e| match e {
+                CatalogError::Contention { .. } => Failure::transient("the session changed while claiming it"),
+                other => Failure::from(other),
+            })?;
+        info!(pipeline_version = version, "processing");
+
+        match self.run(&claimed, version).await {
+            Ok((outputs, warnings)) => {
+                let record = OutputRecord {
+                    version,
+                    bucket: self.processed_bucket.clone(),
+                    prefix: output_prefix(version, &claimed.session),
+                    files: outputs,
+                    created_at: Utc::now(),
+                };
+                self.catalog.record_outputs(&claimed.session, &record).await?;
+                let mut message = format!(
+                    "pipeline v{version}: {} outputs in s3://{}/{}",
+                    record.files.len(),
+                    record.bucket,
+                    record.prefix
+                );
+                if !warnings.is_empty() {
+                    message.push_str(&format!("; {}", warnings.join("; ")));
+                }
+                let done = self.catalog.transition_from(&claimed, Status::Processed, STEP, &message).await?;
+                for w in &warnings {
+                    warn!(warning = %w, "output warning");
+                    self.catalog.append_event(&done.session, STEP, Level::Warning, w).await?;
+                }
+                info!(outputs = record.files.len(), "session processed");
+                Ok(Outcome::Processed {
+                    outputs: record.files.len(),
+                })
+            }
+            Err(Failure::Session(reason)) => {
+                error!(step = STEP, reason = %reason, "session failed preprocessing");
+                self.catalog.transition_from(&claimed, Status::Failed, STEP, &reason).await?;
+                Ok(Outcome::Failed(reason))
+            }
+            Err(Failure::Transient(reason)) => {
+                warn!(step = STEP, reason = %reason, "transient preprocessing failure; releasing the session for a retry");
+                let note = format!("interrupted, will be retried: {reason}");
+                if let Err(e) = self.catalog.transition_from(&claimed, Status::Cataloged, STEP, &note).await {
+                    warn!(error = %e, "cannot release the session; the lease will expire");
+                }
+                Err(Failure::Transient(reason))
+            }
+        }
+    }
+
+    /// Runs the pipeline and uploads its files. Returns the outputs and the warnings.
+    async fn run(&self, item: &SessionItem, version: u32) -> Result<(Vec<OutputFile>, Vec<String>), Failure> {
+        let manifest = self.read_manifest(item).await?;
+        let workdir = match &self.workdir_root {
+            Some(root) => tempfile::tempdir_in(root),
+            None => tempfile::tempdir(),
+        }
+        .map_err(|e| Failure::transient(format!("cannot create a work directory: {e}")))?;
+        let out = engine::run(&self.s3, &self.raw_bucket, &manifest, version, (self.pipeline)(), workdir.path()).await?;
+
+        let prefix = output_prefix(version, &item.session);
+        let mut outputs = Vec::new();
+        for artifact in &out.artifacts {
+            let key = format!("{prefix}{}", artifact.name);
+            let (size, sha256) = labpipe_core::manifest::sha256_file(&artifact.path)
+                .map_err(|e| Failure::transient(format!("cannot read {}: {e}", artifact.path.display())))?;
+            let body = ByteStream::from_path(&artifact.path)
+                .await
+                .map_err(|e| Failure::transient(format!("cannot open {}: {e}", artifact.path.display())))?;
+            self.put(&key, body, content_type(&artifact.name)).await?;
+            outputs.push(OutputFile { key, size, sha256 });
+        }
+        let mut summary = out.summary;
+        summary["outputs"] = serde_json::to_value(&outputs).expect("outputs serialise");
+        let bytes = serde_json::to_vec_pretty(&summary).expect("summary serialises");
+        let key = format!("{prefix}{SUMMARY_NAME}");
+        outputs.push(OutputFile {
+            key: key.clone(),
+            size: bytes.len() as u64,
+            sha256: hex::encode(Sha256::digest(&bytes)),
+        });
+        self.put(&key, ByteStream::from(bytes), "application/json").await?;
+        Ok((outputs, out.warnings))
+    }
+
+    async fn read_manifest(&self, item: &SessionItem) -> Result<Manifest, Failure> {
+        let key = format!("{}{MANIFEST_NAME}", session_prefix(&item.session));
+        let out = self
+            .s3
+            .get_object()
+            .bucket(&self.raw_bucket)
+            .key(&key)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
+                    Failure::session(format!("s3://{}/{key} is gone; upload the session again", self.raw_bucket))
+                } else {
+                    Failure::transient(format!("cannot read s3://{}/{key}: {}", self.raw_bucket, describe_sdk_error(&e)))
+                }
+            })?;
+        let bytes = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| Failure::transient(format!("reading {key} was interrupted: {e}")))?
+            .into_bytes();
+        let sha = hex::encode(Sha256::digest(&bytes));
+        if item.manifest_sha256.as_deref() != Some(sha.as_str()) {
+            return Err(Failure::session(format!(
+                "manifest.json in s3://{}/{} changed after the session was cataloged (sha256 {sha}); raw data must not change — ask the operator to investigate",
+                self.raw_bucket,
+                session_prefix(&item.session)
+            )));
+        }
+        Manifest::from_json(&bytes).map_err(|e| Failure::session(format!("manifest.json cannot be read: {e}")))
+    }
+
+    async fn put(&self, key: &str, body: ByteStream, content_type: &str) -> Result<(), Failure> {
+        self.s3
+            .put_object()
+            .bucket(&self.processed_bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| {
+                Failure::transient(format!(
+                    "cannot write s3://{}/{key}: {}",
+                    self.processed_bucket,
+                    describe_sdk_error(&e)
+                ))
+            })?;
+        Ok(())
+    }
+}
+
+/// `v<N>/<session>/`.
+pub fn output_prefix(version: u32, session: &str) -> String {
+    format!("v{version}/{session}/")
+}
+
+fn content_type(name: &str) -> &'static str {
+    match name.rsplit('.').next() {
+        Some("json") => "application/json",
+        Some("parquet") => "application/vnd.apache.parquet",
+        _ => "application/octet-stream",
+    }
+}

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Opens the LabPipe desktop app already connected to the local stack, with demo
+# sessions waiting in its lab folder and a demo catalog to browse:
+#   installs what is missing, starts the local AWS emulator, deploys the stack,
+#   writes demo sessions (good and broken) if there are none, seeds the catalog,
+#   builds the UI and the app, and starts it with its own config under
+#   .labpipe/app-demo/ (your own app settings are not touched).
+#
+#   usage: scripts/app.sh [--count N] [--size-mb MB] [--catalog N] [--no-open]
+#
+#   --count N     good demo sessions to write (default 4; only when demo/lab is missing)
+#   --size-mb MB  size of each demo session (default 60)
+#   --catalog N   sessions to seed into the demo catalog (default 300; 0 = none)
+#   --no-open     prepare everything, print how to start the app, do not start it
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${HOME:-$REPO}/.cache/labpipe/target}"
+COUNT=4
+SIZE_MB=60
+CATALOG=300
+OPEN=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --count) COUNT="$2"; shift 2 ;;
+    --size-mb) SIZE_MB="$2"; shift 2 ;;
+    --catalog) CATALOG="$2"; shift 2 ;;
+    --no-open) OPEN=0; shift ;;
+    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "app.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+step() { printf '\n==> %s\n' "$1"; }
+
+step "installing prerequisites (skips what is already there)"
+bash scripts/bootstrap.sh apt venv rust ui
+
+step "building labpipe, the UI and the app"
+cargo build -q -p labpipe-cli -p labpipe-e2e-app --bins
+(cd ui && npx vite build --logLevel warn)
+cargo build -q -p labpipe-app
+LABPIPE="$CARGO_TARGET_DIR/debug/labpipe"
+
+step "starting the local AWS emulator on 127.0.0.1 and deploying the stack"
+bash scripts/stack.sh start
+eval "$(bash scripts/stack.sh env)"
+OUTPUTS="$REPO/.labpipe/stack/outputs.json"
+deployed_here() {
+  [ -f "$OUTPUTS" ] && [ "$OUTPUTS" -nt "$REPO/.labpipe/stack/pid" ]
+}
+if ! deployed_here; then
+  bash scripts/deploy-local.sh >/dev/null
+fi
+output() { "$REPO/.venv/bin/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$OUTPUTS" "$1"; }
+RAW_BUCKET="$(output RawBucket)"
+TABLE="$(output CatalogTable)"
+REGION="$(output Region 2>/dev/null || echo "${AWS_REGION:-us-east-1}")"
+
+LAB="$REPO/demo/lab"
+if [ ! -d "$LAB" ]; then
+  step "writing $COUNT demo sessions of $SIZE_MB MB, plus one broken example of each kind, to demo/lab"
+  "$LABPIPE" dev generate --out "$LAB" --count "$COUNT" --size-mb "$SIZE_MB" --broken
+else
+  step "demo sessions already in demo/lab (delete the folder to start over)"
+fi
+
+DEMO="$REPO/.labpipe/app-demo"
+SEEDED="$DEMO/seeded-$(cat "$REPO/.labpipe/stack/pid")"
+if [ "$CATALOG" -gt 0 ] && [ ! -f "$SEEDED" ]; then
+  step "seeding the demo catalog ($TABLE) with $CATALOG sessions"
+  "$CARGO_TARGET_DIR/debug/seed-catalog" --endpoint "$AWS_ENDPOINT_URL" --table "$TABLE" --count "$CATALOG"
+  mkdir -p "$DEMO" && touch "$SEEDED"
+fi
+
+step "writing the app's demo settings to .labpipe/app-demo/config"
+mkdir -p "$DEMO/config" "$DEMO/data" "$DEMO/logs"
+"$REPO/.venv/bin/python" - "$DEMO/config/settings.json" <<PY
+import json, sys, os
+path = sys.argv[1]
+s = json.load(open(path)) if os.path.exists(path) else {}
+s.update({
+    "lab_folder": "$LAB",
+    "endpoint_url": "$AWS_ENDPOINT_URL",
+    "region": "$REGION",
+    "raw_bucket": "$RAW_BUCKET",
+    "catalog_table": "$TABLE",
+    "setup_done": True,
+})
+s.setdefault("quiet_period_secs", 5)
+json.dump(s, open(path, "w"), indent=2)
+PY
+
+export LABPIPE_APP_CONFIG_DIR="$DEMO/config" LABPIPE_APP_DATA_DIR="$DEMO/data" LABPIPE_APP_LOG_DIR="$DEMO/logs"
+# The emulator's test credentials come from 'stack.sh env' (AWS_ACCESS_KEY_ID, ...); the app
+# uses them because no credentials are stored in this demo's keyring entry.
+export LABPIPE_APP_KEYRING_ACCOUNT="app-demo"
+APP="$CARGO_TARGET_DIR/debug/labpipe-app"
+if [ "$OPEN" -eq 0 ]; then
+  printf '\nReady. Start the app with:\n  LABPIPE_APP_CONFIG_DIR=%s LABPIPE_APP_DATA_DIR=%s LABPIPE_APP_LOG_DIR=%s \\\n  %s\n' \
+    "$LABPIPE_APP_CONFIG_DIR" "$LABPIPE_APP_DATA_DIR" "$LABPIPE_APP_LOG_DIR" "$APP"
+  printf '(with the emulator environment: eval "$(bash scripts/stack.sh env)")\n'
+  exit 0
+fi
+step "starting the app (the emulator keeps running; stop it with: bash scripts/stack.sh stop)"
+exec "$APP"

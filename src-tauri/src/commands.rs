@@ -1,0 +1,258 @@
+//! The Tauri commands: parse, call the libraries, map the error. Nothing else.
+
+use serde::Serialize;
+use std::time::Instant;
+use tauri::{AppHandle, State};
+use ts_rs::TS;
+
+use crate::credentials::{self, Credentials, CredentialsView};
+use crate::error::{AppError, AppResult};
+use crate::logs::{self, LogsView};
+use crate::pending::PendingSession;
+use crate::sessions::{self, CatalogSnapshot, FilterResult, SessionDetail};
+use crate::settings::Settings;
+use crate::transfers::TransferView;
+use crate::AppState;
+
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export, export_to = "../../ui/src/lib/bindings/")]
+pub struct AppInfo {
+    pub version: String,
+    pub config_dir: String,
+    pub data_dir: String,
+    pub log_dir: String,
+    /// The guided setup has not been completed yet.
+    pub first_run: bool,
+    pub settings_error: Option<AppError>,
+}
+
+#[tauri::command]
+pub fn app_info(state: State<'_, AppState>) -> AppInfo {
+    AppInfo {
+        version: env!("CARGO_PKG_VERSION").into(),
+        config_dir: state.dirs.config.display().to_string(),
+        data_dir: state.dirs.data.display().to_string(),
+        log_dir: state.dirs.logs.display().to_string(),
+        first_run: !state.settings().setup_done,
+        settings_error: state.settings_error.lock().expect("lock").clone(),
+    }
+}
+
+#[tauri::command]
+pub fn get_settings(state: State<'_, AppState>) -> Settings {
+    state.settings()
+}
+
+#[tauri::command]
+pub async fn save_settings(app: AppHandle, state: State<'_, AppState>, settings: Settings) -> AppResult<Settings> {
+    settings.validate()?;
+    let path = settings.save(&state.dirs.config)?;
+    let old = state.settings();
+    state.set_settings(settings.clone());
+    *state.settings_error.lock().expect("lock") = None;
+    tracing::info!(path = %path.display(), "settings saved");
+    if old.lab_folder != settings.lab_folder || old.quiet_period_secs != settings.quiet_period_secs {
+        // Force a restart of the watcher with the new folder or period.
+        *state.watch.lock().expect("watch lock") = None;
+        state.rewatch(&app)?;
+    }
+    if old.endpoint_url != settings.endpoint_url
+        || old.catalog_table != settings.catalog_table
+        || old.region != settings.region
+        || old.lab_folder != settings.lab_folder
+    {
+        *state.catalog.lock().await = None;
+    }
+    Ok(settings)
+}
+
+#[tauri::command]
+pub fn get_credentials() -> CredentialsView {
+    credentials::view()
+}
+
+#[tauri::command]
+pub async fn save_credentials(state: State<'_, AppState>, credentials: Credentials) -> AppResult<CredentialsView> {
+    credentials::store(&credentials)?;
+    tracing::info!(kind = if matches!(credentials, Credentials::Keys { .. }) { "keys" } else { "profile" }, "credentials saved to the keyring");
+    *state.catalog.lock().await = None;
+    Ok(credentials::view())
+}
+
+#[tauri::command]
+pub fn clear_credentials() -> AppResult<CredentialsView> {
+    credentials::clear()?;
+    tracing::info!("credentials removed from the keyring");
+    Ok(credentials::view())
+}
+
+#[tauri::command]
+pub async fn test_connection(state: State<'_, AppState>, settings: Option<Settings>) -> AppResult<Vec<crate::cloud::Probe>> {
+    let settings = settings.unwrap_or_else(|| state.settings());
+    let probes = crate::cloud::test_connection(&settings).await?;
+    for p in &probes {
+        tracing::info!(probe = %p.name, ok = p.ok, "{}", p.message);
+    }
+    Ok(probes)
+}
+
+#[tauri::command]
+pub fn list_pending(state: State<'_, AppState>) -> Vec<PendingSession> {
+    state.pending.lock().expect("pending lock").values().cloned().collect()
+}
+
+#[tauri::command]
+pub async fn recheck_pending(state: State<'_, AppState>) -> AppResult<Vec<PendingSession>> {
+    let Some(folder) = state.settings().lab_folder.filter(|f| !f.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    let rows = tokio::task::spawn_blocking(move || crate::pending::scan_all(std::path::Path::new(&folder)))
+        .await
+        .map_err(|e| AppError::new("internal", e.to_string()))??;
+    let list: Vec<PendingSession> = rows.values().cloned().collect();
+    *state.pending.lock().expect("pending lock") = rows;
+    Ok(list)
+}
+
+#[tauri::command]
+pub fn upload_sessions(state: State<'_, AppState>, sessions: Vec<String>) -> AppResult<u32> {
+    let pending = state.pending.lock().expect("pending lock").clone();
+    let mut queued = 0;
+    for s in &sessions {
+        let row = pending
+            .get(s)
+            .ok_or_else(|| AppError::new("not_found", format!("{s} is not in the watched lab folder")))?;
+        if !matches!(row.verdict.as_str(), "pass" | "warn") {
+            return Err(AppError::new(
+                "not_uploadable",
+                format!("{s} cannot be uploaded yet: its check verdict is {}", row.verdict),
+            ));
+        }
+        if state.queue.enqueue(&row.session, &row.path) {
+            queued += 1;
+        }
+    }
+    Ok(queued)
+}
+
+/// Queues every `pass`/`warn` session that has not been uploaded (or queued) yet.
+#[tauri::command]
+pub fn upload_all_ready(state: State<'_, AppState>) -> u32 {
+    let pending = state.pending.lock().expect("pending lock").clone();
+    let known = crate::transfers::states(&state.queue.list());
+    let mut queued = 0;
+    for row in pending.values().filter(|r| matches!(r.verdict.as_str(), "pass" | "warn")) {
+        if matches!(known.get(&row.session).map(String::as_str), Some("done" | "queued" | "running")) {
+            continue;
+        }
+        if state.queue.enqueue(&row.session, &row.path) {
+            queued += 1;
+        }
+    }
+    queued
+}
+
+#[tauri::command]
+pub fn list_transfers(state: State<'_, AppState>) -> Vec<TransferView> {
+    state.queue.list()
+}
+
+#[tauri::command]
+pub fn cancel_transfer(state: State<'_, AppState>, session: String) -> AppResult<()> {
+    state.queue.cancel(&session)
+}
+
+#[tauri::command]
+pub fn clear_finished_transfers(state: State<'_, AppState>) {
+    state.queue.clear_finished()
+}
+
+/// Loads the catalog (a table scan) unless it is loaded and `refresh` is false.
+#[tauri::command]
+pub async fn load_catalog(state: State<'_, AppState>, refresh: bool) -> AppResult<CatalogSnapshot> {
+    let settings = state.settings();
+    let source = format!("table {}", settings.catalog_table);
+    let mut cache = state.catalog.lock().await;
+    let t = Instant::now();
+    if refresh || cache.is_none() {
+        let sdk = crate::cloud::sdk_config(&settings).await?;
+        let catalog = crate::cloud::catalog(&sdk, &settings)?;
+        let items = catalog.scan_all().await?;
+        let schema = match settings.lab_folder.as_deref().filter(|f| !f.is_empty()) {
+            Some(f) => crate::pending::schema_for(std::path::Path::new(f)).unwrap_or_default(),
+            None => labpipe_core::LabSchema::default(),
+        };
+        tracing::info!(sessions = items.len(), ms = t.elapsed().as_millis() as u64, "catalog loaded");
+        *cache = Some(sessions::Loaded::new(items, schema));
+    }
+    let loaded = cache.as_ref().expect("loaded above");
+    Ok(loaded.snapshot(source, t.elapsed().as_secs_f64() * 1e3))
+}
+
+#[tauri::command]
+pub async fn filter_catalog(state: State<'_, AppState>, filter: String) -> AppResult<FilterResult> {
+    let cache = state.catalog.lock().await;
+    cache.as_ref().ok_or_else(sessions::not_loaded)?.filter(&filter)
+}
+
+#[tauri::command]
+pub async fn session_detail(state: State<'_, AppState>, session: String) -> AppResult<SessionDetail> {
+    let settings = state.settings();
+    let sdk = crate::cloud::sdk_config(&settings).await?;
+    let catalog = crate::cloud::catalog(&sdk, &settings)?;
+    let item = match catalog.get(&session).await? {
+        Some(i) => i,
+        None => {
+            let cache = state.catalog.lock().await;
+            cache
+                .as_ref()
+                .and_then(|c| c.item(&session).cloned())
+                .ok_or_else(|| AppError::new("not_found", format!("{session} is not in the catalog")))?
+        }
+    };
+    let (events, outputs, files) = tokio::join!(
+        catalog.events(&session),
+        catalog.all_outputs(&session),
+        sessions::manifest_files(&crate::cloud::s3(&sdk), &settings.raw_bucket, &session)
+    );
+    let snapshot_row = sessions::Loaded::new(vec![item.clone()], labpipe_core::LabSchema::default())
+        .snapshot(String::new(), 0.0)
+        .rows
+        .remove(0);
+    let (files, files_error) = match files {
+        Ok(f) => (f, None),
+        Err(e) => (Vec::new(), Some(e)),
+    };
+    Ok(SessionDetail {
+        row: snapshot_row,
+        raw_prefix: item.raw_prefix.clone(),
+        manifest_sha256: item.manifest_sha256.clone(),
+        timeline: sessions::timeline(events?),
+        outputs: sessions::outputs(outputs?),
+        files,
+        files_error,
+    })
+}
+
+#[tauri::command]
+pub fn read_logs(state: State<'_, AppState>, limit: Option<u32>) -> LogsView {
+    let dir = state.dirs.logs.clone();
+    LogsView { dir: dir.display().to_string(), lines: logs::tail(&dir, limit.unwrap_or(2000) as usize) }
+}
+
+#[tauri::command]
+pub fn open_log_folder(state: State<'_, AppState>) -> AppResult<()> {
+    let dir = &state.dirs.logs;
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else if cfg!(target_os = "windows") {
+        "explorer"
+    } else {
+        "xdg-open"
+    };
+    std::process::Command::new(opener)
+        .arg(dir)
+        .spawn()
+        .map_err(|e| AppError::new("io", format!("cannot open {} with {opener}: {e}", dir.display())))?;
+    Ok(())
+}

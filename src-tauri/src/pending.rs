@@ -1,0 +1,307 @@
+//! The watched lab folder: every session folder in it with its check verdict, kept current by a
+//! `notify` watcher. A folder is checked when it first appears and again once it has been quiet
+//! for the configured period; `wait` folders are re-checked on a timer until they settle.
+//!
+//! The checks themselves are `labpipe_core::check::check_folder`, exactly as `labpipe check`.
+
+use labpipe_core::check::check_folder;
+use labpipe_core::{LabSchema, SessionReport};
+use notify::{RecursiveMode, Watcher};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tauri::{AppHandle, Emitter};
+use tokio::sync::mpsc;
+use ts_rs::TS;
+
+use crate::error::{AppError, AppResult};
+
+/// Event name carrying the whole pending list (`PendingSession[]`).
+pub const EVENT: &str = "pending";
+
+#[derive(Debug, Clone, Serialize, TS, PartialEq)]
+#[ts(export, export_to = "../../ui/src/lib/bindings/")]
+pub struct FindingView {
+    pub check: String,
+    /// `info`, `warning` or `error`.
+    pub severity: String,
+    pub file: Option<String>,
+    pub line: Option<u32>,
+    pub message: String,
+}
+
+/// One session folder of the watched lab folder, as last checked.
+#[derive(Debug, Clone, Serialize, TS, PartialEq)]
+#[ts(export, export_to = "../../ui/src/lib/bindings/")]
+pub struct PendingSession {
+    pub session: String,
+    pub path: String,
+    /// `pass`, `warn`, `wait` or `fail`.
+    pub verdict: String,
+    /// `YYYY-MM-DD HH:MM:SS` when the folder name is a valid session id.
+    pub recorded_at: Option<String>,
+    #[ts(type = "number")]
+    pub total_bytes: u64,
+    pub file_count: u32,
+    pub findings: Vec<FindingView>,
+    pub metadata: BTreeMap<String, String>,
+    pub checked_at: String,
+}
+
+impl PendingSession {
+    pub fn from_report(r: &SessionReport) -> Self {
+        PendingSession {
+            session: r.session.clone(),
+            path: r.path.display().to_string(),
+            verdict: r.verdict.as_str().to_string(),
+            recorded_at: r.recorded_at.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()),
+            total_bytes: r.total_bytes,
+            file_count: r.files.len() as u32,
+            findings: r
+                .findings
+                .iter()
+                .map(|f| FindingView {
+                    check: f.check.clone(),
+                    severity: f.severity.to_string(),
+                    file: f.file.clone(),
+                    line: f.line,
+                    message: f.message.clone(),
+                })
+                .collect(),
+            metadata: r.metadata.iter().map(|(k, v)| (k.clone(), v.to_string())).collect(),
+            checked_at: chrono::Local::now().format("%H:%M:%S").to_string(),
+        }
+    }
+
+    fn unreadable(path: &Path, e: &AppError) -> Self {
+        PendingSession {
+            session: labpipe_core::scan::folder_name(path),
+            path: path.display().to_string(),
+            verdict: "fail".into(),
+            recorded_at: None,
+            total_bytes: 0,
+            file_count: 0,
+            findings: vec![FindingView {
+                check: "folder".into(),
+                severity: "error".into(),
+                file: None,
+                line: None,
+                message: e.message.clone(),
+            }],
+            metadata: BTreeMap::new(),
+            checked_at: chrono::Local::now().format("%H:%M:%S").to_string(),
+        }
+    }
+}
+
+/// The lab's schema for sessions under `folder` (its `labpipe.toml`, else the built-in one).
+pub fn schema_for(folder: &Path) -> AppResult<LabSchema> {
+    match LabSchema::discover(folder) {
+        Some(p) => Ok(LabSchema::load(&p)?),
+        None => Ok(LabSchema::default()),
+    }
+}
+
+pub type PendingMap = Arc<Mutex<BTreeMap<String, PendingSession>>>;
+
+/// Checks one folder; an unreadable folder becomes a `fail` row saying why.
+fn check_one(path: &Path, schema: &LabSchema) -> PendingSession {
+    match check_folder(path, schema) {
+        Ok(r) => PendingSession::from_report(&r),
+        Err(e) => PendingSession::unreadable(path, &e.into()),
+    }
+}
+
+/// Checks every session folder of `folder` from scratch.
+pub fn scan_all(folder: &Path) -> AppResult<BTreeMap<String, PendingSession>> {
+    let schema = schema_for(folder)?;
+    let mut out = BTreeMap::new();
+    for path in labpipe_core::scan::session_folders(folder)? {
+        let row = check_one(&path, &schema);
+        out.insert(row.session.clone(), row);
+    }
+    Ok(out)
+}
+
+fn snapshot(map: &PendingMap) -> Vec<PendingSession> {
+    map.lock().expect("pending lock").values().cloned().collect()
+}
+
+/// The running watcher of one folder; dropping it stops watching.
+pub struct Watch {
+    pub folder: PathBuf,
+    _watcher: notify::RecommendedWatcher,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Starts watching `folder`: a full check now, then incremental re-checks.
+pub fn start(app: AppHandle, map: PendingMap, folder: PathBuf, quiet: Duration) -> AppResult<Watch> {
+    if !folder.is_dir() {
+        return Err(AppError::new(
+            "scan",
+            format!("lab folder {} does not exist or is not a folder; choose another in Settings", folder.display()),
+        ));
+    }
+    let (tx, rx) = mpsc::unbounded_channel::<PathBuf>();
+    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
+        Ok(ev) => {
+            for p in ev.paths {
+                let _ = tx.send(p);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "file watcher error"),
+    })
+    .map_err(|e| AppError::new("watch", format!("cannot watch the lab folder: {e}")))?;
+    watcher
+        .watch(&folder, RecursiveMode::Recursive)
+        .map_err(|e| AppError::new("watch", format!("cannot watch {}: {e}", folder.display())))?;
+    let task = tauri::async_runtime::spawn(run(app, map, folder.clone(), quiet, rx));
+    tracing::info!(folder = %folder.display(), "watching lab folder");
+    Ok(Watch { folder, _watcher: watcher, task })
+}
+
+/// The top-level entry of `folder` that `path` is in.
+fn top_entry(folder: &Path, path: &Path) -> Option<PathBuf> {
+    let rel = path.strip_prefix(folder).ok()?;
+    let first = rel.components().next()?;
+    Some(folder.join(first))
+}
+
+async fn run(app: AppHandle, map: PendingMap, folder: PathBuf, quiet: Duration, mut rx: mpsc::UnboundedReceiver<PathBuf>) {
+    let emit = |app: &AppHandle, map: &PendingMap| {
+        let _ = app.emit(EVENT, snapshot(map));
+    };
+    let full = {
+        let folder = folder.clone();
+        tokio::task::spawn_blocking(move || scan_all(&folder)).await
+    };
+    match full {
+        Ok(Ok(rows)) => {
+            tracing::info!(sessions = rows.len(), "checked lab folder");
+            *map.lock().expect("pending lock") = rows;
+        }
+        Ok(Err(e)) => tracing::error!(error = %e, "cannot check lab folder"),
+        Err(e) => tracing::error!(error = %e, "check task failed"),
+    }
+    emit(&app, &map);
+
+    let mut dirty: HashMap<PathBuf, Instant> = HashMap::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(300));
+    let mut last_wait_check = Instant::now();
+    loop {
+        tokio::select! {
+            got = rx.recv() => {
+                let Some(path) = got else { break };
+                let Some(top) = top_entry(&folder, &path) else { continue };
+                let name = labpipe_core::scan::folder_name(&top);
+                let known = map.lock().expect("pending lock").contains_key(&name);
+                // A new folder shows up at once (usually as `wait`), then settles.
+                let first_sight = !known && !dirty.contains_key(&top);
+                let at = if first_sight { Instant::now().checked_sub(quiet).unwrap_or_else(Instant::now) } else { Instant::now() };
+                dirty.insert(top.clone(), at);
+            }
+            _ = tick.tick() => {
+                let mut todo: Vec<PathBuf> = dirty.iter().filter(|(_, t)| t.elapsed() >= quiet).map(|(p, _)| p.clone()).collect();
+                for p in &todo { dirty.remove(p); }
+                if last_wait_check.elapsed() >= quiet {
+                    last_wait_check = Instant::now();
+                    let waiting: Vec<PathBuf> = map.lock().expect("pending lock").values()
+                        .filter(|r| r.verdict == "wait").map(|r| PathBuf::from(&r.path)).collect();
+                    for p in waiting { if !todo.contains(&p) && !dirty.contains_key(&p) { todo.push(p); } }
+                }
+                if todo.is_empty() { continue; }
+                let changed = recheck(&folder, &map, todo).await;
+                if changed { emit(&app, &map); }
+            }
+        }
+    }
+}
+
+/// Re-checks the given top-level entries; true when the list changed.
+async fn recheck(folder: &Path, map: &PendingMap, todo: Vec<PathBuf>) -> bool {
+    let folder = folder.to_path_buf();
+    let schema_changed = todo.iter().any(|p| p.file_name().is_some_and(|n| n == labpipe_core::scan::SCHEMA_FILE));
+    let result = tokio::task::spawn_blocking(move || -> AppResult<Vec<(String, Option<PendingSession>)>> {
+        if schema_changed {
+            let all = scan_all(&folder)?;
+            return Ok(all.into_iter().map(|(k, v)| (k, Some(v))).collect());
+        }
+        let schema = schema_for(&folder)?;
+        Ok(todo
+            .into_iter()
+            .filter(|p| !p.is_file())
+            .map(|p| {
+                let name = labpipe_core::scan::folder_name(&p);
+                if p.is_dir() {
+                    (name, Some(check_one(&p, &schema)))
+                } else {
+                    (name, None)
+                }
+            })
+            .collect())
+    })
+    .await;
+    let updates = match result {
+        Ok(Ok(u)) => u,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "re-check failed");
+            return false;
+        }
+        Err(_) => return false,
+    };
+    let mut m = map.lock().expect("pending lock");
+    let mut changed = false;
+    for (name, row) in updates {
+        match row {
+            Some(mut row) => {
+                let old = m.get(&name);
+                if let Some(old) = old {
+                    // The check time alone is no change worth redrawing.
+                    row.checked_at = if old.verdict == row.verdict && old.findings == row.findings {
+                        old.checked_at.clone()
+                    } else {
+                        row.checked_at
+                    };
+                    if old.verdict != row.verdict {
+                        tracing::info!(session = %name, from = %old.verdict, to = %row.verdict, "verdict changed");
+                    }
+                } else {
+                    tracing::info!(session = %name, verdict = %row.verdict, "new session folder");
+                }
+                if m.get(&name) != Some(&row) {
+                    changed = true;
+                    m.insert(name, row);
+                }
+            }
+            None => {
+                if m.remove(&name).is_some() {
+                    tracing::info!(session = %name, "session folder removed");
+                    changed = true;
+                }
+            }
+        }
+    }
+    changed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_paths_to_their_top_folder() {
+        let lab = Path::new("/lab");
+        assert_eq!(top_entry(lab, Path::new("/lab/20210301_161221/a.bin")), Some(PathBuf::from("/lab/20210301_161221")));
+        assert_eq!(top_entry(lab, Path::new("/lab/x")), Some(PathBuf::from("/lab/x")));
+        assert_eq!(top_entry(lab, Path::new("/lab")), None);
+        assert_eq!(top_entry(lab, Path::new("/elsewhere/y")), None);
+    }
+}

@@ -1,0 +1,276 @@
+//! The Sessions view: the catalog loaded once (a scan of the table), kept in memory, filtered
+//! with the filter language of `labpipe query` (`labpipe_core::filter`), so typing in the filter
+//! bar costs no round trip. The detail pane reads one session's history, outputs and manifest.
+
+use labpipe_catalog::{Event as CatalogEvent, OutputRecord, SessionItem};
+use labpipe_core::filter::{Filter, Subject};
+use labpipe_core::{LabSchema, MetaValue};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::Instant;
+use ts_rs::TS;
+
+use crate::error::{AppError, AppResult};
+
+#[derive(Debug, Clone, Serialize, TS, PartialEq)]
+#[ts(export, export_to = "../../ui/src/lib/bindings/")]
+pub struct CatalogRow {
+    pub session: String,
+    /// `YYYY-MM-DD HH:MM:SS`, lab-local.
+    pub recorded_at: String,
+    /// `PROCESSED`, `FAILED`, …
+    pub status: String,
+    pub status_step: Option<String>,
+    pub status_message: Option<String>,
+    #[ts(type = "number")]
+    pub total_bytes: u64,
+    #[ts(type = "number")]
+    pub file_count: u64,
+    pub pipeline_version: Option<u32>,
+    #[ts(type = "Record<string, number | string>")]
+    pub metadata: BTreeMap<String, MetaValue>,
+}
+
+impl CatalogRow {
+    fn from_item(i: &SessionItem) -> Self {
+        CatalogRow {
+            session: i.session.clone(),
+            recorded_at: i.recorded_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+            status: i.status.as_str().to_string(),
+            status_step: i.status_step.clone(),
+            status_message: i.status_message.clone(),
+            total_bytes: i.total_bytes,
+            file_count: i.file_count,
+            pipeline_version: i.pipeline_version,
+            metadata: i.metadata.clone(),
+        }
+    }
+}
+
+/// A metadata field of the lab schema, for column headers, facets and the histogram.
+#[derive(Debug, Clone, Serialize, TS, PartialEq)]
+#[ts(export, export_to = "../../ui/src/lib/bindings/")]
+pub struct FieldInfo {
+    pub name: String,
+    /// `number`, `integer` or `text`.
+    pub kind: String,
+    pub unit: Option<String>,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export, export_to = "../../ui/src/lib/bindings/")]
+pub struct CatalogSnapshot {
+    pub rows: Vec<CatalogRow>,
+    pub fields: Vec<FieldInfo>,
+    pub statuses: Vec<String>,
+    /// Where the rows came from, e.g. `table labpipe-catalog`.
+    pub source: String,
+    pub loaded_at: String,
+    pub load_ms: f64,
+}
+
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export, export_to = "../../ui/src/lib/bindings/")]
+pub struct FilterResult {
+    /// Indexes into `CatalogSnapshot.rows` of the matching sessions.
+    pub indexes: Vec<u32>,
+    pub elapsed_ms: f64,
+}
+
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export, export_to = "../../ui/src/lib/bindings/")]
+pub struct TimelineEntry {
+    pub at: String,
+    pub status: Option<String>,
+    pub from: Option<String>,
+    pub step: String,
+    /// `info`, `warning` or `error`.
+    pub level: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export, export_to = "../../ui/src/lib/bindings/")]
+pub struct OutputFileView {
+    pub key: String,
+    #[ts(type = "number")]
+    pub size: u64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export, export_to = "../../ui/src/lib/bindings/")]
+pub struct OutputView {
+    pub version: u32,
+    pub bucket: String,
+    pub prefix: String,
+    pub created_at: String,
+    pub files: Vec<OutputFileView>,
+}
+
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export, export_to = "../../ui/src/lib/bindings/")]
+pub struct RawFileView {
+    pub path: String,
+    #[ts(type = "number")]
+    pub size: u64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export, export_to = "../../ui/src/lib/bindings/")]
+pub struct SessionDetail {
+    pub row: CatalogRow,
+    pub raw_prefix: Option<String>,
+    pub manifest_sha256: Option<String>,
+    pub timeline: Vec<TimelineEntry>,
+    pub outputs: Vec<OutputView>,
+    /// The raw files from the session's manifest in S3.
+    pub files: Vec<RawFileView>,
+    /// Why `files` is empty, when the manifest could not be read.
+    pub files_error: Option<String>,
+}
+
+/// The loaded catalog: rows for the UI and subjects for the filter.
+pub struct Loaded {
+    pub items: Vec<SessionItem>,
+    subjects: Vec<Subject>,
+    pub schema: LabSchema,
+}
+
+impl Loaded {
+    pub fn new(items: Vec<SessionItem>, schema: LabSchema) -> Self {
+        let mut items = items;
+        items.sort_by(|a, b| b.recorded_at.cmp(&a.recorded_at).then(b.session.cmp(&a.session)));
+        let subjects = items
+            .iter()
+            .map(|i| Subject {
+                session: i.session.clone(),
+                recorded_at: i.recorded_at,
+                status: i.status.as_str().to_lowercase(),
+                total_bytes: i.total_bytes,
+                files: i.file_count,
+                metadata: i.metadata.clone(),
+            })
+            .collect();
+        Loaded { items, subjects, schema }
+    }
+
+    pub fn snapshot(&self, source: String, load_ms: f64) -> CatalogSnapshot {
+        CatalogSnapshot {
+            rows: self.items.iter().map(CatalogRow::from_item).collect(),
+            fields: self
+                .schema
+                .fields
+                .iter()
+                .map(|(name, f)| FieldInfo {
+                    name: name.clone(),
+                    kind: f.kind.name().into(),
+                    unit: f.unit.clone(),
+                    description: f.description.clone(),
+                })
+                .collect(),
+            statuses: labpipe_catalog::Status::ALL.iter().map(|s| s.as_str().to_string()).collect(),
+            source,
+            loaded_at: chrono::Local::now().format("%H:%M:%S").to_string(),
+            load_ms,
+        }
+    }
+
+    /// Indexes of the rows matching `source`; an empty filter matches everything.
+    pub fn filter(&self, source: &str) -> AppResult<FilterResult> {
+        let t = Instant::now();
+        let indexes = if source.trim().is_empty() {
+            (0..self.subjects.len() as u32).collect()
+        } else {
+            let f = Filter::new(source, &self.schema)?;
+            self.subjects.iter().enumerate().filter(|(_, s)| f.matches(s)).map(|(i, _)| i as u32).collect()
+        };
+        Ok(FilterResult { indexes, elapsed_ms: t.elapsed().as_secs_f64() * 1e3 })
+    }
+
+    pub fn item(&self, session: &str) -> Option<&SessionItem> {
+        self.items.iter().find(|i| i.session == session)
+    }
+}
+
+pub fn timeline(events: Vec<CatalogEvent>) -> Vec<TimelineEntry> {
+    events
+        .into_iter()
+        .map(|e| TimelineEntry {
+            at: e.at.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string(),
+            status: e.status.map(|s| s.as_str().to_string()),
+            from: e.from.map(|s| s.as_str().to_string()),
+            step: e.step,
+            level: e.level.as_str().to_string(),
+            message: e.message,
+        })
+        .collect()
+}
+
+pub fn outputs(records: Vec<OutputRecord>) -> Vec<OutputView> {
+    records
+        .into_iter()
+        .map(|r| OutputView {
+            version: r.version,
+            bucket: r.bucket,
+            prefix: r.prefix,
+            created_at: r.created_at.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string(),
+            files: r.files.into_iter().map(|f| OutputFileView { key: f.key, size: f.size, sha256: f.sha256 }).collect(),
+        })
+        .collect()
+}
+
+/// Reads `raw/<session>/manifest.json` for the list of raw files.
+pub async fn manifest_files(s3: &aws_sdk_s3::Client, bucket: &str, session: &str) -> Result<Vec<RawFileView>, String> {
+    if bucket.is_empty() {
+        return Err("no raw bucket is set in Settings".into());
+    }
+    let key = labpipe_upload::manifest_key(session);
+    let out = s3
+        .get_object()
+        .bucket(bucket)
+        .key(&key)
+        .send()
+        .await
+        .map_err(|e| format!("cannot read s3://{bucket}/{key}: {}", aws_sdk_s3::error::DisplayErrorContext(&e)))?;
+    let bytes = out.body.collect().await.map_err(|e| e.to_string())?.into_bytes();
+    let manifest = labpipe_core::Manifest::from_json(&bytes).map_err(|e| e.to_string())?;
+    Ok(manifest.files.into_iter().map(|f| RawFileView { path: f.path, size: f.size, sha256: f.sha256 }).collect())
+}
+
+pub fn not_loaded() -> AppError {
+    AppError::new("not_loaded", "the catalog is not loaded yet; open Sessions or press Refresh")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use labpipe_catalog::Status;
+
+    fn item(session: &str, status: Status, fatigue: f64) -> SessionItem {
+        let at = chrono::NaiveDateTime::parse_from_str(&format!("{session}"), "%Y%m%d_%H%M%S").unwrap();
+        let mut i = SessionItem::placeholder(session, at, status, chrono::Utc::now());
+        i.metadata.insert("fatigue".into(), MetaValue::Number(fatigue));
+        i
+    }
+
+    #[test]
+    fn filters_with_the_query_language() {
+        let loaded = Loaded::new(
+            vec![
+                item("20210301_161221", Status::Processed, 2.0),
+                item("20210302_161221", Status::Failed, 7.0),
+                item("20210303_161221", Status::Processed, 8.0),
+            ],
+            LabSchema::default(),
+        );
+        // Newest first.
+        assert_eq!(loaded.items[0].session, "20210303_161221");
+        assert_eq!(loaded.filter("").unwrap().indexes, [0, 1, 2]);
+        assert_eq!(loaded.filter("fatigue > 5 and status = processed").unwrap().indexes, [0]);
+        let err = loaded.filter("fatige > 5").unwrap_err();
+        assert_eq!((err.code.as_str(), err.column), ("filter", Some(0)));
+    }
+}

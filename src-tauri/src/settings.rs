@@ -1,0 +1,129 @@
+//! Settings persisted as JSON in the app config directory (`settings.json`).
+//!
+//! Secrets never go here: access keys and profile names live in the OS keyring (see
+//! [`crate::credentials`]).
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use ts_rs::TS;
+
+use crate::error::{AppError, AppResult};
+
+pub const FILE: &str = "settings.json";
+
+#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+#[serde(default)]
+#[ts(export, export_to = "../../ui/src/lib/bindings/")]
+pub struct Settings {
+    /// The lab folder watched for new session folders.
+    pub lab_folder: Option<String>,
+    pub region: String,
+    /// An S3/DynamoDB endpoint (e.g. the local stack); `None` means AWS itself.
+    pub endpoint_url: Option<String>,
+    pub raw_bucket: String,
+    pub catalog_table: String,
+    /// Parts in flight at once during an upload.
+    pub concurrency: u32,
+    /// Upload bandwidth cap in megabytes per second; `None` = unlimited.
+    pub bandwidth_mb_per_sec: Option<f64>,
+    /// Seconds without file changes in a session folder before it is checked again.
+    pub quiet_period_secs: u32,
+    /// The guided first-run setup was completed (or skipped).
+    pub setup_done: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            lab_folder: None,
+            region: "eu-central-1".into(),
+            endpoint_url: None,
+            raw_bucket: String::new(),
+            catalog_table: String::new(),
+            concurrency: 8,
+            bandwidth_mb_per_sec: None,
+            quiet_period_secs: 5,
+            setup_done: false,
+        }
+    }
+}
+
+impl Settings {
+    /// Reads `dir/settings.json`; a missing file gives the defaults.
+    pub fn load(dir: &Path) -> AppResult<Settings> {
+        let path = dir.join(FILE);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                AppError::new(
+                    "settings",
+                    format!("settings file {} is not valid JSON ({e}); fix or delete it", path.display()),
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Settings::default()),
+            Err(e) => Err(AppError::new("settings", format!("cannot read {}: {e}", path.display()))),
+        }
+    }
+
+    /// Writes atomically (temp file + rename) so a crash never leaves half a file.
+    pub fn save(&self, dir: &Path) -> AppResult<PathBuf> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join(FILE);
+        let tmp = dir.join(format!("{FILE}.tmp"));
+        let text = serde_json::to_string_pretty(self).map_err(|e| AppError::new("settings", e.to_string()))?;
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, &path)?;
+        Ok(path)
+    }
+
+    /// Checks values a user can get wrong; the message says which field and what to do.
+    pub fn validate(&self) -> AppResult<()> {
+        if self.concurrency == 0 || self.concurrency > 64 {
+            return Err(AppError::new("settings", "concurrency must be between 1 and 64"));
+        }
+        if let Some(bw) = self.bandwidth_mb_per_sec {
+            if !(bw > 0.0 && bw.is_finite()) {
+                return Err(AppError::new("settings", "bandwidth cap must be a positive number of MB/s, or empty for no cap"));
+            }
+        }
+        if let Some(url) = &self.endpoint_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(AppError::new("settings", format!("endpoint '{url}' must start with http:// or https://")));
+            }
+        }
+        if self.quiet_period_secs == 0 || self.quiet_period_secs > 3600 {
+            return Err(AppError::new("settings", "quiet period must be between 1 and 3600 seconds"));
+        }
+        Ok(())
+    }
+
+    pub fn bandwidth_bytes(&self) -> Option<u64> {
+        self.bandwidth_mb_per_sec.map(|mb| (mb * 1e6) as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_defaults_missing_fields() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(Settings::load(dir.path()).unwrap(), Settings::default());
+        let s = Settings { lab_folder: Some("/lab".into()), concurrency: 3, ..Settings::default() };
+        s.save(dir.path()).unwrap();
+        assert_eq!(Settings::load(dir.path()).unwrap(), s);
+        std::fs::write(dir.path().join(FILE), r#"{"region":"us-east-1"}"#).unwrap();
+        let partial = Settings::load(dir.path()).unwrap();
+        assert_eq!(partial.region, "us-east-1");
+        assert_eq!(partial.concurrency, 8);
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        let bad = Settings { concurrency: 0, ..Settings::default() };
+        assert_eq!(bad.validate().unwrap_err().code, "settings");
+        let bad = Settings { endpoint_url: Some("localhost:5000".into()), ..Settings::default() };
+        assert!(bad.validate().unwrap_err().message.contains("http://"));
+        assert!(Settings::default().validate().is_ok());
+    }
+}

@@ -1,0 +1,53 @@
+import { describe, expect, it } from "vitest";
+import type { CatalogRow } from "./bindings/CatalogRow";
+import { distinctValues, histogram, nextSort, numericFields, sortIndexes, visibleRange } from "./table";
+
+const row = (session: string, fatigue: number | undefined, model: string, bytes = 1): CatalogRow => ({
+  session,
+  recorded_at: `${session.slice(0, 4)}-${session.slice(4, 6)}-${session.slice(6, 8)} 00:00:00`,
+  status: "PROCESSED",
+  status_step: null,
+  status_message: null,
+  total_bytes: bytes,
+  file_count: 2,
+  pipeline_version: 1,
+  metadata: fatigue === undefined ? { hardware_model: model } : { fatigue, hardware_model: model },
+});
+
+const rows = [row("20210301_000000", 3, "X200", 5), row("20210302_000000", 9, "X100", 1), row("20210303_000000", undefined, "X200", 3)];
+
+describe("sessions table", () => {
+  it("sorts by built-in and metadata columns, missing values last", () => {
+    expect(sortIndexes(rows, [0, 1, 2], { key: "total_bytes", dir: 1 })).toEqual([1, 2, 0]);
+    expect(sortIndexes(rows, [0, 1, 2], { key: "m:fatigue", dir: -1 })).toEqual([1, 0, 2]);
+    expect(sortIndexes(rows, [0, 1, 2], { key: "m:fatigue", dir: 1 })).toEqual([0, 1, 2]);
+    expect(nextSort({ key: "session", dir: 1 }, "session")).toEqual({ key: "session", dir: -1 });
+    expect(nextSort({ key: "session", dir: -1 }, "status")).toEqual({ key: "status", dir: 1 });
+  });
+
+  it("draws only the visible window", () => {
+    expect(visibleRange(0, 300, 30, 10_000)).toEqual({ start: 0, end: 18 });
+    expect(visibleRange(30_000, 300, 30, 10_000)).toEqual({ start: 992, end: 1018 });
+    expect(visibleRange(1e9, 300, 30, 10)).toEqual({ start: 10, end: 10 });
+  });
+
+  it("counts facet values and bins numbers", () => {
+    expect(distinctValues(rows, "hardware_model")).toEqual([
+      { value: "X200", count: 2 },
+      { value: "X100", count: 1 },
+    ]);
+    const h = histogram(rows, [0, 1, 2], "fatigue", 3);
+    expect(h.map((b) => b.count)).toEqual([1, 0, 1]);
+    expect(h[0].lo).toBe(3);
+    expect(histogram(rows, [], "fatigue")).toEqual([]);
+    expect(numericFields(rows)).toEqual(["fatigue"]);
+  });
+
+  it("sorts 10,000 rows quickly", () => {
+    const many = Array.from({ length: 10_000 }, (_, i) => row(`2021${String((i % 12) + 1).padStart(2, "0")}01_000000`, (i * 7) % 11, "X200", i));
+    const idx = many.map((_, i) => i);
+    const t = performance.now();
+    sortIndexes(many, idx, { key: "m:fatigue", dir: 1 });
+    expect(performance.now() - t).toBeLessThan(200);
+  });
+});

@@ -210,10 +210,11 @@ pub async fn session_detail(state: State<'_, AppState>, session: String) -> AppR
                 .ok_or_else(|| AppError::new("not_found", format!("{session} is not in the catalog")))?
         }
     };
+    let s3 = crate::cloud::s3(&sdk);
     let (events, outputs, files) = tokio::join!(
         catalog.events(&session),
         catalog.all_outputs(&session),
-        sessions::manifest_files(&crate::cloud::s3(&sdk), &settings.raw_bucket, &session)
+        sessions::manifest_files(&s3, &settings.raw_bucket, &session)
     );
     let snapshot_row = sessions::Loaded::new(vec![item.clone()], labpipe_core::LabSchema::default())
         .snapshot(String::new(), 0.0)

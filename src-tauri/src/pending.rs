@@ -133,7 +133,7 @@ fn snapshot(map: &PendingMap) -> Vec<PendingSession> {
 pub struct Watch {
     pub folder: PathBuf,
     _watcher: notify::RecommendedWatcher,
-    task: tokio::task::JoinHandle<()>,
+    task: tauri::async_runtime::JoinHandle<()>,
 }
 
 impl Drop for Watch {

@@ -106,7 +106,8 @@ impl Decimator {
         }
         let keep = self.phase == 0;
         for ((sec, &x), o) in self.sections.iter_mut().zip(frame).zip(out.iter_mut()) {
-            let y = sec[1].step(sec[0].step(x));
+            let first = sec[0].step(x);
+            let y = sec[1].step(first);
             if keep {
                 *o = y as f32;
             }

@@ -21,17 +21,21 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the sanity checks on session folders and say what blocks each one
-    #[command(after_help = "Examples:\n  labpipe check D:\\recordings\n  labpipe check 20210301_161221 --json\n\n\
-Verdicts: pass = ready; warn = ready, but look at the warnings; wait = still being written, re-check later; fail = blocked until fixed.")]
+    #[command(
+        after_help = "Examples:\n  labpipe check D:\\recordings\n  labpipe check 20210301_161221 --json\n\n\
+Verdicts: pass = ready; warn = ready, but look at the warnings; wait = still being written, re-check later; fail = blocked until fixed."
+    )]
     Check(CheckArgs),
     /// Check session folders, then upload the ready ones to S3 (resumable, verified, never overwriting)
-    #[command(after_help = "Examples:\n  labpipe upload D:\\recordings --bucket lab-raw\n  LABPIPE_RAW_BUCKET=lab-raw labpipe upload 20210301_161221 --json\n\n\
+    #[command(
+        after_help = "Examples:\n  labpipe upload D:\\recordings --bucket lab-raw\n  LABPIPE_RAW_BUCKET=lab-raw labpipe upload 20210301_161221 --json\n\n\
 Objects go to s3://BUCKET/raw/<session>/<file>; raw/<session>/manifest.json is written last, after every file is verified.\n\
 An interrupted upload resumes where it stopped: run the same command again. Existing objects are never overwritten:\n\
 identical ones count as already uploaded, different ones fail the session as a conflict.\n\
 Credentials and region come from the standard AWS chain (AWS_PROFILE, AWS_ACCESS_KEY_ID, ...); AWS_ENDPOINT_URL selects another endpoint.\n\n\
 Exit codes: 0 = every ready session is uploaded (or already was; sessions still being written are skipped),\n\
-1 = a session failed (check failure, conflict, file changed, network) or the bucket/credentials are wrong, 2 = usage error.")]
+1 = a session failed (check failure, conflict, file changed, network) or the bucket/credentials are wrong, 2 = usage error."
+    )]
     Upload(UploadArgs),
     /// Tools for demos and development (sample data)
     #[command(subcommand)]
@@ -99,7 +103,9 @@ pub struct UploadArgs {
 #[derive(Debug, Subcommand)]
 pub enum DevCommand {
     /// Write realistic sample sessions (and optionally one broken example of each failure)
-    #[command(after_help = "Example:\n  labpipe dev generate --out demo --count 3 --size-mb 20 --broken")]
+    #[command(
+        after_help = "Example:\n  labpipe dev generate --out demo --count 3 --size-mb 20 --broken"
+    )]
     Generate(GenerateArgs),
 }
 

@@ -28,7 +28,9 @@ pub fn check_json(reports: &[SessionReport]) -> Vec<CheckJson<'_>> {
             session: &r.session,
             path: r.path.display().to_string(),
             verdict: r.verdict,
-            recorded_at: r.recorded_at.map(|t| t.format("%Y-%m-%dT%H:%M:%S").to_string()),
+            recorded_at: r
+                .recorded_at
+                .map(|t| t.format("%Y-%m-%dT%H:%M:%S").to_string()),
             total_bytes: r.total_bytes,
             files: r.files.len(),
             findings: &r.findings,
@@ -60,12 +62,23 @@ pub fn check_table(reports: &[SessionReport], color: bool) -> String {
     if reports.is_empty() {
         return out;
     }
-    let width = reports.iter().map(|r| r.session.chars().count()).max().unwrap_or(7).max(7);
-    let header = format!("{:<width$}  {:<7}  {:>10}  {:>5}  {}", "SESSION", "VERDICT", "SIZE", "FILES", "RECORDED");
+    let width = reports
+        .iter()
+        .map(|r| r.session.chars().count())
+        .max()
+        .unwrap_or(7)
+        .max(7);
+    let header = format!(
+        "{:<width$}  {:<7}  {:>10}  {:>5}  {}",
+        "SESSION", "VERDICT", "SIZE", "FILES", "RECORDED"
+    );
     let _ = writeln!(out, "{}", paint(&header, Style::new().bold(), color));
     for r in reports {
         let verdict = format!("{:<7}", r.verdict.as_str());
-        let recorded = r.recorded_at.map(|t| t.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_else(|| "-".into());
+        let recorded = r
+            .recorded_at
+            .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+            .unwrap_or_else(|| "-".into());
         let _ = writeln!(
             out,
             "{:<width$}  {}  {:>10}  {:>5}  {recorded}",
@@ -83,7 +96,13 @@ pub fn check_table(reports: &[SessionReport], color: bool) -> String {
                 Severity::Warning => ("!", Style::new().yellow()),
                 Severity::Info => ("·", Style::new().dimmed()),
             };
-            let _ = writeln!(out, "    {} {:<11} {}", paint(mark, style, color), f.check, paint(&f.message, style, color && f.severity == Severity::Info));
+            let _ = writeln!(
+                out,
+                "    {} {:<11} {}",
+                paint(mark, style, color),
+                f.check,
+                paint(&f.message, style, color && f.severity == Severity::Info)
+            );
         }
     }
     let count = |v: Verdict| reports.iter().filter(|r| r.verdict == v).count();

@@ -22,8 +22,28 @@ fn stdout(o: &Output) -> String {
 /// Generates good and broken sample sessions through the CLI, so the CLI's `dev generate` is
 /// exercised too.
 fn sample_lab(dir: &Path, count: &str) -> Vec<Value> {
-    let out = labpipe(&["dev", "generate", "--out", "lab", "--count", count, "--size-mb", "2", "--seed", "7", "--broken", "--json"], dir);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = labpipe(
+        &[
+            "dev",
+            "generate",
+            "--out",
+            "lab",
+            "--count",
+            count,
+            "--size-mb",
+            "2",
+            "--seed",
+            "7",
+            "--broken",
+            "--json",
+        ],
+        dir,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice::<Vec<Value>>(&out.stdout).expect("generate --json is a JSON array")
 }
 
@@ -32,13 +52,20 @@ fn check_rejects_every_broken_session_and_passes_every_good_one() {
     let tmp = tempfile::tempdir().unwrap();
     let generated = sample_lab(tmp.path(), "4");
     let out = labpipe(&["check", "lab", "--json"], tmp.path());
-    assert_eq!(out.status.code(), Some(1), "broken sessions make check exit 1");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "broken sessions make check exit 1"
+    );
     let reports: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(reports.len(), generated.len());
     let mut broken_seen = 0;
     for g in &generated {
         let name = g["name"].as_str().unwrap();
-        let r = reports.iter().find(|r| r["session"] == name).unwrap_or_else(|| panic!("{name} not reported"));
+        let r = reports
+            .iter()
+            .find(|r| r["session"] == name)
+            .unwrap_or_else(|| panic!("{name} not reported"));
         if g["kind"] == "good" {
             assert_eq!(r["verdict"], "pass", "{name}: {r:#}");
             continue;
@@ -46,37 +73,74 @@ fn check_rejects_every_broken_session_and_passes_every_good_one() {
         broken_seen += 1;
         let kind = g["kind"]["broken"].as_str().unwrap();
         let verdict = r["verdict"].as_str().unwrap();
-        let errors: Vec<&Value> = r["findings"].as_array().unwrap().iter().filter(|f| f["severity"] != "info").collect();
+        let errors: Vec<&Value> = r["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["severity"] != "info")
+            .collect();
         if kind == "still_being_written" {
             assert_eq!(verdict, "wait", "{name}");
-            assert!(errors.iter().any(|f| f["check"] == "stability"), "{name}: {r:#}");
+            assert!(
+                errors.iter().any(|f| f["check"] == "stability"),
+                "{name}: {r:#}"
+            );
         } else {
             assert_eq!(verdict, "fail", "{name} ({kind}): {r:#}");
-            assert!(errors.iter().any(|f| f["severity"] == "error"), "{name}: {r:#}");
+            assert!(
+                errors.iter().any(|f| f["severity"] == "error"),
+                "{name}: {r:#}"
+            );
         }
         for f in errors {
             let msg = f["message"].as_str().unwrap();
             assert!(msg.len() > 30, "{name}: message too terse: {msg}");
         }
     }
-    assert!(broken_seen >= 16, "every broken kind is generated: {broken_seen}");
+    assert!(
+        broken_seen >= 16,
+        "every broken kind is generated: {broken_seen}"
+    );
 }
 
 #[test]
 fn broken_sessions_fail_for_the_expected_reason() {
     let tmp = tempfile::tempdir().unwrap();
     let sessions = generate(
-        &GenerateOptions { count: 1, size_bytes: 1_000_000, broken: true, ..GenerateOptions::new(tmp.path().join("lab")) },
+        &GenerateOptions {
+            count: 1,
+            size_bytes: 1_000_000,
+            broken: true,
+            ..GenerateOptions::new(tmp.path().join("lab"))
+        },
         |_, _| {},
     )
     .unwrap();
-    let out = labpipe(&["check", "lab", "--json", "--schema", "/dev/null"], tmp.path());
+    let out = labpipe(
+        &["check", "lab", "--json", "--schema", "/dev/null"],
+        tmp.path(),
+    );
     let reports: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
     for s in sessions {
-        let SampleKind::Broken(kind) = s.kind else { continue };
-        let r = reports.iter().find(|r| r["session"] == s.name.as_str()).unwrap();
-        let hit = r["findings"].as_array().unwrap().iter().any(|f| f["check"] == kind.expected_check() && f["severity"] != "info");
-        assert!(hit, "{} ({}) should be caught by the {} check: {r:#}", s.name, kind.describe(), kind.expected_check());
+        let SampleKind::Broken(kind) = s.kind else {
+            continue;
+        };
+        let r = reports
+            .iter()
+            .find(|r| r["session"] == s.name.as_str())
+            .unwrap();
+        let hit = r["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["check"] == kind.expected_check() && f["severity"] != "info");
+        assert!(
+            hit,
+            "{} ({}) should be caught by the {} check: {r:#}",
+            s.name,
+            kind.describe(),
+            kind.expected_check()
+        );
     }
 }
 
@@ -87,18 +151,37 @@ fn human_output_snapshot() {
     let out = labpipe(&["check", "lab"], tmp.path());
     assert_eq!(out.status.code(), Some(1));
     // The folder still being written reports how long ago it changed: not reproducible.
-    let text = regex::Regex::new(r"changed \d+ s ago").unwrap().replace_all(&stdout(&out), "changed N s ago").into_owned();
+    let text = regex::Regex::new(r"changed \d+ s ago")
+        .unwrap()
+        .replace_all(&stdout(&out), "changed N s ago")
+        .into_owned();
     insta::assert_snapshot!(text);
 }
 
 #[test]
 fn good_lab_exits_zero_and_single_session_paths_work() {
     let tmp = tempfile::tempdir().unwrap();
-    let sessions = generate(&GenerateOptions { count: 2, size_bytes: 500_000, ..GenerateOptions::new(tmp.path().join("lab")) }, |_, _| {}).unwrap();
-    std::fs::write(tmp.path().join("lab/labpipe.toml"), "[session]\nexpected_size_mb = 0.5\n").unwrap();
+    let sessions = generate(
+        &GenerateOptions {
+            count: 2,
+            size_bytes: 500_000,
+            ..GenerateOptions::new(tmp.path().join("lab"))
+        },
+        |_, _| {},
+    )
+    .unwrap();
+    std::fs::write(
+        tmp.path().join("lab/labpipe.toml"),
+        "[session]\nexpected_size_mb = 0.5\n",
+    )
+    .unwrap();
     let out = labpipe(&["check", "lab"], tmp.path());
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
-    assert!(stdout(&out).contains("2 sessions: 2 pass, 0 warn, 0 wait, 0 fail"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("2 sessions: 2 pass, 0 warn, 0 wait, 0 fail"),
+        "{}",
+        stdout(&out)
+    );
     // A session folder given directly, with the lab schema found in its parent.
     let one = format!("lab/{}", sessions[0].name);
     let out = labpipe(&["check", &one, "--json"], tmp.path());
@@ -124,10 +207,28 @@ fn quiet_period_flag_controls_waiting() {
     let schema = tmp.path().join("schema.toml");
     std::fs::write(&schema, "[session]\nexpected_size_mb = 0.002\n").unwrap();
     let schema = schema.to_str().unwrap();
-    let out = labpipe(&["check", "20210301_161221", "--schema", schema], tmp.path());
-    assert_eq!(out.status.code(), Some(1), "just written: wait\n{}", stdout(&out));
+    let out = labpipe(
+        &["check", "20210301_161221", "--schema", schema],
+        tmp.path(),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "just written: wait\n{}",
+        stdout(&out)
+    );
     assert!(stdout(&out).contains("wait"));
-    let out = labpipe(&["check", "20210301_161221", "--schema", schema, "--quiet-period", "0"], tmp.path());
+    let out = labpipe(
+        &[
+            "check",
+            "20210301_161221",
+            "--schema",
+            schema,
+            "--quiet-period",
+            "0",
+        ],
+        tmp.path(),
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
 }
 
@@ -136,9 +237,14 @@ fn usage_errors_exit_two_with_a_clear_message() {
     let tmp = tempfile::tempdir().unwrap();
     let out = labpipe(&["check", "no-such-folder"], tmp.path());
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-folder does not exist; check the path"));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("no-such-folder does not exist; check the path"));
     std::fs::create_dir(tmp.path().join("lab")).unwrap();
-    std::fs::write(tmp.path().join("bad.toml"), "[fields.fatigue]\ntype = \"float\"\n").unwrap();
+    std::fs::write(
+        tmp.path().join("bad.toml"),
+        "[fields.fatigue]\ntype = \"float\"\n",
+    )
+    .unwrap();
     let out = labpipe(&["check", "lab", "--schema", "bad.toml"], tmp.path());
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);

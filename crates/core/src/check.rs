@@ -87,7 +87,9 @@ pub struct SessionReport {
 
 impl SessionReport {
     pub fn errors(&self) -> impl Iterator<Item = &Finding> {
-        self.findings.iter().filter(|f| f.severity == Severity::Error)
+        self.findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
     }
 }
 
@@ -159,10 +161,17 @@ pub fn check_session(input: CheckInput<'_>) -> SessionReport {
         }
     }
     for (path, why) in &listing.unreadable {
-        let shown = if path.is_empty() { "the session folder" } else { path.as_str() };
+        let shown = if path.is_empty() {
+            "the session folder"
+        } else {
+            path.as_str()
+        };
         findings.push(
-            Finding::error("folder", format!("cannot read {shown} ({why}); check the file permissions"))
-                .in_file(path.clone()),
+            Finding::error(
+                "folder",
+                format!("cannot read {shown} ({why}); check the file permissions"),
+            )
+            .in_file(path.clone()),
         );
     }
 
@@ -190,7 +199,9 @@ pub fn check_session(input: CheckInput<'_>) -> SessionReport {
         };
         if recent {
             unstable = true;
-            let ago = age.map(|a| format!("{} s ago", a.as_secs())).unwrap_or_else(|_| "just now".into());
+            let ago = age
+                .map(|a| format!("{} s ago", a.as_secs()))
+                .unwrap_or_else(|_| "just now".into());
             findings.push(
                 Finding::warning("stability", format!("{} changed {ago}; waiting until nothing in the folder has changed for {} s", e.path, rules.quiet_period_secs))
                     .in_file(&e.path),
@@ -215,7 +226,11 @@ pub fn check_session(input: CheckInput<'_>) -> SessionReport {
             findings.extend(found);
         }
         Some(Err(why)) => findings.push(
-            Finding::error("metadata", format!("cannot read {metadata_name} ({why}); check the file")).in_file(metadata_name),
+            Finding::error(
+                "metadata",
+                format!("cannot read {metadata_name} ({why}); check the file"),
+            )
+            .in_file(metadata_name),
         ),
         None if has_metadata => {}
         None => {
@@ -282,7 +297,11 @@ pub fn check_session(input: CheckInput<'_>) -> SessionReport {
         .map(|e| ReportFile {
             path: e.path.clone(),
             size: e.size,
-            role: if e.kind == EntryKind::Metadata { FileRole::Metadata } else { FileRole::Data },
+            role: if e.kind == EntryKind::Metadata {
+                FileRole::Metadata
+            } else {
+                FileRole::Data
+            },
             modified_unix: unix_seconds(e.modified),
         })
         .collect();
@@ -340,8 +359,12 @@ pub fn frame_layout(metadata: &Metadata) -> Option<(u64, String)> {
     let channels = metadata.get("channels")?.as_number()?;
     let format = metadata.get("sample_format")?.as_text()?;
     let bytes = sample_bytes(format)?;
-    (channels >= 1.0 && channels.fract() == 0.0)
-        .then(|| (channels as u64 * bytes, format!("{} channels × {format}", channels as u64)))
+    (channels >= 1.0 && channels.fract() == 0.0).then(|| {
+        (
+            channels as u64 * bytes,
+            format!("{} channels × {format}", channels as u64),
+        )
+    })
 }
 
 /// Bytes per sample of a `sample_format`.

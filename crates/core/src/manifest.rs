@@ -54,7 +54,10 @@ pub struct ManifestFile {
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     #[error("session {session} is not uploadable (verdict {verdict}); fix its findings first")]
-    NotUploadable { session: String, verdict: &'static str },
+    NotUploadable {
+        session: String,
+        verdict: &'static str,
+    },
     #[error("hashes given for {given} files but the session has {expected}")]
     FileMismatch { given: usize, expected: usize },
     #[error("manifest is not valid JSON for {MANIFEST_FORMAT}: {0}")]
@@ -168,9 +171,20 @@ mod tests {
     #[test]
     fn manifest_round_trips_and_is_stable() {
         let r = report();
-        assert_eq!(r.verdict, Verdict::Warn, "tiny session warns about size: {:?}", r.findings);
-        let hashes = r.files.iter().map(|f: &ReportFile| (format!("sha-{}", f.path), None)).collect();
-        let created = DateTime::parse_from_rfc3339("2021-03-01T17:00:00Z").unwrap().with_timezone(&Utc);
+        assert_eq!(
+            r.verdict,
+            Verdict::Warn,
+            "tiny session warns about size: {:?}",
+            r.findings
+        );
+        let hashes = r
+            .files
+            .iter()
+            .map(|f: &ReportFile| (format!("sha-{}", f.path), None))
+            .collect();
+        let created = DateTime::parse_from_rfc3339("2021-03-01T17:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
         let m = Manifest::new(&r, hashes, created).unwrap();
         let json = m.to_json();
         assert_eq!(Manifest::from_json(json.as_bytes()).unwrap(), m);
@@ -178,18 +192,38 @@ mod tests {
         assert_eq!(paths, ["a.bin", "b.bin", "metadata.txt"]);
         assert_eq!(m.total_bytes, r.total_bytes);
         let head: Vec<&str> = json.lines().take(4).collect();
-        assert_eq!(head, ["{", "  \"format\": \"labpipe-manifest/1\",", "  \"session\": \"20210301_161221\",", "  \"recorded_at\": \"2021-03-01T16:12:21\","]);
+        assert_eq!(
+            head,
+            [
+                "{",
+                "  \"format\": \"labpipe-manifest/1\",",
+                "  \"session\": \"20210301_161221\",",
+                "  \"recorded_at\": \"2021-03-01T16:12:21\","
+            ]
+        );
         assert!(json.contains("\"fatigue\": 2.0"));
     }
 
     #[test]
     fn refuses_what_cannot_be_a_manifest() {
         let mut r = report();
-        assert!(matches!(Manifest::new(&r, vec![], Utc::now()), Err(ManifestError::FileMismatch { .. })));
+        assert!(matches!(
+            Manifest::new(&r, vec![], Utc::now()),
+            Err(ManifestError::FileMismatch { .. })
+        ));
         r.verdict = Verdict::Fail;
-        assert!(matches!(Manifest::new(&r, vec![], Utc::now()), Err(ManifestError::NotUploadable { .. })));
-        assert!(matches!(Manifest::from_json(b"{\"format\":\"x/9\"}"), Err(ManifestError::Format(_))));
-        assert!(matches!(Manifest::from_json(b"nope"), Err(ManifestError::Parse(_))));
+        assert!(matches!(
+            Manifest::new(&r, vec![], Utc::now()),
+            Err(ManifestError::NotUploadable { .. })
+        ));
+        assert!(matches!(
+            Manifest::from_json(b"{\"format\":\"x/9\"}"),
+            Err(ManifestError::Format(_))
+        ));
+        assert!(matches!(
+            Manifest::from_json(b"nope"),
+            Err(ManifestError::Parse(_))
+        ));
     }
 
     #[test]
@@ -198,6 +232,9 @@ mod tests {
         std::fs::write(tmp.path(), b"abc").unwrap();
         let (size, hex) = sha256_file(tmp.path()).unwrap();
         assert_eq!(size, 3);
-        assert_eq!(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            hex,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }

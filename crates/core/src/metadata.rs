@@ -67,8 +67,11 @@ pub fn parse(bytes: &[u8], file: &str, schema: &LabSchema) -> (Metadata, Vec<Fin
 
     if bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]) {
         findings.push(
-            Finding::error(CHECK, "the file is saved as UTF-16; save it again as UTF-8 text")
-                .in_file(file),
+            Finding::error(
+                CHECK,
+                "the file is saved as UTF-16; save it again as UTF-8 text",
+            )
+            .in_file(file),
         );
         return (metadata, findings);
     }
@@ -107,7 +110,13 @@ pub fn parse(bytes: &[u8], file: &str, schema: &LabSchema) -> (Metadata, Vec<Fin
         let value = unquote(trimmed[split + 1..].trim());
         let key = normalise_key(key_raw);
         if key.is_empty() {
-            findings.push(err(line_no, format!("line {line_no} has a value but no key before '{}'; write it as `key: value`", &trimmed[split..split + 1])));
+            findings.push(err(
+                line_no,
+                format!(
+                    "line {line_no} has a value but no key before '{}'; write it as `key: value`",
+                    &trimmed[split..split + 1]
+                ),
+            ));
             continue;
         }
         if let Some(first) = seen_on.get(&key) {
@@ -128,7 +137,11 @@ pub fn parse(bytes: &[u8], file: &str, schema: &LabSchema) -> (Metadata, Vec<Fin
         match type_value(&key, value, schema) {
             Ok(v) => {
                 if schema.field(&key).is_none() {
-                    let kind = if matches!(v, MetaValue::Number(_)) { "number" } else { "text" };
+                    let kind = if matches!(v, MetaValue::Number(_)) {
+                        "number"
+                    } else {
+                        "text"
+                    };
                     findings.push(
                         Finding::warning(
                             CHECK,
@@ -149,7 +162,10 @@ pub fn parse(bytes: &[u8], file: &str, schema: &LabSchema) -> (Metadata, Vec<Fin
             findings.push(
                 Finding::error(
                     CHECK,
-                    format!("required key '{name}' is missing; add a line `{name}: …` ({})", spec.expectation()),
+                    format!(
+                        "required key '{name}' is missing; add a line `{name}: …` ({})",
+                        spec.expectation()
+                    ),
                 )
                 .in_file(file),
             );
@@ -228,7 +244,14 @@ fn type_value(key: &str, value: &str, schema: &LabSchema) -> Result<MetaValue, S
                 Some(n) => n,
                 None => {
                     let hint = if looks_like_decimal_comma(number_part) {
-                        format!(" — use a decimal point: {}", number_part.replace(',', "."))
+                        let decimal = number_part.replace(',', ".");
+                        let after = number_part.rsplit(',').next().unwrap_or_default();
+                        if after.len() == 3 && after.bytes().all(|b| b.is_ascii_digit()) {
+                            // `1,000` is a thousands separator as often as a decimal comma.
+                            format!(" — use a decimal point ({decimal}) or drop the thousands separator ({})", number_part.replace(',', ""))
+                        } else {
+                            format!(" — use a decimal point: {decimal}")
+                        }
                     } else {
                         String::new()
                     };
@@ -236,9 +259,12 @@ fn type_value(key: &str, value: &str, schema: &LabSchema) -> Result<MetaValue, S
                 }
             };
             if spec.kind == FieldKind::Integer && n.fract() != 0.0 {
-                return Err(format!("{key} must be a whole number ({expect}), got '{value}'"));
+                return Err(format!(
+                    "{key} must be a whole number ({expect}), got '{value}'"
+                ));
             }
-            let below = spec.min.is_some_and(|m| n < m) || spec.greater_than.is_some_and(|g| n <= g);
+            let below =
+                spec.min.is_some_and(|m| n < m) || spec.greater_than.is_some_and(|g| n <= g);
             let above = spec.max.is_some_and(|m| n > m);
             if below || above {
                 return Err(format!(
@@ -256,7 +282,8 @@ fn type_value(key: &str, value: &str, schema: &LabSchema) -> Result<MetaValue, S
 fn parse_plain_number(s: &str) -> Option<f64> {
     let s = s.trim();
     let ok_chars = !s.is_empty()
-        && s.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'))
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'))
         && s.bytes().any(|b| b.is_ascii_digit());
     if !ok_chars {
         return None;
@@ -295,9 +322,16 @@ mod tests {
     fn check_error(extra: &str, want: &str, line: Option<u32>) {
         let text = format!("{GOOD}{extra}");
         let (_, findings) = parse_str(&text);
-        let errors: Vec<_> = findings.iter().filter(|f| f.severity == Severity::Error).collect();
+        let errors: Vec<_> = findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .collect();
         assert_eq!(errors.len(), 1, "{extra:?}: {findings:#?}");
-        assert!(errors[0].message.contains(want), "{extra:?}: {}", errors[0].message);
+        assert!(
+            errors[0].message.contains(want),
+            "{extra:?}: {}",
+            errors[0].message
+        );
         assert_eq!(errors[0].line, line, "{extra:?}");
         assert_eq!(errors[0].file.as_deref(), Some("metadata.txt"));
     }
@@ -324,7 +358,9 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_kept_with_a_warning() {
-        let (m, findings) = parse_str(&format!("{GOOD}booth: B12\nimpedance: 4.2\nremark: a=b: c\n"));
+        let (m, findings) = parse_str(&format!(
+            "{GOOD}booth: B12\nimpedance: 4.2\nremark: a=b: c\n"
+        ));
         assert_eq!(m["booth"], MetaValue::Text("B12".into()));
         assert_eq!(m["impedance"], MetaValue::Number(4.2));
         assert_eq!(m["remark"], MetaValue::Text("a=b: c".into()));
@@ -335,29 +371,72 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_line() {
-        check_error("fatigue: 4\n", "'fatigue' is set twice (line 2 and line 7)", Some(7));
+        check_error(
+            "fatigue: 4\n",
+            "'fatigue' is set twice (line 2 and line 7)",
+            Some(7),
+        );
         check_error("operator:\n", "'operator' on line 7 has no value", Some(7));
         check_error("just some words\n", "is not a `key: value` line", Some(7));
         check_error(": 5\n", "no key", Some(7));
         let replace = |from: &str, to: &str, want: &str, line: u32| {
             let text = GOOD.replace(from, to);
             let (_, findings) = parse_str(&text);
-            let e: Vec<_> = findings.iter().filter(|f| f.severity == Severity::Error).collect();
+            let e: Vec<_> = findings
+                .iter()
+                .filter(|f| f.severity == Severity::Error)
+                .collect();
             assert_eq!(e.len(), 1, "{to}: {findings:#?}");
             assert!(e[0].message.contains(want), "{to}: {}", e[0].message);
             assert_eq!(e[0].line, Some(line), "{to}");
         };
-        replace("fatigue: 3.5", "fatigue: high", "fatigue must be a number 0–10, got 'high'", 2);
-        replace("fatigue: 3.5", "fatigue: 3,5", "use a decimal point: 3.5", 2);
-        replace("fatigue: 3.5", "fatigue: 14", "fatigue 14 is out of range (0–10)", 2);
+        replace(
+            "fatigue: 3.5",
+            "fatigue: high",
+            "fatigue must be a number 0–10, got 'high'",
+            2,
+        );
+        replace(
+            "fatigue: 3.5",
+            "fatigue: 3,5",
+            "use a decimal point: 3.5",
+            2,
+        );
+        replace(
+            "sample_rate_hz: 1000",
+            "sample_rate_hz: 1,000",
+            "use a decimal point (1.000) or drop the thousands separator (1000)",
+            4,
+        );
+        replace(
+            "fatigue: 3.5",
+            "fatigue: 14",
+            "fatigue 14 is out of range (0–10)",
+            2,
+        );
         replace("fatigue: 3.5", "fatigue: -1", "out of range", 2);
         replace("fatigue: 3.5", "fatigue: NaN", "must be a number", 2);
         replace("fatigue: 3.5", "fatigue: inf", "must be a number", 2);
         replace("channels: 8", "channels: 8.5", "must be a whole number", 5);
         replace("channels: 8", "channels: 0", "out of range (≥ 1)", 5);
-        replace("sample_rate_hz: 1000", "sample_rate_hz: 0", "out of range (> 0)", 4);
-        replace("sample_rate_hz: 1000", "sample_rate_hz: 1000 kHz", "got '1000 kHz'", 4);
-        replace("sample_format: int16", "sample_format: int12", "not one of int16, int32, float32", 6);
+        replace(
+            "sample_rate_hz: 1000",
+            "sample_rate_hz: 0",
+            "out of range (> 0)",
+            4,
+        );
+        replace(
+            "sample_rate_hz: 1000",
+            "sample_rate_hz: 1000 kHz",
+            "got '1000 kHz'",
+            4,
+        );
+        replace(
+            "sample_format: int16",
+            "sample_format: int12",
+            "not one of int16, int32, float32",
+            6,
+        );
     }
 
     #[test]
@@ -365,7 +444,9 @@ mod tests {
         let text = GOOD.replace("hardware_model: X200\n", "");
         let (_, findings) = parse_str(&text);
         assert_eq!(findings.len(), 1);
-        assert!(findings[0].message.contains("required key 'hardware_model' is missing"));
+        assert!(findings[0]
+            .message
+            .contains("required key 'hardware_model' is missing"));
         assert_eq!(findings[0].line, None);
     }
 
@@ -375,18 +456,25 @@ mod tests {
         bytes.extend_from_slice(b"operator: J\xF6rg\n");
         let (_, findings) = parse(&bytes, "metadata.txt", &LabSchema::default());
         assert_eq!(findings.len(), 1, "{findings:?}");
-        assert!(findings[0].message.contains("line 7 is not valid UTF-8 text (byte 0xF6 at column 12)"));
+        assert!(findings[0]
+            .message
+            .contains("line 7 is not valid UTF-8 text (byte 0xF6 at column 12)"));
         let (_, findings) = parse(b"\xFF\xFEs\x00", "metadata.txt", &LabSchema::default());
         assert!(findings[0].message.contains("UTF-16"));
     }
 
     #[test]
     fn text_patterns_apply() {
-        let schema = LabSchema::from_toml("[fields.subject_id]\ntype = \"text\"\npattern = \"S[0-9]{3}\"").unwrap();
+        let schema =
+            LabSchema::from_toml("[fields.subject_id]\ntype = \"text\"\npattern = \"S[0-9]{3}\"")
+                .unwrap();
         let (_, f) = parse(GOOD.as_bytes(), "m", &schema);
         assert!(f.is_empty(), "{f:?}");
         let (_, f) = parse(GOOD.replace("S017", "subject 17").as_bytes(), "m", &schema);
-        assert!(f[0].message.contains("does not have the expected form"), "{f:?}");
+        assert!(
+            f[0].message.contains("does not have the expected form"),
+            "{f:?}"
+        );
     }
 
     proptest! {

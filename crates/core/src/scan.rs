@@ -128,11 +128,15 @@ pub fn session_folders(path: &Path) -> Result<Vec<PathBuf>, ScanError> {
         let entry_name = entry.file_name().to_string_lossy().into_owned();
         if file_type.is_dir() {
             dirs.push(path.join(&entry_name));
-        } else if classify(&entry_name, true, "") != EntryKind::Litter && entry_name != SCHEMA_FILE {
+        } else if classify(&entry_name, true, "") != EntryKind::Litter && entry_name != SCHEMA_FILE
+        {
             has_files = true;
         }
     }
-    if has_files || SessionId::looks_like(&name) {
+    // A lab's root may hold a stray file (notes, an export) beside its session folders: as soon as
+    // one child folder is named like a session, PATH is a root and its loose files are ignored.
+    let has_session_children = dirs.iter().any(|d| SessionId::looks_like(&folder_name(d)));
+    if SessionId::looks_like(&name) || (has_files && !has_session_children) {
         return Ok(vec![path.to_path_buf()]);
     }
     dirs.sort();
@@ -224,7 +228,9 @@ pub fn list_session(folder: &Path, metadata_file: &str) -> Result<SessionListing
 /// Reads a small file that the checks need whole (the metadata file), refusing huge ones.
 pub fn read_small(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
     let mut buf = Vec::new();
-    fs::File::open(path)?.take(limit + 1).read_to_end(&mut buf)?;
+    fs::File::open(path)?
+        .take(limit + 1)
+        .read_to_end(&mut buf)?;
     if buf.len() as u64 > limit {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
@@ -280,13 +286,39 @@ mod tests {
         fs::write(root.join(".DS_Store"), "").unwrap();
         fs::write(root.join("labpipe.toml"), "").unwrap();
         assert_eq!(session_folders(&root).unwrap(), vec![a.clone(), b.clone()]);
+        fs::write(root.join("notes.txt"), "stray").unwrap();
+        assert_eq!(
+            session_folders(&root).unwrap(),
+            vec![a.clone(), b.clone()],
+            "loose files beside sessions"
+        );
         assert_eq!(session_folders(&a).unwrap(), vec![a.clone()]);
-        assert_eq!(session_folders(&b).unwrap(), vec![b.clone()], "empty dated folder is a session");
+        assert_eq!(
+            session_folders(&b).unwrap(),
+            vec![b.clone()],
+            "empty dated folder is a session"
+        );
         let listing = list_session(&a, "metadata.txt").unwrap();
-        let paths: Vec<_> = listing.entries.iter().map(|e| (e.path.as_str(), e.kind)).collect();
-        assert_eq!(paths, [("aux/events.bin", EntryKind::Data), ("metadata.txt", EntryKind::Metadata)]);
-        assert!(matches!(session_folders(&a.join("metadata.txt")), Err(ScanError::NotADirectory { .. })));
-        assert!(matches!(session_folders(&root.join("nope")), Err(ScanError::NotFound { .. })));
+        let paths: Vec<_> = listing
+            .entries
+            .iter()
+            .map(|e| (e.path.as_str(), e.kind))
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                ("aux/events.bin", EntryKind::Data),
+                ("metadata.txt", EntryKind::Metadata)
+            ]
+        );
+        assert!(matches!(
+            session_folders(&a.join("metadata.txt")),
+            Err(ScanError::NotADirectory { .. })
+        ));
+        assert!(matches!(
+            session_folders(&root.join("nope")),
+            Err(ScanError::NotFound { .. })
+        ));
     }
 
     #[cfg(unix)]
@@ -301,14 +333,33 @@ mod tests {
         std::os::unix::fs::symlink(s.join("a.bin"), s.join("in.bin")).unwrap();
         std::os::unix::fs::symlink(tmp.path(), s.join("up")).unwrap();
         let listing = list_session(&s, "metadata.txt").unwrap();
-        let kinds: Vec<_> = listing.entries.iter().map(|e| (e.path.as_str(), e.kind)).collect();
+        let kinds: Vec<_> = listing
+            .entries
+            .iter()
+            .map(|e| (e.path.as_str(), e.kind))
+            .collect();
         assert_eq!(
             kinds,
             [
                 ("a.bin", EntryKind::Data),
-                ("in.bin", EntryKind::Symlink { target_inside: true }),
-                ("out.bin", EntryKind::Symlink { target_inside: false }),
-                ("up", EntryKind::Symlink { target_inside: false }),
+                (
+                    "in.bin",
+                    EntryKind::Symlink {
+                        target_inside: true
+                    }
+                ),
+                (
+                    "out.bin",
+                    EntryKind::Symlink {
+                        target_inside: false
+                    }
+                ),
+                (
+                    "up",
+                    EntryKind::Symlink {
+                        target_inside: false
+                    }
+                ),
             ]
         );
     }

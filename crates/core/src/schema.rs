@@ -295,17 +295,25 @@ impl LabSchema {
         self.patterns.clear();
         for (name, spec) in &self.fields {
             if !is_valid_key(name) {
-                return Err(format!("field name '{name}' must be lowercase letters, digits and '_'"));
+                return Err(format!(
+                    "field name '{name}' must be lowercase letters, digits and '_'"
+                ));
             }
-            if spec.kind == FieldKind::Text && (spec.min.is_some() || spec.max.is_some() || spec.greater_than.is_some()) {
+            if spec.kind == FieldKind::Text
+                && (spec.min.is_some() || spec.max.is_some() || spec.greater_than.is_some())
+            {
                 return Err(format!("field '{name}' is text but has a numeric range"));
             }
             if spec.kind.is_numeric() && (!spec.allowed.is_empty() || spec.pattern.is_some()) {
-                return Err(format!("field '{name}' is a {} but has allowed values or a pattern", spec.kind.name()));
+                return Err(format!(
+                    "field '{name}' is a {} but has allowed values or a pattern",
+                    spec.kind.name()
+                ));
             }
             if let Some(p) = &spec.pattern {
-                let re = Regex::new(&format!("^(?:{p})$"))
-                    .map_err(|e| format!("field '{name}': pattern is not a valid regular expression: {e}"))?;
+                let re = Regex::new(&format!("^(?:{p})$")).map_err(|e| {
+                    format!("field '{name}': pattern is not a valid regular expression: {e}")
+                })?;
                 self.patterns.insert(name.clone(), re);
             }
         }
@@ -341,11 +349,21 @@ mod tests {
     #[test]
     fn default_schema_has_the_brief_fields() {
         let s = LabSchema::default();
-        for name in ["subject_id", "fatigue", "hardware_model", "sample_rate_hz", "channels", "sample_format"] {
+        for name in [
+            "subject_id",
+            "fatigue",
+            "hardware_model",
+            "sample_rate_hz",
+            "channels",
+            "sample_format",
+        ] {
             assert!(s.field(name).unwrap().required, "{name}");
         }
         assert_eq!(s.field("fatigue").unwrap().range_text().unwrap(), "0–10");
-        assert_eq!(s.field("sample_rate_hz").unwrap().range_text().unwrap(), "> 0");
+        assert_eq!(
+            s.field("sample_rate_hz").unwrap().range_text().unwrap(),
+            "> 0"
+        );
         assert_eq!(s.field("channels").unwrap().kind, FieldKind::Integer);
     }
 
@@ -380,9 +398,15 @@ mod tests {
     fn bad_schemas_are_explained() {
         for (text, want) in [
             ("[fields.x]\ntype = \"float\"", "unknown variant"),
-            ("[fields.x]\ntype = \"text\"\nmin = 1", "text but has a numeric range"),
+            (
+                "[fields.x]\ntype = \"text\"\nmin = 1",
+                "text but has a numeric range",
+            ),
             ("[fields.Bad]\ntype = \"text\"", "lowercase letters"),
-            ("[fields.x]\ntype = \"text\"\npattern = \"(\"", "not a valid regular expression"),
+            (
+                "[fields.x]\ntype = \"text\"\npattern = \"(\"",
+                "not a valid regular expression",
+            ),
             ("[session]\nsize_band = [4.0, 1.0]", "size_band"),
             ("[session]\nmetadata_file = \"a/b.txt\"", "plain file name"),
             ("[fields.x]\ntype = \"text\"\ncolour = 1", "unknown field"),

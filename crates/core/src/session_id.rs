@@ -20,7 +20,7 @@ pub struct SessionId {
 /// Why a folder name is not a session id. Each message names the folder and what to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SessionIdError {
-    #[error("folder name '{name}' is not a recording time: expected YYYYMMDD_HHMMSS (e.g. 20210301_161221); rename the folder to the date and time the session was recorded")]
+    #[error("folder name '{name}' is not a recording time: expected YYYYMMDD_HHMMSS (e.g. 20210301_161221){}; rename the folder to the date and time the session was recorded", suggestion(.name))]
     Pattern { name: String },
     #[error("folder name '{name}': month {month:02} does not exist (months are 01–12); fix the date in the folder name")]
     Month { name: String, month: u32 },
@@ -140,6 +140,20 @@ impl SessionId {
     }
 }
 
+/// For names that hold the right digits in another layout (`2021-03-01_16-12-21`), the intended
+/// id — but only when that id is itself valid.
+fn suggestion(name: &str) -> String {
+    let digits: String = name.chars().filter(char::is_ascii_digit).collect();
+    if digits.len() != 14 {
+        return String::new();
+    }
+    let candidate = format!("{}_{}", &digits[..8], &digits[8..]);
+    match SessionId::parse(&candidate) {
+        Ok(_) => format!(" — did you mean {candidate}?"),
+        Err(_) => String::new(),
+    }
+}
+
 fn days_in_month(year: i32, month: u32) -> u32 {
     let (ny, nm) = if month == 12 {
         (year + 1, 1)
@@ -218,6 +232,11 @@ mod tests {
         check("20210301_161260", Err("second 60 does not exist"));
         check("session_march", Err("expected YYYYMMDD_HHMMSS"));
         check("2021-03-01_161221", Err("expected YYYYMMDD_HHMMSS"));
+        check("2021-03-01_16-12-21", Err("did you mean 20210301_161221?"));
+        check(
+            "20210301_161221 (copy)",
+            Err("did you mean 20210301_161221?"),
+        );
         check("20210301161221", Err("expected YYYYMMDD_HHMMSS"));
         check("20210301_16122", Err("expected YYYYMMDD_HHMMSS"));
         check("２０２１0301_161221", Err("expected YYYYMMDD_HHMMSS"));

@@ -35,9 +35,18 @@ pub fn run(args: CheckArgs) -> Result<ExitCode> {
         let color = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
         write!(out, "{}", render::check_table(&reports, color))?;
         for root in &empty_roots {
-            writeln!(out, "{root}: no session folders found (expected folders named YYYYMMDD_HHMMSS)")?;
+            writeln!(
+                out,
+                "{root}: no session folders found (expected folders named YYYYMMDD_HHMMSS)"
+            )?;
         }
     }
-    let blocked = reports.iter().any(|r| matches!(r.verdict, Verdict::Fail | Verdict::Wait));
-    Ok(if blocked { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    let blocked = reports
+        .iter()
+        .any(|r| matches!(r.verdict, Verdict::Fail | Verdict::Wait));
+    Ok(if blocked {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -9,17 +9,27 @@ use std::process::ExitCode;
 
 pub fn generate(args: GenerateArgs) -> Result<ExitCode> {
     if !(args.size_mb > 0.0 && args.size_mb.is_finite()) {
-        return Err(UsageError(format!("--size-mb must be a positive number, got {}", args.size_mb)).into());
+        return Err(UsageError(format!(
+            "--size-mb must be a positive number, got {}",
+            args.size_mb
+        ))
+        .into());
     }
     let mut opts = GenerateOptions::new(&args.out);
     opts.count = args.count;
     opts.size_bytes = (args.size_mb * 1e6) as u64;
     opts.seed = args.seed;
     opts.broken = args.broken;
-    let bar = if args.json { ProgressBar::hidden() } else { ProgressBar::new(0) };
+    let bar = if args.json {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(0)
+    };
     bar.set_style(
-        ProgressStyle::with_template("{spinner} writing sessions {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-            .expect("static template"),
+        ProgressStyle::with_template(
+            "{spinner} writing sessions {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .expect("static template"),
     );
     let sessions = write_sessions(&opts, |done, total| {
         bar.set_length(total);
@@ -32,14 +42,21 @@ pub fn generate(args: GenerateArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&sessions)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let good = sessions.iter().filter(|s| s.kind == SampleKind::Good).count();
+    let good = sessions
+        .iter()
+        .filter(|s| s.kind == SampleKind::Good)
+        .count();
     let bytes: u64 = sessions.iter().map(|s| s.bytes).sum();
     for s in &sessions {
         let what = match s.kind.broken() {
             None => "good".to_string(),
             Some(kind) => format!("broken: {}", kind.describe()),
         };
-        println!("{:<22} {:>10}  {what}", s.name, labpipe_core::units::human_bytes(s.bytes));
+        println!(
+            "{:<22} {:>10}  {what}",
+            s.name,
+            labpipe_core::units::human_bytes(s.bytes)
+        );
     }
     println!(
         "wrote {} sessions ({good} good, {} broken, {}) to {}\nnext: labpipe check {}",

@@ -9,7 +9,9 @@ use labpipe_core::check::check_folder;
 use labpipe_core::scan::session_folders;
 use labpipe_core::units::human_bytes;
 use labpipe_core::{SessionReport, Verdict};
-use labpipe_upload::{object_key, ClientOptions, Event, Journal, SessionOutcome, Upload, UploadError, UploadOptions};
+use labpipe_upload::{
+    object_key, ClientOptions, Event, Journal, SessionOutcome, Upload, UploadError, UploadOptions,
+};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -31,12 +33,20 @@ struct Summary {
 
 pub fn run(args: UploadArgs) -> Result<ExitCode> {
     let _log = init_log(args.verbose)?;
-    let part_size = parse_bytes(&args.part_size).map_err(|e| UsageError(format!("--part-size: {e}")))?;
+    let part_size =
+        parse_bytes(&args.part_size).map_err(|e| UsageError(format!("--part-size: {e}")))?;
     if part_size < labpipe_upload::MIN_PART_SIZE {
-        return Err(UsageError(format!("--part-size must be at least 5MiB (S3's minimum), got {}", args.part_size)).into());
+        return Err(UsageError(format!(
+            "--part-size must be at least 5MiB (S3's minimum), got {}",
+            args.part_size
+        ))
+        .into());
     }
     let max_bandwidth = match &args.max_bandwidth {
-        Some(s) => Some(parse_bytes(s.trim_end_matches("/s")).map_err(|e| UsageError(format!("--max-bandwidth: {e}")))?),
+        Some(s) => Some(
+            parse_bytes(s.trim_end_matches("/s"))
+                .map_err(|e| UsageError(format!("--max-bandwidth: {e}")))?,
+        ),
         None => None,
     };
     if args.concurrency == 0 {
@@ -46,13 +56,19 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
     if args.dry_run {
         return dry_run(&reports, args.json);
     }
-    let bucket = args
-        .bucket
-        .clone()
-        .ok_or_else(|| UsageError("no bucket: pass --bucket NAME or set LABPIPE_RAW_BUCKET".into()))?;
-    let opts = UploadOptions { part_size, concurrency: args.concurrency, max_bandwidth };
+    let bucket = args.bucket.clone().ok_or_else(|| {
+        UsageError("no bucket: pass --bucket NAME or set LABPIPE_RAW_BUCKET".into())
+    })?;
+    let opts = UploadOptions {
+        part_size,
+        concurrency: args.concurrency,
+        max_bandwidth,
+    };
     let journal_path = args.journal.clone().unwrap_or_else(Journal::default_path);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
     runtime.block_on(upload_all(&args, bucket, opts, journal_path, reports))
 }
 
@@ -62,7 +78,11 @@ fn check_all(args: &UploadArgs) -> Result<Vec<SessionReport>> {
         let schema = super::load_schema(&args.schema, path)?;
         let folders = session_folders(path).map_err(|e| UsageError(e.to_string()))?;
         if folders.is_empty() {
-            return Err(UsageError(format!("{}: no session folders found (expected folders named YYYYMMDD_HHMMSS)", path.display())).into());
+            return Err(UsageError(format!(
+                "{}: no session folders found (expected folders named YYYYMMDD_HHMMSS)",
+                path.display()
+            ))
+            .into());
         }
         for folder in folders {
             reports.push(check_folder(&folder, &schema).map_err(|e| UsageError(e.to_string()))?);
@@ -77,29 +97,66 @@ fn dry_run(reports: &[SessionReport], json: bool) -> Result<ExitCode> {
         let ready = r.verdict.is_uploadable();
         failed |= r.verdict == Verdict::Fail;
         if json {
-            let keys: Vec<String> = if ready { r.files.iter().map(|f| object_key(&r.session, &f.path)).collect() } else { vec![] };
+            let keys: Vec<String> = if ready {
+                r.files
+                    .iter()
+                    .map(|f| object_key(&r.session, &f.path))
+                    .collect()
+            } else {
+                vec![]
+            };
             let line = serde_json::json!({"event": "plan", "session": r.session, "verdict": r.verdict, "bytes_total": r.total_bytes, "keys": keys});
             println!("{line}");
         } else if ready {
-            println!("{}: would upload {} files ({}) to raw/{}/", r.session, r.files.len(), human_bytes(r.total_bytes), r.session);
+            println!(
+                "{}: would upload {} files ({}) to raw/{}/",
+                r.session,
+                r.files.len(),
+                human_bytes(r.total_bytes),
+                r.session
+            );
         } else {
-            println!("{}: would not upload (verdict {}); run labpipe check for details", r.session, r.verdict.as_str());
+            println!(
+                "{}: would not upload (verdict {}); run labpipe check for details",
+                r.session,
+                r.verdict.as_str()
+            );
         }
     }
-    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
-async fn upload_all(args: &UploadArgs, bucket: String, opts: UploadOptions, journal_path: PathBuf, reports: Vec<SessionReport>) -> Result<ExitCode> {
+async fn upload_all(
+    args: &UploadArgs,
+    bucket: String,
+    opts: UploadOptions,
+    journal_path: PathBuf,
+    reports: Vec<SessionReport>,
+) -> Result<ExitCode> {
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let client_opts = ClientOptions { attempt_timeout: Duration::from_secs(args.attempt_timeout.max(1)), ..ClientOptions::default() };
+    let client_opts = ClientOptions {
+        attempt_timeout: Duration::from_secs(args.attempt_timeout.max(1)),
+        ..ClientOptions::default()
+    };
     let s3 = labpipe_upload::s3_client(&sdk, &client_opts);
     let journal = Arc::new(Journal::open(&journal_path)?);
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let total: u64 = reports.iter().filter(|r| r.verdict.is_uploadable()).map(|r| r.total_bytes).sum();
+    let total: u64 = reports
+        .iter()
+        .filter(|r| r.verdict.is_uploadable())
+        .map(|r| r.total_bytes)
+        .sum();
     let view = tokio::spawn(render(rx, args.json, total));
     tracing::info!(bucket = %bucket, sessions = reports.len(), journal = %journal_path.display(), "upload run starting");
 
-    let mut summary = Summary { event: "summary", ..Summary::default() };
+    let mut summary = Summary {
+        event: "summary",
+        ..Summary::default()
+    };
     let mut fatal: Option<UploadError> = None;
     match Upload::connect(s3, &bucket, opts, journal, Some(tx)).await {
         Err(e) => fatal = Some(e),
@@ -115,7 +172,9 @@ async fn upload_all(args: &UploadArgs, bucket: String, opts: UploadOptions, jour
                             SessionOutcome::AlreadyUploaded => summary.sessions_skipped += 1,
                         }
                     }
-                    Err(UploadError::NotUploadable { verdict: "wait", .. }) => summary.sessions_skipped += 1,
+                    Err(UploadError::NotUploadable {
+                        verdict: "wait", ..
+                    }) => summary.sessions_skipped += 1,
                     Err(e) => {
                         summary.sessions_failed += 1;
                         summary.bytes_total += report.total_bytes;
@@ -147,14 +206,29 @@ async fn upload_all(args: &UploadArgs, bucket: String, opts: UploadOptions, jour
         tracing::error!(error = %e, "upload run stopped");
         return Err(anyhow::Error::new(e).context("upload stopped"));
     }
-    Ok(if summary.sessions_failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if summary.sessions_failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Draws bars (total + one per session) or prints JSON lines, until the sender is dropped.
 async fn render(mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>, json: bool, total: u64) {
-    let multi = MultiProgress::with_draw_target(if json { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() });
-    let style = ProgressStyle::with_template("{prefix:>16} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}").expect("static template");
-    let all = multi.add(ProgressBar::new(total).with_style(style.clone()).with_prefix("total"));
+    let multi = MultiProgress::with_draw_target(if json {
+        ProgressDrawTarget::hidden()
+    } else {
+        ProgressDrawTarget::stderr()
+    });
+    let style = ProgressStyle::with_template(
+        "{prefix:>16} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    )
+    .expect("static template");
+    let all = multi.add(
+        ProgressBar::new(total)
+            .with_style(style.clone())
+            .with_prefix("total"),
+    );
     let mut bars: HashMap<String, ProgressBar> = HashMap::new();
     let mut done: HashMap<(String, String), u64> = HashMap::new();
     while let Some(event) = rx.recv().await {
@@ -164,31 +238,55 @@ async fn render(mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>, json: bool,
             }
         }
         match &event {
-            Event::SessionStarted { session, bytes_total, .. } => {
-                let bar = multi.add(ProgressBar::new(*bytes_total).with_style(style.clone()).with_prefix(session.clone()));
+            Event::SessionStarted {
+                session,
+                bytes_total,
+                ..
+            } => {
+                let bar = multi.add(
+                    ProgressBar::new(*bytes_total)
+                        .with_style(style.clone())
+                        .with_prefix(session.clone()),
+                );
                 bars.insert(session.clone(), bar);
             }
-            Event::FileProgress { session, path, bytes_done, .. } => {
-                let prev = done.insert((session.clone(), path.clone()), *bytes_done).unwrap_or(0);
+            Event::FileProgress {
+                session,
+                path,
+                bytes_done,
+                ..
+            } => {
+                let prev = done
+                    .insert((session.clone(), path.clone()), *bytes_done)
+                    .unwrap_or(0);
                 let delta = bytes_done.saturating_sub(prev);
                 all.inc(delta);
                 if let Some(b) = bars.get(session) {
                     b.inc(delta);
                 }
             }
-            Event::SessionDone { session, outcome, bytes_sent, .. } => {
+            Event::SessionDone {
+                session,
+                outcome,
+                bytes_sent,
+                ..
+            } => {
                 if let Some(b) = bars.remove(session) {
                     b.finish_and_clear();
                 }
                 let what = match outcome {
-                    SessionOutcome::Uploaded => format!("uploaded ({} sent)", human_bytes(*bytes_sent)),
+                    SessionOutcome::Uploaded => {
+                        format!("uploaded ({} sent)", human_bytes(*bytes_sent))
+                    }
                     SessionOutcome::AlreadyUploaded => "already uploaded".into(),
                 };
                 if !json {
                     let _ = multi.println(format!("{session}: {what}"));
                 }
             }
-            Event::SessionFailed { session, reason, .. } => {
+            Event::SessionFailed {
+                session, reason, ..
+            } => {
                 if let Some(b) = bars.remove(session) {
                     b.abandon();
                 }
@@ -196,9 +294,16 @@ async fn render(mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>, json: bool,
                     let _ = multi.println(format!("{session}: failed: {reason}"));
                 }
             }
-            Event::SessionRefused { session, verdict, findings } => {
+            Event::SessionRefused {
+                session,
+                verdict,
+                findings,
+            } => {
                 if !json {
-                    let _ = multi.println(format!("{session}: not uploaded (verdict {verdict}): {}", findings.join("; ")));
+                    let _ = multi.println(format!(
+                        "{session}: not uploaded (verdict {verdict}): {}",
+                        findings.join("; ")
+                    ));
                 }
             }
             Event::FileDone { .. } | Event::FileVerified { .. } => {}
@@ -214,18 +319,42 @@ fn init_log(verbose: u8) -> Result<tracing_appender::non_blocking::WorkerGuard> 
     let dir = std::env::var_os("LABPIPE_LOG_DIR")
         .filter(|d| !d.is_empty())
         .map(PathBuf::from)
-        .unwrap_or_else(|| dirs::state_dir().or_else(dirs::data_local_dir).unwrap_or_else(std::env::temp_dir).join("labpipe").join("logs"));
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create the log folder {}; set LABPIPE_LOG_DIR", dir.display()))?;
-    let (file, guard) = tracing_appender::non_blocking(tracing_appender::rolling::daily(&dir, "labpipe.log"));
-    let filter = || EnvFilter::try_from_env("LABPIPE_LOG").unwrap_or_else(|_| EnvFilter::new("info,aws_smithy_runtime=warn,aws_config=warn"));
+        .unwrap_or_else(|| {
+            dirs::state_dir()
+                .or_else(dirs::data_local_dir)
+                .unwrap_or_else(std::env::temp_dir)
+                .join("labpipe")
+                .join("logs")
+        });
+    std::fs::create_dir_all(&dir).with_context(|| {
+        format!(
+            "cannot create the log folder {}; set LABPIPE_LOG_DIR",
+            dir.display()
+        )
+    })?;
+    let (file, guard) =
+        tracing_appender::non_blocking(tracing_appender::rolling::daily(&dir, "labpipe.log"));
+    let filter = || {
+        EnvFilter::try_from_env("LABPIPE_LOG")
+            .unwrap_or_else(|_| EnvFilter::new("info,aws_smithy_runtime=warn,aws_config=warn"))
+    };
     let stderr_level = match verbose {
         0 => None,
         1 => Some("info"),
         _ => Some("debug"),
     };
-    let stderr = stderr_level.map(|lvl| fmt::layer().with_writer(std::io::stderr).with_filter(EnvFilter::new(lvl)));
+    let stderr = stderr_level.map(|lvl| {
+        fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_filter(EnvFilter::new(lvl))
+    });
     let _ = tracing_subscriber::registry()
-        .with(fmt::layer().with_ansi(false).with_writer(file).with_filter(filter()))
+        .with(
+            fmt::layer()
+                .with_ansi(false)
+                .with_writer(file)
+                .with_filter(filter()),
+        )
         .with(stderr)
         .try_init();
     Ok(guard)
@@ -234,9 +363,13 @@ fn init_log(verbose: u8) -> Result<tracing_appender::non_blocking::WorkerGuard> 
 /// `16MiB`, `5MB`, `1048576`, `1.5GB` → bytes.
 pub fn parse_bytes(text: &str) -> Result<u64, String> {
     let t = text.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: f64 = num.parse().map_err(|_| format!("{text:?} is not a size like 16MiB or 20MB"))?;
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size like 16MiB or 20MB"))?;
     let mult = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1.0,
         "k" | "kb" => 1e3,
@@ -245,7 +378,11 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
         "kib" => 1024.0,
         "mib" => 1024.0 * 1024.0,
         "gib" => 1024.0 * 1024.0 * 1024.0,
-        other => return Err(format!("unknown unit {other:?} in {text:?}; use B, KB, MB, GB, KiB, MiB or GiB")),
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {text:?}; use B, KB, MB, GB, KiB, MiB or GiB"
+            ))
+        }
     };
     let bytes = n * mult;
     if !(bytes.is_finite() && bytes >= 1.0) {
@@ -260,7 +397,12 @@ mod tests {
 
     #[test]
     fn sizes_parse() {
-        for (input, expect) in [("16MiB", Ok(16 << 20)), ("5MB", Ok(5_000_000)), ("1048576", Ok(1 << 20)), ("1.5 GB", Ok(1_500_000_000))] {
+        for (input, expect) in [
+            ("16MiB", Ok(16 << 20)),
+            ("5MB", Ok(5_000_000)),
+            ("1048576", Ok(1 << 20)),
+            ("1.5 GB", Ok(1_500_000_000)),
+        ] {
             assert_eq!(parse_bytes(input), expect, "{input}");
         }
         assert!(parse_bytes("fast").is_err());

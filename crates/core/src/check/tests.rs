@@ -18,10 +18,20 @@ fn listing(name: &str, files: &[(&str, u64, u64)]) -> SessionListing {
         .map(|&(path, size, age)| {
             let file = path.rsplit('/').next().unwrap();
             let kind = crate::scan::classify(file, !path.contains('/'), "metadata.txt");
-            Entry { path: path.into(), kind, size, modified: now() - Duration::from_secs(age) }
+            Entry {
+                path: path.into(),
+                kind,
+                size,
+                modified: now() - Duration::from_secs(age),
+            }
         })
         .collect();
-    SessionListing { name: name.into(), path: name.into(), entries, unreadable: vec![] }
+    SessionListing {
+        name: name.into(),
+        path: name.into(),
+        entries,
+        unreadable: vec![],
+    }
 }
 
 fn run(listing: &SessionListing, meta: Option<&str>) -> SessionReport {
@@ -30,35 +40,61 @@ fn run(listing: &SessionListing, meta: Option<&str>) -> SessionReport {
         listing,
         metadata_bytes: meta.map(|m| Ok(m.as_bytes().to_vec())),
         schema: &schema,
-        now_local: NaiveDate::from_ymd_opt(2023, 11, 14).unwrap().and_hms_opt(22, 0, 0).unwrap(),
+        now_local: NaiveDate::from_ymd_opt(2023, 11, 14)
+            .unwrap()
+            .and_hms_opt(22, 0, 0)
+            .unwrap(),
         now: now(),
     })
 }
 
 /// A good 600 MB session: two data files of whole 16-byte frames.
 fn good_files() -> Vec<(&'static str, u64, u64)> {
-    vec![("metadata.txt", 120, 3600), ("rec_000.bin", 300 * MB, 3600), ("rec_001.bin", 300 * MB, 3600)]
+    vec![
+        ("metadata.txt", 120, 3600),
+        ("rec_000.bin", 300 * MB, 3600),
+        ("rec_001.bin", 300 * MB, 3600),
+    ]
 }
 
 /// `check(name, files, metadata, expected verdict, expected (check, message fragment) of the first
 /// error/warning)`.
-fn check(name: &str, files: &[(&str, u64, u64)], meta: Option<&str>, verdict: Verdict, want: Option<(&str, &str)>) {
+fn check(
+    name: &str,
+    files: &[(&str, u64, u64)],
+    meta: Option<&str>,
+    verdict: Verdict,
+    want: Option<(&str, &str)>,
+) {
     let report = run(&listing(name, files), meta);
     assert_eq!(report.verdict, verdict, "{name}: {:#?}", report.findings);
     if let Some((check, fragment)) = want {
-        let hit = report
-            .findings
-            .iter()
-            .find(|f| f.check == check && f.severity > Severity::Info && f.message.contains(fragment));
-        assert!(hit.is_some(), "{name}: no {check} finding with {fragment:?} in {:#?}", report.findings);
+        let hit = report.findings.iter().find(|f| {
+            f.check == check && f.severity > Severity::Info && f.message.contains(fragment)
+        });
+        assert!(
+            hit.is_some(),
+            "{name}: no {check} finding with {fragment:?} in {:#?}",
+            report.findings
+        );
     } else {
-        assert!(report.findings.iter().all(|f| f.severity == Severity::Info), "{name}: {:#?}", report.findings);
+        assert!(
+            report.findings.iter().all(|f| f.severity == Severity::Info),
+            "{name}: {:#?}",
+            report.findings
+        );
     }
 }
 
 #[test]
 fn good_session_passes() {
-    check("20210301_161221", &good_files(), Some(GOOD_META), Verdict::Pass, None);
+    check(
+        "20210301_161221",
+        &good_files(),
+        Some(GOOD_META),
+        Verdict::Pass,
+        None,
+    );
     let r = run(&listing("20210301_161221", &good_files()), Some(GOOD_META));
     assert_eq!(r.total_bytes, 600 * MB + 120);
     assert_eq!(r.files.len(), 3);
@@ -71,10 +107,19 @@ fn litter_and_nested_folders_pass() {
     files.push((".DS_Store", 6148, 10));
     files.push(("aux/Thumbs.db", 10, 10));
     files.push(("aux/events.bin", 1600, 3600));
-    check("20210301_161221", &files, Some(GOOD_META), Verdict::Pass, None);
+    check(
+        "20210301_161221",
+        &files,
+        Some(GOOD_META),
+        Verdict::Pass,
+        None,
+    );
     let r = run(&listing("20210301_161221", &files), Some(GOOD_META));
     assert_eq!(r.findings.len(), 2, "two info findings for litter");
-    assert!(r.files.iter().all(|f| !f.path.contains("DS_Store") && !f.path.contains("Thumbs")));
+    assert!(r
+        .files
+        .iter()
+        .all(|f| !f.path.contains("DS_Store") && !f.path.contains("Thumbs")));
 }
 
 #[test]
@@ -87,7 +132,13 @@ fn bad_session_names_fail() {
         ("session_march", "expected YYYYMMDD_HHMMSS"),
         ("20991231_000000", "in the future"),
     ] {
-        check(name, &good_files(), Some(GOOD_META), Verdict::Fail, Some(("session_id", fragment)));
+        check(
+            name,
+            &good_files(),
+            Some(GOOD_META),
+            Verdict::Fail,
+            Some(("session_id", fragment)),
+        );
     }
 }
 
@@ -95,30 +146,69 @@ fn bad_session_names_fail() {
 fn bad_name_fails_even_while_writing() {
     let mut files = good_files();
     files.push(("rec_002.bin.part", 10, 1));
-    check("session_march", &files, Some(GOOD_META), Verdict::Fail, Some(("session_id", "YYYYMMDD")));
+    check(
+        "session_march",
+        &files,
+        Some(GOOD_META),
+        Verdict::Fail,
+        Some(("session_id", "YYYYMMDD")),
+    );
 }
 
 #[test]
 fn metadata_problems_fail() {
-    check("20210301_161221", &good_files()[1..], None, Verdict::Fail, Some(("metadata", "no metadata.txt in the session folder; add it")));
+    check(
+        "20210301_161221",
+        &good_files()[1..],
+        None,
+        Verdict::Fail,
+        Some(("metadata", "no metadata.txt in the session folder; add it")),
+    );
     let mut renamed = good_files()[1..].to_vec();
     renamed.push(("Metadata.TXT", 100, 3600));
-    check("20210301_161221", &renamed, None, Verdict::Fail, Some(("metadata", "rename it to metadata.txt")));
+    check(
+        "20210301_161221",
+        &renamed,
+        None,
+        Verdict::Fail,
+        Some(("metadata", "rename it to metadata.txt")),
+    );
     let mut nested = good_files()[1..].to_vec();
     nested.push(("info/metadata.txt", 100, 3600));
-    check("20210301_161221", &nested, None, Verdict::Fail, Some(("metadata", "move it up")));
+    check(
+        "20210301_161221",
+        &nested,
+        None,
+        Verdict::Fail,
+        Some(("metadata", "move it up")),
+    );
     let mut two = good_files();
     two.push(("metadata (1).txt", 100, 3600));
-    check("20210301_161221", &two, Some(GOOD_META), Verdict::Fail, Some(("metadata", "second metadata file")));
+    check(
+        "20210301_161221",
+        &two,
+        Some(GOOD_META),
+        Verdict::Fail,
+        Some(("metadata", "second metadata file")),
+    );
     for (meta, fragment) in [
         (GOOD_META.replace("3.5", "high"), "got 'high'"),
         (GOOD_META.replace("3.5", "3,5"), "decimal point"),
         (GOOD_META.replace("3.5", "14"), "out of range"),
-        (GOOD_META.replace("hardware_model: X200\n", ""), "'hardware_model' is missing"),
+        (
+            GOOD_META.replace("hardware_model: X200\n", ""),
+            "'hardware_model' is missing",
+        ),
         (format!("{GOOD_META}fatigue: 2\n"), "set twice"),
         (GOOD_META.replace("X200", ""), "has no value"),
     ] {
-        check("20210301_161221", &good_files(), Some(&meta), Verdict::Fail, Some(("metadata", fragment)));
+        check(
+            "20210301_161221",
+            &good_files(),
+            Some(&meta),
+            Verdict::Fail,
+            Some(("metadata", fragment)),
+        );
     }
     let listing = listing("20210301_161221", &good_files());
     let schema = LabSchema::default();
@@ -130,15 +220,29 @@ fn metadata_problems_fail() {
         now: now(),
     });
     assert_eq!(r.verdict, Verdict::Fail);
-    assert!(r.findings.iter().any(|f| f.message.contains("cannot read metadata.txt (permission denied)")));
+    assert!(r.findings.iter().any(|f| f
+        .message
+        .contains("cannot read metadata.txt (permission denied)")));
 }
 
 #[test]
 fn data_file_problems_fail() {
-    check("20210301_161221", &[("metadata.txt", 100, 3600)], Some(GOOD_META), Verdict::Fail, Some(("data_files", "no data files")));
+    check(
+        "20210301_161221",
+        &[("metadata.txt", 100, 3600)],
+        Some(GOOD_META),
+        Verdict::Fail,
+        Some(("data_files", "no data files")),
+    );
     let mut empty = good_files();
     empty.push(("rec_002.bin", 0, 3600));
-    check("20210301_161221", &empty, Some(GOOD_META), Verdict::Fail, Some(("data_files", "rec_002.bin is empty (0 bytes)")));
+    check(
+        "20210301_161221",
+        &empty,
+        Some(GOOD_META),
+        Verdict::Fail,
+        Some(("data_files", "rec_002.bin is empty (0 bytes)")),
+    );
     let mut truncated = good_files();
     truncated[2].1 = 300 * MB - 5;
     check(
@@ -149,75 +253,171 @@ fn data_file_problems_fail() {
         Some(("data_files", "rec_001.bin is 299,999,995 bytes, not a whole number of 16-byte frames (8 channels × int16)")),
     );
     // float32 × 3 channels = 12-byte frames: 300 MB is a multiple of 12? 300e6 / 12 = 25e6, yes.
-    let meta = GOOD_META.replace("channels: 8", "channels: 3").replace("int16", "float32");
-    check("20210301_161221", &good_files(), Some(&meta), Verdict::Pass, None);
+    let meta = GOOD_META
+        .replace("channels: 8", "channels: 3")
+        .replace("int16", "float32");
+    check(
+        "20210301_161221",
+        &good_files(),
+        Some(&meta),
+        Verdict::Pass,
+        None,
+    );
     let meta = GOOD_META.replace("channels: 8", "channels: 7");
-    check("20210301_161221", &good_files(), Some(&meta), Verdict::Fail, Some(("data_files", "14-byte frames (7 channels × int16)")));
+    check(
+        "20210301_161221",
+        &good_files(),
+        Some(&meta),
+        Verdict::Fail,
+        Some(("data_files", "14-byte frames (7 channels × int16)")),
+    );
 }
 
 #[test]
 fn unusual_sizes_warn() {
-    let small = [("metadata.txt", 100, 3600), ("rec_000.bin", 16 * 1000, 3600)];
-    check("20210301_161221", &small, Some(GOOD_META), Verdict::Warn, Some(("size", "check that every data file was copied")));
-    let big = [("metadata.txt", 100, 3600), ("rec_000.bin", 4000 * MB, 3600)];
-    check("20210301_161221", &big, Some(GOOD_META), Verdict::Warn, Some(("size", "no unrelated files")));
+    let small = [
+        ("metadata.txt", 100, 3600),
+        ("rec_000.bin", 16 * 1000, 3600),
+    ];
+    check(
+        "20210301_161221",
+        &small,
+        Some(GOOD_META),
+        Verdict::Warn,
+        Some(("size", "check that every data file was copied")),
+    );
+    let big = [
+        ("metadata.txt", 100, 3600),
+        ("rec_000.bin", 4000 * MB, 3600),
+    ];
+    check(
+        "20210301_161221",
+        &big,
+        Some(GOOD_META),
+        Verdict::Warn,
+        Some(("size", "no unrelated files")),
+    );
     let edge = [("metadata.txt", 100, 3600), ("rec_000.bin", 160 * MB, 3600)];
-    check("20210301_161221", &edge, Some(GOOD_META), Verdict::Pass, None);
+    check(
+        "20210301_161221",
+        &edge,
+        Some(GOOD_META),
+        Verdict::Pass,
+        None,
+    );
 }
 
 #[test]
 fn unknown_metadata_keys_warn() {
     let meta = format!("{GOOD_META}booth: B12\n");
-    check("20210301_161221", &good_files(), Some(&meta), Verdict::Warn, Some(("metadata", "not in the lab schema")));
+    check(
+        "20210301_161221",
+        &good_files(),
+        Some(&meta),
+        Verdict::Warn,
+        Some(("metadata", "not in the lab schema")),
+    );
 }
 
 #[test]
 fn folders_still_being_written_wait() {
     let mut part = good_files();
     part.push(("rec_002.bin.part", 10, 3600));
-    check("20210301_161221", &part, Some(GOOD_META), Verdict::Wait, Some(("stability", "rec_002.bin.part is a temporary")));
+    check(
+        "20210301_161221",
+        &part,
+        Some(GOOD_META),
+        Verdict::Wait,
+        Some(("stability", "rec_002.bin.part is a temporary")),
+    );
     for lock in ["~$notes.docx", ".~lock.notes.odt#", "x.tmp", "y.crdownload"] {
         let mut files = good_files();
         files.push((lock, 10, 3600));
-        check("20210301_161221", &files, Some(GOOD_META), Verdict::Wait, Some(("stability", "temporary")));
+        check(
+            "20210301_161221",
+            &files,
+            Some(GOOD_META),
+            Verdict::Wait,
+            Some(("stability", "temporary")),
+        );
     }
     let mut recent = good_files();
     recent[2].2 = 12;
-    check("20210301_161221", &recent, Some(GOOD_META), Verdict::Wait, Some(("stability", "rec_001.bin changed 12 s ago")));
+    check(
+        "20210301_161221",
+        &recent,
+        Some(GOOD_META),
+        Verdict::Wait,
+        Some(("stability", "rec_001.bin changed 12 s ago")),
+    );
     // A truncated file in a folder still being written is expected: wait, not fail.
     recent[2].1 = 7;
-    check("20210301_161221", &recent, Some(GOOD_META), Verdict::Wait, Some(("data_files", "not a whole number")));
+    check(
+        "20210301_161221",
+        &recent,
+        Some(GOOD_META),
+        Verdict::Wait,
+        Some(("data_files", "not a whole number")),
+    );
     let mut quiet = good_files();
     quiet[2].2 = 61;
-    check("20210301_161221", &quiet, Some(GOOD_META), Verdict::Pass, None);
+    check(
+        "20210301_161221",
+        &quiet,
+        Some(GOOD_META),
+        Verdict::Pass,
+        None,
+    );
 }
 
 #[test]
 fn symlinks_out_of_the_folder_fail() {
     let mut l = listing("20210301_161221", &good_files());
-    l.entries.push(Entry { path: "link.bin".into(), kind: EntryKind::Symlink { target_inside: false }, size: 0, modified: now() - Duration::from_secs(3600) });
+    l.entries.push(Entry {
+        path: "link.bin".into(),
+        kind: EntryKind::Symlink {
+            target_inside: false,
+        },
+        size: 0,
+        modified: now() - Duration::from_secs(3600),
+    });
     let r = run(&l, Some(GOOD_META));
     assert_eq!(r.verdict, Verdict::Fail);
-    assert!(r.findings[0].message.contains("outside the session folder"), "{:?}", r.findings);
+    assert!(
+        r.findings[0].message.contains("outside the session folder"),
+        "{:?}",
+        r.findings
+    );
     assert!(r.files.iter().all(|f| f.path != "link.bin"));
 }
 
 #[test]
 fn every_message_names_what_to_do() {
     // A folder with many problems at once: each message must be actionable and name its subject.
-    let files = [("Metadata.TXT", 100, 3600), ("rec_000.bin", 0, 3600), ("x.bin", 5, 3600)];
+    let files = [
+        ("Metadata.TXT", 100, 3600),
+        ("rec_000.bin", 0, 3600),
+        ("x.bin", 5, 3600),
+    ];
     let r = run(&listing("20210229_161221", &files), None);
     for f in &r.findings {
-        let actionable = ["fix", "add", "copy", "rename", "remove", "check", "move", "export", "keep"]
-            .iter()
-            .any(|w| f.message.contains(w));
+        let actionable = [
+            "fix", "add", "copy", "rename", "remove", "check", "move", "export", "keep",
+        ]
+        .iter()
+        .any(|w| f.message.contains(w));
         assert!(actionable, "not actionable: {}", f.message);
     }
 }
 
 #[test]
 fn digits_are_grouped() {
-    for (n, s) in [(0, "0"), (999, "999"), (1000, "1,000"), (299_999_995, "299,999,995")] {
+    for (n, s) in [
+        (0, "0"),
+        (999, "999"),
+        (1000, "1,000"),
+        (299_999_995, "299,999,995"),
+    ] {
         assert_eq!(group_digits(n), s);
     }
 }

@@ -29,7 +29,11 @@ pub enum AttrValue {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Plan {
     /// One Query per month on `index`, with `key_condition`, substituting `:month` each time.
-    Query { index: &'static str, months: Vec<String>, key_condition: String },
+    Query {
+        index: &'static str,
+        months: Vec<String>,
+        key_condition: String,
+    },
     /// A paginated Scan of the table.
     Scan,
 }
@@ -101,14 +105,20 @@ impl Builder {
             Literal::Number(n) => AttrValue::N(format_number(*n)),
             Literal::Text(s) if field.name == "status" => AttrValue::S(status_attribute_value(s)),
             Literal::Text(s) => AttrValue::S(s.clone()),
-            Literal::Date(d) => AttrValue::S(format_time(d.and_hms_opt(0, 0, 0).expect("midnight"))),
+            Literal::Date(d) => {
+                AttrValue::S(format_time(d.and_hms_opt(0, 0, 0).expect("midnight")))
+            }
             Literal::DateTime(t) => AttrValue::S(format_time(*t)),
         };
         self.value(v)
     }
 
     fn type_tag(&mut self, lit: &Literal) -> String {
-        let tag = if matches!(lit, Literal::Number(_)) { "N" } else { "S" };
+        let tag = if matches!(lit, Literal::Number(_)) {
+            "N"
+        } else {
+            "S"
+        };
         self.value(AttrValue::S(tag.into()))
     }
 
@@ -118,7 +128,10 @@ impl Builder {
             Expr::And(a, b) => format!("({} AND {})", self.expr(a), self.expr(b)),
             Expr::Or(a, b) => format!("({} OR {})", self.expr(a), self.expr(b)),
             Expr::Not(a) => format!("(NOT {})", self.expr(a)),
-            Expr::Exists { field } => format!("attribute_exists({})", self.name(&attribute_name(&field.name))),
+            Expr::Exists { field } => format!(
+                "attribute_exists({})",
+                self.name(&attribute_name(&field.name))
+            ),
             Expr::Contains { field, value, .. } => {
                 let n = self.name(&attribute_name(&field.name));
                 let v = self.value(AttrValue::S(value.clone()));
@@ -126,10 +139,15 @@ impl Builder {
             }
             Expr::In { field, values } => {
                 let n = self.name(&attribute_name(&field.name));
-                let vs: Vec<String> = values.iter().map(|(lit, _)| self.literal(field, lit)).collect();
+                let vs: Vec<String> = values
+                    .iter()
+                    .map(|(lit, _)| self.literal(field, lit))
+                    .collect();
                 format!("{n} IN ({})", vs.join(", "))
             }
-            Expr::Cmp { field, op, value, .. } => self.comparison(field, *op, value),
+            Expr::Cmp {
+                field, op, value, ..
+            } => self.comparison(field, *op, value),
         }
     }
 
@@ -183,7 +201,10 @@ fn conjuncts(e: &Expr) -> Vec<&Expr> {
 }
 
 fn is_time_field(f: &FieldRef) -> bool {
-    matches!(Builtin::lookup(&f.name), Some(Builtin::Date | Builtin::Time))
+    matches!(
+        Builtin::lookup(&f.name),
+        Some(Builtin::Date | Builtin::Time)
+    )
 }
 
 fn mentions_time(e: &Expr) -> bool {
@@ -195,7 +216,12 @@ fn mentions_time(e: &Expr) -> bool {
 /// Inclusive `[lo, hi]` recording-time bounds implied by one conjunct, or `None` when it is not a
 /// simple bound.
 fn bound(e: &Expr) -> Option<(Option<NaiveDateTime>, Option<NaiveDateTime>)> {
-    let Expr::Cmp { field, op, value, .. } = e else { return None };
+    let Expr::Cmp {
+        field, op, value, ..
+    } = e
+    else {
+        return None;
+    };
     if !is_time_field(field) {
         return None;
     }
@@ -239,11 +265,17 @@ fn months_between(lo: NaiveDateTime, hi: NaiveDateTime) -> Vec<String> {
 
 /// Compiles a type-checked filter.
 pub fn compile(filter: &Filter) -> Compiled {
-    let mut b = Builder { names: BTreeMap::new(), values: BTreeMap::new() };
+    let mut b = Builder {
+        names: BTreeMap::new(),
+        values: BTreeMap::new(),
+    };
     let parts = conjuncts(&filter.expr);
     let (bounds, rest): (Vec<&Expr>, Vec<&Expr>) = parts.iter().partition(|e| bound(e).is_some());
     let query_range = if !bounds.is_empty() && !rest.iter().any(|e| mentions_time(e)) {
-        let (mut lo, mut hi) = (NaiveDate::MIN.and_hms_opt(0, 0, 0), NaiveDate::MAX.and_hms_opt(23, 59, 59));
+        let (mut lo, mut hi) = (
+            NaiveDate::MIN.and_hms_opt(0, 0, 0),
+            NaiveDate::MAX.and_hms_opt(23, 59, 59),
+        );
         for e in &bounds {
             let (l, h) = bound(e).expect("partitioned on bound");
             if let Some(l) = l {
@@ -255,7 +287,11 @@ pub fn compile(filter: &Filter) -> Compiled {
         }
         match (lo, hi) {
             (Some(lo), Some(hi)) if lo.year() > 1 && hi.year() < 9999 => {
-                let months = if lo > hi { vec![] } else { months_between(lo, hi) };
+                let months = if lo > hi {
+                    vec![]
+                } else {
+                    months_between(lo, hi)
+                };
                 (months.len() <= MAX_QUERY_MONTHS).then_some((lo, hi, months))
             }
             _ => None,
@@ -270,10 +306,15 @@ pub fn compile(filter: &Filter) -> Compiled {
             let rec = b.name("recorded_at");
             let lo_v = b.value(AttrValue::S(format_time(lo)));
             let hi_v = b.value(AttrValue::S(format_time(hi)));
-            let key_condition = format!("{month} = {MONTH_PLACEHOLDER} AND {rec} BETWEEN {lo_v} AND {hi_v}");
+            let key_condition =
+                format!("{month} = {MONTH_PLACEHOLDER} AND {rec} BETWEEN {lo_v} AND {hi_v}");
             let filter_parts: Vec<String> = rest.iter().map(|e| b.expr(e)).collect();
             Compiled {
-                plan: Plan::Query { index: MONTH_INDEX, months, key_condition },
+                plan: Plan::Query {
+                    index: MONTH_INDEX,
+                    months,
+                    key_condition,
+                },
                 filter: (!filter_parts.is_empty()).then(|| filter_parts.join(" AND ")),
                 names: b.names,
                 values: b.values,
@@ -283,8 +324,17 @@ pub fn compile(filter: &Filter) -> Compiled {
             let sk = b.name("sk");
             let meta = b.value(AttrValue::S("META".into()));
             let body = b.expr(&filter.expr);
-            let filter_text = if body.is_empty() { format!("{sk} = {meta}") } else { format!("{sk} = {meta} AND {body}") };
-            Compiled { plan: Plan::Scan, filter: Some(filter_text), names: b.names, values: b.values }
+            let filter_text = if body.is_empty() {
+                format!("{sk} = {meta}")
+            } else {
+                format!("{sk} = {meta} AND {body}")
+            };
+            Compiled {
+                plan: Plan::Scan,
+                filter: Some(filter_text),
+                names: b.names,
+                values: b.values,
+            }
         }
     }
 }

@@ -91,7 +91,9 @@ fn cmp_value(v: &Val<'_>, field: &FieldRef, op: CmpOp, lit: &Literal) -> bool {
             if op == CmpOp::Ne {
                 return !cmp_value(v, field, CmpOp::Eq, lit);
             }
-            date_as_time_range(op, *d).iter().all(|(o, bound)| compare(*o, t.cmp(bound)))
+            date_as_time_range(op, *d)
+                .iter()
+                .all(|(o, bound)| compare(*o, t.cmp(bound)))
         }
         (Val::Time(t), Literal::Date(d)) => compare(op, t.cmp(&midnight(*d))),
         _ => false,
@@ -105,8 +107,18 @@ fn eval(e: &Expr, s: &Subject) -> bool {
         Expr::Or(a, b) => eval(a, s) || eval(b, s),
         Expr::Not(a) => !eval(a, s),
         Expr::Exists { field } => s.value(field).is_some(),
-        Expr::Cmp { field, op, value, .. } => s.value(field).is_some_and(|v| cmp_value(&v, field, *op, value)),
-        Expr::In { field, values } => s.value(field).is_some_and(|v| values.iter().any(|(lit, _)| cmp_value(&v, field, CmpOp::Eq, lit))),
-        Expr::Contains { field, value, .. } => matches!(s.value(field), Some(Val::Text(t)) if t.contains(value.as_str())),
+        Expr::Cmp {
+            field, op, value, ..
+        } => s
+            .value(field)
+            .is_some_and(|v| cmp_value(&v, field, *op, value)),
+        Expr::In { field, values } => s.value(field).is_some_and(|v| {
+            values
+                .iter()
+                .any(|(lit, _)| cmp_value(&v, field, CmpOp::Eq, lit))
+        }),
+        Expr::Contains { field, value, .. } => {
+            matches!(s.value(field), Some(Val::Text(t)) if t.contains(value.as_str()))
+        }
     }
 }

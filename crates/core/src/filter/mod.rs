@@ -82,10 +82,24 @@ pub enum Expr {
     And(Box<Expr>, Box<Expr>),
     Or(Box<Expr>, Box<Expr>),
     Not(Box<Expr>),
-    Cmp { field: FieldRef, op: CmpOp, value: Literal, value_column: usize },
-    In { field: FieldRef, values: Vec<(Literal, usize)> },
-    Contains { field: FieldRef, value: String, value_column: usize },
-    Exists { field: FieldRef },
+    Cmp {
+        field: FieldRef,
+        op: CmpOp,
+        value: Literal,
+        value_column: usize,
+    },
+    In {
+        field: FieldRef,
+        values: Vec<(Literal, usize)>,
+    },
+    Contains {
+        field: FieldRef,
+        value: String,
+        value_column: usize,
+    },
+    Exists {
+        field: FieldRef,
+    },
     /// The empty filter: matches everything.
     All,
 }
@@ -103,7 +117,11 @@ pub struct FilterError {
 
 impl FilterError {
     pub(crate) fn new(column: usize, width: usize, message: impl Into<String>) -> Self {
-        FilterError { column, width: width.max(1), message: message.into() }
+        FilterError {
+            column,
+            width: width.max(1),
+            message: message.into(),
+        }
     }
 
     /// The filter with a caret line under the offending part, then the message:
@@ -112,7 +130,12 @@ impl FilterError {
     /// ^^^^^^ unknown field 'fatige' — did you mean 'fatigue'?
     /// ```
     pub fn render(&self, source: &str) -> String {
-        format!("{source}\n{}{} {}", " ".repeat(self.column), "^".repeat(self.width), self.message)
+        format!(
+            "{source}\n{}{} {}",
+            " ".repeat(self.column),
+            "^".repeat(self.width),
+            self.message
+        )
     }
 }
 
@@ -150,8 +173,17 @@ impl Builtin {
 }
 
 /// The pipeline statuses a session can have, in the order a session moves through them.
-pub const STATUSES: [&str; 9] =
-    ["detected", "checked", "uploading", "uploaded", "cataloged", "processing", "processed", "rejected", "failed"];
+pub const STATUSES: [&str; 9] = [
+    "detected",
+    "checked",
+    "uploading",
+    "uploaded",
+    "cataloged",
+    "processing",
+    "processed",
+    "rejected",
+    "failed",
+];
 
 /// A field's type as far as filtering is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,7 +215,10 @@ pub struct Filter {
 impl Filter {
     /// Parses and type-checks in one go: what every front end wants.
     pub fn new(source: &str, schema: &LabSchema) -> Result<Filter, FilterError> {
-        let filter = Filter { source: source.to_string(), expr: parse(source)? };
+        let filter = Filter {
+            source: source.to_string(),
+            expr: parse(source)?,
+        };
         filter.check(schema)?;
         Ok(filter)
     }
@@ -219,7 +254,10 @@ fn walk_fields(e: &Expr, visit: &mut impl FnMut(&FieldRef)) {
             walk_fields(b, visit);
         }
         Expr::Not(a) => walk_fields(a, visit),
-        Expr::Cmp { field, .. } | Expr::In { field, .. } | Expr::Contains { field, .. } | Expr::Exists { field } => visit(field),
+        Expr::Cmp { field, .. }
+        | Expr::In { field, .. }
+        | Expr::Contains { field, .. }
+        | Expr::Exists { field } => visit(field),
         Expr::All => {}
     }
 }
@@ -239,13 +277,28 @@ fn field_type(field: &FieldRef, schema: &LabSchema) -> Result<FieldType, FilterE
             FieldKind::Text => FieldType::Text,
         }),
         None => {
-            let candidates = Builtin::ALL.iter().map(|(n, _)| *n).chain(schema.field_names());
+            let candidates = Builtin::ALL
+                .iter()
+                .map(|(n, _)| *n)
+                .chain(schema.field_names());
             let hint = closest(&field.name, candidates)
                 .map(|c| format!(" — did you mean '{c}'?"))
                 .unwrap_or_else(|| {
-                    format!(" — known fields: {}", Builtin::ALL.iter().map(|(n, _)| *n).chain(schema.field_names()).collect::<Vec<_>>().join(", "))
+                    format!(
+                        " — known fields: {}",
+                        Builtin::ALL
+                            .iter()
+                            .map(|(n, _)| *n)
+                            .chain(schema.field_names())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
                 });
-            Err(FilterError::new(field.column, field.name.chars().count(), format!("unknown field '{}'{hint}", field.name)))
+            Err(FilterError::new(
+                field.column,
+                field.name.chars().count(),
+                format!("unknown field '{}'{hint}", field.name),
+            ))
         }
     }
 }
@@ -274,7 +327,12 @@ fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
-fn check_literal(field: &FieldRef, ty: FieldType, value: &Literal, column: usize) -> Result<(), FilterError> {
+fn check_literal(
+    field: &FieldRef,
+    ty: FieldType,
+    value: &Literal,
+    column: usize,
+) -> Result<(), FilterError> {
     let width = match value {
         Literal::Text(s) => s.chars().count() + 2,
         Literal::Number(n) => n.to_string().len(),
@@ -286,7 +344,11 @@ fn check_literal(field: &FieldRef, ty: FieldType, value: &Literal, column: usize
         (FieldType::Date, Literal::Date(_) | Literal::DateTime(_)) => true,
         (FieldType::Status, Literal::Text(s)) => {
             if !STATUSES.contains(&s.to_ascii_lowercase().as_str()) {
-                return Err(FilterError::new(column, width, format!("'{s}' is not a status; use one of {}", STATUSES.join(", "))));
+                return Err(FilterError::new(
+                    column,
+                    width,
+                    format!("'{s}' is not a status; use one of {}", STATUSES.join(", ")),
+                ));
             }
             true
         }
@@ -300,7 +362,14 @@ fn check_literal(field: &FieldRef, ty: FieldType, value: &Literal, column: usize
         Err(FilterError::new(
             column,
             width,
-            format!("'{}' is {} but {} is a {} — compare it with a {} value", field.name, article(ty.name()), literal_text(value), value.type_name(), ty.name()),
+            format!(
+                "'{}' is {} but {} is a {} — compare it with a {} value",
+                field.name,
+                article(ty.name()),
+                literal_text(value),
+                value.type_name(),
+                ty.name()
+            ),
         ))
     }
 }
@@ -327,14 +396,26 @@ fn check_expr(e: &Expr, schema: &LabSchema) -> Result<(), FilterError> {
         }
         Expr::Not(a) => check_expr(a, schema),
         Expr::Exists { field } => field_type(field, schema).map(|_| ()),
-        Expr::Cmp { field, op, value, value_column } => {
+        Expr::Cmp {
+            field,
+            op,
+            value,
+            value_column,
+        } => {
             let ty = field_type(field, schema)?;
             check_literal(field, ty, value, *value_column)?;
-            if matches!(ty, FieldType::Text | FieldType::Status) && !matches!(op, CmpOp::Eq | CmpOp::Ne) {
+            if matches!(ty, FieldType::Text | FieldType::Status)
+                && !matches!(op, CmpOp::Eq | CmpOp::Ne)
+            {
                 return Err(FilterError::new(
                     field.column,
                     field.name.chars().count(),
-                    format!("'{}' is a {} field: use = , != , in (…) or contains, not {}", field.name, ty.name(), op.symbol()),
+                    format!(
+                        "'{}' is a {} field: use = , != , in (…) or contains, not {}",
+                        field.name,
+                        ty.name(),
+                        op.symbol()
+                    ),
                 ));
             }
             Ok(())
@@ -342,14 +423,35 @@ fn check_expr(e: &Expr, schema: &LabSchema) -> Result<(), FilterError> {
         Expr::In { field, values } => {
             let ty = field_type(field, schema)?;
             if ty == FieldType::Date {
-                return Err(FilterError::new(field.column, field.name.chars().count(), format!("'{}' cannot be used with in (…); use >= and < for a range", field.name)));
+                return Err(FilterError::new(
+                    field.column,
+                    field.name.chars().count(),
+                    format!(
+                        "'{}' cannot be used with in (…); use >= and < for a range",
+                        field.name
+                    ),
+                ));
             }
-            values.iter().try_for_each(|(v, col)| check_literal(field, ty, v, *col))
+            values
+                .iter()
+                .try_for_each(|(v, col)| check_literal(field, ty, v, *col))
         }
-        Expr::Contains { field, value_column, .. } => {
+        Expr::Contains {
+            field,
+            value_column,
+            ..
+        } => {
             let ty = field_type(field, schema)?;
             if ty != FieldType::Text {
-                return Err(FilterError::new(*value_column, 1, format!("contains works on text fields, but '{}' is a {} field", field.name, ty.name())));
+                return Err(FilterError::new(
+                    *value_column,
+                    1,
+                    format!(
+                        "contains works on text fields, but '{}' is a {} field",
+                        field.name,
+                        ty.name()
+                    ),
+                ));
             }
             Ok(())
         }

@@ -35,7 +35,13 @@ fn tokenize(src: &str) -> Result<Vec<Token>, FilterError> {
             i += 1;
             continue;
         }
-        let push = |out: &mut Vec<Token>, tok, end: usize| out.push(Token { tok, column: start, width: end - start });
+        let push = |out: &mut Vec<Token>, tok, end: usize| {
+            out.push(Token {
+                tok,
+                column: start,
+                width: end - start,
+            })
+        };
         match c {
             '(' => {
                 i += 1;
@@ -60,7 +66,13 @@ fn tokenize(src: &str) -> Result<Vec<Token>, FilterError> {
                     ('<', _) => (CmpOp::Lt, 1),
                     ('>', Some('=')) => (CmpOp::Ge, 2),
                     ('>', _) => (CmpOp::Gt, 1),
-                    _ => return Err(FilterError::new(i, 1, "'!' must be followed by '=' (not equal); use `not` to negate")),
+                    _ => {
+                        return Err(FilterError::new(
+                            i,
+                            1,
+                            "'!' must be followed by '=' (not equal); use `not` to negate",
+                        ))
+                    }
                 };
                 i += len;
                 push(&mut out, Tok::Op(op), i)
@@ -70,8 +82,17 @@ fn tokenize(src: &str) -> Result<Vec<Token>, FilterError> {
                 i += 1;
                 loop {
                     match chars.get(i) {
-                        None => return Err(FilterError::new(start, i - start, format!("this text has no closing {c}; add it at the end of the text"))),
-                        Some('\\') if matches!(chars.get(i + 1), Some(&q) if q == c || q == '\\') => {
+                        None => {
+                            return Err(FilterError::new(
+                                start,
+                                i - start,
+                                format!(
+                                    "this text has no closing {c}; add it at the end of the text"
+                                ),
+                            ))
+                        }
+                        Some('\\') if matches!(chars.get(i + 1), Some(&q) if q == c || q == '\\') =>
+                        {
                             s.push(chars[i + 1]);
                             i += 2;
                         }
@@ -87,11 +108,20 @@ fn tokenize(src: &str) -> Result<Vec<Token>, FilterError> {
                 }
                 push(&mut out, Tok::Str(s), i)
             }
-            c if c.is_ascii_digit() || (c == '-' && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit())) || (c == '.' && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit())) => {
+            c if c.is_ascii_digit()
+                || (c == '-' && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit()))
+                || (c == '.' && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit())) =>
+            {
                 i += 1;
-                while i < chars.len() && (chars[i].is_ascii_alphanumeric() || matches!(chars[i], '.' | ':' | '-' | '+' | '_')) {
+                while i < chars.len()
+                    && (chars[i].is_ascii_alphanumeric()
+                        || matches!(chars[i], '.' | ':' | '-' | '+' | '_'))
+                {
                     // A sign only continues a number right after an exponent marker.
-                    if matches!(chars[i], '+' | '-') && !matches!(chars[i - 1], 'e' | 'E') && !looks_like_date(&chars[start..i]) {
+                    if matches!(chars[i], '+' | '-')
+                        && !matches!(chars[i - 1], 'e' | 'E')
+                        && !looks_like_date(&chars[start..i])
+                    {
                         break;
                     }
                     i += 1;
@@ -100,27 +130,44 @@ fn tokenize(src: &str) -> Result<Vec<Token>, FilterError> {
                 push(&mut out, literal_token(&text, start)?, i)
             }
             c if c.is_alphabetic() || c == '_' => {
-                while i < chars.len() && (chars[i].is_alphanumeric() || matches!(chars[i], '_' | '-' | '.')) {
+                while i < chars.len()
+                    && (chars[i].is_alphanumeric() || matches!(chars[i], '_' | '-' | '.'))
+                {
                     i += 1;
                 }
                 let text: String = chars[start..i].iter().collect();
                 push(&mut out, Tok::Word(text), i)
             }
-            other => return Err(FilterError::new(i, 1, format!("unexpected character '{other}'; quote text values, e.g. \"BioRec Mk2\""))),
+            other => {
+                return Err(FilterError::new(
+                    i,
+                    1,
+                    format!(
+                        "unexpected character '{other}'; quote text values, e.g. \"BioRec Mk2\""
+                    ),
+                ))
+            }
         }
     }
-    out.push(Token { tok: Tok::End, column: chars.len(), width: 1 });
+    out.push(Token {
+        tok: Tok::End,
+        column: chars.len(),
+        width: 1,
+    });
     Ok(out)
 }
 
 /// `2021` or `2021-…`: a date being scanned, whose dashes belong to it.
 fn looks_like_date(prefix: &[char]) -> bool {
-    prefix.len() >= 4 && prefix[..4].iter().all(char::is_ascii_digit) && (prefix.len() == 4 || prefix[4] == '-')
+    prefix.len() >= 4
+        && prefix[..4].iter().all(char::is_ascii_digit)
+        && (prefix.len() == 4 || prefix[4] == '-')
 }
 
 fn literal_token(text: &str, column: usize) -> Result<Tok, FilterError> {
     let width = text.chars().count();
-    let shaped_like_date = text.len() >= 10 && text.as_bytes()[4] == b'-' && text.as_bytes()[7] == b'-';
+    let shaped_like_date =
+        text.len() >= 10 && text.as_bytes()[4] == b'-' && text.as_bytes()[7] == b'-';
     if shaped_like_date {
         if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
             return Ok(Tok::Date(d));
@@ -130,13 +177,27 @@ fn literal_token(text: &str, column: usize) -> Result<Tok, FilterError> {
                 return Ok(Tok::DateTime(t));
             }
         }
-        return Err(FilterError::new(column, width, format!("'{text}' is not a valid date (YYYY-MM-DD) or date-time (YYYY-MM-DDTHH:MM[:SS])")));
+        return Err(FilterError::new(
+            column,
+            width,
+            format!(
+                "'{text}' is not a valid date (YYYY-MM-DD) or date-time (YYYY-MM-DDTHH:MM[:SS])"
+            ),
+        ));
     }
     match text.parse::<f64>() {
         Ok(n) if n.is_finite() => Ok(Tok::Number(n)),
         _ => {
-            let hint = if text.contains(',') { "; use a decimal point" } else { "; quote it if it is text" };
-            Err(FilterError::new(column, width, format!("'{text}' is not a number{hint}")))
+            let hint = if text.contains(',') {
+                "; use a decimal point"
+            } else {
+                "; quote it if it is text"
+            };
+            Err(FilterError::new(
+                column,
+                width,
+                format!("'{text}' is not a number{hint}"),
+            ))
         }
     }
 }
@@ -212,7 +273,10 @@ impl Parser {
                 return Err(if close.tok == Tok::End {
                     Self::error(&open, "this parenthesis is never closed; add ')'".into())
                 } else {
-                    Self::error(&close, format!("expected ')' but found {}", Self::describe(&close)))
+                    Self::error(
+                        &close,
+                        format!("expected ')' but found {}", Self::describe(&close)),
+                    )
                 });
             }
             return Ok(inner);
@@ -224,9 +288,20 @@ impl Parser {
         let t = self.next();
         let name = match &t.tok {
             Tok::Word(w) if !KEYWORDS.iter().any(|k| w.eq_ignore_ascii_case(k)) => w.to_lowercase(),
-            _ => return Err(Self::error(&t, format!("expected a field name (e.g. fatigue, date, status) but found {}", Self::describe(&t)))),
+            _ => {
+                return Err(Self::error(
+                    &t,
+                    format!(
+                        "expected a field name (e.g. fatigue, date, status) but found {}",
+                        Self::describe(&t)
+                    ),
+                ))
+            }
         };
-        let field = FieldRef { name, column: t.column };
+        let field = FieldRef {
+            name,
+            column: t.column,
+        };
         let op = self.next();
         match &op.tok {
             Tok::Op(cmp) => {
@@ -272,9 +347,18 @@ impl Parser {
             Tok::Str(s) => Literal::Text(s),
             Tok::Date(d) => Literal::Date(d),
             Tok::DateTime(t) => Literal::DateTime(t),
-            Tok::Word(ref w) if !KEYWORDS.iter().any(|k| w.eq_ignore_ascii_case(k)) => Literal::Text(w.clone()),
+            Tok::Word(ref w) if !KEYWORDS.iter().any(|k| w.eq_ignore_ascii_case(k)) => {
+                Literal::Text(w.clone())
+            }
             _ => {
-                return Err(Self::error(&v, format!("expected a value after {} but found {}", Self::describe(after), Self::describe(&v))));
+                return Err(Self::error(
+                    &v,
+                    format!(
+                        "expected a value after {} but found {}",
+                        Self::describe(after),
+                        Self::describe(&v)
+                    ),
+                ));
             }
         };
         Ok((lit, v.column))
@@ -292,7 +376,16 @@ pub fn parse(src: &str) -> Result<Expr, FilterError> {
     let rest = p.next();
     match rest.tok {
         Tok::End => Ok(expr),
-        Tok::RParen => Err(Parser::error(&rest, "this ')' has no matching '('; remove it".into())),
-        _ => Err(Parser::error(&rest, format!("expected 'and', 'or' or the end of the filter but found {}", Parser::describe(&rest)))),
+        Tok::RParen => Err(Parser::error(
+            &rest,
+            "this ')' has no matching '('; remove it".into(),
+        )),
+        _ => Err(Parser::error(
+            &rest,
+            format!(
+                "expected 'and', 'or' or the end of the filter but found {}",
+                Parser::describe(&rest)
+            ),
+        )),
     }
 }

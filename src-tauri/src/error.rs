@@ -20,7 +20,12 @@ pub struct AppError {
 
 impl AppError {
     pub fn new(code: &str, message: impl Into<String>) -> Self {
-        AppError { code: code.into(), message: message.into(), column: None, width: None }
+        AppError {
+            code: code.into(),
+            message: message.into(),
+            column: None,
+            width: None,
+        }
     }
 }
 

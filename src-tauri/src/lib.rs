@@ -81,7 +81,11 @@ impl AppState {
     fn rewatch(&self, app: &tauri::AppHandle) -> error::AppResult<()> {
         let s = self.settings();
         let mut watch = self.watch.lock().expect("watch lock");
-        let folder = s.lab_folder.as_deref().filter(|f| !f.is_empty()).map(PathBuf::from);
+        let folder = s
+            .lab_folder
+            .as_deref()
+            .filter(|f| !f.is_empty())
+            .map(PathBuf::from);
         if watch.as_ref().map(|w| &w.folder) == folder.as_ref() && watch.is_some() {
             return Ok(());
         }
@@ -89,7 +93,12 @@ impl AppState {
         self.pending.lock().expect("pending lock").clear();
         let Some(folder) = folder else { return Ok(()) };
         let quiet = Duration::from_secs(s.quiet_period_secs.max(1) as u64);
-        *watch = Some(pending::start(app.clone(), self.pending.clone(), folder, quiet)?);
+        *watch = Some(pending::start(
+            app.clone(),
+            self.pending.clone(),
+            folder,
+            quiet,
+        )?);
         Ok(())
     }
 }

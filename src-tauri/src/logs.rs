@@ -24,14 +24,26 @@ pub fn init(dir: &Path) -> AppResult<WorkerGuard> {
         .filename_suffix(SUFFIX)
         .max_log_files(14)
         .build(dir)
-        .map_err(|e| crate::error::AppError::new("logs", format!("cannot log to {}: {e}", dir.display())))?;
+        .map_err(|e| {
+            crate::error::AppError::new("logs", format!("cannot log to {}: {e}", dir.display()))
+        })?;
     let (writer, guard) = tracing_appender::non_blocking(appender);
-    let filter = EnvFilter::try_from_env("LABPIPE_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn,tao=warn,wry=warn"));
-    let file = tracing_subscriber::fmt::layer().json().with_writer(writer).with_ansi(false);
-    let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false);
+    let filter = EnvFilter::try_from_env("LABPIPE_LOG").unwrap_or_else(|_| {
+        EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn,tao=warn,wry=warn")
+    });
+    let file = tracing_subscriber::fmt::layer()
+        .json()
+        .with_writer(writer)
+        .with_ansi(false);
+    let stderr = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_target(false);
     // A second init (tests) keeps the first subscriber.
-    let _ = tracing_subscriber::registry().with(filter).with(file).with(stderr).try_init();
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(file)
+        .with(stderr)
+        .try_init();
     Ok(guard)
 }
 
@@ -57,20 +69,38 @@ pub struct LogsView {
 /// Parses one JSON log line; lines from elsewhere are kept verbatim.
 pub fn parse_line(line: &str) -> LogLine {
     let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
-        return LogLine { timestamp: String::new(), level: "INFO".into(), target: String::new(), message: line.into() };
+        return LogLine {
+            timestamp: String::new(),
+            level: "INFO".into(),
+            target: String::new(),
+            message: line.into(),
+        };
     };
-    let s = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or_default().to_string();
+    let s = |k: &str| {
+        v.get(k)
+            .and_then(|x| x.as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
     let mut message = String::new();
     if let Some(fields) = v.get("fields").and_then(|f| f.as_object()) {
         if let Some(m) = fields.get("message").and_then(|m| m.as_str()) {
             message.push_str(m);
         }
         for (k, val) in fields.iter().filter(|(k, _)| k.as_str() != "message") {
-            let val = val.as_str().map(str::to_string).unwrap_or_else(|| val.to_string());
+            let val = val
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| val.to_string());
             message.push_str(&format!(" {k}={val}"));
         }
     }
-    LogLine { timestamp: s("timestamp"), level: s("level"), target: s("target"), message }
+    LogLine {
+        timestamp: s("timestamp"),
+        level: s("level"),
+        target: s("target"),
+        message,
+    }
 }
 
 fn log_files(dir: &Path) -> Vec<PathBuf> {
@@ -80,7 +110,9 @@ fn log_files(dir: &Path) -> Vec<PathBuf> {
         .flatten()
         .map(|e| e.path())
         .filter(|p| {
-            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(PREFIX) && n.ends_with(SUFFIX))
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(PREFIX) && n.ends_with(SUFFIX))
         })
         .collect();
     files.sort();
@@ -91,8 +123,14 @@ fn log_files(dir: &Path) -> Vec<PathBuf> {
 pub fn tail(dir: &Path, limit: usize) -> Vec<LogLine> {
     let mut out: Vec<LogLine> = Vec::new();
     for file in log_files(dir).iter().rev() {
-        let Ok(f) = std::fs::File::open(file) else { continue };
-        let lines: Vec<String> = BufReader::new(f).lines().map_while(Result::ok).filter(|l| !l.is_empty()).collect();
+        let Ok(f) = std::fs::File::open(file) else {
+            continue;
+        };
+        let lines: Vec<String> = BufReader::new(f)
+            .lines()
+            .map_while(Result::ok)
+            .filter(|l| !l.is_empty())
+            .collect();
         let mut parsed: Vec<LogLine> = lines.iter().map(|l| parse_line(l)).collect();
         parsed.append(&mut out);
         out = parsed;

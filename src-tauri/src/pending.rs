@@ -56,7 +56,9 @@ impl PendingSession {
             session: r.session.clone(),
             path: r.path.display().to_string(),
             verdict: r.verdict.as_str().to_string(),
-            recorded_at: r.recorded_at.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()),
+            recorded_at: r
+                .recorded_at
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()),
             total_bytes: r.total_bytes,
             file_count: r.files.len() as u32,
             findings: r
@@ -70,7 +72,11 @@ impl PendingSession {
                     message: f.message.clone(),
                 })
                 .collect(),
-            metadata: r.metadata.iter().map(|(k, v)| (k.clone(), v.to_string())).collect(),
+            metadata: r
+                .metadata
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_string()))
+                .collect(),
             checked_at: chrono::Local::now().format("%H:%M:%S").to_string(),
         }
     }
@@ -126,7 +132,11 @@ pub fn scan_all(folder: &Path) -> AppResult<BTreeMap<String, PendingSession>> {
 }
 
 fn snapshot(map: &PendingMap) -> Vec<PendingSession> {
-    map.lock().expect("pending lock").values().cloned().collect()
+    map.lock()
+        .expect("pending lock")
+        .values()
+        .cloned()
+        .collect()
 }
 
 /// The running watcher of one folder; dropping it stops watching.
@@ -143,29 +153,42 @@ impl Drop for Watch {
 }
 
 /// Starts watching `folder`: a full check now, then incremental re-checks.
-pub fn start(app: AppHandle, map: PendingMap, folder: PathBuf, quiet: Duration) -> AppResult<Watch> {
+pub fn start(
+    app: AppHandle,
+    map: PendingMap,
+    folder: PathBuf,
+    quiet: Duration,
+) -> AppResult<Watch> {
     if !folder.is_dir() {
         return Err(AppError::new(
             "scan",
-            format!("lab folder {} does not exist or is not a folder; choose another in Settings", folder.display()),
+            format!(
+                "lab folder {} does not exist or is not a folder; choose another in Settings",
+                folder.display()
+            ),
         ));
     }
     let (tx, rx) = mpsc::unbounded_channel::<PathBuf>();
-    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
-        Ok(ev) => {
-            for p in ev.paths {
-                let _ = tx.send(p);
+    let mut watcher =
+        notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
+            Ok(ev) => {
+                for p in ev.paths {
+                    let _ = tx.send(p);
+                }
             }
-        }
-        Err(e) => tracing::warn!(error = %e, "file watcher error"),
-    })
-    .map_err(|e| AppError::new("watch", format!("cannot watch the lab folder: {e}")))?;
+            Err(e) => tracing::warn!(error = %e, "file watcher error"),
+        })
+        .map_err(|e| AppError::new("watch", format!("cannot watch the lab folder: {e}")))?;
     watcher
         .watch(&folder, RecursiveMode::Recursive)
         .map_err(|e| AppError::new("watch", format!("cannot watch {}: {e}", folder.display())))?;
     let task = tauri::async_runtime::spawn(run(app, map, folder.clone(), quiet, rx));
     tracing::info!(folder = %folder.display(), "watching lab folder");
-    Ok(Watch { folder, _watcher: watcher, task })
+    Ok(Watch {
+        folder,
+        _watcher: watcher,
+        task,
+    })
 }
 
 /// The top-level entry of `folder` that `path` is in.
@@ -175,7 +198,13 @@ fn top_entry(folder: &Path, path: &Path) -> Option<PathBuf> {
     Some(folder.join(first))
 }
 
-async fn run(app: AppHandle, map: PendingMap, folder: PathBuf, quiet: Duration, mut rx: mpsc::UnboundedReceiver<PathBuf>) {
+async fn run(
+    app: AppHandle,
+    map: PendingMap,
+    folder: PathBuf,
+    quiet: Duration,
+    mut rx: mpsc::UnboundedReceiver<PathBuf>,
+) {
     let emit = |app: &AppHandle, map: &PendingMap| {
         let _ = app.emit(EVENT, snapshot(map));
     };
@@ -228,26 +257,31 @@ async fn run(app: AppHandle, map: PendingMap, folder: PathBuf, quiet: Duration, 
 /// Re-checks the given top-level entries; true when the list changed.
 async fn recheck(folder: &Path, map: &PendingMap, todo: Vec<PathBuf>) -> bool {
     let folder = folder.to_path_buf();
-    let schema_changed = todo.iter().any(|p| p.file_name().is_some_and(|n| n == labpipe_core::scan::SCHEMA_FILE));
-    let result = tokio::task::spawn_blocking(move || -> AppResult<Vec<(String, Option<PendingSession>)>> {
-        if schema_changed {
-            let all = scan_all(&folder)?;
-            return Ok(all.into_iter().map(|(k, v)| (k, Some(v))).collect());
-        }
-        let schema = schema_for(&folder)?;
-        Ok(todo
-            .into_iter()
-            .filter(|p| !p.is_file())
-            .map(|p| {
-                let name = labpipe_core::scan::folder_name(&p);
-                if p.is_dir() {
-                    (name, Some(check_one(&p, &schema)))
-                } else {
-                    (name, None)
-                }
-            })
-            .collect())
-    })
+    let schema_changed = todo.iter().any(|p| {
+        p.file_name()
+            .is_some_and(|n| n == labpipe_core::scan::SCHEMA_FILE)
+    });
+    let result = tokio::task::spawn_blocking(
+        move || -> AppResult<Vec<(String, Option<PendingSession>)>> {
+            if schema_changed {
+                let all = scan_all(&folder)?;
+                return Ok(all.into_iter().map(|(k, v)| (k, Some(v))).collect());
+            }
+            let schema = schema_for(&folder)?;
+            Ok(todo
+                .into_iter()
+                .filter(|p| !p.is_file())
+                .map(|p| {
+                    let name = labpipe_core::scan::folder_name(&p);
+                    if p.is_dir() {
+                        (name, Some(check_one(&p, &schema)))
+                    } else {
+                        (name, None)
+                    }
+                })
+                .collect())
+        },
+    )
     .await;
     let updates = match result {
         Ok(Ok(u)) => u,
@@ -299,8 +333,14 @@ mod tests {
     #[test]
     fn maps_paths_to_their_top_folder() {
         let lab = Path::new("/lab");
-        assert_eq!(top_entry(lab, Path::new("/lab/20210301_161221/a.bin")), Some(PathBuf::from("/lab/20210301_161221")));
-        assert_eq!(top_entry(lab, Path::new("/lab/x")), Some(PathBuf::from("/lab/x")));
+        assert_eq!(
+            top_entry(lab, Path::new("/lab/20210301_161221/a.bin")),
+            Some(PathBuf::from("/lab/20210301_161221"))
+        );
+        assert_eq!(
+            top_entry(lab, Path::new("/lab/x")),
+            Some(PathBuf::from("/lab/x"))
+        );
         assert_eq!(top_entry(lab, Path::new("/lab")), None);
         assert_eq!(top_entry(lab, Path::new("/elsewhere/y")), None);
     }

@@ -142,7 +142,11 @@ pub struct Loaded {
 impl Loaded {
     pub fn new(items: Vec<SessionItem>, schema: LabSchema) -> Self {
         let mut items = items;
-        items.sort_by(|a, b| b.recorded_at.cmp(&a.recorded_at).then(b.session.cmp(&a.session)));
+        items.sort_by(|a, b| {
+            b.recorded_at
+                .cmp(&a.recorded_at)
+                .then(b.session.cmp(&a.session))
+        });
         let subjects = items
             .iter()
             .map(|i| Subject {
@@ -154,7 +158,11 @@ impl Loaded {
                 metadata: i.metadata.clone(),
             })
             .collect();
-        Loaded { items, subjects, schema }
+        Loaded {
+            items,
+            subjects,
+            schema,
+        }
     }
 
     pub fn snapshot(&self, source: String, load_ms: f64) -> CatalogSnapshot {
@@ -171,7 +179,10 @@ impl Loaded {
                     description: f.description.clone(),
                 })
                 .collect(),
-            statuses: labpipe_catalog::Status::ALL.iter().map(|s| s.as_str().to_string()).collect(),
+            statuses: labpipe_catalog::Status::ALL
+                .iter()
+                .map(|s| s.as_str().to_string())
+                .collect(),
             source,
             loaded_at: chrono::Local::now().format("%H:%M:%S").to_string(),
             load_ms,
@@ -185,9 +196,17 @@ impl Loaded {
             (0..self.subjects.len() as u32).collect()
         } else {
             let f = Filter::new(source, &self.schema)?;
-            self.subjects.iter().enumerate().filter(|(_, s)| f.matches(s)).map(|(i, _)| i as u32).collect()
+            self.subjects
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| f.matches(s))
+                .map(|(i, _)| i as u32)
+                .collect()
         };
-        Ok(FilterResult { indexes, elapsed_ms: t.elapsed().as_secs_f64() * 1e3 })
+        Ok(FilterResult {
+            indexes,
+            elapsed_ms: t.elapsed().as_secs_f64() * 1e3,
+        })
     }
 
     pub fn item(&self, session: &str) -> Option<&SessionItem> {
@@ -199,7 +218,11 @@ pub fn timeline(events: Vec<CatalogEvent>) -> Vec<TimelineEntry> {
     events
         .into_iter()
         .map(|e| TimelineEntry {
-            at: e.at.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string(),
+            at: e
+                .at
+                .with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string(),
             status: e.status.map(|s| s.as_str().to_string()),
             from: e.from.map(|s| s.as_str().to_string()),
             step: e.step,
@@ -216,14 +239,30 @@ pub fn outputs(records: Vec<OutputRecord>) -> Vec<OutputView> {
             version: r.version,
             bucket: r.bucket,
             prefix: r.prefix,
-            created_at: r.created_at.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string(),
-            files: r.files.into_iter().map(|f| OutputFileView { key: f.key, size: f.size, sha256: f.sha256 }).collect(),
+            created_at: r
+                .created_at
+                .with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string(),
+            files: r
+                .files
+                .into_iter()
+                .map(|f| OutputFileView {
+                    key: f.key,
+                    size: f.size,
+                    sha256: f.sha256,
+                })
+                .collect(),
         })
         .collect()
 }
 
 /// Reads `raw/<session>/manifest.json` for the list of raw files.
-pub async fn manifest_files(s3: &aws_sdk_s3::Client, bucket: &str, session: &str) -> Result<Vec<RawFileView>, String> {
+pub async fn manifest_files(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    session: &str,
+) -> Result<Vec<RawFileView>, String> {
     if bucket.is_empty() {
         return Err("no raw bucket is set in Settings".into());
     }
@@ -234,14 +273,44 @@ pub async fn manifest_files(s3: &aws_sdk_s3::Client, bucket: &str, session: &str
         .key(&key)
         .send()
         .await
-        .map_err(|e| format!("cannot read s3://{bucket}/{key}: {}", aws_sdk_s3::error::DisplayErrorContext(&e)))?;
-    let bytes = out.body.collect().await.map_err(|e| e.to_string())?.into_bytes();
+        .map_err(|e| {
+            use aws_sdk_s3::error::ProvideErrorMetadata;
+            match e.code() {
+                Some("NoSuchKey") => {
+                    format!("no manifest at s3://{bucket}/{key} yet: the upload has not finished")
+                }
+                Some("NoSuchBucket") => {
+                    format!("the raw bucket {bucket} does not exist; check Settings")
+                }
+                _ => format!(
+                    "cannot read s3://{bucket}/{key}: {}",
+                    aws_sdk_s3::error::DisplayErrorContext(&e)
+                ),
+            }
+        })?;
+    let bytes = out
+        .body
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .into_bytes();
     let manifest = labpipe_core::Manifest::from_json(&bytes).map_err(|e| e.to_string())?;
-    Ok(manifest.files.into_iter().map(|f| RawFileView { path: f.path, size: f.size, sha256: f.sha256 }).collect())
+    Ok(manifest
+        .files
+        .into_iter()
+        .map(|f| RawFileView {
+            path: f.path,
+            size: f.size,
+            sha256: f.sha256,
+        })
+        .collect())
 }
 
 pub fn not_loaded() -> AppError {
-    AppError::new("not_loaded", "the catalog is not loaded yet; open Sessions or press Refresh")
+    AppError::new(
+        "not_loaded",
+        "the catalog is not loaded yet; open Sessions or press Refresh",
+    )
 }
 
 #[cfg(test)]
@@ -250,9 +319,11 @@ mod tests {
     use labpipe_catalog::Status;
 
     fn item(session: &str, status: Status, fatigue: f64) -> SessionItem {
-        let at = chrono::NaiveDateTime::parse_from_str(&format!("{session}"), "%Y%m%d_%H%M%S").unwrap();
+        let at =
+            chrono::NaiveDateTime::parse_from_str(&format!("{session}"), "%Y%m%d_%H%M%S").unwrap();
         let mut i = SessionItem::placeholder(session, at, status, chrono::Utc::now());
-        i.metadata.insert("fatigue".into(), MetaValue::Number(fatigue));
+        i.metadata
+            .insert("fatigue".into(), MetaValue::Number(fatigue));
         i
     }
 
@@ -269,7 +340,13 @@ mod tests {
         // Newest first.
         assert_eq!(loaded.items[0].session, "20210303_161221");
         assert_eq!(loaded.filter("").unwrap().indexes, [0, 1, 2]);
-        assert_eq!(loaded.filter("fatigue > 5 and status = processed").unwrap().indexes, [0]);
+        assert_eq!(
+            loaded
+                .filter("fatigue > 5 and status = processed")
+                .unwrap()
+                .indexes,
+            [0]
+        );
         let err = loaded.filter("fatige > 5").unwrap_err();
         assert_eq!((err.code.as_str(), err.column), ("filter", Some(0)));
     }

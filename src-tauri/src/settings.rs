@@ -56,11 +56,17 @@ impl Settings {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
                 AppError::new(
                     "settings",
-                    format!("settings file {} is not valid JSON ({e}); fix or delete it", path.display()),
+                    format!(
+                        "settings file {} is not valid JSON ({e}); fix or delete it",
+                        path.display()
+                    ),
                 )
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Settings::default()),
-            Err(e) => Err(AppError::new("settings", format!("cannot read {}: {e}", path.display()))),
+            Err(e) => Err(AppError::new(
+                "settings",
+                format!("cannot read {}: {e}", path.display()),
+            )),
         }
     }
 
@@ -69,7 +75,8 @@ impl Settings {
         std::fs::create_dir_all(dir)?;
         let path = dir.join(FILE);
         let tmp = dir.join(format!("{FILE}.tmp"));
-        let text = serde_json::to_string_pretty(self).map_err(|e| AppError::new("settings", e.to_string()))?;
+        let text = serde_json::to_string_pretty(self)
+            .map_err(|e| AppError::new("settings", e.to_string()))?;
         std::fs::write(&tmp, text)?;
         std::fs::rename(&tmp, &path)?;
         Ok(path)
@@ -78,20 +85,32 @@ impl Settings {
     /// Checks values a user can get wrong; the message says which field and what to do.
     pub fn validate(&self) -> AppResult<()> {
         if self.concurrency == 0 || self.concurrency > 64 {
-            return Err(AppError::new("settings", "concurrency must be between 1 and 64"));
+            return Err(AppError::new(
+                "settings",
+                "concurrency must be between 1 and 64",
+            ));
         }
         if let Some(bw) = self.bandwidth_mb_per_sec {
             if !(bw > 0.0 && bw.is_finite()) {
-                return Err(AppError::new("settings", "bandwidth cap must be a positive number of MB/s, or empty for no cap"));
+                return Err(AppError::new(
+                    "settings",
+                    "bandwidth cap must be a positive number of MB/s, or empty for no cap",
+                ));
             }
         }
         if let Some(url) = &self.endpoint_url {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(AppError::new("settings", format!("endpoint '{url}' must start with http:// or https://")));
+                return Err(AppError::new(
+                    "settings",
+                    format!("endpoint '{url}' must start with http:// or https://"),
+                ));
             }
         }
         if self.quiet_period_secs == 0 || self.quiet_period_secs > 3600 {
-            return Err(AppError::new("settings", "quiet period must be between 1 and 3600 seconds"));
+            return Err(AppError::new(
+                "settings",
+                "quiet period must be between 1 and 3600 seconds",
+            ));
         }
         Ok(())
     }
@@ -109,7 +128,11 @@ mod tests {
     fn round_trips_and_defaults_missing_fields() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(Settings::load(dir.path()).unwrap(), Settings::default());
-        let s = Settings { lab_folder: Some("/lab".into()), concurrency: 3, ..Settings::default() };
+        let s = Settings {
+            lab_folder: Some("/lab".into()),
+            concurrency: 3,
+            ..Settings::default()
+        };
         s.save(dir.path()).unwrap();
         assert_eq!(Settings::load(dir.path()).unwrap(), s);
         std::fs::write(dir.path().join(FILE), r#"{"region":"us-east-1"}"#).unwrap();
@@ -120,9 +143,15 @@ mod tests {
 
     #[test]
     fn rejects_bad_values() {
-        let bad = Settings { concurrency: 0, ..Settings::default() };
+        let bad = Settings {
+            concurrency: 0,
+            ..Settings::default()
+        };
         assert_eq!(bad.validate().unwrap_err().code, "settings");
-        let bad = Settings { endpoint_url: Some("localhost:5000".into()), ..Settings::default() };
+        let bad = Settings {
+            endpoint_url: Some("localhost:5000".into()),
+            ..Settings::default()
+        };
         assert!(bad.validate().unwrap_err().message.contains("http://"));
         assert!(Settings::default().validate().is_ok());
     }

@@ -111,14 +111,23 @@ impl TransferView {
                 self.bytes_total = *bytes_total;
                 self.state = "running".into();
             }
-            Event::SessionRefused { verdict, findings, .. } => {
+            Event::SessionRefused {
+                verdict, findings, ..
+            } => {
                 self.error = Some(TransferError {
                     code: "not_uploadable".into(),
                     message: format!("the checks say {verdict}: {}", findings.join("; ")),
                 });
                 self.finish("failed");
             }
-            Event::FileProgress { path, bytes_done, bytes_total, rate, eta_secs, .. } => {
+            Event::FileProgress {
+                path,
+                bytes_done,
+                bytes_total,
+                rate,
+                eta_secs,
+                ..
+            } => {
                 let f = self.file(path);
                 f.bytes_done = *bytes_done;
                 f.bytes_total = *bytes_total;
@@ -126,25 +135,43 @@ impl TransferView {
                 f.eta_secs = *eta_secs;
                 self.recount();
             }
-            Event::FileDone { path, outcome, bytes_resumed, .. } => {
+            Event::FileDone {
+                path,
+                outcome,
+                bytes_resumed,
+                ..
+            } => {
                 let f = self.file(path);
                 f.bytes_done = f.bytes_total.max(f.bytes_done);
                 f.rate = 0.0;
                 f.eta_secs = None;
-                f.state = serde_json::to_value(outcome).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+                f.state = serde_json::to_value(outcome)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default();
                 self.bytes_resumed += bytes_resumed;
                 self.recount();
             }
             Event::FileVerified { path, .. } => self.file(path).state = "verified".into(),
-            Event::SessionDone { outcome, bytes_total, bytes_resumed, .. } => {
+            Event::SessionDone {
+                outcome,
+                bytes_total,
+                bytes_resumed,
+                ..
+            } => {
                 self.bytes_total = *bytes_total;
                 self.bytes_done = *bytes_total;
                 self.bytes_resumed = self.bytes_resumed.max(*bytes_resumed);
-                self.outcome = serde_json::to_value(outcome).ok().and_then(|v| v.as_str().map(String::from));
+                self.outcome = serde_json::to_value(outcome)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from));
                 self.finish("done");
             }
             Event::SessionFailed { code, reason, .. } => {
-                self.error = Some(TransferError { code: code.clone(), message: reason.clone() });
+                self.error = Some(TransferError {
+                    code: code.clone(),
+                    message: reason.clone(),
+                });
                 self.finish("failed");
             }
         }
@@ -163,13 +190,22 @@ impl TransferView {
             state: "uploading".into(),
         });
         self.files.sort_by(|a, b| a.path.cmp(&b.path));
-        let i = self.files.iter().position(|f| f.path == path).expect("just inserted");
+        let i = self
+            .files
+            .iter()
+            .position(|f| f.path == path)
+            .expect("just inserted");
         &mut self.files[i]
     }
 
     fn recount(&mut self) {
         self.bytes_done = self.files.iter().map(|f| f.bytes_done).sum();
-        self.rate = self.files.iter().filter(|f| f.state == "uploading").map(|f| f.rate).sum();
+        self.rate = self
+            .files
+            .iter()
+            .filter(|f| f.state == "uploading")
+            .map(|f| f.rate)
+            .sum();
         let left = self.bytes_total.saturating_sub(self.bytes_done) as f64;
         self.eta_secs = (self.rate > 0.0).then(|| left / self.rate);
     }
@@ -214,7 +250,11 @@ impl Queue {
             })
             .collect();
         Queue {
-            state: Arc::new(Mutex::new(QueueState { jobs, running: None, dirty: true })),
+            state: Arc::new(Mutex::new(QueueState {
+                jobs,
+                running: None,
+                dirty: true,
+            })),
             wake: Arc::new(Notify::new()),
             data_dir: data_dir.to_path_buf(),
         }
@@ -251,7 +291,8 @@ impl Queue {
             return false;
         }
         s.jobs.retain(|j| j.session != session);
-        s.jobs.push(TransferView::queued(session.into(), path.into()));
+        s.jobs
+            .push(TransferView::queued(session.into(), path.into()));
         let finished = s.jobs.iter().filter(|j| !j.is_active()).count();
         if finished > KEEP_FINISHED {
             let mut drop = finished - KEEP_FINISHED;
@@ -284,7 +325,9 @@ impl Queue {
             .jobs
             .iter_mut()
             .find(|j| j.session == session && j.is_active())
-            .ok_or_else(|| AppError::new("not_found", format!("{session} is not queued or uploading")))?;
+            .ok_or_else(|| {
+                AppError::new("not_found", format!("{session} is not queued or uploading"))
+            })?;
         job.finish("cancelled");
         self.changed(&mut s, true);
         tracing::info!(session, "upload cancelled");
@@ -300,7 +343,11 @@ impl Queue {
 
     fn update(&self, session: &str, f: impl FnOnce(&mut TransferView), persist: bool) {
         let mut s = self.state.lock().expect("queue lock");
-        if let Some(j) = s.jobs.iter_mut().find(|j| j.session == session && j.state != "cancelled") {
+        if let Some(j) = s
+            .jobs
+            .iter_mut()
+            .find(|j| j.session == session && j.state != "cancelled")
+        {
             f(j);
         }
         self.changed(&mut s, persist);
@@ -392,7 +439,10 @@ impl Queue {
             session,
             |j| {
                 if j.is_active() {
-                    j.error = Some(TransferError { code: e.code.clone(), message: e.message.clone() });
+                    j.error = Some(TransferError {
+                        code: e.code.clone(),
+                        message: e.message.clone(),
+                    });
                     j.finish("failed");
                 }
             },
@@ -401,11 +451,23 @@ impl Queue {
     }
 }
 
-async fn run_one(q: Queue, settings: Settings, journal: Arc<Journal>, session: String, path: PathBuf) -> AppResult<()> {
+async fn run_one(
+    q: Queue,
+    settings: Settings,
+    journal: Arc<Journal>,
+    session: String,
+    path: PathBuf,
+) -> AppResult<()> {
     if settings.raw_bucket.is_empty() {
-        return Err(AppError::new("not_configured", "no raw bucket is set; enter it in Settings"));
+        return Err(AppError::new(
+            "not_configured",
+            "no raw bucket is set; enter it in Settings",
+        ));
     }
-    let folder = path.parent().map(Path::to_path_buf).unwrap_or_else(|| path.clone());
+    let folder = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| path.clone());
     let report = {
         let path = path.clone();
         tokio::task::spawn_blocking(move || -> AppResult<labpipe_core::SessionReport> {
@@ -429,7 +491,9 @@ async fn run_one(q: Queue, settings: Settings, journal: Arc<Journal>, session: S
             while let Some(ev) = rx.recv().await {
                 let terminal = matches!(
                     ev,
-                    Event::SessionDone { .. } | Event::SessionFailed { .. } | Event::SessionRefused { .. }
+                    Event::SessionDone { .. }
+                        | Event::SessionFailed { .. }
+                        | Event::SessionRefused { .. }
                 );
                 q.update(&session, |j| j.apply(&ev), terminal);
             }
@@ -437,7 +501,14 @@ async fn run_one(q: Queue, settings: Settings, journal: Arc<Journal>, session: S
     };
     tracing::info!(session = %session, bucket = %settings.raw_bucket, "upload starting");
     let result = async {
-        let upload = Upload::connect(crate::cloud::s3(&sdk), settings.raw_bucket.clone(), opts, journal, Some(tx)).await?;
+        let upload = Upload::connect(
+            crate::cloud::s3(&sdk),
+            settings.raw_bucket.clone(),
+            opts,
+            journal,
+            Some(tx),
+        )
+        .await?;
         upload.session(&report).await
     }
     .await;
@@ -466,7 +537,9 @@ async fn run_one(q: Queue, settings: Settings, journal: Arc<Journal>, session: S
 
 /// The upload state of every session that has one, by session name.
 pub fn states(list: &[TransferView]) -> BTreeMap<String, String> {
-    list.iter().map(|t| (t.session.clone(), t.state.clone())).collect()
+    list.iter()
+        .map(|t| (t.session.clone(), t.state.clone()))
+        .collect()
 }
 
 #[cfg(test)]
@@ -477,7 +550,11 @@ mod tests {
     #[test]
     fn folds_progress_into_session_totals() {
         let mut t = TransferView::queued("s".into(), "/lab/s".into());
-        t.apply(&Event::SessionStarted { session: "s".into(), files: 2, bytes_total: 300 });
+        t.apply(&Event::SessionStarted {
+            session: "s".into(),
+            files: 2,
+            bytes_total: 300,
+        });
         let progress = |path: &str, done, total, rate| Event::FileProgress {
             session: "s".into(),
             path: path.into(),
@@ -509,7 +586,10 @@ mod tests {
             bytes_resumed: 100,
             manifest_key: "raw/s/manifest.json".into(),
         });
-        assert_eq!((t.state.as_str(), t.bytes_done, t.outcome.as_deref()), ("done", 300, Some("uploaded")));
+        assert_eq!(
+            (t.state.as_str(), t.bytes_done, t.outcome.as_deref()),
+            ("done", 300, Some("uploaded"))
+        );
     }
 
     #[test]
@@ -517,7 +597,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let q = Queue::load(dir.path());
         assert!(q.enqueue("20210301_161221", "/lab/20210301_161221"));
-        assert!(!q.enqueue("20210301_161221", "/lab/20210301_161221"), "no duplicates");
+        assert!(
+            !q.enqueue("20210301_161221", "/lab/20210301_161221"),
+            "no duplicates"
+        );
         q.enqueue("20210302_101010", "/lab/20210302_101010");
         q.cancel("20210302_101010").unwrap();
         {
@@ -527,10 +610,17 @@ mod tests {
             q.save(&jobs);
         }
         let again = Queue::load(dir.path());
-        let states: Vec<(String, String)> = again.list().into_iter().map(|j| (j.session, j.state)).collect();
+        let states: Vec<(String, String)> = again
+            .list()
+            .into_iter()
+            .map(|j| (j.session, j.state))
+            .collect();
         assert_eq!(
             states,
-            [("20210301_161221".into(), "queued".into()), ("20210302_101010".into(), "cancelled".into())]
+            [
+                ("20210301_161221".into(), "queued".into()),
+                ("20210302_101010".into(), "cancelled".into())
+            ]
         );
     }
 }

@@ -44,7 +44,12 @@ fn local_files(folder: &Path) -> BTreeMap<String, Vec<u8>> {
         .unwrap()
         .map(|e| e.unwrap())
         .filter(|e| e.file_type().unwrap().is_file())
-        .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()))
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
         .collect()
 }
 
@@ -61,12 +66,25 @@ struct Run {
 impl Run {
     async fn new(s3: &aws_sdk_s3::Client) -> Self {
         let bucket = unique_name("raw");
-        s3.create_bucket().bucket(&bucket).send().await.expect("create bucket");
+        s3.create_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .expect("create bucket");
         let dir = tempfile::tempdir().unwrap();
-        Self { bucket, journal: dir.path().join("journal.sqlite3"), _dir: dir }
+        Self {
+            bucket,
+            journal: dir.path().join("journal.sqlite3"),
+            _dir: dir,
+        }
     }
 
-    fn command(&self, emulator_env: Vec<(&'static str, String)>, folder: &Path, extra: &[&str]) -> Command {
+    fn command(
+        &self,
+        emulator_env: Vec<(&'static str, String)>,
+        folder: &Path,
+        extra: &[&str],
+    ) -> Command {
         let mut cmd = Command::new(labpipe_bin());
         cmd.envs(emulator_env)
             .env("LABPIPE_JOURNAL", &self.journal)
@@ -74,7 +92,15 @@ impl Run {
             .env_remove("LABPIPE_RAW_BUCKET")
             .arg("upload")
             .arg(folder)
-            .args(["--bucket", &self.bucket, "--json", "--part-size", "5MiB", "--concurrency", &CONCURRENCY.to_string()])
+            .args([
+                "--bucket",
+                &self.bucket,
+                "--json",
+                "--part-size",
+                "5MiB",
+                "--concurrency",
+                &CONCURRENCY.to_string(),
+            ])
             .args(extra);
         cmd
     }
@@ -90,7 +116,12 @@ fn events(out: &[u8]) -> Vec<Value> {
 fn summary(out: &Output) -> Value {
     let ev = events(&out.stdout);
     let last = ev.last().cloned().unwrap_or_default();
-    assert_eq!(last["event"], "summary", "last line must be the summary: {ev:?}\nstderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        last["event"],
+        "summary",
+        "last line must be the summary: {ev:?}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     last
 }
 
@@ -100,27 +131,59 @@ async fn assert_remote_equals_local(s3: &aws_sdk_s3::Client, bucket: &str, folde
     let session = folder.file_name().unwrap().to_string_lossy().into_owned();
     let local = local_files(folder);
     let listed = s3.list_objects_v2().bucket(bucket).send().await.unwrap();
-    let keys: BTreeSet<String> = listed.contents().iter().filter_map(|o| o.key().map(String::from)).collect();
-    let mut expected: BTreeSet<String> = local.keys().map(|p| format!("raw/{session}/{p}")).collect();
+    let keys: BTreeSet<String> = listed
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(String::from))
+        .collect();
+    let mut expected: BTreeSet<String> =
+        local.keys().map(|p| format!("raw/{session}/{p}")).collect();
     expected.insert(format!("raw/{session}/manifest.json"));
     assert_eq!(keys, expected, "objects in the bucket");
     for (path, bytes) in &local {
-        let got = s3.get_object().bucket(bucket).key(format!("raw/{session}/{path}")).send().await.unwrap();
+        let got = s3
+            .get_object()
+            .bucket(bucket)
+            .key(format!("raw/{session}/{path}"))
+            .send()
+            .await
+            .unwrap();
         let got = got.body.collect().await.unwrap().into_bytes();
         assert_eq!(sha(&got), sha(bytes), "{path} differs from the local file");
     }
-    let manifest = s3.get_object().bucket(bucket).key(format!("raw/{session}/manifest.json")).send().await.unwrap();
-    let manifest: Value = serde_json::from_slice(&manifest.body.collect().await.unwrap().into_bytes()).unwrap();
+    let manifest = s3
+        .get_object()
+        .bucket(bucket)
+        .key(format!("raw/{session}/manifest.json"))
+        .send()
+        .await
+        .unwrap();
+    let manifest: Value =
+        serde_json::from_slice(&manifest.body.collect().await.unwrap().into_bytes()).unwrap();
     let listed: BTreeMap<String, String> = manifest["files"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| (f["path"].as_str().unwrap().to_string(), f["sha256"].as_str().unwrap().to_string()))
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap().to_string(),
+                f["sha256"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     let want: BTreeMap<String, String> = local.iter().map(|(p, b)| (p.clone(), sha(b))).collect();
     assert_eq!(listed, want, "manifest lists every file with its SHA-256");
-    let uploads = s3.list_multipart_uploads().bucket(bucket).send().await.unwrap();
-    assert!(uploads.uploads().is_empty(), "leftover multipart uploads: {:?}", uploads.uploads());
+    let uploads = s3
+        .list_multipart_uploads()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        uploads.uploads().is_empty(),
+        "leftover multipart uploads: {:?}",
+        uploads.uploads()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -132,7 +195,11 @@ async fn round_trip_is_byte_identical_then_a_rerun_sends_nothing() {
     let run = Run::new(&s3).await;
 
     let out = run.command(emulator.env(), &folder, &[]).output().unwrap();
-    assert!(out.status.success(), "upload failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "upload failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let s = summary(&out);
     assert_eq!(s["sessions_uploaded"], 1);
     let total = s["bytes_total"].as_u64().unwrap();
@@ -140,14 +207,31 @@ async fn round_trip_is_byte_identical_then_a_rerun_sends_nothing() {
     let ev = events(&out.stdout);
     let verified = ev.iter().filter(|e| e["event"] == "file_verified").count();
     assert_eq!(verified, local_files(&folder).len(), "every file verified");
-    let done_at = ev.iter().position(|e| e["event"] == "session_done").unwrap();
-    assert!(ev[..done_at].iter().filter(|e| e["event"] == "file_verified").count() == verified, "manifest after every verification");
+    let done_at = ev
+        .iter()
+        .position(|e| e["event"] == "session_done")
+        .unwrap();
+    assert!(
+        ev[..done_at]
+            .iter()
+            .filter(|e| e["event"] == "file_verified")
+            .count()
+            == verified,
+        "manifest after every verification"
+    );
     assert_remote_equals_local(&s3, &run.bucket, &folder).await;
 
     let again = run.command(emulator.env(), &folder, &[]).output().unwrap();
     assert!(again.status.success());
     let s = summary(&again);
-    assert_eq!((s["sessions_uploaded"].as_u64(), s["sessions_skipped"].as_u64(), s["bytes_sent"].as_u64()), (Some(0), Some(1), Some(0)));
+    assert_eq!(
+        (
+            s["sessions_uploaded"].as_u64(),
+            s["sessions_skipped"].as_u64(),
+            s["bytes_sent"].as_u64()
+        ),
+        (Some(0), Some(1), Some(0))
+    );
     assert_remote_equals_local(&s3, &run.bucket, &folder).await;
 }
 
@@ -156,7 +240,9 @@ fn acknowledged(lines: &[Value]) -> u64 {
     let mut per_file: BTreeMap<String, u64> = BTreeMap::new();
     for e in lines {
         if e["event"] == "file_progress" {
-            let v = per_file.entry(e["path"].as_str().unwrap().into()).or_default();
+            let v = per_file
+                .entry(e["path"].as_str().unwrap().into())
+                .or_default();
             *v = (*v).max(e["bytes_done"].as_u64().unwrap());
         }
     }
@@ -169,17 +255,29 @@ async fn kill_9_at_random_moments_then_rerun_completes_without_resending_much() 
     let s3 = emulator.s3_client().await;
     let data = tempfile::tempdir().unwrap();
     let folder = session(data.path(), 30_000_000, 21);
-    let trials: usize = std::env::var("LABPIPE_KILL_TRIALS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
+    let trials: usize = std::env::var("LABPIPE_KILL_TRIALS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
     let seed: u64 = rand::random();
     eprintln!("kill trials: {trials}, seed {seed}");
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let mut resumed_somewhere = false;
     for trial in 0..trials {
         let run = Run::new(&s3).await;
-        let mut child = run.command(emulator.env(), &folder, &[]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+        let mut child = run
+            .command(emulator.env(), &folder, &[])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
         let stdout = child.stdout.take().unwrap();
         let reader = std::thread::spawn(move || {
-            BufReader::new(stdout).lines().map_while(Result::ok).filter_map(|l| serde_json::from_str::<Value>(&l).ok()).collect::<Vec<_>>()
+            BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .filter_map(|l| serde_json::from_str::<Value>(&l).ok())
+                .collect::<Vec<_>>()
         });
         let delay = Duration::from_millis(rng.gen_range(30..900));
         std::thread::sleep(delay);
@@ -190,7 +288,11 @@ async fn kill_9_at_random_moments_then_rerun_completes_without_resending_much() 
         let acked = acknowledged(&first);
 
         let out = run.command(emulator.env(), &folder, &[]).output().unwrap();
-        assert!(out.status.success(), "trial {trial} (kill after {delay:?}): re-run failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "trial {trial} (kill after {delay:?}): re-run failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let s = summary(&out);
         let total = s["bytes_total"].as_u64().unwrap();
         let sent = s["bytes_sent"].as_u64().unwrap();
@@ -200,7 +302,10 @@ async fn kill_9_at_random_moments_then_rerun_completes_without_resending_much() 
         assert_remote_equals_local(&s3, &run.bucket, &folder).await;
     }
     if trials >= 10 {
-        assert!(resumed_somewhere, "no trial resumed a multipart upload: kills all landed before or after the upload");
+        assert!(
+            resumed_somewhere,
+            "no trial resumed a multipart upload: kills all landed before or after the upload"
+        );
     }
 }
 
@@ -216,12 +321,25 @@ async fn flaky_network_resets_errors_and_stalls_do_not_corrupt_anything() {
     let env: Vec<_> = emulator
         .env()
         .into_iter()
-        .map(|(k, v)| if k == "AWS_ENDPOINT_URL" { (k, proxy.endpoint()) } else { (k, v) })
+        .map(|(k, v)| {
+            if k == "AWS_ENDPOINT_URL" {
+                (k, proxy.endpoint())
+            } else {
+                (k, v)
+            }
+        })
         .collect();
     let started = Instant::now();
-    let out = run.command(env, &folder, &["--attempt-timeout", "3"]).output().unwrap();
+    let out = run
+        .command(env, &folder, &["--attempt-timeout", "3"])
+        .output()
+        .unwrap();
     let faults = proxy.faults();
-    assert!(out.status.success(), "upload through faults {faults:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "upload through faults {faults:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(faults.len() >= 5, "the proxy injected only {faults:?}");
     assert!(started.elapsed() < Duration::from_secs(120));
     assert_eq!(summary(&out)["sessions_uploaded"], 1);
@@ -242,16 +360,52 @@ async fn an_existing_object_is_never_overwritten() {
     // Different bytes at the key: conflict, remote unchanged, no manifest.
     let run = Run::new(&s3).await;
     let other = b"someone else's recording".to_vec();
-    s3.put_object().bucket(&run.bucket).key(&key).body(ByteStream::from(other.clone())).send().await.unwrap();
+    s3.put_object()
+        .bucket(&run.bucket)
+        .key(&key)
+        .body(ByteStream::from(other.clone()))
+        .send()
+        .await
+        .unwrap();
     let out = run.command(emulator.env(), &folder, &[]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
-    let failed: Vec<Value> = events(&out.stdout).into_iter().filter(|e| e["event"] == "session_failed").collect();
+    let failed: Vec<Value> = events(&out.stdout)
+        .into_iter()
+        .filter(|e| e["event"] == "session_failed")
+        .collect();
     assert_eq!(failed.len(), 1, "{failed:?}");
     assert_eq!(failed[0]["code"], "conflict");
-    assert!(failed[0]["reason"].as_str().unwrap().contains(&key), "the reason names the key: {}", failed[0]["reason"]);
-    let got = s3.get_object().bucket(&run.bucket).key(&key).send().await.unwrap().body.collect().await.unwrap().into_bytes();
-    assert_eq!(got.as_ref(), other.as_slice(), "remote object was overwritten");
-    assert!(s3.head_object().bucket(&run.bucket).key(format!("raw/{name}/manifest.json")).send().await.is_err(), "no manifest after a conflict");
+    assert!(
+        failed[0]["reason"].as_str().unwrap().contains(&key),
+        "the reason names the key: {}",
+        failed[0]["reason"]
+    );
+    let got = s3
+        .get_object()
+        .bucket(&run.bucket)
+        .key(&key)
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes();
+    assert_eq!(
+        got.as_ref(),
+        other.as_slice(),
+        "remote object was overwritten"
+    );
+    assert!(
+        s3.head_object()
+            .bucket(&run.bucket)
+            .key(format!("raw/{name}/manifest.json"))
+            .send()
+            .await
+            .is_err(),
+        "no manifest after a conflict"
+    );
 
     // The same bytes at the key: a no-op for that file, the session completes.
     let run = Run::new(&s3).await;
@@ -264,11 +418,21 @@ async fn an_existing_object_is_never_overwritten() {
         .await
         .unwrap();
     let out = run.command(emulator.env(), &folder, &[]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let ev = events(&out.stdout);
-    let done = ev.iter().find(|e| e["event"] == "file_done" && e["path"] == victim.as_str()).unwrap();
+    let done = ev
+        .iter()
+        .find(|e| e["event"] == "file_done" && e["path"] == victim.as_str())
+        .unwrap();
     assert_eq!(done["outcome"], "already_uploaded");
-    assert_eq!(summary(&out)["bytes_sent"].as_u64().unwrap(), files.values().map(|b| b.len() as u64).sum::<u64>() - bytes.len() as u64);
+    assert_eq!(
+        summary(&out)["bytes_sent"].as_u64().unwrap(),
+        files.values().map(|b| b.len() as u64).sum::<u64>() - bytes.len() as u64
+    );
     assert_remote_equals_local(&s3, &run.bucket, &folder).await;
 }
 
@@ -281,8 +445,14 @@ async fn a_file_appended_to_during_upload_fails_the_session_without_manifest() {
     let name = folder.file_name().unwrap().to_string_lossy().into_owned();
     let run = Run::new(&s3).await;
     // A bandwidth cap keeps the upload running long enough to change a file under it.
-    let mut child = run.command(emulator.env(), &folder, &["--max-bandwidth", "8MB", "--concurrency", "2"]).stdout(Stdio::piped()).spawn().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines().map_while(Result::ok);
+    let mut child = run
+        .command(emulator.env(), &folder, &["--max-bandwidth", "8MB"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok);
     let mut seen = Vec::new();
     for line in lines.by_ref() {
         let e: Value = serde_json::from_str(&line).unwrap();
@@ -293,16 +463,33 @@ async fn a_file_appended_to_during_upload_fails_the_session_without_manifest() {
         }
     }
     for path in local_files(&folder).keys().filter(|p| p.ends_with(".bin")) {
-        let mut f = std::fs::OpenOptions::new().append(true).open(folder.join(path)).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(folder.join(path))
+            .unwrap();
         std::io::Write::write_all(&mut f, b"one more frame").unwrap();
     }
     seen.extend(lines.map(|l| serde_json::from_str::<Value>(&l).unwrap()));
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(1), "{seen:?}");
-    let failed = seen.iter().find(|e| e["event"] == "session_failed").unwrap_or_else(|| panic!("no session_failed in {seen:?}"));
+    let failed = seen
+        .iter()
+        .find(|e| e["event"] == "session_failed")
+        .unwrap_or_else(|| panic!("no session_failed in {seen:?}"));
     assert_eq!(failed["code"], "file_changed");
-    assert!(failed["reason"].as_str().unwrap().contains("file changed while uploading"));
-    assert!(s3.head_object().bucket(&run.bucket).key(format!("raw/{name}/manifest.json")).send().await.is_err(), "a manifest was written for a changed session");
+    assert!(failed["reason"]
+        .as_str()
+        .unwrap()
+        .contains("file changed while uploading"));
+    assert!(
+        s3.head_object()
+            .bucket(&run.bucket)
+            .key(format!("raw/{name}/manifest.json"))
+            .send()
+            .await
+            .is_err(),
+        "a manifest was written for a changed session"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -317,14 +504,25 @@ async fn a_missing_bucket_fails_fast_with_what_to_do() {
     let out = run.command(emulator.env(), &folder, &[]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!("bucket {} does not exist", run.bucket)) && err.contains("--bucket"), "{err}");
-    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    assert!(
+        err.contains(&format!("bucket {} does not exist", run.bucket)) && err.contains("--bucket"),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rejected_credentials_fail_fast_with_what_to_do() {
     // An emulator of our own that checks access keys (the shared one accepts any).
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut moto = Command::new(labpipe_tests::moto_server_path())
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .env("INITIAL_NO_AUTH_ACTION_COUNT", "0")
@@ -335,7 +533,10 @@ async fn rejected_credentials_fail_fast_with_what_to_do() {
     let endpoint = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(60);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "auth-checking emulator did not start");
+        assert!(
+            Instant::now() < deadline,
+            "auth-checking emulator did not start"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let data = tempfile::tempdir().unwrap();
@@ -357,8 +558,15 @@ async fn rejected_credentials_fail_fast_with_what_to_do() {
     let _ = moto.wait();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("credentials rejected") && err.contains("AWS_ACCESS_KEY_ID"), "{err}");
-    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    assert!(
+        err.contains("credentials rejected") && err.contains("AWS_ACCESS_KEY_ID"),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -367,14 +575,34 @@ async fn sessions_that_fail_their_checks_are_refused_with_findings() {
     let s3 = emulator.s3_client().await;
     let data = tempfile::tempdir().unwrap();
     let folder = session(data.path(), 6_000_000, 81);
-    std::fs::write(folder.join("metadata.txt"), "this is not metadata\n").unwrap();
+    let meta = folder.join("metadata.txt");
+    let recorded = std::fs::metadata(&meta).unwrap().modified().unwrap();
+    std::fs::write(&meta, "this is not metadata\n").unwrap();
+    // Keep the recording's mtime: a fresh change would make the verdict `wait`, not `fail`.
+    std::fs::File::options()
+        .write(true)
+        .open(&meta)
+        .unwrap()
+        .set_modified(recorded)
+        .unwrap();
     let run = Run::new(&s3).await;
     let out = run.command(emulator.env(), &folder, &[]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let ev = events(&out.stdout);
-    let refused = ev.iter().find(|e| e["event"] == "session_refused").unwrap_or_else(|| panic!("{ev:?}"));
+    let refused = ev
+        .iter()
+        .find(|e| e["event"] == "session_refused")
+        .unwrap_or_else(|| panic!("{ev:?}"));
     assert_eq!(refused["verdict"], "fail");
     assert!(!refused["findings"].as_array().unwrap().is_empty());
-    let listed = s3.list_objects_v2().bucket(&run.bucket).send().await.unwrap();
-    assert!(listed.contents().is_empty(), "nothing may be uploaded from a failed session");
+    let listed = s3
+        .list_objects_v2()
+        .bucket(&run.bucket)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        listed.contents().is_empty(),
+        "nothing may be uploaded from a failed session"
+    );
 }

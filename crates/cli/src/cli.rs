@@ -37,6 +37,13 @@ Exit codes: 0 = every ready session is uploaded (or already was; sessions still 
 1 = a session failed (check failure, conflict, file changed, network) or the bucket/credentials are wrong, 2 = usage error."
     )]
     Upload(UploadArgs),
+    /// Show where sessions are in the cloud pipeline: status, latest error and history
+    #[command(
+        after_help = "Examples:\n  labpipe status                      # recent sessions, by status\n  labpipe status 20210301_161221      # one session: status, latest error, history\n  labpipe status 20210301_161221 --json\n\n\
+The catalog table comes from --table, else $LABPIPE_TABLE, else CatalogTable in .labpipe/stack/outputs.json (written by scripts/deploy-local.sh).\n\
+Exit codes: 0 = shown; 1 = a named session is FAILED or not in the catalog, or the catalog cannot be read; 2 = usage error."
+    )]
+    Status(StatusArgs),
     /// Tools for demos and development (sample data)
     #[command(subcommand)]
     Dev(DevCommand),
@@ -129,4 +136,23 @@ pub struct GenerateArgs {
     /// Print the generated sessions as JSON
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Session ids (folder names); none = a summary of recent sessions
+    #[arg(value_name = "SESSION")]
+    pub sessions: Vec<String>,
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+    /// Catalog table name
+    #[arg(long, value_name = "TABLE", env = "LABPIPE_TABLE")]
+    pub table: Option<String>,
+    /// Stack outputs file to find the table in when --table is not given
+    #[arg(long, value_name = "FILE", default_value = ".labpipe/stack/outputs.json")]
+    pub outputs: PathBuf,
+    /// How many recent sessions the summary shows
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub limit: usize,
 }

@@ -46,4 +46,7 @@ pub struct SyncSummary {
     pub bytes_resumed: u64,
     pub seconds: f64,
     pub dry_run: bool,
+    /// The first per-file failure, when `files_failed > 0`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_error: Option<String>,
 }

@@ -6,6 +6,7 @@ use crate::SyncError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Glob {
+    source: String,
     pattern: Vec<char>,
     whole_path: bool,
 }
@@ -20,7 +21,12 @@ impl Glob {
             return Err(SyncError::BadPattern { pattern: pattern.into(), reason: "'..' never matches a file inside a session".into() });
         }
         let trimmed = trimmed.trim_start_matches('/');
-        Ok(Glob { pattern: trimmed.chars().collect(), whole_path: trimmed.contains('/') })
+        Ok(Glob { source: pattern.to_string(), pattern: trimmed.chars().collect(), whole_path: trimmed.contains('/') })
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.source
     }
 
     /// `path` is relative to the session folder, `/`-separated.

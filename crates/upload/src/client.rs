@@ -19,7 +19,11 @@ pub struct ClientOptions {
 
 impl Default for ClientOptions {
     fn default() -> Self {
-        Self { max_attempts: 8, attempt_timeout: Duration::from_secs(120), connect_timeout: Duration::from_secs(5) }
+        Self {
+            max_attempts: 8,
+            attempt_timeout: Duration::from_secs(120),
+            connect_timeout: Duration::from_secs(5),
+        }
     }
 }
 

@@ -5,13 +5,26 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum UploadError {
     #[error("session {session} is not uploadable (verdict {verdict}): {}; fix it and run labpipe check", findings.join("; "))]
-    NotUploadable { session: String, verdict: &'static str, findings: Vec<String> },
+    NotUploadable {
+        session: String,
+        verdict: &'static str,
+        findings: Vec<String>,
+    },
     #[error("file changed while uploading: {path} ({what}); wait until the recording is finished, then upload again")]
     FileChanged { path: String, what: String },
     #[error("conflict: s3://{bucket}/{key} already exists with different content ({detail}); nothing was overwritten — rename the local session or ask an admin to check the remote object")]
-    Conflict { bucket: String, key: String, detail: String },
+    Conflict {
+        bucket: String,
+        key: String,
+        detail: String,
+    },
     #[error("verification failed for s3://{bucket}/{key}: expected {expected}, found {found}; run the upload again (nothing is trusted until verified)")]
-    Verify { bucket: String, key: String, expected: String, found: String },
+    Verify {
+        bucket: String,
+        key: String,
+        expected: String,
+        found: String,
+    },
     #[error("bucket {bucket} does not exist; check --bucket / LABPIPE_RAW_BUCKET and the region")]
     BucketNotFound { bucket: String },
     #[error("access denied to bucket {bucket} ({detail}); ask an admin for s3:PutObject, s3:GetObject and multipart permissions on raw/*")]
@@ -19,9 +32,17 @@ pub enum UploadError {
     #[error("aws credentials rejected or missing ({detail}); set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or refresh your sso login")]
     Credentials { detail: String },
     #[error("s3 {operation} failed for {key} after retries: {detail}; check the network and run the upload again (it resumes)")]
-    S3 { operation: &'static str, key: String, detail: String },
+    S3 {
+        operation: &'static str,
+        key: String,
+        detail: String,
+    },
     #[error("cannot read {}: {source}", path.display())]
-    Io { path: PathBuf, #[source] source: std::io::Error },
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("upload journal {}: {detail}; delete it only if no upload is in progress", path.display())]
     Journal { path: PathBuf, detail: String },
     #[error("session {session}: {detail}")]
@@ -31,7 +52,10 @@ pub enum UploadError {
 impl UploadError {
     /// Errors that no other session can avoid either: the run should stop.
     pub fn is_permanent(&self) -> bool {
-        matches!(self, Self::BucketNotFound { .. } | Self::AccessDenied { .. } | Self::Credentials { .. })
+        matches!(
+            self,
+            Self::BucketNotFound { .. } | Self::AccessDenied { .. } | Self::Credentials { .. }
+        )
     }
 
     /// A stable machine-readable code for events and the desktop app.

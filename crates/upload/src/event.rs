@@ -8,9 +8,17 @@ use serde::{Deserialize, Serialize};
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// A session passed its checks and its upload begins.
-    SessionStarted { session: String, files: usize, bytes_total: u64 },
+    SessionStarted {
+        session: String,
+        files: usize,
+        bytes_total: u64,
+    },
     /// A session was not uploaded because its checks block it.
-    SessionRefused { session: String, verdict: String, findings: Vec<String> },
+    SessionRefused {
+        session: String,
+        verdict: String,
+        findings: Vec<String>,
+    },
     /// Bytes of one file are acknowledged by S3 (or found already there).
     FileProgress {
         session: String,
@@ -23,9 +31,20 @@ pub enum Event {
         eta_secs: Option<f64>,
     },
     /// A file's object is complete.
-    FileDone { session: String, path: String, outcome: FileOutcome, bytes_sent: u64, bytes_resumed: u64 },
+    FileDone {
+        session: String,
+        path: String,
+        outcome: FileOutcome,
+        bytes_sent: u64,
+        bytes_resumed: u64,
+    },
     /// A file's object was read back (HeadObject) and its checksum and size match the local file.
-    FileVerified { session: String, path: String, key: String, crc64nvme: String },
+    FileVerified {
+        session: String,
+        path: String,
+        key: String,
+        crc64nvme: String,
+    },
     /// The manifest is written: the session is safely in S3.
     SessionDone {
         session: String,
@@ -36,7 +55,12 @@ pub enum Event {
         manifest_key: String,
     },
     /// The session did not make it; `code` is stable, `reason` says what to do.
-    SessionFailed { session: String, code: String, reason: String, bytes_sent: u64 },
+    SessionFailed {
+        session: String,
+        code: String,
+        reason: String,
+        bytes_sent: u64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -55,11 +55,17 @@ impl Journal {
         if let Some(p) = std::env::var_os("LABPIPE_JOURNAL").filter(|p| !p.is_empty()) {
             return PathBuf::from(p);
         }
-        dirs::data_local_dir().unwrap_or_else(std::env::temp_dir).join("labpipe").join("upload-journal.sqlite3")
+        dirs::data_local_dir()
+            .unwrap_or_else(std::env::temp_dir)
+            .join("labpipe")
+            .join("upload-journal.sqlite3")
     }
 
     pub fn open(path: &Path) -> Result<Self, UploadError> {
-        let err = |e: &dyn std::fmt::Display| UploadError::Journal { path: path.to_path_buf(), detail: e.to_string() };
+        let err = |e: &dyn std::fmt::Display| UploadError::Journal {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        };
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| err(&e))?;
         }
@@ -80,16 +86,25 @@ impl Journal {
                  sha256 TEXT NOT NULL, crc64nvme TEXT NOT NULL, PRIMARY KEY (bucket, key));",
         )
         .map_err(|e| err(&e))?;
-        Ok(Self { path: path.to_path_buf(), conn: Mutex::new(conn) })
+        Ok(Self {
+            path: path.to_path_buf(),
+            conn: Mutex::new(conn),
+        })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, UploadError> {
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, UploadError> {
         let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        f(&conn).map_err(|e| UploadError::Journal { path: self.path.clone(), detail: e.to_string() })
+        f(&conn).map_err(|e| UploadError::Journal {
+            path: self.path.clone(),
+            detail: e.to_string(),
+        })
     }
 
     pub fn open_upload(&self, bucket: &str, key: &str) -> Result<Option<OpenUpload>, UploadError> {
@@ -97,7 +112,14 @@ impl Journal {
             c.query_row(
                 "SELECT upload_id, size, mtime, part_size FROM uploads WHERE bucket=?1 AND key=?2",
                 params![bucket, key],
-                |r| Ok(OpenUpload { upload_id: r.get(0)?, size: r.get::<_, i64>(1)? as u64, mtime: r.get(2)?, part_size: r.get::<_, i64>(3)? as u64 }),
+                |r| {
+                    Ok(OpenUpload {
+                        upload_id: r.get(0)?,
+                        size: r.get::<_, i64>(1)? as u64,
+                        mtime: r.get(2)?,
+                        part_size: r.get::<_, i64>(3)? as u64,
+                    })
+                },
             )
             .optional()
         })
@@ -138,7 +160,10 @@ impl Journal {
         self.with(|c| {
             let tx = c.unchecked_transaction()?;
             tx.execute("DELETE FROM parts WHERE upload_id=?1", params![upload_id])?;
-            tx.execute("DELETE FROM uploads WHERE bucket=?1 AND key=?2 AND upload_id=?3", params![bucket, key, upload_id])?;
+            tx.execute(
+                "DELETE FROM uploads WHERE bucket=?1 AND key=?2 AND upload_id=?3",
+                params![bucket, key, upload_id],
+            )?;
             tx.commit()
         })
     }
@@ -157,7 +182,14 @@ impl Journal {
             c.query_row(
                 "SELECT size, mtime, sha256, crc64nvme FROM done WHERE bucket=?1 AND key=?2",
                 params![bucket, key],
-                |r| Ok(DoneFile { size: r.get::<_, i64>(0)? as u64, mtime: r.get(1)?, sha256: r.get(2)?, crc64nvme: r.get(3)? }),
+                |r| {
+                    Ok(DoneFile {
+                        size: r.get::<_, i64>(0)? as u64,
+                        mtime: r.get(1)?,
+                        sha256: r.get(2)?,
+                        crc64nvme: r.get(3)?,
+                    })
+                },
             )
             .optional()
         })
@@ -182,11 +214,25 @@ mod tests {
     fn survives_reopening() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j.sqlite3");
-        let up = OpenUpload { upload_id: "u1".into(), size: 10, mtime: 5, part_size: 5 };
+        let up = OpenUpload {
+            upload_id: "u1".into(),
+            size: 10,
+            mtime: 5,
+            part_size: 5,
+        };
         {
             let j = Journal::open(&path).unwrap();
             j.begin_upload("b", "k", &up).unwrap();
-            j.record_part("u1", &JournalPart { number: 1, etag: "e".into(), crc64nvme: "c".into(), size: 5 }).unwrap();
+            j.record_part(
+                "u1",
+                &JournalPart {
+                    number: 1,
+                    etag: "e".into(),
+                    crc64nvme: "c".into(),
+                    size: 5,
+                },
+            )
+            .unwrap();
         }
         let j = Journal::open(&path).unwrap();
         assert_eq!(j.open_upload("b", "k").unwrap(), Some(up));

@@ -36,7 +36,7 @@ pub use client::{s3_client, ClientOptions};
 pub use error::UploadError;
 pub use event::{Event, FileOutcome, SessionOutcome};
 pub use journal::Journal;
-pub use session::{object_key, manifest_key, Upload, UploadOptions, SessionResult};
+pub use session::{manifest_key, object_key, SessionResult, Upload, UploadOptions};
 
 /// Prefix of every raw object: `raw/<session id>/<relative path>`.
 pub const RAW_PREFIX: &str = "raw";

@@ -13,7 +13,10 @@ pub struct Throttle {
 
 impl Throttle {
     pub fn new(bytes_per_sec: u64) -> Self {
-        Self { bytes_per_sec: bytes_per_sec.max(1), next: Mutex::new(None) }
+        Self {
+            bytes_per_sec: bytes_per_sec.max(1),
+            next: Mutex::new(None),
+        }
     }
 
     /// Waits until `bytes` more may be sent without exceeding the cap on average.

@@ -18,7 +18,10 @@ use std::time::{Duration, Instant};
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repo root")
 }
 
 /// `LABPIPE_APP_BIN`, else `labpipe-app` next to the test executable (`target/<profile>/`).
@@ -47,7 +50,9 @@ pub fn tauri_driver() -> PathBuf {
     }
     let home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo"));
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo")
+        });
     let candidate = home.join("bin/tauri-driver");
     if candidate.is_file() {
         candidate
@@ -57,7 +62,11 @@ pub fn tauri_driver() -> PathBuf {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind").local_addr().expect("addr").port()
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 /// Where screenshots for the README go.
@@ -72,7 +81,11 @@ pub struct Dirs {
 
 impl Dirs {
     pub fn new() -> Result<Dirs> {
-        Ok(Dirs { root: tempfile::Builder::new().prefix("labpipe-app-e2e").tempdir()? })
+        Ok(Dirs {
+            root: tempfile::Builder::new()
+                .prefix("labpipe-app-e2e")
+                .tempdir()?,
+        })
     }
     pub fn config(&self) -> PathBuf {
         self.root.path().join("config")
@@ -89,7 +102,10 @@ impl Dirs {
     /// Writes `settings.json` before the app starts.
     pub fn write_settings(&self, settings: serde_json::Value) -> Result<()> {
         std::fs::create_dir_all(self.config())?;
-        std::fs::write(self.config().join("settings.json"), serde_json::to_vec_pretty(&settings)?)?;
+        std::fs::write(
+            self.config().join("settings.json"),
+            serde_json::to_vec_pretty(&settings)?,
+        )?;
         Ok(())
     }
 }
@@ -114,23 +130,31 @@ impl App {
             std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700))?;
         }
         let mut cmd = Command::new(tauri_driver());
-        cmd.args(["--port", &port.to_string(), "--native-port", &native.to_string()])
-            .env("LABPIPE_APP_CONFIG_DIR", dirs.config())
-            .env("LABPIPE_APP_DATA_DIR", dirs.data())
-            .env("LABPIPE_APP_LOG_DIR", dirs.logs())
-            .env("LABPIPE_APP_KEYRING_ACCOUNT", format!("e2e-{port}"))
-            .env("XDG_CONFIG_HOME", dirs.home().join(".config"))
-            .env("XDG_DATA_HOME", dirs.home().join(".local/share"))
-            .env("XDG_CACHE_HOME", dirs.home().join(".cache"))
-            .env("XDG_RUNTIME_DIR", &runtime)
-            .env("WEBKIT_DISABLE_COMPOSITING_MODE", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+        cmd.args([
+            "--port",
+            &port.to_string(),
+            "--native-port",
+            &native.to_string(),
+        ])
+        .env("LABPIPE_APP_CONFIG_DIR", dirs.config())
+        .env("LABPIPE_APP_DATA_DIR", dirs.data())
+        .env("LABPIPE_APP_LOG_DIR", dirs.logs())
+        .env("LABPIPE_APP_KEYRING_ACCOUNT", format!("e2e-{port}"))
+        .env("XDG_CONFIG_HOME", dirs.home().join(".config"))
+        .env("XDG_DATA_HOME", dirs.home().join(".local/share"))
+        .env("XDG_CACHE_HOME", dirs.home().join(".cache"))
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .env("WEBKIT_DISABLE_COMPOSITING_MODE", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
         for (k, v) in env {
             cmd.env(k, v);
         }
         let mut driver = cmd.spawn().with_context(|| {
-            format!("cannot start {}: cargo install tauri-driver --locked", tauri_driver().display())
+            format!(
+                "cannot start {}: cargo install tauri-driver --locked",
+                tauri_driver().display()
+            )
         })?;
         let t0 = Instant::now();
         while TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
@@ -149,7 +173,11 @@ impl App {
             "tauri:options".into(),
             serde_json::json!({ "application": app_bin().display().to_string() }),
         );
-        let client = match ClientBuilder::native().capabilities(caps).connect(&format!("http://127.0.0.1:{port}")).await {
+        let client = match ClientBuilder::native()
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+        {
             Ok(c) => c,
             Err(e) => {
                 stop(&mut driver);
@@ -157,12 +185,17 @@ impl App {
             }
         };
         let app = App { client, driver };
-        app.wait_for("nav button[data-view='pending']", Duration::from_secs(30)).await?;
+        app.wait_for("nav button[data-view='pending']", Duration::from_secs(30))
+            .await?;
         Ok(app)
     }
 
     pub async fn find(&self, css: &str) -> Result<Element> {
-        Ok(self.client.find(Locator::Css(css)).await.with_context(|| format!("no element {css}"))?)
+        Ok(self
+            .client
+            .find(Locator::Css(css))
+            .await
+            .with_context(|| format!("no element {css}"))?)
     }
 
     pub async fn find_all(&self, css: &str) -> Result<Vec<Element>> {
@@ -209,7 +242,10 @@ impl App {
     }
 
     pub async fn goto(&self, view: &str) -> Result<()> {
-        self.find(&format!("nav button[data-view='{view}']")).await?.click().await?;
+        self.find(&format!("nav button[data-view='{view}']"))
+            .await?
+            .click()
+            .await?;
         tokio::time::sleep(Duration::from_millis(200)).await;
         Ok(())
     }

@@ -44,7 +44,10 @@ impl FaultProxy {
                 } else {
                     match rng.gen_range(0..100) {
                         0..=14 => Fault::ResetAtOnce,
-                        15..=44 => Fault::ResetAfter { bytes: rng.gen_range(1..6_000_000), upstream: rng.gen_bool(0.7) },
+                        15..=44 => Fault::ResetAfter {
+                            bytes: rng.gen_range(1..6_000_000),
+                            upstream: rng.gen_bool(0.7),
+                        },
                         45..=54 => Fault::Status503,
                         55..=62 => Fault::Status500,
                         63..=66 if stalls.fetch_add(1, Ordering::Relaxed) < 2 => Fault::Stall,
@@ -71,7 +74,10 @@ impl FaultProxy {
 
 /// Closes with RST instead of FIN, like a dropped NAT entry or a crashed peer.
 fn reset(s: &TcpStream) {
-    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
     // SAFETY: a valid socket fd and a correctly sized linger struct.
     unsafe {
         libc::setsockopt(
@@ -102,7 +108,11 @@ fn serve(mut client: TcpStream, upstream: SocketAddr, fault: Fault) {
         Fault::ResetAtOnce => reset(&client),
         Fault::Status503 | Fault::Status500 => {
             read_head(&mut client);
-            let (status, code) = if fault == Fault::Status503 { ("503 Service Unavailable", "SlowDown") } else { ("500 Internal Server Error", "InternalError") };
+            let (status, code) = if fault == Fault::Status503 {
+                ("503 Service Unavailable", "SlowDown")
+            } else {
+                ("500 Internal Server Error", "InternalError")
+            };
             let body = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>injected by the test proxy</Message></Error>");
             let _ = write!(client, "HTTP/1.1 {status}\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
             let _ = client.flush();
@@ -115,7 +125,10 @@ fn serve(mut client: TcpStream, upstream: SocketAddr, fault: Fault) {
             let mut buf = [0u8; 65536];
             while matches!(client.read(&mut buf), Ok(n) if n > 0) {}
         }
-        Fault::ResetAfter { bytes, upstream: up } => pipe(client, upstream, Some((bytes, up))),
+        Fault::ResetAfter {
+            bytes,
+            upstream: up,
+        } => pipe(client, upstream, Some((bytes, up))),
         Fault::Pass => pipe(client, upstream, None),
     }
 }

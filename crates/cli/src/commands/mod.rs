@@ -2,6 +2,7 @@
 
 mod check;
 mod dev;
+mod status;
 mod upload;
 
 use crate::cli::{Cli, Command, DevCommand, SchemaArg};
@@ -16,6 +17,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Check(args) => check::run(args),
         Command::Dev(DevCommand::Generate(args)) => dev::generate(args),
         Command::Upload(args) => upload::run(args),
+        Command::Status(args) => status::run(args),
     }
 }
 

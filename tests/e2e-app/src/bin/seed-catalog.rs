@@ -37,7 +37,9 @@ async fn main() -> Result<()> {
     let sdk = aws_config::defaults(BehaviorVersion::latest())
         .endpoint_url(&endpoint)
         .region(aws_config::Region::new(region))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "seed"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "testing", "testing", None, None, "seed",
+        ))
         .load()
         .await;
     let db = aws_sdk_dynamodb::Client::new(&sdk);
@@ -63,13 +65,17 @@ async fn main() -> Result<()> {
     while let Some(r) = tasks.join_next().await {
         r??;
     }
-    eprintln!("seeded {count} sessions into {table} in {:.1} s", t0.elapsed().as_secs_f64());
+    eprintln!(
+        "seeded {count} sessions into {table} in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
 /// A deterministic pseudo-random number in 0..1 for session `i` and purpose `k`.
 fn rnd(i: usize, k: u64) -> f64 {
-    let mut x = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ k.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    let mut x =
+        (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ k.wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x ^= x >> 31;
     x = x.wrapping_mul(0x94D0_49BB_1331_11EB);
     x ^= x >> 29;
@@ -77,7 +83,10 @@ fn rnd(i: usize, k: u64) -> f64 {
 }
 
 async fn seed_one(catalog: &Catalog, i: usize) -> Result<()> {
-    let start = NaiveDate::from_ymd_opt(2021, 1, 4).unwrap().and_hms_opt(8, 0, 0).unwrap();
+    let start = NaiveDate::from_ymd_opt(2021, 1, 4)
+        .unwrap()
+        .and_hms_opt(8, 0, 0)
+        .unwrap();
     // About six recordings a working day.
     let at = start + chrono::Duration::minutes((i as i64) * 97 + (rnd(i, 1) * 40.0) as i64);
     let session = at.format("%Y%m%d_%H%M%S").to_string();
@@ -88,14 +97,35 @@ async fn seed_one(catalog: &Catalog, i: usize) -> Result<()> {
     item.file_count = 5;
     let models = ["X200", "X200", "X100", "Q8"];
     let m = &mut item.metadata;
-    m.insert("fatigue".into(), MetaValue::Number(((rnd(i, 3) + rnd(i, 4) + rnd(i, 5)) / 3.0 * 10.0).round()));
-    m.insert("hardware_model".into(), MetaValue::Text(models[(rnd(i, 6) * 4.0) as usize % 4].into()));
-    m.insert("subject_id".into(), MetaValue::Text(format!("S{:03}", (rnd(i, 7) * 48.0) as usize)));
-    m.insert("sample_rate_hz".into(), MetaValue::Number(if rnd(i, 8) < 0.7 { 1000.0 } else { 2000.0 }));
-    m.insert("channels".into(), MetaValue::Number(if rnd(i, 9) < 0.5 { 32.0 } else { 64.0 }));
+    m.insert(
+        "fatigue".into(),
+        MetaValue::Number(((rnd(i, 3) + rnd(i, 4) + rnd(i, 5)) / 3.0 * 10.0).round()),
+    );
+    m.insert(
+        "hardware_model".into(),
+        MetaValue::Text(models[(rnd(i, 6) * 4.0) as usize % 4].into()),
+    );
+    m.insert(
+        "subject_id".into(),
+        MetaValue::Text(format!("S{:03}", (rnd(i, 7) * 48.0) as usize)),
+    );
+    m.insert(
+        "sample_rate_hz".into(),
+        MetaValue::Number(if rnd(i, 8) < 0.7 { 1000.0 } else { 2000.0 }),
+    );
+    m.insert(
+        "channels".into(),
+        MetaValue::Number(if rnd(i, 9) < 0.5 { 32.0 } else { 64.0 }),
+    );
     m.insert("sample_format".into(), MetaValue::Text("int16".into()));
-    m.insert("operator".into(), MetaValue::Text(["ana", "ben", "chen"][i % 3].into()));
-    m.insert("electrode_impedance_kohm".into(), MetaValue::Number((rnd(i, 10) * 200.0).round() / 10.0));
+    m.insert(
+        "operator".into(),
+        MetaValue::Text(["ana", "ben", "chen"][i % 3].into()),
+    );
+    m.insert(
+        "electrode_impedance_kohm".into(),
+        MetaValue::Number((rnd(i, 10) * 200.0).round() / 10.0),
+    );
     catalog.put_new_session(&item).await?;
     let roll = rnd(i, 11);
     if roll < 0.06 {
@@ -110,7 +140,14 @@ async fn seed_one(catalog: &Catalog, i: usize) -> Result<()> {
     } else if roll < 0.12 {
         // Still cataloged: waiting for preprocessing.
     } else {
-        catalog.transition(&session, Status::Processing, "preprocess", "pipeline v1 started").await?;
+        catalog
+            .transition(
+                &session,
+                Status::Processing,
+                "preprocess",
+                "pipeline v1 started",
+            )
+            .await?;
         let record = OutputRecord {
             version: 1,
             bucket: "labpipe-processed".into(),
@@ -126,7 +163,14 @@ async fn seed_one(catalog: &Catalog, i: usize) -> Result<()> {
             created_at: chrono::Utc::now(),
         };
         catalog.record_outputs(&session, &record).await?;
-        catalog.transition(&session, Status::Processed, "preprocess", "pipeline v1 wrote 3 files").await?;
+        catalog
+            .transition(
+                &session,
+                Status::Processed,
+                "preprocess",
+                "pipeline v1 wrote 3 files",
+            )
+            .await?;
     }
     Ok(())
 }

@@ -1,0 +1,287 @@
+//! From a filter to the exact list of files to fetch, with the size and SHA-256 each must have.
+//!
+//! Processed files come from the session's `OUTPUT#v<N>` catalog record (never from listing the
+//! bucket: a half-written or stray object is not an output until preprocessing recorded it). Raw
+//! files come from the session's manifest (`raw/<session>/manifest.json`), which lists every raw
+//! file with its SHA-256 and is itself pinned by the catalog's `manifest_sha256`.
+
+use std::collections::BTreeMap;
+
+use labpipe_catalog::{Catalog, OutputRecord, SessionItem, Status};
+use labpipe_core::filter::Filter;
+use labpipe_core::Manifest;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio::task::JoinSet;
+
+use crate::{Glob, SyncError};
+
+/// Catalog reads in flight at once when collecting output records.
+const CATALOG_READS: usize = 16;
+/// Name of a session's manifest under its raw prefix.
+const RAW_MANIFEST: &str = "manifest.json";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileKind {
+    Processed,
+    Raw,
+}
+
+/// One object to fetch and what it must be.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RemoteFile {
+    pub session: String,
+    pub kind: FileKind,
+    pub bucket: String,
+    pub key: String,
+    /// Where it goes, relative to the destination: `<session>/<path in the output>` for
+    /// processed files, `<session>/raw/<path in the session folder>` for raw ones.
+    pub path: String,
+    pub size: u64,
+    /// Lowercase hex SHA-256 recorded by the pipeline (processed) or the manifest (raw).
+    pub sha256: String,
+    /// Pipeline version of a processed file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+}
+
+impl RemoteFile {
+    pub fn uri(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.key)
+    }
+
+    /// The path inside the session folder (`path` without `<session>/`).
+    pub fn path_in_session(&self) -> &str {
+        self.path.split_once('/').map(|(_, rest)| rest).unwrap_or(&self.path)
+    }
+}
+
+/// A matching session that has no outputs of the requested pipeline version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unprocessed {
+    pub session: String,
+    pub status: Status,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SelectOptions {
+    /// Pipeline version; `None`: each session's latest (`pipeline_version` on its entry).
+    pub version: Option<u32>,
+    /// Also fetch the raw files listed in each session's manifest.
+    pub raw: bool,
+    /// Raw bucket for sessions whose entry has no `raw_prefix`.
+    pub raw_bucket: Option<String>,
+    /// Keep only files matching one of these (all when empty).
+    pub include: Vec<Glob>,
+    pub limit: Option<usize>,
+}
+
+/// What a filter selects for syncing.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// Matching sessions that have outputs (the ones synced).
+    pub sessions: Vec<SessionItem>,
+    pub files: Vec<RemoteFile>,
+    /// Matching sessions skipped for lack of outputs.
+    pub unprocessed: Vec<Unprocessed>,
+}
+
+impl Selection {
+    pub fn bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.size).sum()
+    }
+}
+
+/// `<session>/<inner>`, refusing anything that could resolve outside the destination.
+pub fn safe_relative(session: &str, inner: &str, key: &str) -> Result<String, SyncError> {
+    let unsafe_key = |reason: &str| SyncError::UnsafeKey { session: session.into(), key: key.into(), reason: reason.into() };
+    let component_ok = |c: &str| !c.is_empty() && c != "." && c != ".." && !c.contains(['\0', '\\']);
+    if !component_ok(session) || session.contains('/') {
+        return Err(unsafe_key("the session id is not a plain folder name"));
+    }
+    if inner.starts_with('/') {
+        return Err(unsafe_key("absolute path"));
+    }
+    if inner.split('/').any(|c| c == "..") {
+        return Err(unsafe_key("'..' component"));
+    }
+    if !inner.split('/').all(component_ok) {
+        return Err(unsafe_key("empty, '.' or backslash component"));
+    }
+    if inner.starts_with(crate::STATE_DIR) || (inner == crate::MANIFEST_NAME) {
+        return Err(unsafe_key("reserved name"));
+    }
+    Ok(format!("{session}/{inner}"))
+}
+
+/// The processed files of `sessions` at `version` (each session's latest when `None`), and the
+/// sessions that have none.
+pub async fn processed_files(
+    catalog: &Catalog,
+    sessions: &[SessionItem],
+    version: Option<u32>,
+) -> Result<(Vec<RemoteFile>, Vec<Unprocessed>), SyncError> {
+    let mut records: BTreeMap<usize, Option<OutputRecord>> = BTreeMap::new();
+    for (chunk_start, chunk) in sessions.chunks(CATALOG_READS).enumerate().map(|(i, c)| (i * CATALOG_READS, c)) {
+        let mut reads = JoinSet::new();
+        for (offset, s) in chunk.iter().enumerate() {
+            let Some(v) = version.or(s.pipeline_version) else {
+                records.insert(chunk_start + offset, None);
+                continue;
+            };
+            let (catalog, session) = (catalog.clone(), s.session.clone());
+            reads.spawn(async move { (chunk_start + offset, catalog.outputs(&session, v).await) });
+        }
+        while let Some(done) = reads.join_next().await {
+            let (i, record) = done.expect("catalog read task never panics");
+            records.insert(i, record?);
+        }
+    }
+    let mut files = Vec::new();
+    let mut unprocessed = Vec::new();
+    for (i, record) in records {
+        let s = &sessions[i];
+        match record {
+            Some(r) if !r.files.is_empty() => {
+                let prefix = if r.prefix.is_empty() { format!("v{}/{}/", r.version, s.session) } else { r.prefix.clone() };
+                for f in &r.files {
+                    let inner = f.key.strip_prefix(&prefix).ok_or_else(|| SyncError::UnsafeKey {
+                        session: s.session.clone(),
+                        key: f.key.clone(),
+                        reason: format!("not under the output prefix {prefix}"),
+                    })?;
+                    files.push(RemoteFile {
+                        session: s.session.clone(),
+                        kind: FileKind::Processed,
+                        bucket: r.bucket.clone(),
+                        key: f.key.clone(),
+                        path: safe_relative(&s.session, inner, &f.key)?,
+                        size: f.size,
+                        sha256: f.sha256.to_ascii_lowercase(),
+                        version: Some(r.version),
+                    });
+                }
+            }
+            _ => unprocessed.push(Unprocessed { session: s.session.clone(), status: s.status }),
+        }
+    }
+    Ok((files, unprocessed))
+}
+
+fn split_s3_uri(uri: &str) -> Option<(String, String)> {
+    let rest = uri.strip_prefix("s3://")?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let mut prefix = prefix.to_string();
+    if !prefix.is_empty() && !prefix.ends_with('/') {
+        prefix.push('/');
+    }
+    (!bucket.is_empty()).then(|| (bucket.to_string(), prefix))
+}
+
+/// The raw files of `sessions`, from each session's manifest, verified against the catalog's
+/// `manifest_sha256` before it is trusted.
+pub async fn raw_files(
+    s3: &aws_sdk_s3::Client,
+    sessions: &[SessionItem],
+    fallback_bucket: Option<&str>,
+) -> Result<Vec<RemoteFile>, SyncError> {
+    let mut files = Vec::new();
+    for s in sessions {
+        let bad = |reason: String| SyncError::RawManifest { session: s.session.clone(), reason };
+        let (bucket, prefix) = match s.raw_prefix.as_deref().and_then(split_s3_uri) {
+            Some(bp) => bp,
+            None => match fallback_bucket {
+                Some(b) => (b.to_string(), format!("raw/{}/", s.session)),
+                None => return Err(bad("the catalog entry has no raw_prefix; pass --raw-bucket or set LABPIPE_RAW_BUCKET".into())),
+            },
+        };
+        let key = format!("{prefix}{RAW_MANIFEST}");
+        let out = s3.get_object().bucket(&bucket).key(&key).send().await.map_err(|e| crate::transfer::s3_error(&bucket, &key, e))?;
+        let bytes = out.body.collect().await.map_err(|e| bad(format!("cannot read s3://{bucket}/{key}: {e}")))?.into_bytes();
+        if let Some(expected) = &s.manifest_sha256 {
+            let actual = hex::encode(Sha256::digest(&bytes));
+            if !actual.eq_ignore_ascii_case(expected) {
+                return Err(SyncError::ChecksumMismatch { bucket, key, expected: expected.clone(), actual });
+            }
+        }
+        let manifest = Manifest::from_json(&bytes).map_err(|e| bad(e.to_string()))?;
+        for f in &manifest.files {
+            let object = format!("{prefix}{}", f.path);
+            files.push(RemoteFile {
+                session: s.session.clone(),
+                kind: FileKind::Raw,
+                bucket: bucket.clone(),
+                path: safe_relative(&s.session, &format!("raw/{}", f.path), &object)?,
+                key: object,
+                size: f.size,
+                sha256: f.sha256.to_ascii_lowercase(),
+                version: None,
+            });
+        }
+    }
+    Ok(files)
+}
+
+/// Runs the filter and turns the matching sessions into files to fetch. Errors when nothing
+/// would be synced, saying why (no match, nothing processed, nothing passes `--include`).
+pub async fn select(
+    catalog: &Catalog,
+    s3: &aws_sdk_s3::Client,
+    filter: &Filter,
+    opts: &SelectOptions,
+) -> Result<Selection, SyncError> {
+    let matched = catalog.query(filter, opts.limit).await?;
+    if matched.is_empty() {
+        return Err(SyncError::NothingMatched { filter: filter.source.clone() });
+    }
+    let (mut files, unprocessed) = processed_files(catalog, &matched, opts.version).await?;
+    if files.is_empty() {
+        let mut names: Vec<String> = unprocessed.iter().take(5).map(|u| format!("{} ({})", u.session, u.status.as_str())).collect();
+        if unprocessed.len() > 5 {
+            names.push(format!("and {} more", unprocessed.len() - 5));
+        }
+        return Err(SyncError::NotProcessed {
+            count: matched.len(),
+            sessions: names.join(", "),
+            version: opts.version.map(|v| format!(" of pipeline version {v}")).unwrap_or_default(),
+        });
+    }
+    let sessions: Vec<SessionItem> =
+        matched.into_iter().filter(|s| !unprocessed.iter().any(|u| u.session == s.session)).collect();
+    if opts.raw {
+        files.extend(raw_files(s3, &sessions, opts.raw_bucket.as_deref()).await?);
+    }
+    if !opts.include.is_empty() {
+        files.retain(|f| opts.include.iter().any(|g| g.matches(f.path_in_session())));
+        if files.is_empty() {
+            return Err(SyncError::NothingIncluded {
+                sessions: sessions.len(),
+                patterns: opts.include.iter().map(|g| format!("'{}'", g.as_str())).collect::<Vec<_>>().join(" "),
+            });
+        }
+    }
+    Ok(Selection { sessions, files, unprocessed })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_stay_inside_the_destination() {
+        assert_eq!(safe_relative("20210301_161221", "band/alpha.parquet", "k").unwrap(), "20210301_161221/band/alpha.parquet");
+        for bad in ["../x", "a/../../x", "/etc/passwd", "a//b", "./a", "a\\..\\b", ""] {
+            assert!(safe_relative("20210301_161221", bad, "k").is_err(), "{bad}");
+        }
+        assert!(safe_relative("..", "a", "k").is_err());
+        assert!(safe_relative("a/b", "a", "k").is_err());
+    }
+
+    #[test]
+    fn raw_prefixes_parse() {
+        assert_eq!(split_s3_uri("s3://raw/raw/2021/"), Some(("raw".into(), "raw/2021/".into())));
+        assert_eq!(split_s3_uri("s3://raw/raw/2021"), Some(("raw".into(), "raw/2021/".into())));
+        assert_eq!(split_s3_uri("https://x"), None);
+    }
+}

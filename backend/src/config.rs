@@ -57,7 +57,10 @@ impl BackendConfig {
     }
 
     /// Settings from `env`, falling back to `stack` outputs.
-    pub fn resolve(stack: &BTreeMap<String, String>, env: impl Fn(&str) -> Option<String>) -> Result<Self> {
+    pub fn resolve(
+        stack: &BTreeMap<String, String>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self> {
         let get = |var: &str| -> Option<String> {
             env(var).filter(|v| !v.is_empty()).or_else(|| {
                 OUTPUT_NAMES
@@ -77,14 +80,15 @@ impl BackendConfig {
                 .parse::<u32>()
                 .ok()
                 .filter(|v| *v >= 1)
-                .ok_or_else(|| anyhow!("LABPIPE_PIPELINE_VERSION must be a whole number ≥ 1, got '{v}'"))?,
+                .ok_or_else(|| {
+                    anyhow!("LABPIPE_PIPELINE_VERSION must be a whole number ≥ 1, got '{v}'")
+                })?,
             None => 1,
         };
         let processing_lease_secs = match env("LABPIPE_PROCESSING_LEASE_SECS") {
-            Some(v) => v
-                .trim()
-                .parse()
-                .with_context(|| format!("LABPIPE_PROCESSING_LEASE_SECS must be whole seconds, got '{v}'"))?,
+            Some(v) => v.trim().parse().with_context(|| {
+                format!("LABPIPE_PROCESSING_LEASE_SECS must be whole seconds, got '{v}'")
+            })?,
             None => 900,
         };
         Ok(BackendConfig {
@@ -102,15 +106,23 @@ impl BackendConfig {
 /// Reads stack outputs: a flat `{"Name": "value"}` object, or CloudFormation's
 /// `[{"OutputKey": …, "OutputValue": …}]` (bare or under `"Outputs"`).
 pub fn read_outputs(path: &Path) -> Result<BTreeMap<String, String>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read stack outputs {}", path.display()))?;
-    let value: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("stack outputs {} are not JSON; deploy again", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read stack outputs {}", path.display()))?;
+    let value: serde_json::Value = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "stack outputs {} are not JSON; deploy again",
+            path.display()
+        )
+    })?;
     let list = value.get("Outputs").unwrap_or(&value);
     let mut out = BTreeMap::new();
     match list {
         serde_json::Value::Array(items) => {
             for it in items {
-                if let (Some(k), Some(v)) = (it.get("OutputKey").and_then(|k| k.as_str()), it.get("OutputValue")) {
+                if let (Some(k), Some(v)) = (
+                    it.get("OutputKey").and_then(|k| k.as_str()),
+                    it.get("OutputValue"),
+                ) {
                     out.insert(k.to_string(), scalar(v));
                 }
             }
@@ -176,12 +188,17 @@ mod tests {
             ("PreprocessQueueUrl".to_string(), "http://q/pre".to_string()),
             ("PipelineVersion".to_string(), "2".to_string()),
         ]);
-        let cfg = BackendConfig::resolve(&stack, |k| (k == "LABPIPE_TABLE").then(|| "env-table".to_string())).unwrap();
+        let cfg = BackendConfig::resolve(&stack, |k| {
+            (k == "LABPIPE_TABLE").then(|| "env-table".to_string())
+        })
+        .unwrap();
         assert_eq!(cfg.table, "env-table");
         assert_eq!(cfg.raw_bucket, "raw");
         assert_eq!(cfg.pipeline_version, 2);
         assert_eq!(cfg.processing_lease_secs, 900);
-        let err = BackendConfig::resolve(&BTreeMap::new(), |_| None).unwrap_err().to_string();
+        let err = BackendConfig::resolve(&BTreeMap::new(), |_| None)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("LABPIPE_TABLE is not set"), "{err}");
     }
 
@@ -191,7 +208,11 @@ mod tests {
         let flat = dir.path().join("flat.json");
         std::fs::write(&flat, r#"{"CatalogTable":"t","PipelineVersion":1}"#).unwrap();
         let cf = dir.path().join("cf.json");
-        std::fs::write(&cf, r#"{"Outputs":[{"OutputKey":"CatalogTable","OutputValue":"t"}]}"#).unwrap();
+        std::fs::write(
+            &cf,
+            r#"{"Outputs":[{"OutputKey":"CatalogTable","OutputValue":"t"}]}"#,
+        )
+        .unwrap();
         assert_eq!(read_outputs(&flat).unwrap()["PipelineVersion"], "1");
         assert_eq!(read_outputs(&cf).unwrap()["CatalogTable"], "t");
     }

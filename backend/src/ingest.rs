@@ -125,7 +125,12 @@ impl Ingest {
             };
             let span = info_span!("session", session = %session);
             let result = self
-                .ingest_manifest(&record.s3.bucket.name, &key, record.s3.object.version_id.as_deref(), session)
+                .ingest_manifest(
+                    &record.s3.bucket.name,
+                    &key,
+                    record.s3.object.version_id.as_deref(),
+                    session,
+                )
                 .instrument(span)
                 .await;
             if let Err(e) = result {
@@ -152,7 +157,9 @@ impl Ingest {
                 self.catalog
                     .record_failure(&id, session.recorded_at(), STEP, &reason)
                     .await
-                    .map_err(|e| Failure::transient(format!("cannot record the failure in the catalog: {e}")))?;
+                    .map_err(|e| {
+                        Failure::transient(format!("cannot record the failure in the catalog: {e}"))
+                    })?;
                 Ok(())
             }
             Err(Failure::Transient(reason)) => {
@@ -160,14 +167,25 @@ impl Ingest {
                 // Best effort: visible in the history when the session is already cataloged.
                 let _ = self
                     .catalog
-                    .append_event(&id, STEP, labpipe_catalog::Level::Warning, &format!("ingest will be retried: {reason}"))
+                    .append_event(
+                        &id,
+                        STEP,
+                        labpipe_catalog::Level::Warning,
+                        &format!("ingest will be retried: {reason}"),
+                    )
                     .await;
                 Err(Failure::Transient(reason))
             }
         }
     }
 
-    async fn catalog_manifest(&self, bucket: &str, key: &str, version_id: Option<&str>, session: &str) -> Result<(), Failure> {
+    async fn catalog_manifest(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        session: &str,
+    ) -> Result<(), Failure> {
         let bytes = self.read_manifest(bucket, key, version_id).await?;
         let sha = hex::encode(Sha256::digest(&bytes));
 
@@ -195,7 +213,11 @@ impl Ingest {
         let item = SessionItem::from_manifest(&manifest, &sha, &raw_prefix, Utc::now());
         match self.catalog.put_new_session(&item).await? {
             PutOutcome::Created(item) => {
-                info!(files = item.file_count, bytes = item.total_bytes, "session cataloged");
+                info!(
+                    files = item.file_count,
+                    bytes = item.total_bytes,
+                    "session cataloged"
+                );
                 self.request_preprocessing(session).await
             }
             PutOutcome::AlreadyCataloged(existing) => {
@@ -205,7 +227,12 @@ impl Ingest {
         }
     }
 
-    async fn read_manifest(&self, bucket: &str, key: &str, version_id: Option<&str>) -> Result<Vec<u8>, Failure> {
+    async fn read_manifest(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<Vec<u8>, Failure> {
         let out = self
             .s3
             .get_object()
@@ -224,16 +251,19 @@ impl Ingest {
                     Failure::transient(format!("cannot read s3://{bucket}/{key}: {}", describe_sdk_error(&e)))
                 }
             })?;
-        let body = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| Failure::transient(format!("reading s3://{bucket}/{key} was interrupted: {e}")))?;
+        let body = out.body.collect().await.map_err(|e| {
+            Failure::transient(format!("reading s3://{bucket}/{key} was interrupted: {e}"))
+        })?;
         Ok(body.into_bytes().to_vec())
     }
 
     /// Every listed object exists with the listed size and, when recorded, CRC64NVME.
-    async fn verify_objects(&self, bucket: &str, session: &str, manifest: &Manifest) -> Result<(), Failure> {
+    async fn verify_objects(
+        &self,
+        bucket: &str,
+        session: &str,
+        manifest: &Manifest,
+    ) -> Result<(), Failure> {
         let prefix = session_prefix(session);
         for file in &manifest.files {
             let key = format!("{prefix}{}", file.path);
@@ -267,7 +297,8 @@ impl Ingest {
                     file.path, file.size
                 )));
             }
-            if let (Some(want), Some(got)) = (file.crc64nvme.as_deref(), head.checksum_crc64_nvme()) {
+            if let (Some(want), Some(got)) = (file.crc64nvme.as_deref(), head.checksum_crc64_nvme())
+            {
                 if want != got {
                     return Err(Failure::session(format!(
                         "{} in s3://{bucket}/{prefix} has CRC64NVME {got} but manifest.json says {want}: its bytes differ from the checked file; upload the session again from the lab PC",
@@ -300,8 +331,16 @@ impl Ingest {
             .message_body(serde_json::to_string(&request).expect("request serialises"))
             .send()
             .await
-            .map_err(|e| Failure::transient(format!("cannot queue preprocessing: {}", describe_sdk_error(&e))))?;
-        info!(pipeline_version = self.pipeline_version, "preprocessing requested");
+            .map_err(|e| {
+                Failure::transient(format!(
+                    "cannot queue preprocessing: {}",
+                    describe_sdk_error(&e)
+                ))
+            })?;
+        info!(
+            pipeline_version = self.pipeline_version,
+            "preprocessing requested"
+        );
         Ok(())
     }
 }

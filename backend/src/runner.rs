@@ -139,7 +139,10 @@ impl Runner {
         let mut receipts = HashMap::new();
         for m in messages {
             let id = m.message_id().unwrap_or_default().to_string();
-            receipts.insert(id.clone(), m.receipt_handle().unwrap_or_default().to_string());
+            receipts.insert(
+                id.clone(),
+                m.receipt_handle().unwrap_or_default().to_string(),
+            );
             let mut msg = SqsMessage::default();
             msg.message_id = Some(id);
             msg.receipt_handle = m.receipt_handle().map(str::to_string);
@@ -149,7 +152,11 @@ impl Runner {
             msg.event_source_arn = Some(url.clone());
             msg.attributes = m
                 .attributes()
-                .map(|a| a.iter().map(|(k, v)| (k.as_str().to_string(), v.clone())).collect())
+                .map(|a| {
+                    a.iter()
+                        .map(|(k, v)| (k.as_str().to_string(), v.clone()))
+                        .collect()
+                })
                 .unwrap_or_default();
             event.records.push(msg);
         }
@@ -203,7 +210,8 @@ impl Runner {
     pub async fn drain(&self, max_rounds: usize) -> Result<RunnerStats> {
         let mut idle = 0;
         for _ in 0..max_rounds {
-            let n = self.poll_once(Queue::Ingest, 1).await? + self.poll_once(Queue::Preprocess, 1).await?;
+            let n = self.poll_once(Queue::Ingest, 1).await?
+                + self.poll_once(Queue::Preprocess, 1).await?;
             idle = if n == 0 { idle + 1 } else { 0 };
             if idle >= 2 {
                 break;
@@ -214,7 +222,11 @@ impl Runner {
 
     /// Polls both queues until `stop` is set (checked between batches, so a batch in progress
     /// finishes and its messages are settled) or `max_messages` were handled.
-    pub async fn run(&self, stop: Arc<AtomicBool>, max_messages: Option<u64>) -> Result<RunnerStats> {
+    pub async fn run(
+        &self,
+        stop: Arc<AtomicBool>,
+        max_messages: Option<u64>,
+    ) -> Result<RunnerStats> {
         info!(
             ingest_queue = %self.ingest_queue_url,
             preprocess_queue = %self.preprocess_queue_url,

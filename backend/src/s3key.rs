@@ -14,7 +14,9 @@ pub const MANIFEST_NAME: &str = "manifest.json";
 /// Decodes a key from an S3 event (`+` is a space, `%XX` a byte).
 pub fn decode_event_key(key: &str) -> String {
     let plus_as_space = key.replace('+', " ");
-    percent_decode_str(&plus_as_space).decode_utf8_lossy().into_owned()
+    percent_decode_str(&plus_as_space)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// The session of `raw/<session>/manifest.json`, or `None` for any other key.
@@ -39,8 +41,14 @@ mod tests {
     #[test]
     fn event_keys_are_decoded() {
         for (raw, want) in [
-            ("raw%2F20210301_161221%2Fmanifest.json", "raw/20210301_161221/manifest.json"),
-            ("raw/20210301_161221/manifest.json", "raw/20210301_161221/manifest.json"),
+            (
+                "raw%2F20210301_161221%2Fmanifest.json",
+                "raw/20210301_161221/manifest.json",
+            ),
+            (
+                "raw/20210301_161221/manifest.json",
+                "raw/20210301_161221/manifest.json",
+            ),
             ("raw/x/my+file%281%29.bin", "raw/x/my file(1).bin"),
             ("raw/x/a%2Bb", "raw/x/a+b"),
         ] {

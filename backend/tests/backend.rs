@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
-    ChecksumAlgorithm, Event as S3EventKind, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter,
-    QueueConfiguration, S3KeyFilter,
+    ChecksumAlgorithm, Event as S3EventKind, FilterRule, FilterRuleName, NotificationConfiguration,
+    NotificationConfigurationFilter, QueueConfiguration, S3KeyFilter,
 };
 use base64::Engine as _;
 use chrono::Utc;
@@ -38,9 +38,17 @@ impl Stack {
         let processed = unique_name("processed");
         let table = unique_name("catalog");
         for bucket in [&raw, &processed] {
-            clients.s3.create_bucket().bucket(bucket).send().await.expect("create bucket");
+            clients
+                .s3
+                .create_bucket()
+                .bucket(bucket)
+                .send()
+                .await
+                .expect("create bucket");
         }
-        create_table(&clients.dynamodb, &table).await.expect("create table");
+        create_table(&clients.dynamodb, &table)
+            .await
+            .expect("create table");
         let queue = |name: String| {
             let sqs = clients.sqs.clone();
             async move {
@@ -68,7 +76,9 @@ impl Stack {
                 .attributes()
                 .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
                 .clone();
-            let rule = |name: FilterRuleName, value: &str| FilterRule::builder().name(name).value(value).build();
+            let rule = |name: FilterRuleName, value: &str| {
+                FilterRule::builder().name(name).value(value).build()
+            };
             clients
                 .s3
                 .put_bucket_notification_configuration()
@@ -84,7 +94,10 @@ impl Stack {
                                         .key(
                                             S3KeyFilter::builder()
                                                 .filter_rules(rule(FilterRuleName::Prefix, "raw/"))
-                                                .filter_rules(rule(FilterRuleName::Suffix, "manifest.json"))
+                                                .filter_rules(rule(
+                                                    FilterRuleName::Suffix,
+                                                    "manifest.json",
+                                                ))
                                                 .build(),
                                         )
                                         .build(),
@@ -108,7 +121,11 @@ impl Stack {
             processing_lease_secs: 900,
         };
         let catalog = Catalog::new(clients.dynamodb.clone(), table);
-        Stack { clients, config, catalog }
+        Stack {
+            clients,
+            config,
+            catalog,
+        }
     }
 
     fn ingest(&self) -> Ingest {
@@ -130,7 +147,10 @@ impl Stack {
             .send()
             .await
             .unwrap();
-        out.messages().iter().filter_map(|m| m.body().map(str::to_string)).collect()
+        out.messages()
+            .iter()
+            .filter_map(|m| m.body().map(str::to_string))
+            .collect()
     }
 }
 
@@ -153,7 +173,7 @@ fn generate(seed: u64, size_bytes: u64) -> Session {
     opts.count = 1;
     opts.size_bytes = size_bytes;
     opts.seed = seed;
-    opts.start = opts.start + chrono::Duration::days(seed as i64 * 3);
+    opts.start += chrono::Duration::days(seed as i64 * 3);
     let generated = labpipe_sample::generate(&opts, |_, _| {}).unwrap();
     let folder = generated[0].path.clone();
     let report = check_folder(&folder, &LabSchema::default()).unwrap();
@@ -268,30 +288,57 @@ async fn duplicate_url_encoded_events_catalog_once_and_process_once() {
         .await;
     assert!(response.batch_item_failures.is_empty());
     let response = ingest
-        .handle(sqs_event(vec![s3_event_message(&stack.config.raw_bucket, &key, "m1")]))
+        .handle(sqs_event(vec![s3_event_message(
+            &stack.config.raw_bucket,
+            &key,
+            "m1",
+        )]))
         .await;
     assert!(response.batch_item_failures.is_empty());
 
     let item = stack.catalog.get(&s.id).await.unwrap().expect("cataloged");
     assert_eq!(item.status, Status::Cataloged);
     assert_eq!(item.file_count, s.manifest.files.len() as u64);
-    assert_eq!(item.metadata, s.manifest.metadata, "typed metadata round-trips");
-    assert_eq!(stack.catalog.scan_all().await.unwrap().len(), 1, "one catalog entry");
-    assert_eq!(stack.catalog.events(&s.id).await.unwrap().len(), 1, "one CATALOGED event");
+    assert_eq!(
+        item.metadata, s.manifest.metadata,
+        "typed metadata round-trips"
+    );
+    assert_eq!(
+        stack.catalog.scan_all().await.unwrap().len(),
+        1,
+        "one catalog entry"
+    );
+    assert_eq!(
+        stack.catalog.events(&s.id).await.unwrap().len(),
+        1,
+        "one CATALOGED event"
+    );
     // Numbers are DynamoDB numbers.
     let raw_item = stack
         .clients
         .dynamodb
         .get_item()
         .table_name(&stack.config.table)
-        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(format!("SESSION#{}", s.id)))
-        .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("META".into()))
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("SESSION#{}", s.id)),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("META".into()),
+        )
         .send()
         .await
         .unwrap();
     let attrs = raw_item.item().unwrap();
-    assert!(matches!(attrs["m_fatigue"], aws_sdk_dynamodb::types::AttributeValue::N(_)));
-    assert!(matches!(attrs["m_hardware_model"], aws_sdk_dynamodb::types::AttributeValue::S(_)));
+    assert!(matches!(
+        attrs["m_fatigue"],
+        aws_sdk_dynamodb::types::AttributeValue::N(_)
+    ));
+    assert!(matches!(
+        attrs["m_hardware_model"],
+        aws_sdk_dynamodb::types::AttributeValue::S(_)
+    ));
 
     // Each delivery while CATALOGED re-sends the request; preprocessing runs once.
     let bodies = stack.queue_bodies(&stack.config.preprocess_queue_url).await;
@@ -300,14 +347,28 @@ async fn duplicate_url_encoded_events_catalog_once_and_process_once() {
     let mut outcomes = Vec::new();
     for (i, body) in bodies.iter().enumerate() {
         let request: PreprocessRequest = serde_json::from_str(body).unwrap();
-        assert_eq!(request, PreprocessRequest { session: s.id.clone(), pipeline_version: 1 });
-        let response = preprocess.handle(sqs_event(vec![request_message(body, &format!("p{i}"))])).await;
+        assert_eq!(
+            request,
+            PreprocessRequest {
+                session: s.id.clone(),
+                pipeline_version: 1
+            }
+        );
+        let response = preprocess
+            .handle(sqs_event(vec![request_message(body, &format!("p{i}"))]))
+            .await;
         assert!(response.batch_item_failures.is_empty());
         outcomes.push(preprocess.process(&request).await.unwrap());
     }
-    assert!(outcomes.iter().all(|o| matches!(o, Outcome::Skipped(_))), "{outcomes:?}");
+    assert!(
+        outcomes.iter().all(|o| matches!(o, Outcome::Skipped(_))),
+        "{outcomes:?}"
+    );
     let events = stack.catalog.events(&s.id).await.unwrap();
-    let processing = events.iter().filter(|e| e.status == Some(Status::Processing)).count();
+    let processing = events
+        .iter()
+        .filter(|e| e.status == Some(Status::Processing))
+        .count();
     assert_eq!(processing, 1, "one preprocessing run: {events:#?}");
     let item = stack.catalog.get(&s.id).await.unwrap().unwrap();
     assert_eq!(item.status, Status::Processed, "{:?}", item.status_message);
@@ -319,7 +380,12 @@ async fn an_object_altered_before_the_manifest_fails_naming_the_file() {
     let stack = Stack::create(false).await;
     let s = generate(2, 1_000_000);
     upload(&stack, &s, false).await;
-    let victim = s.manifest.files.iter().find(|f| f.path.starts_with("rec_")).unwrap();
+    let victim = s
+        .manifest
+        .files
+        .iter()
+        .find(|f| f.path.starts_with("rec_"))
+        .unwrap();
     let mut bytes = std::fs::read(s.folder.join(&victim.path)).unwrap();
     bytes[100] ^= 0xFF;
     stack
@@ -338,15 +404,33 @@ async fn an_object_altered_before_the_manifest_fails_naming_the_file() {
     let key = format!("raw/{}/manifest.json", s.id);
     let response = stack
         .ingest()
-        .handle(sqs_event(vec![s3_event_message(&stack.config.raw_bucket, &key, "m1")]))
+        .handle(sqs_event(vec![s3_event_message(
+            &stack.config.raw_bucket,
+            &key,
+            "m1",
+        )]))
         .await;
-    assert!(response.batch_item_failures.is_empty(), "a session problem is not retried");
-    let item = stack.catalog.get(&s.id).await.unwrap().expect("failure is visible in the catalog");
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "a session problem is not retried"
+    );
+    let item = stack
+        .catalog
+        .get(&s.id)
+        .await
+        .unwrap()
+        .expect("failure is visible in the catalog");
     assert_eq!(item.status, Status::Failed);
     assert_eq!(item.status_step.as_deref(), Some("ingest"));
     let message = item.status_message.unwrap();
-    assert!(message.contains(&victim.path) && message.contains("CRC64NVME"), "{message}");
-    assert!(stack.queue_bodies(&stack.config.preprocess_queue_url).await.is_empty());
+    assert!(
+        message.contains(&victim.path) && message.contains("CRC64NVME"),
+        "{message}"
+    );
+    assert!(stack
+        .queue_bodies(&stack.config.preprocess_queue_url)
+        .await
+        .is_empty());
 
     // A missing object is named too, in a session of its own.
     let t = generate(3, 1_000_000);
@@ -365,12 +449,19 @@ async fn an_object_altered_before_the_manifest_fails_naming_the_file() {
     let key = format!("raw/{}/manifest.json", t.id);
     stack
         .ingest()
-        .handle(sqs_event(vec![s3_event_message(&stack.config.raw_bucket, &key, "m2")]))
+        .handle(sqs_event(vec![s3_event_message(
+            &stack.config.raw_bucket,
+            &key,
+            "m2",
+        )]))
         .await;
     let item = stack.catalog.get(&t.id).await.unwrap().unwrap();
     assert_eq!(item.status, Status::Failed);
     let message = item.status_message.unwrap();
-    assert!(message.contains(gone.as_str()) && message.contains("missing"), "{message}");
+    assert!(
+        message.contains(gone.as_str()) && message.contains("missing"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
@@ -397,11 +488,24 @@ async fn an_upload_flows_to_processed_outputs_that_numpy_and_pyarrow_open() {
     assert_eq!(item.status, Status::Processed, "{:?}", item.status_message);
     let events = stack.catalog.events(&s.id).await.unwrap();
     let statuses: Vec<_> = events.iter().filter_map(|e| e.status).collect();
-    assert_eq!(statuses, [Status::Cataloged, Status::Processing, Status::Processed], "{events:#?}");
+    assert_eq!(
+        statuses,
+        [Status::Cataloged, Status::Processing, Status::Processed],
+        "{events:#?}"
+    );
 
     // The outputs match the catalog byte for byte.
-    let record = stack.catalog.outputs(&s.id, 1).await.unwrap().expect("outputs recorded");
-    let names: Vec<_> = record.files.iter().map(|f| f.key.rsplit('/').next().unwrap().to_string()).collect();
+    let record = stack
+        .catalog
+        .outputs(&s.id, 1)
+        .await
+        .unwrap()
+        .expect("outputs recorded");
+    let names: Vec<_> = record
+        .files
+        .iter()
+        .map(|f| f.key.rsplit('/').next().unwrap().to_string())
+        .collect();
     assert_eq!(names, ["signals.npy", "features.parquet", "summary.json"]);
     let dir = tempfile::tempdir().unwrap();
     let mut local = BTreeMap::new();
@@ -424,11 +528,17 @@ async fn an_upload_flows_to_processed_outputs_that_numpy_and_pyarrow_open() {
         let path = dir.path().join(&name);
         std::fs::write(&path, &body).unwrap();
         let (size, sha) = sha256_file(&path).unwrap();
-        assert_eq!((size, sha.as_str()), (f.size, f.sha256.as_str()), "{}", f.key);
+        assert_eq!(
+            (size, sha.as_str()),
+            (f.size, f.sha256.as_str()),
+            "{}",
+            f.key
+        );
         local.insert(name, path);
     }
 
-    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(&local["summary.json"]).unwrap()).unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&local["summary.json"]).unwrap()).unwrap();
     let channels = s.manifest.metadata["channels"].as_number().unwrap() as u64;
     let rate = s.manifest.metadata["sample_rate_hz"].as_number().unwrap();
     let out_frames = summary["output"]["frames"].as_u64().unwrap();
@@ -436,13 +546,37 @@ async fn an_upload_flows_to_processed_outputs_that_numpy_and_pyarrow_open() {
     assert_eq!(summary["input"]["sample_rate_hz"].as_f64().unwrap(), rate);
 
     let check = python_check(&local["signals.npy"], &local["features.parquet"]);
-    assert_eq!(check["shape"], serde_json::json!([out_frames, channels]), "{check}");
+    assert_eq!(
+        check["shape"],
+        serde_json::json!([out_frames, channels]),
+        "{check}"
+    );
     assert_eq!(check["dtype"], "float32");
     assert_eq!(check["finite"], true);
-    assert!(check["max_abs_mean"].as_f64().unwrap() < 1.0, "mean removed: {check}");
+    assert!(
+        check["max_abs_mean"].as_f64().unwrap() < 1.0,
+        "mean removed: {check}"
+    );
     assert_eq!(check["rows"], channels);
-    for column in ["channel", "rms", "mean", "std", "min", "max", "band_alpha", "total_power", "flat"] {
-        assert!(check["columns"].as_array().unwrap().iter().any(|c| c == column), "{column}: {check}");
+    for column in [
+        "channel",
+        "rms",
+        "mean",
+        "std",
+        "min",
+        "max",
+        "band_alpha",
+        "total_power",
+        "flat",
+    ] {
+        assert!(
+            check["columns"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c == column),
+            "{column}: {check}"
+        );
     }
 }
 
@@ -467,7 +601,12 @@ print(json.dumps({
         .arg(npy)
         .arg(parquet)
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}; run scripts/bootstrap.sh venv", python.display()));
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {}: {e}; run scripts/bootstrap.sh venv",
+                python.display()
+            )
+        });
     assert!(
         out.status.success(),
         "numpy/pyarrow check failed (run scripts/bootstrap.sh venv to install them): {}",

@@ -22,7 +22,11 @@ Example:\n  scripts/deploy-local.sh && local-runner --until-idle"
 )]
 struct Args {
     /// Stack outputs written by scripts/deploy-local.sh
-    #[arg(long, value_name = "FILE", default_value = ".labpipe/stack/outputs.json")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = ".labpipe/stack/outputs.json"
+    )]
     outputs: PathBuf,
     /// Ingest queue URL (overrides the outputs file)
     #[arg(long, env = "LABPIPE_INGEST_QUEUE_URL")]
@@ -79,7 +83,10 @@ async fn main() -> Result<()> {
                 }
             }
         });
-        runner.run(stop, args.max_messages).await.context("local runner stopped")?
+        runner
+            .run(stop, args.max_messages)
+            .await
+            .context("local runner stopped")?
     };
     eprintln!(
         "local-runner: handled {} ingest and {} preprocess messages ({} retried)",

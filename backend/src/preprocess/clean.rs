@@ -48,9 +48,11 @@ impl Step for CleanSignals {
         self.sums = vec![0.0; layout.channels];
         let header = header_f32(&[layout.output_frames, layout.channels as u64]);
         self.header_len = header.len() as u64;
-        let file = File::create(&self.path).map_err(|e| io_failure("cannot create the cleaned-signal work file", e))?;
+        let file = File::create(&self.path)
+            .map_err(|e| io_failure("cannot create the cleaned-signal work file", e))?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
-        out.write_all(&header).map_err(|e| io_failure("cannot write the cleaned-signal work file", e))?;
+        out.write_all(&header)
+            .map_err(|e| io_failure("cannot write the cleaned-signal work file", e))?;
         self.out = Some(out);
         Ok(())
     }
@@ -63,14 +65,19 @@ impl Step for CleanSignals {
             bytes.extend_from_slice(&v.to_le_bytes());
         }
         self.frames += (frames.len() / self.channels) as u64;
-        out.write_all(&bytes).map_err(|e| io_failure("cannot write the cleaned-signal work file", e))
+        out.write_all(&bytes)
+            .map_err(|e| io_failure("cannot write the cleaned-signal work file", e))
     }
 
     fn finish(&mut self, _raw: &[ChannelStats]) -> Result<StepOutput, Failure> {
         let out = self.out.take().expect("start is called before finish");
         out.into_inner()
             .map_err(|e| io_failure("cannot flush the cleaned-signal work file", e.into_error()))?;
-        let means: Vec<f64> = self.sums.iter().map(|s| s / self.frames.max(1) as f64).collect();
+        let means: Vec<f64> = self
+            .sums
+            .iter()
+            .map(|s| s / self.frames.max(1) as f64)
+            .collect();
         let non_finite = subtract_means(&self.path, self.header_len, &means)
             .map_err(|e| io_failure("cannot rewrite the cleaned-signal work file", e))?;
 

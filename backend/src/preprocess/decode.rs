@@ -134,7 +134,11 @@ mod tests {
                 d.push(chunk, |f| out.extend_from_slice(f));
             }
             d.end_file("x.bin").unwrap();
-            assert_eq!(out, samples.iter().map(|&s| f64::from(s)).collect::<Vec<_>>(), "split {split}");
+            assert_eq!(
+                out,
+                samples.iter().map(|&s| f64::from(s)).collect::<Vec<_>>(),
+                "split {split}"
+            );
         }
     }
 

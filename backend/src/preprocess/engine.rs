@@ -117,21 +117,35 @@ fn number(manifest: &Manifest, key: &str) -> Option<f64> {
 }
 
 /// The signal layout a manifest declares, or a reason naming what to fix.
-pub fn layout_of(manifest: &Manifest, pipeline_version: u32) -> Result<(SignalLayout, SampleFormat), Failure> {
+pub fn layout_of(
+    manifest: &Manifest,
+    pipeline_version: u32,
+) -> Result<(SignalLayout, SampleFormat), Failure> {
     let fix = "fix metadata.txt and upload the session again";
     let channels = number(manifest, "channels")
         .filter(|c| *c >= 1.0 && c.fract() == 0.0)
-        .ok_or_else(|| Failure::session(format!("metadata.txt has no usable 'channels' (a whole number ≥ 1); {fix}")))?
-        as usize;
+        .ok_or_else(|| {
+            Failure::session(format!(
+                "metadata.txt has no usable 'channels' (a whole number ≥ 1); {fix}"
+            ))
+        })? as usize;
     let format = manifest
         .metadata
         .get("sample_format")
         .and_then(MetaValue::as_text)
         .and_then(SampleFormat::parse)
-        .ok_or_else(|| Failure::session(format!("metadata.txt has no usable 'sample_format' (int16, int32 or float32); {fix}")))?;
+        .ok_or_else(|| {
+            Failure::session(format!(
+                "metadata.txt has no usable 'sample_format' (int16, int32 or float32); {fix}"
+            ))
+        })?;
     let rate = number(manifest, "sample_rate_hz")
         .filter(|r| *r > 0.0 && r.is_finite())
-        .ok_or_else(|| Failure::session(format!("metadata.txt has no usable 'sample_rate_hz' (a number > 0); {fix}")))?;
+        .ok_or_else(|| {
+            Failure::session(format!(
+                "metadata.txt has no usable 'sample_rate_hz' (a number > 0); {fix}"
+            ))
+        })?;
     let frame_bytes = (channels * format.bytes()) as u64;
     let mut input_frames = 0u64;
     let signal: Vec<_> = signal_files(manifest).collect();
@@ -215,12 +229,11 @@ pub async fn run(
         })?;
         let mut hasher = Sha256::new();
         let mut size = 0u64;
-        while let Some(chunk) = object
-            .body
-            .try_next()
-            .await
-            .map_err(|e| Failure::transient(format!("reading s3://{raw_bucket}/{key} was interrupted: {e}")))?
-        {
+        while let Some(chunk) = object.body.try_next().await.map_err(|e| {
+            Failure::transient(format!(
+                "reading s3://{raw_bucket}/{key} was interrupted: {e}"
+            ))
+        })? {
             hasher.update(&chunk);
             size += chunk.len() as u64;
             if decode {
@@ -284,7 +297,10 @@ pub async fn run(
         steps_summary.insert(step.name().to_string(), out.summary);
     }
     if !problems.is_empty() {
-        return Err(Failure::session(format!("output sanity checks failed: {}", problems.join("; "))));
+        return Err(Failure::session(format!(
+            "output sanity checks failed: {}",
+            problems.join("; ")
+        )));
     }
     let warnings: Vec<String> = raw
         .iter()

@@ -99,12 +99,25 @@ fn hann(n: usize) -> Vec<f64> {
 }
 
 /// `|FFT|²` of one mean-removed, windowed segment, bins 0..=n/2.
-fn power(samples: &[f64], window: &[f64], fft: &dyn Fft<f64>, scratch: &mut Vec<Complex<f64>>) -> Vec<f64> {
+fn power(
+    samples: &[f64],
+    window: &[f64],
+    fft: &dyn Fft<f64>,
+    scratch: &mut Vec<Complex<f64>>,
+) -> Vec<f64> {
     let mean = samples.iter().sum::<f64>() / samples.len() as f64;
     scratch.clear();
-    scratch.extend(samples.iter().zip(window).map(|(x, w)| Complex::new((x - mean) * w, 0.0)));
+    scratch.extend(
+        samples
+            .iter()
+            .zip(window)
+            .map(|(x, w)| Complex::new((x - mean) * w, 0.0)),
+    );
     fft.process(scratch);
-    scratch[..=samples.len() / 2].iter().map(|c| c.norm_sqr()).collect()
+    scratch[..=samples.len() / 2]
+        .iter()
+        .map(|c| c.norm_sqr())
+        .collect()
 }
 
 /// One-sided density from summed `|FFT|²` of `segments` segments of length `n`.
@@ -115,7 +128,11 @@ fn density(psd_sum: &[f64], n: usize, segments: u64, fs: f64, window: &[f64]) ->
         .iter()
         .enumerate()
         .map(|(k, p)| {
-            let one_sided = if k == 0 || (n % 2 == 0 && k == n / 2) { 1.0 } else { 2.0 };
+            let one_sided = if k == 0 || (n % 2 == 0 && k == n / 2) {
+                1.0
+            } else {
+                2.0
+            };
             p * scale * one_sided
         })
         .collect()
@@ -182,7 +199,10 @@ impl Step for FeatureTable {
         let mut short = false;
         for w in &self.channels {
             let (psd, n) = if w.segments > 0 {
-                (density(&w.psd_sum, SEGMENT, w.segments, fs, &self.window), SEGMENT)
+                (
+                    density(&w.psd_sum, SEGMENT, w.segments, fs, &self.window),
+                    SEGMENT,
+                )
             } else {
                 // Shorter than one segment: one periodogram over what there is.
                 short = true;
@@ -204,7 +224,9 @@ impl Step for FeatureTable {
 
         let mut problems = Vec::new();
         for (s, b) in raw.iter().zip(&bands) {
-            let values = [s.mean, s.std, s.rms, s.min, s.max].into_iter().chain(b.iter().copied());
+            let values = [s.mean, s.std, s.rms, s.min, s.max]
+                .into_iter()
+                .chain(b.iter().copied());
             if values.into_iter().any(|v| !v.is_finite()) {
                 problems.push(format!(
                     "features of channel {} are not finite (NaN or infinity): the raw recording contains NaN/infinite samples; check the recorder's export settings and upload a corrected session",
@@ -231,17 +253,26 @@ impl Step for FeatureTable {
     }
 }
 
-fn write_table(path: &Path, layout: &SignalLayout, raw: &[ChannelStats], bands: &[[f64; 6]]) -> parquet::errors::Result<()> {
+fn write_table(
+    path: &Path,
+    layout: &SignalLayout,
+    raw: &[ChannelStats],
+    bands: &[[f64; 6]],
+) -> parquet::errors::Result<()> {
     let schema = Arc::new(parse_message_type(SCHEMA)?);
     let props = Arc::new(
         WriterProperties::builder()
             .set_key_value_metadata(Some(vec![
                 KeyValue::new("labpipe.session".to_string(), layout.session.clone()),
-                KeyValue::new("labpipe.pipeline_version".to_string(), layout.pipeline_version.to_string()),
+                KeyValue::new(
+                    "labpipe.pipeline_version".to_string(),
+                    layout.pipeline_version.to_string(),
+                ),
             ]))
             .build(),
     );
-    let file = File::create(path).map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))?;
+    let file =
+        File::create(path).map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))?;
     let mut writer = SerializedFileWriter::new(file, schema, props)?;
     let mut group = writer.next_row_group()?;
     let doubles = |f: &dyn Fn(usize) -> f64| (0..raw.len()).map(f).collect::<Vec<f64>>();
@@ -306,7 +337,16 @@ mod tests {
             .map(|i| 5.0 + 2.0 * (2.0 * std::f64::consts::PI * 10.0 * i as f64 / fs).sin() as f32)
             .collect();
         table.consume(&frames).unwrap();
-        let stats = ChannelStats { channel: 0, samples: 2500, mean: 5.0, std: 1.4, rms: 5.2, min: 3.0, max: 7.0, flat: false };
+        let stats = ChannelStats {
+            channel: 0,
+            samples: 2500,
+            mean: 5.0,
+            std: 1.4,
+            rms: 5.2,
+            min: 3.0,
+            max: 7.0,
+            flat: false,
+        };
         let out = table.finish(&[stats]).unwrap();
         assert!(out.problems.is_empty(), "{:?}", out.problems);
         assert!(dir.path().join(FILE_NAME).is_file());

@@ -74,7 +74,10 @@ impl Decimator {
         let factor = decimation_for(rate_hz);
         let fc = CUTOFF_FRACTION * rate_hz / factor as f64;
         // Butterworth 4th order = sections with Q 0.5412 and 1.3066.
-        let pair = [Biquad::lowpass(rate_hz, fc, 0.541_196_1), Biquad::lowpass(rate_hz, fc, 1.306_563)];
+        let pair = [
+            Biquad::lowpass(rate_hz, fc, 0.541_196_1),
+            Biquad::lowpass(rate_hz, fc, 1.306_563),
+        ];
         Decimator {
             sections: vec![pair; channels],
             factor,
@@ -153,9 +156,21 @@ mod tests {
         let (factor, slow) = run(2000.0, 10.0, 4.0);
         assert_eq!(factor, 8);
         assert_eq!(slow.len(), 1000);
-        assert!((amplitude(&slow) - 1.0).abs() < 0.05, "10 Hz passes: {}", amplitude(&slow));
-        assert!((slow[0] - 100.0).abs() < 1.0, "no start-up ringing from the DC offset: {}", slow[0]);
+        assert!(
+            (amplitude(&slow) - 1.0).abs() < 0.05,
+            "10 Hz passes: {}",
+            amplitude(&slow)
+        );
+        assert!(
+            (slow[0] - 100.0).abs() < 1.0,
+            "no start-up ringing from the DC offset: {}",
+            slow[0]
+        );
         let (_, fast) = run(2000.0, 400.0, 4.0);
-        assert!(amplitude(&fast) < 0.01, "400 Hz is removed: {}", amplitude(&fast));
+        assert!(
+            amplitude(&fast) < 0.01,
+            "400 Hz is removed: {}",
+            amplitude(&fast)
+        );
     }
 }

@@ -26,7 +26,9 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use aws_sdk_s3::primitives::ByteStream;
 use chrono::Utc;
-use labpipe_catalog::{Catalog, CatalogError, Level, OutputFile, OutputRecord, SessionItem, Status};
+use labpipe_catalog::{
+    Catalog, CatalogError, Level, OutputFile, OutputRecord, SessionItem, Status,
+};
 use labpipe_core::Manifest;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -116,7 +118,9 @@ impl Preprocess {
                 }
                 Err(e) => {
                     error!(message_id = %id, error = %e, "not a preprocessing request; it goes to the dead-letter queue");
-                    Err(Failure::transient(format!("not a preprocessing request: {e}")))
+                    Err(Failure::transient(format!(
+                        "not a preprocessing request: {e}"
+                    )))
                 }
             };
             if let Err(e) = result {
@@ -142,16 +146,28 @@ impl Preprocess {
         }
         match item.status {
             Status::Processed if item.pipeline_version.is_some_and(|v| v >= version) => {
-                info!(pipeline_version = version, "already processed; duplicate request skipped");
+                info!(
+                    pipeline_version = version,
+                    "already processed; duplicate request skipped"
+                );
                 return Ok(Outcome::Skipped("already processed".into()));
             }
             Status::Processing => {
-                let age = Utc::now().signed_duration_since(item.updated_at).to_std().unwrap_or_default();
+                let age = Utc::now()
+                    .signed_duration_since(item.updated_at)
+                    .to_std()
+                    .unwrap_or_default();
                 if age < self.lease {
-                    info!(claimed_secs_ago = age.as_secs(), "another run holds the session; retrying later");
+                    info!(
+                        claimed_secs_ago = age.as_secs(),
+                        "another run holds the session; retrying later"
+                    );
                     return Err(Failure::transient("another run is processing this session"));
                 }
-                warn!(claimed_secs_ago = age.as_secs(), "taking over a stale processing claim");
+                warn!(
+                    claimed_secs_ago = age.as_secs(),
+                    "taking over a stale processing claim"
+                );
             }
             Status::Cataloged | Status::Processed | Status::Failed => {}
             other => {
@@ -161,10 +177,17 @@ impl Preprocess {
         }
         let claimed = self
             .catalog
-            .transition_from(&item, Status::Processing, STEP, &format!("pipeline v{version} started"))
+            .transition_from(
+                &item,
+                Status::Processing,
+                STEP,
+                &format!("pipeline v{version} started"),
+            )
             .await
             .map_err(|e| match e {
-                CatalogError::Contention { .. } => Failure::transient("the session changed while claiming it"),
+                CatalogError::Contention { .. } => {
+                    Failure::transient("the session changed while claiming it")
+                }
                 other => Failure::from(other),
             })?;
         info!(pipeline_version = version, "processing");
@@ -178,7 +201,9 @@ impl Preprocess {
                     files: outputs,
                     created_at: Utc::now(),
                 };
-                self.catalog.record_outputs(&claimed.session, &record).await?;
+                self.catalog
+                    .record_outputs(&claimed.session, &record)
+                    .await?;
                 let mut message = format!(
                     "pipeline v{version}: {} outputs in s3://{}/{}",
                     record.files.len(),
@@ -188,10 +213,15 @@ impl Preprocess {
                 if !warnings.is_empty() {
                     message.push_str(&format!("; {}", warnings.join("; ")));
                 }
-                let done = self.catalog.transition_from(&claimed, Status::Processed, STEP, &message).await?;
+                let done = self
+                    .catalog
+                    .transition_from(&claimed, Status::Processed, STEP, &message)
+                    .await?;
                 for w in &warnings {
                     warn!(warning = %w, "output warning");
-                    self.catalog.append_event(&done.session, STEP, Level::Warning, w).await?;
+                    self.catalog
+                        .append_event(&done.session, STEP, Level::Warning, w)
+                        .await?;
                 }
                 info!(outputs = record.files.len(), "session processed");
                 Ok(Outcome::Processed {
@@ -200,13 +230,19 @@ impl Preprocess {
             }
             Err(Failure::Session(reason)) => {
                 error!(step = STEP, reason = %reason, "session failed preprocessing");
-                self.catalog.transition_from(&claimed, Status::Failed, STEP, &reason).await?;
+                self.catalog
+                    .transition_from(&claimed, Status::Failed, STEP, &reason)
+                    .await?;
                 Ok(Outcome::Failed(reason))
             }
             Err(Failure::Transient(reason)) => {
                 warn!(step = STEP, reason = %reason, "transient preprocessing failure; releasing the session for a retry");
                 let note = format!("interrupted, will be retried: {reason}");
-                if let Err(e) = self.catalog.transition_from(&claimed, Status::Cataloged, STEP, &note).await {
+                if let Err(e) = self
+                    .catalog
+                    .transition_from(&claimed, Status::Cataloged, STEP, &note)
+                    .await
+                {
                     warn!(error = %e, "cannot release the session; the lease will expire");
                 }
                 Err(Failure::Transient(reason))
@@ -215,24 +251,38 @@ impl Preprocess {
     }
 
     /// Runs the pipeline and uploads its files. Returns the outputs and the warnings.
-    async fn run(&self, item: &SessionItem, version: u32) -> Result<(Vec<OutputFile>, Vec<String>), Failure> {
+    async fn run(
+        &self,
+        item: &SessionItem,
+        version: u32,
+    ) -> Result<(Vec<OutputFile>, Vec<String>), Failure> {
         let manifest = self.read_manifest(item).await?;
         let workdir = match &self.workdir_root {
             Some(root) => tempfile::tempdir_in(root),
             None => tempfile::tempdir(),
         }
         .map_err(|e| Failure::transient(format!("cannot create a work directory: {e}")))?;
-        let out = engine::run(&self.s3, &self.raw_bucket, &manifest, version, (self.pipeline)(), workdir.path()).await?;
+        let out = engine::run(
+            &self.s3,
+            &self.raw_bucket,
+            &manifest,
+            version,
+            (self.pipeline)(),
+            workdir.path(),
+        )
+        .await?;
 
         let prefix = output_prefix(version, &item.session);
         let mut outputs = Vec::new();
         for artifact in &out.artifacts {
             let key = format!("{prefix}{}", artifact.name);
-            let (size, sha256) = labpipe_core::manifest::sha256_file(&artifact.path)
-                .map_err(|e| Failure::transient(format!("cannot read {}: {e}", artifact.path.display())))?;
-            let body = ByteStream::from_path(&artifact.path)
-                .await
-                .map_err(|e| Failure::transient(format!("cannot open {}: {e}", artifact.path.display())))?;
+            let (size, sha256) =
+                labpipe_core::manifest::sha256_file(&artifact.path).map_err(|e| {
+                    Failure::transient(format!("cannot read {}: {e}", artifact.path.display()))
+                })?;
+            let body = ByteStream::from_path(&artifact.path).await.map_err(|e| {
+                Failure::transient(format!("cannot open {}: {e}", artifact.path.display()))
+            })?;
             self.put(&key, body, content_type(&artifact.name)).await?;
             outputs.push(OutputFile { key, size, sha256 });
         }
@@ -245,7 +295,8 @@ impl Preprocess {
             size: bytes.len() as u64,
             sha256: hex::encode(Sha256::digest(&bytes)),
         });
-        self.put(&key, ByteStream::from(bytes), "application/json").await?;
+        self.put(&key, ByteStream::from(bytes), "application/json")
+            .await?;
         Ok((outputs, out.warnings))
     }
 
@@ -260,9 +311,16 @@ impl Preprocess {
             .await
             .map_err(|e| {
                 if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
-                    Failure::session(format!("s3://{}/{key} is gone; upload the session again", self.raw_bucket))
+                    Failure::session(format!(
+                        "s3://{}/{key} is gone; upload the session again",
+                        self.raw_bucket
+                    ))
                 } else {
-                    Failure::transient(format!("cannot read s3://{}/{key}: {}", self.raw_bucket, describe_sdk_error(&e)))
+                    Failure::transient(format!(
+                        "cannot read s3://{}/{key}: {}",
+                        self.raw_bucket,
+                        describe_sdk_error(&e)
+                    ))
                 }
             })?;
         let bytes = out
@@ -279,7 +337,8 @@ impl Preprocess {
                 session_prefix(&item.session)
             )));
         }
-        Manifest::from_json(&bytes).map_err(|e| Failure::session(format!("manifest.json cannot be read: {e}")))
+        Manifest::from_json(&bytes)
+            .map_err(|e| Failure::session(format!("manifest.json cannot be read: {e}")))
     }
 
     async fn put(&self, key: &str, body: ByteStream, content_type: &str) -> Result<(), Failure> {

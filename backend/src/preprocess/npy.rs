@@ -7,7 +7,13 @@
 pub fn header_f32(shape: &[u64]) -> Vec<u8> {
     let dims = match shape {
         [one] => format!("({one},)"),
-        many => format!("({})", many.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")),
+        many => format!(
+            "({})",
+            many.iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     };
     let dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {dims}, }}");
     let unpadded = 6 + 2 + 2 + dict.len() + 1;
@@ -34,6 +40,8 @@ mod tests {
         let text = std::str::from_utf8(&h[10..]).unwrap();
         assert!(text.starts_with("{'descr': '<f4', 'fortran_order': False, 'shape': (1000, 16), }"));
         assert!(text.ends_with(" \n"));
-        assert!(std::str::from_utf8(&header_f32(&[5])[10..]).unwrap().contains("(5,)"));
+        assert!(std::str::from_utf8(&header_f32(&[5])[10..])
+            .unwrap()
+            .contains("(5,)"));
     }
 }

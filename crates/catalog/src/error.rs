@@ -31,7 +31,9 @@ pub enum CatalogError {
     #[error("catalog item of session {session} is malformed: {reason}; fix or delete the item")]
     Malformed { session: String, reason: String },
 
-    #[error("session {session} kept changing while being updated ({attempts} attempts); try again")]
+    #[error(
+        "session {session} kept changing while being updated ({attempts} attempts); try again"
+    )]
     Contention { session: String, attempts: u32 },
 
     #[error("catalog {operation} on table {table} failed: {message}")]
@@ -86,7 +88,11 @@ pub(crate) fn error_code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Op
     }
 }
 
-pub(crate) fn service<E, R>(operation: &'static str, table: &str, err: SdkError<E, R>) -> CatalogError
+pub(crate) fn service<E, R>(
+    operation: &'static str,
+    table: &str,
+    err: SdkError<E, R>,
+) -> CatalogError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
@@ -100,14 +106,19 @@ where
                 "AccessDeniedException" | "UnrecognizedClientException" => "; check the credentials and the role's permissions on the table",
                 _ => "",
             };
-            (RETRYABLE_CODES.contains(&code), format!("{code}: {msg}{hint}"))
+            (
+                RETRYABLE_CODES.contains(&code),
+                format!("{code}: {msg}{hint}"),
+            )
         }
         SdkError::TimeoutError(_) => (true, "timed out; check the network and retry".to_string()),
         SdkError::DispatchFailure(e) => (
             true,
             format!("cannot reach DynamoDB ({e:?}); check the network or the endpoint URL"),
         ),
-        SdkError::ResponseError(_) => (true, "unreadable response from DynamoDB; retry".to_string()),
+        SdkError::ResponseError(_) => {
+            (true, "unreadable response from DynamoDB; retry".to_string())
+        }
         other => (false, format!("{other}")),
     };
     CatalogError::Service {

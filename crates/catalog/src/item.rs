@@ -89,7 +89,12 @@ impl SessionItem {
 
     /// A bare entry for a session known only by its id (e.g. a manifest that could not be read),
     /// so its failure is visible in the catalog.
-    pub fn placeholder(session: &str, recorded_at: NaiveDateTime, status: Status, now: DateTime<Utc>) -> Self {
+    pub fn placeholder(
+        session: &str,
+        recorded_at: NaiveDateTime,
+        status: Status,
+        now: DateTime<Utc>,
+    ) -> Self {
         SessionItem {
             session: session.to_string(),
             recorded_at,
@@ -163,10 +168,15 @@ impl SessionItem {
             if let Some(key) = k.strip_prefix(METADATA_PREFIX) {
                 let value = match v {
                     AttributeValue::N(x) => MetaValue::Number(
-                        x.parse().map_err(|_| bad(format!("metadata '{key}' is not a number: {x}")))?,
+                        x.parse()
+                            .map_err(|_| bad(format!("metadata '{key}' is not a number: {x}")))?,
                     ),
                     AttributeValue::S(x) => MetaValue::Text(x.clone()),
-                    _ => return Err(bad(format!("metadata '{key}' is neither a number nor a text"))),
+                    _ => {
+                        return Err(bad(format!(
+                            "metadata '{key}' is neither a number nor a text"
+                        )))
+                    }
                 };
                 metadata.insert(key.to_string(), value);
             }
@@ -309,7 +319,10 @@ impl OutputRecord {
             .collect();
         HashMap::from([
             ("pk".to_string(), s(session_pk(session))),
-            ("sk".to_string(), s(format!("{OUTPUT_PREFIX}{}", self.version))),
+            (
+                "sk".to_string(),
+                s(format!("{OUTPUT_PREFIX}{}", self.version)),
+            ),
             ("session".to_string(), s(session)),
             ("version".to_string(), n(self.version)),
             ("bucket".to_string(), s(&self.bucket)),
@@ -329,7 +342,9 @@ impl OutputRecord {
                 .iter()
                 .map(|v| match v {
                     AttributeValue::M(m) => Ok(OutputFile {
-                        key: get_s(m, "key").ok_or_else(|| bad("file without key"))?.to_string(),
+                        key: get_s(m, "key")
+                            .ok_or_else(|| bad("file without key"))?
+                            .to_string(),
                         size: get_n(m, "size").unwrap_or(0),
                         sha256: get_s(m, "sha256").unwrap_or_default().to_string(),
                     }),
@@ -415,7 +430,8 @@ mod tests {
         metadata.insert("hardware_model".into(), MetaValue::Text("X200".into()));
         SessionItem {
             session: "20210301_161221".into(),
-            recorded_at: NaiveDateTime::parse_from_str("2021-03-01T16:12:21", "%Y-%m-%dT%H:%M:%S").unwrap(),
+            recorded_at: NaiveDateTime::parse_from_str("2021-03-01T16:12:21", "%Y-%m-%dT%H:%M:%S")
+                .unwrap(),
             month: "2021-03".into(),
             status: Status::Cataloged,
             status_step: Some("ingest".into()),
@@ -426,7 +442,9 @@ mod tests {
             file_count: 3,
             metadata,
             pipeline_version: Some(2),
-            updated_at: DateTime::parse_from_rfc3339("2021-03-02T10:00:00.250Z").unwrap().with_timezone(&Utc),
+            updated_at: DateTime::parse_from_rfc3339("2021-03-02T10:00:00.250Z")
+                .unwrap()
+                .with_timezone(&Utc),
             event_count: 4,
         }
     }
@@ -438,9 +456,18 @@ mod tests {
         assert_eq!(item["m_fatigue"], AttributeValue::N("3.5".into()));
         assert_eq!(item["m_channels"], AttributeValue::N("8".into()));
         assert_eq!(item["m_hardware_model"], AttributeValue::S("X200".into()));
-        assert_eq!(item["pk"], AttributeValue::S("SESSION#20210301_161221".into()));
-        assert_eq!(item["recorded_at"], AttributeValue::S("2021-03-01T16:12:21".into()));
-        assert_eq!(item["updated_at"], AttributeValue::S("2021-03-02T10:00:00.250Z".into()));
+        assert_eq!(
+            item["pk"],
+            AttributeValue::S("SESSION#20210301_161221".into())
+        );
+        assert_eq!(
+            item["recorded_at"],
+            AttributeValue::S("2021-03-01T16:12:21".into())
+        );
+        assert_eq!(
+            item["updated_at"],
+            AttributeValue::S("2021-03-02T10:00:00.250Z".into())
+        );
         assert_eq!(SessionItem::from_item(&item).unwrap(), it);
     }
 
@@ -451,12 +478,17 @@ mod tests {
         let err = SessionItem::from_item(&item).unwrap_err().to_string();
         assert!(err.contains("unknown status 'DONE'"), "{err}");
         item.remove("recorded_at");
-        assert!(SessionItem::from_item(&item).unwrap_err().to_string().contains("recorded_at"));
+        assert!(SessionItem::from_item(&item)
+            .unwrap_err()
+            .to_string()
+            .contains("recorded_at"));
     }
 
     #[test]
     fn event_sort_keys_order_by_time_then_sequence() {
-        let at = DateTime::parse_from_rfc3339("2021-03-02T10:00:00Z").unwrap().with_timezone(&Utc);
+        let at = DateTime::parse_from_rfc3339("2021-03-02T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
         let e = Event {
             at,
             seq: 7,
@@ -472,7 +504,13 @@ mod tests {
 
     #[test]
     fn numbers_are_plain_decimals() {
-        for (x, want) in [(10.0, "10"), (3.5, "3.5"), (-2.0, "-2"), (0.0001, "0.0001"), (1e20, "100000000000000000000")] {
+        for (x, want) in [
+            (10.0, "10"),
+            (3.5, "3.5"),
+            (-2.0, "-2"),
+            (0.0001, "0.0001"),
+            (1e20, "100000000000000000000"),
+        ] {
             assert_eq!(number_text(x), want);
         }
     }

@@ -51,11 +51,19 @@ fn attribute(v: &AttrValue) -> AttributeValue {
 }
 
 fn values(compiled: &Compiled) -> HashMap<String, AttributeValue> {
-    compiled.values.iter().map(|(k, v)| (k.clone(), attribute(v))).collect()
+    compiled
+        .values
+        .iter()
+        .map(|(k, v)| (k.clone(), attribute(v)))
+        .collect()
 }
 
 fn names(compiled: &Compiled) -> HashMap<String, String> {
-    compiled.names.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    compiled
+        .names
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 impl Catalog {
@@ -64,23 +72,36 @@ impl Catalog {
     ///
     /// Date-bounded filters read only the months they touch (`by_month`, one paginated Query per
     /// month, newest data never scanned); anything else is a paginated Scan of session items.
-    pub async fn query(&self, filter: &Filter, limit: Option<usize>) -> Result<Vec<SessionItem>, CatalogError> {
+    pub async fn query(
+        &self,
+        filter: &Filter,
+        limit: Option<usize>,
+    ) -> Result<Vec<SessionItem>, CatalogError> {
         let compiled = compile(filter);
         let limit = limit.unwrap_or(usize::MAX);
         let mut found = match &compiled.plan {
-            Plan::Query { index, months, key_condition } => {
+            Plan::Query {
+                index,
+                months,
+                key_condition,
+            } => {
                 let mut found = Vec::new();
                 for month in months {
                     if found.len() >= limit {
                         break;
                     }
-                    self.query_month(&compiled, index, key_condition, month, limit, &mut found).await?;
+                    self.query_month(&compiled, index, key_condition, month, limit, &mut found)
+                        .await?;
                 }
                 found
             }
             Plan::Scan => self.scan_filtered(&compiled).await?,
         };
-        found.sort_by(|a, b| a.recorded_at.cmp(&b.recorded_at).then_with(|| a.session.cmp(&b.session)));
+        found.sort_by(|a, b| {
+            a.recorded_at
+                .cmp(&b.recorded_at)
+                .then_with(|| a.session.cmp(&b.session))
+        });
         found.truncate(limit);
         Ok(found)
     }
@@ -95,7 +116,10 @@ impl Catalog {
         found: &mut Vec<SessionItem>,
     ) -> Result<(), CatalogError> {
         let mut vals = values(compiled);
-        vals.insert(MONTH_PLACEHOLDER.to_string(), AttributeValue::S(month.to_string()));
+        vals.insert(
+            MONTH_PLACEHOLDER.to_string(),
+            AttributeValue::S(month.to_string()),
+        );
         let mut start: Option<Item> = None;
         loop {
             let out = self
@@ -159,10 +183,16 @@ mod tests {
     #[test]
     fn subject_carries_what_filters_read() {
         let at = NaiveDateTime::parse_from_str("2021-03-01T16:12:21", "%Y-%m-%dT%H:%M:%S").unwrap();
-        let mut item = SessionItem::placeholder("20210301_161221", at, Status::Processed, Utc::now());
+        let mut item =
+            SessionItem::placeholder("20210301_161221", at, Status::Processed, Utc::now());
         item.file_count = 6;
-        item.metadata.insert("fatigue".into(), MetaValue::Number(3.5));
-        let f = Filter::new("status = processed and files = 6 and fatigue > 3 and date = 2021-03-01", &LabSchema::default()).unwrap();
+        item.metadata
+            .insert("fatigue".into(), MetaValue::Number(3.5));
+        let f = Filter::new(
+            "status = processed and files = 6 and fatigue > 3 and date = 2021-03-01",
+            &LabSchema::default(),
+        )
+        .unwrap();
         assert!(f.matches(&item.subject()));
         assert_eq!(Subject::from(&item).status, "processed");
     }

@@ -124,7 +124,10 @@ mod tests {
     fn words_round_trip() {
         for s in Status::ALL {
             assert_eq!(s.as_str().parse::<Status>().unwrap(), s);
-            assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{}\"", s.as_str()));
+            assert_eq!(
+                serde_json::to_string(&s).unwrap(),
+                format!("\"{}\"", s.as_str())
+            );
         }
         assert_eq!("processed".parse::<Status>().unwrap(), Status::Processed);
         assert!("DONE".parse::<Status>().is_err());

@@ -9,8 +9,8 @@
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, Projection, ProjectionType, Put, ScalarAttributeType, TransactWriteItem, Update,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, Put, ScalarAttributeType, TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
 use chrono::{NaiveDateTime, Utc};
@@ -91,7 +91,9 @@ impl Catalog {
             let existing = self.get(&new.session).await?;
             let (from, old_count) = match &existing {
                 Some(e) => match &e.manifest_sha256 {
-                    Some(sha) if *sha == incoming => return Ok(PutOutcome::AlreadyCataloged(e.clone())),
+                    Some(sha) if *sha == incoming => {
+                        return Ok(PutOutcome::AlreadyCataloged(e.clone()))
+                    }
                     Some(sha) => {
                         return Err(CatalogError::Conflict {
                             session: new.session.clone(),
@@ -118,12 +120,17 @@ impl Catalog {
                 .table_name(&self.table)
                 .set_item(Some(item.to_item()));
             put = if existing.is_some() {
-                put.condition_expression("attribute_not_exists(manifest_sha256) AND event_count = :old")
-                    .expression_attribute_values(":old", n(old_count))
+                put.condition_expression(
+                    "attribute_not_exists(manifest_sha256) AND event_count = :old",
+                )
+                .expression_attribute_values(":old", n(old_count))
             } else {
                 put.condition_expression("attribute_not_exists(pk)")
             };
-            if self.write_with_event(put_op(put), &new.session, &event).await? {
+            if self
+                .write_with_event(put_op(put), &new.session, &event)
+                .await?
+            {
                 return Ok(PutOutcome::Created(item));
             }
         }
@@ -231,12 +238,16 @@ impl Catalog {
     ) -> Result<SessionItem, CatalogError> {
         for _ in 0..ATTEMPTS {
             if let Some(current) = self.get(session).await? {
-                match self.transition_from(&current, Status::Failed, step, message).await {
+                match self
+                    .transition_from(&current, Status::Failed, step, message)
+                    .await
+                {
                     Err(CatalogError::Contention { .. }) => continue,
                     other => return other,
                 }
             }
-            let mut item = SessionItem::placeholder(session, recorded_at, Status::Failed, Utc::now());
+            let mut item =
+                SessionItem::placeholder(session, recorded_at, Status::Failed, Utc::now());
             item.status_step = Some(step.to_string());
             item.status_message = Some(message.to_string());
             item.event_count = 1;
@@ -290,7 +301,9 @@ impl Catalog {
                 .attributes()
                 .and_then(|a| get_n(a, "event_count"))
                 .unwrap_or(0),
-            Err(e) if error_code(&e) == Some("ConditionalCheckFailedException") => return Ok(false),
+            Err(e) if error_code(&e) == Some("ConditionalCheckFailedException") => {
+                return Ok(false)
+            }
             Err(e) => return Err(service("UpdateItem", &self.table, e)),
         };
         let event = Event {
@@ -321,7 +334,11 @@ impl Catalog {
     /// Records the outputs of pipeline `record.version` and makes it the session's current
     /// version. Writing the same version again replaces the record (a re-run writes the same
     /// keys).
-    pub async fn record_outputs(&self, session: &str, record: &OutputRecord) -> Result<(), CatalogError> {
+    pub async fn record_outputs(
+        &self,
+        session: &str,
+        record: &OutputRecord,
+    ) -> Result<(), CatalogError> {
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(record.to_item(session)))
@@ -354,7 +371,11 @@ impl Catalog {
     }
 
     /// The outputs recorded for one pipeline version.
-    pub async fn outputs(&self, session: &str, version: u32) -> Result<Option<OutputRecord>, CatalogError> {
+    pub async fn outputs(
+        &self,
+        session: &str,
+        version: u32,
+    ) -> Result<Option<OutputRecord>, CatalogError> {
         let out = self
             .db
             .get_item()
@@ -365,7 +386,9 @@ impl Catalog {
             .send()
             .await
             .map_err(|e| service("GetItem", &self.table, e))?;
-        out.item().map(|i| OutputRecord::from_item(session, i)).transpose()
+        out.item()
+            .map(|i| OutputRecord::from_item(session, i))
+            .transpose()
     }
 
     /// Every output record of a session (all pipeline versions).
@@ -380,7 +403,11 @@ impl Catalog {
     }
 
     /// Sessions in one status, most recently recorded first (the `by_status` index).
-    pub async fn with_status(&self, status: Status, limit: usize) -> Result<Vec<SessionItem>, CatalogError> {
+    pub async fn with_status(
+        &self,
+        status: Status,
+        limit: usize,
+    ) -> Result<Vec<SessionItem>, CatalogError> {
         let mut found = Vec::new();
         let mut start: Option<Item> = None;
         loop {
@@ -417,7 +444,11 @@ impl Catalog {
         for status in Status::ALL {
             all.extend(self.with_status(status, limit).await?);
         }
-        all.sort_by(|a, b| b.recorded_at.cmp(&a.recorded_at).then(b.session.cmp(&a.session)));
+        all.sort_by(|a, b| {
+            b.recorded_at
+                .cmp(&a.recorded_at)
+                .then(b.session.cmp(&a.session))
+        });
         all.truncate(limit);
         Ok(all)
     }
@@ -445,15 +476,21 @@ impl Catalog {
                 _ => break,
             }
         }
-        found.sort_by(|a, b| a.recorded_at.cmp(&b.recorded_at).then(a.session.cmp(&b.session)));
+        found.sort_by(|a, b| {
+            a.recorded_at
+                .cmp(&b.recorded_at)
+                .then(a.session.cmp(&b.session))
+        });
         Ok(found)
     }
 
     async fn require(&self, session: &str) -> Result<SessionItem, CatalogError> {
-        self.get(session).await?.ok_or_else(|| CatalogError::NotFound {
-            session: session.to_string(),
-            table: self.table.clone(),
-        })
+        self.get(session)
+            .await?
+            .ok_or_else(|| CatalogError::NotFound {
+                session: session.to_string(),
+                table: self.table.clone(),
+            })
     }
 
     async fn query_prefix(&self, session: &str, prefix: &str) -> Result<Vec<Item>, CatalogError> {
@@ -483,7 +520,12 @@ impl Catalog {
 
     /// Writes `op` and the event item in one transaction. `Ok(false)` when `op`'s condition
     /// failed (someone else changed the session).
-    async fn write_with_event(&self, op: TransactWriteItem, session: &str, event: &Event) -> Result<bool, CatalogError> {
+    async fn write_with_event(
+        &self,
+        op: TransactWriteItem,
+        session: &str,
+        event: &Event,
+    ) -> Result<bool, CatalogError> {
         let put_event = Put::builder()
             .table_name(&self.table)
             .set_item(Some(event.to_item(session)))
@@ -511,14 +553,19 @@ fn put_op(put: aws_sdk_dynamodb::types::builders::PutBuilder) -> TransactWriteIt
         .build()
 }
 
-fn is_condition_failure<R>(e: &aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError, R>) -> bool {
+fn is_condition_failure<R>(
+    e: &aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError, R>,
+) -> bool {
     match e.as_service_error() {
         Some(TransactWriteItemsError::TransactionCanceledException(t)) => {
             let reasons = t.cancellation_reasons();
             reasons.is_empty()
-                || reasons
-                    .iter()
-                    .any(|r| matches!(r.code(), Some("ConditionalCheckFailed" | "TransactionConflict")))
+                || reasons.iter().any(|r| {
+                    matches!(
+                        r.code(),
+                        Some("ConditionalCheckFailed" | "TransactionConflict")
+                    )
+                })
         }
         Some(other) => other.code() == Some("ConditionalCheckFailedException"),
         None => false,
@@ -556,7 +603,11 @@ pub async fn create_table(db: &Client, table: &str) -> Result<(), CatalogError> 
             .index_name(name)
             .key_schema(key(hash, KeyType::Hash))
             .key_schema(key("recorded_at", KeyType::Range))
-            .projection(Projection::builder().projection_type(ProjectionType::All).build())
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::All)
+                    .build(),
+            )
             .build()
             .expect("index name and keys are set")
     };
@@ -582,7 +633,12 @@ pub async fn create_table(db: &Client, table: &str) -> Result<(), CatalogError> 
             .send()
             .await
             .map_err(|e| service("DescribeTable", table, e))?;
-        if out.table().and_then(|t| t.table_status()).map(|s| s.as_str()) == Some("ACTIVE") {
+        if out
+            .table()
+            .and_then(|t| t.table_status())
+            .map(|s| s.as_str())
+            == Some("ACTIVE")
+        {
             return Ok(());
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;

@@ -40,10 +40,29 @@ Exit codes: 0 = every ready session is uploaded (or already was; sessions still 
     /// Show where sessions are in the cloud pipeline: status, latest error and history
     #[command(
         after_help = "Examples:\n  labpipe status                      # recent sessions, by status\n  labpipe status 20210301_161221      # one session: status, latest error, history\n  labpipe status 20210301_161221 --json\n\n\
-The catalog table comes from --table, else $LABPIPE_TABLE, else CatalogTable in .labpipe/stack/outputs.json (written by scripts/deploy-local.sh).\n\
+The catalog table comes from --table, else $LABPIPE_TABLE, else CatalogTable in .labpipe/stack/outputs.json (written by scripts/deploy-local.sh; see --stack-outputs).\n\
 Exit codes: 0 = shown; 1 = a named session is FAILED or not in the catalog, or the catalog cannot be read; 2 = usage error."
     )]
     Status(StatusArgs),
+    /// Find sessions in the catalog with a filter, and list their preprocessed files
+    #[command(after_help = "Examples:\n  labpipe query 'fatigue > 5 and date >= 2021-03-01 and date < 2021-04-01'\n  labpipe query 'hardware_model = X200 and status = processed' --files\n  labpipe query 'subject_id in (S1, S2)' --json\n\n\
+Filter language: comparisons (= != < <= > >=) on metadata fields and session, date, time, status, total_bytes, files;\n\
+in (a, b), contains \"text\", FIELD exists; and, or, not, parentheses. An empty filter matches every session.\n\
+--files lists s3://bucket/key, size and SHA-256 of each processed file (pipeline version: --pipeline-version, else each session's latest).\n\
+The catalog table comes from --table, $LABPIPE_TABLE or CatalogTable in .labpipe/stack/outputs.json.\n\n\
+Exit codes: 0 = listed (possibly nothing; a note goes to stderr), 1 = the catalog cannot be read, 2 = invalid filter or flags.")]
+    Query(QueryArgs),
+    /// Download the preprocessed files of the sessions a filter selects (parallel, resumable, verified)
+    #[command(after_help = "Examples:\n  labpipe sync --where 'fatigue > 5 and hardware_model = X200' --dest /data/study\n  labpipe sync --where 'date >= 2021-03-01 and date < 2021-04-01' --dest /data/march --include '*.parquet' --json\n\n\
+Files go to DEST/<session>/<path> (raw files, with --raw, to DEST/<session>/raw/<path>, read-only). Each file is\n\
+written under a temporary name and renamed only after its SHA-256 equals the catalog's; an object changed behind the\n\
+catalog is refused. Re-running transfers only what is missing or changed (DEST/.labpipe-sync/state.json; --verify\n\
+re-hashes everything); an interrupted run resumes its partial downloads. DEST/labpipe-sync.json records the filter,\n\
+time, sessions and files. Credentials come from the standard AWS chain (instance role on EC2); AWS_ENDPOINT_URL selects\n\
+another endpoint.\n\n\
+Exit codes: 0 = everything selected is in DEST and verified, 1 = a file failed or nothing could be synced (no match,\n\
+not processed yet), 2 = invalid filter or flags.")]
+    Sync(SyncArgs),
     /// Tools for demos and development (sample data)
     #[command(subcommand)]
     Dev(DevCommand),
@@ -146,13 +165,93 @@ pub struct StatusArgs {
     /// Print JSON instead of a table
     #[arg(long)]
     pub json: bool,
-    /// Catalog table name
-    #[arg(long, value_name = "TABLE", env = "LABPIPE_TABLE")]
-    pub table: Option<String>,
-    /// Stack outputs file to find the table in when --table is not given
-    #[arg(long, value_name = "FILE", default_value = ".labpipe/stack/outputs.json")]
-    pub outputs: PathBuf,
+    #[command(flatten)]
+    pub stack: StackArgs,
     /// How many recent sessions the summary shows
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub limit: usize,
+}
+
+/// Where the deployed stack is (see `config.rs` for the resolution order).
+#[derive(Debug, Clone, Args)]
+pub struct StackArgs {
+    /// Catalog table name
+    #[arg(long, value_name = "TABLE", env = "LABPIPE_TABLE")]
+    pub table: Option<String>,
+    /// Bucket of processed outputs (used when a catalog record names none)
+    #[arg(long, value_name = "BUCKET", env = "LABPIPE_PROCESSED_BUCKET")]
+    pub processed_bucket: Option<String>,
+    /// Bucket of raw sessions (used for --raw when a catalog entry has no raw prefix)
+    #[arg(long, value_name = "BUCKET", env = "LABPIPE_RAW_BUCKET")]
+    pub raw_bucket: Option<String>,
+    /// Stack outputs JSON (default: .labpipe/stack/outputs.json here or in a parent folder)
+    #[arg(long, value_name = "FILE", env = "LABPIPE_STACK_OUTPUTS")]
+    pub stack_outputs: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// The filter, e.g. 'fatigue > 5 and hardware_model = X200' (quote it for the shell); empty = all
+    #[arg(value_name = "FILTER", default_value = "")]
+    pub filter: String,
+    /// List the preprocessed files (s3 URI, size, SHA-256) of the matching processed sessions
+    #[arg(long)]
+    pub files: bool,
+    /// Pipeline version of the files (default: each session's latest)
+    #[arg(long, value_name = "N")]
+    pub pipeline_version: Option<u32>,
+    /// Print one JSON array (sessions, or files with --files)
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    /// Print CSV with a header row
+    #[arg(long)]
+    pub csv: bool,
+    /// At most N sessions (oldest recording first)
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    #[command(flatten)]
+    pub stack: StackArgs,
+    #[command(flatten)]
+    pub schema: SchemaArg,
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// The filter selecting sessions, as in `labpipe query`
+    #[arg(long = "where", value_name = "FILTER")]
+    pub filter: String,
+    /// Destination folder (created if missing); nothing is written outside it
+    #[arg(long, value_name = "DIR")]
+    pub dest: PathBuf,
+    /// Pipeline version of the files (default: each session's latest)
+    #[arg(long, value_name = "N")]
+    pub pipeline_version: Option<u32>,
+    /// Only files whose name (or path inside the session, if the pattern has a '/') matches; repeatable. * ** ?
+    #[arg(long, value_name = "GLOB")]
+    pub include: Vec<String>,
+    /// Also download the raw files of each session (from its manifest), read-only
+    #[arg(long)]
+    pub raw: bool,
+    /// Show what would be downloaded; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Re-hash every local file instead of trusting size and modification time
+    #[arg(long)]
+    pub verify: bool,
+    /// Print one JSON event per line and a final summary line instead of a progress bar
+    #[arg(long)]
+    pub json: bool,
+    /// Requests in flight at once
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub concurrency: usize,
+    /// Files larger than this are fetched in ranged parts of this size (resumable per part)
+    #[arg(long, value_name = "SIZE", default_value = "8MiB")]
+    pub part_size: String,
+    /// At most N sessions (oldest recording first)
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    #[command(flatten)]
+    pub stack: StackArgs,
+    #[command(flatten)]
+    pub schema: SchemaArg,
 }

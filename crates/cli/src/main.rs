@@ -10,6 +10,7 @@
 
 mod cli;
 mod commands;
+mod config;
 mod render;
 
 use clap::Parser;

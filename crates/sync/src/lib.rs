@@ -13,7 +13,7 @@
 //!   pipeline version and optionally the raw files from each session's manifest;
 //! - [`Glob`]: `--include` patterns;
 //! - [`SyncState`]: what a previous run left in the destination (`.labpipe-sync/state.json`);
-//! - [`Sync`]: parallel, ranged, resumable, verified downloads, reported as [`SyncEvent`]s.
+//! - [`SyncRun`]: parallel, ranged, resumable, verified downloads, reported as [`SyncEvent`]s.
 //!
 //! Invariants: nothing is written outside the destination folder (keys with `..`, absolute or
 //! empty components are refused); a file appears under its final name only after its SHA-256
@@ -32,4 +32,4 @@ pub use event::{SyncEvent, SyncSummary};
 pub use glob::Glob;
 pub use select::{processed_files, raw_files, safe_relative, select, FileKind, RemoteFile, Selection, SelectOptions, Unprocessed};
 pub use state::{SyncState, StateEntry, STATE_DIR};
-pub use transfer::{s3_client, Sync, SyncOptions, MANIFEST_NAME};
+pub use transfer::{s3_client, SyncOptions, SyncRun, MANIFEST_NAME};

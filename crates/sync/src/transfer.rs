@@ -120,7 +120,7 @@ struct Ctx {
     s3: aws_sdk_s3::Client,
     dest: PathBuf,
     opts: SyncOptions,
-    requests: Semaphore,
+    requests: Arc<Semaphore>,
     events: Option<UnboundedSender<SyncEvent>>,
 }
 
@@ -146,7 +146,7 @@ struct Fetched {
 }
 
 /// One sync run into one destination folder.
-pub struct Sync {
+pub struct SyncRun {
     ctx: Arc<Ctx>,
 }
 
@@ -155,10 +155,10 @@ enum Decision {
     Transfer,
 }
 
-impl Sync {
-    pub fn new(s3: aws_sdk_s3::Client, dest: impl Into<PathBuf>, opts: SyncOptions, events: Option<UnboundedSender<SyncEvent>>) -> Sync {
+impl SyncRun {
+    pub fn new(s3: aws_sdk_s3::Client, dest: impl Into<PathBuf>, opts: SyncOptions, events: Option<UnboundedSender<SyncEvent>>) -> SyncRun {
         let concurrency = opts.concurrency.max(1);
-        Sync { ctx: Arc::new(Ctx { s3, dest: dest.into(), opts, requests: Semaphore::new(concurrency), events }) }
+        SyncRun { ctx: Arc::new(Ctx { s3, dest: dest.into(), opts, requests: Arc::new(Semaphore::new(concurrency)), events }) }
     }
 
     /// Brings the destination in line with `selection`. Per-file failures do not stop the run:
@@ -427,7 +427,7 @@ async fn fetch_ranged(ctx: &Ctx, f: &RemoteFile) -> Result<Fetched, SyncError> {
             let start = i * part_size;
             let len = part_len(i);
             // Acquire the request slot before spawning so parts of one file start in order.
-            let slot = ctx.requests.acquire().await.expect("semaphore never closed");
+            let slot = ctx.requests.clone().acquire_owned().await.expect("semaphore never closed");
             running.spawn(async move {
                 let _slot = slot;
                 let resp = s3

@@ -2,7 +2,9 @@
 
 mod check;
 mod dev;
+mod query;
 mod status;
+mod sync;
 mod upload;
 
 use crate::cli::{Cli, Command, DevCommand, SchemaArg};
@@ -18,6 +20,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Dev(DevCommand::Generate(args)) => dev::generate(args),
         Command::Upload(args) => upload::run(args),
         Command::Status(args) => status::run(args),
+        Command::Query(args) => query::run(args),
+        Command::Sync(args) => sync::run(args),
     }
 }
 

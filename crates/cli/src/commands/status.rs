@@ -5,7 +5,6 @@
 //! technician sees at a glance what is stuck or failed.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -13,10 +12,11 @@ use labpipe_catalog::{Catalog, Event, Level, SessionItem, Status};
 use serde::Serialize;
 
 use crate::cli::StatusArgs;
-use crate::UsageError;
 
 pub fn run(args: StatusArgs) -> Result<ExitCode> {
-    let table = resolve_table(&args)?;
+    let table = crate::config::Stack::resolve(&args.stack)?
+        .table()?
+        .to_string();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -31,43 +31,6 @@ pub fn run(args: StatusArgs) -> Result<ExitCode> {
             details(&catalog, &args).await
         }
     })
-}
-
-/// `--table`, `$LABPIPE_TABLE`, or `CatalogTable` from the stack outputs.
-fn resolve_table(args: &StatusArgs) -> Result<String> {
-    if let Some(t) = args.table.as_ref().filter(|t| !t.is_empty()) {
-        return Ok(t.clone());
-    }
-    if let Some(t) = table_from_outputs(&args.outputs)? {
-        return Ok(t);
-    }
-    Err(UsageError(format!(
-        "no catalog table given: pass --table NAME, set LABPIPE_TABLE, or deploy the local stack (scripts/deploy-local.sh) so {} names it",
-        args.outputs.display()
-    ))
-    .into())
-}
-
-fn table_from_outputs(path: &Path) -> Result<Option<String>> {
-    if !path.is_file() {
-        return Ok(None);
-    }
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let value: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("{} is not JSON; deploy the stack again", path.display()))?;
-    let flat = value.get("CatalogTable").and_then(|v| v.as_str()).map(str::to_string);
-    let listed = value
-        .get("Outputs")
-        .unwrap_or(&value)
-        .as_array()
-        .and_then(|list| {
-            list.iter()
-                .find(|o| o.get("OutputKey").and_then(|k| k.as_str()) == Some("CatalogTable"))
-        })
-        .and_then(|o| o.get("OutputValue"))
-        .and_then(|v| v.as_str())
-        .map(str::to_string);
-    Ok(flat.or(listed))
 }
 
 #[derive(Serialize)]
@@ -107,7 +70,9 @@ async fn details(catalog: &Catalog, args: &StatusArgs) -> Result<ExitCode> {
                 .expect("status serialises")
             })
             .collect();
-        out.extend(missing.iter().map(|s| serde_json::json!({"session": s, "status": null, "error": "not in the catalog"})));
+        out.extend(missing.iter().map(
+            |s| serde_json::json!({"session": s, "status": null, "error": "not in the catalog"}),
+        ));
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         for (item, events) in &found {
@@ -120,7 +85,11 @@ async fn details(catalog: &Catalog, args: &StatusArgs) -> Result<ExitCode> {
             );
         }
     }
-    Ok(if bad { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if bad {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn latest_error(events: &[Event]) -> Option<&Event> {
@@ -129,7 +98,10 @@ fn latest_error(events: &[Event]) -> Option<&Event> {
 
 fn print_session(item: &SessionItem, events: &[Event]) {
     println!("{}  {}", item.session, item.status);
-    println!("  recorded   {}", item.recorded_at.format("%Y-%m-%d %H:%M:%S"));
+    println!(
+        "  recorded   {}",
+        item.recorded_at.format("%Y-%m-%d %H:%M:%S")
+    );
     if let Some(step) = &item.status_step {
         println!("  step       {step}");
     }
@@ -138,7 +110,12 @@ fn print_session(item: &SessionItem, events: &[Event]) {
     }
     if item.status != Status::Failed {
         if let Some(e) = latest_error(events) {
-            println!("  last error {} at {}: {}", e.step, e.at.format("%Y-%m-%d %H:%M:%S"), e.message);
+            println!(
+                "  last error {} at {}: {}",
+                e.step,
+                e.at.format("%Y-%m-%d %H:%M:%S"),
+                e.message
+            );
         }
     }
     println!(
@@ -153,7 +130,11 @@ fn print_session(item: &SessionItem, events: &[Event]) {
         println!("  raw        {p}");
     }
     if !item.metadata.is_empty() {
-        let meta: Vec<String> = item.metadata.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let meta: Vec<String> = item
+            .metadata
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         println!("  metadata   {}", meta.join(", "));
     }
     println!("  history");
@@ -163,7 +144,13 @@ fn print_session(item: &SessionItem, events: &[Event]) {
             (None, Some(to)) => to.to_string(),
             _ => e.level.as_str().to_string(),
         };
-        println!("    {}  {:<24} {:<10} {}", e.at.format("%Y-%m-%d %H:%M:%S"), what, e.step, e.message);
+        println!(
+            "    {}  {:<24} {:<10} {}",
+            e.at.format("%Y-%m-%d %H:%M:%S"),
+            what,
+            e.step,
+            e.message
+        );
     }
     println!();
 }
@@ -183,8 +170,15 @@ async fn summary(catalog: &Catalog, args: &StatusArgs) -> Result<ExitCode> {
         *counts.entry(item.status).or_default() += 1;
     }
     let counts: Vec<String> = counts.iter().map(|(s, n)| format!("{s} {n}")).collect();
-    println!("{} most recent sessions: {}", recent.len(), counts.join(", "));
-    println!("{:<16} {:<19} {:<10} {:<10} MESSAGE", "SESSION", "RECORDED", "STATUS", "STEP");
+    println!(
+        "{} most recent sessions: {}",
+        recent.len(),
+        counts.join(", ")
+    );
+    println!(
+        "{:<16} {:<19} {:<10} {:<10} MESSAGE",
+        "SESSION", "RECORDED", "STATUS", "STEP"
+    );
     for item in &recent {
         let message = item.status_message.as_deref().unwrap_or("");
         let short: String = if message.chars().count() > 90 {

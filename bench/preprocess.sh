@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Benchmarks preprocessing of one full-size session: wall time and peak RSS of the preprocess
+# handler alone (generation, upload and ingest happen in a separate, unmeasured process).
+#
+#   usage: bench/preprocess.sh [SIZE_MB]      (default 600, the lab's session size)
+#
+# Starts its own emulator on a free port of 127.0.0.1 (killed on exit), builds the release
+# benchmark helper (backend/examples/bench_preprocess.rs) and runs it under /usr/bin/time -v.
+# Note: the emulator serves the raw objects from the same two cores, so the figure is a lower
+# bound on what a Lambda reading from S3 achieves.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SIZE_MB="${1:-600}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${HOME:-$REPO}/.cache/labpipe/target}"
+
+say() { printf 'bench: %s\n' "$*" >&2; }
+
+[ -x /usr/bin/time ] || { say "installing GNU time"; apt-get install -y -qq time >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }; }
+[ -x "$REPO/.venv/bin/moto_server" ] || bash "$REPO/scripts/bootstrap.sh" venv
+
+WORK="$(mktemp -d -t labpipe-bench-XXXXXX)"
+MOTO_PID=""
+cleanup() {
+  [ -n "$MOTO_PID" ] && kill "$MOTO_PID" 2>/dev/null && wait "$MOTO_PID" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+say "building the release benchmark helper"
+cargo build --release -q -p labpipe-backend --example bench_preprocess
+HELPER="$CARGO_TARGET_DIR/release/examples/bench_preprocess"
+
+PORT="$("$REPO/.venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+"$REPO/.venv/bin/moto_server" -H 127.0.0.1 -p "$PORT" >"$WORK/moto.log" 2>&1 &
+MOTO_PID=$!
+export AWS_ENDPOINT_URL="http://127.0.0.1:$PORT" AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
+for _ in $(seq 1 100); do
+  "$REPO/.venv/bin/python" -c "import urllib.request,sys; urllib.request.urlopen(sys.argv[1]+'/moto-api/',timeout=1)" "$AWS_ENDPOINT_URL" 2>/dev/null && break
+  sleep 0.2
+done
+
+say "generating, uploading and ingesting one ${SIZE_MB} MB session"
+"$HELPER" setup "$WORK/lab" "$SIZE_MB" >"$WORK/env.sh"
+# shellcheck disable=SC1091
+. "$WORK/env.sh"
+rm -rf "$WORK/lab"
+
+say "preprocessing (measured)"
+/usr/bin/time -v "$HELPER" run >"$WORK/result.json" 2>"$WORK/time.txt"
+RESULT="$(cat "$WORK/result.json")"
+WALL="$(grep 'Elapsed (wall clock)' "$WORK/time.txt" | awk '{print $NF}')"
+RSS_KB="$(grep 'Maximum resident set size' "$WORK/time.txt" | awk '{print $NF}')"
+USER_S="$(grep 'User time' "$WORK/time.txt" | awk '{print $NF}')"
+SYS_S="$(grep 'System time' "$WORK/time.txt" | awk '{print $NF}')"
+echo "$RESULT"
+printf 'preprocess %s MB: wall %s, cpu %ss user + %ss sys, peak RSS %d MiB\n' \
+  "$SIZE_MB" "$WALL" "$USER_S" "$SYS_S" "$((RSS_KB / 1024))"

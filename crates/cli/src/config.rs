@@ -1,0 +1,100 @@
+//! Where the deployed stack is: the catalog table and the two buckets.
+//!
+//! One resolution order for every command that talks to the cloud, so a researcher sets things up
+//! once: a flag, else its environment variable (`LABPIPE_TABLE`, `LABPIPE_PROCESSED_BUCKET`,
+//! `LABPIPE_RAW_BUCKET`; clap reads those), else the stack outputs file the deploy writes
+//! (`.labpipe/stack/outputs.json`, keys `CatalogTable`, `ProcessedBucket`, `RawBucket`), looked
+//! for in the current folder and its parents, or named by `--stack-outputs` /
+//! `LABPIPE_STACK_OUTPUTS`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::cli::StackArgs;
+use crate::UsageError;
+
+/// The stack outputs file, relative to the repository (or any folder above the current one).
+pub const OUTPUTS_FILE: &str = ".labpipe/stack/outputs.json";
+
+/// Names of the deployed resources, each possibly unknown.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stack {
+    pub table: Option<String>,
+    pub processed_bucket: Option<String>,
+    pub raw_bucket: Option<String>,
+    /// The outputs file consulted, for messages.
+    pub outputs: Option<PathBuf>,
+}
+
+impl Stack {
+    pub fn resolve(args: &StackArgs) -> Result<Stack> {
+        let cwd = std::env::current_dir().context("cannot read the current folder")?;
+        let outputs = match &args.stack_outputs {
+            Some(p) => {
+                if !p.is_file() {
+                    return Err(UsageError(format!("stack outputs file {} does not exist; check --stack-outputs / LABPIPE_STACK_OUTPUTS", p.display())).into());
+                }
+                Some(p.clone())
+            }
+            None => find_outputs(&cwd),
+        };
+        let from_file = match &outputs {
+            Some(p) => read_outputs(p)?,
+            None => serde_json::Value::Null,
+        };
+        let pick = |flag: &Option<String>, key: &str| {
+            flag.clone()
+                .filter(|v| !v.is_empty())
+                .or_else(|| from_file.get(key).and_then(|v| v.as_str()).map(str::to_string))
+        };
+        Ok(Stack {
+            table: pick(&args.table, "CatalogTable"),
+            processed_bucket: pick(&args.processed_bucket, "ProcessedBucket"),
+            raw_bucket: pick(&args.raw_bucket, "RawBucket"),
+            outputs,
+        })
+    }
+
+    /// The catalog table, or a usage error saying how to name it.
+    pub fn table(&self) -> Result<&str> {
+        self.table.as_deref().ok_or_else(|| {
+            UsageError(format!(
+                "no catalog table given: pass --table NAME, set LABPIPE_TABLE, or run where {OUTPUTS_FILE} of a deployed stack can be found (or point --stack-outputs at it)"
+            ))
+            .into()
+        })
+    }
+}
+
+fn find_outputs(start: &Path) -> Option<PathBuf> {
+    start.ancestors().map(|d| d.join(OUTPUTS_FILE)).find(|p| p.is_file())
+}
+
+fn read_outputs(path: &Path) -> Result<serde_json::Value> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the stack outputs {}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| UsageError(format!("{} is not JSON ({e}); deploy the stack again to rewrite it", path.display())).into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_the_outputs_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("outputs.json");
+        std::fs::write(&file, r#"{"CatalogTable": "t-file", "ProcessedBucket": "p-file", "RawBucket": "r-file"}"#).unwrap();
+        let args = StackArgs { table: Some("t-flag".into()), processed_bucket: None, raw_bucket: None, stack_outputs: Some(file.clone()) };
+        let stack = Stack::resolve(&args).unwrap();
+        assert_eq!(stack.table.as_deref(), Some("t-flag"));
+        assert_eq!(stack.processed_bucket.as_deref(), Some("p-file"));
+        assert_eq!(stack.raw_bucket.as_deref(), Some("r-file"));
+        assert_eq!(stack.outputs, Some(file));
+        let nested = dir.path().join("a/b");
+        std::fs::create_dir_all(&nested).unwrap();
+        std::fs::create_dir_all(dir.path().join(".labpipe/stack")).unwrap();
+        std::fs::write(dir.path().join(OUTPUTS_FILE), "{}").unwrap();
+        assert_eq!(find_outputs(&nested), Some(dir.path().join(OUTPUTS_FILE)));
+    }
+}

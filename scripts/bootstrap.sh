@@ -126,7 +126,7 @@ venv_ready() {
   [ -x "$VENV/bin/moto_server" ] && [ -x "$VENV/bin/cfn-lint" ] || return 1
   "$VENV/bin/python" - "$MOTO_VERSION" >/dev/null 2>&1 <<'EOF'
 import importlib.metadata as md, sys
-import moto.server, awscrt, boto3, crc32c, flask_cors, pytest, yaml  # noqa: F401
+import moto.server, awscrt, boto3, crc32c, flask_cors, pytest, yaml, numpy, pyarrow  # noqa: F401
 sys.exit(0 if md.version("moto") == sys.argv[1] else 1)
 EOF
 }

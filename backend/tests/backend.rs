@@ -545,6 +545,31 @@ async fn an_upload_flows_to_processed_outputs_that_numpy_and_pyarrow_open() {
     assert!(summary["output"]["sample_rate_hz"].as_f64().unwrap() <= 250.0);
     assert_eq!(summary["input"]["sample_rate_hz"].as_f64().unwrap(), rate);
 
+    // `labpipe status` shows the same, for a person and for a script.
+    let emulator = Emulator::shared();
+    let status = |extra: &[&str]| {
+        let out = std::process::Command::new(labpipe_tests::labpipe_bin())
+            .envs(emulator.env())
+            .args(["status", "--table", &stack.config.table])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let json: serde_json::Value = serde_json::from_str(&status(&[&s.id, "--json"])).unwrap();
+    assert_eq!(json[0]["status"], "PROCESSED", "{json}");
+    assert_eq!(json[0]["events"].as_array().unwrap().len(), 3, "{json}");
+    let table = status(&[]);
+    assert!(
+        table.contains(&s.id) && table.contains("PROCESSED"),
+        "{table}"
+    );
+
     let check = python_check(&local["signals.npy"], &local["features.parquet"]);
     assert_eq!(
         check["shape"],

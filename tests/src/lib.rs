@@ -49,11 +49,19 @@ const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(60);
 const PORT_ATTEMPTS: usize = 3;
 const HOST: Ipv4Addr = Ipv4Addr::LOCALHOST;
 
-/// The repository root (the parent of this crate's directory).
+/// The repository root: the nearest ancestor with a `Cargo.lock` of the package under test.
+///
+/// Found at run time from the `CARGO_MANIFEST_DIR` that `cargo test` sets, not from the path this
+/// crate was compiled at: clones of the repository that share one `CARGO_TARGET_DIR` (CI runs in a
+/// fresh clone) may reuse a build made elsewhere.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests crate has a parent directory")
+    let start = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    start
+        .ancestors()
+        .find(|dir| dir.join("Cargo.lock").is_file())
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("parent"))
         .to_path_buf()
 }
 

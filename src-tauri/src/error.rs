@@ -78,7 +78,10 @@ impl From<keyring::Error> for AppError {
     fn from(e: keyring::Error) -> Self {
         AppError::new(
             "keyring",
-            format!("the system keyring could not be used ({e}); unlock the keyring or use an AWS profile"),
+            format!(
+                "the system keyring could not be used ({e}); unlock it (or start a Secret Service such as \
+                 gnome-keyring), or store nothing here and LabPipe uses AWS_PROFILE, ~/.aws or environment credentials"
+            ),
         )
     }
 }

@@ -23,7 +23,13 @@ use sha2::{Digest, Sha256};
 
 fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RT.get_or_init(|| tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap())
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    })
 }
 
 fn sha(bytes: &[u8]) -> String {
@@ -94,25 +100,83 @@ impl Lab {
             s3.create_bucket().bucket(b).send().await.unwrap();
         }
         let catalog = Catalog::new(db, table);
-        let mut lab = Lab { catalog, s3, processed, raw, objects: BTreeMap::new(), cwd: tempfile::tempdir().unwrap() };
+        let mut lab = Lab {
+            catalog,
+            s3,
+            processed,
+            raw,
+            objects: BTreeMap::new(),
+            cwd: tempfile::tempdir().unwrap(),
+        };
         let sessions = [
-            (S1, Status::Processed, vec![("fatigue", num(3.5)), ("hardware_model", text("X200")), ("subject_id", text("S1"))]),
-            (S2, Status::Processed, vec![("fatigue", num(7.0)), ("hardware_model", text("NeuroAmp-32")), ("subject_id", text("S2"))]),
-            (S3, Status::Cataloged, vec![("fatigue", num(8.0)), ("hardware_model", text("X200")), ("subject_id", text("S3"))]),
-            (S4, Status::Failed, vec![("fatigue", num(5.0)), ("hardware_model", text("X200"))]),
+            (
+                S1,
+                Status::Processed,
+                vec![
+                    ("fatigue", num(3.5)),
+                    ("hardware_model", text("X200")),
+                    ("subject_id", text("S1")),
+                ],
+            ),
+            (
+                S2,
+                Status::Processed,
+                vec![
+                    ("fatigue", num(7.0)),
+                    ("hardware_model", text("NeuroAmp-32")),
+                    ("subject_id", text("S2")),
+                ],
+            ),
+            (
+                S3,
+                Status::Cataloged,
+                vec![
+                    ("fatigue", num(8.0)),
+                    ("hardware_model", text("X200")),
+                    ("subject_id", text("S3")),
+                ],
+            ),
+            (
+                S4,
+                Status::Failed,
+                vec![("fatigue", num(5.0)), ("hardware_model", text("X200"))],
+            ),
         ];
         for (s, status, meta) in &sessions {
             let mut item = entry(s, *status, meta);
             item.raw_prefix = Some(format!("s3://{}/raw/{s}/", lab.raw));
             lab.catalog.put_new_session(&item).await.unwrap();
         }
-        lab.add_outputs(S1, &[("summary.json", 900, 1), ("features.parquet", 300_000, 2), ("signal.bin", big, 3)]).await;
-        lab.add_outputs(S2, &[("summary.json", 800, 4), ("band/alpha.parquet", 120_000, 5), ("band/beta.parquet", 130_000, 6)]).await;
+        lab.add_outputs(
+            S1,
+            &[
+                ("summary.json", 900, 1),
+                ("features.parquet", 300_000, 2),
+                ("signal.bin", big, 3),
+            ],
+        )
+        .await;
+        lab.add_outputs(
+            S2,
+            &[
+                ("summary.json", 800, 4),
+                ("band/alpha.parquet", 120_000, 5),
+                ("band/beta.parquet", 130_000, 6),
+            ],
+        )
+        .await;
         lab
     }
 
     async fn put(&mut self, bucket: &str, key: &str, body: Vec<u8>) {
-        self.s3.put_object().bucket(bucket).key(key).body(body.clone().into()).send().await.unwrap();
+        self.s3
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(body.clone().into())
+            .send()
+            .await
+            .unwrap();
         self.objects.insert(key.to_string(), body);
     }
 
@@ -121,11 +185,21 @@ impl Lab {
         for (name, len, seed) in files {
             let key = format!("v1/{session}/{name}");
             let body = bytes(*len, *seed);
-            out.push(OutputFile { key: key.clone(), size: *len as u64, sha256: sha(&body) });
+            out.push(OutputFile {
+                key: key.clone(),
+                size: *len as u64,
+                sha256: sha(&body),
+            });
             let bucket = self.processed.clone();
             self.put(&bucket, &key, body).await;
         }
-        let record = OutputRecord { version: 1, bucket: self.processed.clone(), prefix: format!("v1/{session}/"), files: out, created_at: Utc::now() };
+        let record = OutputRecord {
+            version: 1,
+            bucket: self.processed.clone(),
+            prefix: format!("v1/{session}/"),
+            files: out,
+            created_at: Utc::now(),
+        };
         self.catalog.record_outputs(session, &record).await.unwrap();
     }
 
@@ -162,24 +236,40 @@ fn labpipe_in(cwd: &Path, env: &[(&'static str, String)], args: &[&str]) -> Outp
         .current_dir(cwd)
         .output()
         .unwrap();
-    eprintln!("$ labpipe {}\n{}{}", args.join(" "), String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    eprintln!(
+        "$ labpipe {}\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
 fn stdout_json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 fn json_lines(out: &Output) -> Vec<Value> {
-    String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
 }
 
 fn summary(out: &Output) -> Value {
-    json_lines(out).into_iter().find(|v| v["event"] == "summary").expect("a summary line")
+    json_lines(out)
+        .into_iter()
+        .find(|v| v["event"] == "summary")
+        .expect("a summary line")
 }
 
 fn sessions_of(v: &Value) -> Vec<String> {
-    v.as_array().unwrap().iter().map(|s| s["session"].as_str().unwrap().to_string()).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["session"].as_str().unwrap().to_string())
+        .collect()
 }
 
 fn stderr(out: &Output) -> String {
@@ -208,12 +298,23 @@ fn query_selects_sessions_and_lists_exactly_the_catalogued_files() {
     let table = lab.labpipe(&["query", "hardware_model = X200"]);
     let text = String::from_utf8_lossy(&table.stdout);
     assert!(text.starts_with("SESSION"), "{text}");
-    assert!(text.contains("HARDWARE_MODEL") && text.contains(S3) && text.contains("CATALOGED") && text.contains("3 sessions"), "{text}");
+    assert!(
+        text.contains("HARDWARE_MODEL")
+            && text.contains(S3)
+            && text.contains("CATALOGED")
+            && text.contains("3 sessions"),
+        "{text}"
+    );
 
     let csv = lab.labpipe(&["query", "status = processed", "--csv"]);
     let csv = String::from_utf8_lossy(&csv.stdout);
     assert!(csv.starts_with("session,recorded_at,status,total_bytes,file_count,pipeline_version,fatigue,hardware_model,subject_id\n"), "{csv}");
-    assert!(csv.contains(&format!("{S1},2021-03-01T09:00:00,PROCESSED,600000000,6,1,3.5,X200,S1")), "{csv}");
+    assert!(
+        csv.contains(&format!(
+            "{S1},2021-03-01T09:00:00,PROCESSED,600000000,6,1,3.5,X200,S1"
+        )),
+        "{csv}"
+    );
 
     // --files: exactly the output records, as s3 URIs with size and sha256.
     let files = lab.labpipe(&["query", "fatigue >= 3", "--files", "--json"]);
@@ -222,18 +323,44 @@ fn query_selects_sessions_and_lists_exactly_the_catalogued_files() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| (f["uri"].as_str().unwrap().to_string(), f["size"].as_u64().unwrap(), f["sha256"].as_str().unwrap().to_string()))
+        .map(|f| {
+            (
+                f["uri"].as_str().unwrap().to_string(),
+                f["size"].as_u64().unwrap(),
+                f["sha256"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
-    let want: BTreeSet<(String, u64, String)> =
-        lab.objects.iter().map(|(k, v)| (format!("s3://{}/{k}", lab.processed), v.len() as u64, sha(v))).collect();
+    let want: BTreeSet<(String, u64, String)> = lab
+        .objects
+        .iter()
+        .map(|(k, v)| {
+            (
+                format!("s3://{}/{k}", lab.processed),
+                v.len() as u64,
+                sha(v),
+            )
+        })
+        .collect();
     assert_eq!(got, want);
     let note = stderr(&files);
-    assert!(note.contains("2 matching session(s) have no processed files") && note.contains(S3) && note.contains(S4), "{note}");
+    assert!(
+        note.contains("2 matching session(s) have no processed files")
+            && note.contains(S3)
+            && note.contains(S4),
+        "{note}"
+    );
 
     let plain = lab.labpipe(&["query", "session = \"20210315_100000\"", "--files"]);
     let plain = String::from_utf8_lossy(&plain.stdout);
     assert_eq!(plain.lines().count(), 3, "{plain}");
-    assert!(plain.lines().all(|l| l.starts_with(&format!("s3://{}/v1/{S2}/", lab.processed)) && l.split('\t').count() == 3), "{plain}");
+    assert!(
+        plain.lines().all(
+            |l| l.starts_with(&format!("s3://{}/v1/{S2}/", lab.processed))
+                && l.split('\t').count() == 3
+        ),
+        "{plain}"
+    );
     let v2 = lab.labpipe(&["query", "", "--files", "--json", "--pipeline-version", "2"]);
     assert_eq!(stdout_json(&v2), serde_json::json!([]));
 }
@@ -249,9 +376,16 @@ fn bad_filters_point_at_the_column_and_exit_2() {
         let out = labpipe_in(cwd.path(), &env, &args);
         assert_eq!(out.status.code(), Some(2));
         let err = stderr(&out);
-        assert!(err.contains("fatige > 3\n^^^^^^ unknown field 'fatige' — did you mean 'fatigue'?"), "{err}");
+        assert!(
+            err.contains("fatige > 3\n^^^^^^ unknown field 'fatige' — did you mean 'fatigue'?"),
+            "{err}"
+        );
     }
-    let out = labpipe_in(cwd.path(), &env, &["query", "fatigue > 3 and hardware_model > X200"]);
+    let out = labpipe_in(
+        cwd.path(),
+        &env,
+        &["query", "fatigue > 3 and hardware_model > X200"],
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("fatigue > 3 and hardware_model > X200\n                ^^^^^^^^^^^^^^ 'hardware_model' is a text field"), "{}", stderr(&out));
     assert!(!cwd.path().join("out").exists());
@@ -273,39 +407,84 @@ fn sync_is_verified_incremental_and_repairs_local_damage() {
     let lab = runtime().block_on(Lab::new(20_000_000));
     let dest = lab.cwd.path().join("study");
     let d = dest.to_str().unwrap();
-    let args = ["sync", "--where", "status = processed", "--dest", d, "--json", "--part-size", "2MiB", "--concurrency", "4"];
+    let args = [
+        "sync",
+        "--where",
+        "status = processed",
+        "--dest",
+        d,
+        "--json",
+        "--part-size",
+        "2MiB",
+        "--concurrency",
+        "4",
+    ];
 
     let first = lab.labpipe(&args);
     assert!(first.status.success(), "{}", stderr(&first));
     let s = summary(&first);
-    assert_eq!((s["sessions"].as_u64(), s["files"].as_u64(), s["files_transferred"].as_u64()), (Some(2), Some(6), Some(6)));
+    assert_eq!(
+        (
+            s["sessions"].as_u64(),
+            s["files"].as_u64(),
+            s["files_transferred"].as_u64()
+        ),
+        (Some(2), Some(6), Some(6))
+    );
     assert_identical(&lab, &dest, &[S1, S2]);
-    let manifest: Value = serde_json::from_slice(&std::fs::read(dest.join("labpipe-sync.json")).unwrap()).unwrap();
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(dest.join("labpipe-sync.json")).unwrap()).unwrap();
     assert_eq!(manifest["filter"], "status = processed");
     assert_eq!(manifest["complete"], true);
     assert_eq!(sessions_of(&manifest["sessions"]), [S1, S2]);
     assert_eq!(manifest["files"].as_array().unwrap().len(), 6);
     // No temporary files left behind.
-    assert_eq!(std::fs::read_dir(dest.join(".labpipe-sync/partial")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(dest.join(".labpipe-sync/partial"))
+            .unwrap()
+            .count(),
+        0
+    );
 
     let second = lab.labpipe(&args);
     let s = summary(&second);
-    assert_eq!((s["files_transferred"].as_u64(), s["files_skipped"].as_u64(), s["bytes_transferred"].as_u64()), (Some(0), Some(6), Some(0)));
+    assert_eq!(
+        (
+            s["files_transferred"].as_u64(),
+            s["files_skipped"].as_u64(),
+            s["bytes_transferred"].as_u64()
+        ),
+        (Some(0), Some(6), Some(0))
+    );
 
     // Damage: one file deleted, one truncated, one altered in place with size and mtime kept.
     std::fs::remove_file(dest.join(S2).join("summary.json")).unwrap();
     let big = dest.join(S1).join("signal.bin");
-    std::fs::OpenOptions::new().write(true).open(&big).unwrap().set_len(1000).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&big)
+        .unwrap()
+        .set_len(1000)
+        .unwrap();
     let feat = dest.join(S1).join("features.parquet");
     let mtime = std::fs::metadata(&feat).unwrap().modified().unwrap();
     let mut altered = std::fs::read(&feat).unwrap();
     altered[10] ^= 0xff;
     std::fs::write(&feat, &altered).unwrap();
-    std::fs::File::options().write(true).open(&feat).unwrap().set_modified(mtime).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&feat)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
 
     let third = lab.labpipe(&args);
     assert!(third.status.success());
-    assert_eq!(summary(&third)["files_transferred"].as_u64(), Some(2), "the in-place edit is invisible without --verify");
+    assert_eq!(
+        summary(&third)["files_transferred"].as_u64(),
+        Some(2),
+        "the in-place edit is invisible without --verify"
+    );
     let mut verify_args = args.to_vec();
     verify_args.push("--verify");
     let fourth = lab.labpipe(&verify_args);
@@ -316,14 +495,22 @@ fn sync_is_verified_incremental_and_repairs_local_damage() {
     // Human output: one summary line on stdout.
     let human = lab.labpipe(&["sync", "--where", "status = processed", "--dest", d]);
     let line = String::from_utf8_lossy(&human.stdout);
-    assert!(line.contains("2 sessions, 6 files") && line.contains("transferred 0") && line.contains("6 up to date, 0 failed"), "{line}");
+    assert!(
+        line.contains("2 sessions, 6 files")
+            && line.contains("transferred 0")
+            && line.contains("6 up to date, 0 failed"),
+        "{line}"
+    );
 }
 
 #[test]
 fn sync_include_dry_run_and_raw_files() {
     let mut lab = runtime().block_on(Lab::new(10_000));
     // A raw session folder for S2: its manifest lists the files with their SHA-256.
-    let raw_files = [("metadata.txt", bytes(120, 7)), ("rec_001.bin", bytes(70_000, 8))];
+    let raw_files = [
+        ("metadata.txt", bytes(120, 7)),
+        ("rec_001.bin", bytes(70_000, 8)),
+    ];
     let manifest = Manifest {
         format: labpipe_core::manifest::MANIFEST_FORMAT.into(),
         session: SessionId::parse(S2).unwrap(),
@@ -338,7 +525,11 @@ fn sync_include_dry_run_and_raw_files() {
             .map(|(p, b)| ManifestFile {
                 path: p.to_string(),
                 size: b.len() as u64,
-                role: if p.ends_with(".txt") { FileRole::Metadata } else { FileRole::Data },
+                role: if p.ends_with(".txt") {
+                    FileRole::Metadata
+                } else {
+                    FileRole::Data
+                },
                 sha256: sha(b),
                 crc64nvme: None,
             })
@@ -351,15 +542,29 @@ fn sync_include_dry_run_and_raw_files() {
         for (p, b) in &raw_files {
             lab.put(&raw, &format!("raw/{S2}/{p}"), b.clone()).await;
         }
-        lab.put(&raw, &format!("raw/{S2}/manifest.json"), manifest_bytes.clone()).await;
+        lab.put(
+            &raw,
+            &format!("raw/{S2}/manifest.json"),
+            manifest_bytes.clone(),
+        )
+        .await;
         // The catalog pins the manifest by its hash.
         let db = lab.catalog.client();
         db.update_item()
             .table_name(lab.catalog.table())
-            .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(format!("SESSION#{S2}")))
-            .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("META".into()))
+            .key(
+                "pk",
+                aws_sdk_dynamodb::types::AttributeValue::S(format!("SESSION#{S2}")),
+            )
+            .key(
+                "sk",
+                aws_sdk_dynamodb::types::AttributeValue::S("META".into()),
+            )
             .update_expression("SET manifest_sha256 = :m")
-            .expression_attribute_values(":m", aws_sdk_dynamodb::types::AttributeValue::S(sha(&manifest_bytes)))
+            .expression_attribute_values(
+                ":m",
+                aws_sdk_dynamodb::types::AttributeValue::S(sha(&manifest_bytes)),
+            )
             .send()
             .await
             .unwrap();
@@ -367,28 +572,84 @@ fn sync_include_dry_run_and_raw_files() {
     let dest = lab.cwd.path().join("d");
     let d = dest.to_str().unwrap();
 
-    let dry = lab.labpipe(&["sync", "--where", "status = processed", "--dest", d, "--include", "*.parquet", "--dry-run", "--json"]);
+    let dry = lab.labpipe(&[
+        "sync",
+        "--where",
+        "status = processed",
+        "--dest",
+        d,
+        "--include",
+        "*.parquet",
+        "--dry-run",
+        "--json",
+    ]);
     assert!(dry.status.success());
-    let would: BTreeSet<String> =
-        json_lines(&dry).iter().filter(|e| e["event"] == "file_would_transfer").map(|e| e["path"].as_str().unwrap().to_string()).collect();
-    assert_eq!(would, BTreeSet::from([format!("{S1}/features.parquet"), format!("{S2}/band/alpha.parquet"), format!("{S2}/band/beta.parquet")]));
+    let would: BTreeSet<String> = json_lines(&dry)
+        .iter()
+        .filter(|e| e["event"] == "file_would_transfer")
+        .map(|e| e["path"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        would,
+        BTreeSet::from([
+            format!("{S1}/features.parquet"),
+            format!("{S2}/band/alpha.parquet"),
+            format!("{S2}/band/beta.parquet")
+        ])
+    );
     assert!(!dest.exists(), "--dry-run writes nothing");
 
-    let inc = lab.labpipe(&["sync", "--where", "hardware_model = NeuroAmp-32", "--dest", d, "--include", "band/*", "--raw", "--json"]);
+    let inc = lab.labpipe(&[
+        "sync",
+        "--where",
+        "hardware_model = NeuroAmp-32",
+        "--dest",
+        d,
+        "--include",
+        "band/*",
+        "--raw",
+        "--json",
+    ]);
     assert!(inc.status.success(), "{}", stderr(&inc));
     assert_eq!(summary(&inc)["files"].as_u64(), Some(2));
-    let raw = lab.labpipe(&["sync", "--where", "hardware_model = NeuroAmp-32", "--dest", d, "--raw", "--json"]);
+    let raw = lab.labpipe(&[
+        "sync",
+        "--where",
+        "hardware_model = NeuroAmp-32",
+        "--dest",
+        d,
+        "--raw",
+        "--json",
+    ]);
     assert!(raw.status.success(), "{}", stderr(&raw));
     let s = summary(&raw);
-    assert_eq!((s["files"].as_u64(), s["files_transferred"].as_u64()), (Some(5), Some(3)));
+    assert_eq!(
+        (s["files"].as_u64(), s["files_transferred"].as_u64()),
+        (Some(5), Some(3))
+    );
     for (p, b) in &raw_files {
         let local = dest.join(S2).join("raw").join(p);
         assert_eq!(std::fs::read(&local).unwrap(), *b);
-        assert!(std::fs::metadata(&local).unwrap().permissions().readonly(), "raw copies are read-only");
+        assert!(
+            std::fs::metadata(&local).unwrap().permissions().readonly(),
+            "raw copies are read-only"
+        );
     }
-    let none = lab.labpipe(&["sync", "--where", "status = processed", "--dest", d, "--include", "*.csv"]);
+    let none = lab.labpipe(&[
+        "sync",
+        "--where",
+        "status = processed",
+        "--dest",
+        d,
+        "--include",
+        "*.csv",
+    ]);
     assert_eq!(none.status.code(), Some(1));
-    assert!(stderr(&none).contains("passes --include '*.csv'"), "{}", stderr(&none));
+    assert!(
+        stderr(&none).contains("passes --include '*.csv'"),
+        "{}",
+        stderr(&none)
+    );
 }
 
 #[test]
@@ -398,11 +659,26 @@ fn sync_explains_empty_selections() {
     let d = dest.to_str().unwrap();
     let none = lab.labpipe(&["sync", "--where", "fatigue > 100", "--dest", d]);
     assert_eq!(none.status.code(), Some(1));
-    assert!(stderr(&none).contains("the filter 'fatigue > 100' matches no session in the catalog"), "{}", stderr(&none));
-    let unprocessed = lab.labpipe(&["sync", "--where", "status in (cataloged, failed)", "--dest", d, "--json"]);
+    assert!(
+        stderr(&none).contains("the filter 'fatigue > 100' matches no session in the catalog"),
+        "{}",
+        stderr(&none)
+    );
+    let unprocessed = lab.labpipe(&[
+        "sync",
+        "--where",
+        "status in (cataloged, failed)",
+        "--dest",
+        d,
+        "--json",
+    ]);
     assert_eq!(unprocessed.status.code(), Some(1));
     let err = stderr(&unprocessed);
-    assert!(err.contains("2 session(s) match but none has processed outputs") && err.contains(&format!("{S3} (CATALOGED)")), "{err}");
+    assert!(
+        err.contains("2 session(s) match but none has processed outputs")
+            && err.contains(&format!("{S3} (CATALOGED)")),
+        "{err}"
+    );
     assert_eq!(json_lines(&unprocessed)[0]["code"], "not_processed");
     assert!(!dest.exists());
 }
@@ -414,24 +690,68 @@ fn objects_changed_behind_the_catalog_are_refused() {
         // Same size, different bytes; and a different size.
         let mut tampered = lab.objects[&format!("v1/{S2}/summary.json")].clone();
         tampered[0] ^= 1;
-        lab.s3.put_object().bucket(&lab.processed).key(format!("v1/{S2}/summary.json")).body(tampered.into()).send().await.unwrap();
-        lab.s3.put_object().bucket(&lab.processed).key(format!("v1/{S1}/signal.bin")).body(bytes(5_000_001, 3).into()).send().await.unwrap();
+        lab.s3
+            .put_object()
+            .bucket(&lab.processed)
+            .key(format!("v1/{S2}/summary.json"))
+            .body(tampered.into())
+            .send()
+            .await
+            .unwrap();
+        lab.s3
+            .put_object()
+            .bucket(&lab.processed)
+            .key(format!("v1/{S1}/signal.bin"))
+            .body(bytes(5_000_001, 3).into())
+            .send()
+            .await
+            .unwrap();
     });
     let dest = lab.cwd.path().join("d");
-    let out = lab.labpipe(&["sync", "--where", "", "--dest", dest.to_str().unwrap(), "--json", "--part-size", "1MiB"]);
+    let out = lab.labpipe(&[
+        "sync",
+        "--where",
+        "",
+        "--dest",
+        dest.to_str().unwrap(),
+        "--json",
+        "--part-size",
+        "1MiB",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let events = json_lines(&out);
-    let failed: BTreeMap<String, String> =
-        events.iter().filter(|e| e["event"] == "file_failed").map(|e| (e["path"].as_str().unwrap().to_string(), e["code"].as_str().unwrap().to_string())).collect();
+    let failed: BTreeMap<String, String> = events
+        .iter()
+        .filter(|e| e["event"] == "file_failed")
+        .map(|e| {
+            (
+                e["path"].as_str().unwrap().to_string(),
+                e["code"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
     assert_eq!(
         failed,
-        BTreeMap::from([(format!("{S2}/summary.json"), "checksum_mismatch".to_string()), (format!("{S1}/signal.bin"), "size_mismatch".to_string())])
+        BTreeMap::from([
+            (
+                format!("{S2}/summary.json"),
+                "checksum_mismatch".to_string()
+            ),
+            (format!("{S1}/signal.bin"), "size_mismatch".to_string())
+        ])
     );
-    assert!(stderr(&out).contains("2 of 6 files failed"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("2 of 6 files failed"),
+        "{}",
+        stderr(&out)
+    );
     assert!(stderr(&out).contains("checksum mismatch") || stderr(&out).contains("size mismatch"));
-    assert!(!dest.join(S2).join("summary.json").exists() && !dest.join(S1).join("signal.bin").exists());
+    assert!(
+        !dest.join(S2).join("summary.json").exists() && !dest.join(S1).join("signal.bin").exists()
+    );
     assert!(dest.join(S2).join("band/alpha.parquet").exists());
-    let manifest: Value = serde_json::from_slice(&std::fs::read(dest.join("labpipe-sync.json")).unwrap()).unwrap();
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(dest.join("labpipe-sync.json")).unwrap()).unwrap();
     assert_eq!(manifest["complete"], false);
 }
 
@@ -443,16 +763,33 @@ fn unsafe_keys_are_refused() {
             version: 1,
             bucket: lab.processed.clone(),
             prefix: format!("v1/{S1}/"),
-            files: vec![OutputFile { key: format!("v1/{S1}/../../../escape.txt"), size: 3, sha256: sha(b"abc") }],
+            files: vec![OutputFile {
+                key: format!("v1/{S1}/../../../escape.txt"),
+                size: 3,
+                sha256: sha(b"abc"),
+            }],
             created_at: Utc::now(),
         };
         lab.catalog.record_outputs(S1, &record).await.unwrap();
     });
     let dest = lab.cwd.path().join("inner/d");
-    let out = lab.labpipe(&["sync", "--where", "session = \"20210301_090000\"", "--dest", dest.to_str().unwrap()]);
+    let out = lab.labpipe(&[
+        "sync",
+        "--where",
+        "session = \"20210301_090000\"",
+        "--dest",
+        dest.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("is unsafe ('..' component)"), "{}", stderr(&out));
-    assert!(!lab.cwd.path().join("escape.txt").exists() && !lab.cwd.path().join("inner/escape.txt").exists());
+    assert!(
+        stderr(&out).contains("is unsafe ('..' component)"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !lab.cwd.path().join("escape.txt").exists()
+            && !lab.cwd.path().join("inner/escape.txt").exists()
+    );
 }
 
 #[test]
@@ -460,7 +797,20 @@ fn a_killed_download_resumes_where_it_stopped() {
     let lab = runtime().block_on(Lab::new(160 * 1024 * 1024));
     let dest = lab.cwd.path().join("d");
     let d = dest.to_str().unwrap();
-    let args = ["sync", "--where", "session = \"20210301_090000\"", "--dest", d, "--part-size", "1MiB", "--concurrency", "1", "--include", "signal.bin", "--json"];
+    let args = [
+        "sync",
+        "--where",
+        "session = \"20210301_090000\"",
+        "--dest",
+        d,
+        "--part-size",
+        "1MiB",
+        "--concurrency",
+        "1",
+        "--include",
+        "signal.bin",
+        "--json",
+    ];
     let mut child = lab.spawn(&args);
     let partial = dest.join(".labpipe-sync/partial");
     let started = Instant::now();
@@ -477,28 +827,46 @@ fn a_killed_download_resumes_where_it_stopped() {
         if parts >= 8 {
             break parts;
         }
-        assert!(child.try_wait().unwrap().is_none(), "the download finished before it could be interrupted");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the download finished before it could be interrupted"
+        );
         assert!(started.elapsed() < Duration::from_secs(60), "no progress");
         std::thread::sleep(Duration::from_millis(5));
     };
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(done_parts < 160, "{done_parts}");
-    assert!(!dest.join(S1).join("signal.bin").exists(), "nothing under the real name before verification");
+    assert!(
+        !dest.join(S1).join("signal.bin").exists(),
+        "nothing under the real name before verification"
+    );
 
     let out = lab.labpipe(&args);
     assert!(out.status.success(), "{}", stderr(&out));
     let s = summary(&out);
     let resumed = s["bytes_resumed"].as_u64().unwrap();
     assert!(resumed >= 8 * 1024 * 1024, "{s}");
-    assert_eq!(s["bytes_transferred"].as_u64().unwrap() + resumed, 160 * 1024 * 1024, "{s}");
-    assert!(std::fs::read(dest.join(S1).join("signal.bin")).unwrap() == lab.objects[&format!("v1/{S1}/signal.bin")]);
+    assert_eq!(
+        s["bytes_transferred"].as_u64().unwrap() + resumed,
+        160 * 1024 * 1024,
+        "{s}"
+    );
+    assert!(
+        std::fs::read(dest.join(S1).join("signal.bin")).unwrap()
+            == lab.objects[&format!("v1/{S1}/signal.bin")]
+    );
 }
 
 // ---- DynamoDB plan == in-memory evaluator --------------------------------------------------
 
 fn arb_session() -> impl Strategy<Value = SessionItem> {
-    let model = prop::option::of(prop::sample::select(vec!["X200", "S1", "BioRec Mk2", "NeuroAmp-32"]));
+    let model = prop::option::of(prop::sample::select(vec![
+        "X200",
+        "S1",
+        "BioRec Mk2",
+        "NeuroAmp-32",
+    ]));
     let subject = prop::option::of(prop::sample::select(vec!["S1", "S2", "X200"]));
     let room = prop::option::weighted(0.2, prop::sample::select(vec!["B12", "R7"]));
     (
@@ -511,43 +879,64 @@ fn arb_session() -> impl Strategy<Value = SessionItem> {
         room,
         (1u64..12, 0u64..2_000_000_000),
     )
-        .prop_map(|(minutes, status, fatigue, channels, model, subject, room, (files, total))| {
-            let start = NaiveDateTime::parse_from_str("2021-02-20T00:00:00", "%Y-%m-%dT%H:%M:%S").unwrap();
-            let at = start + chrono::Duration::minutes(minutes) + chrono::Duration::seconds(minutes % 60);
-            let session = at.format("%Y%m%d_%H%M%S").to_string();
-            let mut item = SessionItem::placeholder(&session, at, status, Utc::now());
-            item.file_count = files;
-            item.total_bytes = total;
-            let meta = &mut item.metadata;
-            if let Some(f) = fatigue {
-                meta.insert("fatigue".into(), num(f));
-            }
-            if let Some(c) = channels {
-                meta.insert("channels".into(), num(c as f64));
-            }
-            if let Some(m) = model {
-                meta.insert("hardware_model".into(), text(m));
-            }
-            if let Some(s) = subject {
-                meta.insert("subject_id".into(), text(s));
-            }
-            if let Some(r) = room {
-                meta.insert("room".into(), text(r));
-            }
-            item
-        })
+        .prop_map(
+            |(minutes, status, fatigue, channels, model, subject, room, (files, total))| {
+                let start =
+                    NaiveDateTime::parse_from_str("2021-02-20T00:00:00", "%Y-%m-%dT%H:%M:%S")
+                        .unwrap();
+                let at = start
+                    + chrono::Duration::minutes(minutes)
+                    + chrono::Duration::seconds(minutes % 60);
+                let session = at.format("%Y%m%d_%H%M%S").to_string();
+                let mut item = SessionItem::placeholder(&session, at, status, Utc::now());
+                item.file_count = files;
+                item.total_bytes = total;
+                let meta = &mut item.metadata;
+                if let Some(f) = fatigue {
+                    meta.insert("fatigue".into(), num(f));
+                }
+                if let Some(c) = channels {
+                    meta.insert("channels".into(), num(c as f64));
+                }
+                if let Some(m) = model {
+                    meta.insert("hardware_model".into(), text(m));
+                }
+                if let Some(s) = subject {
+                    meta.insert("subject_id".into(), text(s));
+                }
+                if let Some(r) = room {
+                    meta.insert("room".into(), text(r));
+                }
+                item
+            },
+        )
 }
 
 fn arb_filter() -> impl Strategy<Value = String> {
     let leaf = prop_oneof![
-        (prop::sample::select(vec!["fatigue", "channels", "sample_rate_hz", "files"]), prop::sample::select(vec!["=", "!=", "<", "<=", ">", ">="]), 0u8..12)
+        (
+            prop::sample::select(vec!["fatigue", "channels", "sample_rate_hz", "files"]),
+            prop::sample::select(vec!["=", "!=", "<", "<=", ">", ">="]),
+            0u8..12
+        )
             .prop_map(|(f, o, v)| format!("{f} {o} {v}")),
-        (prop::sample::select(vec!["=", "!=", "<", ">="]), 0u32..24).prop_map(|(o, v)| format!("fatigue {o} {}", v as f64 / 2.0)),
-        (prop::sample::select(vec!["hardware_model", "subject_id"]), prop::sample::select(vec!["=", "!="]), prop::sample::select(vec!["X200", "S1", "\"BioRec Mk2\""]))
+        (prop::sample::select(vec!["=", "!=", "<", ">="]), 0u32..24)
+            .prop_map(|(o, v)| format!("fatigue {o} {}", v as f64 / 2.0)),
+        (
+            prop::sample::select(vec!["hardware_model", "subject_id"]),
+            prop::sample::select(vec!["=", "!="]),
+            prop::sample::select(vec!["X200", "S1", "\"BioRec Mk2\""])
+        )
             .prop_map(|(f, o, v)| format!("{f} {o} {v}")),
-        (1u32..31, prop::sample::select(vec!["<", "<=", ">", ">=", "=", "!="])).prop_map(|(d, o)| format!("date {o} 2021-03-{d:02}")),
-        (1u32..28, 0u32..24, prop::sample::select(vec!["<", ">="])).prop_map(|(d, h, o)| format!("time {o} 2021-04-{d:02}T{h:02}:30")),
-        prop::sample::select(Status::ALL.to_vec()).prop_map(|s| format!("status = {}", s.as_str().to_lowercase())),
+        (
+            1u32..31,
+            prop::sample::select(vec!["<", "<=", ">", ">=", "=", "!="])
+        )
+            .prop_map(|(d, o)| format!("date {o} 2021-03-{d:02}")),
+        (1u32..28, 0u32..24, prop::sample::select(vec!["<", ">="]))
+            .prop_map(|(d, h, o)| format!("time {o} 2021-04-{d:02}T{h:02}:30")),
+        prop::sample::select(Status::ALL.to_vec())
+            .prop_map(|s| format!("status = {}", s.as_str().to_lowercase())),
         prop::sample::select(vec![
             "room exists",
             "channels exists",
@@ -568,10 +957,20 @@ fn arb_filter() -> impl Strategy<Value = String> {
         ]
     });
     // Half the filters carry top-level date bounds, so month Queries are exercised as much as Scans.
-    (tree, prop::option::of((1u32..28, 1u32..28, prop::sample::select(vec!["03", "04", "05"])))).prop_map(|(f, range)| match range {
-        Some((a, b, m)) => format!("date >= 2021-02-{a:02} and date < 2021-{m}-{b:02} and ({f})"),
-        None => f,
-    })
+    (
+        tree,
+        prop::option::of((
+            1u32..28,
+            1u32..28,
+            prop::sample::select(vec!["03", "04", "05"]),
+        )),
+    )
+        .prop_map(|(f, range)| match range {
+            Some((a, b, m)) => {
+                format!("date >= 2021-02-{a:02} and date < 2021-{m}-{b:02} and ({f})")
+            }
+            None => f,
+        })
 }
 
 proptest! {

@@ -45,15 +45,18 @@ Exit codes: 0 = shown; 1 = a named session is FAILED or not in the catalog, or t
     )]
     Status(StatusArgs),
     /// Find sessions in the catalog with a filter, and list their preprocessed files
-    #[command(after_help = "Examples:\n  labpipe query 'fatigue > 5 and date >= 2021-03-01 and date < 2021-04-01'\n  labpipe query 'hardware_model = X200 and status = processed' --files\n  labpipe query 'subject_id in (S1, S2)' --json\n\n\
+    #[command(
+        after_help = "Examples:\n  labpipe query 'fatigue > 5 and date >= 2021-03-01 and date < 2021-04-01'\n  labpipe query 'hardware_model = X200 and status = processed' --files\n  labpipe query 'subject_id in (S1, S2)' --json\n\n\
 Filter language: comparisons (= != < <= > >=) on metadata fields and session, date, time, status, total_bytes, files;\n\
 in (a, b), contains \"text\", FIELD exists; and, or, not, parentheses. An empty filter matches every session.\n\
 --files lists s3://bucket/key, size and SHA-256 of each processed file (pipeline version: --pipeline-version, else each session's latest).\n\
 The catalog table comes from --table, $LABPIPE_TABLE or CatalogTable in .labpipe/stack/outputs.json.\n\n\
-Exit codes: 0 = listed (possibly nothing; a note goes to stderr), 1 = the catalog cannot be read, 2 = invalid filter or flags.")]
+Exit codes: 0 = listed (possibly nothing; a note goes to stderr), 1 = the catalog cannot be read, 2 = invalid filter or flags."
+    )]
     Query(QueryArgs),
     /// Download the preprocessed files of the sessions a filter selects (parallel, resumable, verified)
-    #[command(after_help = "Examples:\n  labpipe sync --where 'fatigue > 5 and hardware_model = X200' --dest /data/study\n  labpipe sync --where 'date >= 2021-03-01 and date < 2021-04-01' --dest /data/march --include '*.parquet' --json\n\n\
+    #[command(
+        after_help = "Examples:\n  labpipe sync --where 'fatigue > 5 and hardware_model = X200' --dest /data/study\n  labpipe sync --where 'date >= 2021-03-01 and date < 2021-04-01' --dest /data/march --include '*.parquet' --json\n\n\
 Files go to DEST/<session>/<path> (raw files, with --raw, to DEST/<session>/raw/<path>, read-only). Each file is\n\
 written under a temporary name and renamed only after its SHA-256 equals the catalog's; an object changed behind the\n\
 catalog is refused. Re-running transfers only what is missing or changed (DEST/.labpipe-sync/state.json; --verify\n\
@@ -61,7 +64,8 @@ re-hashes everything); an interrupted run resumes its partial downloads. DEST/la
 time, sessions and files. Credentials come from the standard AWS chain (instance role on EC2); AWS_ENDPOINT_URL selects\n\
 another endpoint.\n\n\
 Exit codes: 0 = everything selected is in DEST and verified, 1 = a file failed or nothing could be synced (no match,\n\
-not processed yet), 2 = invalid filter or flags.")]
+not processed yet), 2 = invalid filter or flags."
+    )]
     Sync(SyncArgs),
     /// Tools for demos and development (sample data)
     #[command(subcommand)]

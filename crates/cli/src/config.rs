@@ -44,9 +44,12 @@ impl Stack {
             None => serde_json::Value::Null,
         };
         let pick = |flag: &Option<String>, key: &str| {
-            flag.clone()
-                .filter(|v| !v.is_empty())
-                .or_else(|| from_file.get(key).and_then(|v| v.as_str()).map(str::to_string))
+            flag.clone().filter(|v| !v.is_empty()).or_else(|| {
+                from_file
+                    .get(key)
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string)
+            })
         };
         Ok(Stack {
             table: pick(&args.table, "CatalogTable"),
@@ -68,12 +71,22 @@ impl Stack {
 }
 
 fn find_outputs(start: &Path) -> Option<PathBuf> {
-    start.ancestors().map(|d| d.join(OUTPUTS_FILE)).find(|p| p.is_file())
+    start
+        .ancestors()
+        .map(|d| d.join(OUTPUTS_FILE))
+        .find(|p| p.is_file())
 }
 
 fn read_outputs(path: &Path) -> Result<serde_json::Value> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the stack outputs {}", path.display()))?;
-    serde_json::from_str(&text).map_err(|e| UsageError(format!("{} is not JSON ({e}); deploy the stack again to rewrite it", path.display())).into())
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the stack outputs {}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| {
+        UsageError(format!(
+            "{} is not JSON ({e}); deploy the stack again to rewrite it",
+            path.display()
+        ))
+        .into()
+    })
 }
 
 #[cfg(test)]
@@ -84,8 +97,17 @@ mod tests {
     fn flags_win_over_the_outputs_file() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("outputs.json");
-        std::fs::write(&file, r#"{"CatalogTable": "t-file", "ProcessedBucket": "p-file", "RawBucket": "r-file"}"#).unwrap();
-        let args = StackArgs { table: Some("t-flag".into()), processed_bucket: None, raw_bucket: None, stack_outputs: Some(file.clone()) };
+        std::fs::write(
+            &file,
+            r#"{"CatalogTable": "t-file", "ProcessedBucket": "p-file", "RawBucket": "r-file"}"#,
+        )
+        .unwrap();
+        let args = StackArgs {
+            table: Some("t-flag".into()),
+            processed_bucket: None,
+            raw_bucket: None,
+            stack_outputs: Some(file.clone()),
+        };
         let stack = Stack::resolve(&args).unwrap();
         assert_eq!(stack.table.as_deref(), Some("t-flag"));
         assert_eq!(stack.processed_bucket.as_deref(), Some("p-file"));

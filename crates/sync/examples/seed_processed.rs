@@ -40,7 +40,11 @@ async fn main() {
     let db = aws_sdk_dynamodb::Client::new(&sdk);
     let s3 = labpipe_sync::s3_client(&sdk);
     create_table(&db, table).await.expect("create table");
-    s3.create_bucket().bucket(bucket).send().await.expect("create bucket");
+    s3.create_bucket()
+        .bucket(bucket)
+        .send()
+        .await
+        .expect("create bucket");
     let catalog = Catalog::new(db, table.clone());
     let start = NaiveDateTime::parse_from_str("2021-03-01T09:00:00", "%Y-%m-%dT%H:%M:%S").unwrap();
     let gate = Arc::new(Semaphore::new(8));
@@ -50,8 +54,10 @@ async fn main() {
         let session = at.format("%Y%m%d_%H%M%S").to_string();
         let mut item = SessionItem::placeholder(&session, at, Status::Processed, Utc::now());
         item.manifest_sha256 = Some(format!("bench-{i}"));
-        item.metadata.insert("fatigue".into(), MetaValue::Number((i % 10) as f64));
-        item.metadata.insert("hardware_model".into(), MetaValue::Text("X200".into()));
+        item.metadata
+            .insert("fatigue".into(), MetaValue::Number((i % 10) as f64));
+        item.metadata
+            .insert("hardware_model".into(), MetaValue::Text("X200".into()));
         catalog.put_new_session(&item).await.expect("put session");
         let specs: Vec<(String, usize)> = (0..n(small_n))
             .map(|j| (format!("features/part-{j:04}.parquet"), n(small_len)))
@@ -65,15 +71,34 @@ async fn main() {
                 let _slot = gate.acquire_owned().await.unwrap();
                 let data = body(len, (i * 10_000 + j) as u64);
                 let sha = hex::encode(Sha256::digest(&data));
-                s3.put_object().bucket(&bucket).key(&key).body(data.into()).send().await.expect("put object");
-                OutputFile { key, size: len as u64, sha256: sha }
+                s3.put_object()
+                    .bucket(&bucket)
+                    .key(&key)
+                    .body(data.into())
+                    .send()
+                    .await
+                    .expect("put object");
+                OutputFile {
+                    key,
+                    size: len as u64,
+                    sha256: sha,
+                }
             });
         }
         let mut files = puts.join_all().await;
         files.sort_by(|a, b| a.key.cmp(&b.key));
         total += files.iter().map(|f| f.size).sum::<u64>();
-        let record = OutputRecord { version: 1, bucket: bucket.clone(), prefix: format!("v1/{session}/"), files, created_at: Utc::now() };
-        catalog.record_outputs(&session, &record).await.expect("record outputs");
+        let record = OutputRecord {
+            version: 1,
+            bucket: bucket.clone(),
+            prefix: format!("v1/{session}/"),
+            files,
+            created_at: Utc::now(),
+        };
+        catalog
+            .record_outputs(&session, &record)
+            .await
+            .expect("record outputs");
     }
     println!("{total}");
 }

@@ -77,9 +77,16 @@ pub enum SyncError {
 }
 
 impl SyncError {
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> SyncError {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> SyncError {
         let path = path.into();
-        move |source| SyncError::Io { action, path, source }
+        move |source| SyncError::Io {
+            action,
+            path,
+            source,
+        }
     }
 
     /// True when the request itself selects nothing to sync (a filter or pattern to change),

@@ -20,15 +20,33 @@ pub enum SyncEvent {
     /// The local copy is already right.
     FileSkipped { path: String, reason: &'static str },
     /// `--dry-run`: this file would be downloaded.
-    FileWouldTransfer { path: String, uri: String, bytes: u64 },
+    FileWouldTransfer {
+        path: String,
+        uri: String,
+        bytes: u64,
+    },
     /// A download started; `resumed_bytes` were already on disk from an interrupted run.
-    FileStarted { path: String, bytes: u64, resumed_bytes: u64 },
+    FileStarted {
+        path: String,
+        bytes: u64,
+        resumed_bytes: u64,
+    },
     /// Bytes received (for progress bars; not printed by `--json`).
     Progress { bytes: u64 },
     /// The file was downloaded, verified against the catalog's SHA-256 and moved into place.
-    FileDone { path: String, bytes: u64, transferred: u64, sha256: String },
+    FileDone {
+        path: String,
+        bytes: u64,
+        transferred: u64,
+        sha256: String,
+    },
     /// The file could not be synced; nothing was written under its name.
-    FileFailed { path: String, uri: String, code: &'static str, reason: String },
+    FileFailed {
+        path: String,
+        uri: String,
+        code: &'static str,
+        reason: String,
+    },
 }
 
 /// The result of a run; also the last line of `--json`.

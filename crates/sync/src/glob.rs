@@ -15,13 +15,23 @@ impl Glob {
     pub fn new(pattern: &str) -> Result<Glob, SyncError> {
         let trimmed = pattern.trim().trim_start_matches("./");
         if trimmed.is_empty() {
-            return Err(SyncError::BadPattern { pattern: pattern.into(), reason: "it is empty".into() });
+            return Err(SyncError::BadPattern {
+                pattern: pattern.into(),
+                reason: "it is empty".into(),
+            });
         }
         if trimmed.split('/').any(|c| c == "..") {
-            return Err(SyncError::BadPattern { pattern: pattern.into(), reason: "'..' never matches a file inside a session".into() });
+            return Err(SyncError::BadPattern {
+                pattern: pattern.into(),
+                reason: "'..' never matches a file inside a session".into(),
+            });
         }
         let trimmed = trimmed.trim_start_matches('/');
-        Ok(Glob { source: pattern.to_string(), pattern: trimmed.chars().collect(), whole_path: trimmed.contains('/') })
+        Ok(Glob {
+            source: pattern.to_string(),
+            pattern: trimmed.chars().collect(),
+            whole_path: trimmed.contains('/'),
+        })
     }
 
     /// The pattern as written.
@@ -31,7 +41,11 @@ impl Glob {
 
     /// `path` is relative to the session folder, `/`-separated.
     pub fn matches(&self, path: &str) -> bool {
-        let subject = if self.whole_path { path } else { path.rsplit('/').next().unwrap_or(path) };
+        let subject = if self.whole_path {
+            path
+        } else {
+            path.rsplit('/').next().unwrap_or(path)
+        };
         let text: Vec<char> = subject.chars().collect();
         matches_at(&self.pattern, &text)
     }
@@ -70,7 +84,11 @@ mod tests {
     use super::*;
 
     fn check(pattern: &str, path: &str, expect: bool) {
-        assert_eq!(Glob::new(pattern).unwrap().matches(path), expect, "{pattern} vs {path}");
+        assert_eq!(
+            Glob::new(pattern).unwrap().matches(path),
+            expect,
+            "{pattern} vs {path}"
+        );
     }
 
     #[test]

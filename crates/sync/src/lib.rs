@@ -30,6 +30,9 @@ mod transfer;
 pub use error::SyncError;
 pub use event::{SyncEvent, SyncSummary};
 pub use glob::Glob;
-pub use select::{processed_files, raw_files, safe_relative, select, FileKind, RemoteFile, Selection, SelectOptions, Unprocessed};
-pub use state::{SyncState, StateEntry, STATE_DIR};
+pub use select::{
+    processed_files, raw_files, safe_relative, select, FileKind, RemoteFile, SelectOptions,
+    Selection, Unprocessed,
+};
+pub use state::{StateEntry, SyncState, STATE_DIR};
 pub use transfer::{s3_client, SyncOptions, SyncRun, MANIFEST_NAME};

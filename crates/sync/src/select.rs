@@ -53,7 +53,10 @@ impl RemoteFile {
 
     /// The path inside the session folder (`path` without `<session>/`).
     pub fn path_in_session(&self) -> &str {
-        self.path.split_once('/').map(|(_, rest)| rest).unwrap_or(&self.path)
+        self.path
+            .split_once('/')
+            .map(|(_, rest)| rest)
+            .unwrap_or(&self.path)
     }
 }
 
@@ -95,8 +98,13 @@ impl Selection {
 
 /// `<session>/<inner>`, refusing anything that could resolve outside the destination.
 pub fn safe_relative(session: &str, inner: &str, key: &str) -> Result<String, SyncError> {
-    let unsafe_key = |reason: &str| SyncError::UnsafeKey { session: session.into(), key: key.into(), reason: reason.into() };
-    let component_ok = |c: &str| !c.is_empty() && c != "." && c != ".." && !c.contains(['\0', '\\']);
+    let unsafe_key = |reason: &str| SyncError::UnsafeKey {
+        session: session.into(),
+        key: key.into(),
+        reason: reason.into(),
+    };
+    let component_ok =
+        |c: &str| !c.is_empty() && c != "." && c != ".." && !c.contains(['\0', '\\']);
     if !component_ok(session) || session.contains('/') {
         return Err(unsafe_key("the session id is not a plain folder name"));
     }
@@ -123,7 +131,11 @@ pub async fn processed_files(
     version: Option<u32>,
 ) -> Result<(Vec<RemoteFile>, Vec<Unprocessed>), SyncError> {
     let mut records: BTreeMap<usize, Option<OutputRecord>> = BTreeMap::new();
-    for (chunk_start, chunk) in sessions.chunks(CATALOG_READS).enumerate().map(|(i, c)| (i * CATALOG_READS, c)) {
+    for (chunk_start, chunk) in sessions
+        .chunks(CATALOG_READS)
+        .enumerate()
+        .map(|(i, c)| (i * CATALOG_READS, c))
+    {
         let mut reads = JoinSet::new();
         for (offset, s) in chunk.iter().enumerate() {
             let Some(v) = version.or(s.pipeline_version) else {
@@ -144,13 +156,20 @@ pub async fn processed_files(
         let s = &sessions[i];
         match record {
             Some(r) if !r.files.is_empty() => {
-                let prefix = if r.prefix.is_empty() { format!("v{}/{}/", r.version, s.session) } else { r.prefix.clone() };
+                let prefix = if r.prefix.is_empty() {
+                    format!("v{}/{}/", r.version, s.session)
+                } else {
+                    r.prefix.clone()
+                };
                 for f in &r.files {
-                    let inner = f.key.strip_prefix(&prefix).ok_or_else(|| SyncError::UnsafeKey {
-                        session: s.session.clone(),
-                        key: f.key.clone(),
-                        reason: format!("not under the output prefix {prefix}"),
-                    })?;
+                    let inner =
+                        f.key
+                            .strip_prefix(&prefix)
+                            .ok_or_else(|| SyncError::UnsafeKey {
+                                session: s.session.clone(),
+                                key: f.key.clone(),
+                                reason: format!("not under the output prefix {prefix}"),
+                            })?;
                     files.push(RemoteFile {
                         session: s.session.clone(),
                         kind: FileKind::Processed,
@@ -163,7 +182,10 @@ pub async fn processed_files(
                     });
                 }
             }
-            _ => unprocessed.push(Unprocessed { session: s.session.clone(), status: s.status }),
+            _ => unprocessed.push(Unprocessed {
+                session: s.session.clone(),
+                status: s.status,
+            }),
         }
     }
     Ok((files, unprocessed))
@@ -188,7 +210,10 @@ pub async fn raw_files(
 ) -> Result<Vec<RemoteFile>, SyncError> {
     let mut files = Vec::new();
     for s in sessions {
-        let bad = |reason: String| SyncError::RawManifest { session: s.session.clone(), reason };
+        let bad = |reason: String| SyncError::RawManifest {
+            session: s.session.clone(),
+            reason,
+        };
         let (bucket, prefix) = match s.raw_prefix.as_deref().and_then(split_s3_uri) {
             Some(bp) => bp,
             None => match fallback_bucket {
@@ -197,12 +222,28 @@ pub async fn raw_files(
             },
         };
         let key = format!("{prefix}{RAW_MANIFEST}");
-        let out = s3.get_object().bucket(&bucket).key(&key).send().await.map_err(|e| crate::transfer::s3_error(&bucket, &key, e))?;
-        let bytes = out.body.collect().await.map_err(|e| bad(format!("cannot read s3://{bucket}/{key}: {e}")))?.into_bytes();
+        let out = s3
+            .get_object()
+            .bucket(&bucket)
+            .key(&key)
+            .send()
+            .await
+            .map_err(|e| crate::transfer::s3_error(&bucket, &key, e))?;
+        let bytes = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| bad(format!("cannot read s3://{bucket}/{key}: {e}")))?
+            .into_bytes();
         if let Some(expected) = &s.manifest_sha256 {
             let actual = hex::encode(Sha256::digest(&bytes));
             if !actual.eq_ignore_ascii_case(expected) {
-                return Err(SyncError::ChecksumMismatch { bucket, key, expected: expected.clone(), actual });
+                return Err(SyncError::ChecksumMismatch {
+                    bucket,
+                    key,
+                    expected: expected.clone(),
+                    actual,
+                });
             }
         }
         let manifest = Manifest::from_json(&bytes).map_err(|e| bad(e.to_string()))?;
@@ -233,22 +274,33 @@ pub async fn select(
 ) -> Result<Selection, SyncError> {
     let matched = catalog.query(filter, opts.limit).await?;
     if matched.is_empty() {
-        return Err(SyncError::NothingMatched { filter: filter.source.clone() });
+        return Err(SyncError::NothingMatched {
+            filter: filter.source.clone(),
+        });
     }
     let (mut files, unprocessed) = processed_files(catalog, &matched, opts.version).await?;
     if files.is_empty() {
-        let mut names: Vec<String> = unprocessed.iter().take(5).map(|u| format!("{} ({})", u.session, u.status.as_str())).collect();
+        let mut names: Vec<String> = unprocessed
+            .iter()
+            .take(5)
+            .map(|u| format!("{} ({})", u.session, u.status.as_str()))
+            .collect();
         if unprocessed.len() > 5 {
             names.push(format!("and {} more", unprocessed.len() - 5));
         }
         return Err(SyncError::NotProcessed {
             count: matched.len(),
             sessions: names.join(", "),
-            version: opts.version.map(|v| format!(" of pipeline version {v}")).unwrap_or_default(),
+            version: opts
+                .version
+                .map(|v| format!(" of pipeline version {v}"))
+                .unwrap_or_default(),
         });
     }
-    let sessions: Vec<SessionItem> =
-        matched.into_iter().filter(|s| !unprocessed.iter().any(|u| u.session == s.session)).collect();
+    let sessions: Vec<SessionItem> = matched
+        .into_iter()
+        .filter(|s| !unprocessed.iter().any(|u| u.session == s.session))
+        .collect();
     if opts.raw {
         files.extend(raw_files(s3, &sessions, opts.raw_bucket.as_deref()).await?);
     }
@@ -257,11 +309,20 @@ pub async fn select(
         if files.is_empty() {
             return Err(SyncError::NothingIncluded {
                 sessions: sessions.len(),
-                patterns: opts.include.iter().map(|g| format!("'{}'", g.as_str())).collect::<Vec<_>>().join(" "),
+                patterns: opts
+                    .include
+                    .iter()
+                    .map(|g| format!("'{}'", g.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(" "),
             });
         }
     }
-    Ok(Selection { sessions, files, unprocessed })
+    Ok(Selection {
+        sessions,
+        files,
+        unprocessed,
+    })
 }
 
 #[cfg(test)]
@@ -270,8 +331,19 @@ mod tests {
 
     #[test]
     fn relative_paths_stay_inside_the_destination() {
-        assert_eq!(safe_relative("20210301_161221", "band/alpha.parquet", "k").unwrap(), "20210301_161221/band/alpha.parquet");
-        for bad in ["../x", "a/../../x", "/etc/passwd", "a//b", "./a", "a\\..\\b", ""] {
+        assert_eq!(
+            safe_relative("20210301_161221", "band/alpha.parquet", "k").unwrap(),
+            "20210301_161221/band/alpha.parquet"
+        );
+        for bad in [
+            "../x",
+            "a/../../x",
+            "/etc/passwd",
+            "a//b",
+            "./a",
+            "a\\..\\b",
+            "",
+        ] {
             assert!(safe_relative("20210301_161221", bad, "k").is_err(), "{bad}");
         }
         assert!(safe_relative("..", "a", "k").is_err());
@@ -280,8 +352,14 @@ mod tests {
 
     #[test]
     fn raw_prefixes_parse() {
-        assert_eq!(split_s3_uri("s3://raw/raw/2021/"), Some(("raw".into(), "raw/2021/".into())));
-        assert_eq!(split_s3_uri("s3://raw/raw/2021"), Some(("raw".into(), "raw/2021/".into())));
+        assert_eq!(
+            split_s3_uri("s3://raw/raw/2021/"),
+            Some(("raw".into(), "raw/2021/".into()))
+        );
+        assert_eq!(
+            split_s3_uri("s3://raw/raw/2021"),
+            Some(("raw".into(), "raw/2021/".into()))
+        );
         assert_eq!(split_s3_uri("https://x"), None);
     }
 }

@@ -63,7 +63,10 @@ impl SyncState {
     /// The state of `dest`; empty when there is none or it is unreadable (then files are
     /// re-checked by hashing, which is slow but never wrong).
     pub fn load(dest: &Path) -> SyncState {
-        let empty = SyncState { format: STATE_FORMAT.into(), files: BTreeMap::new() };
+        let empty = SyncState {
+            format: STATE_FORMAT.into(),
+            files: BTreeMap::new(),
+        };
         match std::fs::read(Self::path(dest)) {
             Ok(bytes) => match serde_json::from_slice::<SyncState>(&bytes) {
                 Ok(s) if s.format == STATE_FORMAT => s,
@@ -88,9 +91,17 @@ impl SyncState {
 
     /// True when the recorded entry still describes the local file exactly (same object, same
     /// expected content, same size and mtime on disk).
-    pub fn is_current(&self, rel: &str, key: &str, sha256: &str, local: Option<(u64, i128)>) -> bool {
+    pub fn is_current(
+        &self,
+        rel: &str,
+        key: &str,
+        sha256: &str,
+        local: Option<(u64, i128)>,
+    ) -> bool {
         match (self.files.get(rel), local) {
-            (Some(e), Some((size, mtime))) => e.key == key && e.sha256 == sha256 && e.size == size && e.mtime_ns == mtime,
+            (Some(e), Some((size, mtime))) => {
+                e.key == key && e.sha256 == sha256 && e.size == size && e.mtime_ns == mtime
+            }
             _ => false,
         }
     }
@@ -110,7 +121,14 @@ mod tests {
         let local = stat(&file);
         st.files.insert(
             "a.bin".into(),
-            StateEntry { bucket: "b".into(), key: "k".into(), etag: None, size: 3, sha256: "s".into(), mtime_ns: local.unwrap().1 },
+            StateEntry {
+                bucket: "b".into(),
+                key: "k".into(),
+                etag: None,
+                size: 3,
+                sha256: "s".into(),
+                mtime_ns: local.unwrap().1,
+            },
         );
         st.save(dir.path()).unwrap();
         let back = SyncState::load(dir.path());

@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
-use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::ResponseChecksumValidation;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use chrono::Utc;
@@ -51,7 +51,12 @@ pub struct SyncOptions {
 
 impl Default for SyncOptions {
     fn default() -> Self {
-        SyncOptions { concurrency: 16, part_size: 8 * 1024 * 1024, verify: false, dry_run: false }
+        SyncOptions {
+            concurrency: 16,
+            part_size: 8 * 1024 * 1024,
+            verify: false,
+            dry_run: false,
+        }
     }
 }
 
@@ -98,11 +103,22 @@ where
                 ),
             }
         }
-        SdkError::TimeoutError(_) => ("timed out; check the network and run again".to_string(), true),
-        SdkError::DispatchFailure(e) => (format!("cannot reach S3 ({e:?}); check the network or AWS_ENDPOINT_URL"), true),
+        SdkError::TimeoutError(_) => (
+            "timed out; check the network and run again".to_string(),
+            true,
+        ),
+        SdkError::DispatchFailure(e) => (
+            format!("cannot reach S3 ({e:?}); check the network or AWS_ENDPOINT_URL"),
+            true,
+        ),
         other => (other.to_string(), true),
     };
-    SyncError::S3 { bucket: bucket.into(), key: key.into(), message, retryable }
+    SyncError::S3 {
+        bucket: bucket.into(),
+        key: key.into(),
+        message,
+        retryable,
+    }
 }
 
 /// Completed ranges of one partial download, next to its `.part` file.
@@ -134,7 +150,10 @@ impl Ctx {
     fn partial_paths(&self, rel: &str) -> (PathBuf, PathBuf) {
         let id = hex::encode(&Sha256::digest(rel.as_bytes())[..12]);
         let dir = self.dest.join(STATE_DIR).join(PARTIAL_DIR);
-        (dir.join(format!("{id}.part")), dir.join(format!("{id}.json")))
+        (
+            dir.join(format!("{id}.part")),
+            dir.join(format!("{id}.json")),
+        )
     }
 }
 
@@ -156,9 +175,22 @@ enum Decision {
 }
 
 impl SyncRun {
-    pub fn new(s3: aws_sdk_s3::Client, dest: impl Into<PathBuf>, opts: SyncOptions, events: Option<UnboundedSender<SyncEvent>>) -> SyncRun {
+    pub fn new(
+        s3: aws_sdk_s3::Client,
+        dest: impl Into<PathBuf>,
+        opts: SyncOptions,
+        events: Option<UnboundedSender<SyncEvent>>,
+    ) -> SyncRun {
         let concurrency = opts.concurrency.max(1);
-        SyncRun { ctx: Arc::new(Ctx { s3, dest: dest.into(), opts, requests: Arc::new(Semaphore::new(concurrency)), events }) }
+        SyncRun {
+            ctx: Arc::new(Ctx {
+                s3,
+                dest: dest.into(),
+                opts,
+                requests: Arc::new(Semaphore::new(concurrency)),
+                events,
+            }),
+        }
     }
 
     /// Brings the destination in line with `selection`. Per-file failures do not stop the run:
@@ -169,7 +201,8 @@ impl SyncRun {
         let ctx = &self.ctx;
         let dest = ctx.dest.clone();
         if !ctx.opts.dry_run {
-            std::fs::create_dir_all(dest.join(STATE_DIR).join(PARTIAL_DIR)).map_err(SyncError::io("create", &dest))?;
+            std::fs::create_dir_all(dest.join(STATE_DIR).join(PARTIAL_DIR))
+                .map_err(SyncError::io("create", &dest))?;
         }
         let mut state = SyncState::load(&dest);
         let decisions = self.decide(selection, &state).await?;
@@ -182,10 +215,18 @@ impl SyncRun {
             ..SyncSummary::default()
         };
         for u in &selection.unprocessed {
-            ctx.emit(SyncEvent::SessionNotProcessed { session: u.session.clone(), status: u.status.as_str().to_string() });
+            ctx.emit(SyncEvent::SessionNotProcessed {
+                session: u.session.clone(),
+                status: u.status.as_str().to_string(),
+            });
         }
-        let to_transfer: Vec<&RemoteFile> =
-            selection.files.iter().zip(&decisions).filter(|(_, d)| matches!(d, Decision::Transfer)).map(|(f, _)| f).collect();
+        let to_transfer: Vec<&RemoteFile> = selection
+            .files
+            .iter()
+            .zip(&decisions)
+            .filter(|(_, d)| matches!(d, Decision::Transfer))
+            .map(|(f, _)| f)
+            .collect();
         ctx.emit(SyncEvent::Plan {
             sessions: summary.sessions,
             files: summary.files,
@@ -199,12 +240,19 @@ impl SyncRun {
                 if let Some(e) = entry {
                     state.files.insert(f.path.clone(), e);
                 }
-                ctx.emit(SyncEvent::FileSkipped { path: f.path.clone(), reason });
+                ctx.emit(SyncEvent::FileSkipped {
+                    path: f.path.clone(),
+                    reason,
+                });
             }
         }
         if ctx.opts.dry_run {
             for f in &to_transfer {
-                ctx.emit(SyncEvent::FileWouldTransfer { path: f.path.clone(), uri: f.uri(), bytes: f.size });
+                ctx.emit(SyncEvent::FileWouldTransfer {
+                    path: f.path.clone(),
+                    uri: f.uri(),
+                    bytes: f.size,
+                });
             }
             summary.files_transferred = to_transfer.len();
             summary.seconds = started.elapsed().as_secs_f64();
@@ -232,13 +280,23 @@ impl SyncRun {
                     summary.files_transferred += 1;
                     summary.bytes_transferred += done.transferred;
                     summary.bytes_resumed += done.resumed;
-                    ctx.emit(SyncEvent::FileDone { path: f.path.clone(), bytes: f.size, transferred: done.transferred, sha256: f.sha256.clone() });
+                    ctx.emit(SyncEvent::FileDone {
+                        path: f.path.clone(),
+                        bytes: f.size,
+                        transferred: done.transferred,
+                        sha256: f.sha256.clone(),
+                    });
                     state.files.insert(f.path.clone(), done.entry);
                 }
                 Err(e) => {
                     summary.files_failed += 1;
                     tracing::warn!(path = %f.path, error = %e, "file not synced");
-                    ctx.emit(SyncEvent::FileFailed { path: f.path.clone(), uri: f.uri(), code: e.code(), reason: e.to_string() });
+                    ctx.emit(SyncEvent::FileFailed {
+                        path: f.path.clone(),
+                        uri: f.uri(),
+                        code: e.code(),
+                        reason: e.to_string(),
+                    });
                     failed.push(format!("{}: {e}", f.path));
                 }
             }
@@ -257,7 +315,11 @@ impl SyncRun {
     /// Compares each selected file with the destination; files that exist with the right size
     /// but are not vouched for by the state file (or all files, with `--verify`) are hashed, in
     /// parallel.
-    async fn decide(&self, selection: &Selection, state: &SyncState) -> Result<Vec<Decision>, SyncError> {
+    async fn decide(
+        &self,
+        selection: &Selection,
+        state: &SyncState,
+    ) -> Result<Vec<Decision>, SyncError> {
         let mut out: Vec<Option<Decision>> = Vec::with_capacity(selection.files.len());
         let mut hashing = JoinSet::new();
         let gate = Arc::new(Semaphore::new(self.ctx.opts.concurrency.clamp(1, 8)));
@@ -272,10 +334,18 @@ impl SyncRun {
                 Some((size, _)) if size == f.size => {
                     out.push(None);
                     let (f, gate) = (f.clone(), gate.clone());
-                    let etag = state.files.get(&f.path).filter(|e| e.key == f.key).and_then(|e| e.etag.clone());
+                    let etag = state
+                        .files
+                        .get(&f.path)
+                        .filter(|e| e.key == f.key)
+                        .and_then(|e| e.etag.clone());
                     hashing.spawn(async move {
                         let _slot = gate.acquire_owned().await.expect("semaphore never closed");
-                        let hashed = tokio::task::spawn_blocking(move || hash_file(&path).map(|h| (h, stat(&path)))).await.expect("hash task never panics");
+                        let hashed = tokio::task::spawn_blocking(move || {
+                            hash_file(&path).map(|h| (h, stat(&path)))
+                        })
+                        .await
+                        .expect("hash task never panics");
                         (i, f, etag, hashed)
                     });
                 }
@@ -286,13 +356,30 @@ impl SyncRun {
             let (i, f, etag, hashed) = joined.expect("hash task never panics");
             out[i] = Some(match hashed {
                 Ok((sha, Some((size, mtime_ns)))) if sha == f.sha256 => {
-                    let entry = StateEntry { bucket: f.bucket.clone(), key: f.key.clone(), etag, size, sha256: sha, mtime_ns };
-                    Decision::Skip(if self.ctx.opts.verify { "verified" } else { "already_present" }, Some(entry))
+                    let entry = StateEntry {
+                        bucket: f.bucket.clone(),
+                        key: f.key.clone(),
+                        etag,
+                        size,
+                        sha256: sha,
+                        mtime_ns,
+                    };
+                    Decision::Skip(
+                        if self.ctx.opts.verify {
+                            "verified"
+                        } else {
+                            "already_present"
+                        },
+                        Some(entry),
+                    )
                 }
                 _ => Decision::Transfer,
             });
         }
-        Ok(out.into_iter().map(|d| d.expect("every file decided")).collect())
+        Ok(out
+            .into_iter()
+            .map(|d| d.expect("every file decided"))
+            .collect())
     }
 }
 
@@ -318,7 +405,9 @@ async fn fetch(ctx: &Ctx, f: &RemoteFile) -> Result<Fetched, SyncError> {
     match fetch_ranged(ctx, f).await {
         // A resumed file that does not verify may have a torn part from the interruption:
         // start it over once before blaming the object.
-        Err(SyncError::ChecksumMismatch { .. }) if resumed_retry_allowed(ctx, f) => fetch_ranged(ctx, f).await,
+        Err(SyncError::ChecksumMismatch { .. }) if resumed_retry_allowed(ctx, f) => {
+            fetch_ranged(ctx, f).await
+        }
         other => other,
     }
 }
@@ -335,14 +424,36 @@ fn resumed_retry_allowed(ctx: &Ctx, f: &RemoteFile) -> bool {
 
 async fn fetch_whole(ctx: &Ctx, f: &RemoteFile) -> Result<Fetched, SyncError> {
     let (part, _) = ctx.partial_paths(&f.path);
-    ctx.emit(SyncEvent::FileStarted { path: f.path.clone(), bytes: f.size, resumed_bytes: 0 });
-    let _slot = ctx.requests.acquire().await.expect("semaphore never closed");
-    let resp = ctx.s3.get_object().bucket(&f.bucket).key(&f.key).send().await.map_err(|e| s3_error(&f.bucket, &f.key, e))?;
+    ctx.emit(SyncEvent::FileStarted {
+        path: f.path.clone(),
+        bytes: f.size,
+        resumed_bytes: 0,
+    });
+    let _slot = ctx
+        .requests
+        .acquire()
+        .await
+        .expect("semaphore never closed");
+    let resp = ctx
+        .s3
+        .get_object()
+        .bucket(&f.bucket)
+        .key(&f.key)
+        .send()
+        .await
+        .map_err(|e| s3_error(&f.bucket, &f.key, e))?;
     let etag = resp.e_tag().map(str::to_string);
     if let Some(len) = resp.content_length().filter(|l| *l as u64 != f.size) {
-        return Err(SyncError::SizeMismatch { bucket: f.bucket.clone(), key: f.key.clone(), expected: f.size, actual: len as u64 });
+        return Err(SyncError::SizeMismatch {
+            bucket: f.bucket.clone(),
+            key: f.key.clone(),
+            expected: f.size,
+            actual: len as u64,
+        });
     }
-    let mut out = tokio::fs::File::create(&part).await.map_err(SyncError::io("create", &part))?;
+    let mut out = tokio::fs::File::create(&part)
+        .await
+        .map_err(SyncError::io("create", &part))?;
     let mut hasher = Sha256::new();
     let mut body = resp.body;
     let mut received = 0u64;
@@ -354,7 +465,9 @@ async fn fetch_whole(ctx: &Ctx, f: &RemoteFile) -> Result<Fetched, SyncError> {
             retryable: true,
         })?;
         hasher.update(&chunk);
-        out.write_all(&chunk).await.map_err(SyncError::io("write", &part))?;
+        out.write_all(&chunk)
+            .await
+            .map_err(SyncError::io("write", &part))?;
         received += chunk.len() as u64;
     }
     out.flush().await.map_err(SyncError::io("write", &part))?;
@@ -364,10 +477,19 @@ async fn fetch_whole(ctx: &Ctx, f: &RemoteFile) -> Result<Fetched, SyncError> {
     let actual = hex::encode(hasher.finalize());
     if actual != f.sha256 {
         let _ = std::fs::remove_file(&part);
-        return Err(SyncError::ChecksumMismatch { bucket: f.bucket.clone(), key: f.key.clone(), expected: f.sha256.clone(), actual });
+        return Err(SyncError::ChecksumMismatch {
+            bucket: f.bucket.clone(),
+            key: f.key.clone(),
+            expected: f.sha256.clone(),
+            actual,
+        });
     }
     let entry = install(ctx, f, &part, etag)?;
-    Ok(Fetched { entry, transferred: received, resumed: 0 })
+    Ok(Fetched {
+        entry,
+        transferred: received,
+        resumed: 0,
+    })
 }
 
 fn load_partial(sidecar: &Path) -> Option<PartialRecord> {
@@ -376,25 +498,57 @@ fn load_partial(sidecar: &Path) -> Option<PartialRecord> {
 
 fn save_partial(sidecar: &Path, record: &PartialRecord) -> Result<(), SyncError> {
     let tmp = sidecar.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec(record).expect("record serializes")).map_err(SyncError::io("write", &tmp))?;
+    std::fs::write(&tmp, serde_json::to_vec(record).expect("record serializes"))
+        .map_err(SyncError::io("write", &tmp))?;
     std::fs::rename(&tmp, sidecar).map_err(SyncError::io("rename", sidecar))
 }
 
 async fn fetch_ranged(ctx: &Ctx, f: &RemoteFile) -> Result<Fetched, SyncError> {
     let (part, sidecar) = ctx.partial_paths(&f.path);
     let head = {
-        let _slot = ctx.requests.acquire().await.expect("semaphore never closed");
-        ctx.s3.head_object().bucket(&f.bucket).key(&f.key).send().await.map_err(|e| s3_error(&f.bucket, &f.key, e))?
+        let _slot = ctx
+            .requests
+            .acquire()
+            .await
+            .expect("semaphore never closed");
+        ctx.s3
+            .head_object()
+            .bucket(&f.bucket)
+            .key(&f.key)
+            .send()
+            .await
+            .map_err(|e| s3_error(&f.bucket, &f.key, e))?
     };
     let size = head.content_length().unwrap_or(0) as u64;
     if size != f.size {
-        return Err(SyncError::SizeMismatch { bucket: f.bucket.clone(), key: f.key.clone(), expected: f.size, actual: size });
+        return Err(SyncError::SizeMismatch {
+            bucket: f.bucket.clone(),
+            key: f.key.clone(),
+            expected: f.size,
+            actual: size,
+        });
     }
     let etag = head.e_tag().map(str::to_string);
     let part_size = ctx.opts.part_size;
-    let fresh = PartialRecord { key: f.key.clone(), sha256: f.sha256.clone(), size, part_size, etag: etag.clone(), done: BTreeSet::new() };
+    let fresh = PartialRecord {
+        key: f.key.clone(),
+        sha256: f.sha256.clone(),
+        size,
+        part_size,
+        etag: etag.clone(),
+        done: BTreeSet::new(),
+    };
     let record = match load_partial(&sidecar) {
-        Some(r) if r.key == fresh.key && r.sha256 == fresh.sha256 && r.size == size && r.part_size == part_size && r.etag == etag && part.exists() => r,
+        Some(r)
+            if r.key == fresh.key
+                && r.sha256 == fresh.sha256
+                && r.size == size
+                && r.part_size == part_size
+                && r.etag == etag
+                && part.exists() =>
+        {
+            r
+        }
         _ => fresh,
     };
     let parts = size.div_ceil(part_size);
@@ -403,17 +557,28 @@ async fn fetch_ranged(ctx: &Ctx, f: &RemoteFile) -> Result<Fetched, SyncError> {
     if resumed > 0 {
         let _ = std::fs::write(part.with_extension("resumed"), b"");
     }
-    let file = std::fs::OpenOptions::new().create(true).write(true).truncate(false).open(&part).map_err(SyncError::io("create", &part))?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .open(&part)
+        .map_err(SyncError::io("create", &part))?;
     file.set_len(size).map_err(SyncError::io("write", &part))?;
     let file = Arc::new(file);
     save_partial(&sidecar, &record)?;
-    ctx.emit(SyncEvent::FileStarted { path: f.path.clone(), bytes: size, resumed_bytes: resumed });
+    ctx.emit(SyncEvent::FileStarted {
+        path: f.path.clone(),
+        bytes: size,
+        resumed_bytes: resumed,
+    });
     if resumed > 0 {
         ctx.emit(SyncEvent::Progress { bytes: resumed });
     }
 
     let record = Arc::new(Mutex::new(record));
-    let missing: Vec<u64> = (0..parts).filter(|i| !record.lock().expect("lock").done.contains(i)).collect();
+    let missing: Vec<u64> = (0..parts)
+        .filter(|i| !record.lock().expect("lock").done.contains(i))
+        .collect();
     let mut transferred = 0u64;
     // Parts are fetched by a bounded pool of workers per file, sharing the run's request slots.
     let mut queue = missing.into_iter();
@@ -422,12 +587,23 @@ async fn fetch_ranged(ctx: &Ctx, f: &RemoteFile) -> Result<Fetched, SyncError> {
     loop {
         while running.len() < workers {
             let Some(i) = queue.next() else { break };
-            let (s3, bucket, key, etag, file, part_path) =
-                (ctx.s3.clone(), f.bucket.clone(), f.key.clone(), etag.clone(), file.clone(), part.clone());
+            let (s3, bucket, key, etag, file, part_path) = (
+                ctx.s3.clone(),
+                f.bucket.clone(),
+                f.key.clone(),
+                etag.clone(),
+                file.clone(),
+                part.clone(),
+            );
             let start = i * part_size;
             let len = part_len(i);
             // Acquire the request slot before spawning so parts of one file start in order.
-            let slot = ctx.requests.clone().acquire_owned().await.expect("semaphore never closed");
+            let slot = ctx
+                .requests
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("semaphore never closed");
             running.spawn(async move {
                 let _slot = slot;
                 let resp = s3
@@ -443,10 +619,23 @@ async fn fetch_ranged(ctx: &Ctx, f: &RemoteFile) -> Result<Fetched, SyncError> {
                     .body
                     .collect()
                     .await
-                    .map_err(|e| SyncError::S3 { bucket: bucket.clone(), key: key.clone(), message: format!("download interrupted: {e}; run again"), retryable: true })?
+                    .map_err(|e| SyncError::S3 {
+                        bucket: bucket.clone(),
+                        key: key.clone(),
+                        message: format!("download interrupted: {e}; run again"),
+                        retryable: true,
+                    })?
                     .into_bytes();
                 if bytes.len() as u64 != len {
-                    return Err(SyncError::S3 { bucket, key, message: format!("range {start}+{len} returned {} bytes; run again", bytes.len()), retryable: true });
+                    return Err(SyncError::S3 {
+                        bucket,
+                        key,
+                        message: format!(
+                            "range {start}+{len} returned {} bytes; run again",
+                            bytes.len()
+                        ),
+                        retryable: true,
+                    });
                 }
                 tokio::task::spawn_blocking(move || {
                     use std::os::unix::fs::FileExt;
@@ -458,7 +647,9 @@ async fn fetch_ranged(ctx: &Ctx, f: &RemoteFile) -> Result<Fetched, SyncError> {
                 Ok((i, len))
             });
         }
-        let Some(joined) = running.join_next().await else { break };
+        let Some(joined) = running.join_next().await else {
+            break;
+        };
         let (i, len) = joined.expect("part task never panics")?;
         transferred += len;
         let snapshot = {
@@ -471,28 +662,46 @@ async fn fetch_ranged(ctx: &Ctx, f: &RemoteFile) -> Result<Fetched, SyncError> {
     }
     drop(file);
     let hashed_path = part.clone();
-    let actual = tokio::task::spawn_blocking(move || hash_file(&hashed_path)).await.expect("hash task never panics").map_err(SyncError::io("read", &part))?;
+    let actual = tokio::task::spawn_blocking(move || hash_file(&hashed_path))
+        .await
+        .expect("hash task never panics")
+        .map_err(SyncError::io("read", &part))?;
     if actual != f.sha256 {
         let _ = std::fs::remove_file(&part);
         let _ = std::fs::remove_file(&sidecar);
-        return Err(SyncError::ChecksumMismatch { bucket: f.bucket.clone(), key: f.key.clone(), expected: f.sha256.clone(), actual });
+        return Err(SyncError::ChecksumMismatch {
+            bucket: f.bucket.clone(),
+            key: f.key.clone(),
+            expected: f.sha256.clone(),
+            actual,
+        });
     }
     let _ = std::fs::remove_file(part.with_extension("resumed"));
     let entry = install(ctx, f, &part, etag)?;
     let _ = std::fs::remove_file(&sidecar);
-    Ok(Fetched { entry, transferred, resumed })
+    Ok(Fetched {
+        entry,
+        transferred,
+        resumed,
+    })
 }
 
 /// Moves a verified `.part` file to its real name (raw files read-only) and describes it for the
 /// state file.
-fn install(ctx: &Ctx, f: &RemoteFile, part: &Path, etag: Option<String>) -> Result<StateEntry, SyncError> {
+fn install(
+    ctx: &Ctx,
+    f: &RemoteFile,
+    part: &Path,
+    etag: Option<String>,
+) -> Result<StateEntry, SyncError> {
     let target = ctx.dest.join(&f.path);
     if let Some(parent) = target.parent() {
         std::fs::create_dir_all(parent).map_err(SyncError::io("create", parent))?;
     }
     if f.kind == FileKind::Raw {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(part, std::fs::Permissions::from_mode(0o444)).map_err(SyncError::io("set permissions of", part))?;
+        std::fs::set_permissions(part, std::fs::Permissions::from_mode(0o444))
+            .map_err(SyncError::io("set permissions of", part))?;
     }
     std::fs::rename(part, &target).map_err(SyncError::io("rename", &target))?;
     let (size, mtime_ns) = stat(&target).ok_or_else(|| SyncError::Io {
@@ -500,7 +709,14 @@ fn install(ctx: &Ctx, f: &RemoteFile, part: &Path, etag: Option<String>) -> Resu
         path: target.clone(),
         source: std::io::Error::other("file vanished after rename"),
     })?;
-    Ok(StateEntry { bucket: f.bucket.clone(), key: f.key.clone(), etag, size, sha256: f.sha256.clone(), mtime_ns })
+    Ok(StateEntry {
+        bucket: f.bucket.clone(),
+        key: f.key.clone(),
+        etag,
+        size,
+        sha256: f.sha256.clone(),
+        mtime_ns,
+    })
 }
 
 #[derive(Serialize)]
@@ -525,7 +741,12 @@ struct ManifestFile<'a> {
 
 /// Writes `DIR/labpipe-sync.json`: what this folder was synced from, for the researcher (and for
 /// reproducibility: the filter and the checksums of every file).
-fn write_manifest(dest: &Path, selection: &Selection, filter: &str, complete: bool) -> Result<(), SyncError> {
+fn write_manifest(
+    dest: &Path,
+    selection: &Selection,
+    filter: &str,
+    complete: bool,
+) -> Result<(), SyncError> {
     let doc = serde_json::json!({
         "format": MANIFEST_FORMAT,
         "filter": filter,
@@ -545,6 +766,10 @@ fn write_manifest(dest: &Path, selection: &Selection, filter: &str, complete: bo
     });
     let path = dest.join(MANIFEST_NAME);
     let tmp = dest.join(STATE_DIR).join(format!("{MANIFEST_NAME}.tmp"));
-    std::fs::write(&tmp, serde_json::to_vec_pretty(&doc).expect("manifest serializes")).map_err(SyncError::io("write", &tmp))?;
+    std::fs::write(
+        &tmp,
+        serde_json::to_vec_pretty(&doc).expect("manifest serializes"),
+    )
+    .map_err(SyncError::io("write", &tmp))?;
     std::fs::rename(&tmp, &path).map_err(SyncError::io("write", &path))
 }

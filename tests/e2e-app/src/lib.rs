@@ -61,6 +61,23 @@ pub fn tauri_driver() -> PathBuf {
     }
 }
 
+/// Runs one test body with an overall time limit, so a stuck WebDriver call fails the test
+/// instead of hanging the suite.
+pub async fn within<T>(
+    limit: Duration,
+    body: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    match tokio::time::timeout(limit, body).await {
+        Ok(r) => r,
+        Err(_) => bail!("test did not finish within {limit:?}"),
+    }
+}
+
+/// Prints a test step (shown with --nocapture, and in the output of a failed test).
+pub fn step(what: &str) {
+    eprintln!("e2e step: {what}");
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .expect("bind")
@@ -258,15 +275,44 @@ impl App {
         Ok(())
     }
 
-    /// Saves a PNG of the window under `docs/screenshots/`.
+    /// Saves a PNG of the screen (the app's window fills the 1280×800 Xvfb screen) under
+    /// `docs/screenshots/`, with ImageMagick's `import`; WebDriver's own screenshot is the
+    /// fallback when there is no X display.
     pub async fn screenshot(&self, name: &str) -> Result<PathBuf> {
-        tokio::time::sleep(Duration::from_millis(400)).await;
-        let png = self.client.screenshot().await?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
         let dir = screenshot_dir();
         std::fs::create_dir_all(&dir)?;
         let path = dir.join(format!("{name}.png"));
+        if std::env::var_os("DISPLAY").is_some() {
+            let status = Command::new("import")
+                .args(["-window", "root"])
+                .arg(&path)
+                .status();
+            if matches!(status, Ok(s) if s.success()) {
+                return Ok(path);
+            }
+        }
+        let png = tokio::time::timeout(Duration::from_secs(20), self.client.screenshot())
+            .await
+            .context("WebDriver screenshot timed out")??;
         std::fs::write(&path, png)?;
         Ok(path)
+    }
+
+    /// Sets the value of a form control from script and fires `input` and `change`, as a person
+    /// choosing it would (WebKitWebDriver cannot drive native `<select>` popups or number fields
+    /// reliably).
+    pub async fn set_value(&self, css: &str, value: &str) -> Result<()> {
+        let script = "const el = document.querySelector(arguments[0]); if (!el) return false; \
+                      el.value = arguments[1]; \
+                      el.dispatchEvent(new Event('input', { bubbles: true })); \
+                      el.dispatchEvent(new Event('change', { bubbles: true })); return true;";
+        let ok = self
+            .client
+            .execute(script, vec![css.into(), value.into()])
+            .await?;
+        anyhow::ensure!(ok == serde_json::Value::Bool(true), "no element {css}");
+        Ok(())
     }
 
     /// Closes the window and stops tauri-driver (SIGTERM, so WebKitWebDriver goes too).

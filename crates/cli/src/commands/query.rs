@@ -32,16 +32,23 @@ const MAX_META_COLUMNS: usize = 4;
 pub fn parse_filter(source: &str, schema: &SchemaArg) -> Result<Filter> {
     let cwd = std::env::current_dir().context("cannot read the current folder")?;
     let schema = super::load_schema(schema, &cwd)?;
-    Filter::new(source, &schema).map_err(|e| UsageError(format!("invalid filter:\n{}", e.render(source))).into())
+    Filter::new(source, &schema)
+        .map_err(|e| UsageError(format!("invalid filter:\n{}", e.render(source))).into())
 }
 
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
 pub async fn catalog(stack: &Stack) -> Result<(Catalog, aws_config::SdkConfig)> {
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    Ok((Catalog::new(aws_sdk_dynamodb::Client::new(&sdk), stack.table()?), sdk))
+    Ok((
+        Catalog::new(aws_sdk_dynamodb::Client::new(&sdk), stack.table()?),
+        sdk,
+    ))
 }
 
 pub fn run(args: QueryArgs) -> Result<ExitCode> {
@@ -50,18 +57,28 @@ pub fn run(args: QueryArgs) -> Result<ExitCode> {
     stack.table()?;
     runtime()?.block_on(async {
         let (catalog, _) = catalog(&stack).await?;
-        let sessions = catalog.query(&filter, args.limit).await.context("query failed")?;
+        let sessions = catalog
+            .query(&filter, args.limit)
+            .await
+            .context("query failed")?;
         if sessions.is_empty() {
             eprintln!("no session matches '{}'", filter.source);
         }
         if args.files {
             let (files, unprocessed) =
-                labpipe_sync::processed_files(&catalog, &sessions, args.pipeline_version).await.context("cannot read the output records")?;
+                labpipe_sync::processed_files(&catalog, &sessions, args.pipeline_version)
+                    .await
+                    .context("cannot read the output records")?;
             let files = with_bucket(files, stack.processed_bucket.as_deref());
             print!("{}", render_files(&files, &args));
             note_unprocessed(&unprocessed, args.pipeline_version);
             if !args.json && !args.csv && !files.is_empty() {
-                eprintln!("{} files, {} in {} sessions", files.len(), human_bytes(files.iter().map(|f| f.size).sum()), sessions.len() - unprocessed.len());
+                eprintln!(
+                    "{} files, {} in {} sessions",
+                    files.len(),
+                    human_bytes(files.iter().map(|f| f.size).sum()),
+                    sessions.len() - unprocessed.len()
+                );
             }
         } else {
             print!("{}", render_sessions(&sessions, &filter, &args));
@@ -84,10 +101,24 @@ fn note_unprocessed(unprocessed: &[Unprocessed], version: Option<u32>) {
     if unprocessed.is_empty() {
         return;
     }
-    let names: Vec<String> = unprocessed.iter().take(8).map(|u| format!("{} ({})", u.session, u.status.as_str())).collect();
-    let more = if unprocessed.len() > 8 { format!(" and {} more", unprocessed.len() - 8) } else { String::new() };
-    let which = version.map(|v| format!(" of pipeline version {v}")).unwrap_or_default();
-    eprintln!("{} matching session(s) have no processed files{which} yet: {}{more}", unprocessed.len(), names.join(", "));
+    let names: Vec<String> = unprocessed
+        .iter()
+        .take(8)
+        .map(|u| format!("{} ({})", u.session, u.status.as_str()))
+        .collect();
+    let more = if unprocessed.len() > 8 {
+        format!(" and {} more", unprocessed.len() - 8)
+    } else {
+        String::new()
+    };
+    let which = version
+        .map(|v| format!(" of pipeline version {v}"))
+        .unwrap_or_default();
+    eprintln!(
+        "{} matching session(s) have no processed files{which} yet: {}{more}",
+        unprocessed.len(),
+        names.join(", ")
+    );
 }
 
 #[derive(Serialize)]
@@ -134,11 +165,23 @@ fn csv_field(text: &str) -> String {
 /// The metadata columns of the table: fields the filter names, then the usual identifying ones,
 /// as far as any session has them.
 fn meta_columns(sessions: &[SessionItem], filter: &Filter) -> Vec<String> {
-    let present: BTreeSet<&str> = sessions.iter().flat_map(|s| s.metadata.keys().map(String::as_str)).collect();
+    let present: BTreeSet<&str> = sessions
+        .iter()
+        .flat_map(|s| s.metadata.keys().map(String::as_str))
+        .collect();
     let mut cols: Vec<String> = Vec::new();
     let builtin = |n: &str| Builtin::ALL.iter().any(|(b, _)| *b == n);
-    for name in filter.fields().iter().map(String::as_str).chain(DEFAULT_COLUMNS) {
-        if !builtin(name) && present.contains(name) && !cols.iter().any(|c| c == name) && cols.len() < MAX_META_COLUMNS {
+    for name in filter
+        .fields()
+        .iter()
+        .map(String::as_str)
+        .chain(DEFAULT_COLUMNS)
+    {
+        if !builtin(name)
+            && present.contains(name)
+            && !cols.iter().any(|c| c == name)
+            && cols.len() < MAX_META_COLUMNS
+        {
             cols.push(name.to_string());
         }
     }
@@ -161,14 +204,36 @@ fn render_sessions(sessions: &[SessionItem], filter: &Filter, args: &QueryArgs) 
                 metadata: &s.metadata,
             })
             .collect();
-        let _ = writeln!(out, "{}", serde_json::to_string_pretty(&rows).expect("rows serialize"));
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&rows).expect("rows serialize")
+        );
         return out;
     }
     if args.csv {
-        let keys: BTreeSet<&str> = sessions.iter().flat_map(|s| s.metadata.keys().map(String::as_str)).collect();
-        let mut header = vec!["session", "recorded_at", "status", "total_bytes", "file_count", "pipeline_version"];
+        let keys: BTreeSet<&str> = sessions
+            .iter()
+            .flat_map(|s| s.metadata.keys().map(String::as_str))
+            .collect();
+        let mut header = vec![
+            "session",
+            "recorded_at",
+            "status",
+            "total_bytes",
+            "file_count",
+            "pipeline_version",
+        ];
         header.extend(keys.iter().copied());
-        let _ = writeln!(out, "{}", header.iter().map(|h| csv_field(h)).collect::<Vec<_>>().join(","));
+        let _ = writeln!(
+            out,
+            "{}",
+            header
+                .iter()
+                .map(|h| csv_field(h))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
         for s in sessions {
             let mut row = vec![
                 s.session.clone(),
@@ -176,10 +241,19 @@ fn render_sessions(sessions: &[SessionItem], filter: &Filter, args: &QueryArgs) 
                 s.status.as_str().to_string(),
                 s.total_bytes.to_string(),
                 s.file_count.to_string(),
-                s.pipeline_version.map(|v| v.to_string()).unwrap_or_default(),
+                s.pipeline_version
+                    .map(|v| v.to_string())
+                    .unwrap_or_default(),
             ];
             row.extend(keys.iter().map(|k| meta_text(s.metadata.get(*k))));
-            let _ = writeln!(out, "{}", row.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
+            let _ = writeln!(
+                out,
+                "{}",
+                row.iter()
+                    .map(|f| csv_field(f))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
         }
         return out;
     }
@@ -187,18 +261,38 @@ fn render_sessions(sessions: &[SessionItem], filter: &Filter, args: &QueryArgs) 
         return out;
     }
     let cols = meta_columns(sessions, filter);
-    let mut rows: Vec<Vec<String>> = vec![["SESSION", "RECORDED", "STATUS", "SIZE"].iter().map(|s| s.to_string()).chain(cols.iter().map(|c| c.to_uppercase())).collect()];
+    let mut rows: Vec<Vec<String>> = vec![["SESSION", "RECORDED", "STATUS", "SIZE"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(cols.iter().map(|c| c.to_uppercase()))
+        .collect()];
     for s in sessions {
-        let mut row = vec![s.session.clone(), s.recorded_at.format("%Y-%m-%d %H:%M").to_string(), s.status.as_str().to_string(), human_bytes(s.total_bytes)];
+        let mut row = vec![
+            s.session.clone(),
+            s.recorded_at.format("%Y-%m-%d %H:%M").to_string(),
+            s.status.as_str().to_string(),
+            human_bytes(s.total_bytes),
+        ];
         row.extend(cols.iter().map(|c| meta_text(s.metadata.get(c))));
         rows.push(row);
     }
-    let widths: Vec<usize> = (0..rows[0].len()).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
     for row in &rows {
-        let line: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
         let _ = writeln!(out, "{}", line.join("  ").trim_end());
     }
-    let _ = writeln!(out, "{} session{}", sessions.len(), if sessions.len() == 1 { "" } else { "s" });
+    let _ = writeln!(
+        out,
+        "{} session{}",
+        sessions.len(),
+        if sessions.len() == 1 { "" } else { "s" }
+    );
     out
 }
 
@@ -207,13 +301,32 @@ fn render_files(files: &[RemoteFile], args: &QueryArgs) -> String {
     if args.json {
         let rows: Vec<FileJson> = files
             .iter()
-            .map(|f| FileJson { session: &f.session, uri: f.uri(), bucket: &f.bucket, key: &f.key, size: f.size, sha256: &f.sha256, version: f.version })
+            .map(|f| FileJson {
+                session: &f.session,
+                uri: f.uri(),
+                bucket: &f.bucket,
+                key: &f.key,
+                size: f.size,
+                sha256: &f.sha256,
+                version: f.version,
+            })
             .collect();
-        let _ = writeln!(out, "{}", serde_json::to_string_pretty(&rows).expect("rows serialize"));
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&rows).expect("rows serialize")
+        );
     } else if args.csv {
         let _ = writeln!(out, "session,uri,size,sha256");
         for f in files {
-            let _ = writeln!(out, "{},{},{},{}", csv_field(&f.session), csv_field(&f.uri()), f.size, f.sha256);
+            let _ = writeln!(
+                out,
+                "{},{},{},{}",
+                csv_field(&f.session),
+                csv_field(&f.uri()),
+                f.size,
+                f.sha256
+            );
         }
     } else {
         // One file per line, URI first, so `cut -f1` or `awk '{print $1}'` gives a plain list.

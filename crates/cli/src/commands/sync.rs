@@ -12,7 +12,9 @@ use std::process::ExitCode;
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use labpipe_core::units::human_bytes;
-use labpipe_sync::{select, Glob, SyncRun, SelectOptions, SyncError, SyncEvent, SyncOptions, SyncSummary};
+use labpipe_sync::{
+    select, Glob, SelectOptions, SyncError, SyncEvent, SyncOptions, SyncRun, SyncSummary,
+};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::query::{catalog, parse_filter, runtime};
@@ -29,18 +31,43 @@ pub fn run(args: SyncArgs) -> Result<ExitCode> {
     if args.concurrency == 0 {
         return Err(UsageError("--concurrency must be at least 1".into()).into());
     }
-    let part_size = parse_bytes(&args.part_size).map_err(|e| UsageError(format!("--part-size: {e}")))?;
+    let part_size =
+        parse_bytes(&args.part_size).map_err(|e| UsageError(format!("--part-size: {e}")))?;
     if part_size < MIN_PART_SIZE {
-        return Err(UsageError(format!("--part-size must be at least 1MiB, got {}", args.part_size)).into());
+        return Err(UsageError(format!(
+            "--part-size must be at least 1MiB, got {}",
+            args.part_size
+        ))
+        .into());
     }
-    let include = args.include.iter().map(|p| Glob::new(p)).collect::<Result<Vec<_>, _>>().map_err(|e| UsageError(e.to_string()))?;
+    let include = args
+        .include
+        .iter()
+        .map(|p| Glob::new(p))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| UsageError(e.to_string()))?;
     if args.dest.exists() && !args.dest.is_dir() {
-        return Err(UsageError(format!("--dest {} is a file; give a folder", args.dest.display())).into());
+        return Err(UsageError(format!(
+            "--dest {} is a file; give a folder",
+            args.dest.display()
+        ))
+        .into());
     }
     let stack = Stack::resolve(&args.stack)?;
     stack.table()?;
-    let select_opts = SelectOptions { version: args.pipeline_version, raw: args.raw, raw_bucket: stack.raw_bucket.clone(), include, limit: args.limit };
-    let sync_opts = SyncOptions { concurrency: args.concurrency, part_size, verify: args.verify, dry_run: args.dry_run };
+    let select_opts = SelectOptions {
+        version: args.pipeline_version,
+        raw: args.raw,
+        raw_bucket: stack.raw_bucket.clone(),
+        include,
+        limit: args.limit,
+    };
+    let sync_opts = SyncOptions {
+        concurrency: args.concurrency,
+        part_size,
+        verify: args.verify,
+        dry_run: args.dry_run,
+    };
 
     runtime()?.block_on(async {
         let (catalog, sdk) = catalog(&stack).await?;
@@ -81,7 +108,10 @@ pub fn run(args: SyncArgs) -> Result<ExitCode> {
 /// error for the exit code (a pattern mistake is a usage error).
 fn fail(e: SyncError, json: bool) -> anyhow::Error {
     if json {
-        println!("{}", serde_json::json!({"event": "error", "code": e.code(), "message": e.to_string()}));
+        println!(
+            "{}",
+            serde_json::json!({"event": "error", "code": e.code(), "message": e.to_string()})
+        );
     }
     if matches!(e, SyncError::BadPattern { .. }) {
         UsageError(e.to_string()).into()
@@ -98,8 +128,16 @@ fn print_summary(s: &SyncSummary, args: &SyncArgs) {
         println!("{v}");
         return;
     }
-    let rate = if s.seconds > 0.0 { s.bytes_transferred as f64 / s.seconds } else { 0.0 };
-    let verb = if s.dry_run { "would transfer" } else { "transferred" };
+    let rate = if s.seconds > 0.0 {
+        s.bytes_transferred as f64 / s.seconds
+    } else {
+        0.0
+    };
+    let verb = if s.dry_run {
+        "would transfer"
+    } else {
+        "transferred"
+    };
     println!(
         "{} session{}, {} files ({}): {verb} {} ({}{}, {:.1}s, {}/s), {} up to date, {} failed → {}",
         s.sessions,
@@ -119,8 +157,20 @@ fn print_summary(s: &SyncSummary, args: &SyncArgs) {
 
 /// Progress bar (bytes to transfer) and per-file messages, or JSON lines.
 async fn render(mut rx: UnboundedReceiver<SyncEvent>, json: bool) {
-    let bar = ProgressBar::with_draw_target(Some(0), if json { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() });
-    bar.set_style(ProgressStyle::with_template("{bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}").expect("static template"));
+    let bar = ProgressBar::with_draw_target(
+        Some(0),
+        if json {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        },
+    );
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}",
+        )
+        .expect("static template"),
+    );
     while let Some(event) = rx.recv().await {
         if json {
             if !matches!(event, SyncEvent::Progress { .. }) {
@@ -131,15 +181,29 @@ async fn render(mut rx: UnboundedReceiver<SyncEvent>, json: bool) {
             continue;
         }
         match event {
-            SyncEvent::Plan { files_to_transfer, bytes_to_transfer, files, .. } => {
+            SyncEvent::Plan {
+                files_to_transfer,
+                bytes_to_transfer,
+                files,
+                ..
+            } => {
                 bar.set_length(bytes_to_transfer);
                 bar.set_message(format!("{files_to_transfer} of {files} files to fetch"));
             }
             SyncEvent::Progress { bytes } => bar.inc(bytes),
-            SyncEvent::SessionNotProcessed { session, status } => bar.println(format!("{session}: not processed yet ({status}), skipped")),
-            SyncEvent::FileWouldTransfer { path, uri, bytes } => bar.println(format!("would download {uri} → {path} ({})", human_bytes(bytes))),
-            SyncEvent::FileFailed { path, reason, .. } => bar.println(format!("{path}: failed: {reason}")),
-            SyncEvent::FileStarted { .. } | SyncEvent::FileDone { .. } | SyncEvent::FileSkipped { .. } => {}
+            SyncEvent::SessionNotProcessed { session, status } => {
+                bar.println(format!("{session}: not processed yet ({status}), skipped"))
+            }
+            SyncEvent::FileWouldTransfer { path, uri, bytes } => bar.println(format!(
+                "would download {uri} → {path} ({})",
+                human_bytes(bytes)
+            )),
+            SyncEvent::FileFailed { path, reason, .. } => {
+                bar.println(format!("{path}: failed: {reason}"))
+            }
+            SyncEvent::FileStarted { .. }
+            | SyncEvent::FileDone { .. }
+            | SyncEvent::FileSkipped { .. } => {}
         }
     }
     bar.finish_and_clear();

@@ -319,8 +319,7 @@ mod tests {
     use labpipe_catalog::Status;
 
     fn item(session: &str, status: Status, fatigue: f64) -> SessionItem {
-        let at =
-            chrono::NaiveDateTime::parse_from_str(&format!("{session}"), "%Y%m%d_%H%M%S").unwrap();
+        let at = chrono::NaiveDateTime::parse_from_str(session, "%Y%m%d_%H%M%S").unwrap();
         let mut i = SessionItem::placeholder(session, at, status, chrono::Utc::now());
         i.metadata
             .insert("fatigue".into(), MetaValue::Number(fatigue));

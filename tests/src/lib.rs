@@ -61,7 +61,11 @@ pub fn repo_root() -> PathBuf {
     start
         .ancestors()
         .find(|dir| dir.join("Cargo.lock").is_file())
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("parent"))
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .expect("parent")
+        })
         .to_path_buf()
 }
 

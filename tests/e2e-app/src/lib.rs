@@ -208,11 +208,10 @@ impl App {
     }
 
     pub async fn find(&self, css: &str) -> Result<Element> {
-        Ok(self
-            .client
+        self.client
             .find(Locator::Css(css))
             .await
-            .with_context(|| format!("no element {css}"))?)
+            .with_context(|| format!("no element {css}"))
     }
 
     pub async fn find_all(&self, css: &str) -> Result<Vec<Element>> {

@@ -50,6 +50,7 @@ async fn attr(app: &App, el: &fantoccini::elements::Element, name: &str) -> Resu
 #[tokio::test]
 async fn pending_shows_each_sessions_verdict_and_reasons() -> Result<()> {
     within(Duration::from_secs(240), async {
+        step("pending shows each sessions verdict and reasons");
         let dirs = Dirs::new()?;
         let lab = dirs.root.path().join("lab");
         let sessions = make_lab(&lab, 3, true)?;
@@ -92,7 +93,7 @@ async fn pending_shows_each_sessions_verdict_and_reasons() -> Result<()> {
         // Expanding a blocked session lists each finding in words.
         let (name, report) = expected
             .iter()
-            .find(|(_, r)| r.verdict == labpipe_core::Verdict::Fail && r.findings.len() >= 1)
+            .find(|(_, r)| r.verdict == labpipe_core::Verdict::Fail && !r.findings.is_empty())
             .context("a failing session")?;
         let row = app.find(&format!(".row[data-session='{name}']")).await?;
         row.find(fantoccini::Locator::Css("button.expand"))
@@ -242,6 +243,7 @@ async fn match_count(app: &App) -> Result<usize> {
 #[tokio::test]
 async fn sessions_filter_narrows_the_table_and_explains_bad_filters() -> Result<()> {
     within(Duration::from_secs(240), async {
+        step("sessions filter narrows the table and explains bad filters");
         let emu = Emulator::start();
         let table = unique_name("catalog");
         let items = seed_catalog(&emu, &table, 60).await?;
@@ -336,6 +338,7 @@ async fn sessions_filter_narrows_the_table_and_explains_bad_filters() -> Result<
 #[tokio::test]
 async fn settings_persist_across_a_restart() -> Result<()> {
     within(Duration::from_secs(240), async {
+        step("settings persist across a restart");
         let dirs = Dirs::new()?;
         // First run: the guided setup opens.
         let app = App::start(&dirs, &[]).await?;
@@ -398,6 +401,7 @@ async fn settings_persist_across_a_restart() -> Result<()> {
 #[tokio::test]
 async fn logs_view_shows_the_apps_log_lines() -> Result<()> {
     within(Duration::from_secs(240), async {
+        step("logs view shows the apps log lines");
         let dirs = Dirs::new()?;
         let lab = dirs.root.path().join("lab");
         make_lab(&lab, 2, false)?;
@@ -437,6 +441,7 @@ async fn logs_view_shows_the_apps_log_lines() -> Result<()> {
 #[tokio::test]
 async fn upload_puts_ready_sessions_in_the_raw_bucket() -> Result<()> {
     within(Duration::from_secs(240), async {
+        step("upload puts ready sessions in the raw bucket");
         let emu = Emulator::start();
         let bucket = unique_name("raw");
         let s3 = emu.s3_client().await;
@@ -538,6 +543,7 @@ impl Drop for Keyring {
 #[tokio::test]
 async fn credentials_live_in_the_os_keyring() -> Result<()> {
     within(Duration::from_secs(240), async {
+        step("credentials live in the os keyring");
         let Some(_keyring) = Keyring::start()? else {
             eprintln!("skipped: no D-Bus session bus (run under dbus-run-session)");
             return Ok(());

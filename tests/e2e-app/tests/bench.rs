@@ -51,6 +51,15 @@ fn app_pids() -> Vec<(u32, String)> {
     out
 }
 
+async fn count(app: &App) -> Result<usize> {
+    let t = app
+        .find("[data-testid='match-count']")
+        .await?
+        .text()
+        .await?;
+    Ok(t.replace(',', "").parse()?)
+}
+
 #[tokio::test]
 #[ignore = "seeds 10,000 sessions; run by hand for the numbers in the README"]
 async fn ten_thousand_sessions() -> Result<()> {
@@ -84,17 +93,6 @@ async fn ten_thousand_sessions() -> Result<()> {
     let app = App::start(&dirs, &emu.env()).await?;
     let t = Instant::now();
     app.goto("sessions").await?;
-    let count = |app: &App| {
-        let app = app;
-        async move {
-            let t = app
-                .find("[data-testid='match-count']")
-                .await?
-                .text()
-                .await?;
-            Ok::<usize, anyhow::Error>(t.replace(',', "").parse()?)
-        }
-    };
     app.until("loaded", Duration::from_secs(120), || async {
         Ok((count(&app).await.ok() == Some(SESSIONS)).then_some(()))
     })

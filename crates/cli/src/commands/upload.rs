@@ -56,9 +56,22 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
     if args.dry_run {
         return dry_run(&reports, args.json);
     }
-    let bucket = args.bucket.clone().ok_or_else(|| {
-        UsageError("no bucket: pass --bucket NAME or set LABPIPE_RAW_BUCKET".into())
-    })?;
+    // Same resolution as every cloud command: flag/env, else the deployed stack's outputs file.
+    let bucket = match args.bucket.clone() {
+        Some(b) => b,
+        None => crate::config::Stack::resolve(&crate::cli::StackArgs {
+            table: None,
+            processed_bucket: None,
+            raw_bucket: None,
+            stack_outputs: std::env::var_os("LABPIPE_STACK_OUTPUTS").map(Into::into),
+        })?
+        .raw_bucket
+        .ok_or_else(|| {
+            UsageError(
+                "no bucket: pass --bucket NAME, set LABPIPE_RAW_BUCKET, or deploy the stack (scripts/deploy-local.sh writes .labpipe/stack/outputs.json)".into(),
+            )
+        })?,
+    };
     let opts = UploadOptions {
         part_size,
         concurrency: args.concurrency,

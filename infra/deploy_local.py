@@ -340,6 +340,16 @@ def emulator_only_step(session, template, params, pseudo, physical):
                     PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": bool(pitr["PointInTimeRecoveryEnabled"])},
                 )
                 log(f"EMULATOR-ONLY {logical}: point-in-time recovery {'on' if pitr['PointInTimeRecoveryEnabled'] else 'off'}")
+    # The emulator cannot run provided.al2023 Lambdas, yet moto "invokes" an enabled SQS event
+    # source mapping on every SendMessage: the invocation fails, counts as a receive, and after
+    # maxReceiveCount the message lands in the DLQ before the local runner (which stands in for
+    # the Lambdas here) ever sees it. Keep the mappings (they are part of the deployment) but
+    # disabled.
+    lam = session.client("lambda")
+    for mapping in lam.list_event_source_mappings()["EventSourceMappings"]:
+        if mapping.get("State") != "Disabled":
+            lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
+        log(f"EMULATOR-ONLY event source mapping {mapping['EventSourceArn'].rsplit(':', 1)[-1]}: disabled (backend/local-runner consumes the queue)")
     # Bucket policies last: moto enforces them on object operations.
     for logical, res in resources.items():
         if res["Type"] != "AWS::S3::BucketPolicy":

@@ -337,6 +337,12 @@ def test_lambdas_and_queues_are_wired(deployed, aws):
         m = mappings[queue_arn]
         assert m["FunctionArn"].endswith(f":function:{fn}")
         assert m["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    # EMULATOR-ONLY: mappings are disabled so moto does not swallow messages into the DLQ by
+    # failing to invoke a Lambda it cannot run; the local runner must get every message.
+    sqs.send_message(QueueUrl=o["PreprocessQueueUrl"], MessageBody='{"session":"20210301_161221","pipeline_version":1}')
+    got = sqs.receive_message(QueueUrl=o["PreprocessQueueUrl"], AttributeNames=["All"], WaitTimeSeconds=1)["Messages"]
+    assert len(got) == 1 and got[0]["Attributes"]["ApproximateReceiveCount"] == "1", got
+    sqs.delete_message(QueueUrl=o["PreprocessQueueUrl"], ReceiptHandle=got[0]["ReceiptHandle"])
     for queue, dlq in ((o["IngestQueueUrl"], o["IngestDeadLetterQueueUrl"]),
                        (o["PreprocessQueueUrl"], o["PreprocessDeadLetterQueueUrl"])):
         attrs = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])["Attributes"]

@@ -91,9 +91,11 @@ async fn pending_shows_each_sessions_verdict_and_reasons() -> Result<()> {
         }
 
         // Expanding a blocked session lists each finding in words.
+        // The newest one, so it is near the top of the list (and of the screenshot).
         let (name, report) = expected
             .iter()
-            .find(|(_, r)| r.verdict == labpipe_core::Verdict::Fail && !r.findings.is_empty())
+            .filter(|(_, r)| r.verdict == labpipe_core::Verdict::Fail && r.recorded_at.is_some())
+            .max_by_key(|(_, r)| r.recorded_at)
             .context("a failing session")?;
         let row = app.find(&format!(".row[data-session='{name}']")).await?;
         row.find(fantoccini::Locator::Css("button.expand"))

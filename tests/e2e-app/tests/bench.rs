@@ -11,7 +11,13 @@ use labpipe_tests::{unique_name, Emulator};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-const SESSIONS: usize = 10_000;
+/// `LABPIPE_BENCH_n`, else 10,000 (seeding that many into the emulator takes > 10 min).
+fn sessions() -> usize {
+    std::env::var("LABPIPE_BENCH_n")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000)
+}
 
 /// (utime + stime ticks, rss kB) of a process.
 fn proc_stat(pid: u32) -> Option<(u64, u64)> {
@@ -63,6 +69,7 @@ async fn count(app: &App) -> Result<usize> {
 #[tokio::test]
 #[ignore = "seeds 10,000 sessions; run by hand for the numbers in the README"]
 async fn ten_thousand_sessions() -> Result<()> {
+    let n = sessions();
     let emu = Emulator::start();
     let table = unique_name("catalog");
     let t = Instant::now();
@@ -74,17 +81,14 @@ async fn ten_thousand_sessions() -> Result<()> {
                 "--table",
                 &table,
                 "--count",
-                &SESSIONS.to_string(),
+                &n.to_string(),
                 "--create",
             ])
             .envs(emu.env())
             .status()
             .context("seed-catalog (cargo build -p labpipe-e2e-app --bins)")?;
     anyhow::ensure!(status.success());
-    println!(
-        "seeded {SESSIONS} sessions in {:.1} s",
-        t.elapsed().as_secs_f64()
-    );
+    println!("seeded {n} sessions in {:.1} s", t.elapsed().as_secs_f64());
 
     let dirs = Dirs::new()?;
     dirs.write_settings(json!({
@@ -94,7 +98,7 @@ async fn ten_thousand_sessions() -> Result<()> {
     let t = Instant::now();
     app.goto("sessions").await?;
     app.until("loaded", Duration::from_secs(120), || async {
-        Ok((count(&app).await.ok() == Some(SESSIONS)).then_some(()))
+        Ok((count(&app).await.ok() == Some(n)).then_some(()))
     })
     .await?;
     println!(

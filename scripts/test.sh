@@ -23,6 +23,9 @@ stage() {
 }
 trap 'rc=$?; [ "$rc" -ne 0 ] && printf "==> [%4ds] FAILED in stage: %s (exit %d)\n" "$((SECONDS - T0))" "$STAGE" "$rc"' EXIT
 
+# Test runners' result lines are collected here for the closing tally.
+RESULTS="$(mktemp)"
+
 stage "bootstrap: scripts/bootstrap.sh"
 bash scripts/bootstrap.sh
 
@@ -32,7 +35,7 @@ cargo fmt --all --check
 # infra/template.yaml: cfn-lint, then deployed to a fresh emulator of its
 # own and checked (infra/tests). Needs no Rust build, so it runs early.
 stage "infra: pytest infra/tests"
-PYTHONDONTWRITEBYTECODE=1 .venv/bin/python -m pytest infra/tests -q -p no:cacheprovider
+PYTHONDONTWRITEBYTECODE=1 .venv/bin/python -m pytest infra/tests -q -p no:cacheprovider 2>&1 | tee -a "$RESULTS"
 
 # The desktop UI (ui/): type checks, lint, unit tests, then the production
 # build that the app embeds (src-tauri needs ui/dist to compile).
@@ -49,7 +52,7 @@ cargo build --workspace --bins
 
 # The app's end-to-end suite needs a display and WebDriver: it runs in its own stage below.
 stage "test: cargo test --workspace --exclude labpipe-e2e-app"
-cargo test --workspace --exclude labpipe-e2e-app
+cargo test --workspace --exclude labpipe-e2e-app 2>&1 | tee -a "$RESULTS"
 
 # ts-rs writes ui/src/lib/bindings/ from the Rust types during the test run
 # above; the checked-in copies must be what the Rust types say.
@@ -65,6 +68,12 @@ fi
 stage "app e2e: cargo test -p labpipe-e2e-app (xvfb, tauri-driver)"
 cargo build -p labpipe-app
 xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- \
-  cargo test -p labpipe-e2e-app -- --test-threads=1
+  cargo test -p labpipe-e2e-app -- --test-threads=1 2>&1 | tee -a "$RESULTS"
 
 printf '==> [%4ds] all stages passed\n' "$((SECONDS - T0))"
+# One closing tally over every runner (cargo test binaries and pytest).
+summary_lines=$(grep -hE '^test result: |^[0-9]+ (passed|failed).* in [0-9.]+s' "$RESULTS" || true)
+passed=$(printf '%s\n' "$summary_lines" | grep -oE '[0-9]+ passed' | awk '{s += $1} END {print s + 0}')
+failed=$(printf '%s\n' "$summary_lines" | grep -oE '[0-9]+ failed' | awk '{s += $1} END {print s + 0}')
+rm -f "$RESULTS"
+printf '%d passed, %d failed\n' "$passed" "$failed"

@@ -23,6 +23,14 @@ stage() {
 }
 trap 'rc=$?; [ "$rc" -ne 0 ] && printf "==> [%4ds] FAILED in stage: %s (exit %d)\n" "$((SECONDS - T0))" "$STAGE" "$rc"' EXIT
 
+# The shared build cache grows with every clone and feature set that used it; when the disk is
+# nearly full, drop its incremental state (rebuilt on demand) before building.
+mkdir -p "$CARGO_TARGET_DIR"
+if [ "$(df -Pk "$CARGO_TARGET_DIR" | awk 'NR == 2 {print $4}')" -lt $((15 * 1024 * 1024)) ]; then
+  echo "==> less than 15 GB free: removing $CARGO_TARGET_DIR/debug/incremental"
+  rm -rf "$CARGO_TARGET_DIR/debug/incremental"
+fi
+
 # Test runners' result lines are collected here for the closing tally.
 RESULTS="$(mktemp)"
 

@@ -3,8 +3,10 @@
 # sessions waiting in its lab folder and a demo catalog to browse:
 #   installs what is missing, starts the local AWS emulator, deploys the stack,
 #   writes demo sessions (good and broken) if there are none, seeds the catalog,
-#   builds the UI and the app, and starts it with its own config under
-#   .labpipe/app-demo/ (your own app settings are not touched).
+#   builds the UI and the app, starts the backend's local runner (the emulator
+#   cannot run Lambdas, so uploads from the app are ingested and processed by it)
+#   and starts the app with its own config under .labpipe/app-demo/ (your own app
+#   settings are not touched).
 #
 #   usage: scripts/app.sh [--count N] [--size-mb MB] [--catalog N] [--no-open]
 #
@@ -39,6 +41,7 @@ bash scripts/bootstrap.sh apt venv rust ui
 
 step "building labpipe, the UI and the app"
 cargo build -q -p labpipe-cli -p labpipe-e2e-app --bins
+cargo build -q -p labpipe-backend --bin local-runner
 (cd ui && npx vite build --logLevel warn)
 cargo build -q -p labpipe-app
 LABPIPE="$CARGO_TARGET_DIR/debug/labpipe"
@@ -64,6 +67,15 @@ if [ ! -d "$LAB" ]; then
   "$LABPIPE" dev generate --out "$LAB" --count "$COUNT" --size-mb "$SIZE_MB" --broken
 else
   step "demo sessions already in demo/lab (delete the folder to start over)"
+fi
+
+# Sessions recorded "today" for the technician to upload in the app: the demo's earlier
+# sessions may already be uploaded and processed (scripts/demo.sh does that).
+TODAY="$(date +%Y%m%d)"
+if ! ls "$LAB" | grep -q "^${TODAY}_"; then
+  step "writing 2 sessions recorded today to demo/lab, waiting to be uploaded from the app"
+  "$LABPIPE" dev generate --out "$LAB" --count 2 --size-mb "$SIZE_MB" --seed "$TODAY" \
+    --start "${TODAY}_000500" >/dev/null
 fi
 
 DEMO="$REPO/.labpipe/app-demo"
@@ -101,7 +113,13 @@ if [ "$OPEN" -eq 0 ]; then
   printf '\nReady. Start the app with:\n  LABPIPE_APP_CONFIG_DIR=%s LABPIPE_APP_DATA_DIR=%s LABPIPE_APP_LOG_DIR=%s \\\n  %s\n' \
     "$LABPIPE_APP_CONFIG_DIR" "$LABPIPE_APP_DATA_DIR" "$LABPIPE_APP_LOG_DIR" "$APP"
   printf '(with the emulator environment: eval "$(bash scripts/stack.sh env)")\n'
+  printf 'and the backend (uploads are processed by it):\n  %s --outputs %s\n' "$CARGO_TARGET_DIR/debug/local-runner" "$OUTPUTS"
   exit 0
 fi
+RUNNER_LOG="$DEMO/logs/local-runner.log"
+step "starting the backend's local runner (log: ${RUNNER_LOG#$REPO/})"
+"$CARGO_TARGET_DIR/debug/local-runner" --wait 2 --outputs "$OUTPUTS" >>"$RUNNER_LOG" 2>&1 &
+RUNNER_PID=$!
+trap 'kill "$RUNNER_PID" 2>/dev/null || true' EXIT
 step "starting the app (the emulator keeps running; stop it with: bash scripts/stack.sh stop)"
-exec "$APP"
+"$APP"

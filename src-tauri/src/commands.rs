@@ -169,22 +169,23 @@ pub fn upload_sessions(state: State<'_, AppState>, sessions: Vec<String>) -> App
 pub fn upload_all_ready(state: State<'_, AppState>) -> u32 {
     let pending = state.pending.lock().expect("pending lock").clone();
     let known = crate::transfers::states(&state.queue.list());
+    let pipeline = state.pipeline.lock().expect("pipeline lock").clone();
     let mut queued = 0;
-    for row in pending
-        .values()
-        .filter(|r| matches!(r.verdict.as_str(), "pass" | "warn"))
-    {
-        if matches!(
-            known.get(&row.session).map(String::as_str),
-            Some("done" | "queued" | "running")
-        ) {
-            continue;
-        }
+    for row in crate::pipeline::ready_to_upload(pending.values(), &known, &pipeline, false) {
         if state.queue.enqueue(&row.session, &row.path) {
             queued += 1;
         }
     }
     queued
+}
+
+/// The pipeline status of the lab folder's sessions that the catalog knows (or that were just
+/// uploaded), by session.
+#[tauri::command]
+pub fn list_pipeline(
+    state: State<'_, AppState>,
+) -> std::collections::BTreeMap<String, crate::pipeline::PipelineState> {
+    state.pipeline.lock().expect("pipeline lock").clone()
 }
 
 #[tauri::command]
@@ -195,6 +196,18 @@ pub fn list_transfers(state: State<'_, AppState>) -> Vec<TransferView> {
 #[tauri::command]
 pub fn cancel_transfer(state: State<'_, AppState>, session: String) -> AppResult<()> {
     state.queue.cancel(&session)
+}
+
+/// Holds a queued or running upload; a running one stops, keeping what S3 acknowledged.
+#[tauri::command]
+pub fn pause_transfer(state: State<'_, AppState>, session: String) -> AppResult<()> {
+    state.queue.pause(&session)
+}
+
+/// Queues a paused upload again; it continues from the journal.
+#[tauri::command]
+pub fn resume_transfer(state: State<'_, AppState>, session: String) -> AppResult<()> {
+    state.queue.resume(&session)
 }
 
 #[tauri::command]

@@ -19,6 +19,7 @@ pub mod credentials;
 pub mod error;
 pub mod logs;
 pub mod pending;
+pub mod pipeline;
 pub mod sessions;
 pub mod settings;
 pub mod transfers;
@@ -60,6 +61,8 @@ pub struct AppState {
     pub dirs: Dirs,
     settings: Mutex<Settings>,
     pub pending: pending::PendingMap,
+    /// What the catalog says about the lab folder's sessions.
+    pub pipeline: pipeline::PipelineMap,
     watch: Mutex<Option<pending::Watch>>,
     pub queue: transfers::Queue,
     pub catalog: tokio::sync::Mutex<Option<sessions::Loaded>>,
@@ -106,6 +109,7 @@ impl AppState {
 pub fn run() {
     tauri::Builder::default()
         .plugin(tauri_plugin_dialog::init())
+        .plugin(tauri_plugin_notification::init())
         .setup(|app| {
             let dirs = Dirs::resolve(app)?;
             let guard = match logs::init(&dirs.logs) {
@@ -134,6 +138,7 @@ pub fn run() {
                 dirs,
                 settings: Mutex::new(settings),
                 pending: Default::default(),
+                pipeline: Default::default(),
                 watch: Mutex::new(None),
                 queue: queue.clone(),
                 catalog: tokio::sync::Mutex::new(None),
@@ -144,6 +149,7 @@ pub fn run() {
             let handle = app.handle().clone();
             queue.spawn_emitter(handle.clone());
             queue.spawn_worker(handle.clone());
+            pipeline::spawn_poller(handle.clone(), app.state::<AppState>().pipeline.clone());
             if let Err(e) = app.state::<AppState>().rewatch(&handle) {
                 tracing::error!(error = %e, "cannot watch the lab folder");
             }
@@ -161,8 +167,11 @@ pub fn run() {
             commands::recheck_pending,
             commands::upload_sessions,
             commands::upload_all_ready,
+            commands::list_pipeline,
             commands::list_transfers,
             commands::cancel_transfer,
+            commands::pause_transfer,
+            commands::resume_transfer,
             commands::clear_finished_transfers,
             commands::load_catalog,
             commands::filter_catalog,

@@ -30,6 +30,10 @@ pub struct Settings {
     pub quiet_period_secs: u32,
     /// The guided first-run setup was completed (or skipped).
     pub setup_done: bool,
+    /// Queue sessions whose checks all pass as soon as they settle (not ones with warnings).
+    pub auto_upload: bool,
+    /// Desktop notification when an upload fails and when a session is processed or fails.
+    pub notifications: bool,
 }
 
 impl Default for Settings {
@@ -44,6 +48,8 @@ impl Default for Settings {
             bandwidth_mb_per_sec: None,
             quiet_period_secs: 5,
             setup_done: false,
+            auto_upload: false,
+            notifications: true,
         }
     }
 }

@@ -3,8 +3,12 @@
 //! one view per session for the Transfers screen.
 //!
 //! Restart-safe: the queue is saved to `queue.json` on every change and reloaded at start; the
-//! byte-level resume is `labpipe_upload`'s own SQLite journal, so a cancelled or interrupted
-//! session continues where it stopped.
+//! byte-level resume is `labpipe_upload`'s own SQLite journal, so a paused, cancelled or
+//! interrupted session continues where it stopped. Pausing aborts the running task like a kill
+//! would; the journal is what makes that safe, and `bytes_resumed` shows what it saved.
+//!
+//! States: `queued` → `running` → `done` | `failed`; `queued`/`running` ⇄ `paused` (held, kept
+//! across restarts, never started by the worker); any of the three → `cancelled`.
 
 use labpipe_upload::{Event, Journal, Upload, UploadOptions};
 use serde::{Deserialize, Serialize};
@@ -40,6 +44,12 @@ pub struct FileTransferView {
     pub eta_secs: Option<f64>,
     /// `uploading`, `uploaded`, `already_uploaded` or `verified`.
     pub state: String,
+    /// Requests for this file sent again after a failed attempt.
+    #[serde(default)]
+    pub retries: u32,
+    /// Why the latest retry was needed, e.g. `connection reset`.
+    #[serde(default)]
+    pub last_retry_reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
@@ -47,7 +57,7 @@ pub struct FileTransferView {
 pub struct TransferView {
     pub session: String,
     pub path: String,
-    /// `queued`, `running`, `done`, `failed` or `cancelled`.
+    /// `queued`, `running`, `paused`, `done`, `failed` or `cancelled`.
     pub state: String,
     #[ts(type = "number")]
     pub bytes_total: u64,
@@ -59,6 +69,15 @@ pub struct TransferView {
     pub rate: f64,
     pub eta_secs: Option<f64>,
     pub files: Vec<FileTransferView>,
+    /// Requests sent again after a failed attempt in this run (files and session-wide ones).
+    #[serde(default)]
+    pub retries: u32,
+    /// Why the latest retry was needed, e.g. `connection reset`.
+    #[serde(default)]
+    pub last_retry_reason: Option<String>,
+    /// The app stopped while this was uploading; it continued from the journal at the next start.
+    #[serde(default)]
+    pub interrupted: bool,
     pub error: Option<TransferError>,
     /// `uploaded` or `already_uploaded` when done.
     pub outcome: Option<String>,
@@ -86,6 +105,9 @@ impl TransferView {
             rate: 0.0,
             eta_secs: None,
             files: Vec::new(),
+            retries: 0,
+            last_retry_reason: None,
+            interrupted: false,
             error: None,
             outcome: None,
             queued_at: now(),
@@ -93,15 +115,36 @@ impl TransferView {
         }
     }
 
+    /// Not finished: waiting, uploading or held.
     fn is_active(&self) -> bool {
-        matches!(self.state.as_str(), "queued" | "running")
+        matches!(self.state.as_str(), "queued" | "running" | "paused")
     }
 
     fn finish(&mut self, state: &str) {
         self.state = state.into();
+        self.stand_still();
+        self.finished_at = Some(now());
+    }
+
+    /// Nothing moves any more: no rate, no time left.
+    fn stand_still(&mut self) {
         self.rate = 0.0;
         self.eta_secs = None;
-        self.finished_at = Some(now());
+        for f in &mut self.files {
+            f.rate = 0.0;
+            f.eta_secs = None;
+        }
+    }
+
+    /// Clears what the previous run showed; the worker is about to start this one again.
+    fn start_run(&mut self) {
+        self.state = "running".into();
+        self.error = None;
+        self.files.clear();
+        self.bytes_done = 0;
+        self.bytes_resumed = 0;
+        self.retries = 0;
+        self.last_retry_reason = None;
     }
 
     /// Folds one progress event into the view.
@@ -153,6 +196,15 @@ impl TransferView {
                 self.recount();
             }
             Event::FileVerified { path, .. } => self.file(path).state = "verified".into(),
+            Event::Retrying { path, reason, .. } => {
+                if let Some(path) = path {
+                    let f = self.file(path);
+                    f.retries += 1;
+                    f.last_retry_reason = Some(reason.clone());
+                }
+                self.retries += 1;
+                self.last_retry_reason = Some(reason.clone());
+            }
             Event::SessionDone {
                 outcome,
                 bytes_total,
@@ -188,6 +240,8 @@ impl TransferView {
             rate: 0.0,
             eta_secs: None,
             state: "uploading".into(),
+            retries: 0,
+            last_retry_reason: None,
         });
         self.files.sort_by(|a, b| a.path.cmp(&b.path));
         let i = self
@@ -232,7 +286,8 @@ pub struct Queue {
 }
 
 impl Queue {
-    /// Loads `queue.json`; transfers that were queued or running are queued again.
+    /// Loads `queue.json`; transfers that were running are queued again (and marked
+    /// interrupted), queued ones stay queued and paused ones stay paused.
     pub fn load(data_dir: &Path) -> Queue {
         let jobs: Vec<TransferView> = std::fs::read(data_dir.join(QUEUE_FILE))
             .ok()
@@ -243,8 +298,8 @@ impl Queue {
             .map(|mut j| {
                 if j.state == "running" {
                     j.state = "queued".into();
-                    j.rate = 0.0;
-                    j.eta_secs = None;
+                    j.interrupted = true;
+                    j.stand_still();
                 }
                 j
             })
@@ -312,8 +367,9 @@ impl Queue {
         true
     }
 
-    /// Stops a queued or running transfer. Parts already acknowledged stay in S3 and in the
-    /// journal: uploading the session again resumes from there.
+    /// Stops a queued, running or paused transfer and takes it off the active list. Parts
+    /// already acknowledged stay in S3 and in the journal: uploading the session again resumes
+    /// from there.
     pub fn cancel(&self, session: &str) -> AppResult<()> {
         let mut s = self.state.lock().expect("queue lock");
         if let Some((running, handle)) = &s.running {
@@ -334,6 +390,46 @@ impl Queue {
         Ok(())
     }
 
+    /// Holds a transfer. A running one stops at once (parts S3 already acknowledged stay there and
+    /// in the journal); a queued one is passed over. Paused transfers stay paused across a
+    /// restart until [`Queue::resume`].
+    pub fn pause(&self, session: &str) -> AppResult<()> {
+        let mut s = self.state.lock().expect("queue lock");
+        let job = s
+            .jobs
+            .iter_mut()
+            .find(|j| j.session == session && matches!(j.state.as_str(), "queued" | "running"))
+            .ok_or_else(|| {
+                AppError::new("not_found", format!("{session} is not queued or uploading"))
+            })?;
+        job.state = "paused".into();
+        job.stand_still();
+        if let Some((running, handle)) = &s.running {
+            if running == session {
+                handle.abort();
+            }
+        }
+        self.changed(&mut s, true);
+        tracing::info!(session, "upload paused");
+        Ok(())
+    }
+
+    /// Puts a paused transfer back in the queue; it continues from the journal.
+    pub fn resume(&self, session: &str) -> AppResult<()> {
+        let mut s = self.state.lock().expect("queue lock");
+        let job = s
+            .jobs
+            .iter_mut()
+            .find(|j| j.session == session && j.state == "paused")
+            .ok_or_else(|| AppError::new("not_found", format!("{session} is not paused")))?;
+        job.state = "queued".into();
+        self.changed(&mut s, true);
+        drop(s);
+        tracing::info!(session, "upload resumed");
+        self.wake.notify_one();
+        Ok(())
+    }
+
     /// Removes finished transfers from the list.
     pub fn clear_finished(&self) {
         let mut s = self.state.lock().expect("queue lock");
@@ -341,12 +437,14 @@ impl Queue {
         self.changed(&mut s, true);
     }
 
+    /// Applies what the running upload of `session` reports. Only a `running` transfer takes
+    /// it: once paused or cancelled, the last events of its aborted task must not revive it.
     fn update(&self, session: &str, f: impl FnOnce(&mut TransferView), persist: bool) {
         let mut s = self.state.lock().expect("queue lock");
         if let Some(j) = s
             .jobs
             .iter_mut()
-            .find(|j| j.session == session && j.state != "cancelled")
+            .find(|j| j.session == session && j.state == "running")
         {
             f(j);
         }
@@ -373,28 +471,27 @@ impl Queue {
         });
     }
 
+    /// Marks the oldest queued transfer running and returns its session and path; paused ones
+    /// are passed over.
+    fn take_next(&self) -> Option<(String, String)> {
+        let mut s = self.state.lock().expect("queue lock");
+        let next = s.jobs.iter_mut().find(|j| j.state == "queued").map(|j| {
+            j.start_run();
+            (j.session.clone(), j.path.clone())
+        });
+        if next.is_some() {
+            self.changed(&mut s, true);
+        }
+        next
+    }
+
     /// Runs queued transfers one after another, for the life of the app.
     pub fn spawn_worker(&self, app: AppHandle) {
         let q = self.clone();
         tauri::async_runtime::spawn(async move {
             let mut journal: Option<Arc<Journal>> = None;
             loop {
-                let next = {
-                    let mut s = q.state.lock().expect("queue lock");
-                    let next = s.jobs.iter_mut().find(|j| j.state == "queued").map(|j| {
-                        j.state = "running".into();
-                        j.error = None;
-                        j.files.clear();
-                        j.bytes_done = 0;
-                        j.bytes_resumed = 0;
-                        (j.session.clone(), j.path.clone())
-                    });
-                    if next.is_some() {
-                        q.changed(&mut s, true);
-                    }
-                    next
-                };
-                let Some((session, path)) = next else {
+                let Some((session, path)) = q.take_next() else {
                     q.wake.notified().await;
                     continue;
                 };
@@ -408,15 +505,27 @@ impl Queue {
                     }
                 }
                 let settings = app.state::<AppState>().settings();
-                let task = tokio::spawn(run_one(
-                    q.clone(),
-                    settings,
-                    journal.clone().expect("opened above"),
-                    session.clone(),
-                    PathBuf::from(&path),
-                ));
-                let handle = task.abort_handle();
-                q.state.lock().expect("queue lock").running = Some((session.clone(), handle));
+                let task = {
+                    let mut s = q.state.lock().expect("queue lock");
+                    // A pause or cancel since the job was picked wins; starting the task and
+                    // publishing its abort handle under one lock leaves no gap for one to miss.
+                    if !s
+                        .jobs
+                        .iter()
+                        .any(|j| j.session == session && j.state == "running")
+                    {
+                        continue;
+                    }
+                    let task = tokio::spawn(run_one(
+                        q.clone(),
+                        settings,
+                        journal.clone().expect("opened above"),
+                        session.clone(),
+                        PathBuf::from(&path),
+                    ));
+                    s.running = Some((session.clone(), task.abort_handle()));
+                    task
+                };
                 let started = Instant::now();
                 let result = task.await;
                 q.state.lock().expect("queue lock").running = None;
@@ -425,7 +534,7 @@ impl Queue {
                         tracing::info!(session = %session, secs = started.elapsed().as_secs_f64(), "upload finished")
                     }
                     Ok(Err(e)) => q.fail(&session, e),
-                    Err(_) => {} // cancelled: already marked
+                    Err(_) => {} // paused or cancelled: already marked
                 }
                 let mut s = q.state.lock().expect("queue lock");
                 q.changed(&mut s, true);
@@ -438,13 +547,11 @@ impl Queue {
         self.update(
             session,
             |j| {
-                if j.is_active() {
-                    j.error = Some(TransferError {
-                        code: e.code.clone(),
-                        message: e.message.clone(),
-                    });
-                    j.finish("failed");
-                }
+                j.error = Some(TransferError {
+                    code: e.code.clone(),
+                    message: e.message.clone(),
+                });
+                j.finish("failed");
             },
             true,
         );
@@ -484,23 +591,21 @@ async fn run_one(
         max_bandwidth: settings.bandwidth_bytes(),
         ..UploadOptions::default()
     };
-    let consumer = {
-        let q = q.clone();
-        let session = session.clone();
-        tokio::spawn(async move {
-            while let Some(ev) = rx.recv().await {
-                let terminal = matches!(
-                    ev,
-                    Event::SessionDone { .. }
-                        | Event::SessionFailed { .. }
-                        | Event::SessionRefused { .. }
-                );
-                q.update(&session, |j| j.apply(&ev), terminal);
-            }
-        })
+    // Folded in the same task as the upload (not a spawned one), so aborting the task for a
+    // pause or cancel stops both: no event of the stopped run arrives after it.
+    let consume = async {
+        while let Some(ev) = rx.recv().await {
+            let terminal = matches!(
+                ev,
+                Event::SessionDone { .. }
+                    | Event::SessionFailed { .. }
+                    | Event::SessionRefused { .. }
+            );
+            q.update(&session, |j| j.apply(&ev), terminal);
+        }
     };
     tracing::info!(session = %session, bucket = %settings.raw_bucket, "upload starting");
-    let result = async {
+    let upload = async {
         let upload = Upload::connect(
             crate::cloud::s3(&sdk),
             settings.raw_bucket.clone(),
@@ -510,9 +615,8 @@ async fn run_one(
         )
         .await?;
         upload.session(&report).await
-    }
-    .await;
-    let _ = consumer.await;
+    };
+    let (result, ()) = tokio::join!(upload, consume);
     match result {
         Ok(r) => {
             tracing::info!(session = %session, sent = r.bytes_sent, resumed = r.bytes_resumed, "session uploaded");
@@ -590,6 +694,163 @@ mod tests {
             (t.state.as_str(), t.bytes_done, t.outcome.as_deref()),
             ("done", 300, Some("uploaded"))
         );
+    }
+
+    fn states_of(q: &Queue) -> Vec<(String, String)> {
+        q.list().into_iter().map(|j| (j.session, j.state)).collect()
+    }
+
+    fn progress(session: &str, path: &str, done: u64) -> Event {
+        Event::FileProgress {
+            session: session.into(),
+            path: path.into(),
+            bytes_done: done,
+            bytes_total: 1000,
+            rate: 10.0,
+            eta_secs: Some(1.0),
+        }
+    }
+
+    #[test]
+    fn retries_are_counted_per_file_and_per_session() {
+        let mut t = TransferView::queued("s".into(), "/lab/s".into());
+        let retry = |path: Option<&str>, attempt, reason: &str| Event::Retrying {
+            session: "s".into(),
+            path: path.map(String::from),
+            operation: "UploadPart".into(),
+            attempt,
+            reason: reason.into(),
+        };
+        t.apply(&retry(Some("a.bin"), 2, "HTTP 503 SlowDown"));
+        t.apply(&retry(Some("a.bin"), 3, "connection reset"));
+        t.apply(&retry(None, 2, "timed out"));
+        let a = &t.files[0];
+        assert_eq!(
+            (a.retries, a.last_retry_reason.as_deref()),
+            (2, Some("connection reset"))
+        );
+        assert_eq!(
+            (t.retries, t.last_retry_reason.as_deref()),
+            (3, Some("timed out"))
+        );
+        assert_eq!(t.files.len(), 1, "a session-wide retry adds no file row");
+    }
+
+    #[test]
+    fn a_paused_transfer_is_passed_over_until_resumed() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::load(dir.path());
+        q.enqueue("a", "/lab/a");
+        q.enqueue("b", "/lab/b");
+        q.pause("a").unwrap();
+        assert!(q.resume("b").is_err(), "only a paused transfer resumes");
+        assert_eq!(q.take_next(), Some(("b".into(), "/lab/b".into())));
+        assert_eq!(q.take_next(), None, "the paused one is held");
+        q.resume("a").unwrap();
+        assert_eq!(q.take_next(), Some(("a".into(), "/lab/a".into())));
+        assert_eq!(
+            states_of(&q),
+            [
+                ("a".into(), "running".into()),
+                ("b".into(), "running".into())
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn pausing_a_running_transfer_stops_its_task_and_outlives_its_last_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::load(dir.path());
+        q.enqueue("a", "/lab/a");
+        q.take_next().unwrap();
+        q.update("a", |j| j.apply(&progress("a", "x.bin", 400)), false);
+        let task = tokio::spawn(std::future::pending::<()>());
+        q.state.lock().unwrap().running = Some(("a".into(), task.abort_handle()));
+
+        q.pause("a").unwrap();
+        assert!(
+            task.await.unwrap_err().is_cancelled(),
+            "the upload task stops"
+        );
+        // What the aborted task may still have sent, and the worker's verdict on it.
+        q.update("a", |j| j.apply(&progress("a", "x.bin", 800)), false);
+        q.fail("a", AppError::new("s3", "connection reset"));
+        let a = &q.list()[0];
+        assert_eq!(
+            (a.state.as_str(), a.bytes_done, a.rate, a.error.is_none()),
+            ("paused", 400, 0.0, true)
+        );
+        assert!(q.pause("a").is_err(), "already paused");
+
+        q.resume("a").unwrap();
+        assert_eq!(q.take_next(), Some(("a".into(), "/lab/a".into())));
+        let a = &q.list()[0];
+        assert_eq!((a.state.as_str(), a.bytes_done), ("running", 0));
+        q.update("a", |j| j.apply(&progress("a", "x.bin", 600)), false);
+        assert_eq!(q.list()[0].bytes_done, 600, "the new run reports again");
+    }
+
+    #[test]
+    fn a_paused_transfer_can_be_cancelled() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::load(dir.path());
+        q.enqueue("a", "/lab/a");
+        q.pause("a").unwrap();
+        q.cancel("a").unwrap();
+        assert_eq!(states_of(&q), [("a".into(), "cancelled".into())]);
+        assert!(q.resume("a").is_err());
+        q.clear_finished();
+        assert!(q.list().is_empty());
+    }
+
+    #[test]
+    fn paused_transfers_stay_paused_across_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::load(dir.path());
+        for s in ["held", "running", "waiting"] {
+            q.enqueue(s, &format!("/lab/{s}"));
+        }
+        q.pause("held").unwrap();
+        assert_eq!(q.take_next().unwrap().0, "running");
+        q.update(
+            "running",
+            |j| j.apply(&progress("running", "x.bin", 400)),
+            true,
+        );
+
+        let again = Queue::load(dir.path());
+        assert_eq!(
+            states_of(&again),
+            [
+                ("held".into(), "paused".into()),
+                ("running".into(), "queued".into()),
+                ("waiting".into(), "queued".into())
+            ]
+        );
+        let list = again.list();
+        assert!(list[1].interrupted, "the restart shows it was interrupted");
+        assert!(!list[0].interrupted && !list[2].interrupted);
+        assert_eq!((list[1].rate, list[1].files[0].rate), (0.0, 0.0));
+        assert_eq!(again.take_next().unwrap().0, "running");
+        assert_eq!(again.take_next().unwrap().0, "waiting");
+        assert_eq!(again.take_next(), None);
+        assert!(
+            !again.enqueue("held", "/lab/held"),
+            "a paused session is not queued twice"
+        );
+    }
+
+    #[test]
+    fn a_queue_file_from_before_retries_and_pause_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = r#"[{"session":"a","path":"/lab/a","state":"running","bytes_total":10,
+            "bytes_done":5,"bytes_resumed":0,"rate":1.0,"eta_secs":5.0,
+            "files":[{"path":"x.bin","bytes_done":5,"bytes_total":10,"rate":1.0,"eta_secs":5.0,"state":"uploading"}],
+            "error":null,"outcome":null,"queued_at":"2024-01-01 10:00:00","finished_at":null}]"#;
+        std::fs::write(dir.path().join(QUEUE_FILE), old).unwrap();
+        let q = Queue::load(dir.path());
+        assert_eq!(states_of(&q), [("a".into(), "queued".into())]);
+        assert_eq!(q.list()[0].files[0].retries, 0);
     }
 
     #[test]

@@ -344,6 +344,43 @@ async fn flaky_network_resets_errors_and_stalls_do_not_corrupt_anything() {
     assert!(started.elapsed() < Duration::from_secs(120));
     assert_eq!(summary(&out)["sessions_uploaded"], 1);
     assert_remote_equals_local(&s3, &run.bucket, &folder).await;
+
+    // Every retry is an event, so a flaky link does not look like a slow one.
+    let retries: Vec<Value> = events(&out.stdout)
+        .into_iter()
+        .filter(|e| e["event"] == "retrying")
+        .collect();
+    let reasons: Vec<&str> = retries
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap_or_default())
+        .collect();
+    for r in &retries {
+        assert!(r["attempt"].as_u64() >= Some(2), "{r}");
+        assert!(!r["reason"].as_str().unwrap_or_default().is_empty(), "{r}");
+        assert!(r["operation"].as_str().is_some_and(|o| !o.is_empty()), "{r}");
+        assert!(r["session"].is_string(), "{r}");
+    }
+    // A reset at once, an error status or a stall always fails the attempt it meets; only the
+    // preflight request (before any session) is retried without an event.
+    let certain = faults
+        .iter()
+        .filter(|f| {
+            matches!(
+                f,
+                fault_proxy::Fault::ResetAtOnce
+                    | fault_proxy::Fault::Status500
+                    | fault_proxy::Fault::Status503
+                    | fault_proxy::Fault::Stall
+            )
+        })
+        .count();
+    assert!(
+        !retries.is_empty() && retries.len() + 1 >= certain,
+        "{certain} faults that fail an attempt, {} retry events: {reasons:?} (faults {faults:?})",
+        retries.len()
+    );
+    assert_eq!(summary(&out)["retries"], retries.len() as u64);
+    eprintln!("retries through the proxy: {reasons:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -31,6 +31,9 @@ pub enum CatalogError {
     #[error("catalog item of session {session} is malformed: {reason}; fix or delete the item")]
     Malformed { session: String, reason: String },
 
+    #[error("cannot import session {session}: {reason}; fix the record (nothing was imported)")]
+    InvalidRecord { session: String, reason: String },
+
     #[error(
         "session {session} kept changing while being updated ({attempts} attempts); try again"
     )]
@@ -62,6 +65,7 @@ impl CatalogError {
             CatalogError::InvalidTransition { .. } => "invalid_transition",
             CatalogError::Conflict { .. } => "conflict",
             CatalogError::Malformed { .. } => "malformed",
+            CatalogError::InvalidRecord { .. } => "invalid_record",
             CatalogError::Contention { .. } => "contention",
             CatalogError::Service { .. } => "service",
         }

@@ -15,15 +15,19 @@
 //!
 //! Invariants: a session's status changes only along [`Status::allowed_from`]; every change
 //! writes its history item in the same transaction; an entry cataloged from one manifest is never
-//! overwritten by another.
+//! overwritten by another. The one exception is [`Catalog::import_sessions`], which writes
+//! complete, self-consistent records without conditions, for seeding and migrating tables; the
+//! pipeline never calls it.
 
 mod error;
+mod import;
 mod item;
 pub mod query;
 mod status;
 mod store;
 
 pub use error::CatalogError;
+pub use import::{ImportSummary, SessionRecord};
 pub use item::{
     format_utc, meta_value, metadata_attribute, session_pk, Event, Level, OutputFile, OutputRecord,
     SessionItem, EVENT_PREFIX, METADATA_PREFIX, META_SK, OUTPUT_PREFIX,

@@ -78,6 +78,78 @@ impl Catalog {
         out.item().map(SessionItem::from_item).transpose()
     }
 
+    /// The entries of the given sessions that are cataloged (absent ones are left out), read
+    /// with BatchGetItem in requests of 100 keys. Eventually consistent: for dashboards that
+    /// poll, not for read-check-write.
+    pub async fn get_many(
+        &self,
+        sessions: &[String],
+    ) -> Result<std::collections::HashMap<String, SessionItem>, CatalogError> {
+        use aws_sdk_dynamodb::types::KeysAndAttributes;
+        let mut found = std::collections::HashMap::new();
+        for chunk in sessions.chunks(100) {
+            let mut keys = Vec::with_capacity(chunk.len());
+            for session in chunk {
+                keys.push(Item::from([
+                    ("pk".to_string(), s(session_pk(session))),
+                    ("sk".to_string(), s(META_SK)),
+                ]));
+            }
+            let mut request = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .build()
+                    .map_err(|e| CatalogError::Service {
+                        operation: "BatchGetItem",
+                        table: self.table.clone(),
+                        message: e.to_string(),
+                        retryable: false,
+                    })?,
+            );
+            // DynamoDB may return part of a batch as unprocessed when throttled; ask again
+            // for the rest, backing off a little each time.
+            let mut round = 0u32;
+            while let Some(req) = request.take() {
+                let out = self
+                    .db
+                    .batch_get_item()
+                    .request_items(&self.table, req)
+                    .send()
+                    .await
+                    .map_err(|e| service("BatchGetItem", &self.table, e))?;
+                for item in out
+                    .responses()
+                    .and_then(|r| r.get(&self.table))
+                    .into_iter()
+                    .flatten()
+                {
+                    let entry = SessionItem::from_item(item)?;
+                    found.insert(entry.session.clone(), entry);
+                }
+                request = out
+                    .unprocessed_keys()
+                    .and_then(|u| u.get(&self.table))
+                    .filter(|k| !k.keys().is_empty())
+                    .cloned();
+                if request.is_some() {
+                    round += 1;
+                    if round > 8 {
+                        return Err(CatalogError::Service {
+                            operation: "BatchGetItem",
+                            table: self.table.clone(),
+                            message:
+                                "DynamoDB kept returning unprocessed keys (throttled); try again"
+                                    .into(),
+                            retryable: true,
+                        });
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(50 << round.min(5))).await;
+                }
+            }
+        }
+        Ok(found)
+    }
+
     /// Writes the entry of a newly verified session, unless it exists.
     ///
     /// An entry with the same `manifest_sha256` is a duplicate delivery:

@@ -2,8 +2,8 @@
 
 use chrono::{NaiveDateTime, Utc};
 use labpipe_catalog::{
-    create_table, Catalog, CatalogError, Level, OutputFile, OutputRecord, PutOutcome, SessionItem,
-    Status,
+    create_table, Catalog, CatalogError, Event, Level, OutputFile, OutputRecord, PutOutcome,
+    SessionItem, SessionRecord, Status,
 };
 use labpipe_core::MetaValue;
 use labpipe_tests::{unique_name, Emulator};
@@ -193,4 +193,191 @@ async fn outputs_listing_and_scans() {
     let cataloged = c.with_status(Status::Cataloged, 10).await.unwrap();
     assert_eq!(cataloged.len(), 2);
     assert_eq!(c.scan_all().await.unwrap().len(), 3);
+}
+
+/// Sessions written the pipeline's way, one of each shape: processed twice (two output
+/// versions), failed while processing, failed before it was cataloged, cataloged with a note.
+async fn pipeline_written(c: &Catalog) -> Vec<&'static str> {
+    let reprocessed = "20210401_080000";
+    c.put_new_session(&entry(reprocessed, "a")).await.unwrap();
+    for version in [1, 2] {
+        c.transition(reprocessed, Status::Processing, "preprocess", "go")
+            .await
+            .unwrap();
+        let record = OutputRecord {
+            version,
+            bucket: "processed".into(),
+            prefix: format!("v{version}/{reprocessed}/"),
+            files: vec![OutputFile {
+                key: format!("v{version}/{reprocessed}/features.parquet"),
+                size: 1000 + u64::from(version),
+                sha256: "ab".repeat(32),
+            }],
+            created_at: Utc::now(),
+        };
+        c.record_outputs(reprocessed, &record).await.unwrap();
+        c.transition(reprocessed, Status::Processed, "preprocess", "done")
+            .await
+            .unwrap();
+    }
+    let failed = "20210415_093000";
+    let mut item = entry(failed, "b");
+    item.metadata
+        .insert("fatigue".into(), MetaValue::Number(3.0));
+    c.put_new_session(&item).await.unwrap();
+    c.transition(failed, Status::Processing, "preprocess", "go")
+        .await
+        .unwrap();
+    let at = NaiveDateTime::parse_from_str("2021-04-15T09:30:00", "%Y-%m-%dT%H:%M:%S").unwrap();
+    c.record_failure(failed, at, "preprocess", "channel 3 is flat")
+        .await
+        .unwrap();
+    let placeholder = "20210502_101010";
+    let at = NaiveDateTime::parse_from_str("2021-05-02T10:10:10", "%Y-%m-%dT%H:%M:%S").unwrap();
+    c.record_failure(placeholder, at, "ingest", "manifest unreadable")
+        .await
+        .unwrap();
+    let noted = "20210503_120000";
+    c.put_new_session(&entry(noted, "c")).await.unwrap();
+    c.append_event(noted, "preprocess", Level::Warning, "throttled; retrying")
+        .await
+        .unwrap();
+    vec![reprocessed, failed, placeholder, noted]
+}
+
+#[tokio::test]
+async fn imported_sessions_read_back_like_pipeline_written_ones() {
+    let written = catalog().await;
+    let sessions = pipeline_written(&written).await;
+    let mut records = Vec::new();
+    for s in &sessions {
+        records.push(written.read_record(s).await.unwrap().expect("written"));
+    }
+    assert_eq!(records[0].outputs.len(), 2, "two pipeline versions");
+    assert_eq!(records[0].events.len(), 5);
+
+    let imported = catalog().await;
+    assert!(imported.scan_all().await.unwrap().is_empty());
+    let summary = imported.import_sessions(&records).await.unwrap();
+    let items: usize = records
+        .iter()
+        .map(|r| 1 + r.events.len() + r.outputs.len())
+        .sum();
+    assert_eq!((summary.sessions, summary.items), (4, items));
+
+    for s in &sessions {
+        assert_eq!(
+            imported.get(s).await.unwrap(),
+            written.get(s).await.unwrap(),
+            "{s}"
+        );
+        assert_eq!(
+            imported.events(s).await.unwrap(),
+            written.events(s).await.unwrap(),
+            "{s}"
+        );
+        assert_eq!(
+            imported.all_outputs(s).await.unwrap(),
+            written.all_outputs(s).await.unwrap(),
+            "{s}"
+        );
+    }
+    let schema = labpipe_core::LabSchema::default();
+    for text in [
+        "status = failed",
+        "fatigue > 5",
+        "date >= 2021-04-10 and date < 2021-05-03",
+        "hardware_model = \"X200\" and status = processed",
+    ] {
+        let filter = labpipe_core::filter::Filter::new(text, &schema).unwrap();
+        let want = written.query(&filter, None).await.unwrap();
+        assert!(!want.is_empty(), "{text} selects something");
+        assert_eq!(imported.query(&filter, None).await.unwrap(), want, "{text}");
+    }
+    assert_eq!(
+        imported.with_status(Status::Failed, 10).await.unwrap(),
+        written.with_status(Status::Failed, 10).await.unwrap()
+    );
+    assert_eq!(
+        imported.list_recent(10).await.unwrap(),
+        written.list_recent(10).await.unwrap()
+    );
+
+    // The status machine takes over where the import left off.
+    let next = imported
+        .transition("20210503_120000", Status::Processing, "preprocess", "go")
+        .await
+        .unwrap();
+    assert_eq!(next.event_count, 3);
+    assert_eq!(imported.events("20210503_120000").await.unwrap().len(), 3);
+}
+
+/// A processed session with a three-event history and one output record.
+fn processed_record(i: usize) -> SessionRecord {
+    let session = format!("2021{:02}{:02}_120000", 1 + i / 28, 1 + i % 28);
+    let mut item = entry(&session, &format!("sha{i}"));
+    item.status = Status::Processed;
+    item.event_count = 3;
+    item.pipeline_version = Some(1);
+    let event = |seq: u64, status: Status| Event {
+        at: item.updated_at + chrono::Duration::seconds(seq as i64),
+        seq,
+        status: Some(status),
+        from: None,
+        step: "preprocess".into(),
+        level: Level::Info,
+        message: format!("{status}"),
+    };
+    let events = vec![
+        event(1, Status::Cataloged),
+        event(2, Status::Processing),
+        event(3, Status::Processed),
+    ];
+    let outputs = vec![OutputRecord {
+        version: 1,
+        bucket: "processed".into(),
+        prefix: format!("v1/{session}/"),
+        files: Vec::new(),
+        created_at: item.updated_at,
+    }];
+    SessionRecord {
+        item,
+        events,
+        outputs,
+    }
+}
+
+#[tokio::test]
+async fn import_writes_many_batches_and_refuses_inconsistent_records() {
+    let c = catalog().await;
+    let records: Vec<_> = (0..60).map(processed_record).collect();
+    let summary = c.import_sessions(&records).await.unwrap();
+    assert_eq!(summary.items, 60 * 5);
+    assert!(summary.requests >= 12, "{summary:?}");
+    let all = c.scan_all().await.unwrap();
+    assert_eq!(all.len(), 60);
+    assert!(all.iter().all(|i| i.status == Status::Processed));
+    assert_eq!(
+        c.with_status(Status::Processed, 100).await.unwrap().len(),
+        60
+    );
+    assert_eq!(c.events(&records[59].item.session).await.unwrap().len(), 3);
+
+    // Nothing is written when one record is inconsistent, wherever it is in the import.
+    let fresh = catalog().await;
+    let mut bad = vec![processed_record(70), processed_record(71)];
+    bad[1].events.pop();
+    let err = fresh.import_sessions(&bad).await.unwrap_err();
+    assert!(
+        matches!(&err, CatalogError::InvalidRecord { session, .. } if *session == bad[1].item.session),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("history ends in PROCESSING"),
+        "{err}"
+    );
+    let twice = vec![processed_record(72), processed_record(72)];
+    let err = fresh.import_sessions(&twice).await.unwrap_err();
+    assert!(err.to_string().contains("more than once"), "{err}");
+    assert!(fresh.scan_all().await.unwrap().is_empty());
 }

@@ -156,6 +156,9 @@ pub struct GenerateArgs {
     /// Also write one broken session per failure the checks catch
     #[arg(long)]
     pub broken: bool,
+    /// Recording time of the first good session (later ones follow at a lab's pace); default 20210301_090000
+    #[arg(long, value_name = "YYYYMMDD_HHMMSS")]
+    pub start: Option<String>,
     /// Print the generated sessions as JSON
     #[arg(long)]
     pub json: bool,

@@ -257,6 +257,52 @@ fn usage_errors_exit_two_with_a_clear_message() {
 }
 
 #[test]
+fn generate_start_sets_the_first_recording_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let args = |start: &str| {
+        [
+            "dev",
+            "generate",
+            "--out",
+            "lab",
+            "--count",
+            "2",
+            "--size-mb",
+            "1",
+            "--start",
+            start,
+            "--json",
+        ]
+        .map(String::from)
+    };
+    let a = args("20240611_081500");
+    let out = labpipe(
+        &a.iter().map(String::as_str).collect::<Vec<_>>(),
+        tmp.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sessions: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(sessions[0]["name"], "20240611_081500");
+    assert!(sessions[1]["name"].as_str().unwrap() > "20240611_081500");
+    let out = labpipe(&["check", "lab"], tmp.path());
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+
+    let a = args("2024-06-11");
+    let out = labpipe(
+        &a.iter().map(String::as_str).collect::<Vec<_>>(),
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--start '2024-06-11' is not a session time")
+    );
+}
+
+#[test]
 fn help_explains_exit_codes_and_verdicts() {
     let tmp = tempfile::tempdir().unwrap();
     let top = stdout(&labpipe(&["--help"], tmp.path()));

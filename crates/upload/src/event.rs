@@ -38,6 +38,18 @@ pub enum Event {
         bytes_sent: u64,
         bytes_resumed: u64,
     },
+    /// A request failed and is sent again: the SDK's backoff, or a part's extra round after the
+    /// SDK gave up. `attempt` counts this request's attempts from 1, so the first retry is 2.
+    Retrying {
+        session: String,
+        /// The file the request is for; `None` for requests about the whole session.
+        path: Option<String>,
+        /// The S3 operation, e.g. `UploadPart`.
+        operation: String,
+        attempt: u32,
+        /// Why the attempt before failed, e.g. `connection reset`, `HTTP 503 SlowDown`.
+        reason: String,
+    },
     /// A file's object was read back (HeadObject) and its checksum and size match the local file.
     FileVerified {
         session: String,

@@ -22,13 +22,15 @@
 //!   denied access and bad credentials fail the whole run at once with what to do.
 //!
 //! Progress is a typed, serde-serialisable [`Event`] stream so the CLI and the desktop app render
-//! the same facts.
+//! the same facts, retries included ([`Event::Retrying`]): a flaky link should not look like a
+//! slow one.
 
 pub mod client;
 pub mod digest;
 mod error;
 pub mod event;
 pub mod journal;
+mod retry;
 mod session;
 mod throttle;
 

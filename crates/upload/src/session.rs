@@ -24,6 +24,7 @@ use tokio::task::JoinSet;
 use crate::digest::{crc64nvme, crc_to_base64, CrcChain};
 use crate::event::{Event, FileOutcome, SessionOutcome};
 use crate::journal::{DoneFile, Journal, JournalPart, OpenUpload};
+use crate::retry::RetryWatch;
 use crate::throttle::Throttle;
 use crate::{UploadError, MANIFEST_NAME, MAX_PARTS, MIN_PART_SIZE, RAW_PREFIX};
 
@@ -148,10 +149,24 @@ impl Upload {
         }
     }
 
+    /// Reports the retries of one request on `key` as events.
+    fn watch(&self, key: &str) -> RetryWatch {
+        RetryWatch::new(self.inner.events.clone(), key)
+    }
+
     async fn preflight(&self) -> Result<(), UploadError> {
         let i = &self.inner;
         let key = format!("{RAW_PREFIX}/.labpipe-preflight");
-        match i.s3.get_object().bucket(&i.bucket).key(&key).send().await {
+        match i
+            .s3
+            .get_object()
+            .bucket(&i.bucket)
+            .key(&key)
+            .customize()
+            .interceptor(self.watch(&key))
+            .send()
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) if matches!(e.code(), Some("NoSuchKey") | Some("AccessDenied")) => Ok(()),
             Err(e)
@@ -321,6 +336,8 @@ impl Upload {
                     .prefix(&prefix)
                     .set_key_marker(key_marker.clone())
                     .set_upload_id_marker(id_marker.clone())
+                    .customize()
+                    .interceptor(self.watch(&prefix))
                     .send()
                     .await
                     .map_err(|e| classify(&i.bucket, "ListMultipartUploads", &prefix, e))?;
@@ -350,6 +367,8 @@ impl Upload {
             .bucket(&i.bucket)
             .key(key)
             .upload_id(upload_id)
+            .customize()
+            .interceptor(self.watch(key))
             .send()
             .await
         {
@@ -367,6 +386,8 @@ impl Upload {
             .bucket(&i.bucket)
             .key(key)
             .checksum_mode(ChecksumMode::Enabled)
+            .customize()
+            .interceptor(self.watch(key))
             .send()
             .await
         {
@@ -443,22 +464,7 @@ impl Upload {
                 bytes_sent: 0,
                 bytes_resumed: 0,
             });
-            self.emit(Event::FileVerified {
-                session: session.into(),
-                path: file.path.clone(),
-                key: key.clone(),
-                crc64nvme: local_crc.clone(),
-            });
-            i.journal.record_done(
-                &i.bucket,
-                &key,
-                &DoneFile {
-                    size: file.size,
-                    mtime: file.modified_unix,
-                    sha256: sha256.clone(),
-                    crc64nvme: local_crc,
-                },
-            )?;
+            self.verified(session, file, &key, &sha256, local_crc)?;
             return Ok(FileDigest {
                 sha256,
                 crc,
@@ -482,27 +488,55 @@ impl Upload {
         });
         let crc_b64 = crc_to_base64(crc);
         self.verify(&key, file.size, &crc_b64).await?;
-        self.emit(Event::FileVerified {
-            session: session.into(),
-            path: file.path.clone(),
-            key: key.clone(),
-            crc64nvme: crc_b64.clone(),
-        });
-        i.journal.record_done(
-            &i.bucket,
-            &key,
-            &DoneFile {
-                size: file.size,
-                mtime: file.modified_unix,
-                sha256: sha256.clone(),
-                crc64nvme: crc_b64,
-            },
-        )?;
+        self.verified(session, file, &key, &sha256, crc_b64)?;
         Ok(FileDigest {
             sha256,
             crc,
             outcome: FileOutcome::Uploaded,
         })
+    }
+
+    /// A file's object is proven equal to the local file: say so, and remember it in the journal
+    /// so a re-run needs no re-read.
+    fn verified(
+        &self,
+        session: &str,
+        file: &ReportFile,
+        key: &str,
+        sha256: &str,
+        crc_b64: String,
+    ) -> Result<(), UploadError> {
+        let i = &self.inner;
+        self.emit(Event::FileVerified {
+            session: session.into(),
+            path: file.path.clone(),
+            key: key.into(),
+            crc64nvme: crc_b64.clone(),
+        });
+        i.journal.record_done(
+            &i.bucket,
+            key,
+            &DoneFile {
+                size: file.size,
+                mtime: file.modified_unix,
+                sha256: sha256.into(),
+                crc64nvme: crc_b64,
+            },
+        )
+    }
+
+    /// Aborts a multipart upload whose parts must not be completed (the file changed, or another
+    /// object holds the key) and forgets it in the journal, so the next run starts that file
+    /// over. Failures are only logged: the session fails anyway, and the next run aborts what the
+    /// journal does not know.
+    async fn abandon(&self, key: &str, upload_id: &str) {
+        let i = &self.inner;
+        if let Err(e) = self.abort(key, upload_id).await {
+            tracing::warn!(key, upload_id, error = %e, "could not abort the multipart upload; the next run will");
+        }
+        if let Err(e) = i.journal.end_upload(&i.bucket, key, upload_id) {
+            tracing::warn!(key, upload_id, error = %e, "could not forget the multipart upload in the journal");
+        }
     }
 
     /// After a conditional write was refused: is what is there exactly what we meant to write?
@@ -553,7 +587,8 @@ impl Upload {
         if let Some(t) = &i.throttle {
             t.reserve(file.size).await;
         }
-        let sent = put_conditional(&i.s3, &i.bucket, key, buf, &crc_b64, None).await;
+        let sent =
+            put_conditional(&i.s3, &i.bucket, key, buf, &crc_b64, None, self.watch(key)).await;
         match sent {
             Ok(()) => {}
             Err(e) if is_precondition_failed(&e) => {
@@ -607,6 +642,8 @@ impl Upload {
                         .key(key)
                         .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
                         .checksum_type(ChecksumType::FullObject)
+                        .customize()
+                        .interceptor(self.watch(key))
                         .send()
                         .await
                         .map_err(|e| classify(&i.bucket, "CreateMultipartUpload", key, e))?;
@@ -645,8 +682,7 @@ impl Upload {
             Err(e) => {
                 if matches!(e, UploadError::FileChanged { .. }) {
                     // The bytes already sent no longer describe the file: start over next time.
-                    let _ = self.abort(key, &upload.upload_id).await;
-                    let _ = i.journal.end_upload(&i.bucket, key, &upload.upload_id);
+                    self.abandon(key, &upload.upload_id).await;
                 }
                 return Err(e);
             }
@@ -657,8 +693,7 @@ impl Upload {
             source,
         })?;
         if let Err(e) = unchanged(&file.path, &meta, file) {
-            let _ = self.abort(key, &upload.upload_id).await;
-            let _ = i.journal.end_upload(&i.bucket, key, &upload.upload_id);
+            self.abandon(key, &upload.upload_id).await;
             return Err(e);
         }
         let done =
@@ -674,6 +709,8 @@ impl Upload {
                 .checksum_crc64_nvme(&crc_b64)
                 .checksum_type(ChecksumType::FullObject)
                 .if_none_match("*")
+                .customize()
+                .interceptor(self.watch(key))
                 .send()
                 .await;
         match done {
@@ -682,8 +719,7 @@ impl Upload {
             Err(e) if is_precondition_failed(&e) || e.code() == Some("NoSuchUpload") => {
                 let same = self.same_or_conflict(key, size, &crc_b64).await;
                 if same.is_err() {
-                    let _ = self.abort(key, &upload.upload_id).await;
-                    let _ = i.journal.end_upload(&i.bucket, key, &upload.upload_id);
+                    self.abandon(key, &upload.upload_id).await;
                 }
                 same?
             }
@@ -709,6 +745,8 @@ impl Upload {
                     .key(key)
                     .upload_id(upload_id)
                     .set_part_number_marker(marker.clone())
+                    .customize()
+                    .interceptor(self.watch(key))
                     .send()
                     .await;
             let out = match out {
@@ -773,6 +811,8 @@ impl Upload {
                     .prefix(key)
                     .set_key_marker(key_marker.clone())
                     .set_upload_id_marker(id_marker.clone())
+                    .customize()
+                    .interceptor(self.watch(key))
                     .send()
                     .await
                     .map_err(|e| classify(&i.bucket, "ListMultipartUploads", key, e))?;
@@ -899,6 +939,8 @@ impl Upload {
         crc_b64: &str,
     ) -> Result<String, UploadError> {
         let i = &self.inner;
+        // One watch for every round, so attempt numbers run on across rounds.
+        let watch = self.watch(key);
         let mut round = 0u32;
         loop {
             if let Some(t) = &i.throttle {
@@ -916,6 +958,7 @@ impl Upload {
                     .body(ByteStream::from(body.clone()))
                     .customize()
                     .disable_payload_signing()
+                    .interceptor(watch.clone())
                     .send()
                     .await;
             match out {
@@ -967,6 +1010,7 @@ impl Upload {
             body,
             &crc_b64,
             Some("application/json"),
+            self.watch(&key),
         )
         .await
         {
@@ -976,6 +1020,8 @@ impl Upload {
                     i.s3.get_object()
                         .bucket(&i.bucket)
                         .key(&key)
+                        .customize()
+                        .interceptor(self.watch(&key))
                         .send()
                         .await
                         .map_err(|e| classify(&i.bucket, "GetObject", &key, e))?;
@@ -1023,6 +1069,7 @@ async fn put_conditional(
     body: Bytes,
     crc_b64: &str,
     content_type: Option<&str>,
+    watch: RetryWatch,
 ) -> Result<
     (),
     SdkError<
@@ -1041,6 +1088,7 @@ async fn put_conditional(
         .body(ByteStream::from(body))
         .customize()
         .disable_payload_signing()
+        .interceptor(watch)
         .send()
         .await
         .map(drop)

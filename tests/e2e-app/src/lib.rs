@@ -8,6 +8,8 @@
 //! Run with `xvfb-run -a dbus-run-session -- cargo test -p labpipe-e2e-app -- --test-threads=1`
 //! after `cargo build -p labpipe-app`.
 
+pub mod seed;
+
 use anyhow::{bail, Context, Result};
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -205,6 +207,12 @@ impl App {
         app.wait_for("nav button[data-view='pending']", Duration::from_secs(30))
             .await?;
         Ok(app)
+    }
+
+    /// The process id of this app's tauri-driver: the app and its WebKit processes are its
+    /// descendants.
+    pub fn driver_pid(&self) -> u32 {
+        self.driver.id()
     }
 
     pub async fn find(&self, css: &str) -> Result<Element> {

@@ -4,7 +4,7 @@
 use anyhow::{ensure, Context, Result};
 use chrono::NaiveDate;
 use labpipe_catalog::{Catalog, SessionItem, Status};
-use labpipe_core::{LabSchema, MetaValue};
+use labpipe_core::LabSchema;
 use labpipe_e2e_app::{step, within, App, Dirs};
 use labpipe_sample::{generate, GenerateOptions};
 use labpipe_tests::{unique_name, Emulator};
@@ -162,71 +162,15 @@ async fn pending_shows_each_sessions_verdict_and_reasons() -> Result<()> {
     .await
 }
 
-/// Seeds `n` cataloged sessions with varied metadata and statuses; returns them.
+/// Seeds `n` cataloged sessions with varied metadata and statuses (the demo generator's
+/// first `n`); returns their entries.
 async fn seed_catalog(emu: &Emulator, table: &str, n: usize) -> Result<Vec<SessionItem>> {
     let db = emu.dynamodb_client().await;
     labpipe_catalog::create_table(&db, table).await?;
     let catalog = Catalog::new(db, table);
-    let models = ["X200", "X100", "Q8"];
-    let start = NaiveDate::from_ymd_opt(2021, 3, 1)
-        .unwrap()
-        .and_hms_opt(9, 0, 0)
-        .unwrap();
-    let mut items = Vec::new();
-    for i in 0..n {
-        let at = start + chrono::Duration::hours(7 * i as i64 + 1);
-        let session = at.format("%Y%m%d_%H%M%S").to_string();
-        let mut item =
-            SessionItem::placeholder(&session, at, Status::Cataloged, chrono::Utc::now());
-        item.manifest_sha256 = Some(format!("{i:064x}"));
-        item.raw_prefix = Some(format!("s3://raw/raw/{session}/"));
-        item.total_bytes = 600_000_000 + (i as u64 * 7_919 % 50_000_000);
-        item.file_count = 5;
-        item.metadata
-            .insert("fatigue".into(), MetaValue::Number((i * 7 % 11) as f64));
-        item.metadata.insert(
-            "hardware_model".into(),
-            MetaValue::Text(models[i % 3].into()),
-        );
-        item.metadata.insert(
-            "subject_id".into(),
-            MetaValue::Text(format!("S{:03}", i % 17)),
-        );
-        item.metadata.insert(
-            "sample_rate_hz".into(),
-            MetaValue::Number(if i % 4 == 0 { 2000.0 } else { 1000.0 }),
-        );
-        catalog.put_new_session(&item).await?;
-        if i % 9 == 4 {
-            catalog
-                .record_failure(
-                    &session,
-                    at,
-                    "preprocess",
-                    "channel 3 is flat for the whole recording; check the electrode and re-run",
-                )
-                .await?;
-        } else if i % 3 != 0 {
-            catalog
-                .transition(
-                    &session,
-                    Status::Processing,
-                    "preprocess",
-                    "pipeline v1 started",
-                )
-                .await?;
-            catalog
-                .transition(
-                    &session,
-                    Status::Processed,
-                    "preprocess",
-                    "pipeline v1 wrote 3 files",
-                )
-                .await?;
-        }
-        items.push(catalog.get(&session).await?.context("seeded item")?);
-    }
-    Ok(items)
+    let records = labpipe_e2e_app::seed::demo_sessions(n);
+    catalog.import_sessions(&records).await?;
+    Ok(records.into_iter().map(|r| r.item).collect())
 }
 
 fn emulator_env(emu: &Emulator) -> Vec<(&'static str, String)> {
@@ -499,6 +443,182 @@ fn labpipe_upload_manifest_key(session: &str) -> String {
     format!("raw/{session}/manifest.json")
 }
 
+/// Files under `dir`, as paths relative to it with `/` separators.
+fn files_below(dir: &Path) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                let rel = path.strip_prefix(dir)?.components();
+                let rel: Vec<String> = rel
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect();
+                out.push(rel.join("/"));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// `data-bytes-done` of one transfer row, with its state.
+async fn transfer_progress(app: &App, session: &str) -> Result<(String, u64)> {
+    let row = app
+        .find(&format!("section.transfer[data-session='{session}']"))
+        .await?;
+    let state = attr(app, &row, "data-state").await?;
+    let bytes = app
+        .find(&format!(
+            "section.transfer[data-session='{session}'] [data-testid='transfer-bytes']"
+        ))
+        .await?;
+    let done = attr(app, &bytes, "data-bytes-done").await?.parse()?;
+    Ok((state, done))
+}
+
+#[tokio::test]
+async fn pausing_an_upload_holds_it_and_resume_continues_from_what_was_sent() -> Result<()> {
+    within(Duration::from_secs(300), async {
+        step("pause a running upload, then resume it");
+        const PART: u64 = 16 * 1024 * 1024;
+        let emu = Emulator::start();
+        let bucket = unique_name("raw");
+        let s3 = emu.s3_client().await;
+        s3.create_bucket().bucket(&bucket).send().await?;
+        let dirs = Dirs::new()?;
+        let lab = dirs.root.path().join("lab");
+        // Recording files of 20 MB and more: each is a multipart upload of 16 MiB parts.
+        let mut opts = GenerateOptions::new(&lab);
+        opts.count = 1;
+        opts.size_bytes = 120_000_000;
+        opts.seed = 11;
+        let session = generate(&opts, |_, _| {})?.remove(0);
+        std::fs::write(
+            lab.join("labpipe.toml"),
+            "[session]\nexpected_size_mb = 120\n",
+        )?;
+        let mut settings = base_settings(Some(&lab));
+        settings["endpoint_url"] = json!(emu.endpoint());
+        settings["raw_bucket"] = json!(bucket);
+        settings["concurrency"] = json!(2);
+        // One 16 MiB part every ~3.4 s: slow enough to pause between two parts.
+        settings["bandwidth_mb_per_sec"] = json!(5.0);
+        dirs.write_settings(settings)?;
+
+        let app = App::start(&dirs, &emulator_env(&emu)).await?;
+        app.until("the session is ready", WAIT, || async {
+            let ready = app
+                .find_all(".row[data-verdict='pass'], .row[data-verdict='warn']")
+                .await?;
+            Ok((ready.len() == 1).then_some(()))
+        })
+        .await?;
+        app.find("[data-testid='upload-all']")
+            .await?
+            .click()
+            .await?;
+        app.goto("transfers").await?;
+        let name = session.name.as_str();
+        app.until("the first part acknowledged", Duration::from_secs(60), || async {
+            let (state, done) = transfer_progress(&app, name).await?;
+            Ok((state == "running" && done >= PART).then_some(()))
+        })
+        .await?;
+        app.find(&format!(
+            "section.transfer[data-session='{name}'] [data-testid='pause-transfer']"
+        ))
+        .await?
+        .click()
+        .await?;
+        let held = app
+            .until("paused", WAIT, || async {
+                let (state, done) = transfer_progress(&app, name).await?;
+                Ok((state == "paused").then_some(done))
+            })
+            .await?;
+        let badge = app
+            .find(&format!(
+                "section.transfer[data-session='{name}'] [data-testid='transfer-state']"
+            ))
+            .await?
+            .text()
+            .await?;
+        ensure!(
+            badge.eq_ignore_ascii_case("paused"),
+            "the badge says {badge:?}"
+        );
+        app.screenshot("transfers-paused").await?;
+        // Long enough for a further part at the cap to arrive, had the upload gone on.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let (state, later) = transfer_progress(&app, name).await?;
+        ensure!(
+            state == "paused" && later == held,
+            "a paused upload stands still: {held} bytes when paused, {later} bytes ({state}) 5 s later"
+        );
+        ensure!(
+            s3.head_object()
+                .bucket(&bucket)
+                .key(labpipe_upload_manifest_key(name))
+                .send()
+                .await
+                .is_err(),
+            "no manifest while paused"
+        );
+
+        app.find(&format!(
+            "section.transfer[data-session='{name}'] [data-testid='resume-transfer']"
+        ))
+        .await?
+        .click()
+        .await?;
+        app.until("the upload done", Duration::from_secs(120), || async {
+            Ok((transfer_progress(&app, name).await?.0 == "done").then_some(()))
+        })
+        .await?;
+        let resumed = app
+            .find(&format!(
+                "section.transfer[data-session='{name}'] [data-testid='bytes-resumed']"
+            ))
+            .await?;
+        let saved: u64 = attr(&app, &resumed, "data-bytes").await?.parse()?;
+        ensure!(
+            saved >= PART,
+            "the resumed run reused the acknowledged parts: {saved} bytes resumed"
+        );
+        let text = resumed.text().await?;
+        ensure!(text.contains("already in the cloud"), "{text}");
+
+        for rel in files_below(&session.path)? {
+            let key = format!("raw/{name}/{rel}");
+            let remote = s3
+                .get_object()
+                .bucket(&bucket)
+                .key(&key)
+                .send()
+                .await
+                .with_context(|| format!("{key} in S3"))?
+                .body
+                .collect()
+                .await?
+                .into_bytes();
+            let local = std::fs::read(session.path.join(&rel))?;
+            ensure!(remote == local, "{key} differs from the local file");
+        }
+        s3.head_object()
+            .bucket(&bucket)
+            .key(labpipe_upload_manifest_key(name))
+            .send()
+            .await
+            .context("the manifest after the resumed upload")?;
+        app.quit().await
+    })
+    .await
+}
+
 /// A Secret Service for this test: gnome-keyring on the session bus of `dbus-run-session`,
 /// with its files in a temporary HOME. `None` when there is no session bus.
 struct Keyring {
@@ -612,6 +732,288 @@ async fn credentials_live_in_the_os_keyring() -> Result<()> {
             Ok(t.contains("Nothing stored").then_some(()))
         })
         .await?;
+        app.quit().await
+    })
+    .await
+}
+
+/// A stand-in for the desktop's notification daemon: owns `org.freedesktop.Notifications` on
+/// the session bus of `dbus-run-session` and records what the app asks it to show.
+struct NotificationDaemon {
+    shown: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+}
+
+struct DaemonInterface {
+    shown: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+    next_id: u32,
+}
+
+#[zbus::interface(name = "org.freedesktop.Notifications")]
+impl DaemonInterface {
+    #[allow(clippy::too_many_arguments)]
+    fn notify(
+        &mut self,
+        _app_name: String,
+        _replaces_id: u32,
+        _app_icon: String,
+        summary: String,
+        body: String,
+        _actions: Vec<String>,
+        _hints: std::collections::HashMap<String, zbus::OwnedVariant>,
+        _expire_timeout: i32,
+    ) -> u32 {
+        self.shown.lock().expect("shown").push((summary, body));
+        self.next_id += 1;
+        self.next_id
+    }
+
+    fn get_capabilities(&self) -> Vec<String> {
+        vec!["body".into()]
+    }
+
+    fn get_server_information(&self) -> (String, String, String, String) {
+        (
+            "e2e-notifications".into(),
+            "labpipe".into(),
+            "1".into(),
+            "1.2".into(),
+        )
+    }
+
+    fn close_notification(&self, _id: u32) {}
+}
+
+impl NotificationDaemon {
+    /// Serves on a thread and runtime of its own, so the daemon answers while the test's own
+    /// runtime is busy driving the app.
+    fn start() -> Result<NotificationDaemon> {
+        ensure!(
+            std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some(),
+            "no D-Bus session bus: run the app tests under dbus-run-session (see scripts/test.sh)"
+        );
+        let shown = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+        let recorder = shown.clone();
+        std::thread::spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e.to_string()));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let built = zbus::connection::Builder::session()
+                    .name("org.freedesktop.Notifications")
+                    .serve_at(
+                        "/org/freedesktop/Notifications",
+                        DaemonInterface {
+                            shown: recorder,
+                            next_id: 0,
+                        },
+                    )
+                    .build()
+                    .await;
+                match built {
+                    Ok(connection) => {
+                        let _ = ready_tx.send(Ok(()));
+                        // Serve until the test process ends.
+                        std::future::pending::<()>().await;
+                        drop(connection);
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.to_string()));
+                    }
+                }
+            });
+        });
+        ready_rx
+            .recv_timeout(Duration::from_secs(10))
+            .context("the notification daemon did not start")?
+            .map_err(|e| anyhow::anyhow!("owning org.freedesktop.Notifications on the session bus: {e}"))?;
+        Ok(NotificationDaemon { shown })
+    }
+
+    fn shown(&self) -> Vec<(String, String)> {
+        self.shown.lock().expect("shown").clone()
+    }
+}
+
+/// The stack of `infra/template.yaml` deployed to `emu` by `scripts/deploy-local.sh` (the same
+/// path as the demo), its outputs, and the backend's `local-runner` polling its queues.
+struct DeployedStack {
+    outputs: serde_json::Value,
+    runner: std::process::Child,
+    runner_log: std::path::PathBuf,
+}
+
+impl DeployedStack {
+    fn start(emu: &Emulator, dir: &Path) -> Result<DeployedStack> {
+        let outputs_path = dir.join("outputs.json");
+        let status = std::process::Command::new("bash")
+            .arg(labpipe_e2e_app::repo_root().join("scripts/deploy-local.sh"))
+            .args(["--endpoint", &emu.endpoint(), "--outputs"])
+            .arg(&outputs_path)
+            .envs(emu.env())
+            .stdout(std::process::Stdio::null())
+            .status()
+            .context("scripts/deploy-local.sh")?;
+        ensure!(
+            status.success(),
+            "deploying the stack to the emulator failed"
+        );
+        let outputs: serde_json::Value = serde_json::from_slice(&std::fs::read(&outputs_path)?)?;
+        let runner_bin = labpipe_e2e_app::app_bin().with_file_name("local-runner");
+        ensure!(
+            runner_bin.is_file(),
+            "{} is missing: cargo build -p labpipe-backend --bin local-runner",
+            runner_bin.display()
+        );
+        let runner_log = dir.join("local-runner.log");
+        let runner = std::process::Command::new(&runner_bin)
+            .args(["--wait", "1", "--retry-after", "2", "--outputs"])
+            .arg(&outputs_path)
+            .envs(emu.env())
+            .stdout(std::fs::File::create(&runner_log)?)
+            .stderr(std::fs::File::options().append(true).open(&runner_log)?)
+            .spawn()
+            .context("starting local-runner")?;
+        Ok(DeployedStack {
+            outputs,
+            runner,
+            runner_log,
+        })
+    }
+
+    fn output(&self, key: &str) -> Result<String> {
+        self.outputs[key]
+            .as_str()
+            .map(String::from)
+            .with_context(|| format!("stack output {key}"))
+    }
+}
+
+impl Drop for DeployedStack {
+    fn drop(&mut self) {
+        let _ = self.runner.kill();
+        let _ = self.runner.wait();
+        if std::thread::panicking() {
+            eprintln!(
+                "local-runner log:\n{}",
+                std::fs::read_to_string(&self.runner_log).unwrap_or_default()
+            );
+        }
+    }
+}
+
+/// The technician's whole path with clicks only: a new session in the lab folder → Upload →
+/// the backend ingests and preprocesses it → Pending and Sessions say PROCESSED, with its
+/// outputs, and the desktop shows a notification.
+#[tokio::test]
+async fn uploading_a_session_ends_processed_in_sessions() -> Result<()> {
+    within(Duration::from_secs(300), async {
+        step("uploading a session ends processed in sessions");
+        let emu = Emulator::start();
+        let dirs = Dirs::new()?;
+        let stack = DeployedStack::start(&emu, dirs.root.path())?;
+        let daemon = NotificationDaemon::start()?;
+        let lab = dirs.root.path().join("lab");
+        let sessions = make_lab(&lab, 2, false)?;
+        let mut settings = base_settings(Some(&lab));
+        settings["endpoint_url"] = json!(emu.endpoint());
+        settings["raw_bucket"] = json!(stack.output("RawBucket")?);
+        settings["catalog_table"] = json!(stack.output("CatalogTable")?);
+        dirs.write_settings(settings)?;
+        let target = &sessions[0].name;
+        let row = format!(".row[data-session='{target}']");
+
+        let app = App::start(&dirs, &emulator_env(&emu)).await?;
+        app.until("the session is ready", WAIT, || async {
+            Ok(app
+                .find_all(&format!("{row}[data-verdict='pass']"))
+                .await?
+                .first()
+                .cloned())
+        })
+        .await?;
+        app.find(&format!("{row} [data-testid='upload']"))
+            .await?
+            .click()
+            .await?;
+        // Pending follows the session through the pipeline: uploaded → … → processed.
+        app.until(
+            "Pending says processed",
+            Duration::from_secs(180),
+            || async {
+                let el = app.find(&row).await?;
+                Ok((attr(&app, &el, "data-pipeline").await? == "PROCESSED").then_some(()))
+            },
+        )
+        .await?;
+        let state = app
+            .find(&format!("{row} [data-testid='pipeline-state']"))
+            .await?
+            .text()
+            .await?;
+        ensure!(state.contains("processed"), "pipeline state shown: {state}");
+        let upload_enabled = app
+            .find(&format!("{row} [data-testid='upload']"))
+            .await?
+            .is_enabled()
+            .await?;
+        ensure!(
+            !upload_enabled,
+            "a processed session must not be offered for upload again"
+        );
+        // The other session was never uploaded: still offered.
+        let other = format!(
+            ".row[data-session='{}'] [data-testid='upload']",
+            sessions[1].name
+        );
+        ensure!(
+            app.find(&other).await?.is_enabled().await?,
+            "the other session is still uploadable"
+        );
+        app.screenshot("pending-processed").await?;
+
+        // The researcher's side: Sessions shows it PROCESSED with its outputs.
+        app.goto("sessions").await?;
+        app.wait_for(
+            &format!("[data-testid='session-row'][data-session='{target}']"),
+            WAIT,
+        )
+        .await?
+        .click()
+        .await?;
+        let detail = app
+            .until("detail with outputs", WAIT, || async {
+                let text = app.find("[data-testid='detail']").await?.text().await?;
+                Ok((text.contains("processed") && text.contains("v1 ·")).then_some(text))
+            })
+            .await?;
+        ensure!(
+            detail.contains("ingest") && detail.contains("preprocess"),
+            "the timeline names the backend's steps: {detail}"
+        );
+        app.screenshot("session-detail").await?;
+
+        // One notification for the processed session, saying so.
+        let notices = app
+            .until("a desktop notification", WAIT, || async {
+                let shown = daemon.shown();
+                Ok((!shown.is_empty()).then_some(shown))
+            })
+            .await?;
+        ensure!(
+            notices
+                .iter()
+                .any(|(title, body)| title == &format!("{target} is processed")
+                    && body.contains("v1")),
+            "notifications shown: {notices:?}"
+        );
         app.quit().await
     })
     .await

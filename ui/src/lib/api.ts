@@ -9,6 +9,7 @@ import type { CredentialsView } from "./bindings/CredentialsView";
 import type { FilterResult } from "./bindings/FilterResult";
 import type { LogsView } from "./bindings/LogsView";
 import type { PendingSession } from "./bindings/PendingSession";
+import type { PipelineState } from "./bindings/PipelineState";
 import type { Probe } from "./bindings/Probe";
 import type { SessionDetail } from "./bindings/SessionDetail";
 import type { Settings } from "./bindings/Settings";
@@ -44,8 +45,11 @@ export const api = {
   recheckPending: () => call<PendingSession[]>("recheck_pending"),
   uploadSessions: (sessions: string[]) => call<number>("upload_sessions", { sessions }),
   uploadAllReady: () => call<number>("upload_all_ready"),
+  listPipeline: () => call<Record<string, PipelineState>>("list_pipeline"),
   listTransfers: () => call<TransferView[]>("list_transfers"),
   cancelTransfer: (session: string) => call<void>("cancel_transfer", { session }),
+  pauseTransfer: (session: string) => call<void>("pause_transfer", { session }),
+  resumeTransfer: (session: string) => call<void>("resume_transfer", { session }),
   clearFinishedTransfers: () => call<void>("clear_finished_transfers"),
   loadCatalog: (refresh: boolean) => call<CatalogSnapshot>("load_catalog", { refresh }),
   filterCatalog: (filter: string) => call<FilterResult>("filter_catalog", { filter }),
@@ -56,6 +60,10 @@ export const api = {
 
 export function onPending(f: (rows: PendingSession[]) => void): Promise<UnlistenFn> {
   return listen<PendingSession[]>("pending", (e) => f(e.payload));
+}
+
+export function onPipeline(f: (states: Record<string, PipelineState>) => void): Promise<UnlistenFn> {
+  return listen<Record<string, PipelineState>>("pipeline", (e) => f(e.payload));
 }
 
 export function onTransfers(f: (rows: TransferView[]) => void): Promise<UnlistenFn> {

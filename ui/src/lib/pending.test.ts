@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import type { PendingSession } from "./bindings/PendingSession";
 import type { TransferView } from "./bindings/TransferView";
-import { canUpload, counts, findingPlace, readyToUpload, sortPending } from "./pending";
+import type { PipelineState } from "./bindings/PipelineState";
+import { canUpload, counts, findingPlace, pipelineLabel, readyToUpload, sortPending } from "./pending";
 
 const p = (session: string, verdict: string, recorded_at: string | null): PendingSession => ({
   session,
@@ -35,6 +36,23 @@ describe("pending", () => {
     expect(canUpload(rows[1], null)).toBe(false);
     expect(readyToUpload(rows, [t("20210301_101010", "done")])).toEqual([]);
     expect(readyToUpload(rows, []).map((r) => r.session)).toEqual(["20210301_101010"]);
+  });
+
+  it("never offers upload for a session the pipeline knows, or one paused", () => {
+    const processed: PipelineState = { status: "PROCESSED", step: "preprocess", message: null, pipeline_version: 2 };
+    expect(canUpload(rows[0], null, processed)).toBe(false);
+    expect(canUpload(rows[0], "failed", processed)).toBe(false);
+    expect(canUpload(rows[0], "paused")).toBe(false);
+    expect(readyToUpload(rows, [], { "20210301_101010": processed })).toEqual([]);
+    expect(readyToUpload(rows, [], { other: processed }).map((r) => r.session)).toEqual(["20210301_101010"]);
+  });
+
+  it("puts the pipeline status in words", () => {
+    const s = (status: string, v: number | null = null): PipelineState => ({ status, step: null, message: null, pipeline_version: v });
+    expect(pipelineLabel(s("PROCESSED", 2))).toEqual({ text: "processed (v2)", tone: "pass" });
+    expect(pipelineLabel(s("UPLOADED")).text).toBe("uploaded, waiting for the pipeline");
+    expect(pipelineLabel(s("FAILED")).tone).toBe("fail");
+    expect(pipelineLabel(s("SOMETHING_NEW")).text).toBe("something_new");
   });
 
   it("says where a finding is", () => {

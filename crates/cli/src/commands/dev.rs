@@ -20,6 +20,14 @@ pub fn generate(args: GenerateArgs) -> Result<ExitCode> {
     opts.size_bytes = (args.size_mb * 1e6) as u64;
     opts.seed = args.seed;
     opts.broken = args.broken;
+    if let Some(start) = &args.start {
+        opts.start =
+            chrono::NaiveDateTime::parse_from_str(start, "%Y%m%d_%H%M%S").map_err(|e| {
+                UsageError(format!(
+                    "--start '{start}' is not a session time like 20210301_161221 ({e})"
+                ))
+            })?;
+    }
     let bar = if args.json {
         ProgressBar::hidden()
     } else {

@@ -29,6 +29,8 @@ struct Summary {
     bytes_total: u64,
     bytes_sent: u64,
     bytes_resumed: u64,
+    /// Requests sent again after a failed attempt (resets, 5xx, timeouts), all sessions.
+    retries: u64,
 }
 
 pub fn run(args: UploadArgs) -> Result<ExitCode> {
@@ -201,18 +203,22 @@ async fn upload_all(
             drop(upload);
         }
     }
-    let _ = view.await;
+    summary.retries = view.await.unwrap_or_default();
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);
     } else {
         println!(
-            "{} uploaded, {} skipped, {} failed; sent {} of {} ({} resumed)",
+            "{} uploaded, {} skipped, {} failed; sent {} of {} ({} resumed){}",
             summary.sessions_uploaded,
             summary.sessions_skipped,
             summary.sessions_failed,
             human_bytes(summary.bytes_sent),
             human_bytes(summary.bytes_total),
-            human_bytes(summary.bytes_resumed)
+            human_bytes(summary.bytes_resumed),
+            match summary.retries {
+                0 => String::new(),
+                n => format!("; {}", retries_text(n, None)),
+            }
         );
     }
     if let Some(e) = fatal {
@@ -226,15 +232,54 @@ async fn upload_all(
     })
 }
 
-/// Draws bars (total + one per session) or prints JSON lines, until the sender is dropped.
-async fn render(mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>, json: bool, total: u64) {
+/// `1 retry`, `3 retries — last: connection reset`.
+fn retries_text(n: u64, last_reason: Option<&str>) -> String {
+    let count = if n == 1 {
+        "1 retry".to_string()
+    } else {
+        format!("{n} retries")
+    };
+    match last_reason {
+        Some(r) => format!("{count} — last: {r}"),
+        None => count,
+    }
+}
+
+/// Retries of one session so far and why the latest was needed.
+#[derive(Default)]
+struct SessionRetries {
+    count: u64,
+    last_reason: String,
+}
+
+impl SessionRetries {
+    fn text(&self) -> String {
+        retries_text(self.count, Some(&self.last_reason))
+    }
+    /// ` (2 retries — last: connection reset)` or nothing.
+    fn suffix(&self) -> String {
+        if self.count == 0 {
+            String::new()
+        } else {
+            format!(" ({})", self.text())
+        }
+    }
+}
+
+/// Draws bars (total + one per session, retries beside them) or prints JSON lines, until the
+/// sender is dropped; returns how many retries there were.
+async fn render(
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>,
+    json: bool,
+    total: u64,
+) -> u64 {
     let multi = MultiProgress::with_draw_target(if json {
         ProgressDrawTarget::hidden()
     } else {
         ProgressDrawTarget::stderr()
     });
     let style = ProgressStyle::with_template(
-        "{prefix:>16} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        "{prefix:>16} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}",
     )
     .expect("static template");
     let all = multi.add(
@@ -244,6 +289,8 @@ async fn render(mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>, json: bool,
     );
     let mut bars: HashMap<String, ProgressBar> = HashMap::new();
     let mut done: HashMap<(String, String), u64> = HashMap::new();
+    let mut retries: HashMap<String, SessionRetries> = HashMap::new();
+    let mut all_retries = 0u64;
     while let Some(event) = rx.recv().await {
         if json {
             if let Ok(line) = serde_json::to_string(&event) {
@@ -293,8 +340,9 @@ async fn render(mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>, json: bool,
                     }
                     SessionOutcome::AlreadyUploaded => "already uploaded".into(),
                 };
+                let tried = retries.remove(session).unwrap_or_default().suffix();
                 if !json {
-                    let _ = multi.println(format!("{session}: {what}"));
+                    let _ = multi.println(format!("{session}: {what}{tried}"));
                 }
             }
             Event::SessionFailed {
@@ -303,8 +351,9 @@ async fn render(mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>, json: bool,
                 if let Some(b) = bars.remove(session) {
                     b.abandon();
                 }
+                let tried = retries.remove(session).unwrap_or_default().suffix();
                 if !json {
-                    let _ = multi.println(format!("{session}: failed: {reason}"));
+                    let _ = multi.println(format!("{session}: failed{tried}: {reason}"));
                 }
             }
             Event::SessionRefused {
@@ -319,10 +368,22 @@ async fn render(mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>, json: bool,
                     ));
                 }
             }
+            Event::Retrying {
+                session, reason, ..
+            } => {
+                all_retries += 1;
+                let r = retries.entry(session.clone()).or_default();
+                r.count += 1;
+                r.last_reason.clone_from(reason);
+                if let Some(b) = bars.get(session) {
+                    b.set_message(r.text());
+                }
+            }
             Event::FileDone { .. } | Event::FileVerified { .. } => {}
         }
     }
     all.finish_and_clear();
+    all_retries
 }
 
 /// A rolling daily log in the user's log folder (or `LABPIPE_LOG_DIR`); `-v` mirrors it on stderr.
@@ -406,7 +467,16 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_bytes;
+    use super::{parse_bytes, retries_text};
+
+    #[test]
+    fn retries_read_naturally() {
+        assert_eq!(retries_text(1, None), "1 retry");
+        assert_eq!(
+            retries_text(3, Some("connection reset")),
+            "3 retries — last: connection reset"
+        );
+    }
 
     #[test]
     fn sizes_parse() {

@@ -8,4 +8,12 @@ rate: number, eta_secs: number | null,
 /**
  * `uploading`, `uploaded`, `already_uploaded` or `verified`.
  */
-state: string, };
+state: string, 
+/**
+ * Requests for this file sent again after a failed attempt.
+ */
+retries: number, 
+/**
+ * Why the latest retry was needed, e.g. `connection reset`.
+ */
+last_retry_reason: string | null, };

@@ -24,4 +24,12 @@ quiet_period_secs: number,
 /**
  * The guided first-run setup was completed (or skipped).
  */
-setup_done: boolean, };
+setup_done: boolean, 
+/**
+ * Queue sessions whose checks all pass as soon as they settle (not ones with warnings).
+ */
+auto_upload: boolean, 
+/**
+ * Desktop notification when an upload fails and when a session is processed or fails.
+ */
+notifications: boolean, };

@@ -4,13 +4,25 @@ import type { TransferError } from "./TransferError";
 
 export type TransferView = { session: string, path: string, 
 /**
- * `queued`, `running`, `done`, `failed` or `cancelled`.
+ * `queued`, `running`, `paused`, `done`, `failed` or `cancelled`.
  */
 state: string, bytes_total: number, bytes_done: number, 
 /**
  * Bytes found already in S3 from an earlier, interrupted run (not sent again).
  */
-bytes_resumed: number, rate: number, eta_secs: number | null, files: Array<FileTransferView>, error: TransferError | null, 
+bytes_resumed: number, rate: number, eta_secs: number | null, files: Array<FileTransferView>, 
+/**
+ * Requests sent again after a failed attempt in this run (files and session-wide ones).
+ */
+retries: number, 
+/**
+ * Why the latest retry was needed, e.g. `connection reset`.
+ */
+last_retry_reason: string | null, 
+/**
+ * The app stopped while this was uploading; it continued from the journal at the next start.
+ */
+interrupted: boolean, error: TransferError | null, 
 /**
  * `uploaded` or `already_uploaded` when done.
  */

@@ -47,8 +47,8 @@ PYTHONDONTWRITEBYTECODE=1 .venv/bin/python -m pytest infra/tests -q -p no:cachep
 
 # The desktop UI (ui/): type checks, lint, unit tests, then the production
 # build that the app embeds (src-tauri needs ui/dist to compile).
-stage "ui: svelte-check, tsc --noEmit, vitest, vite build"
-(cd ui && npm run --silent check && npx tsc --noEmit -p tsconfig.json && npx vitest run && npx vite build --logLevel warn)
+stage "ui: svelte-check, tsc --noEmit, eslint, vitest, vite build"
+(cd ui && npm run --silent check && npx tsc --noEmit -p tsconfig.json && npm run --silent lint && npx vitest run && npx vite build --logLevel warn)
 
 stage "clippy: cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings

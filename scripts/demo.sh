@@ -10,9 +10,8 @@
 #   usage: scripts/demo.sh [--count N] [--size-mb MB] [--no-app]
 set -euo pipefail
 
-REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$REPO"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${HOME:-$REPO}/.cache/labpipe/target}"
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 COUNT=3
 SIZE_MB=60
 APP=1
@@ -26,29 +25,14 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-step() { printf '\n==> %s\n' "$1"; }
-
 step "installing prerequisites (skips what is already there)"
 bash scripts/bootstrap.sh
 
 step "building labpipe and the backend's local runner"
 cargo build -q -p labpipe-cli -p labpipe-backend --bin labpipe --bin local-runner
-LABPIPE="$CARGO_TARGET_DIR/debug/labpipe"
-RUNNER="$CARGO_TARGET_DIR/debug/local-runner"
 
-step "starting the local AWS emulator on 127.0.0.1 and deploying infra/template.yaml to it"
-bash scripts/stack.sh start
-eval "$(bash scripts/stack.sh env)"
-bash scripts/deploy-local.sh >/dev/null
-echo "stack outputs: .labpipe/stack/outputs.json"
-
-LAB="$REPO/demo/lab"
-if [ ! -d "$LAB" ]; then
-  step "writing $COUNT demo sessions of $SIZE_MB MB, plus one broken example of each kind, to demo/lab"
-  "$LABPIPE" dev generate --out "$LAB" --count "$COUNT" --size-mb "$SIZE_MB" --broken
-else
-  step "demo sessions already in demo/lab (delete the folder to start over)"
-fi
+start_local_stack
+write_demo_lab "$COUNT" "$SIZE_MB"
 
 step "checking the demo sessions (the broken examples are expected to fail, with their reasons)"
 "$LABPIPE" check "$LAB" || true

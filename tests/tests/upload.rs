@@ -357,7 +357,10 @@ async fn flaky_network_resets_errors_and_stalls_do_not_corrupt_anything() {
     for r in &retries {
         assert!(r["attempt"].as_u64() >= Some(2), "{r}");
         assert!(!r["reason"].as_str().unwrap_or_default().is_empty(), "{r}");
-        assert!(r["operation"].as_str().is_some_and(|o| !o.is_empty()), "{r}");
+        assert!(
+            r["operation"].as_str().is_some_and(|o| !o.is_empty()),
+            "{r}"
+        );
         assert!(r["session"].is_string(), "{r}");
     }
     // A reset at once, an error status or a stall always fails the attempt it meets; only the

@@ -16,8 +16,8 @@ use labpipe_core::filter::dynamo::{compile, AttrValue, Compiled, Plan, MONTH_PLA
 use labpipe_core::filter::{Filter, Subject};
 
 use crate::error::{service, CatalogError};
-use crate::item::{Item, SessionItem};
-use crate::store::Catalog;
+use crate::item::SessionItem;
+use crate::store::{read_pages, Catalog};
 
 /// Items fetched per request page; small enough to keep one page quick on a slow link.
 const PAGE: i32 = 500;
@@ -120,56 +120,54 @@ impl Catalog {
             MONTH_PLACEHOLDER.to_string(),
             AttributeValue::S(month.to_string()),
         );
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client()
-                .query()
-                .table_name(self.table())
-                .index_name(index)
-                .key_condition_expression(key_condition)
-                .set_filter_expression(compiled.filter.clone())
-                .set_expression_attribute_names(Some(names(compiled)))
-                .set_expression_attribute_values(Some(vals.clone()))
-                .limit(PAGE)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| service("Query", self.table(), e))?;
-            for item in out.items() {
-                found.push(SessionItem::from_item(item)?);
-            }
-            match out.last_evaluated_key() {
-                Some(k) if !k.is_empty() && found.len() < limit => start = Some(k.clone()),
-                _ => return Ok(()),
-            }
-        }
+        let vals = &vals;
+        read_pages(
+            found,
+            |n| n >= limit,
+            |start| async move {
+                let out = self
+                    .client()
+                    .query()
+                    .table_name(self.table())
+                    .index_name(index)
+                    .key_condition_expression(key_condition)
+                    .set_filter_expression(compiled.filter.clone())
+                    .set_expression_attribute_names(Some(names(compiled)))
+                    .set_expression_attribute_values(Some(vals.clone()))
+                    .limit(PAGE)
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(|e| service("Query", self.table(), e))?;
+                Ok((out.items().to_vec(), out.last_evaluated_key().cloned()))
+            },
+        )
+        .await
     }
 
     async fn scan_filtered(&self, compiled: &Compiled) -> Result<Vec<SessionItem>, CatalogError> {
         let mut found = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client()
-                .scan()
-                .table_name(self.table())
-                .set_filter_expression(compiled.filter.clone())
-                .set_expression_attribute_names(Some(names(compiled)))
-                .set_expression_attribute_values(Some(values(compiled)))
-                .limit(PAGE)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| service("Scan", self.table(), e))?;
-            for item in out.items() {
-                found.push(SessionItem::from_item(item)?);
-            }
-            match out.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => return Ok(found),
-            }
-        }
+        read_pages(
+            &mut found,
+            |_| false,
+            |start| async move {
+                let out = self
+                    .client()
+                    .scan()
+                    .table_name(self.table())
+                    .set_filter_expression(compiled.filter.clone())
+                    .set_expression_attribute_names(Some(names(compiled)))
+                    .set_expression_attribute_values(Some(values(compiled)))
+                    .limit(PAGE)
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(|e| service("Scan", self.table(), e))?;
+                Ok((out.items().to_vec(), out.last_evaluated_key().cloned()))
+            },
+        )
+        .await?;
+        Ok(found)
     }
 }
 

@@ -481,30 +481,28 @@ impl Catalog {
         limit: usize,
     ) -> Result<Vec<SessionItem>, CatalogError> {
         let mut found = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .db
-                .query()
-                .table_name(&self.table)
-                .index_name(BY_STATUS_INDEX)
-                .key_condition_expression("#st = :st")
-                .expression_attribute_names("#st", "status")
-                .expression_attribute_values(":st", s(status.as_str()))
-                .scan_index_forward(false)
-                .limit(limit.clamp(1, 1000) as i32)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| service("Query", &self.table, e))?;
-            for item in out.items() {
-                found.push(SessionItem::from_item(item)?);
-            }
-            match out.last_evaluated_key() {
-                Some(k) if found.len() < limit => start = Some(k.clone()),
-                _ => break,
-            }
-        }
+        read_pages(
+            &mut found,
+            |n| n >= limit,
+            |start| async move {
+                let out = self
+                    .db
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(BY_STATUS_INDEX)
+                    .key_condition_expression("#st = :st")
+                    .expression_attribute_names("#st", "status")
+                    .expression_attribute_values(":st", s(status.as_str()))
+                    .scan_index_forward(false)
+                    .limit(limit.clamp(1, 1000) as i32)
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(|e| service("Query", &self.table, e))?;
+                Ok((out.items().to_vec(), out.last_evaluated_key().cloned()))
+            },
+        )
+        .await?;
         found.truncate(limit);
         Ok(found)
     }
@@ -528,26 +526,24 @@ impl Catalog {
     /// Every session entry, page by page (for exports and full-table filters).
     pub async fn scan_all(&self) -> Result<Vec<SessionItem>, CatalogError> {
         let mut found = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .db
-                .scan()
-                .table_name(&self.table)
-                .filter_expression("sk = :meta")
-                .expression_attribute_values(":meta", s(META_SK))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| service("Scan", &self.table, e))?;
-            for item in out.items() {
-                found.push(SessionItem::from_item(item)?);
-            }
-            match out.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => break,
-            }
-        }
+        read_pages(
+            &mut found,
+            |_| false,
+            |start| async move {
+                let out = self
+                    .db
+                    .scan()
+                    .table_name(&self.table)
+                    .filter_expression("sk = :meta")
+                    .expression_attribute_values(":meta", s(META_SK))
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(|e| service("Scan", &self.table, e))?;
+                Ok((out.items().to_vec(), out.last_evaluated_key().cloned()))
+            },
+        )
+        .await?;
         found.sort_by(|a, b| {
             a.recorded_at
                 .cmp(&b.recorded_at)
@@ -652,6 +648,32 @@ fn level_for(status: Status) -> Level {
     }
 }
 
+/// Reads a paged Query or Scan into `found`: `page(start)` sends one request from `start` and
+/// returns its items and `LastEvaluatedKey`; reading stops at the last page, or once
+/// `enough(found.len())`. Every paged read of the catalog goes through here, so none can forget
+/// a page.
+pub(crate) async fn read_pages<F, Fut>(
+    found: &mut Vec<SessionItem>,
+    enough: impl Fn(usize) -> bool,
+    mut page: F,
+) -> Result<(), CatalogError>
+where
+    F: FnMut(Option<Item>) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<Item>, Option<Item>), CatalogError>>,
+{
+    let mut start = None;
+    loop {
+        let (items, next) = page(start.take()).await?;
+        for item in &items {
+            found.push(SessionItem::from_item(item)?);
+        }
+        match next {
+            Some(k) if !k.is_empty() && !enough(found.len()) => start = Some(k),
+            _ => return Ok(()),
+        }
+    }
+}
+
 /// Creates the catalog table with the layout the stack template declares (keys, both indexes,
 /// on-demand billing), for tests and for a local stack without the template. Waits until the
 /// table is active.
@@ -721,4 +743,82 @@ pub async fn create_table(db: &Client, table: &str) -> Result<(), CatalogError> 
         message: "table did not become active in time".into(),
         retryable: true,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+    use std::cell::RefCell;
+
+    fn item(n: u32) -> Item {
+        let at = NaiveDate::from_ymd_opt(2021, 3, 1)
+            .unwrap()
+            .and_hms_opt(9, 0, n)
+            .unwrap();
+        let session = at.format("%Y%m%d_%H%M%S").to_string();
+        SessionItem::placeholder(&session, at, Status::Processed, Utc::now()).to_item()
+    }
+
+    /// Three pages of 2, 2 and 1 items; the key after page `i` is `Some` except after the last.
+    fn pages() -> Vec<(Vec<Item>, Option<Item>)> {
+        let key = |k: &str| Some(Item::from([("pk".to_string(), s(k))]));
+        vec![
+            (vec![item(1), item(2)], key("after-2")),
+            (vec![item(3), item(4)], key("after-4")),
+            (vec![item(5)], None),
+        ]
+    }
+
+    async fn read(enough: impl Fn(usize) -> bool) -> (Vec<SessionItem>, Vec<Option<Item>>) {
+        let starts = RefCell::new(Vec::new());
+        let mut left = pages().into_iter();
+        let mut found = Vec::new();
+        read_pages(&mut found, enough, |start| {
+            starts.borrow_mut().push(start);
+            let page = left.next().expect("asked for a page after the last");
+            async move { Ok(page) }
+        })
+        .await
+        .unwrap();
+        (found, starts.into_inner())
+    }
+
+    #[tokio::test]
+    async fn read_pages_follows_every_next_key_to_the_last_page() {
+        let (found, starts) = read(|_| false).await;
+        assert_eq!(found.len(), 5);
+        assert_eq!(found[4].session, "20210301_090005");
+        assert_eq!(starts.len(), 3);
+        assert_eq!(starts[0], None);
+        assert_eq!(starts[2].as_ref().unwrap()["pk"], s("after-4"));
+    }
+
+    #[tokio::test]
+    async fn read_pages_stops_once_enough_is_read() {
+        let (found, starts) = read(|n| n >= 3).await;
+        assert_eq!(
+            found.len(),
+            4,
+            "the page that crossed the limit is kept whole"
+        );
+        assert_eq!(starts.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn an_empty_next_key_ends_the_read() {
+        let mut found = Vec::new();
+        let mut calls = 0;
+        read_pages(
+            &mut found,
+            |_| false,
+            |_| {
+                calls += 1;
+                async { Ok((vec![item(1)], Some(Item::new()))) }
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!((found.len(), calls), (1, 1));
+    }
 }

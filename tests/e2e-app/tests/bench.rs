@@ -16,6 +16,7 @@
 //! benchmark instead of giving a fast number.
 
 use anyhow::{ensure, Context, Result};
+use fantoccini::wd::TimeoutConfiguration;
 use labpipe_catalog::{Catalog, SessionItem};
 use labpipe_core::filter::Filter;
 use labpipe_core::LabSchema;
@@ -219,6 +220,48 @@ fn print_memory(when: &str, procs: &[Proc]) -> Memory {
     total
 }
 
+/// Leaves the app alone for [`IDLE_WINDOW`] and prints the CPU its processes used, process by
+/// process and thread by thread (threads that ran at all); returns the total, in % of one core.
+async fn idle_cpu(what: &str, procs: &[Proc]) -> f64 {
+    let process_ticks: Vec<u64> = procs.iter().map(|p| p.cpu_ticks).collect();
+    let thread_ticks: HashMap<u32, u64> = procs
+        .iter()
+        .flat_map(|p| threads(p.pid))
+        .map(|t| (t.pid, t.cpu_ticks))
+        .collect();
+    tokio::time::sleep(IDLE_WINDOW).await;
+    let percent =
+        |ticks: u64| ticks as f64 / clock_ticks_per_second() / IDLE_WINDOW.as_secs_f64() * 100.0;
+    println!(
+        "\n{what}, {} s (CPU in % of one core):",
+        IDLE_WINDOW.as_secs()
+    );
+    let mut total = 0.0;
+    for (p, before) in procs.iter().zip(process_ticks) {
+        let after = read_proc(p.pid).map_or(before, |now| now.cpu_ticks);
+        total += percent(after - before);
+        println!(
+            "  idle: {:<16} pid {:>7}  cpu {:>5.2} %",
+            p.comm,
+            p.pid,
+            percent(after - before)
+        );
+        for t in threads(p.pid) {
+            let ran = t.cpu_ticks - thread_ticks.get(&t.pid).copied().unwrap_or(t.cpu_ticks);
+            if ran > 0 {
+                println!(
+                    "          thread {:<16} tid {:>7}  cpu {:>5.2} %",
+                    t.comm,
+                    t.pid,
+                    percent(ran)
+                );
+            }
+        }
+    }
+    println!("  idle: total  cpu {total:.2} %");
+    total
+}
+
 /// Wraps the page's `fetch` so each Tauri command's start, answer and parsed result are timed.
 const PROBE_JS: &str = r#"
 if (!window.__bench) {
@@ -243,6 +286,28 @@ if (!window.__bench) {
   window.__bench = { calls };
 }
 return true;
+"#;
+
+/// Starts counting what the page does (DOM changes, commands) while the app is left alone.
+const WATCH_IDLE_JS: &str = r#"
+window.__bench.calls.length = 0;
+window.__idle = { mutations: 0 };
+window.__idle.observer = new MutationObserver((records) => { window.__idle.mutations += records.length; });
+window.__idle.observer.observe(document.body, { subtree: true, childList: true, characterData: true, attributes: true });
+return true;
+"#;
+
+/// What the page did since [`WATCH_IDLE_JS`].
+const IDLE_ACTIVITY_JS: &str = r#"
+window.__idle.observer.disconnect();
+const calls = window.__bench.calls;
+const focus = document.activeElement;
+return {
+  mutations: window.__idle.mutations,
+  commands: calls.length,
+  names: [...new Set(calls.map((c) => c.cmd))],
+  focus: focus ? focus.tagName.toLowerCase() + (focus.dataset.testid ? ` data-testid=${focus.dataset.testid}` : "") : "none",
+};
 "#;
 
 /// Shared by the measuring scripts: `act()` starts something, the script answers (async) once
@@ -318,7 +383,7 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
-/// One filter measurement: (pause, rust, ipc, render, latency, total) in ms.
+/// One filter measurement, in ms.
 #[derive(Debug, Clone, Copy)]
 struct FilterTiming {
     /// Input event → filter command sent (the view's typing pause).
@@ -430,14 +495,27 @@ async fn ten_thousand_sessions() -> Result<()> {
     }
     println!("\nmemory with the first view shown (before the catalog is loaded):");
     print_memory("start", &app_processes(app.driver_pid()));
+    idle_cpu(
+        "idle on the first view, before the catalog is loaded",
+        &app_processes(app.driver_pid()),
+    )
+    .await;
 
+    // Loading 10,000 sessions from the emulator takes longer than WebDriver's default 30 s.
+    app.client
+        .update_timeouts(TimeoutConfiguration::new(
+            Some(Duration::from_secs(600)),
+            None,
+            None,
+        ))
+        .await?;
     app.js(PROBE_JS).await?;
     let out = measure(
         &app,
         r#"
         const [n] = arguments;
         measure(() => document.querySelector("nav button[data-view='sessions']").click(),
-                () => call("filter_catalog") && shown() === n);
+                () => call("filter_catalog") && shown() === n, 600000);
         "#,
         vec![json!(n)],
     )
@@ -531,40 +609,26 @@ async fn ten_thousand_sessions() -> Result<()> {
         num(&out, "drawn") - num(&out, "t0")
     );
 
-    // Idle: the catalog loaded and on screen, nobody touching the app.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let procs = app_processes(app.driver_pid());
-    let before: Vec<u64> = procs.iter().map(|p| p.cpu_ticks).collect();
-    let threads_before: HashMap<u32, u64> = procs
-        .iter()
-        .flat_map(|p| threads(p.pid))
-        .map(|t| (t.pid, t.cpu_ticks))
-        .collect();
-    tokio::time::sleep(IDLE_WINDOW).await;
-    let hz = clock_ticks_per_second();
+    // Idle: the catalog loaded and on screen, nobody touching the app. WebKit keeps repainting
+    // for a few seconds after an interaction such as the scroll above (with no DOM change and no
+    // command), so the first window shows the app settling and the second one the app at rest.
+    app.js(WATCH_IDLE_JS).await?;
+    idle_cpu(
+        "settling: the first seconds after the last scroll",
+        &app_processes(app.driver_pid()),
+    )
+    .await;
+    let idle_total = idle_cpu(
+        &format!("idle with {n} sessions loaded"),
+        &app_processes(app.driver_pid()),
+    )
+    .await;
+    let activity = app.js(IDLE_ACTIVITY_JS).await?;
     println!(
-        "\nidle for {} s with {n} sessions loaded (CPU in % of one core):",
-        IDLE_WINDOW.as_secs()
+        "  in both windows the page made {} DOM changes and {} commands {}; focus on <{}>",
+        activity["mutations"], activity["commands"], activity["names"], activity["focus"]
     );
-    let mut idle_total = 0.0;
-    for (p, t0) in procs.iter().zip(before) {
-        let t1 = read_proc(p.pid).map_or(t0, |now| now.cpu_ticks);
-        let pct = (t1 - t0) as f64 / hz / IDLE_WINDOW.as_secs_f64() * 100.0;
-        idle_total += pct;
-        println!("  idle: {:<16} pid {:>7}  cpu {pct:>5.2} %", p.comm, p.pid);
-        // Where it goes, thread by thread (threads that ran at all).
-        for t in threads(p.pid) {
-            let ticks = t.cpu_ticks - threads_before.get(&t.pid).copied().unwrap_or(t.cpu_ticks);
-            if ticks > 0 {
-                let pct = ticks as f64 / hz / IDLE_WINDOW.as_secs_f64() * 100.0;
-                println!(
-                    "          thread {:<16} tid {:>7}  cpu {pct:>5.2} %",
-                    t.comm, t.pid
-                );
-            }
-        }
-    }
-    println!("  idle: total  cpu {idle_total:.2} %");
+    let procs = app_processes(app.driver_pid());
     println!("\nmemory with {n} sessions loaded:");
     let memory = print_memory("loaded", &procs);
     let (rss_total, pss_total) = (memory.rss as f64 / 1024.0, memory.pss as f64 / 1024.0);

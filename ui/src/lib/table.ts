@@ -12,19 +12,43 @@ function value(row: CatalogRow, key: SortKey): number | string | undefined {
   return row[key as Exclude<SortKey, `m:${string}`>];
 }
 
+/**
+ * Text in reading order ("S2" before "S10"). One collator for every comparison: `localeCompare`
+ * with options sets one up on each call, which made sorting 10,000 rows take 100–500 ms.
+ */
+const collator = new Intl.Collator("en", { numeric: true });
+
 /** Compares two values; missing values sort last in either direction. */
 export function compareValues(a: number | string | undefined, b: number | string | undefined, dir: 1 | -1): number {
   if (a === undefined || b === undefined) return a === b ? 0 : a === undefined ? 1 : -1;
   if (typeof a === "number" && typeof b === "number") return (a - b) * dir;
-  return String(a).localeCompare(String(b), "en", { numeric: true }) * dir;
+  return collator.compare(String(a), String(b)) * dir;
+}
+
+/**
+ * Every row's index in the column's order (stable: ties keep their catalog order). Computed once
+ * per catalog and sort; each filter result is then put in this order by `inOrder`, in time
+ * linear in the catalog size, instead of being sorted again on every keystroke.
+ */
+export function sortOrder(rows: CatalogRow[], sort: Sort): number[] {
+  return rows
+    .map((r, i) => ({ i, v: value(r, sort.key) }))
+    .sort((x, y) => compareValues(x.v, y.v, sort.dir) || x.i - y.i)
+    .map((x) => x.i);
+}
+
+/** The row indexes `indexes` (each at most once) in `order`, a `sortOrder` of all `rowCount` rows. */
+export function inOrder(order: number[], indexes: number[], rowCount: number): number[] {
+  const wanted = new Uint8Array(rowCount);
+  for (const i of indexes) wanted[i] = 1;
+  const out: number[] = [];
+  for (const i of order) if (wanted[i]) out.push(i);
+  return out;
 }
 
 /** The indexes sorted by the column (stable: ties keep their catalog order). */
 export function sortIndexes(rows: CatalogRow[], indexes: number[], sort: Sort): number[] {
-  return indexes
-    .map((i, pos) => ({ i, pos, v: value(rows[i], sort.key) }))
-    .sort((x, y) => compareValues(x.v, y.v, sort.dir) || x.pos - y.pos)
-    .map((x) => x.i);
+  return inOrder(sortOrder(rows, sort), indexes, rows.length);
 }
 
 export function nextSort(current: Sort, key: SortKey): Sort {

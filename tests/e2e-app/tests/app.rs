@@ -833,7 +833,9 @@ impl NotificationDaemon {
         ready_rx
             .recv_timeout(Duration::from_secs(10))
             .context("the notification daemon did not start")?
-            .map_err(|e| anyhow::anyhow!("owning org.freedesktop.Notifications on the session bus: {e}"))?;
+            .map_err(|e| {
+                anyhow::anyhow!("owning org.freedesktop.Notifications on the session bus: {e}")
+            })?;
         Ok(NotificationDaemon { shown })
     }
 

@@ -128,6 +128,10 @@ pub fn settled_notices(
 
 /// Compares two transfer lists: notices for uploads that failed since, and the sessions whose
 /// upload finished (to be watched through the pipeline).
+///
+/// `seen` starts as the queue loaded at start, so transfers that finished before a restart are
+/// no news; a transfer missing from `seen` was queued in this run, and may have gone from queued
+/// to done between two looks (a small session uploads in less than a tick).
 pub fn transfer_changes(
     seen: &BTreeMap<String, String>,
     now: &[TransferView],
@@ -135,11 +139,8 @@ pub fn transfer_changes(
     let mut notices = Vec::new();
     let mut finished = Vec::new();
     for t in now {
-        // A transfer not seen before is either new (queued) or from before a restart: no news.
-        let Some(before) = seen.get(&t.session) else {
-            continue;
-        };
-        if before == &t.state {
+        let before = seen.get(&t.session).map(String::as_str).unwrap_or("new");
+        if before == t.state {
             continue;
         }
         match t.state.as_str() {
@@ -410,13 +411,15 @@ mod tests {
             transfer("a", "failed"),
             transfer("b", "done"),
             transfer("c", "failed"),
+            // Queued and finished between two looks.
             transfer("d", "done"),
+            transfer("e", "queued"),
         ];
         let (notices, finished) = transfer_changes(&seen, &now);
         assert_eq!(notices.len(), 1, "{notices:?}");
         assert_eq!(notices[0].title, "Upload of a failed");
         assert_eq!(notices[0].body, "connection refused");
-        assert_eq!(finished, vec!["b".to_string()]);
+        assert_eq!(finished, vec!["b".to_string(), "d".to_string()]);
     }
 
     fn pending(session: &str, verdict: &str) -> PendingSession {

@@ -262,6 +262,21 @@ async fn kill_9_at_random_moments_then_rerun_completes_without_resending_much() 
     let seed: u64 = rand::random();
     eprintln!("kill trials: {trials}, seed {seed}");
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    // Kills land within the time one whole upload takes on this machine now, so they hit the
+    // upload itself, whether the machine is idle or busy.
+    let clean = Run::new(&s3).await;
+    let started = Instant::now();
+    let out = clean
+        .command(emulator.env(), &folder, &[])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let whole_ms = (started.elapsed().as_millis() as u64).max(50);
+    eprintln!("one uninterrupted upload: {whole_ms} ms");
     let mut resumed_somewhere = false;
     for trial in 0..trials {
         let run = Run::new(&s3).await;
@@ -279,7 +294,7 @@ async fn kill_9_at_random_moments_then_rerun_completes_without_resending_much() 
                 .filter_map(|l| serde_json::from_str::<Value>(&l).ok())
                 .collect::<Vec<_>>()
         });
-        let delay = Duration::from_millis(rng.gen_range(30..900));
+        let delay = Duration::from_millis(rng.gen_range(whole_ms / 10..whole_ms));
         std::thread::sleep(delay);
         // SAFETY: kill(2) on our own child's pid.
         unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };

@@ -37,10 +37,10 @@ step "installing prerequisites (skips what is already there)"
 bash scripts/bootstrap.sh apt venv rust ui
 
 step "building labpipe, the UI and the app"
-cargo build -q -p labpipe-cli -p labpipe-e2e-app --bins
-cargo build -q -p labpipe-backend --bin local-runner
+# The app embeds ui/dist, so the UI is built first; one cargo run builds the rest with one
+# feature set (separate runs would rebuild shared dependencies for each).
 (cd ui && npx vite build --logLevel warn)
-cargo build -q -p labpipe-app
+cargo build -q -p labpipe-cli -p labpipe-e2e-app -p labpipe-backend -p labpipe-app --bins
 
 start_local_stack
 RAW_BUCKET="$(stack_output RawBucket)"

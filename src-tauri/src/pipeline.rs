@@ -249,13 +249,7 @@ fn auto_upload(app: &AppHandle, map: &PipelineMap, transfer_states: &BTreeMap<St
 pub fn spawn_poller(app: AppHandle, map: PipelineMap) {
     tauri::async_runtime::spawn(async move {
         let mut watched: BTreeSet<String> = BTreeSet::new();
-        let mut seen: BTreeMap<String, String> = app
-            .state::<AppState>()
-            .queue
-            .list()
-            .into_iter()
-            .map(|t| (t.session, t.state))
-            .collect();
+        let mut seen = crate::transfers::states(&app.state::<AppState>().queue.list());
         let mut sdk: Option<(Settings, aws_config::SdkConfig, Instant)> = None;
         let mut last_read: Option<Instant> = None;
         let mut last_error = String::new();
@@ -265,10 +259,7 @@ pub fn spawn_poller(app: AppHandle, map: PipelineMap) {
             let state = app.state::<AppState>();
             let transfers = state.queue.list();
             let (notices, finished) = transfer_changes(&seen, &transfers);
-            seen = transfers
-                .into_iter()
-                .map(|t| (t.session, t.state))
-                .collect();
+            seen = crate::transfers::states(&transfers);
             let settings = state.settings();
             if settings.notifications {
                 for n in &notices {

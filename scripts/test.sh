@@ -14,6 +14,9 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${HOME:-$REPO}/.cache/labpipe/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# A failing test says what failed in a few lines: no captured backtrace under every error
+# (a panic still prints one when RUST_BACKTRACE asks).
+export RUST_LIB_BACKTRACE="${RUST_LIB_BACKTRACE:-0}"
 
 T0=$SECONDS
 STAGE=""

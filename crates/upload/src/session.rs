@@ -154,19 +154,28 @@ impl Upload {
         RetryWatch::new(self.inner.events.clone(), key)
     }
 
+    /// A GetObject of `key` in the raw bucket whose retries are reported as events.
+    async fn get_object(
+        &self,
+        key: &str,
+    ) -> Result<
+        aws_sdk_s3::operation::get_object::GetObjectOutput,
+        SdkError<aws_sdk_s3::operation::get_object::GetObjectError>,
+    > {
+        let i = &self.inner;
+        i.s3.get_object()
+            .bucket(&i.bucket)
+            .key(key)
+            .customize()
+            .interceptor(self.watch(key))
+            .send()
+            .await
+    }
+
     async fn preflight(&self) -> Result<(), UploadError> {
         let i = &self.inner;
         let key = format!("{RAW_PREFIX}/.labpipe-preflight");
-        match i
-            .s3
-            .get_object()
-            .bucket(&i.bucket)
-            .key(&key)
-            .customize()
-            .interceptor(self.watch(&key))
-            .send()
-            .await
-        {
+        match self.get_object(&key).await {
             Ok(_) => Ok(()),
             Err(e) if matches!(e.code(), Some("NoSuchKey") | Some("AccessDenied")) => Ok(()),
             Err(e)
@@ -1016,15 +1025,10 @@ impl Upload {
         {
             Ok(()) => Ok(false),
             Err(e) if is_precondition_failed(&e) => {
-                let got =
-                    i.s3.get_object()
-                        .bucket(&i.bucket)
-                        .key(&key)
-                        .customize()
-                        .interceptor(self.watch(&key))
-                        .send()
-                        .await
-                        .map_err(|e| classify(&i.bucket, "GetObject", &key, e))?;
+                let got = self
+                    .get_object(&key)
+                    .await
+                    .map_err(|e| classify(&i.bucket, "GetObject", &key, e))?;
                 let bytes = got
                     .body
                     .collect()

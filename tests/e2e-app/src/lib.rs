@@ -135,12 +135,36 @@ pub struct App {
     driver: Child,
 }
 
+/// Waits until something listens on `port`; stops `driver` and says why if it exits or
+/// `limit` passes first.
+async fn until_listening(driver: &mut Child, port: u16, what: &str, limit: Duration) -> Result<()> {
+    let t0 = Instant::now();
+    while TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
+        if let Some(status) = driver.try_wait()? {
+            bail!("tauri-driver exited early: {status}");
+        }
+        if t0.elapsed() > limit {
+            stop(driver);
+            bail!(
+                "{what} did not listen on {port} within {} s",
+                limit.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
 impl App {
     /// Starts the app with `dirs` and extra environment.
     pub async fn start(dirs: &Dirs, env: &[(&str, String)]) -> Result<App> {
         std::fs::create_dir_all(dirs.home())?;
-        let port = free_port();
-        let native = free_port();
+        // Both ports are held while the second is chosen, so they can never be the same one.
+        let (port, native) = {
+            let a = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+            let b = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+            (a.local_addr()?.port(), b.local_addr()?.port())
+        };
         let runtime = dirs.root.path().join("run");
         std::fs::create_dir_all(&runtime)?;
         #[cfg(unix)]
@@ -175,17 +199,16 @@ impl App {
                 tauri_driver().display()
             )
         })?;
-        let t0 = Instant::now();
-        while TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
-            if let Some(status) = driver.try_wait()? {
-                bail!("tauri-driver exited early: {status}");
-            }
-            if t0.elapsed() > Duration::from_secs(20) {
-                stop(&mut driver);
-                bail!("tauri-driver did not listen on {port} within 20 s");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        until_listening(&mut driver, port, "tauri-driver", Duration::from_secs(20)).await?;
+        // tauri-driver listens at once and starts WebKitWebDriver behind it; a session asked
+        // for before WebKitWebDriver listens fails.
+        until_listening(
+            &mut driver,
+            native,
+            "WebKitWebDriver",
+            Duration::from_secs(30),
+        )
+        .await?;
         let mut caps = serde_json::Map::new();
         caps.insert("browserName".into(), "wry".into());
         caps.insert(

@@ -1,7 +1,7 @@
 //! The desktop app end to end: the built binary, a real lab folder, the local AWS emulator,
 //! driven through WebDriver like a person would. Saves the README screenshots.
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use chrono::NaiveDate;
 use labpipe_catalog::{Catalog, SessionItem, Status};
 use labpipe_core::LabSchema;
@@ -10,7 +10,7 @@ use labpipe_sample::{generate, GenerateOptions};
 use labpipe_tests::{unique_name, Emulator};
 use serde_json::json;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -42,9 +42,46 @@ fn base_settings(lab: Option<&Path>) -> serde_json::Value {
     })
 }
 
-async fn attr(app: &App, el: &fantoccini::elements::Element, name: &str) -> Result<String> {
-    let _ = app;
+/// An attribute of `el`, empty when it has none.
+async fn attr(el: &fantoccini::elements::Element, name: &str) -> Result<String> {
     Ok(el.attr(name).await?.unwrap_or_default())
+}
+
+/// Settings of an app that talks to `emu`: the emulator's endpoint on top of [`base_settings`].
+fn cloud_settings(lab: Option<&Path>, emu: &Emulator) -> serde_json::Value {
+    let mut settings = base_settings(lab);
+    settings["endpoint_url"] = json!(emu.endpoint());
+    settings
+}
+
+/// A new, empty raw bucket in `emu` and an S3 client to look into it.
+async fn empty_raw_bucket(emu: &Emulator) -> Result<(aws_sdk_s3::Client, String)> {
+    let bucket = unique_name("raw");
+    let s3 = emu.s3_client().await;
+    s3.create_bucket().bucket(&bucket).send().await?;
+    Ok((s3, bucket))
+}
+
+/// Waits until Pending shows `n` sessions with a verdict in `verdicts` ("pass", "warn", …).
+async fn until_verdicts(app: &App, verdicts: &[&str], n: usize) -> Result<()> {
+    let css = verdicts
+        .iter()
+        .map(|v| format!(".row[data-verdict='{v}']"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    app.until(&format!("{n} sessions {verdicts:?}"), WAIT, || async {
+        Ok((app.find_all(&css).await?.len() == n).then_some(()))
+    })
+    .await
+}
+
+/// Clicks "Upload all ready" and moves to the Transfers view.
+async fn upload_all_ready(app: &App) -> Result<()> {
+    app.find("[data-testid='upload-all']")
+        .await?
+        .click()
+        .await?;
+    app.goto("transfers").await
 }
 
 #[tokio::test]
@@ -83,7 +120,7 @@ async fn pending_shows_each_sessions_verdict_and_reasons() -> Result<()> {
         .await?;
         for (name, report) in &expected {
             let row = app.find(&format!(".row[data-session='{name}']")).await?;
-            let shown = attr(&app, &row, "data-verdict").await?;
+            let shown = attr(&row, "data-verdict").await?;
             // `wait` folders (still being written) may settle while we look; all others must match.
             if report.verdict != labpipe_core::Verdict::Wait {
                 assert_eq!(shown, report.verdict.as_str(), "verdict of {name}");
@@ -173,10 +210,6 @@ async fn seed_catalog(emu: &Emulator, table: &str, n: usize) -> Result<Vec<Sessi
     Ok(records.into_iter().map(|r| r.item).collect())
 }
 
-fn emulator_env(emu: &Emulator) -> Vec<(&'static str, String)> {
-    emu.env()
-}
-
 async fn match_count(app: &App) -> Result<usize> {
     let t = app
         .find("[data-testid='match-count']")
@@ -194,13 +227,12 @@ async fn sessions_filter_narrows_the_table_and_explains_bad_filters() -> Result<
         let table = unique_name("catalog");
         let items = seed_catalog(&emu, &table, 60).await?;
         let dirs = Dirs::new()?;
-        let mut settings = base_settings(None);
-        settings["endpoint_url"] = json!(emu.endpoint());
+        let mut settings = cloud_settings(None, &emu);
         settings["catalog_table"] = json!(table);
         settings["raw_bucket"] = json!("labpipe-raw-e2e");
         dirs.write_settings(settings)?;
 
-        let app = App::start(&dirs, &emulator_env(&emu)).await?;
+        let app = App::start(&dirs, &emu.env()).await?;
         app.goto("sessions").await?;
         app.until("all sessions", WAIT, || async {
             Ok((match_count(&app).await.ok() == Some(items.len())).then_some(()))
@@ -389,31 +421,18 @@ async fn upload_puts_ready_sessions_in_the_raw_bucket() -> Result<()> {
     within(Duration::from_secs(240), async {
         step("upload puts ready sessions in the raw bucket");
         let emu = Emulator::start();
-        let bucket = unique_name("raw");
-        let s3 = emu.s3_client().await;
-        s3.create_bucket().bucket(&bucket).send().await?;
+        let (s3, bucket) = empty_raw_bucket(&emu).await?;
         let dirs = Dirs::new()?;
         let lab = dirs.root.path().join("lab");
         let sessions = make_lab(&lab, 3, false)?;
-        let mut settings = base_settings(Some(&lab));
-        settings["endpoint_url"] = json!(emu.endpoint());
+        let mut settings = cloud_settings(Some(&lab), &emu);
         settings["raw_bucket"] = json!(bucket);
         settings["concurrency"] = json!(2);
         dirs.write_settings(settings)?;
 
-        let app = App::start(&dirs, &emulator_env(&emu)).await?;
-        app.until("ready sessions", WAIT, || async {
-            Ok(
-                (app.find_all(".row[data-verdict='pass']").await?.len() == sessions.len())
-                    .then_some(()),
-            )
-        })
-        .await?;
-        app.find("[data-testid='upload-all']")
-            .await?
-            .click()
-            .await?;
-        app.goto("transfers").await?;
+        let app = App::start(&dirs, &emu.env()).await?;
+        until_verdicts(&app, &["pass"], sessions.len()).await?;
+        upload_all_ready(&app).await?;
         app.until("every upload done", Duration::from_secs(120), || async {
             Ok((app
                 .find_all("section.transfer[data-state='done']")
@@ -470,13 +489,13 @@ async fn transfer_progress(app: &App, session: &str) -> Result<(String, u64)> {
     let row = app
         .find(&format!("section.transfer[data-session='{session}']"))
         .await?;
-    let state = attr(app, &row, "data-state").await?;
+    let state = attr(&row, "data-state").await?;
     let bytes = app
         .find(&format!(
             "section.transfer[data-session='{session}'] [data-testid='transfer-bytes']"
         ))
         .await?;
-    let done = attr(app, &bytes, "data-bytes-done").await?.parse()?;
+    let done = attr(&bytes, "data-bytes-done").await?.parse()?;
     Ok((state, done))
 }
 
@@ -486,9 +505,7 @@ async fn pausing_an_upload_holds_it_and_resume_continues_from_what_was_sent() ->
         step("pause a running upload, then resume it");
         const PART: u64 = 16 * 1024 * 1024;
         let emu = Emulator::start();
-        let bucket = unique_name("raw");
-        let s3 = emu.s3_client().await;
-        s3.create_bucket().bucket(&bucket).send().await?;
+        let (s3, bucket) = empty_raw_bucket(&emu).await?;
         let dirs = Dirs::new()?;
         let lab = dirs.root.path().join("lab");
         // Recording files of 20 MB and more: each is a multipart upload of 16 MiB parts.
@@ -501,27 +518,16 @@ async fn pausing_an_upload_holds_it_and_resume_continues_from_what_was_sent() ->
             lab.join("labpipe.toml"),
             "[session]\nexpected_size_mb = 120\n",
         )?;
-        let mut settings = base_settings(Some(&lab));
-        settings["endpoint_url"] = json!(emu.endpoint());
+        let mut settings = cloud_settings(Some(&lab), &emu);
         settings["raw_bucket"] = json!(bucket);
         settings["concurrency"] = json!(2);
         // One 16 MiB part every ~3.4 s: slow enough to pause between two parts.
         settings["bandwidth_mb_per_sec"] = json!(5.0);
         dirs.write_settings(settings)?;
 
-        let app = App::start(&dirs, &emulator_env(&emu)).await?;
-        app.until("the session is ready", WAIT, || async {
-            let ready = app
-                .find_all(".row[data-verdict='pass'], .row[data-verdict='warn']")
-                .await?;
-            Ok((ready.len() == 1).then_some(()))
-        })
-        .await?;
-        app.find("[data-testid='upload-all']")
-            .await?
-            .click()
-            .await?;
-        app.goto("transfers").await?;
+        let app = App::start(&dirs, &emu.env()).await?;
+        until_verdicts(&app, &["pass", "warn"], 1).await?;
+        upload_all_ready(&app).await?;
         let name = session.name.as_str();
         app.until("the first part acknowledged", Duration::from_secs(60), || async {
             let (state, done) = transfer_progress(&app, name).await?;
@@ -584,7 +590,7 @@ async fn pausing_an_upload_holds_it_and_resume_continues_from_what_was_sent() ->
                 "section.transfer[data-session='{name}'] [data-testid='bytes-resumed']"
             ))
             .await?;
-        let saved: u64 = attr(&app, &resumed, "data-bytes").await?.parse()?;
+        let saved: u64 = attr(&resumed, "data-bytes").await?.parse()?;
         ensure!(
             saved >= PART,
             "the resumed run reused the acknowledged parts: {saved} bytes resumed"
@@ -627,7 +633,7 @@ struct Keyring {
 }
 
 impl Keyring {
-    fn start() -> Result<Option<Keyring>> {
+    async fn start() -> Result<Option<Keyring>> {
         if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_none() {
             return Ok(None);
         }
@@ -648,8 +654,34 @@ impl Keyring {
             .take()
             .context("stdin")?
             .write_all(b"e2e-password")?;
-        std::thread::sleep(Duration::from_millis(800));
-        Ok(Some(Keyring { child, _home: home }))
+        let mut keyring = Keyring { child, _home: home };
+        keyring.until_it_owns_the_secrets_name().await?;
+        Ok(Some(keyring))
+    }
+
+    /// Waits until this daemon owns `org.freedesktop.secrets`. Asking earlier would make the
+    /// bus start another daemon (the distribution's service file, with the real home), whose
+    /// locked keyring the app cannot use.
+    async fn until_it_owns_the_secrets_name(&mut self) -> Result<()> {
+        let bus = zbus::Connection::session().await?;
+        let dbus = zbus::fdo::DBusProxy::new(&bus).await?;
+        let name = zbus::names::BusName::try_from("org.freedesktop.secrets")?;
+        let t0 = Instant::now();
+        loop {
+            if dbus.name_has_owner(name.clone()).await? {
+                return Ok(());
+            }
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "gnome-keyring-daemon exited before owning org.freedesktop.secrets: {status}"
+                );
+            }
+            ensure!(
+                t0.elapsed() < Duration::from_secs(20),
+                "gnome-keyring-daemon did not own org.freedesktop.secrets within 20 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 
@@ -666,7 +698,7 @@ impl Drop for Keyring {
 async fn credentials_live_in_the_os_keyring() -> Result<()> {
     within(Duration::from_secs(240), async {
         step("credentials live in the os keyring");
-        let Some(_keyring) = Keyring::start()? else {
+        let Some(_keyring) = Keyring::start().await? else {
             eprintln!("skipped: no D-Bus session bus (run under dbus-run-session)");
             return Ok(());
         };
@@ -924,15 +956,14 @@ async fn uploading_a_session_ends_processed_in_sessions() -> Result<()> {
         let daemon = NotificationDaemon::start()?;
         let lab = dirs.root.path().join("lab");
         let sessions = make_lab(&lab, 2, false)?;
-        let mut settings = base_settings(Some(&lab));
-        settings["endpoint_url"] = json!(emu.endpoint());
+        let mut settings = cloud_settings(Some(&lab), &emu);
         settings["raw_bucket"] = json!(stack.output("RawBucket")?);
         settings["catalog_table"] = json!(stack.output("CatalogTable")?);
         dirs.write_settings(settings)?;
         let target = &sessions[0].name;
         let row = format!(".row[data-session='{target}']");
 
-        let app = App::start(&dirs, &emulator_env(&emu)).await?;
+        let app = App::start(&dirs, &emu.env()).await?;
         app.until("the session is ready", WAIT, || async {
             Ok(app
                 .find_all(&format!("{row}[data-verdict='pass']"))
@@ -951,7 +982,7 @@ async fn uploading_a_session_ends_processed_in_sessions() -> Result<()> {
             Duration::from_secs(180),
             || async {
                 let el = app.find(&row).await?;
-                Ok((attr(&app, &el, "data-pipeline").await? == "PROCESSED").then_some(()))
+                Ok((attr(&el, "data-pipeline").await? == "PROCESSED").then_some(()))
             },
         )
         .await?;

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     ChecksumAlgorithm, Event as S3EventKind, FilterRule, FilterRuleName, NotificationConfiguration,
@@ -20,7 +20,7 @@ use labpipe_catalog::{create_table, Catalog, Status};
 use labpipe_core::check::check_folder;
 use labpipe_core::manifest::sha256_file;
 use labpipe_core::{LabSchema, Manifest};
-use labpipe_tests::{repo_root, unique_name, Emulator};
+use labpipe_tests::{object_bytes, repo_root, unique_name, Emulator};
 use sha2::{Digest, Sha256};
 
 /// One isolated set of buckets, table and queues on the shared emulator.
@@ -136,6 +136,18 @@ impl Stack {
         Preprocess::new(&self.clients, &self.config)
     }
 
+    /// Hands ingest the S3 event of the session's manifest, alone in its batch.
+    async fn ingest_manifest(&self, s: &Session, message_id: &str) -> SqsBatchResponse {
+        let key = format!("raw/{}/manifest.json", s.id);
+        self.ingest()
+            .handle(sqs_event(vec![s3_event_message(
+                &self.config.raw_bucket,
+                &key,
+                message_id,
+            )]))
+            .await
+    }
+
     async fn queue_bodies(&self, url: &str) -> Vec<String> {
         let out = self
             .clients
@@ -200,21 +212,26 @@ fn generate(seed: u64, size_bytes: u64) -> Session {
 async fn upload(stack: &Stack, s: &Session, manifest: bool) {
     for f in &s.manifest.files {
         let bytes = std::fs::read(s.folder.join(&f.path)).unwrap();
-        stack
-            .clients
-            .s3
-            .put_object()
-            .bucket(&stack.config.raw_bucket)
-            .key(format!("raw/{}/{}", s.id, f.path))
-            .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
-            .body(ByteStream::from(bytes))
-            .send()
-            .await
-            .unwrap();
+        put_data_file(stack, s, &f.path, bytes).await;
     }
     if manifest {
         put_manifest(stack, s).await;
     }
+}
+
+/// Puts `bytes` as the session's data file `path`, with the S3 CRC64NVME checksum ingest checks.
+async fn put_data_file(stack: &Stack, s: &Session, path: &str, bytes: Vec<u8>) {
+    stack
+        .clients
+        .s3
+        .put_object()
+        .bucket(&stack.config.raw_bucket)
+        .key(format!("raw/{}/{}", s.id, path))
+        .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
+        .body(ByteStream::from(bytes))
+        .send()
+        .await
+        .unwrap();
 }
 
 async fn put_manifest(stack: &Stack, s: &Session) {
@@ -388,28 +405,10 @@ async fn an_object_altered_before_the_manifest_fails_naming_the_file() {
         .unwrap();
     let mut bytes = std::fs::read(s.folder.join(&victim.path)).unwrap();
     bytes[100] ^= 0xFF;
-    stack
-        .clients
-        .s3
-        .put_object()
-        .bucket(&stack.config.raw_bucket)
-        .key(format!("raw/{}/{}", s.id, victim.path))
-        .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
-        .body(ByteStream::from(bytes))
-        .send()
-        .await
-        .unwrap();
+    put_data_file(&stack, &s, &victim.path, bytes).await;
     put_manifest(&stack, &s).await;
 
-    let key = format!("raw/{}/manifest.json", s.id);
-    let response = stack
-        .ingest()
-        .handle(sqs_event(vec![s3_event_message(
-            &stack.config.raw_bucket,
-            &key,
-            "m1",
-        )]))
-        .await;
+    let response = stack.ingest_manifest(&s, "m1").await;
     assert!(
         response.batch_item_failures.is_empty(),
         "a session problem is not retried"
@@ -446,15 +445,7 @@ async fn an_object_altered_before_the_manifest_fails_naming_the_file() {
         .await
         .unwrap();
     put_manifest(&stack, &t).await;
-    let key = format!("raw/{}/manifest.json", t.id);
-    stack
-        .ingest()
-        .handle(sqs_event(vec![s3_event_message(
-            &stack.config.raw_bucket,
-            &key,
-            "m2",
-        )]))
-        .await;
+    stack.ingest_manifest(&t, "m2").await;
     let item = stack.catalog.get(&t.id).await.unwrap().unwrap();
     assert_eq!(item.status, Status::Failed);
     let message = item.status_message.unwrap();
@@ -510,20 +501,7 @@ async fn an_upload_flows_to_processed_outputs_that_numpy_and_pyarrow_open() {
     let dir = tempfile::tempdir().unwrap();
     let mut local = BTreeMap::new();
     for f in &record.files {
-        let body = stack
-            .clients
-            .s3
-            .get_object()
-            .bucket(&record.bucket)
-            .key(&f.key)
-            .send()
-            .await
-            .unwrap()
-            .body
-            .collect()
-            .await
-            .unwrap()
-            .into_bytes();
+        let body = object_bytes(&stack.clients.s3, &record.bucket, &f.key).await;
         let name = f.key.rsplit('/').next().unwrap().to_string();
         let path = dir.path().join(&name);
         std::fs::write(&path, &body).unwrap();

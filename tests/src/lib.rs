@@ -116,6 +116,23 @@ pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}-{}-{n}", std::process::id())
 }
 
+/// The whole body of `s3://{bucket}/{key}`; panics naming the object if it cannot be read.
+pub async fn object_bytes(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
+    let object = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("cannot get s3://{bucket}/{key}: {e:?}"));
+    object
+        .body
+        .collect()
+        .await
+        .unwrap_or_else(|e| panic!("cannot read the body of s3://{bucket}/{key}: {e:?}"))
+        .to_vec()
+}
+
 /// A running moto server on 127.0.0.1, owned by one test suite.
 pub struct Emulator {
     child: Child,

@@ -14,7 +14,7 @@ mod fault_proxy;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ChecksumAlgorithm;
 use labpipe_sample::{generate, GenerateOptions};
-use labpipe_tests::{labpipe_bin, unique_name, Emulator};
+use labpipe_tests::{labpipe_bin, object_bytes, unique_name, Emulator};
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -128,7 +128,7 @@ fn summary(out: &Output) -> Value {
 /// Every object of the bucket is one of the session's files (or its manifest), byte-identical,
 /// with no multipart upload left behind.
 async fn assert_remote_equals_local(s3: &aws_sdk_s3::Client, bucket: &str, folder: &Path) {
-    let session = folder.file_name().unwrap().to_string_lossy().into_owned();
+    let session = session_name(folder);
     let local = local_files(folder);
     let listed = s3.list_objects_v2().bucket(bucket).send().await.unwrap();
     let keys: BTreeSet<String> = listed
@@ -141,25 +141,11 @@ async fn assert_remote_equals_local(s3: &aws_sdk_s3::Client, bucket: &str, folde
     expected.insert(format!("raw/{session}/manifest.json"));
     assert_eq!(keys, expected, "objects in the bucket");
     for (path, bytes) in &local {
-        let got = s3
-            .get_object()
-            .bucket(bucket)
-            .key(format!("raw/{session}/{path}"))
-            .send()
-            .await
-            .unwrap();
-        let got = got.body.collect().await.unwrap().into_bytes();
+        let got = object_bytes(s3, bucket, &format!("raw/{session}/{path}")).await;
         assert_eq!(sha(&got), sha(bytes), "{path} differs from the local file");
     }
-    let manifest = s3
-        .get_object()
-        .bucket(bucket)
-        .key(format!("raw/{session}/manifest.json"))
-        .send()
-        .await
-        .unwrap();
-    let manifest: Value =
-        serde_json::from_slice(&manifest.body.collect().await.unwrap().into_bytes()).unwrap();
+    let manifest = object_bytes(s3, bucket, &format!("raw/{session}/manifest.json")).await;
+    let manifest: Value = serde_json::from_slice(&manifest).unwrap();
     let listed: BTreeMap<String, String> = manifest["files"]
         .as_array()
         .unwrap()
@@ -188,13 +174,10 @@ async fn assert_remote_equals_local(s3: &aws_sdk_s3::Client, bucket: &str, folde
 
 #[tokio::test(flavor = "multi_thread")]
 async fn round_trip_is_byte_identical_then_a_rerun_sends_nothing() {
-    let emulator = Emulator::shared();
-    let s3 = emulator.s3_client().await;
-    let data = tempfile::tempdir().unwrap();
-    let folder = session(data.path(), 24_000_000, 11);
-    let run = Run::new(&s3).await;
+    let fx = Fixture::new(24_000_000, 11).await;
+    let run = Run::new(&fx.s3).await;
 
-    let out = run.command(emulator.env(), &folder, &[]).output().unwrap();
+    let out = fx.upload(&run, &[]);
     assert!(
         out.status.success(),
         "upload failed: {}",
@@ -206,7 +189,11 @@ async fn round_trip_is_byte_identical_then_a_rerun_sends_nothing() {
     assert_eq!(s["bytes_sent"].as_u64().unwrap(), total);
     let ev = events(&out.stdout);
     let verified = ev.iter().filter(|e| e["event"] == "file_verified").count();
-    assert_eq!(verified, local_files(&folder).len(), "every file verified");
+    assert_eq!(
+        verified,
+        local_files(&fx.folder).len(),
+        "every file verified"
+    );
     let done_at = ev
         .iter()
         .position(|e| e["event"] == "session_done")
@@ -219,9 +206,9 @@ async fn round_trip_is_byte_identical_then_a_rerun_sends_nothing() {
             == verified,
         "manifest after every verification"
     );
-    assert_remote_equals_local(&s3, &run.bucket, &folder).await;
+    assert_remote_equals_local(&fx.s3, &run.bucket, &fx.folder).await;
 
-    let again = run.command(emulator.env(), &folder, &[]).output().unwrap();
+    let again = fx.upload(&run, &[]);
     assert!(again.status.success());
     let s = summary(&again);
     assert_eq!(
@@ -232,7 +219,7 @@ async fn round_trip_is_byte_identical_then_a_rerun_sends_nothing() {
         ),
         (Some(0), Some(1), Some(0))
     );
-    assert_remote_equals_local(&s3, &run.bucket, &folder).await;
+    assert_remote_equals_local(&fx.s3, &run.bucket, &fx.folder).await;
 }
 
 /// Bytes S3 acknowledged before the kill, from the events the killed run printed.
@@ -251,10 +238,7 @@ fn acknowledged(lines: &[Value]) -> u64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_at_random_moments_then_rerun_completes_without_resending_much() {
-    let emulator = Emulator::shared();
-    let s3 = emulator.s3_client().await;
-    let data = tempfile::tempdir().unwrap();
-    let folder = session(data.path(), 30_000_000, 21);
+    let fx = Fixture::new(30_000_000, 21).await;
     let trials: usize = std::env::var("LABPIPE_KILL_TRIALS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -264,12 +248,9 @@ async fn kill_9_at_random_moments_then_rerun_completes_without_resending_much() 
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     // Kills land within the time one whole upload takes on this machine now, so they hit the
     // upload itself, whether the machine is idle or busy.
-    let clean = Run::new(&s3).await;
+    let clean = Run::new(&fx.s3).await;
     let started = Instant::now();
-    let out = clean
-        .command(emulator.env(), &folder, &[])
-        .output()
-        .unwrap();
+    let out = fx.upload(&clean, &[]);
     assert!(
         out.status.success(),
         "{}",
@@ -279,9 +260,9 @@ async fn kill_9_at_random_moments_then_rerun_completes_without_resending_much() 
     eprintln!("one uninterrupted upload: {whole_ms} ms");
     let mut resumed_somewhere = false;
     for trial in 0..trials {
-        let run = Run::new(&s3).await;
+        let run = Run::new(&fx.s3).await;
         let mut child = run
-            .command(emulator.env(), &folder, &[])
+            .command(fx.emulator.env(), &fx.folder, &[])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -302,7 +283,7 @@ async fn kill_9_at_random_moments_then_rerun_completes_without_resending_much() 
         let first = reader.join().unwrap();
         let acked = acknowledged(&first);
 
-        let out = run.command(emulator.env(), &folder, &[]).output().unwrap();
+        let out = fx.upload(&run, &[]);
         assert!(
             out.status.success(),
             "trial {trial} (kill after {delay:?}): re-run failed: {}",
@@ -314,7 +295,7 @@ async fn kill_9_at_random_moments_then_rerun_completes_without_resending_much() 
         resumed_somewhere |= s["bytes_resumed"].as_u64().unwrap() > 0;
         let bound = total - acked.min(total) + CONCURRENCY * PART;
         assert!(sent <= bound, "trial {trial} (kill after {delay:?}, {status}): re-sent too much: sent {sent}, acknowledged before kill {acked}, total {total}, bound {bound}");
-        assert_remote_equals_local(&s3, &run.bucket, &folder).await;
+        assert_remote_equals_local(&fx.s3, &run.bucket, &fx.folder).await;
     }
     if trials >= 10 {
         assert!(
@@ -326,14 +307,12 @@ async fn kill_9_at_random_moments_then_rerun_completes_without_resending_much() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn flaky_network_resets_errors_and_stalls_do_not_corrupt_anything() {
-    let emulator = Emulator::shared();
-    let s3 = emulator.s3_client().await;
-    let data = tempfile::tempdir().unwrap();
-    let folder = session(data.path(), 30_000_000, 31);
-    let run = Run::new(&s3).await;
-    let upstream = format!("127.0.0.1:{}", emulator.port()).parse().unwrap();
+    let fx = Fixture::new(30_000_000, 31).await;
+    let run = Run::new(&fx.s3).await;
+    let upstream = format!("127.0.0.1:{}", fx.emulator.port()).parse().unwrap();
     let proxy = fault_proxy::FaultProxy::start(upstream, 20, rand::random());
-    let env: Vec<_> = emulator
+    let env: Vec<_> = fx
+        .emulator
         .env()
         .into_iter()
         .map(|(k, v)| {
@@ -346,7 +325,7 @@ async fn flaky_network_resets_errors_and_stalls_do_not_corrupt_anything() {
         .collect();
     let started = Instant::now();
     let out = run
-        .command(env, &folder, &["--attempt-timeout", "3"])
+        .command(env, &fx.folder, &["--attempt-timeout", "3"])
         .output()
         .unwrap();
     let faults = proxy.faults();
@@ -358,13 +337,10 @@ async fn flaky_network_resets_errors_and_stalls_do_not_corrupt_anything() {
     assert!(faults.len() >= 5, "the proxy injected only {faults:?}");
     assert!(started.elapsed() < Duration::from_secs(120));
     assert_eq!(summary(&out)["sessions_uploaded"], 1);
-    assert_remote_equals_local(&s3, &run.bucket, &folder).await;
+    assert_remote_equals_local(&fx.s3, &run.bucket, &fx.folder).await;
 
     // Every retry is an event, so a flaky link does not look like a slow one.
-    let retries: Vec<Value> = events(&out.stdout)
-        .into_iter()
-        .filter(|e| e["event"] == "retrying")
-        .collect();
+    let retries = events_named(&out.stdout, "retrying");
     let reasons: Vec<&str> = retries
         .iter()
         .map(|r| r["reason"].as_str().unwrap_or_default())
@@ -403,31 +379,26 @@ async fn flaky_network_resets_errors_and_stalls_do_not_corrupt_anything() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_existing_object_is_never_overwritten() {
-    let emulator = Emulator::shared();
-    let s3 = emulator.s3_client().await;
-    let data = tempfile::tempdir().unwrap();
-    let folder = session(data.path(), 12_000_000, 41);
-    let name = folder.file_name().unwrap().to_string_lossy().into_owned();
-    let files = local_files(&folder);
+    let fx = Fixture::new(12_000_000, 41).await;
+    let name = session_name(&fx.folder);
+    let files = local_files(&fx.folder);
     let (victim, bytes) = files.iter().find(|(p, _)| p.ends_with(".bin")).unwrap();
     let key = format!("raw/{name}/{victim}");
 
     // Different bytes at the key: conflict, remote unchanged, no manifest.
-    let run = Run::new(&s3).await;
+    let run = Run::new(&fx.s3).await;
     let other = b"someone else's recording".to_vec();
-    s3.put_object()
+    fx.s3
+        .put_object()
         .bucket(&run.bucket)
         .key(&key)
         .body(ByteStream::from(other.clone()))
         .send()
         .await
         .unwrap();
-    let out = run.command(emulator.env(), &folder, &[]).output().unwrap();
+    let out = fx.upload(&run, &[]);
     assert_eq!(out.status.code(), Some(1));
-    let failed: Vec<Value> = events(&out.stdout)
-        .into_iter()
-        .filter(|e| e["event"] == "session_failed")
-        .collect();
+    let failed = events_named(&out.stdout, "session_failed");
     assert_eq!(failed.len(), 1, "{failed:?}");
     assert_eq!(failed[0]["code"], "conflict");
     assert!(
@@ -435,36 +406,21 @@ async fn an_existing_object_is_never_overwritten() {
         "the reason names the key: {}",
         failed[0]["reason"]
     );
-    let got = s3
-        .get_object()
-        .bucket(&run.bucket)
-        .key(&key)
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes();
+    let got = object_bytes(&fx.s3, &run.bucket, &key).await;
     assert_eq!(
-        got.as_ref(),
+        got.as_slice(),
         other.as_slice(),
         "remote object was overwritten"
     );
     assert!(
-        s3.head_object()
-            .bucket(&run.bucket)
-            .key(format!("raw/{name}/manifest.json"))
-            .send()
-            .await
-            .is_err(),
+        !has_manifest(&fx.s3, &run.bucket, &name).await,
         "no manifest after a conflict"
     );
 
     // The same bytes at the key: a no-op for that file, the session completes.
-    let run = Run::new(&s3).await;
-    s3.put_object()
+    let run = Run::new(&fx.s3).await;
+    fx.s3
+        .put_object()
         .bucket(&run.bucket)
         .key(&key)
         .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
@@ -472,7 +428,7 @@ async fn an_existing_object_is_never_overwritten() {
         .send()
         .await
         .unwrap();
-    let out = run.command(emulator.env(), &folder, &[]).output().unwrap();
+    let out = fx.upload(&run, &[]);
     assert!(
         out.status.success(),
         "{}",
@@ -488,20 +444,17 @@ async fn an_existing_object_is_never_overwritten() {
         summary(&out)["bytes_sent"].as_u64().unwrap(),
         files.values().map(|b| b.len() as u64).sum::<u64>() - bytes.len() as u64
     );
-    assert_remote_equals_local(&s3, &run.bucket, &folder).await;
+    assert_remote_equals_local(&fx.s3, &run.bucket, &fx.folder).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_file_appended_to_during_upload_fails_the_session_without_manifest() {
-    let emulator = Emulator::shared();
-    let s3 = emulator.s3_client().await;
-    let data = tempfile::tempdir().unwrap();
-    let folder = session(data.path(), 30_000_000, 51);
-    let name = folder.file_name().unwrap().to_string_lossy().into_owned();
-    let run = Run::new(&s3).await;
+    let fx = Fixture::new(30_000_000, 51).await;
+    let name = session_name(&fx.folder);
+    let run = Run::new(&fx.s3).await;
     // A bandwidth cap keeps the upload running long enough to change a file under it.
     let mut child = run
-        .command(emulator.env(), &folder, &["--max-bandwidth", "8MB"])
+        .command(fx.emulator.env(), &fx.folder, &["--max-bandwidth", "8MB"])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -517,10 +470,13 @@ async fn a_file_appended_to_during_upload_fails_the_session_without_manifest() {
             break;
         }
     }
-    for path in local_files(&folder).keys().filter(|p| p.ends_with(".bin")) {
+    for path in local_files(&fx.folder)
+        .keys()
+        .filter(|p| p.ends_with(".bin"))
+    {
         let mut f = std::fs::OpenOptions::new()
             .append(true)
-            .open(folder.join(path))
+            .open(fx.folder.join(path))
             .unwrap();
         std::io::Write::write_all(&mut f, b"one more frame").unwrap();
     }
@@ -537,26 +493,18 @@ async fn a_file_appended_to_during_upload_fails_the_session_without_manifest() {
         .unwrap()
         .contains("file changed while uploading"));
     assert!(
-        s3.head_object()
-            .bucket(&run.bucket)
-            .key(format!("raw/{name}/manifest.json"))
-            .send()
-            .await
-            .is_err(),
+        !has_manifest(&fx.s3, &run.bucket, &name).await,
         "a manifest was written for a changed session"
     );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_missing_bucket_fails_fast_with_what_to_do() {
-    let emulator = Emulator::shared();
-    let data = tempfile::tempdir().unwrap();
-    let folder = session(data.path(), 6_000_000, 61);
-    let s3 = emulator.s3_client().await;
-    let mut run = Run::new(&s3).await;
+    let fx = Fixture::new(6_000_000, 61).await;
+    let mut run = Run::new(&fx.s3).await;
     run.bucket = unique_name("missing");
     let started = Instant::now();
-    let out = run.command(emulator.env(), &folder, &[]).output().unwrap();
+    let out = fx.upload(&run, &[]);
     let missing = format!("bucket {} does not exist", run.bucket);
     assert_fails_fast_saying(&out, started, &[&missing, "--bucket"]);
 }
@@ -624,11 +572,8 @@ async fn rejected_credentials_fail_fast_with_what_to_do() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sessions_that_fail_their_checks_are_refused_with_findings() {
-    let emulator = Emulator::shared();
-    let s3 = emulator.s3_client().await;
-    let data = tempfile::tempdir().unwrap();
-    let folder = session(data.path(), 6_000_000, 81);
-    let meta = folder.join("metadata.txt");
+    let fx = Fixture::new(6_000_000, 81).await;
+    let meta = fx.folder.join("metadata.txt");
     let recorded = std::fs::metadata(&meta).unwrap().modified().unwrap();
     std::fs::write(&meta, "this is not metadata\n").unwrap();
     // Keep the recording's mtime: a fresh change would make the verdict `wait`, not `fail`.
@@ -638,8 +583,8 @@ async fn sessions_that_fail_their_checks_are_refused_with_findings() {
         .unwrap()
         .set_modified(recorded)
         .unwrap();
-    let run = Run::new(&s3).await;
-    let out = run.command(emulator.env(), &folder, &[]).output().unwrap();
+    let run = Run::new(&fx.s3).await;
+    let out = fx.upload(&run, &[]);
     assert_eq!(out.status.code(), Some(1));
     let ev = events(&out.stdout);
     let refused = ev
@@ -648,7 +593,8 @@ async fn sessions_that_fail_their_checks_are_refused_with_findings() {
         .unwrap_or_else(|| panic!("{ev:?}"));
     assert_eq!(refused["verdict"], "fail");
     assert!(!refused["findings"].as_array().unwrap().is_empty());
-    let listed = s3
+    let listed = fx
+        .s3
         .list_objects_v2()
         .bucket(&run.bucket)
         .send()
@@ -658,4 +604,58 @@ async fn sessions_that_fail_their_checks_are_refused_with_findings() {
         listed.contents().is_empty(),
         "nothing may be uploaded from a failed session"
     );
+}
+
+/// What most tests start from: the shared emulator, an S3 client for it and one generated session.
+struct Fixture {
+    emulator: &'static Emulator,
+    s3: aws_sdk_s3::Client,
+    folder: PathBuf,
+    // Holds the session folder; removed on drop.
+    _data: tempfile::TempDir,
+}
+
+impl Fixture {
+    async fn new(bytes: u64, seed: u64) -> Self {
+        let emulator = Emulator::shared();
+        let s3 = emulator.s3_client().await;
+        let data = tempfile::tempdir().unwrap();
+        let folder = session(data.path(), bytes, seed);
+        Self {
+            emulator,
+            s3,
+            folder,
+            _data: data,
+        }
+    }
+
+    /// Runs `labpipe upload` of the session into `run`'s bucket to the end.
+    fn upload(&self, run: &Run, extra: &[&str]) -> Output {
+        run.command(self.emulator.env(), &self.folder, extra)
+            .output()
+            .unwrap()
+    }
+}
+
+/// The session's name, which is also its key prefix under `raw/`.
+fn session_name(folder: &Path) -> String {
+    folder.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+/// Whether the session's manifest is in the bucket: it is written last, only for a complete upload.
+async fn has_manifest(s3: &aws_sdk_s3::Client, bucket: &str, session: &str) -> bool {
+    s3.head_object()
+        .bucket(bucket)
+        .key(format!("raw/{session}/manifest.json"))
+        .send()
+        .await
+        .is_ok()
+}
+
+/// The events of one kind among the JSON lines a run printed.
+fn events_named(out: &[u8], kind: &str) -> Vec<Value> {
+    events(out)
+        .into_iter()
+        .filter(|e| e["event"] == kind)
+        .collect()
 }

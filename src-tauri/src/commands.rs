@@ -280,7 +280,7 @@ pub async fn session_detail(
             let cache = state.catalog.lock().await;
             cache
                 .as_ref()
-                .and_then(|c| c.item(&session).cloned())
+                .and_then(|c| c.item(&session))
                 .ok_or_else(|| {
                     AppError::new("not_found", format!("{session} is not in the catalog"))
                 })?

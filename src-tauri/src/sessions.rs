@@ -32,7 +32,7 @@ pub struct CatalogRow {
 }
 
 impl CatalogRow {
-    fn from_item(i: &SessionItem) -> Self {
+    fn from_item(i: &SessionItem, metadata: &BTreeMap<String, MetaValue>) -> Self {
         CatalogRow {
             session: i.session.clone(),
             recorded_at: i.recorded_at.format("%Y-%m-%d %H:%M:%S").to_string(),
@@ -42,7 +42,7 @@ impl CatalogRow {
             total_bytes: i.total_bytes,
             file_count: i.file_count,
             pipeline_version: i.pipeline_version,
-            metadata: i.metadata.clone(),
+            metadata: metadata.clone(),
         }
     }
 }
@@ -133,8 +133,11 @@ pub struct SessionDetail {
 }
 
 /// The loaded catalog: rows for the UI and subjects for the filter.
+///
+/// Each session's metadata is kept once, in its subject (the filter reads it there); `items`
+/// hold the rest. With 10,000 sessions a second copy cost ~10 MB.
 pub struct Loaded {
-    pub items: Vec<SessionItem>,
+    items: Vec<SessionItem>,
     subjects: Vec<Subject>,
     pub schema: LabSchema,
 }
@@ -148,14 +151,14 @@ impl Loaded {
                 .then(b.session.cmp(&a.session))
         });
         let subjects = items
-            .iter()
+            .iter_mut()
             .map(|i| Subject {
                 session: i.session.clone(),
                 recorded_at: i.recorded_at,
                 status: i.status.as_str().to_lowercase(),
                 total_bytes: i.total_bytes,
                 files: i.file_count,
-                metadata: i.metadata.clone(),
+                metadata: std::mem::take(&mut i.metadata),
             })
             .collect();
         Loaded {
@@ -167,7 +170,12 @@ impl Loaded {
 
     pub fn snapshot(&self, source: String, load_ms: f64) -> CatalogSnapshot {
         CatalogSnapshot {
-            rows: self.items.iter().map(CatalogRow::from_item).collect(),
+            rows: self
+                .items
+                .iter()
+                .zip(&self.subjects)
+                .map(|(i, s)| CatalogRow::from_item(i, &s.metadata))
+                .collect(),
             fields: self
                 .schema
                 .fields
@@ -209,8 +217,12 @@ impl Loaded {
         })
     }
 
-    pub fn item(&self, session: &str) -> Option<&SessionItem> {
-        self.items.iter().find(|i| i.session == session)
+    /// The whole entry of `session`, metadata included.
+    pub fn item(&self, session: &str) -> Option<SessionItem> {
+        let at = self.items.iter().position(|i| i.session == session)?;
+        let mut item = self.items[at].clone();
+        item.metadata = self.subjects[at].metadata.clone();
+        Some(item)
     }
 }
 
@@ -336,8 +348,14 @@ mod tests {
             ],
             LabSchema::default(),
         );
-        // Newest first.
-        assert_eq!(loaded.items[0].session, "20210303_161221");
+        // Newest first, and each row keeps its own metadata.
+        let rows = loaded.snapshot(String::new(), 0.0).rows;
+        assert_eq!(rows[0].session, "20210303_161221");
+        assert_eq!(rows[0].metadata["fatigue"], MetaValue::Number(8.0));
+        assert_eq!(rows[2].metadata["fatigue"], MetaValue::Number(2.0));
+        let detail = loaded.item("20210302_161221").unwrap();
+        assert_eq!(detail.metadata["fatigue"], MetaValue::Number(7.0));
+        assert!(loaded.item("20990101_000000").is_none());
         assert_eq!(loaded.filter("").unwrap().indexes, [0, 1, 2]);
         assert_eq!(
             loaded

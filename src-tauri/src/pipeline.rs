@@ -11,6 +11,10 @@
 //! this run, or not yet settled at the previous reading) that becomes `PROCESSED` or `FAILED`
 //! raises one notification; so does an upload that fails. Sessions that were already settled
 //! when the app started raise none.
+//!
+//! It also keeps the Sessions view current: the entries of sessions that moved replace their
+//! old ones in the view's loaded catalog (or join it), and a `catalog-changed` event names them,
+//! so a researcher watching Sessions sees an upload become PROCESSED without a rescan.
 
 use labpipe_catalog::{SessionItem, Status};
 use serde::Serialize;
@@ -27,6 +31,8 @@ use crate::AppState;
 
 /// Event name carrying the whole map (`Record<string, PipelineState>`).
 pub const EVENT: &str = "pipeline";
+/// The event that tells the Sessions view which sessions of its loaded catalog changed.
+pub const CATALOG_EVENT: &str = "catalog-changed";
 /// Status shown for a session whose upload finished before the backend cataloged it.
 pub const UPLOADED: &str = "UPLOADED";
 /// Catalog readings while a session is on its way through the pipeline.
@@ -214,23 +220,49 @@ fn sessions_to_read(app: &AppHandle, watched: &BTreeSet<String>) -> Vec<String> 
     sessions.into_iter().collect()
 }
 
-/// Reads the catalog for `sessions`; sessions not cataloged yet but in `watched` are `UPLOADED`.
+/// What one reading of the catalog found.
+struct Reading {
+    /// Every session read; sessions not cataloged yet but in `watched` are `UPLOADED`.
+    states: BTreeMap<String, PipelineState>,
+    /// The catalog entries behind `states`.
+    items: std::collections::HashMap<String, SessionItem>,
+}
+
+/// Reads the catalog for `sessions`.
 async fn read(
     settings: &Settings,
     sdk: &aws_config::SdkConfig,
     sessions: &[String],
     watched: &BTreeSet<String>,
-) -> crate::error::AppResult<BTreeMap<String, PipelineState>> {
+) -> crate::error::AppResult<Reading> {
     let catalog = crate::cloud::catalog(sdk, settings)?;
-    let found = catalog.get_many(sessions).await?;
-    let mut map: BTreeMap<String, PipelineState> = found
+    let items = catalog.get_many(sessions).await?;
+    let mut states: BTreeMap<String, PipelineState> = items
         .iter()
         .map(|(k, v)| (k.clone(), PipelineState::from_item(v)))
         .collect();
     for s in watched {
-        map.entry(s.clone()).or_insert_with(PipelineState::uploaded);
+        states
+            .entry(s.clone())
+            .or_insert_with(PipelineState::uploaded);
     }
-    Ok(map)
+    Ok(Reading { states, items })
+}
+
+/// Puts the entries of sessions that moved into the Sessions view's loaded catalog (when it is
+/// loaded) and tells the view which changed.
+async fn update_loaded_catalog(app: &AppHandle, moved: Vec<SessionItem>) {
+    if moved.is_empty() {
+        return;
+    }
+    let state = app.state::<AppState>();
+    let changed = match state.catalog.lock().await.as_mut() {
+        Some(loaded) => loaded.apply(moved),
+        None => return,
+    };
+    if !changed.is_empty() {
+        let _ = app.emit(CATALOG_EVENT, changed);
+    }
 }
 
 /// Queues the lab folder's sessions whose checks all pass and that are not uploaded yet.
@@ -303,10 +335,13 @@ pub fn spawn_poller(app: AppHandle, map: PipelineMap) {
             if sessions.is_empty() {
                 continue;
             }
-            let after = match read(&settings, config, &sessions, &watched).await {
-                Ok(m) => {
+            let Reading {
+                states: after,
+                items,
+            } = match read(&settings, config, &sessions, &watched).await {
+                Ok(r) => {
                     last_error.clear();
-                    m
+                    r
                 }
                 Err(e) => {
                     // Once per distinct error, not every few seconds.
@@ -332,8 +367,14 @@ pub fn spawn_poller(app: AppHandle, map: PipelineMap) {
                     notify(&app, n);
                 }
             }
+            let moved: Vec<SessionItem> = after
+                .iter()
+                .filter(|(session, now)| before.get(*session) != Some(*now))
+                .filter_map(|(session, _)| items.get(session).cloned())
+                .collect();
             *map.lock().expect("pipeline lock") = after.clone();
             let _ = app.emit(EVENT, after);
+            update_loaded_catalog(&app, moved).await;
         }
     });
 }

@@ -6,7 +6,7 @@ use labpipe_catalog::{Event as CatalogEvent, OutputRecord, SessionItem};
 use labpipe_core::filter::{Filter, Subject};
 use labpipe_core::{LabSchema, MetaValue};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 use ts_rs::TS;
 
@@ -217,6 +217,34 @@ impl Loaded {
         })
     }
 
+    /// Puts newer entries into the loaded catalog, replacing a session's old entry or adding a
+    /// new session; returns the sessions that changed. The pipeline poller feeds it what it
+    /// reads, so the Sessions view follows uploads without a rescan of the table.
+    pub fn apply(&mut self, fresh: Vec<SessionItem>) -> BTreeSet<String> {
+        let changed: Vec<SessionItem> = fresh
+            .into_iter()
+            .filter(|f| self.item(&f.session).as_ref() != Some(f))
+            .collect();
+        let names: BTreeSet<String> = changed.iter().map(|i| i.session.clone()).collect();
+        if names.is_empty() {
+            return names;
+        }
+        let items = std::mem::take(&mut self.items);
+        let subjects = std::mem::take(&mut self.subjects);
+        let mut all: Vec<SessionItem> = items
+            .into_iter()
+            .zip(subjects)
+            .filter(|(i, _)| !names.contains(&i.session))
+            .map(|(mut i, s)| {
+                i.metadata = s.metadata;
+                i
+            })
+            .collect();
+        all.extend(changed);
+        *self = Loaded::new(all, std::mem::take(&mut self.schema));
+        names
+    }
+
     /// The whole entry of `session`, metadata included.
     pub fn item(&self, session: &str) -> Option<SessionItem> {
         let at = self.items.iter().position(|i| i.session == session)?;
@@ -366,5 +394,42 @@ mod tests {
         );
         let err = loaded.filter("fatige > 5").unwrap_err();
         assert_eq!((err.code.as_str(), err.column), ("filter", Some(0)));
+    }
+
+    #[test]
+    fn newer_entries_replace_or_join_the_loaded_catalog() {
+        let mut loaded = Loaded::new(
+            vec![
+                item("20210301_161221", Status::Processing, 2.0),
+                item("20210303_161221", Status::Processed, 8.0),
+            ],
+            LabSchema::default(),
+        );
+        let unchanged = loaded.item("20210303_161221").unwrap();
+        let moved = item("20210301_161221", Status::Processed, 2.0);
+        let new = item("20210302_161221", Status::Cataloged, 5.0);
+        let changed = loaded.apply(vec![unchanged, moved, new]);
+        assert_eq!(
+            changed.into_iter().collect::<Vec<_>>(),
+            ["20210301_161221", "20210302_161221"],
+            "only what differs from the loaded entry counts as changed"
+        );
+        let rows = loaded.snapshot(String::new(), 0.0).rows;
+        let seen: Vec<_> = rows
+            .iter()
+            .map(|r| (r.session.as_str(), r.status.as_str()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("20210303_161221", "PROCESSED"),
+                ("20210302_161221", "CATALOGED"),
+                ("20210301_161221", "PROCESSED"),
+            ],
+            "newest first, the moved session in its new state, the new one added"
+        );
+        assert_eq!(rows[1].metadata["fatigue"], MetaValue::Number(5.0));
+        assert_eq!(loaded.filter("fatigue > 4").unwrap().indexes, [0, 1]);
+        assert!(loaded.apply(vec![]).is_empty());
     }
 }

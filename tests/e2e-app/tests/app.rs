@@ -964,6 +964,13 @@ async fn uploading_a_session_ends_processed_in_sessions() -> Result<()> {
         let row = format!(".row[data-session='{target}']");
 
         let app = App::start(&dirs, &emu.env()).await?;
+        // A researcher has the (still empty) catalog loaded in Sessions before the upload.
+        app.goto("sessions").await?;
+        app.until("the empty catalog loaded", WAIT, || async {
+            Ok((match_count(&app).await.ok() == Some(0)).then_some(()))
+        })
+        .await?;
+        app.goto("pending").await?;
         app.until("the session is ready", WAIT, || async {
             Ok(app
                 .find_all(&format!("{row}[data-verdict='pass']"))
@@ -976,15 +983,29 @@ async fn uploading_a_session_ends_processed_in_sessions() -> Result<()> {
             .await?
             .click()
             .await?;
-        // Pending follows the session through the pipeline: uploaded → … → processed.
+        // Sessions follows the upload without a Refresh: the session joins the loaded catalog
+        // and its row moves on to PROCESSED while the view is open.
+        app.goto("sessions").await?;
+        let session_row = format!("[data-testid='session-row'][data-session='{target}']");
         app.until(
-            "Pending says processed",
+            "Sessions shows it processed",
             Duration::from_secs(180),
             || async {
-                let el = app.find(&row).await?;
-                Ok((attr(&el, "data-pipeline").await? == "PROCESSED").then_some(()))
+                let rows = app.find_all(&session_row).await?;
+                let Some(el) = rows.first() else {
+                    return Ok(None);
+                };
+                let text = el.text().await?.to_lowercase();
+                Ok(text.contains("processed").then_some(()))
             },
         )
+        .await?;
+        // Pending follows the session through the pipeline too: uploaded → … → processed.
+        app.goto("pending").await?;
+        app.until("Pending says processed", WAIT, || async {
+            let el = app.find(&row).await?;
+            Ok((attr(&el, "data-pipeline").await? == "PROCESSED").then_some(()))
+        })
         .await?;
         let state = app
             .find(&format!("{row} [data-testid='pipeline-state']"))
@@ -1014,13 +1035,7 @@ async fn uploading_a_session_ends_processed_in_sessions() -> Result<()> {
 
         // The researcher's side: Sessions shows it PROCESSED with its outputs.
         app.goto("sessions").await?;
-        app.wait_for(
-            &format!("[data-testid='session-row'][data-session='{target}']"),
-            WAIT,
-        )
-        .await?
-        .click()
-        .await?;
+        app.wait_for(&session_row, WAIT).await?.click().await?;
         let detail = app
             .until("detail with outputs", WAIT, || async {
                 let text = app.find("[data-testid='detail']").await?.text().await?;

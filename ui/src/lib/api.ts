@@ -66,6 +66,11 @@ export function onPipeline(f: (states: Record<string, PipelineState>) => void): 
   return listen<Record<string, PipelineState>>("pipeline", (e) => f(e.payload));
 }
 
+/** Sessions of the loaded catalog whose entries the pipeline poller replaced or added. */
+export function onCatalogChanged(f: (sessions: string[]) => void): Promise<UnlistenFn> {
+  return listen<string[]>("catalog-changed", (e) => f(e.payload));
+}
+
 export function onTransfers(f: (rows: TransferView[]) => void): Promise<UnlistenFn> {
   return listen<TransferView[]>("transfers", (e) => f(e.payload));
 }

@@ -80,14 +80,6 @@ pub fn step(what: &str) {
     eprintln!("e2e step: {what}");
 }
 
-pub fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
 /// Where screenshots for the README go.
 pub fn screenshot_dir() -> PathBuf {
     repo_root().join("docs/screenshots")

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { CatalogRow } from "./bindings/CatalogRow";
-import { distinctValues, histogram, inOrder, nextSort, numericFields, sortIndexes, sortOrder, visibleRange } from "./table";
+import { distinctValues, histogram, inOrder, nextSort, numericFields, sortOrder, visibleRange } from "./table";
 
 const row = (session: string, fatigue: number | undefined, model: string, bytes = 1): CatalogRow => ({
   session,
@@ -18,9 +18,9 @@ const rows = [row("20210301_000000", 3, "X200", 5), row("20210302_000000", 9, "X
 
 describe("sessions table", () => {
   it("sorts by built-in and metadata columns, missing values last", () => {
-    expect(sortIndexes(rows, [0, 1, 2], { key: "total_bytes", dir: 1 })).toEqual([1, 2, 0]);
-    expect(sortIndexes(rows, [0, 1, 2], { key: "m:fatigue", dir: -1 })).toEqual([1, 0, 2]);
-    expect(sortIndexes(rows, [0, 1, 2], { key: "m:fatigue", dir: 1 })).toEqual([0, 1, 2]);
+    expect(sortOrder(rows, { key: "total_bytes", dir: 1 })).toEqual([1, 2, 0]);
+    expect(sortOrder(rows, { key: "m:fatigue", dir: -1 })).toEqual([1, 0, 2]);
+    expect(sortOrder(rows, { key: "m:fatigue", dir: 1 })).toEqual([0, 1, 2]);
     expect(nextSort({ key: "session", dir: 1 }, "session")).toEqual({ key: "session", dir: -1 });
     expect(nextSort({ key: "session", dir: -1 }, "status")).toEqual({ key: "status", dir: 1 });
   });
@@ -31,7 +31,7 @@ describe("sessions table", () => {
     expect(order).toEqual([2, 1, 0]);
     expect(inOrder(order, [0, 2], subjects.length)).toEqual([2, 0]);
     expect(inOrder(order, [], subjects.length)).toEqual([]);
-    expect(sortIndexes(subjects, [1, 0], { key: "m:subject_id", dir: -1 })).toEqual([0, 1]);
+    expect(inOrder(sortOrder(subjects, { key: "m:subject_id", dir: -1 }), [1, 0], subjects.length)).toEqual([0, 1]);
   });
 
   it("draws only the visible window", () => {
@@ -56,7 +56,7 @@ describe("sessions table", () => {
     const many = Array.from({ length: 10_000 }, (_, i) => row(`2021${String((i % 12) + 1).padStart(2, "0")}${String((i % 28) + 1).padStart(2, "0")}_000000`, (i * 7) % 11, "X200", i));
     const idx = many.map((_, i) => i);
     let t = performance.now();
-    sortIndexes(many, idx, { key: "m:fatigue", dir: 1 });
+    sortOrder(many, { key: "m:fatigue", dir: 1 });
     const order = sortOrder(many, { key: "recorded_at", dir: -1 });
     expect(performance.now() - t).toBeLessThan(200);
     t = performance.now();

@@ -46,11 +46,6 @@ export function inOrder(order: number[], indexes: number[], rowCount: number): n
   return out;
 }
 
-/** The indexes sorted by the column (stable: ties keep their catalog order). */
-export function sortIndexes(rows: CatalogRow[], indexes: number[], sort: Sort): number[] {
-  return inOrder(sortOrder(rows, sort), indexes, rows.length);
-}
-
 export function nextSort(current: Sort, key: SortKey): Sort {
   return current.key === key ? { key, dir: current.dir === 1 ? -1 : 1 } : { key, dir: 1 };
 }

@@ -9,11 +9,18 @@ EMULATOR-ONLY step applies, through the API, what moto's CloudFormation
 silently drops: on the buckets versioning, Object Lock, public access block,
 ownership, lifecycle, the S3 -> SQS notification and the bucket policies; and
 the SQS queue policy, the CloudWatch alarms and DynamoDB point-in-time
-recovery (moto 5.2.5 skips AWS::SQS::QueuePolicy and AWS::CloudWatch::Alarm
-resources with only a warning in its log). That step reads them from the
-template itself, so it cannot drift from what AWS gets; the one deliberate difference is that the TLS-only
-(aws:SecureTransport) statements are left out, because moto is plain http and
-would then refuse every request.
+recovery (moto 5.2.5 skips AWS::SQS::QueuePolicy, AWS::CloudWatch::Alarm,
+AWS::Logs::MetricFilter and AWS::CloudTrail::Trail resources with only a
+warning in its log). That step reads them from the template itself, so it
+cannot drift from what AWS gets. The deliberate differences: bucket-policy
+statements whose condition moto cannot evaluate are left out (moto ignores
+the condition of a Deny and so denies every request it names): the TLS-only
+(aws:SecureTransport) ones, because moto is plain http, and the write-once
+one (s3:if-none-match), which would refuse every upload. The upload engine
+sends If-None-Match itself; that AWS enforces it rests on AWS's documentation
+(docs/security.md).
+
+AlarmEmail defaults to `none` here (the template requires it).
 
 Idempotent: an existing stack with the same template and parameters is left as
 it is, a changed one is updated, and the emulator-only step is re-applied.
@@ -221,10 +228,27 @@ def queue_notification(conf):
     return out
 
 
-def without_tls_statements(policy):
-    """The policy minus statements conditioned on aws:SecureTransport."""
-    kept = [s for s in policy["Statement"] if "aws:SecureTransport" not in json.dumps(s.get("Condition", {}))]
-    return {**policy, "Statement": kept}
+# Condition keys of bucket-policy statements the emulator-only step leaves out,
+# and why. moto evaluates a bucket policy without its conditions, so a Deny
+# with one of these would deny every request it names.
+EMULATOR_SKIPPED_CONDITIONS = {
+    "aws:SecureTransport": "moto is plain http",
+    "s3:if-none-match": "moto ignores the condition and would deny every upload",
+}
+
+
+def emulator_policy(policy):
+    """The policy minus the statements conditioned on EMULATOR_SKIPPED_CONDITIONS;
+    returns (policy, [(sid, reason)] of the statements left out)."""
+    kept, dropped = [], []
+    for s in policy["Statement"]:
+        cond = json.dumps(s.get("Condition", {}))
+        reason = next((why for key, why in EMULATOR_SKIPPED_CONDITIONS.items() if key in cond), None)
+        if reason:
+            dropped.append((s.get("Sid", "?"), reason))
+        else:
+            kept.append(s)
+    return {**policy, "Statement": kept}, dropped
 
 
 def apply_bucket(s3, bucket, props):
@@ -332,6 +356,37 @@ def emulator_only_step(session, template, params, pseudo, physical):
             alarm["AlarmName"] = props.get("AlarmName") or f"{pseudo['AWS::StackName']}-{logical}"
             cw.put_metric_alarm(**alarm)
             log(f"EMULATOR-ONLY {logical}: alarm {alarm['AlarmName']}")
+        elif res["Type"] == "AWS::Logs::MetricFilter":
+            props = resolve(res["Properties"])
+            name = props.get("FilterName") or f"{pseudo['AWS::StackName']}-{logical}"
+            session.client("logs").put_metric_filter(
+                logGroupName=props["LogGroupName"], filterName=name, filterPattern=props["FilterPattern"],
+                metricTransformations=[
+                    {k[0].lower() + k[1:]: v for k, v in m.items()} for m in props["MetricTransformations"]
+                ],
+            )
+            log(f"EMULATOR-ONLY {logical}: metric filter {name}")
+        elif res["Type"] == "AWS::CloudTrail::Trail":
+            props = resolve(res["Properties"])
+            ct = session.client("cloudtrail")
+            name = props["TrailName"]
+            if not any(t["Name"] == name for t in ct.list_trails().get("Trails", [])):
+                ct.create_trail(
+                    Name=name, S3BucketName=props["S3BucketName"],
+                    IsMultiRegionTrail=bool(props.get("IsMultiRegionTrail", False)),
+                    IncludeGlobalServiceEvents=bool(props.get("IncludeGlobalServiceEvents", True)),
+                    EnableLogFileValidation=bool(props.get("EnableLogFileValidation", False)),
+                )
+            if props.get("EventSelectors"):
+                selectors = [
+                    {"ReadWriteType": s["ReadWriteType"], "IncludeManagementEvents": bool(s["IncludeManagementEvents"]),
+                     "DataResources": s.get("DataResources", [])}
+                    for s in props["EventSelectors"]
+                ]
+                ct.put_event_selectors(TrailName=name, EventSelectors=selectors)
+            if props.get("IsLogging"):
+                ct.start_logging(Name=name)
+            log(f"EMULATOR-ONLY {logical}: trail {name}")
         elif res["Type"] == "AWS::DynamoDB::Table":
             pitr = res.get("Properties", {}).get("PointInTimeRecoverySpecification")
             if pitr:
@@ -355,13 +410,10 @@ def emulator_only_step(session, template, params, pseudo, physical):
         if res["Type"] != "AWS::S3::BucketPolicy":
             continue
         props = resolve(res["Properties"])
-        policy = without_tls_statements(props["PolicyDocument"])
-        dropped = len(props["PolicyDocument"]["Statement"]) - len(policy["Statement"])
+        policy, dropped = emulator_policy(props["PolicyDocument"])
         s3.put_bucket_policy(Bucket=props["Bucket"], Policy=json.dumps(policy))
-        log(
-            f"EMULATOR-ONLY {logical} ({props['Bucket']}): applied {len(policy['Statement'])} statement(s), "
-            f"left out {dropped} TLS-only statement(s) (moto is plain http)"
-        )
+        left_out = "; ".join(f"{sid} ({why})" for sid, why in dropped) or "nothing"
+        log(f"EMULATOR-ONLY {logical} ({props['Bucket']}): applied {len(policy['Statement'])} statement(s), left out {left_out}")
 
 
 # ------------------------------------------------------------- the stack
@@ -448,6 +500,7 @@ def deploy(endpoint, stack, overrides, timeout, template_path=TEMPLATE, region="
     body, template = load_template(template_path)
     params = {k: str(v["Default"]) for k, v in template.get("Parameters", {}).items() if "Default" in v}
     params["LambdaCodeBucket"] = f"{stack}-lambda-code-local"
+    params["AlarmEmail"] = "none"  # required by the template; nobody to mail on the emulator
     params.update(overrides)
     unknown = set(overrides) - set(template.get("Parameters", {}))
     if unknown:

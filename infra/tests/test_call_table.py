@@ -1,0 +1,236 @@
+"""docs/security.md's "Calls by role" table, kept true against the template and the code.
+
+    .venv/bin/python -m pytest infra/tests/test_call_table.py -q
+
+Proves (statically, by AWS's evaluation rules as modelled in iam_model.py):
+every call a role is listed for is allowed to that role by the statement the
+table names, with the IAM action(s) AWS documents for that call; every call in
+"Denied on purpose" is denied as stated; and every AWS SDK call the Rust code
+makes (crates/, backend/, src-tauri/) appears in the table. Whether AWS
+evaluates the conditions as modelled rests on AWS's documentation (cited in
+docs/security.md and beside the statements in the template).
+"""
+
+import re
+from pathlib import Path
+
+import botocore.session
+import pytest
+
+from iam_model import REPO, ROLES, Template
+
+DOC = REPO / "docs" / "security.md"
+SESSION = "20210301_161221"
+CODE_ROOTS = ("crates", "backend", "src-tauri")
+SERVICES = ("s3", "dynamodb", "sqs", "sts", "logs", "cloudwatch", "sns", "lambda", "cloudformation", "iam")
+
+# The IAM actions AWS documents for each call (and variant the table uses).
+# https://docs.aws.amazon.com/AmazonS3/latest/userguide/using-with-s3-policy-actions.html
+# https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/api-permissions-reference.html
+REQUIRED_ACTIONS = {
+    "PutObject": {"s3:PutObject"},
+    "CreateMultipartUpload": {"s3:PutObject"},
+    "UploadPart": {"s3:PutObject"},
+    "CompleteMultipartUpload": {"s3:PutObject"},
+    "AbortMultipartUpload": {"s3:AbortMultipartUpload"},
+    "ListParts": {"s3:ListMultipartUploadParts"},
+    "ListMultipartUploads": {"s3:ListBucketMultipartUploads"},
+    "ListObjectsV2": {"s3:ListBucket"},
+    "HeadBucket": {"s3:ListBucket"},
+    "HeadObject": {"s3:GetObject"},
+    "HeadObject (missing key → 404)": {"s3:ListBucket"},
+    "GetObject": {"s3:GetObject"},
+    "GetObject (version id)": {"s3:GetObjectVersion"},
+    "GetObject (missing key → NoSuchKey)": {"s3:ListBucket"},
+    "GetObjectAttributes": {"s3:GetObject", "s3:GetObjectAttributes"},
+    "DeleteObject": {"s3:DeleteObject"},
+    "DescribeTable": {"dynamodb:DescribeTable"},
+    "GetItem": {"dynamodb:GetItem"},
+    "BatchGetItem": {"dynamodb:BatchGetItem"},
+    "PutItem": {"dynamodb:PutItem"},
+    "UpdateItem": {"dynamodb:UpdateItem"},
+    "Query": {"dynamodb:Query"},
+    "Scan": {"dynamodb:Scan"},
+    "CreateTable": {"dynamodb:CreateTable"},
+    "BatchWriteItem": {"dynamodb:BatchWriteItem"},
+    # no action of its own: each item's (Put / Update / ConditionCheck) is checked
+    "TransactWriteItems": None,
+    "ReceiveMessage": {"sqs:ReceiveMessage"},
+    "DeleteMessage": {"sqs:DeleteMessage"},
+    "ChangeMessageVisibility": {"sqs:ChangeMessageVisibility"},
+    "GetQueueAttributes": {"sqs:GetQueueAttributes"},
+    "SendMessage": {"sqs:SendMessage"},
+    "PutLogEvents": {"logs:CreateLogStream", "logs:PutLogEvents"},
+}
+# s3:ObjectCreationOperation as S3 sets it: true for the requests that create an object.
+# https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes-enforce.html
+OBJECT_CREATION = {"PutObject": "true", "CompleteMultipartUpload": "true", "CopyObject": "true",
+                   "CreateMultipartUpload": "false", "UploadPart": "false", "UploadPartCopy": "false"}
+
+
+def resources(t):
+    raw, processed = t.arn("RawBucket"), t.arn("ProcessedBucket")
+    log = lambda lg: t.arn(lg).removesuffix("*") + "log-stream:2026/12/01/[$LATEST]0123"  # noqa: E731
+    return {
+        "raw object": f"{raw}/raw/{SESSION}/ch01.bin",
+        "raw bucket": raw,
+        "processed object": f"{processed}/v1/{SESSION}/ch01.parquet",
+        "processed bucket": processed,
+        "table": t.arn("CatalogTable"),
+        "index": t.arn("CatalogTable") + "/index/by_month",
+        "ingest queue": t.arn("IngestQueue"),
+        "preprocess queue": t.arn("PreprocessQueue"),
+        "ingest log group": log("IngestLogGroup"),
+        "preprocess log group": log("PreprocessLogGroup"),
+    }
+
+
+def context(call, request):
+    base = call.split(" (")[0]
+    ctx = {}
+    if base in OBJECT_CREATION:
+        ctx["s3:ObjectCreationOperation"] = OBJECT_CREATION[base]
+    request = request.strip()
+    if request == "If-None-Match":
+        ctx["s3:if-none-match"] = "*"
+    elif request.startswith("prefix "):
+        ctx["s3:prefix"] = request.removeprefix("prefix ").replace("<session>", SESSION)
+    elif request not in ("", "multipart step", "no If-None-Match"):
+        raise AssertionError(f"request {request!r} is not modelled: say what the call carries")
+    return ctx
+
+
+def parse_tables(text):
+    """{section heading: [row dicts]} for every table under '## Calls by role'."""
+    section = text.split("## Calls by role", 1)[1].split("\n## ", 1)[0]
+    tables, heading, header = {}, None, None
+    for line in section.splitlines():
+        if line.startswith("### "):
+            heading, header = line[4:].strip(), None
+            tables[heading] = []
+        elif line.startswith("|") and heading:
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if header is None:
+                header = cells
+            elif not set(line.replace("|", "").strip()) <= set("-: "):
+                tables[heading].append(dict(zip(header, cells)))
+    return tables
+
+
+@pytest.fixture(scope="module")
+def template():
+    return Template()
+
+
+@pytest.fixture(scope="module")
+def tables():
+    return parse_tables(DOC.read_text())
+
+
+def granted_rows(tables):
+    for heading, rows in tables.items():
+        if heading == "Denied on purpose":
+            continue
+        for role in [r.strip() for r in heading.split(",")]:
+            assert role in ROLES, f"section {heading!r}: {role} is not a template role"
+            for row in rows:
+                yield role, row
+
+
+def actions_of(row):
+    return {a.strip() for a in row["IAM action"].split(",")}
+
+
+def test_the_table_covers_every_role_but_break_glass(tables):
+    covered = {r.strip() for h in tables if h != "Denied on purpose" for r in h.split(",")}
+    assert covered == set(ROLES) - {"BreakGlassRole"}, covered
+    assert sum(len(r) for r in tables.values()) >= 60
+
+
+def test_actions_are_the_ones_aws_documents(tables):
+    for heading, rows in tables.items():
+        for row in rows:
+            call = row["call"]
+            assert call in REQUIRED_ACTIONS, f"{heading}: call {call!r} has no documented IAM action here; add it"
+            need = REQUIRED_ACTIONS[call]
+            if need is not None:
+                assert actions_of(row) == need, f"{heading}: {call} needs {sorted(need)}, the table says {row['IAM action']}"
+
+
+def test_every_listed_call_is_allowed_by_the_named_statement(template, tables):
+    res, failures, checked = resources(template), [], 0
+    for role, row in granted_rows(tables):
+        ctx = context(row["call"], row["request"])
+        for action in actions_of(row):
+            decision, sid = template.evaluate(role, action, res[row["resource"]], ctx)
+            checked += 1
+            if decision != "allow":
+                failures.append(f"{role} {row['call']} ({action} on {row['resource']}): {decision} by {sid}")
+            elif row["statement"] not in template.allowing_sids(role, action, res[row["resource"]], ctx):
+                failures.append(f"{role} {row['call']} ({action}): allowed by {sid}, the table says {row['statement']}")
+    assert not failures, "\n".join(failures)
+    assert checked >= 60
+
+
+def test_denied_on_purpose_is_denied(template, tables):
+    res, failures = resources(template), []
+    rows = tables["Denied on purpose"]
+    assert rows
+    for row in rows:
+        who = row["role"]
+        if who == "every role":
+            roles = ROLES
+        elif who == "every role but BreakGlassRole":
+            roles = [r for r in ROLES if r != "BreakGlassRole"]
+        else:
+            roles = [r.strip() for r in who.split(",")]
+            assert set(roles) <= set(ROLES), f"Denied on purpose: {who} names no template role"
+        ctx = context(row["call"], row["request"])
+        for role in roles:
+            for action in actions_of(row):
+                decision, sid = template.evaluate(role, action, res[row["resource"]], ctx)
+                if decision == "allow":
+                    failures.append(f"{role} {row['call']} ({action} on {row['resource']}) is allowed by {sid}")
+    assert not failures, "\n".join(failures)
+
+
+def _snake(name):
+    s = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name)
+    return re.sub(r"(?<=[A-Z])([A-Z][a-z])", r"_\1", s).lower()
+
+
+def sdk_calls_in_code():
+    """{(Operation, code unit)} for every `.operation()` of an AWS SDK client
+    in the Rust sources, tests, examples and #[cfg(test)] modules left out."""
+    bs = botocore.session.get_session()
+    ops = {}
+    for svc in SERVICES:
+        for op in bs.get_service_model(svc).operation_names:
+            ops[_snake(op)] = op
+    found = {}
+    for root in CODE_ROOTS:
+        for f in sorted((REPO / root).rglob("*.rs")):
+            rel = f.relative_to(REPO)
+            if {"tests", "examples", "benches", "target", "gen"} & set(rel.parts):
+                continue
+            text = f.read_text()
+            if m := re.search(r"^\s*#\[cfg\(test\)\]\s*\n\s*mod ", text, re.M):
+                text = text[: m.start()]
+            unit = "/".join(rel.parts[:2]) if rel.parts[0] == "crates" else rel.parts[0]
+            for mm in re.finditer(r"\.\s*([a-z][a-z0-9_]*)\(\)", text):
+                if mm.group(1) in ops:
+                    found.setdefault((ops[mm.group(1)], unit), set()).add(str(rel))
+    return found
+
+
+def test_every_sdk_call_in_the_code_is_in_the_table(tables):
+    listed = {(row["call"].split(" (")[0], row["code"]) for rows in tables.values() for row in rows}
+    found = sdk_calls_in_code()
+    assert len(found) >= 20, f"the code scan found only {sorted(found)}: is the pattern still right?"
+    missing = {k: sorted(v) for k, v in found.items() if k not in listed}
+    assert not missing, (
+        "AWS calls in the code that docs/security.md does not list (add a row with the role, "
+        f"IAM action and statement, and grant it in infra/template.yaml if needed): {missing}"
+    )
+    stale = sorted(k for k in listed if k[1] in ("crates/upload", "crates/catalog", "crates/sync", "backend", "src-tauri") and k not in found)
+    print("listed, not (or no longer) in the code:", stale)

@@ -401,7 +401,16 @@ def emulator_only_step(session, template, params, pseudo, physical):
     # the Lambdas here) ever sees it. Keep the mappings (they are part of the deployment) but
     # disabled.
     lam = session.client("lambda")
-    for mapping in lam.list_event_source_mappings()["EventSourceMappings"]:
+    try:
+        mappings = lam.list_event_source_mappings()["EventSourceMappings"]
+    except ClientError as e:
+        # moto with authorization on (INITIAL_NO_AUTH_ACTION_COUNT) miscomputes the
+        # signature of Lambda's REST calls; nothing consumes queues on such an emulator.
+        if "SignatureDoesNotMatch" not in str(e):
+            raise
+        log("EMULATOR-ONLY event source mappings: left as they are (this emulator refuses Lambda calls' signatures)")
+        mappings = []
+    for mapping in mappings:
         if mapping.get("State") != "Disabled":
             lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
         log(f"EMULATOR-ONLY event source mapping {mapping['EventSourceArn'].rsplit(':', 1)[-1]}: disabled (backend/local-runner consumes the queue)")

@@ -359,13 +359,23 @@ def emulator_only_step(session, template, params, pseudo, physical):
         elif res["Type"] == "AWS::Logs::MetricFilter":
             props = resolve(res["Properties"])
             name = props.get("FilterName") or f"{pseudo['AWS::StackName']}-{logical}"
-            session.client("logs").put_metric_filter(
-                logGroupName=props["LogGroupName"], filterName=name, filterPattern=props["FilterPattern"],
-                metricTransformations=[
+            logs = session.client("logs")
+            wanted = {
+                "filterName": name, "filterPattern": props["FilterPattern"], "logGroupName": props["LogGroupName"],
+                "metricTransformations": [
                     {k[0].lower() + k[1:]: v for k, v in m.items()} for m in props["MetricTransformations"]
                 ],
-            )
-            log(f"EMULATOR-ONLY {logical}: metric filter {name}")
+            }
+            current = [f for f in logs.describe_metric_filters(filterNamePrefix=name)["metricFilters"]
+                       if f["filterName"] == name and f["logGroupName"] == wanted["logGroupName"]]
+            if [{k: f.get(k) for k in wanted} for f in current] == [wanted]:
+                log(f"EMULATOR-ONLY {logical}: metric filter {name} (unchanged)")
+            else:
+                # moto appends on every put (AWS replaces): start from none.
+                for _ in current:
+                    logs.delete_metric_filter(filterName=name, logGroupName=wanted["logGroupName"])
+                logs.put_metric_filter(**wanted)
+                log(f"EMULATOR-ONLY {logical}: metric filter {name}")
         elif res["Type"] == "AWS::CloudTrail::Trail":
             props = resolve(res["Properties"])
             ct = session.client("cloudtrail")

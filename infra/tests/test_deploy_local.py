@@ -372,3 +372,36 @@ def test_refuses_an_endpoint_off_this_machine(tmp_path):
     )
     assert run.returncode == 1 and "refusing endpoint" in run.stderr, run.stderr
     assert not (tmp_path / "o.json").exists()
+
+
+def test_alarms_and_audit_trail_are_deployed(deployed, aws):
+    """The FAILED-session metric filters and alarm, the preprocess-age alarm and the
+    raw bucket's audit trail exist on the emulator as the template declares them."""
+    logs, cw, ct, s3, o = aws("logs"), aws("cloudwatch"), aws("cloudtrail"), aws("s3"), deployed["outputs"]
+    filters = logs.describe_metric_filters()["metricFilters"]
+    for group in (o["IngestLogGroup"], o["PreprocessLogGroup"]):
+        (f,) = [f for f in filters if f["logGroupName"] == group]
+        assert f["filterPattern"] == '{ ($.level = "ERROR") && ($.message = "session failed*") }'
+        assert f["metricTransformations"][0]["metricName"] == "FailedSessions"
+        assert f["metricTransformations"][0]["metricNamespace"] == f"LabPipe/{STACK}"
+    alarms = {a["AlarmName"].removeprefix(f"{STACK}-"): a for a in cw.describe_alarms()["MetricAlarms"]}
+    failed = alarms["FailedSessionsAlarm"]
+    assert (failed["Namespace"], failed["MetricName"], failed["Threshold"]) == (f"LabPipe/{STACK}", "FailedSessions", 0)
+    age = alarms["PreprocessBacklogAlarm"]
+    assert age["MetricName"] == "ApproximateAgeOfOldestMessage" and age["Threshold"] == 10800
+    assert age["Dimensions"][0]["Value"] == o["PreprocessQueueUrl"].rsplit("/", 1)[-1]
+    assert all(a["AlarmActions"] == [o["AlarmTopicArn"]] for a in alarms.values())
+
+    trail = ct.get_trail(Name=o["AuditTrailName"])["Trail"]
+    assert trail["S3BucketName"] == o["AuditLogBucket"] and trail["LogFileValidationEnabled"] is True
+    assert ct.get_trail_status(Name=o["AuditTrailName"])["IsLogging"] is True
+    (sel,) = ct.get_event_selectors(TrailName=o["AuditTrailName"])["EventSelectors"]
+    assert sel["ReadWriteType"] == "WriteOnly"
+    assert sel["DataResources"] == [{"Type": "AWS::S3::Object", "Values": [f"arn:aws:s3:::{o['RawBucket']}/"]}]
+    assert s3.get_bucket_versioning(Bucket=o["AuditLogBucket"])["Status"] == "Enabled"
+
+    # The emulator's raw bucket policy leaves out the write-once statement (moto would apply
+    # its deny without the condition and refuse every upload); the deploy log says so.
+    policy = json.loads(s3.get_bucket_policy(Bucket=o["RawBucket"])["Policy"])
+    assert "s3:if-none-match" not in json.dumps(policy)
+    assert "left out DenyRawWritesWithoutIfNoneMatch" in deployed["log"]

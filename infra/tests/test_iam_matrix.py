@@ -49,16 +49,17 @@ CFG = Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 1}, s3
 A, D, P = "allowed", "denied", "412"  # P: refused by S3 because the key exists (If-None-Match)
 COLUMNS = (
     "put raw/ If-None-Match", "multipart raw/ If-None-Match", "overwrite raw/ If-None-Match", "put outside raw/",
-    "put processed/", "get raw/", "get processed/", "list raw/<session>/", "delete raw/", "delete raw/ version",
+    "put processed/", "get raw/", "get raw/ version", "get processed/", "list raw/<session>/",
+    "list raw/ uploads in progress", "delete raw/", "delete raw/ version",
     "delete raw/ bypassing lock", "send preprocess queue", "receive ingest queue",
 )
 # What the template means for each role (AWS's answer for these requests).
 EXPECTED = {
-    "UploaderRole":           (A, A, P, D, D, A, D, A, D, D, D, D, D),
-    "ResearcherRole":         (D, D, D, D, D, A, A, A, D, D, D, D, D),
-    "Ec2ReaderRole":          (D, D, D, D, D, A, A, A, D, D, D, D, D),
-    "IngestFunctionRole":     (D, D, D, D, D, A, D, A, D, D, D, A, A),
-    "PreprocessFunctionRole": (D, D, D, D, A, A, A, A, D, D, D, D, D),
+    "UploaderRole":           (A, A, P, D, D, A, A, D, A, A, D, D, D, D, D),
+    "ResearcherRole":         (D, D, D, D, D, A, A, A, A, D, D, D, D, D, D),
+    "Ec2ReaderRole":          (D, D, D, D, D, A, A, A, A, D, D, D, D, D, D),
+    "IngestFunctionRole":     (D, D, D, D, D, A, A, D, A, D, D, D, D, A, A),
+    "PreprocessFunctionRole": (D, D, D, D, A, A, A, A, A, D, D, D, D, D, D),
 }
 
 
@@ -155,7 +156,9 @@ def seeded(emulator, stack):
     key = f"raw/{SESSION}/ch01.bin"
     version = s3.put_object(Bucket=raw, Key=key, Body=b"raw bytes", IfNoneMatch="*")["VersionId"]
     s3.put_object(Bucket=processed, Key=f"v1/{SESSION}/ch01.parquet", Body=b"processed")
-    return {"raw": raw, "processed": processed, "key": key, "version": version}
+    unfinished = f"raw/{SESSION}/unfinished.bin"
+    upload_id = s3.create_multipart_upload(Bucket=raw, Key=unfinished)["UploadId"]
+    return {"raw": raw, "processed": processed, "key": key, "version": version, "unfinished": (unfinished, upload_id)}
 
 
 def policy_document(doc):
@@ -202,8 +205,10 @@ def requests_for(role, url, key, seeded, outputs):
         lambda: s3.put_object(Bucket=raw, Key=f"other/{role}.bin", Body=b"x", IfNoneMatch="*"),
         lambda: s3.put_object(Bucket=processed, Key=f"v1/{SESSION}/{role}.parquet", Body=b"x"),
         lambda: s3.get_object(Bucket=raw, Key=existing)["Body"].read(),
+        lambda: s3.get_object(Bucket=raw, Key=existing, VersionId=seeded["version"])["Body"].read(),
         lambda: s3.get_object(Bucket=processed, Key=f"v1/{SESSION}/ch01.parquet")["Body"].read(),
         lambda: s3.list_objects_v2(Bucket=raw, Prefix=f"raw/{SESSION}/"),
+        lambda: s3.list_multipart_uploads(Bucket=raw, Prefix=f"raw/{SESSION}/"),
         lambda: s3.delete_object(Bucket=raw, Key=existing),
         lambda: s3.delete_object(Bucket=raw, Key=existing, VersionId=seeded["version"]),
         lambda: s3.delete_object(Bucket=raw, Key=existing, VersionId=seeded["version"], BypassGovernanceRetention=True),
@@ -267,6 +272,10 @@ def test_what_the_emulator_does_not_evaluate(emulator, stack, role_keys, seeded)
             lambda: up.put_object(Bucket=raw, Key=f"raw/{SESSION}/no-header.bin", Body=b"x")),
         # AWS: 403 to a caller without unconditional s3:ListBucket; moto answers 404.
         "uploader HEADs a missing raw key": _head_status(up, raw, f"raw/{SESSION}/missing.bin"),
+        # AWS: allowed (s3:AbortMultipartUpload, ReadRawUploads); moto's bucket-policy check
+        # names every DELETE on a key s3:DeleteObject, so the raw bucket's deny-delete refuses it.
+        "uploader aborts an unfinished upload": outcome(lambda: up.abort_multipart_upload(
+            Bucket=raw, Key=seeded["unfinished"][0], UploadId=seeded["unfinished"][1])),
         # AWS: allowed by ReadCatalog; moto checks DynamoDB against resource "*", which a
         # table-scoped statement never matches.
         "researcher queries the catalog": outcome(lambda: client(url, "dynamodb", role_keys["ResearcherRole"]).get_item(
@@ -277,6 +286,7 @@ def test_what_the_emulator_does_not_evaluate(emulator, stack, role_keys, seeded)
         "uploader lists the raw bucket without a prefix": A,
         "uploader puts a new raw object without If-None-Match": A,
         "uploader HEADs a missing raw key": 404,
+        "uploader aborts an unfinished upload": D,
         "researcher queries the catalog": D,
     }, measured
 

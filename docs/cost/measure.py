@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""Measures the S3 requests of uploading one session, for the cost model (standard library only).
+
+Starts a private emulator on a free port of 127.0.0.1 (its request log is what is counted),
+deploys infra/template.yaml to it with scripts/deploy-local.sh, generates one session of the
+brief's size with the built `labpipe dev generate`, uploads it with `labpipe upload --json`, and
+counts the S3 operations in the emulator's log. Writes the counts, the object count and the date
+into docs/cost/measured.json (group `upload`, `measured_run`); the other groups keep their
+derived values. The emulator is stopped on exit.
+
+    python3 docs/cost/measure.py [--bin PATH/TO/labpipe] [--size-mb 600]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import datetime
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+LINE = re.compile(r'"(GET|PUT|POST|HEAD|DELETE) (\S+) HTTP/[\d.]+" (\d{3})')
+
+
+def s3_operation(method: str, target: str) -> str | None:
+    """The S3 operation of one path-style request line, or None for other services."""
+    path, _, query = target.partition("?")
+    params = dict(p.partition("=")[::2] for p in query.split("&") if p)
+    parts = [p for p in path.split("/") if p]
+    if not parts or parts[0].startswith("moto-api"):
+        return None
+    on_key = len(parts) > 1
+    if method == "PUT":
+        if "partNumber" in params:
+            return "UploadPart"
+        return "PutObject" if on_key else "CreateBucket-or-config"
+    if method == "POST":
+        if "uploads" in params:
+            return "CreateMultipartUpload"
+        if "uploadId" in params:
+            return "CompleteMultipartUpload"
+        return "PostObject" if on_key else "DeleteObjects-or-other"
+    if method == "HEAD":
+        return "HeadObject" if on_key else "HeadBucket"
+    if method == "DELETE":
+        return "AbortMultipartUpload" if "uploadId" in params else "DeleteObject"
+    if on_key:
+        if "attributes" in params:
+            return "GetObjectAttributes"
+        if "uploadId" in params:
+            return "ListParts"
+        return "GetObject"
+    if "uploads" in params:
+        return "ListMultipartUploads"
+    if "versions" in params:
+        return "ListObjectVersions"
+    if params.get("list-type") == "2":
+        return "ListObjectsV2"
+    return "ListObjects-or-config"
+
+
+def count(log: str, start: int) -> collections.Counter:
+    ops: collections.Counter = collections.Counter()
+    for line in log[start:].splitlines():
+        m = LINE.search(line)
+        if not m or m.group(2) == "/" or not m.group(2).startswith("/"):
+            continue  # POST / is DynamoDB, SQS and the other JSON services
+        op = s3_operation(m.group(1), m.group(2))
+        if op:
+            ops[op] += 1
+    return ops
+
+
+def free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    default_bin = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target")) / "debug" / "labpipe"
+    parser.add_argument("--bin", type=Path, default=default_bin)
+    parser.add_argument("--size-mb", type=int, default=600)
+    args = parser.parse_args(argv)
+    moto = REPO / ".venv" / "bin" / "moto_server"
+    if not args.bin.exists() or not moto.exists():
+        print(f"measure: need {args.bin} (cargo build -p labpipe-cli) and {moto}", file=sys.stderr)
+        return 2
+    work = Path(tempfile.mkdtemp(prefix="labpipe-cost-"))
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    log_path = work / "moto.log"
+    with open(log_path, "w") as log_file:
+        server = subprocess.Popen([str(moto), "-H", "127.0.0.1", "-p", str(port)], stdout=log_file, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(endpoint + "/moto-api/", timeout=1)
+                break
+            except urllib.error.HTTPError:
+                break
+            except OSError:
+                time.sleep(0.2)
+        env = dict(os.environ, AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="test",
+                   AWS_SECRET_ACCESS_KEY="test", AWS_REGION="us-east-1", AWS_DEFAULT_REGION="us-east-1")
+        deployed = subprocess.run(
+            ["bash", str(REPO / "scripts" / "deploy-local.sh"), "--endpoint", endpoint, "--param", "AlarmEmail=none"],
+            env=env, capture_output=True, text=True, timeout=300, check=True,
+        )
+        outputs = json.loads(deployed.stdout[deployed.stdout.index("{"):])
+        lab = work / "lab"
+        subprocess.run([str(args.bin), "dev", "generate", "--out", str(lab), "--count", "1",
+                        "--size-mb", str(args.size_mb), "--seed", "7"], env=env, check=True,
+                       capture_output=True, timeout=300)
+        session = next(lab.iterdir())
+        # The checks make a folder changed within the quiet period (60 s) wait: age it instead.
+        old = time.time() - 600
+        for p in [session, *session.rglob("*")]:
+            os.utime(p, (old, old))
+        start = len(log_path.read_text(errors="replace"))
+        up = subprocess.run([str(args.bin), "upload", str(session), "--json", "--bucket", outputs["RawBucket"],
+                             "--journal", str(work / "journal.db")], env=env, capture_output=True, text=True, timeout=900)
+        if up.returncode != 0:
+            print(up.stdout[-2000:], up.stderr[-2000:], file=sys.stderr)
+            return 1
+        time.sleep(1)
+        ops = count(log_path.read_text(errors="replace"), start)
+        files = [p for p in session.rglob("*") if p.is_file()]
+        measured = json.loads((HERE / "measured.json").read_text(encoding="utf-8"))
+        measured["measured_run"] = {
+            "date": datetime.date.today().isoformat(),
+            "command": "python3 docs/cost/measure.py",
+            "what": f"one generated {args.size_mb} MB session ({len(files)} files, "
+                    f"{sum(p.stat().st_size for p in files):,} bytes), uploaded with `labpipe upload --json` "
+                    "(default 16 MiB parts) to the emulator; S3 operations counted in its request log",
+        }
+        measured["upload"] = {"source": "measured (measured_run)", "requests": dict(sorted(ops.items()))}
+        measured["figures"]["raw_objects_per_session"]["value"] = len(files) + 1
+        measured["figures"]["raw_objects_per_session"]["kind"] = "measured"
+        (HERE / "measured.json").write_text(json.dumps(measured, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        print(json.dumps(measured["upload"], indent=1))
+        return 0
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Keeps the documents honest about the code. Fails, naming the file and line, when:
+#   - a `labpipe <command> --flag` written in README.md, ARCHITECTURE.md or docs/**/*.md is not
+#     what the built binary's --help offers (a line marked <!-- planned --> must name something
+#     NOT built yet), or a relative link or #anchor does not resolve  (docs/check/check_docs.py);
+#   - a mermaid block does not parse (mermaid's own parser under node, offline: docs/check/);
+#   - the cost tables in docs/DESIGN.md differ from what docs/cost/model.py prints.
+# Each check is first shown able to fail, on docs/check/fixtures/broken.md.
+#
+#   usage: scripts/check-docs.sh
+#
+# Needs the CLI built (cargo build -p labpipe-cli; $CARGO_TARGET_DIR/debug/labpipe, or
+# LABPIPE_BIN) and node + npm (installs docs/check/package-lock.json with npm ci once).
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+CHECK="$REPO/docs/check"
+BIN="${LABPIPE_BIN:-${CARGO_TARGET_DIR:-$REPO/target}/debug/labpipe}"
+say() { printf 'check-docs: %s\n' "$*"; }
+die() { printf 'check-docs: error: %s\n' "$*" >&2; exit 1; }
+
+[ -x "$BIN" ] || die "no labpipe binary at $BIN: run 'cargo build -p labpipe-cli' (or set LABPIPE_BIN)"
+command -v node >/dev/null || die "node is not installed (scripts/bootstrap.sh installs it)"
+
+# The lockfile decides: reinstall when it changed since the last install.
+stamp="$CHECK/node_modules/.labpipe-lock"
+if [ ! -f "$stamp" ] || ! cmp -s "$CHECK/package-lock.json" "$stamp"; then
+  say "installing the mermaid parser (npm ci in docs/check)"
+  (cd "$CHECK" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  cp "$CHECK/package-lock.json" "$stamp"
+fi
+
+mapfile -t DOCS < <(ls README.md ARCHITECTURE.md; find docs -name '*.md' -not -path 'docs/check/*' | sort)
+FIXTURE="docs/check/fixtures/broken.md"
+
+# 1. Each check must be able to fail: the fixture holds one mistake of each kind.
+out="$(python3 "$CHECK/check_docs.py" --bin "$BIN" "$FIXTURE" || true)"
+for expect in "labpipe teleport\`: no such command" "has no flag --no-such-flag" \
+              "is marked <!-- planned --> but the binary has it" \
+              "no-such-file.md does not exist" "no heading #no-such-heading"; do
+  grep -qF -- "$expect" <<<"$out" || die "self-test: check_docs.py did not report '$expect' in $FIXTURE:
+$out"
+done
+if node "$CHECK/mermaid.mjs" "$FIXTURE" >/tmp/check-docs-mermaid.$$ 2>&1; then
+  rm -f /tmp/check-docs-mermaid.$$
+  die "self-test: the broken mermaid block in $FIXTURE parsed"
+fi
+grep -q "$FIXTURE:10: mermaid block does not parse" /tmp/check-docs-mermaid.$$ \
+  || { cat /tmp/check-docs-mermaid.$$; rm -f /tmp/check-docs-mermaid.$$; die "self-test: mermaid did not name $FIXTURE:10"; }
+rm -f /tmp/check-docs-mermaid.$$
+say "self-test: every check fails on $FIXTURE as it should"
+
+# 2. The real documents.
+status=0
+python3 "$CHECK/check_docs.py" --bin "$BIN" "${DOCS[@]}" || status=1
+node "$CHECK/mermaid.mjs" "${DOCS[@]}" || status=1
+python3 "$REPO/docs/cost/model.py" --check docs/DESIGN.md || status=1
+[ "$status" = 0 ] && say "documents are consistent with the code" || say "FAILED: fix the lines above"
+exit "$status"

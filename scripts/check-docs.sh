@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Keeps the documents honest about the code. Fails, naming the file and line, when:
 #   - a `labpipe <command> --flag` written in README.md, ARCHITECTURE.md or docs/**/*.md is not
-#     what the built binary's --help offers (a line marked <!-- planned --> must name something
-#     NOT built yet), or a relative link or #anchor does not resolve  (docs/check/check_docs.py);
+#     what the built binary's --help offers, or a relative link or #anchor does not resolve
+#     (docs/check/check_docs.py). A command that is not built yet is written on a line that
+#     carries <!-- planned -->; every `labpipe …` on such a line must then NOT exist (so a built
+#     command loses its marker, and a not-built one is never shown as if it existed);
 #   - a mermaid block does not parse (mermaid's own parser under node, offline: docs/check/);
 #   - the cost tables in docs/DESIGN.md differ from what docs/cost/model.py prints.
 # Each check is first shown able to fail, on docs/check/fixtures/broken.md.
@@ -56,5 +58,6 @@ status=0
 python3 "$CHECK/check_docs.py" --bin "$BIN" "${DOCS[@]}" || status=1
 node "$CHECK/mermaid.mjs" "${DOCS[@]}" || status=1
 python3 "$REPO/docs/cost/model.py" --check docs/DESIGN.md || status=1
+PYTHONDONTWRITEBYTECODE=1 "$REPO/.venv/bin/python" -m pytest "$REPO/docs/cost" -q -p no:cacheprovider || status=1
 [ "$status" = 0 ] && say "documents are consistent with the code" || say "FAILED: fix the lines above"
 exit "$status"

@@ -5,9 +5,10 @@ Two checks, each printing `file:line: problem` and failing the run:
 
 * **commands**: every `labpipe <command> [<command>] --flag` written in code (inline code spans
   and fenced blocks other than mermaid) is asked of the built binary's `--help`: the command must
-  exist and so must each long flag. A mention on a line that carries `<!-- planned -->` is a
-  command or flag that is not built yet: there it must NOT exist (when it is built, the marker
-  goes). A first word that is not lowercase (`labpipe (CLI)`, `labpipe FILTER`) is not a command.
+  exist and so must each long flag. A line that carries `<!-- planned -->` names commands or
+  flags that are not built yet: every mention on it must NOT exist (when it is built, the marker
+  goes), so write a not-built command on a line of its own. A first word that is not a lowercase
+  word (`labpipe (CLI)`, `labpipe FILTER`) is not a command.
 * **links**: every relative Markdown link `[text](path#anchor)` resolves to a file, and its
   anchor to a heading of that file (GitHub's slugs).
 

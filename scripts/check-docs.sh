@@ -58,6 +58,6 @@ status=0
 python3 "$CHECK/check_docs.py" --bin "$BIN" "${DOCS[@]}" || status=1
 node "$CHECK/mermaid.mjs" "${DOCS[@]}" || status=1
 python3 "$REPO/docs/cost/model.py" --check docs/DESIGN.md || status=1
-PYTHONDONTWRITEBYTECODE=1 "$REPO/.venv/bin/python" -m pytest "$REPO/docs/cost" -q -p no:cacheprovider || status=1
+PYTHONDONTWRITEBYTECODE=1 "$REPO/.venv/bin/python" -m pytest "$REPO/docs/cost" "$REPO/docs/check/test_check_docs.py" -q -p no:cacheprovider || status=1
 [ "$status" = 0 ] && say "documents are consistent with the code" || say "FAILED: fix the lines above"
 exit "$status"

@@ -71,12 +71,16 @@ def s3_operation(method: str, target: str) -> str | None:
     return "ListObjects-or-config"
 
 
-def count(log: str, start: int) -> collections.Counter:
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def count(log: str, start: int, bucket: str) -> collections.Counter:
+    """S3 operations on `bucket` in the request log after offset `start`."""
     ops: collections.Counter = collections.Counter()
     for line in log[start:].splitlines():
-        m = LINE.search(line)
-        if not m or m.group(2) == "/" or not m.group(2).startswith("/"):
-            continue  # POST / is DynamoDB, SQS and the other JSON services
+        m = LINE.search(ANSI.sub("", line))
+        if not m or not (m.group(2) + "/").startswith(f"/{bucket}/") and not m.group(2).startswith(f"/{bucket}?"):
+            continue  # other buckets; POST / is DynamoDB, SQS and the other JSON services
         op = s3_operation(m.group(1), m.group(2))
         if op:
             ops[op] += 1
@@ -118,11 +122,12 @@ def main(argv: list[str]) -> int:
                 time.sleep(0.2)
         env = dict(os.environ, AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="test",
                    AWS_SECRET_ACCESS_KEY="test", AWS_REGION="us-east-1", AWS_DEFAULT_REGION="us-east-1")
-        deployed = subprocess.run(
-            ["bash", str(REPO / "scripts" / "deploy-local.sh"), "--endpoint", endpoint, "--param", "AlarmEmail=none"],
+        subprocess.run(
+            ["bash", str(REPO / "scripts" / "deploy-local.sh"), "--endpoint", endpoint,
+             "--outputs", str(work / "outputs.json")],
             env=env, capture_output=True, text=True, timeout=300, check=True,
         )
-        outputs = json.loads(deployed.stdout[deployed.stdout.index("{"):])
+        outputs = json.loads((work / "outputs.json").read_text())
         lab = work / "lab"
         subprocess.run([str(args.bin), "dev", "generate", "--out", str(lab), "--count", "1",
                         "--size-mb", str(args.size_mb), "--seed", "7"], env=env, check=True,
@@ -139,7 +144,7 @@ def main(argv: list[str]) -> int:
             print(up.stdout[-2000:], up.stderr[-2000:], file=sys.stderr)
             return 1
         time.sleep(1)
-        ops = count(log_path.read_text(errors="replace"), start)
+        ops = count(log_path.read_text(errors="replace"), start, outputs["RawBucket"])
         files = [p for p in session.rglob("*") if p.is_file()]
         measured = json.loads((HERE / "measured.json").read_text(encoding="utf-8"))
         measured["measured_run"] = {

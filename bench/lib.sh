@@ -22,23 +22,23 @@ install_peers() {
   fi
 }
 
-# Starts a moto server of the benchmark's own on a free port of 127.0.0.1 (stopped on exit),
-# exports the AWS environment every tool reads and writes $WORK/rclone.conf (remote `emu`).
+# Starts an emulator of the benchmark's own (scripts/stack.sh with a private state folder) on a
+# free port of 127.0.0.1, stopped on exit; exports the AWS environment every tool reads and writes
+# $WORK/rclone.conf (remote `emu`).
 start_bench_emulator() {
-  PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-  ENDPOINT="http://127.0.0.1:$PORT"
-  "$VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT" >"$WORK/moto.log" 2>&1 &
-  MOTO=$!
-  trap 'kill $MOTO 2>/dev/null || true' EXIT
-  for _ in $(seq 100); do curl -s -o /dev/null "$ENDPOINT" && break; sleep 0.1; done
-  export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+  export LABPIPE_STACK_DIR="$WORK/stack"
+  bash "$ROOT/scripts/stack.sh" start >/dev/null
+  trap 'bash "$ROOT/scripts/stack.sh" stop >/dev/null 2>&1 || true' EXIT
+  eval "$(bash "$ROOT/scripts/stack.sh" env)"
+  ENDPOINT="$AWS_ENDPOINT_URL"
+  export AWS_DEFAULT_REGION="$AWS_REGION"
   cat >"$WORK/rclone.conf" <<CONF
 [emu]
 type = s3
 provider = Other
 endpoint = $ENDPOINT
-access_key_id = bench
-secret_access_key = bench
+access_key_id = $AWS_ACCESS_KEY_ID
+secret_access_key = $AWS_SECRET_ACCESS_KEY
 region = us-east-1
 force_path_style = true
 CONF

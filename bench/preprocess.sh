@@ -4,7 +4,7 @@
 #
 #   usage: bench/preprocess.sh [SIZE_MB]      (default 600, the lab's session size)
 #
-# Starts its own emulator on a free port of 127.0.0.1 (killed on exit), builds the release
+# Starts its own emulator (scripts/stack.sh, private state) on a free port of 127.0.0.1 (stopped on exit), builds the release
 # benchmark helper (backend/examples/bench_preprocess.rs) and runs it under /usr/bin/time -v.
 # Note: the emulator serves the raw objects from the same two cores, so the figure is a lower
 # bound on what a Lambda reading from S3 achieves.
@@ -20,9 +20,9 @@ say() { printf 'bench: %s\n' "$*" >&2; }
 [ -x "$REPO/.venv/bin/moto_server" ] || bash "$REPO/scripts/bootstrap.sh" venv
 
 WORK="$(mktemp -d -t labpipe-bench-XXXXXX)"
-MOTO_PID=""
+export LABPIPE_STACK_DIR="$WORK/stack"
 cleanup() {
-  [ -n "$MOTO_PID" ] && kill "$MOTO_PID" 2>/dev/null && wait "$MOTO_PID" 2>/dev/null || true
+  bash "$REPO/scripts/stack.sh" stop >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -31,14 +31,8 @@ say "building the release benchmark helper"
 cargo build --release -q -p labpipe-backend --example bench_preprocess
 HELPER="$CARGO_TARGET_DIR/release/examples/bench_preprocess"
 
-PORT="$("$REPO/.venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-"$REPO/.venv/bin/moto_server" -H 127.0.0.1 -p "$PORT" >"$WORK/moto.log" 2>&1 &
-MOTO_PID=$!
-export AWS_ENDPOINT_URL="http://127.0.0.1:$PORT" AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
-for _ in $(seq 1 100); do
-  "$REPO/.venv/bin/python" -c "import urllib.request,sys; urllib.request.urlopen(sys.argv[1]+'/moto-api/',timeout=1)" "$AWS_ENDPOINT_URL" 2>/dev/null && break
-  sleep 0.2
-done
+bash "$REPO/scripts/stack.sh" start >/dev/null
+eval "$(bash "$REPO/scripts/stack.sh" env)"
 
 say "generating, uploading and ingesting one ${SIZE_MB} MB session"
 "$HELPER" setup "$WORK/lab" "$SIZE_MB" >"$WORK/env.sh"

@@ -8,13 +8,16 @@
 #          scripts/stack.sh status             exit 0 if running, 1 if not
 #          scripts/stack.sh env                export lines, for: eval "$(scripts/stack.sh env)"
 #
+#   LABPIPE_STACK_DIR=DIR  keep the state in DIR instead: a private emulator (benchmarks use one each)
+#
 # The emulator keeps everything in memory: stopping it forgets all buckets
-# and tables.
+# and tables. This is the one launcher: demo.sh, app.sh and every benchmark start it through here
+# (the Rust test harness in tests/src/lib.rs starts its own per test binary, on an ephemeral port).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$REPO/.venv"
-STATE="$REPO/.labpipe/stack"
+STATE="${LABPIPE_STACK_DIR:-$REPO/.labpipe/stack}"
 PID_FILE="$STATE/pid"
 PORT_FILE="$STATE/port"
 LOG_FILE="$STATE/moto.log"
@@ -25,7 +28,7 @@ STOP_TIMEOUT=10
 say() { printf 'stack: %s\n' "$*"; }
 die() { printf 'stack: error: %s\n' "$*" >&2; exit 1; }
 
-usage() { sed -n '5,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '5,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 # The pid from the state file, if that process is alive and is our moto
 # server (a stale file may name a pid the system has since reused).

@@ -20,7 +20,7 @@ mod eval;
 mod parse;
 
 pub use eval::Subject;
-pub use parse::parse;
+pub use parse::{parse, MAX_COMPARISONS, MAX_DEPTH, MAX_IN_VALUES, MAX_LENGTH};
 
 use crate::schema::{FieldKind, LabSchema};
 use chrono::{NaiveDate, NaiveDateTime};

@@ -202,9 +202,28 @@ fn literal_token(text: &str, column: usize) -> Result<Tok, FilterError> {
     }
 }
 
+/// Deepest nesting of parentheses and `not` a filter may have. The tree is walked recursively
+/// (type checks, evaluation, the DynamoDB compiler, drop), so unbounded nesting would overflow
+/// the stack of a 256 MB Lambda or the app's worker thread; no real filter comes near this.
+pub const MAX_DEPTH: usize = 32;
+/// Most comparisons in one filter. DynamoDB allows at most 300 operators and functions in one
+/// expression (Developer Guide, "Service, account, and table quotas": "Expression parameters"),
+/// and a chain of `and`/`or` is as deep as it is long.
+pub const MAX_COMPARISONS: usize = 100;
+/// Longest filter text, in bytes: DynamoDB's 4 KB limit on an expression string, rounded up for
+/// the placeholders our compiler shortens.
+pub const MAX_LENGTH: usize = 4096;
+/// Most values in one `in (…)` list: DynamoDB's `IN` comparator takes at most 100 (Developer
+/// Guide, "Comparison operator and function reference").
+pub const MAX_IN_VALUES: usize = 100;
+
 struct Parser {
     tokens: Vec<Token>,
     pos: usize,
+    /// Current nesting of `(` and `not`.
+    depth: usize,
+    /// Comparisons parsed so far.
+    comparisons: usize,
 }
 
 fn keyword(tok: &Tok, kw: &str) -> bool {
@@ -260,14 +279,33 @@ impl Parser {
         Ok(left)
     }
 
+    /// Enters one level of `(` or `not`, refusing to go deeper than [`MAX_DEPTH`].
+    fn descend(&mut self, at: &Token) -> Result<(), FilterError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(Self::error(
+                at,
+                format!(
+                    "the filter nests deeper than {MAX_DEPTH} levels of parentheses or 'not'; remove redundant parentheses or split the filter"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     fn unary(&mut self) -> Result<Expr, FilterError> {
         if keyword(&self.peek().tok, "not") {
-            self.next();
-            return Ok(Expr::Not(Box::new(self.unary()?)));
+            let not = self.next();
+            self.descend(&not)?;
+            let inner = self.unary()?;
+            self.depth -= 1;
+            return Ok(Expr::Not(Box::new(inner)));
         }
         if self.peek().tok == Tok::LParen {
             let open = self.next();
+            self.descend(&open)?;
             let inner = self.or()?;
+            self.depth -= 1;
             let close = self.next();
             if close.tok != Tok::RParen {
                 return Err(if close.tok == Tok::End {
@@ -286,6 +324,15 @@ impl Parser {
 
     fn comparison(&mut self) -> Result<Expr, FilterError> {
         let t = self.next();
+        self.comparisons += 1;
+        if self.comparisons > MAX_COMPARISONS {
+            return Err(Self::error(
+                &t,
+                format!(
+                    "the filter has more than {MAX_COMPARISONS} comparisons; use 'in (…)' for lists of values or split the filter"
+                ),
+            ));
+        }
         let name = match &t.tok {
             Tok::Word(w) if !KEYWORDS.iter().any(|k| w.eq_ignore_ascii_case(k)) => w.to_lowercase(),
             _ => {
@@ -323,6 +370,12 @@ impl Parser {
                 }
                 let mut values = Vec::new();
                 loop {
+                    if values.len() == MAX_IN_VALUES {
+                        return Err(Self::error(
+                            self.peek(),
+                            format!("an 'in' list may hold at most {MAX_IN_VALUES} values; split the filter"),
+                        ));
+                    }
                     values.push(self.value(&open)?);
                     let sep = self.next();
                     match sep.tok {
@@ -367,8 +420,27 @@ impl Parser {
 
 /// Parses filter text. Blank text is the filter that matches everything.
 pub fn parse(src: &str) -> Result<Expr, FilterError> {
+    if src.len() > MAX_LENGTH {
+        let column = src
+            .char_indices()
+            .take_while(|(i, _)| *i < MAX_LENGTH)
+            .count();
+        return Err(FilterError::new(
+            column,
+            1,
+            format!(
+                "the filter is {} bytes long, more than the {MAX_LENGTH} a filter may have; shorten it or split it",
+                src.len()
+            ),
+        ));
+    }
     let tokens = tokenize(src)?;
-    let mut p = Parser { tokens, pos: 0 };
+    let mut p = Parser {
+        tokens,
+        pos: 0,
+        depth: 0,
+        comparisons: 0,
+    };
     if p.peek().tok == Tok::End {
         return Ok(Expr::All);
     }

@@ -328,3 +328,61 @@ proptest! {
         }
     }
 }
+
+/// `refuse(filter, column, words in the message)`: bounds end in a clear error at a column,
+/// never in a stack overflow further down (type checks, evaluation, compilation, drop).
+fn refuse(filter: &str, column: usize, words: &str) {
+    let e = match Filter::new(filter, &schema()) {
+        Ok(_) => panic!("accepted a filter over a bound: {} bytes", filter.len()),
+        Err(e) => e,
+    };
+    assert_eq!(e.column, column, "{}", e.message);
+    assert!(e.message.contains(words), "{}", e.message);
+}
+
+#[test]
+fn nesting_deeper_than_the_limit_is_refused_at_the_first_level_too_deep() {
+    let ok = format!(
+        "{}fatigue > 1{}",
+        "(".repeat(MAX_DEPTH),
+        ")".repeat(MAX_DEPTH)
+    );
+    Filter::new(&ok, &schema()).unwrap_or_else(|e| panic!("{}", e.render(&ok)));
+    let deep = format!(
+        "{}fatigue > 1{}",
+        "(".repeat(MAX_DEPTH + 1),
+        ")".repeat(MAX_DEPTH + 1)
+    );
+    refuse(&deep, MAX_DEPTH, "nests deeper than 32");
+    let nots = format!("{}fatigue > 1", "not ".repeat(MAX_DEPTH + 1));
+    refuse(&nots, 4 * MAX_DEPTH, "nests deeper");
+    // A hostile depth that would overflow the stack without the bound.
+    let hostile = format!(
+        "{}fatigue > 1",
+        "(".repeat(100_000).chars().take(4000).collect::<String>()
+    );
+    refuse(&hostile, MAX_DEPTH, "nests deeper");
+}
+
+#[test]
+fn too_many_comparisons_or_values_are_refused() {
+    let term = "fatigue > 1";
+    let ok = vec![term; MAX_COMPARISONS].join(" and ");
+    Filter::new(&ok, &schema()).unwrap_or_else(|e| panic!("{}", e.render(&ok)));
+    let long = vec![term; MAX_COMPARISONS + 1].join(" or ");
+    refuse(
+        &long,
+        MAX_COMPARISONS * (term.len() + 4),
+        "more than 100 comparisons",
+    );
+    let values: Vec<String> = (0..=MAX_IN_VALUES).map(|i| format!("M{i}")).collect();
+    let list = format!("hardware_model in ({})", values.join(", "));
+    let at = list.rfind("M100").unwrap();
+    refuse(&list, at, "at most 100 values");
+}
+
+#[test]
+fn text_longer_than_the_limit_is_refused_before_parsing() {
+    let long = format!("hardware_model = \"{}\"", "x".repeat(MAX_LENGTH));
+    refuse(&long, MAX_LENGTH, "more than the 4096");
+}

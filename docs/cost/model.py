@@ -364,7 +364,18 @@ def render(inp: Inputs) -> str:
         f"logs kept {t.log_retention_days} days, {t.alarms} alarms, VPC endpoint: {'yes' if t.has_vpc_endpoint else 'none'}. "
         f"From `src-tauri/src/pipeline.rs`: status polling every {inp.polling.idle_s} s, every {inp.polling.busy_s} s while a session is unsettled.",
     ]
-    return "\n\n".join([table, "\n".join(poll_rows), "\n".join(oneoff), facts[0]])
+    run = inp.measured.get("measured_run")
+    kinds = {}
+    for key, fig in inp.measured["figures"].items():
+        kinds.setdefault(fig["kind"], []).append(f"`{key}`")
+    counts = (
+        "Per-session S3 requests: upload — "
+        + (f"measured on {run['date']} (`{run['command']}`: {run['what']})" if run and inp.measured["upload"]["source"].startswith("measured") else "derived from the code, not yet measured")
+        + "; ingest + preprocess and sync — derived from the code. Other figures in `docs/cost/measured.json`: "
+        + "; ".join(f"{kind}: {', '.join(sorted(keys))}" for kind, keys in sorted(kinds.items()))
+        + "."
+    )
+    return "\n\n".join([table, "\n".join(poll_rows), "\n".join(oneoff), facts[0], counts])
 
 
 def build_inputs() -> Inputs:

@@ -488,3 +488,151 @@ mod tests {
         }
     }
 }
+
+/// Counts the requests an S3 client sends, by operation (every attempt counts, retries too).
+///
+/// Attach it to a client with [`RequestCount::attach`]; the operation is read from the HTTP
+/// method and query, so it needs nothing from the code under test.
+#[derive(Debug, Clone, Default)]
+pub struct RequestCount {
+    counts: std::sync::Arc<Mutex<std::collections::BTreeMap<&'static str, u64>>>,
+}
+
+impl RequestCount {
+    /// A copy of `client` that reports every request it sends to this count.
+    pub fn attach(&self, client: &aws_sdk_s3::Client) -> aws_sdk_s3::Client {
+        let conf = client
+            .config()
+            .to_builder()
+            .interceptor(self.clone())
+            .build();
+        aws_sdk_s3::Client::from_conf(conf)
+    }
+
+    /// Requests so far, by operation.
+    pub fn by_operation(&self) -> std::collections::BTreeMap<&'static str, u64> {
+        self.counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Requests so far.
+    pub fn total(&self) -> u64 {
+        self.by_operation().values().sum()
+    }
+
+    /// Starts counting from zero.
+    pub fn reset(&self) {
+        self.counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+}
+
+impl aws_sdk_s3::config::Intercept for RequestCount {
+    fn name(&self) -> &'static str {
+        "LabpipeTestRequestCount"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &aws_sdk_s3::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_s3::config::ConfigBag,
+    ) -> Result<(), aws_sdk_s3::error::BoxError> {
+        let request = context.request();
+        let operation = s3_operation(request.method(), request.uri());
+        *self
+            .counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(operation)
+            .or_default() += 1;
+        Ok(())
+    }
+}
+
+/// The S3 operation of a path-style request, from its method and query.
+fn s3_operation(method: &str, uri: &str) -> &'static str {
+    let query = uri.split_once('?').map(|(_, q)| q).unwrap_or("");
+    let has = |name: &str| {
+        query
+            .split('&')
+            .any(|p| p == name || p.starts_with(&format!("{name}=")))
+    };
+    // Path-style: /bucket or /bucket/key…
+    let path = uri
+        .split_once("://")
+        .map_or(uri, |(_, rest)| rest.find('/').map_or("/", |i| &rest[i..]));
+    let path = path.split('?').next().unwrap_or("/");
+    let has_key = path.trim_start_matches('/').contains('/');
+    match method {
+        "GET" if has("list-type") => "ListObjectsV2",
+        "GET" if has("uploads") => "ListMultipartUploads",
+        "GET" if has("uploadId") => "ListParts",
+        "GET" if has_key => "GetObject",
+        "GET" => "ListObjects",
+        "HEAD" if has_key => "HeadObject",
+        "HEAD" => "HeadBucket",
+        "PUT" if has("partNumber") => "UploadPart",
+        "PUT" if has_key => "PutObject",
+        "PUT" => "CreateBucket",
+        "POST" if has("uploads") => "CreateMultipartUpload",
+        "POST" if has("uploadId") => "CompleteMultipartUpload",
+        "DELETE" if has("uploadId") => "AbortMultipartUpload",
+        "DELETE" => "DeleteObject",
+        _ => "Other",
+    }
+}
+
+#[cfg(test)]
+mod request_count_tests {
+    use super::s3_operation;
+
+    #[test]
+    fn operations_are_told_apart_by_method_and_query() {
+        let b = "http://127.0.0.1:1/raw";
+        assert_eq!(
+            s3_operation("GET", &format!("{b}?list-type=2&prefix=raw%2Fx%2F")),
+            "ListObjectsV2"
+        );
+        assert_eq!(
+            s3_operation("GET", &format!("{b}?uploads&prefix=raw")),
+            "ListMultipartUploads"
+        );
+        assert_eq!(
+            s3_operation("GET", &format!("{b}/raw/s/a.bin?uploadId=u")),
+            "ListParts"
+        );
+        assert_eq!(
+            s3_operation("GET", &format!("{b}/raw/s/a.bin?x-id=GetObject")),
+            "GetObject"
+        );
+        assert_eq!(
+            s3_operation("HEAD", &format!("{b}/raw/s/a.bin")),
+            "HeadObject"
+        );
+        assert_eq!(
+            s3_operation("PUT", &format!("{b}/raw/s/a.bin?partNumber=1&uploadId=u")),
+            "UploadPart"
+        );
+        assert_eq!(
+            s3_operation("PUT", &format!("{b}/raw/s/a.bin?x-id=PutObject")),
+            "PutObject"
+        );
+        assert_eq!(
+            s3_operation("POST", &format!("{b}/raw/s/a.bin?uploads")),
+            "CreateMultipartUpload"
+        );
+        assert_eq!(
+            s3_operation("POST", &format!("{b}/raw/s/a.bin?uploadId=u")),
+            "CompleteMultipartUpload"
+        );
+        assert_eq!(
+            s3_operation("DELETE", &format!("{b}/raw/s/a.bin?uploadId=u")),
+            "AbortMultipartUpload"
+        );
+    }
+}

@@ -23,6 +23,12 @@ pub fn crc_to_base64(crc: u64) -> String {
     base64::engine::general_purpose::STANDARD.encode(crc.to_be_bytes())
 }
 
+/// The CRC from S3's base64 form; `None` if it is not one.
+pub fn crc_from_base64(b64: &str) -> Option<u64> {
+    let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+    Some(u64::from_be_bytes(bytes.try_into().ok()?))
+}
+
 /// A running full-object CRC built from consecutive parts.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CrcChain {
@@ -61,5 +67,12 @@ mod tests {
         // CRC-64/NVME check value of "123456789".
         assert_eq!(crc64nvme(b"123456789"), 0xae8b_1486_0a79_9888);
         assert_eq!(crc_to_base64(0), "AAAAAAAAAAA=");
+    }
+
+    #[test]
+    fn crc_base64_round_trips() {
+        let c = crc64nvme(b"abc");
+        assert_eq!(crc_from_base64(&crc_to_base64(c)), Some(c));
+        assert_eq!(crc_from_base64("nope"), None);
     }
 }

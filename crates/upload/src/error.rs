@@ -47,6 +47,12 @@ pub enum UploadError {
     Journal { path: PathBuf, detail: String },
     #[error("session {session}: {detail}")]
     Invalid { session: String, detail: String },
+    #[error("session {session} is being uploaded by {holder}; nothing was touched — let it finish, then upload again if needed")]
+    Locked { session: String, holder: String },
+    #[error("invalid upload options: {detail}")]
+    Options { detail: String },
+    #[error("an upload task stopped unexpectedly ({detail}); run the upload again (it resumes)")]
+    Task { detail: String },
 }
 
 impl UploadError {
@@ -72,6 +78,9 @@ impl UploadError {
             Self::Io { .. } => "io",
             Self::Journal { .. } => "journal",
             Self::Invalid { .. } => "invalid_session",
+            Self::Locked { .. } => "locked",
+            Self::Options { .. } => "invalid_options",
+            Self::Task { .. } => "task_failed",
         }
     }
 }

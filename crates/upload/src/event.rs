@@ -50,7 +50,9 @@ pub enum Event {
         /// Why the attempt before failed, e.g. `connection reset`, `HTTP 503 SlowDown`.
         reason: String,
     },
-    /// A file's object was read back (HeadObject) and its checksum and size match the local file.
+    /// A file's object is proven equal to the local file: by the CRC64NVME S3 returned for the
+    /// write (or a HeadObject where it returns none), or — for an object already there — by its
+    /// checksum, or by the journal's record of this very file and the listing's ETag.
     FileVerified {
         session: String,
         path: String,

@@ -6,9 +6,16 @@
 //! re-run of an uploaded session needs no re-read. Writes are single-row SQLite transactions in
 //! WAL mode: a row is either there or not after a crash.
 //!
+//! There is **one journal per machine user**, shared by the CLI and the desktop app
+//! ([`Journal::default_path`]), so an upload interrupted in one is resumed by the other. Both may
+//! have it open at once: WAL mode lets readers and one writer work together and the busy timeout
+//! makes a writer wait for the other's transaction instead of failing. Two uploaders of the same
+//! session are kept apart by the session lock ([`crate::lock`]), which lives beside the journal.
+//!
 //! Invariant: a part row is written only after S3 acknowledged the part; an upload row is
-//! written right after `CreateMultipartUpload` (an upload created but not recorded is an orphan
-//! that the next run aborts).
+//! written right after `CreateMultipartUpload`. Only uploads recorded here are ever aborted by
+//! the engine: an upload created but not recorded (a kill between the two) is left to the
+//! bucket's `AbortIncompleteMultipartUpload` lifecycle rule, as is any other writer's.
 
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
@@ -46,19 +53,38 @@ pub struct DoneFile {
     pub mtime: i64,
     pub sha256: String,
     pub crc64nvme: String,
+    /// The object's ETag when it was verified: a listing showing the same ETag proves the
+    /// object is still this one without reading it back (absent in journals of older versions).
+    pub etag: Option<String>,
 }
 
+/// File name of the journal inside the user's data folder.
+const FILE_NAME: &str = "upload-journal.sqlite3";
+
 impl Journal {
-    /// The default location: `<data dir>/labpipe/upload-journal.sqlite3`, unless
-    /// `LABPIPE_JOURNAL` names another file.
+    /// The one journal of this machine user, used by the CLI and the desktop app alike:
+    /// `LABPIPE_JOURNAL` if set, else `upload-journal.sqlite3` in the user's local data folder —
+    /// `$XDG_DATA_HOME/labpipe` (default `~/.local/share/labpipe`) on Linux,
+    /// `~/Library/Application Support/labpipe` on macOS, `%LOCALAPPDATA%\labpipe` on Windows.
+    /// Local, not roaming: resume state describes files on this machine.
     pub fn default_path() -> PathBuf {
         if let Some(p) = std::env::var_os("LABPIPE_JOURNAL").filter(|p| !p.is_empty()) {
             return PathBuf::from(p);
         }
-        dirs::data_local_dir()
-            .unwrap_or_else(std::env::temp_dir)
-            .join("labpipe")
-            .join("upload-journal.sqlite3")
+        let dir = dirs::data_local_dir()
+            .map(|d| d.join("labpipe"))
+            .or_else(|| dirs::home_dir().map(|h| h.join(".labpipe")))
+            .unwrap_or_else(|| std::env::temp_dir().join("labpipe"));
+        dir.join(FILE_NAME)
+    }
+
+    /// Where the per-session upload locks live: `upload-locks/` beside the journal, so every
+    /// process that shares the journal also shares the locks.
+    pub fn locks_dir(&self) -> PathBuf {
+        self.path
+            .parent()
+            .unwrap_or_else(|| Path::new("."))
+            .join("upload-locks")
     }
 
     pub fn open(path: &Path) -> Result<Self, UploadError> {
@@ -70,10 +96,13 @@ impl Journal {
             std::fs::create_dir_all(dir).map_err(|e| err(&e))?;
         }
         let conn = Connection::open(path).map_err(|e| err(&e))?;
+        // The busy timeout first: switching to WAL and creating tables need a write lock that
+        // another process (the CLI next to the app) may hold for a moment.
+        conn.busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(|e| err(&e))?;
         conn.execute_batch(
             "PRAGMA journal_mode=WAL;
              PRAGMA synchronous=FULL;
-             PRAGMA busy_timeout=10000;
              CREATE TABLE IF NOT EXISTS uploads (
                  bucket TEXT NOT NULL, key TEXT NOT NULL, upload_id TEXT NOT NULL,
                  size INTEGER NOT NULL, mtime INTEGER NOT NULL, part_size INTEGER NOT NULL,
@@ -86,6 +115,24 @@ impl Journal {
                  sha256 TEXT NOT NULL, crc64nvme TEXT NOT NULL, PRIMARY KEY (bucket, key));",
         )
         .map_err(|e| err(&e))?;
+        let has_etag: bool = conn
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('done') WHERE name='etag'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(|e| err(&e))?
+            > 0;
+        if !has_etag {
+            // Journals of earlier versions: their rows simply have no ETag (a re-run compares
+            // checksums once, then records it). Two processes may race here; the loser's
+            // "duplicate column" is harmless.
+            if let Err(e) = conn.execute_batch("ALTER TABLE done ADD COLUMN etag TEXT") {
+                if !e.to_string().contains("duplicate column") {
+                    return Err(err(&e));
+                }
+            }
+        }
         Ok(Self {
             path: path.to_path_buf(),
             conn: Mutex::new(conn),
@@ -168,19 +215,10 @@ impl Journal {
         })
     }
 
-    /// Every upload id the journal knows, for telling orphans apart.
-    pub fn known_upload_ids(&self) -> Result<Vec<String>, UploadError> {
-        self.with(|c| {
-            let mut st = c.prepare("SELECT upload_id FROM uploads")?;
-            let rows = st.query_map([], |r| r.get(0))?;
-            rows.collect()
-        })
-    }
-
     pub fn done_file(&self, bucket: &str, key: &str) -> Result<Option<DoneFile>, UploadError> {
         self.with(|c| {
             c.query_row(
-                "SELECT size, mtime, sha256, crc64nvme FROM done WHERE bucket=?1 AND key=?2",
+                "SELECT size, mtime, sha256, crc64nvme, etag FROM done WHERE bucket=?1 AND key=?2",
                 params![bucket, key],
                 |r| {
                     Ok(DoneFile {
@@ -188,6 +226,7 @@ impl Journal {
                         mtime: r.get(1)?,
                         sha256: r.get(2)?,
                         crc64nvme: r.get(3)?,
+                        etag: r.get(4)?,
                     })
                 },
             )
@@ -198,8 +237,8 @@ impl Journal {
     pub fn record_done(&self, bucket: &str, key: &str, d: &DoneFile) -> Result<(), UploadError> {
         self.with(|c| {
             c.execute(
-                "INSERT OR REPLACE INTO done (bucket, key, size, mtime, sha256, crc64nvme) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![bucket, key, d.size as i64, d.mtime, d.sha256, d.crc64nvme],
+                "INSERT OR REPLACE INTO done (bucket, key, size, mtime, sha256, crc64nvme, etag) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![bucket, key, d.size as i64, d.mtime, d.sha256, d.crc64nvme, d.etag],
             )
             .map(drop)
         })
@@ -237,9 +276,84 @@ mod tests {
         let j = Journal::open(&path).unwrap();
         assert_eq!(j.open_upload("b", "k").unwrap(), Some(up));
         assert_eq!(j.parts("u1").unwrap().len(), 1);
-        assert_eq!(j.known_upload_ids().unwrap(), ["u1"]);
         j.end_upload("b", "k", "u1").unwrap();
         assert_eq!(j.open_upload("b", "k").unwrap(), None);
         assert!(j.parts("u1").unwrap().is_empty());
+    }
+
+    #[test]
+    fn journals_of_earlier_versions_gain_the_etag_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.sqlite3");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(
+                "CREATE TABLE done (bucket TEXT NOT NULL, key TEXT NOT NULL, size INTEGER NOT NULL,
+                 mtime INTEGER NOT NULL, sha256 TEXT NOT NULL, crc64nvme TEXT NOT NULL,
+                 PRIMARY KEY (bucket, key));
+                 INSERT INTO done VALUES ('b', 'k', 1, 2, 's', 'c');",
+            )
+            .unwrap();
+        }
+        let j = Journal::open(&path).unwrap();
+        let old = j.done_file("b", "k").unwrap().unwrap();
+        assert_eq!((old.size, old.etag), (1, None));
+        let d = DoneFile {
+            etag: Some("e".into()),
+            ..old
+        };
+        j.record_done("b", "k", &d).unwrap();
+        assert_eq!(j.done_file("b", "k").unwrap(), Some(d));
+    }
+
+    #[test]
+    fn two_connections_write_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shared.sqlite3");
+        let writers: Vec<_> = (0..2)
+            .map(|w| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    let j = Journal::open(&path).unwrap();
+                    for n in 0..200 {
+                        j.record_part(
+                            &format!("u{w}"),
+                            &JournalPart {
+                                number: n,
+                                etag: "e".into(),
+                                crc64nvme: "c".into(),
+                                size: 1,
+                            },
+                        )
+                        .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        let j = Journal::open(&path).unwrap();
+        assert_eq!(
+            j.parts("u0").unwrap().len() + j.parts("u1").unwrap().len(),
+            400
+        );
+    }
+
+    #[test]
+    fn the_default_path_is_in_the_users_data_folder_and_locks_sit_beside_it() {
+        // LABPIPE_JOURNAL may be set by whoever runs the tests; only check the shape.
+        let p = Journal::default_path();
+        assert!(
+            p.is_absolute() || std::env::var_os("LABPIPE_JOURNAL").is_some(),
+            "{p:?}"
+        );
+        if std::env::var_os("LABPIPE_JOURNAL").is_none() {
+            assert_eq!(p.file_name().unwrap(), FILE_NAME);
+            assert_eq!(p.parent().unwrap().file_name().unwrap(), "labpipe");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(&dir.path().join("j.sqlite3")).unwrap();
+        assert_eq!(j.locks_dir(), dir.path().join("upload-locks"));
     }
 }

@@ -6,15 +6,22 @@
 //! - **One read per byte.** Every block read from disk feeds the SHA-256 (for the manifest), the
 //!   CRC64NVME (the S3 checksum, full-object for multipart) and the request body at once
 //!   ([`digest`]). A 600 MB session is read once, not three times.
-//! - **Resume, not restart.** A local SQLite [`journal`] records each multipart upload id and its
-//!   acknowledged parts. The next run reconciles it with `ListParts` and sends only what is
-//!   missing, so a kill costs at most the parts that were in flight.
+//! - **Resume, not restart.** One SQLite [`journal`] per machine user (shared by the CLI and the
+//!   app) records each multipart upload id and its acknowledged parts. The next run — in either
+//!   program — reconciles it with `ListParts` and sends only what is missing, so a kill costs at
+//!   most the parts that were in flight.
+//! - **One listing, one plan.** What S3 holds for a session is learned from one prefix listing
+//!   (objects and multipart uploads), never from a HEAD that expects 404; the pure [`plan`]
+//!   decides per file: skip, compare, conflict, put, resume or start.
+//! - **One uploader per session.** A [`lock`] file per session beside the journal: a second
+//!   uploader fails fast naming the holder, and the engine aborts only multipart uploads it can
+//!   prove are its own stale ones.
 //! - **Never overwrite.** Every object and the manifest are written with `If-None-Match: *`; an
 //!   existing object is compared by checksum first: same bytes → "already uploaded", different →
 //!   a conflict naming the key, and nothing is written.
 //! - **Manifest last.** `raw/<session>/manifest.json` is written only after every file is
-//!   uploaded *and* verified with a `HeadObject` checksum; the backend treats a session without
-//!   it as incomplete.
+//!   uploaded *and* verified by the checksum S3 returned for it; the backend treats a session
+//!   without it as incomplete.
 //! - **Changes abort.** A file whose size or mtime moves while it is read (or that grows past its
 //!   checked size) aborts its upload and fails the session; no manifest is written.
 //! - **Errors are classed.** Throttling, 5xx, timeouts and resets are retried by the SDK's
@@ -25,20 +32,33 @@
 //! the same facts, retries included ([`Event::Retrying`]): a flaky link should not look like a
 //! slow one.
 
+//! Modules: [`run`] (a session start to end) → [`plan`] (pure: what to do per file) →
+//! [`object`] / [`multipart`] (sending) → [`manifest`] (last); [`bucket`] holds every S3
+//! request, [`files`] the single read of each file, [`journal`] and [`lock`] the local state.
+
+mod bucket;
 pub mod client;
 pub mod digest;
 mod error;
 pub mod event;
+mod files;
 pub mod journal;
+pub mod lock;
+mod manifest;
+mod multipart;
+mod object;
+mod plan;
+mod progress;
 mod retry;
-mod session;
+mod run;
 mod throttle;
 
 pub use client::{s3_client, ClientOptions};
 pub use error::UploadError;
 pub use event::{Event, FileOutcome, SessionOutcome};
 pub use journal::Journal;
-pub use session::{manifest_key, object_key, SessionResult, Upload, UploadOptions};
+pub use lock::{Holder, SessionLock};
+pub use run::{SessionResult, Upload, UploadOptions};
 
 /// Prefix of every raw object: `raw/<session id>/<relative path>`.
 pub const RAW_PREFIX: &str = "raw";
@@ -48,3 +68,30 @@ pub const MANIFEST_NAME: &str = "manifest.json";
 pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 /// Largest part number S3 accepts.
 pub const MAX_PARTS: u64 = 10_000;
+
+/// `raw/<session>/<relative path>`.
+pub fn object_key(session: &str, path: &str) -> String {
+    format!("{RAW_PREFIX}/{session}/{path}")
+}
+
+/// `raw/<session>/manifest.json`.
+pub fn manifest_key(session: &str) -> String {
+    object_key(session, MANIFEST_NAME)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_follow_the_raw_layout() {
+        assert_eq!(
+            object_key("20210301_161221", "sub/a.bin"),
+            "raw/20210301_161221/sub/a.bin"
+        );
+        assert_eq!(
+            manifest_key("20210301_161221"),
+            "raw/20210301_161221/manifest.json"
+        );
+    }
+}

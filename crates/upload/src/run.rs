@@ -1,0 +1,427 @@
+//! Uploading one checked session, start to end: refuse what the checks block, take the
+//! session's lock, learn what S3 already holds from one listing, plan every file
+//! ([`crate::plan`]), send the files in parallel, and write the manifest last.
+
+use labpipe_core::check::ReportFile;
+use labpipe_core::{Manifest, SessionReport};
+use std::path::Path;
+use std::sync::Arc;
+use tokio::sync::{mpsc::UnboundedSender, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::bucket::RawBucket;
+use crate::digest::crc_to_base64;
+use crate::event::{Event, FileOutcome, SessionOutcome};
+use crate::files::{still_unchanged, FileDigest};
+use crate::journal::Journal;
+use crate::lock::SessionLock;
+use crate::plan::{self, Action, FilePlan, Listed, LocalFile, Recorded};
+use crate::progress::{FileProgress, Tally};
+use crate::throttle::Throttle;
+use crate::{manifest_key, object_key, UploadError, MANIFEST_NAME, MIN_PART_SIZE, RAW_PREFIX};
+
+/// How an upload run behaves; the defaults were measured against a local emulator (see
+/// `docs/upload.md`).
+#[derive(Debug, Clone)]
+pub struct UploadOptions {
+    /// Files at most this large go in one `PutObject`; larger ones are sent in parts of this size.
+    pub part_size: u64,
+    /// Parts (and small files) in flight at once across the whole run; memory use is about
+    /// `concurrency × part_size`.
+    pub concurrency: usize,
+    /// Average cap on bytes sent per second.
+    pub max_bandwidth: Option<u64>,
+}
+
+impl Default for UploadOptions {
+    fn default() -> Self {
+        Self {
+            part_size: 16 * 1024 * 1024,
+            concurrency: 8,
+            max_bandwidth: None,
+        }
+    }
+}
+
+/// What happened to one session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionResult {
+    pub outcome: SessionOutcome,
+    pub bytes_total: u64,
+    pub bytes_sent: u64,
+    pub bytes_resumed: u64,
+}
+
+/// An upload run against one bucket; cheap to clone.
+#[derive(Clone)]
+pub struct Upload {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub bucket: RawBucket,
+    pub opts: UploadOptions,
+    pub journal: Arc<Journal>,
+    events: Option<UnboundedSender<Event>>,
+    /// Parts and small files in flight across the run.
+    pub slots: Arc<Semaphore>,
+    pub throttle: Option<Throttle>,
+}
+
+/// How one file ended up in S3.
+pub(crate) struct Settled {
+    pub digest: FileDigest,
+    pub outcome: FileOutcome,
+}
+
+impl Upload {
+    /// Prepares a run and checks once that the bucket exists and the credentials work, so a
+    /// wrong bucket or key fails before any session is touched.
+    pub async fn connect(
+        s3: aws_sdk_s3::Client,
+        bucket: impl Into<String>,
+        opts: UploadOptions,
+        journal: Arc<Journal>,
+        events: Option<UnboundedSender<Event>>,
+    ) -> Result<Self, UploadError> {
+        if opts.part_size < MIN_PART_SIZE {
+            return Err(UploadError::Options {
+                detail: format!(
+                    "part size {} is below the S3 minimum of 5 MiB; choose a larger --part-size",
+                    opts.part_size
+                ),
+            });
+        }
+        let upload = Upload {
+            inner: Arc::new(Inner {
+                bucket: RawBucket::new(s3, bucket.into(), events.clone()),
+                slots: Arc::new(Semaphore::new(opts.concurrency.max(1))),
+                throttle: opts.max_bandwidth.map(Throttle::new),
+                opts,
+                journal,
+                events,
+            }),
+        };
+        upload.inner.bucket.preflight().await?;
+        Ok(upload)
+    }
+
+    pub fn bucket(&self) -> &str {
+        self.inner.bucket.name()
+    }
+
+    pub(crate) fn emit(&self, e: Event) {
+        if let Some(tx) = &self.inner.events {
+            let _ = tx.send(e);
+        }
+    }
+
+    /// Uploads one checked session; emits events and returns what happened.
+    ///
+    /// Sessions whose verdict is `fail` or `wait` are refused with their findings. A session
+    /// another uploader on this machine is sending fails at once with
+    /// [`UploadError::Locked`] naming it.
+    pub async fn session(&self, report: &SessionReport) -> Result<SessionResult, UploadError> {
+        let session = report.session.clone();
+        if report.id.is_none() || !report.verdict.is_uploadable() {
+            let findings: Vec<String> = report
+                .findings
+                .iter()
+                .filter(|f| f.severity >= labpipe_core::Severity::Warning)
+                .map(|f| match &f.file {
+                    Some(file) => format!("{file}: {}", f.message),
+                    None => f.message.clone(),
+                })
+                .collect();
+            self.emit(Event::SessionRefused {
+                session: session.clone(),
+                verdict: report.verdict.as_str().into(),
+                findings: findings.clone(),
+            });
+            return Err(UploadError::NotUploadable {
+                session,
+                verdict: report.verdict.as_str(),
+                findings,
+            });
+        }
+        let tally = Arc::new(Tally::default());
+        self.emit(Event::SessionStarted {
+            session: session.clone(),
+            files: report.files.len(),
+            bytes_total: report.total_bytes,
+        });
+        let result = self.locked_session(report, &tally).await;
+        let (sent, resumed) = (tally.sent(), tally.resumed());
+        match result {
+            Ok(outcome) => {
+                self.emit(Event::SessionDone {
+                    session: session.clone(),
+                    outcome,
+                    bytes_total: report.total_bytes,
+                    bytes_sent: sent,
+                    bytes_resumed: resumed,
+                    manifest_key: manifest_key(&session),
+                });
+                Ok(SessionResult {
+                    outcome,
+                    bytes_total: report.total_bytes,
+                    bytes_sent: sent,
+                    bytes_resumed: resumed,
+                })
+            }
+            Err(e) => {
+                tracing::warn!(session = %session, error = %e, "session failed");
+                self.emit(Event::SessionFailed {
+                    session,
+                    code: e.code().into(),
+                    reason: e.to_string(),
+                    bytes_sent: sent,
+                });
+                Err(e)
+            }
+        }
+    }
+
+    async fn locked_session(
+        &self,
+        report: &SessionReport,
+        tally: &Arc<Tally>,
+    ) -> Result<SessionOutcome, UploadError> {
+        let i = &self.inner;
+        let session = &report.session;
+        if report.files.iter().any(|f| f.path == MANIFEST_NAME) {
+            return Err(UploadError::Invalid {
+                session: session.clone(),
+                detail: format!("a file named {MANIFEST_NAME} would collide with the upload's manifest; rename it"),
+            });
+        }
+        // Held until the manifest is written (or the session fails): nothing below runs twice
+        // at once for one session on this machine.
+        let _lock = SessionLock::acquire(&i.journal.locks_dir(), session)?;
+        let survey = i.bucket.survey(&format!("{RAW_PREFIX}/{session}/")).await?;
+        let plans = self.plan(report, &survey)?;
+        for (file, p) in report.files.iter().zip(&plans) {
+            let key = object_key(session, &file.path);
+            if let Some(id) = &p.abort {
+                tracing::info!(key, upload_id = %id, "aborting our own multipart upload that can no longer complete");
+                i.bucket.abort(&key, id).await?;
+                i.journal.end_upload(i.bucket.name(), &key, id)?;
+            }
+            if let Some(id) = &p.forget {
+                i.journal.end_upload(i.bucket.name(), &key, id)?;
+            }
+        }
+
+        let mut set = JoinSet::new();
+        for (index, (file, p)) in report.files.iter().zip(plans).enumerate() {
+            let me = self.clone();
+            let file = file.clone();
+            let folder = report.path.clone();
+            let session = session.clone();
+            let tally = tally.clone();
+            set.spawn(async move {
+                let settled = me.file(&session, &folder, &file, p.action, &tally).await;
+                (index, settled)
+            });
+        }
+        let mut settled: Vec<Option<Settled>> = (0..report.files.len()).map(|_| None).collect();
+        while let Some(joined) = set.join_next().await {
+            let (index, result) = joined.map_err(|e| UploadError::Task {
+                detail: format!("file upload: {e}"),
+            })?;
+            match result {
+                Ok(s) => settled[index] = Some(s),
+                Err(e) => {
+                    set.abort_all();
+                    while set.join_next().await.is_some() {}
+                    return Err(e);
+                }
+            }
+        }
+        let settled: Vec<Settled> = settled
+            .into_iter()
+            .map(|s| s.expect("every file task reported"))
+            .collect();
+        let all_there = settled
+            .iter()
+            .all(|s| s.outcome == FileOutcome::AlreadyUploaded);
+        let hashes = settled
+            .iter()
+            .map(|s| (s.digest.sha256.clone(), Some(crc_to_base64(s.digest.crc))))
+            .collect();
+        let manifest = Manifest::new(report, hashes, chrono::Utc::now()).map_err(|e| {
+            UploadError::Invalid {
+                session: session.clone(),
+                detail: e.to_string(),
+            }
+        })?;
+        // The manifest vouches for the local files as they are now: one last look at each.
+        for file in &report.files {
+            still_unchanged(&report.path.join(&file.path), file)?;
+        }
+        let listed = survey.objects.contains_key(&manifest_key(session));
+        let manifest_there = self.put_manifest(session, &manifest, listed).await?;
+        Ok(if all_there && manifest_there {
+            SessionOutcome::AlreadyUploaded
+        } else {
+            SessionOutcome::Uploaded
+        })
+    }
+
+    /// The plan of every file from the journal and the survey.
+    fn plan(
+        &self,
+        report: &SessionReport,
+        survey: &crate::bucket::Survey,
+    ) -> Result<Vec<FilePlan>, UploadError> {
+        let i = &self.inner;
+        let bucket = i.bucket.name();
+        report
+            .files
+            .iter()
+            .map(|file| {
+                let key = object_key(&report.session, &file.path);
+                let recorded = Recorded {
+                    open: i.journal.open_upload(bucket, &key)?,
+                    done: i.journal.done_file(bucket, &key)?,
+                };
+                let listed = Listed {
+                    object: survey.objects.get(&key).cloned(),
+                    uploads: survey.uploads.get(&key).cloned().unwrap_or_default(),
+                };
+                let local = LocalFile {
+                    size: file.size,
+                    mtime: file.modified_unix,
+                };
+                Ok(plan::file(local, &recorded, &listed, i.opts.part_size))
+            })
+            .collect()
+    }
+
+    /// One file, as planned.
+    async fn file(
+        &self,
+        session: &str,
+        folder: &Path,
+        file: &ReportFile,
+        action: Action,
+        tally: &Arc<Tally>,
+    ) -> Result<Settled, UploadError> {
+        let local = folder.join(&file.path);
+        let key = object_key(session, &file.path);
+        still_unchanged(&local, file)?;
+        let progress = Arc::new(FileProgress::new(session, &file.path, file.size));
+        match action {
+            Action::Skip { done } => {
+                let digest = FileDigest {
+                    sha256: done.sha256.clone(),
+                    crc: crate::digest::crc_from_base64(&done.crc64nvme).unwrap_or_default(),
+                };
+                self.already_there(session, file);
+                self.verified(session, file, &key, &digest, done.etag)?;
+                Ok(Settled {
+                    digest,
+                    outcome: FileOutcome::AlreadyUploaded,
+                })
+            }
+            Action::Compare => self.compare(session, &local, &key, file).await,
+            Action::Conflict { remote_size } => Err(UploadError::Conflict {
+                bucket: self.bucket().into(),
+                key,
+                detail: format!("remote {remote_size} bytes, local {} bytes", file.size),
+            }),
+            Action::Put => {
+                let (digest, etag) = self.put_small(&local, &key, file, tally, &progress).await?;
+                self.uploaded(session, file, &progress);
+                self.verified(session, file, &key, &digest, Some(etag))?;
+                Ok(Settled {
+                    digest,
+                    outcome: FileOutcome::Uploaded,
+                })
+            }
+            Action::Resume { upload } => {
+                let (digest, etag) = self
+                    .multipart(&local, &key, file, Ok(upload), tally, &progress)
+                    .await?;
+                self.uploaded(session, file, &progress);
+                self.verified(session, file, &key, &digest, Some(etag))?;
+                Ok(Settled {
+                    digest,
+                    outcome: FileOutcome::Uploaded,
+                })
+            }
+            Action::Start { part_size } => {
+                let (digest, etag) = self
+                    .multipart(&local, &key, file, Err(part_size), tally, &progress)
+                    .await?;
+                self.uploaded(session, file, &progress);
+                self.verified(session, file, &key, &digest, Some(etag))?;
+                Ok(Settled {
+                    digest,
+                    outcome: FileOutcome::Uploaded,
+                })
+            }
+        }
+    }
+
+    fn uploaded(&self, session: &str, file: &ReportFile, progress: &FileProgress) {
+        let (sent, resumed) = progress.counts();
+        self.emit(Event::FileDone {
+            session: session.into(),
+            path: file.path.clone(),
+            outcome: FileOutcome::Uploaded,
+            bytes_sent: sent,
+            bytes_resumed: resumed,
+        });
+    }
+
+    /// The object already holds exactly this file: report it as done with nothing sent.
+    pub(crate) fn already_there(&self, session: &str, file: &ReportFile) {
+        self.emit(Event::FileProgress {
+            session: session.into(),
+            path: file.path.clone(),
+            bytes_done: file.size,
+            bytes_total: file.size,
+            rate: 0.0,
+            eta_secs: Some(0.0),
+        });
+        self.emit(Event::FileDone {
+            session: session.into(),
+            path: file.path.clone(),
+            outcome: FileOutcome::AlreadyUploaded,
+            bytes_sent: 0,
+            bytes_resumed: 0,
+        });
+    }
+
+    /// A file's object is proven equal to the local file: say so, and remember it in the journal
+    /// (with the object's ETag) so a re-run needs neither a read nor a request for it.
+    pub(crate) fn verified(
+        &self,
+        session: &str,
+        file: &ReportFile,
+        key: &str,
+        digest: &FileDigest,
+        etag: Option<String>,
+    ) -> Result<(), UploadError> {
+        let i = &self.inner;
+        let crc_b64 = crc_to_base64(digest.crc);
+        self.emit(Event::FileVerified {
+            session: session.into(),
+            path: file.path.clone(),
+            key: key.into(),
+            crc64nvme: crc_b64.clone(),
+        });
+        i.journal.record_done(
+            i.bucket.name(),
+            key,
+            &crate::journal::DoneFile {
+                size: file.size,
+                mtime: file.modified_unix,
+                sha256: digest.sha256.clone(),
+                crc64nvme: crc_b64,
+                etag: etag.filter(|e| !e.is_empty()),
+            },
+        )
+    }
+}

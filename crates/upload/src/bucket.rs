@@ -5,7 +5,7 @@
 //! answers a HEAD (or GET) of a missing key with 403 Access Denied, not 404, to a caller without
 //! `s3:ListBucket` on the bucket — "If you don't have the s3:ListBucket permission, Amazon S3
 //! returns an HTTP status code 403 Forbidden error" (Amazon S3 API Reference, HeadObject,
-//! "Permissions"). The uploader role holds `s3:ListBucket` only under an `s3:prefix` condition,
+//! "Permissions": <https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadObject.html>). The uploader role holds `s3:ListBucket` only under an `s3:prefix` condition,
 //! which a HEAD does not carry, so on AWS a missing key would look like a denied one. A HEAD is
 //! made here only of an object a listing (or a refused conditional write) showed to exist.
 

@@ -858,6 +858,124 @@ fn a_killed_download_resumes_where_it_stopped() {
     );
 }
 
+/// Every file under a real name in `dest` (outside `.labpipe-sync/`) has the bytes of its object.
+fn assert_every_present_file_verifies(lab: &Lab, dest: &Path) -> usize {
+    let mut checked = 0;
+    for (key, body) in &lab.objects {
+        let rest = key.strip_prefix("v1/").unwrap();
+        // A file may appear (rename) between the check and the read: read, then compare.
+        if let Ok(local) = std::fs::read(dest.join(rest)) {
+            assert!(
+                sha(&local) == sha(body),
+                "{rest} is on disk under its real name but fails its SHA-256"
+            );
+            checked += 1;
+        }
+    }
+    checked
+}
+
+/// A child process killed (and woken, if stopped) when the test ends, however it ends.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            // SAFETY: signalling our own child process.
+            unsafe { libc::kill(self.0.id() as i32, libc::SIGCONT) };
+            let _ = self.0.wait();
+        }
+    }
+}
+
+#[test]
+fn a_second_sync_into_the_same_folder_refuses_and_names_the_first() {
+    let lab = runtime().block_on(Lab::new(64 * 1024 * 1024));
+    let dest = lab.cwd.path().join("d");
+    let d = dest.to_str().unwrap();
+    let args = [
+        "sync",
+        "--where",
+        "status = processed",
+        "--dest",
+        d,
+        "--part-size",
+        "1MiB",
+        "--concurrency",
+        "1",
+        "--json",
+    ];
+    let mut first = Reaped(lab.spawn(&args));
+    let pid = first.0.id();
+    // The first run names itself in the lock's holder file as soon as it holds the lock; freeze
+    // it there so the second run meets a held lock whatever the machine's speed.
+    let holder = dest.join(".labpipe-sync/lock.holder");
+    let started = Instant::now();
+    loop {
+        let named = std::fs::read(&holder)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .is_some_and(|v| v["pid"].as_u64() == Some(pid as u64));
+        if named {
+            break;
+        }
+        assert!(
+            first.0.try_wait().unwrap().is_none(),
+            "the first sync ended before it was seen holding the lock"
+        );
+        assert!(started.elapsed() < Duration::from_secs(60), "no lock taken");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // SAFETY: signalling our own child process.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGSTOP) }, 0);
+    assert_every_present_file_verifies(&lab, &dest);
+
+    let second = lab.labpipe(&args);
+    assert_eq!(second.status.code(), Some(1), "{}", stderr(&second));
+    let error = json_lines(&second)
+        .into_iter()
+        .find(|v| v["event"] == "error")
+        .expect("an error line");
+    assert_eq!(error["code"], "busy", "{error}");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("pid {pid} on ")) && message.contains(" since "),
+        "{message}"
+    );
+    assert!(
+        stderr(&second).contains("wait for that run to finish"),
+        "{}",
+        stderr(&second)
+    );
+
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGCONT) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        assert_every_present_file_verifies(&lab, &dest);
+        if let Some(status) = first.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the first sync never ended");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success());
+    assert_eq!(assert_every_present_file_verifies(&lab, &dest), 6);
+    assert!(!holder.exists(), "the holder file goes with the lock");
+
+    // The lock went with the first run: the next one runs, and finds nothing to do.
+    let third = lab.labpipe(&args);
+    assert!(third.status.success(), "{}", stderr(&third));
+    assert_eq!(
+        (
+            summary(&third)["files_transferred"].as_u64(),
+            summary(&third)["files_skipped"].as_u64()
+        ),
+        (Some(0), Some(6))
+    );
+}
+
 // ---- DynamoDB plan == in-memory evaluator --------------------------------------------------
 
 fn arb_session() -> impl Strategy<Value = SessionItem> {

@@ -68,6 +68,9 @@ pub enum SyncError {
         source: std::io::Error,
     },
 
+    #[error("{} is being synced by another `labpipe sync` ({holder}); wait for that run to finish, or stop it, then run this command again (it continues from what is already there) — or sync into another folder", dest.display())]
+    Busy { dest: PathBuf, holder: String },
+
     #[error("{failed} of {total} files failed (first: {first}); run the same command again to retry — verified files are kept and partial downloads resume")]
     Incomplete {
         failed: usize,
@@ -115,6 +118,7 @@ impl SyncError {
             SyncError::RawManifest { .. } => "raw_manifest",
             SyncError::Catalog(_) => "catalog",
             SyncError::Io { .. } => "io",
+            SyncError::Busy { .. } => "busy",
             SyncError::Incomplete { .. } => "incomplete",
         }
     }

@@ -68,3 +68,15 @@ pub struct SyncSummary {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_error: Option<String>,
 }
+
+/// Where a run sends its events; nowhere when the caller did not ask for them.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct EventSink(pub Option<tokio::sync::mpsc::UnboundedSender<SyncEvent>>);
+
+impl EventSink {
+    pub fn emit(&self, event: SyncEvent) {
+        if let Some(tx) = &self.0 {
+            let _ = tx.send(event);
+        }
+    }
+}

@@ -8,31 +8,50 @@
 //! copied, and a re-run knows what is already there from a local state file, without listing the
 //! bucket or re-reading data.
 //!
-//! Pieces, each with one job:
-//! - [`select`]: catalog sessions → the files to fetch ([`RemoteFile`]), processed outputs of one
-//!   pipeline version and optionally the raw files from each session's manifest;
-//! - [`Glob`]: `--include` patterns;
-//! - [`SyncState`]: what a previous run left in the destination (`.labpipe-sync/state.json`);
-//! - [`SyncRun`]: parallel, ranged, resumable, verified downloads, reported as [`SyncEvent`]s.
+//! Modules, each with one job (no module imports one that imports it back):
+//! - `select`: catalog sessions → the files to fetch ([`RemoteFile`]), processed outputs of one
+//!   pipeline version and optionally the raw files from each session's manifest; [`Glob`]:
+//!   `--include` patterns;
+//! - [`plan`]: pure — per file, keep / hash first / fetch whole / resume a ranged download /
+//!   refuse, from the catalog's file, the state file ([`SyncState`]) and what is on disk;
+//! - `fetch`: whole and ranged downloads into `.part` files;
+//! - `destination`: the folder's layout, partial records and [`Destination::install`], the only
+//!   way to a real name (fsync, hash the bytes on disk, rename, fsync the directory);
+//! - `lock`: one run per destination ([`DestinationLock`]; a second run refuses with
+//!   [`SyncError::Busy`], naming pid, host and start time of the holder);
+//! - `run`: [`SyncRun`], the sequence, reported as [`SyncEvent`]s; `record`: the run's record
+//!   (`labpipe-sync.json`); `s3`: client and error classification.
 //!
 //! Invariants: nothing is written outside the destination folder (keys with `..`, absolute or
-//! empty components are refused); a file appears under its final name only after its SHA-256
-//! matched the catalog; an interrupted run leaves `.part` files plus a record of completed ranges
-//! in `.labpipe-sync/partial/`, and the next run continues them.
+//! empty components are refused, by selection and again by the planner); a file appears under
+//! its final name only after the bytes *on disk*, flushed, hashed to the catalog's SHA-256; an
+//! interrupted run leaves `.part` files plus a record of completed ranges in
+//! `.labpipe-sync/partial/`, and the next run continues them; at most one run writes into a
+//! destination at a time (`.labpipe-sync/lock`).
 
+mod destination;
 mod error;
 mod event;
+mod fetch;
 mod glob;
+mod lock;
+pub mod plan;
+mod record;
+mod remote;
+mod run;
+mod s3;
 mod select;
 mod state;
-mod transfer;
 
+pub use destination::{safe_relative, Destination, PartialRecord, MANIFEST_NAME};
 pub use error::SyncError;
 pub use event::{SyncEvent, SyncSummary};
 pub use glob::Glob;
+pub use lock::{DestinationLock, LockHolder};
+pub use remote::{FileKind, RemoteFile};
+pub use run::{SyncOptions, SyncRun};
+pub use s3::s3_client;
 pub use select::{
-    processed_files, raw_files, safe_relative, select, FileKind, RemoteFile, SelectOptions,
-    Selection, Unprocessed,
+    processed_files, raw_files, select, ProcessedFiles, SelectOptions, Selection, Unprocessed,
 };
-pub use state::{StateEntry, SyncState, STATE_DIR};
-pub use transfer::{s3_client, SyncOptions, SyncRun, MANIFEST_NAME};
+pub use state::{LocalFile, StateEntry, SyncState, STATE_DIR};

@@ -14,51 +14,15 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::task::JoinSet;
 
+use crate::destination::safe_relative;
+use crate::remote::{FileKind, RemoteFile};
+use crate::s3::s3_error;
 use crate::{Glob, SyncError};
 
 /// Catalog reads in flight at once when collecting output records.
 const CATALOG_READS: usize = 16;
 /// Name of a session's manifest under its raw prefix.
 const RAW_MANIFEST: &str = "manifest.json";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FileKind {
-    Processed,
-    Raw,
-}
-
-/// One object to fetch and what it must be.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RemoteFile {
-    pub session: String,
-    pub kind: FileKind,
-    pub bucket: String,
-    pub key: String,
-    /// Where it goes, relative to the destination: `<session>/<path in the output>` for
-    /// processed files, `<session>/raw/<path in the session folder>` for raw ones.
-    pub path: String,
-    pub size: u64,
-    /// Lowercase hex SHA-256 recorded by the pipeline (processed) or the manifest (raw).
-    pub sha256: String,
-    /// Pipeline version of a processed file.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub version: Option<u32>,
-}
-
-impl RemoteFile {
-    pub fn uri(&self) -> String {
-        format!("s3://{}/{}", self.bucket, self.key)
-    }
-
-    /// The path inside the session folder (`path` without `<session>/`).
-    pub fn path_in_session(&self) -> &str {
-        self.path
-            .split_once('/')
-            .map(|(_, rest)| rest)
-            .unwrap_or(&self.path)
-    }
-}
 
 /// A matching session that has no outputs of the requested pipeline version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -96,31 +60,11 @@ impl Selection {
     }
 }
 
-/// `<session>/<inner>`, refusing anything that could resolve outside the destination.
-pub fn safe_relative(session: &str, inner: &str, key: &str) -> Result<String, SyncError> {
-    let unsafe_key = |reason: &str| SyncError::UnsafeKey {
-        session: session.into(),
-        key: key.into(),
-        reason: reason.into(),
-    };
-    let component_ok =
-        |c: &str| !c.is_empty() && c != "." && c != ".." && !c.contains(['\0', '\\']);
-    if !component_ok(session) || session.contains('/') {
-        return Err(unsafe_key("the session id is not a plain folder name"));
-    }
-    if inner.starts_with('/') {
-        return Err(unsafe_key("absolute path"));
-    }
-    if inner.split('/').any(|c| c == "..") {
-        return Err(unsafe_key("'..' component"));
-    }
-    if !inner.split('/').all(component_ok) {
-        return Err(unsafe_key("empty, '.' or backslash component"));
-    }
-    if inner.starts_with(crate::STATE_DIR) || (inner == crate::MANIFEST_NAME) {
-        return Err(unsafe_key("reserved name"));
-    }
-    Ok(format!("{session}/{inner}"))
+/// The processed files of some sessions, and the sessions that have none.
+#[derive(Debug, Clone, Default)]
+pub struct ProcessedFiles {
+    pub files: Vec<RemoteFile>,
+    pub unprocessed: Vec<Unprocessed>,
 }
 
 /// The processed files of `sessions` at `version` (each session's latest when `None`), and the
@@ -129,7 +73,7 @@ pub async fn processed_files(
     catalog: &Catalog,
     sessions: &[SessionItem],
     version: Option<u32>,
-) -> Result<(Vec<RemoteFile>, Vec<Unprocessed>), SyncError> {
+) -> Result<ProcessedFiles, SyncError> {
     let mut records: BTreeMap<usize, Option<OutputRecord>> = BTreeMap::new();
     for (chunk_start, chunk) in sessions
         .chunks(CATALOG_READS)
@@ -188,7 +132,7 @@ pub async fn processed_files(
             }),
         }
     }
-    Ok((files, unprocessed))
+    Ok(ProcessedFiles { files, unprocessed })
 }
 
 fn split_s3_uri(uri: &str) -> Option<(String, String)> {
@@ -228,7 +172,7 @@ pub async fn raw_files(
             .key(&key)
             .send()
             .await
-            .map_err(|e| crate::transfer::s3_error(&bucket, &key, e))?;
+            .map_err(|e| s3_error(&bucket, &key, e))?;
         let bytes = out
             .body
             .collect()
@@ -278,7 +222,10 @@ pub async fn select(
             filter: filter.source.clone(),
         });
     }
-    let (mut files, unprocessed) = processed_files(catalog, &matched, opts.version).await?;
+    let ProcessedFiles {
+        mut files,
+        unprocessed,
+    } = processed_files(catalog, &matched, opts.version).await?;
     if files.is_empty() {
         let mut names: Vec<String> = unprocessed
             .iter()
@@ -328,27 +275,6 @@ pub async fn select(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn relative_paths_stay_inside_the_destination() {
-        assert_eq!(
-            safe_relative("20210301_161221", "band/alpha.parquet", "k").unwrap(),
-            "20210301_161221/band/alpha.parquet"
-        );
-        for bad in [
-            "../x",
-            "a/../../x",
-            "/etc/passwd",
-            "a//b",
-            "./a",
-            "a\\..\\b",
-            "",
-        ] {
-            assert!(safe_relative("20210301_161221", bad, "k").is_err(), "{bad}");
-        }
-        assert!(safe_relative("..", "a", "k").is_err());
-        assert!(safe_relative("a/b", "a", "k").is_err());
-    }
 
     #[test]
     fn raw_prefixes_parse() {

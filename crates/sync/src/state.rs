@@ -41,18 +41,31 @@ pub struct SyncState {
     pub files: BTreeMap<String, StateEntry>,
 }
 
-/// Size and modification time of a local file, `None` when it does not exist.
-pub(crate) fn stat(path: &Path) -> Option<(u64, i128)> {
-    let meta = std::fs::metadata(path).ok()?;
-    if !meta.is_file() {
-        return None;
+/// What a local file looks like without reading it: its size and modification time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalFile {
+    pub size: u64,
+    /// Nanoseconds since the epoch.
+    pub mtime_ns: i128,
+}
+
+impl LocalFile {
+    /// Size and modification time of the regular file at `path`; `None` when there is none.
+    pub fn stat(path: &Path) -> Option<LocalFile> {
+        let meta = std::fs::metadata(path).ok()?;
+        if !meta.is_file() {
+            return None;
+        }
+        let mtime = meta.modified().ok()?;
+        let mtime_ns = match mtime.duration_since(UNIX_EPOCH) {
+            Ok(d) => d.as_nanos() as i128,
+            Err(e) => -(e.duration().as_nanos() as i128),
+        };
+        Some(LocalFile {
+            size: meta.len(),
+            mtime_ns,
+        })
     }
-    let mtime = meta.modified().ok()?;
-    let ns = match mtime.duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_nanos() as i128,
-        Err(e) => -(e.duration().as_nanos() as i128),
-    };
-    Some((meta.len(), ns))
 }
 
 impl SyncState {
@@ -91,19 +104,19 @@ impl SyncState {
 
     /// True when the recorded entry still describes the local file exactly (same object, same
     /// expected content, same size and mtime on disk).
-    pub fn is_current(
-        &self,
-        rel: &str,
-        key: &str,
-        sha256: &str,
-        local: Option<(u64, i128)>,
-    ) -> bool {
-        match (self.files.get(rel), local) {
-            (Some(e), Some((size, mtime))) => {
-                e.key == key && e.sha256 == sha256 && e.size == size && e.mtime_ns == mtime
-            }
-            _ => false,
-        }
+    pub fn is_current(&self, rel: &str, key: &str, sha256: &str, local: Option<LocalFile>) -> bool {
+        self.files
+            .get(rel)
+            .is_some_and(|e| e.describes(key, sha256, local))
+    }
+}
+
+impl StateEntry {
+    /// True when this record vouches for `local` as a copy of `key` with content `sha256`.
+    pub fn describes(&self, key: &str, sha256: &str, local: Option<LocalFile>) -> bool {
+        local.is_some_and(|l| {
+            self.key == key && self.sha256 == sha256 && self.size == l.size && self.mtime_ns == l.mtime_ns
+        })
     }
 }
 
@@ -118,7 +131,7 @@ mod tests {
         std::fs::write(&file, b"abc").unwrap();
         let mut st = SyncState::load(dir.path());
         assert!(st.files.is_empty());
-        let local = stat(&file);
+        let local = LocalFile::stat(&file);
         st.files.insert(
             "a.bin".into(),
             StateEntry {
@@ -127,17 +140,17 @@ mod tests {
                 etag: None,
                 size: 3,
                 sha256: "s".into(),
-                mtime_ns: local.unwrap().1,
+                mtime_ns: local.unwrap().mtime_ns,
             },
         );
         st.save(dir.path()).unwrap();
         let back = SyncState::load(dir.path());
         assert_eq!(back, st);
-        assert!(back.is_current("a.bin", "k", "s", stat(&file)));
-        assert!(!back.is_current("a.bin", "k", "other", stat(&file)));
+        assert!(back.is_current("a.bin", "k", "s", LocalFile::stat(&file)));
+        assert!(!back.is_current("a.bin", "k", "other", LocalFile::stat(&file)));
         std::fs::write(&file, b"abcd").unwrap();
-        assert!(!back.is_current("a.bin", "k", "s", stat(&file)));
+        assert!(!back.is_current("a.bin", "k", "s", LocalFile::stat(&file)));
         std::fs::remove_file(&file).unwrap();
-        assert!(!back.is_current("a.bin", "k", "s", stat(&file)));
+        assert!(!back.is_current("a.bin", "k", "s", LocalFile::stat(&file)));
     }
 }

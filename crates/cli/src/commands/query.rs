@@ -65,7 +65,7 @@ pub fn run(args: QueryArgs) -> Result<ExitCode> {
             eprintln!("no session matches '{}'", filter.source);
         }
         if args.files {
-            let (files, unprocessed) =
+            let labpipe_sync::ProcessedFiles { files, unprocessed } =
                 labpipe_sync::processed_files(&catalog, &sessions, args.pipeline_version)
                     .await
                     .context("cannot read the output records")?;

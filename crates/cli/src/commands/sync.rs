@@ -5,7 +5,9 @@
 //! `--json`: one object per line, `event` naming the kind (`plan`, `session_not_processed`,
 //! `file_skipped`, `file_would_transfer`, `file_started`, `file_done`, `file_failed`), then one
 //! `{"event": "summary", …}` line; on a failure before the transfer, `{"event": "error", code,
-//! message}`. Stable; documented in the README.
+//! message}` (`busy`: another run holds the destination's lock — one run per folder, the second
+//! refuses at once rather than wait, and the message names the holder and says what to do).
+//! Stable; documented in the README.
 
 use std::process::ExitCode;
 

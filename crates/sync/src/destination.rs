@@ -315,8 +315,14 @@ mod tests {
 
         std::fs::write(&paths.part, b"expected bytes").unwrap();
         let open = std::fs::File::open(&paths.part).unwrap();
-        let entry = dest.install(&f, open, &paths, Some("e".into())).await.unwrap();
-        assert_eq!(std::fs::read(dest.target(&f.path)).unwrap(), b"expected bytes");
+        let entry = dest
+            .install(&f, open, &paths, Some("e".into()))
+            .await
+            .unwrap();
+        assert_eq!(
+            std::fs::read(dest.target(&f.path)).unwrap(),
+            b"expected bytes"
+        );
         assert_eq!(
             (entry.size, entry.sha256.as_str(), entry.etag.as_deref()),
             (14, f.sha256.as_str(), Some("e"))

@@ -36,11 +36,7 @@ pub struct LockHolder {
 
 impl std::fmt::Display for LockHolder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "pid {} on {} since {}",
-            self.pid, self.host, self.since
-        )
+        write!(f, "pid {} on {} since {}", self.pid, self.host, self.since)
     }
 }
 

@@ -170,7 +170,11 @@ pub fn plan_file(
 
 /// Whole or ranged, and which parts an interrupted ranged download already has. A partial
 /// record is continued only when it was made for the same object content, size and part size.
-pub fn fetch_mode(remote: &RemoteFile, partial: Option<&PartialRecord>, part_size: u64) -> FetchMode {
+pub fn fetch_mode(
+    remote: &RemoteFile,
+    partial: Option<&PartialRecord>,
+    part_size: u64,
+) -> FetchMode {
     if remote.size <= part_size {
         return FetchMode::Whole;
     }
@@ -318,6 +322,8 @@ mod tests {
         use SkipReason::*;
         let small = 50;
         let big = 250; // three parts: 100 + 100 + 50
+                       // One line per case: the table reads as a table.
+        #[rustfmt::skip]
         let cases = vec![
             // --- nothing local
             Case { name: "no record, no file, small", remote: remote(small, SHA), recorded: None,
@@ -397,10 +403,16 @@ mod tests {
                 &c.remote,
                 c.recorded.as_ref(),
                 &c.on_disk,
-                Planning { verify: c.verify, part_size: PART },
+                Planning {
+                    verify: c.verify,
+                    part_size: PART,
+                },
             );
             if got != c.expect {
-                failures.push(format!("{}:\n  expected {:?}\n  got      {:?}", c.name, c.expect, got));
+                failures.push(format!(
+                    "{}:\n  expected {:?}\n  got      {:?}",
+                    c.name, c.expect, got
+                ));
             }
         }
         assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -424,8 +436,16 @@ mod tests {
         assert_eq!(
             ranges,
             [
-                Range { index: 0, start: 0, len: 100 },
-                Range { index: 2, start: 200, len: 50 },
+                Range {
+                    index: 0,
+                    start: 0,
+                    len: 100
+                },
+                Range {
+                    index: 2,
+                    start: 200,
+                    len: 50
+                },
             ]
         );
         assert_eq!(ranges[1].header(), "bytes=200-249");

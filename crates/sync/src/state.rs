@@ -115,7 +115,10 @@ impl StateEntry {
     /// True when this record vouches for `local` as a copy of `key` with content `sha256`.
     pub fn describes(&self, key: &str, sha256: &str, local: Option<LocalFile>) -> bool {
         local.is_some_and(|l| {
-            self.key == key && self.sha256 == sha256 && self.size == l.size && self.mtime_ns == l.mtime_ns
+            self.key == key
+                && self.sha256 == sha256
+                && self.size == l.size
+                && self.mtime_ns == l.mtime_ns
         })
     }
 }

@@ -324,7 +324,7 @@ mod tests {
         let big = 250; // three parts: 100 + 100 + 50
                        // One line per case: the table reads as a table.
         #[rustfmt::skip]
-        let cases = vec![
+        let cases = [
             // --- nothing local
             Case { name: "no record, no file, small", remote: remote(small, SHA), recorded: None,
                 on_disk: on_disk(None, None, None), verify: false, expect: fetch(Missing, FetchMode::Whole) },

@@ -11,6 +11,11 @@ use std::str::FromStr;
 
 /// Where a session is on its way from the lab folder to processed outputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "ts",
+    derive(ts_rs::TS),
+    ts(export_to = "../../ui/src/lib/bindings/")
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Status {
     /// A dated folder was found on the lab PC.

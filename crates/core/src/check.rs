@@ -26,6 +26,11 @@ use crate::units::human_bytes;
 
 /// The outcome of checking one session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "ts",
+    derive(ts_rs::TS),
+    ts(export_to = "../../ui/src/lib/bindings/")
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     Pass,

@@ -8,6 +8,11 @@ use std::fmt;
 
 /// How much a finding matters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "ts",
+    derive(ts_rs::TS),
+    ts(export_to = "../../ui/src/lib/bindings/")
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Worth knowing, changes nothing (e.g. an ignored `.DS_Store`).
@@ -30,6 +35,11 @@ impl fmt::Display for Severity {
 
 /// One observation of one check. `file` is relative to the session folder, `line` is 1-based.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "ts",
+    derive(ts_rs::TS),
+    ts(export_to = "../../ui/src/lib/bindings/")
+)]
 pub struct Finding {
     pub check: String,
     pub severity: Severity,

@@ -1,0 +1,32 @@
+//! The one error type of the lab library; messages say what failed and what to do.
+
+use labpipe_core::Verdict;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    #[error("{session} is not queued or uploading; refresh the Transfers view")]
+    NotActive { session: String },
+    #[error("{session} is not paused; only a paused upload can be resumed")]
+    NotPaused { session: String },
+    #[error("{session} is not in the watched lab folder; check the lab folder in Settings")]
+    NotInLabFolder { session: String },
+    #[error("{session} cannot be uploaded: its check verdict is {}; fix what the checks found (or wait until it is written) and check again", verdict.as_str())]
+    Blocked { session: String, verdict: Verdict },
+    #[error("{session} is already uploaded (the catalog knows it); raw data is kept exactly as it was sent")]
+    AlreadyUploaded { session: String },
+    #[error(transparent)]
+    Upload(#[from] labpipe_upload::UploadError),
+}
+
+impl LabError {
+    /// A stable machine-readable code for the app and logs.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NotActive { .. } | Self::NotPaused { .. } | Self::NotInLabFolder { .. } => {
+                "not_found"
+            }
+            Self::Blocked { .. } | Self::AlreadyUploaded { .. } => "not_uploadable",
+            Self::Upload(e) => e.code(),
+        }
+    }
+}

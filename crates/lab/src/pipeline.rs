@@ -1,0 +1,276 @@
+//! A session's status in the cloud pipeline, as the lab PC learns it by reading the catalog, and
+//! which changes are news worth a desktop notification.
+//!
+//! The lab PC never writes the catalog (only the backend does). A session whose upload finished
+//! here but which the backend has not cataloged yet is shown as [`Status::Uploaded`] — the
+//! catalog's own status for "every file and the manifest are in the raw bucket".
+
+use labpipe_catalog::{SessionItem, Status};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::progress::{TransferState, TransferView};
+
+/// One session as the pipeline sees it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(
+    feature = "ts",
+    derive(ts_rs::TS),
+    ts(export_to = "../../ui/src/lib/bindings/")
+)]
+pub struct PipelineState {
+    pub status: Status,
+    /// The step that set the status (`upload`, `ingest`, `preprocess`, …).
+    pub step: Option<String>,
+    /// For `FAILED`: what went wrong and what to do.
+    pub message: Option<String>,
+    /// Pipeline version of the latest outputs.
+    pub pipeline_version: Option<u32>,
+}
+
+impl PipelineState {
+    pub fn from_item(i: &SessionItem) -> Self {
+        PipelineState {
+            status: i.status,
+            step: i.status_step.clone(),
+            message: i.status_message.clone(),
+            pipeline_version: i.pipeline_version,
+        }
+    }
+
+    /// Uploaded from here, not cataloged yet.
+    pub fn uploaded() -> Self {
+        PipelineState {
+            status: Status::Uploaded,
+            step: Some("upload".into()),
+            message: None,
+            pipeline_version: None,
+        }
+    }
+
+    /// `PROCESSED`, `FAILED` or `REJECTED`: nothing more happens without someone acting.
+    pub fn is_settled(&self) -> bool {
+        self.status.is_settled()
+    }
+}
+
+/// What one reading of the catalog says about `sessions`: their entries, plus
+/// [`PipelineState::uploaded`] for sessions uploaded from here (`watched`) that the catalog does
+/// not know yet.
+pub fn reading(
+    items: &std::collections::HashMap<String, SessionItem>,
+    watched: &BTreeSet<String>,
+) -> BTreeMap<String, PipelineState> {
+    let mut states: BTreeMap<String, PipelineState> = items
+        .iter()
+        .map(|(k, v)| (k.clone(), PipelineState::from_item(v)))
+        .collect();
+    for s in watched {
+        states
+            .entry(s.clone())
+            .or_insert_with(PipelineState::uploaded);
+    }
+    states
+}
+
+/// A desktop notification to raise.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notice {
+    pub title: String,
+    pub body: String,
+}
+
+/// Compares two catalog readings: the notices for sessions that settled, given the sessions
+/// that were on their way (`watched`). Settled sessions leave `watched`; sessions that were
+/// settled when first seen raise none.
+pub fn settled_notices(
+    before: &BTreeMap<String, PipelineState>,
+    after: &BTreeMap<String, PipelineState>,
+    watched: &mut BTreeSet<String>,
+) -> Vec<Notice> {
+    let mut notices = Vec::new();
+    for (session, now) in after {
+        let old = before.get(session);
+        if old.map(|o| o.status) == Some(now.status) || !now.is_settled() {
+            continue;
+        }
+        let was_moving = old.is_some_and(|o| !o.is_settled()) || watched.contains(session);
+        watched.remove(session);
+        if !was_moving {
+            continue;
+        }
+        notices.push(match now.status {
+            Status::Processed => Notice {
+                title: format!("{session} is processed"),
+                body: match now.pipeline_version {
+                    Some(v) => format!("Pipeline v{v} outputs are ready to sync."),
+                    None => "Its outputs are ready to sync.".into(),
+                },
+            },
+            _ => Notice {
+                title: format!("{session} failed in the pipeline"),
+                body: format!(
+                    "{}{}",
+                    now.step
+                        .as_deref()
+                        .map(|s| format!("Step {s}: "))
+                        .unwrap_or_default(),
+                    now.message.as_deref().unwrap_or("see the Sessions view")
+                ),
+            },
+        });
+    }
+    notices
+}
+
+/// The upload state of every session that has one, by session.
+pub fn transfer_states(list: &[TransferView]) -> BTreeMap<String, TransferState> {
+    list.iter().map(|t| (t.session.clone(), t.state)).collect()
+}
+
+/// Compares two transfer lists: notices for uploads that failed since, and the sessions whose
+/// upload finished (to be watched through the pipeline).
+///
+/// `seen` starts as the queue loaded at start, so transfers that finished before a restart are
+/// no news; a transfer missing from `seen` was queued in this run, and may have gone from queued
+/// to done between two looks (a small session uploads in less than a tick).
+pub fn transfer_changes(
+    seen: &BTreeMap<String, TransferState>,
+    now: &[TransferView],
+) -> (Vec<Notice>, Vec<String>) {
+    let mut notices = Vec::new();
+    let mut finished = Vec::new();
+    for t in now {
+        if seen.get(&t.session) == Some(&t.state) {
+            continue;
+        }
+        match t.state {
+            TransferState::Failed => notices.push(Notice {
+                title: format!("Upload of {} failed", t.session),
+                body: t
+                    .error
+                    .as_ref()
+                    .map(|e| e.message.clone())
+                    .unwrap_or_else(|| "See the Transfers view.".into()),
+            }),
+            TransferState::Done => finished.push(t.session.clone()),
+            _ => {}
+        }
+    }
+    (notices, finished)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn st(status: Status) -> PipelineState {
+        PipelineState {
+            status,
+            step: Some("preprocess".into()),
+            message: (status == Status::Failed).then(|| "channel 3 is flat".to_string()),
+            pipeline_version: (status == Status::Processed).then_some(1),
+        }
+    }
+
+    fn map(rows: &[(&str, Status)]) -> BTreeMap<String, PipelineState> {
+        rows.iter().map(|(k, v)| (k.to_string(), st(*v))).collect()
+    }
+
+    #[test]
+    fn a_session_seen_moving_notifies_once_when_it_settles() {
+        use Status::*;
+        let mut watched = BTreeSet::new();
+        let before = map(&[("a", Cataloged), ("b", Processing), ("c", Processed)]);
+        let after = map(&[("a", Processed), ("b", Failed), ("c", Processed)]);
+        let n = settled_notices(&before, &after, &mut watched);
+        assert_eq!(n.len(), 2, "{n:?}");
+        assert_eq!(n[0].title, "a is processed");
+        assert!(n[0].body.contains("v1"));
+        assert_eq!(n[1].title, "b failed in the pipeline");
+        assert!(n[1].body.contains("preprocess") && n[1].body.contains("channel 3 is flat"));
+        assert!(
+            settled_notices(&after, &after, &mut watched).is_empty(),
+            "the same reading again is no news"
+        );
+    }
+
+    #[test]
+    fn settled_at_first_sight_is_quiet_unless_uploaded_in_this_run() {
+        let mut watched = BTreeSet::from(["new".to_string()]);
+        let after = map(&[("old", Status::Processed), ("new", Status::Processed)]);
+        let n = settled_notices(&BTreeMap::new(), &after, &mut watched);
+        assert_eq!(n.len(), 1);
+        assert_eq!(n[0].title, "new is processed");
+        assert!(watched.is_empty(), "a settled session is no longer watched");
+    }
+
+    #[test]
+    fn uploaded_is_the_catalogs_status_and_not_settled() {
+        let u = PipelineState::uploaded();
+        assert_eq!(u.status, Status::Uploaded);
+        assert!(!u.is_settled());
+        assert_eq!(serde_json::to_value(&u).unwrap()["status"], "UPLOADED");
+        for (status, settled) in [
+            (Status::Processed, true),
+            (Status::Failed, true),
+            (Status::Rejected, true),
+            (Status::Processing, false),
+            (Status::Cataloged, false),
+        ] {
+            assert_eq!(st(status).is_settled(), settled, "{status:?}");
+        }
+    }
+
+    #[test]
+    fn a_reading_fills_in_what_was_uploaded_but_not_cataloged() {
+        let at = chrono::NaiveDate::from_ymd_opt(2021, 3, 1)
+            .unwrap()
+            .and_hms_opt(16, 12, 21)
+            .unwrap();
+        let item = SessionItem::placeholder(
+            "20210301_161221",
+            at,
+            Status::Processing,
+            chrono::Utc::now(),
+        );
+        let items = std::collections::HashMap::from([(item.session.clone(), item)]);
+        let watched = BTreeSet::from(["20210301_161221".to_string(), "20210302_000000".into()]);
+        let r = reading(&items, &watched);
+        assert_eq!(r["20210301_161221"].status, Status::Processing);
+        assert_eq!(r["20210302_000000"].status, Status::Uploaded);
+        assert_eq!(r.len(), 2);
+    }
+
+    fn transfer(session: &str, state: TransferState) -> TransferView {
+        let mut t = TransferView::queued(session, "/lab/x");
+        t.set_state(state);
+        if state == TransferState::Failed {
+            t.fail("network", "connection refused");
+        }
+        t
+    }
+
+    #[test]
+    fn transfer_changes_report_failures_and_finished_uploads() {
+        use TransferState::*;
+        let seen = BTreeMap::from([
+            ("a".to_string(), Running),
+            ("b".to_string(), Running),
+            ("c".to_string(), Failed),
+        ]);
+        let now = [
+            transfer("a", Failed),
+            transfer("b", Done),
+            transfer("c", Failed),
+            // Queued and finished between two looks.
+            transfer("d", Done),
+            transfer("e", Queued),
+        ];
+        let (notices, finished) = transfer_changes(&seen, &now);
+        assert_eq!(notices.len(), 1, "{notices:?}");
+        assert_eq!(notices[0].title, "Upload of a failed");
+        assert_eq!(notices[0].body, "connection refused");
+        assert_eq!(finished, vec!["b".to_string(), "d".to_string()]);
+    }
+}

@@ -159,17 +159,20 @@ mod tests {
         }
     }
 
+    /// verdict, this PC's transfer, the catalog, who asks → the answer.
+    type Case<'a> = (
+        Verdict,
+        Option<T>,
+        Option<&'a PipelineState>,
+        Accept,
+        Eligibility,
+    );
+
     #[test]
     fn the_rule_over_verdict_transfer_and_catalog() {
         let processed = pipe(Status::Processed);
         let uploaded = pipe(Status::Uploaded);
-        let table: &[(
-            Verdict,
-            Option<T>,
-            Option<&PipelineState>,
-            Accept,
-            Eligibility,
-        )] = &[
+        let table: &[Case] = &[
             (Pass, None, None, Accept::PassOrWarn, Ready { again: false }),
             (Warn, None, None, Accept::PassOrWarn, Ready { again: false }),
             (

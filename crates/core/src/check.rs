@@ -17,6 +17,8 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use crate::units::unix_seconds;
+
 use crate::finding::{Finding, Severity};
 use crate::metadata::{self, Metadata};
 use crate::scan::{self, EntryKind, ScanError, SessionListing};
@@ -374,11 +376,7 @@ pub fn frame_layout(metadata: &Metadata) -> Option<(u64, String)> {
 
 /// Bytes per sample of a `sample_format`.
 pub fn sample_bytes(format: &str) -> Option<u64> {
-    match format {
-        "int16" => Some(2),
-        "int32" | "float32" => Some(4),
-        _ => None,
-    }
+    crate::sample_format::bytes_per_sample(format).map(|b| b as u64)
 }
 
 fn is_metadata_lookalike(path: &str, metadata_name: &str) -> bool {
@@ -386,13 +384,6 @@ fn is_metadata_lookalike(path: &str, metadata_name: &str) -> bool {
     let want = metadata_name.to_ascii_lowercase();
     let stem = want.rsplit_once('.').map(|(s, _)| s).unwrap_or(&want);
     name == want || (name.starts_with(stem) && name.ends_with(".txt"))
-}
-
-fn unix_seconds(t: SystemTime) -> i64 {
-    match t.duration_since(SystemTime::UNIX_EPOCH) {
-        Ok(d) => d.as_secs() as i64,
-        Err(e) => -(e.duration().as_secs() as i64),
-    }
 }
 
 /// `1000003` → `1,000,003`.

@@ -7,19 +7,26 @@
 //! - [`schema`]: the lab schema (`labpipe.toml`) that types metadata values and configures checks;
 //! - [`metadata`]: the metadata text file parsed into typed numbers and texts, with line-precise
 //!   findings;
-//! - [`scan`]: the only module that touches the filesystem — it lists session folders and their
-//!   files (sizes, mtimes, symlinks) without reading data bytes;
+//! - [`scan`]: lists session folders and their files (sizes, mtimes, symlinks) without reading
+//!   data bytes;
 //! - [`check`]: the sanity checks, pure functions over a listing, the metadata bytes and a clock;
-//! - [`manifest`]: the commit marker the upload writes last (files, sizes, SHA-256, metadata).
+//! - [`manifest`]: the commit marker the upload writes last (files, sizes, SHA-256, metadata);
+//! - [`layout`]: the object keys in the raw and processed buckets, built and parsed in one place;
+//! - [`sample_format`]: the sample encodings, their widths and the channel bound;
+//! - [`digest`]: SHA-256 of files and bytes as the manifest records it.
 //!
-//! Invariants: nothing here writes to disk or talks to a network; checks never read data-file
+//! Invariants: nothing here writes to disk or talks to a network (reading happens in [`scan`],
+//! the metadata read of [`check`] and [`digest`]); checks never read data-file
 //! bytes (only sizes), so checking a 600 MB session costs a directory listing and one small read.
 
 pub mod check;
+pub mod digest;
 pub mod filter;
 pub mod finding;
+pub mod layout;
 pub mod manifest;
 pub mod metadata;
+pub mod sample_format;
 pub mod scan;
 pub mod schema;
 pub mod session_id;
@@ -29,6 +36,7 @@ pub use check::{check_session, CheckInput, SessionReport, Verdict};
 pub use finding::{Finding, Severity};
 pub use manifest::{Manifest, ManifestFile};
 pub use metadata::{MetaValue, Metadata};
+pub use sample_format::SampleFormat;
 pub use schema::{FieldKind, FieldSpec, LabSchema, SessionRules};
 pub use session_id::SessionId;
 

@@ -10,9 +10,6 @@
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use std::io::{self, Read};
-use std::path::Path;
 
 use crate::check::{FileRole, SessionReport, Verdict};
 use crate::finding::Finding;
@@ -21,6 +18,13 @@ use crate::session_id::SessionId;
 
 /// The manifest layout written by this version.
 pub const MANIFEST_FORMAT: &str = "labpipe-manifest/1";
+/// The largest manifest anyone reads (1 MiB). A real session's manifest is a few kB (≈300 bytes
+/// per file); the bound keeps a stray or hostile object from being read whole into a 256 MB
+/// function.
+pub const MAX_MANIFEST_BYTES: u64 = 1 << 20;
+/// The most files a session may list. Well above any recorder's rollover count, and low enough
+/// that a manifest at the bound stays under [`MAX_MANIFEST_BYTES`].
+pub const MAX_MANIFEST_FILES: usize = 2_000;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -131,22 +135,8 @@ impl Manifest {
     }
 }
 
-/// SHA-256 and size of a file, reading it once in 1 MiB blocks.
-pub fn sha256_file(path: &Path) -> io::Result<(u64, String)> {
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut total = 0u64;
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        total += n as u64;
-    }
-    Ok((total, hex::encode(hasher.finalize())))
-}
+/// Kept here for callers that hash files as part of building a manifest.
+pub use crate::digest::sha256_file;
 
 #[cfg(test)]
 mod tests {
@@ -224,17 +214,5 @@ mod tests {
             Manifest::from_json(b"nope"),
             Err(ManifestError::Parse(_))
         ));
-    }
-
-    #[test]
-    fn sha256_of_a_known_file() {
-        let tmp = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(tmp.path(), b"abc").unwrap();
-        let (size, hex) = sha256_file(tmp.path()).unwrap();
-        assert_eq!(size, 3);
-        assert_eq!(
-            hex,
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
     }
 }

@@ -418,7 +418,14 @@ mod tests {
         replace("fatigue: 3.5", "fatigue: NaN", "must be a number", 2);
         replace("fatigue: 3.5", "fatigue: inf", "must be a number", 2);
         replace("channels: 8", "channels: 8.5", "must be a whole number", 5);
-        replace("channels: 8", "channels: 0", "out of range (≥ 1)", 5);
+        replace("channels: 8", "channels: 0", "out of range (1–1024)", 5);
+        // The backend's bound (`sample_format::MAX_CHANNELS`) is a check finding on the lab PC.
+        replace(
+            "channels: 8",
+            "channels: 65000",
+            "channels 65000 is out of range (1–1024)",
+            5,
+        );
         replace(
             "sample_rate_hz: 1000",
             "sample_rate_hz: 0",

@@ -213,10 +213,15 @@ impl Default for LabSchema {
         fields.insert("sample_rate_hz".into(), rate);
         let mut channels = FieldSpec::new(FieldKind::Integer);
         channels.min = Some(1.0);
+        // The backend refuses more (see `sample_format::MAX_CHANNELS`); say so on the lab PC first.
+        channels.max = Some(f64::from(crate::sample_format::MAX_CHANNELS));
         channels.description = Some("number of interleaved channels in each data file".into());
         fields.insert("channels".into(), channels);
         let mut format = FieldSpec::new(FieldKind::Text);
-        format.allowed = vec!["int16".into(), "int32".into(), "float32".into()];
+        format.allowed = crate::sample_format::SampleFormat::ALL
+            .iter()
+            .map(|f| f.name().to_string())
+            .collect();
         format.description = Some("little-endian sample encoding of the data files".into());
         fields.insert("sample_format".into(), format);
         // Common optional fields, checked when present so typical metadata files raise no warnings.

@@ -1,4 +1,8 @@
-//! Human-readable byte sizes, shared by messages and tables so every place says "600.0 MB" alike.
+//! Units shared by every crate: human-readable byte sizes, so every message and table says
+//! "600.0 MB" alike, and file times as whole Unix seconds, the form the checks record and the
+//! upload compares before it reads a file.
+
+use std::time::SystemTime;
 
 /// Decimal megabytes/gigabytes, as storage vendors and the brief ("600 MB") count them.
 pub fn human_bytes(bytes: u64) -> String {
@@ -15,9 +19,28 @@ pub fn human_bytes(bytes: u64) -> String {
     format!("{value:.1} {}", UNITS[unit])
 }
 
+/// Whole seconds since the Unix epoch; negative for times before it.
+pub fn unix_seconds(t: SystemTime) -> i64 {
+    match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => d.as_secs() as i64,
+        Err(e) => -(e.duration().as_secs() as i64),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::human_bytes;
+    use super::{human_bytes, unix_seconds};
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn file_times_are_whole_unix_seconds() {
+        let epoch = SystemTime::UNIX_EPOCH;
+        assert_eq!(
+            unix_seconds(epoch + Duration::from_millis(1_600_000_000_900)),
+            1_600_000_000
+        );
+        assert_eq!(unix_seconds(epoch - Duration::from_secs(5)), -5);
+    }
 
     #[test]
     fn sizes_read_like_the_brief() {

@@ -1,0 +1,174 @@
+//! Where every object lives, defined once: the raw bucket's `raw/<session>/<relative path>` with
+//! `manifest.json` as the commit marker, and the processed bucket's `v<N>/<session>/<name>`.
+//!
+//! The upload writes these keys, ingest and preprocess read them back from S3 events, sync and
+//! the app derive them from catalog entries. A second copy of the layout (`"raw"` here, `"raw/"`
+//! there) is how a key that one side writes stops being found by the other, so every key is
+//! built and parsed through this module.
+
+use crate::session_id::SessionId;
+
+/// The top-level folder of raw session objects, without its separator.
+pub const RAW_ROOT: &str = "raw";
+/// Prefix of every raw object: `raw/<session id>/<relative path>`.
+pub const RAW_PREFIX: &str = "raw/";
+/// The manifest's file name inside a session's raw prefix; the upload writes it last.
+pub const MANIFEST_NAME: &str = "manifest.json";
+
+/// `raw/<session>/`: everything one session uploaded.
+pub fn raw_session_prefix(session: &str) -> String {
+    format!("{RAW_PREFIX}{session}/")
+}
+
+/// `raw/<session>/<rel_path>`, `rel_path` being `/`-separated and relative to the session folder.
+pub fn raw_key(session: &str, rel_path: &str) -> String {
+    format!("{RAW_PREFIX}{session}/{rel_path}")
+}
+
+/// `raw/<session>/manifest.json`.
+pub fn manifest_key(session: &str) -> String {
+    raw_key(session, MANIFEST_NAME)
+}
+
+/// `v<version>/<session>/`: one pipeline version's outputs of one session in the processed bucket.
+pub fn processed_prefix(version: u32, session: &str) -> String {
+    format!("v{version}/{session}/")
+}
+
+/// `v<version>/<session>/<name>`.
+pub fn processed_key(version: u32, session: &str, name: &str) -> String {
+    format!("v{version}/{session}/{name}")
+}
+
+/// A raw key taken apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawKey<'a> {
+    /// The session folder name (not necessarily a valid [`SessionId`]).
+    pub session: &'a str,
+    /// The path inside the session folder; `None` for the session prefix itself.
+    pub path: Option<&'a str>,
+}
+
+impl RawKey<'_> {
+    /// True for `raw/<session>/manifest.json` (and not for a `manifest.json` in a subfolder).
+    pub fn is_manifest(&self) -> bool {
+        self.path == Some(MANIFEST_NAME)
+    }
+}
+
+/// `raw/<session>/<path>` → session and path; `raw/<session>/` → session alone; `None` for keys
+/// outside a session folder (`raw/.labpipe-preflight`, processed keys).
+pub fn parse_raw_key(key: &str) -> Option<RawKey<'_>> {
+    let rest = key.strip_prefix(RAW_PREFIX)?;
+    let (session, path) = rest.split_once('/')?;
+    if session.is_empty() {
+        return None;
+    }
+    Some(RawKey {
+        session,
+        path: (!path.is_empty()).then_some(path),
+    })
+}
+
+/// The session of `raw/<session>/manifest.json` when the folder name is a valid session id;
+/// `None` for any other key.
+pub fn manifest_session(key: &str) -> Option<SessionId> {
+    let raw = parse_raw_key(key).filter(RawKey::is_manifest)?;
+    SessionId::parse(raw.session).ok()
+}
+
+/// A processed key taken apart: `v<version>/<session>/<name>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessedKey<'a> {
+    pub version: u32,
+    pub session: &'a str,
+    pub name: &'a str,
+}
+
+/// `v<version>/<session>/<name>` → its parts; `None` for anything else.
+pub fn parse_processed_key(key: &str) -> Option<ProcessedKey<'_>> {
+    let rest = key.strip_prefix('v')?;
+    let (version, rest) = rest.split_once('/')?;
+    if version.is_empty() || !version.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let version = version.parse().ok()?;
+    let (session, name) = rest.split_once('/')?;
+    (!session.is_empty() && !name.is_empty()).then_some(ProcessedKey {
+        version,
+        session,
+        name,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_keys_round_trip() {
+        let key = raw_key("20210301_161221", "sub/a.bin");
+        assert_eq!(key, "raw/20210301_161221/sub/a.bin");
+        assert_eq!(
+            parse_raw_key(&key),
+            Some(RawKey {
+                session: "20210301_161221",
+                path: Some("sub/a.bin")
+            })
+        );
+        assert_eq!(
+            parse_raw_key(&raw_session_prefix("20210301_161221")),
+            Some(RawKey {
+                session: "20210301_161221",
+                path: None
+            })
+        );
+        for other in [
+            "raw/.labpipe-preflight",
+            "raw//a.bin",
+            "processed/x/y",
+            "rawx/a/b",
+        ] {
+            assert_eq!(parse_raw_key(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn only_session_manifests_name_a_session() {
+        let key = manifest_key("20210301_161221");
+        assert_eq!(key, "raw/20210301_161221/manifest.json");
+        assert_eq!(
+            manifest_session(&key).unwrap().to_string(),
+            "20210301_161221"
+        );
+        for key in [
+            "raw/20210301_161221/rec_000.bin",
+            "raw/20210301_161221/aux/manifest.json",
+            "raw/20210229_101010/manifest.json",
+            "other/20210301_161221/manifest.json",
+            "raw/manifest.json",
+        ] {
+            assert!(manifest_session(key).is_none(), "{key}");
+        }
+    }
+
+    #[test]
+    fn processed_keys_round_trip() {
+        assert_eq!(
+            processed_prefix(3, "20210301_161221"),
+            "v3/20210301_161221/"
+        );
+        let key = processed_key(12, "20210301_161221", "summary.json");
+        assert_eq!(
+            parse_processed_key(&key),
+            Some(ProcessedKey {
+                version: 12,
+                session: "20210301_161221",
+                name: "summary.json"
+            })
+        );
+        for other in ["v/x/y", "vx/s/n", "v1/s/", "v1//n", "raw/s/n", "v-1/s/n"] {
+            assert_eq!(parse_processed_key(other), None, "{other}");
+        }
+    }
+}

@@ -61,6 +61,15 @@ cargo clippy --workspace --all-targets -- -D warnings
 stage "build: cargo build --workspace --bins"
 cargo build --workspace --bins
 
+# ARCHITECTURE.md's dependency invariants, read from the resolved graph.
+stage "architecture: scripts/check-architecture.sh"
+bash scripts/check-architecture.sh
+
+# The documents name only commands and flags the built binary has; links and mermaid blocks
+# resolve; DESIGN.md's cost tables are what docs/cost/model.py prints.
+stage "docs: scripts/check-docs.sh (commands, flags, links, mermaid, cost tables)"
+bash scripts/check-docs.sh 2>&1 | tee -a "$RESULTS"
+
 # The app's end-to-end suite needs a display and WebDriver: it runs in its own stage below.
 stage "test: cargo test --workspace --exclude labpipe-e2e-app"
 cargo test --workspace --exclude labpipe-e2e-app 2>&1 | tee -a "$RESULTS"

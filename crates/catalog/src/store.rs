@@ -54,6 +54,12 @@ impl Catalog {
         }
     }
 
+    /// The catalog over a client built from the caller's AWS configuration (credentials chain,
+    /// region, endpoint): the one place adapters get a DynamoDB client from.
+    pub fn from_sdk(sdk: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
+        Catalog::new(Client::new(sdk), table)
+    }
+
     pub fn table(&self) -> &str {
         &self.table
     }

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(
     name = "labpipe",
-    version,
+    // The build's commit (crates/cli/build.rs), so a bug report names the exact build.
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("LABPIPE_BUILD_COMMIT"), ")"),
     about = "Get recording sessions from the lab PC into the cloud safely, and back onto compute nodes.",
     long_about = "LabPipe checks recording session folders (named YYYYMMDD_HHMMSS) on the lab PC, uploads them to S3 \
 without ever overwriting raw data, and lets researchers query the catalog and sync preprocessed files.",
@@ -70,6 +71,30 @@ not processed yet), 2 = invalid filter or flags."
     /// Tools for demos and development (sample data)
     #[command(subcommand)]
     Dev(DevCommand),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
+    #[command(
+        after_help = "Examples:\n  labpipe completions bash > /etc/bash_completion.d/labpipe\n  labpipe completions zsh > \"${fpath[1]}/_labpipe\"\n  labpipe completions powershell >> $PROFILE"
+    )]
+    Completions(CompletionsArgs),
+    /// Write man pages (labpipe.1 and one per subcommand) into a folder
+    #[command(
+        after_help = "Example:\n  labpipe man --out /usr/local/share/man/man1 && man labpipe"
+    )]
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Folder to write the pages into (created if missing)
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -311,3 +311,112 @@ fn help_explains_exit_codes_and_verdicts() {
     assert!(check.contains("wait = still being written"), "{check}");
     assert!(check.contains("--quiet-period"), "{check}");
 }
+
+/// `labpipe` with a colour preference in the environment (the other tests pin NO_COLOR=1).
+fn labpipe_colour(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_labpipe"));
+    cmd.args(args)
+        .current_dir(cwd)
+        .env_remove("LABPIPE_SCHEMA")
+        .env_remove("NO_COLOR")
+        .env_remove("CLICOLOR_FORCE");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run labpipe")
+}
+
+#[test]
+fn no_color_wins_over_a_forced_colour() {
+    let tmp = tempfile::tempdir().unwrap();
+    sample_lab(tmp.path(), "2");
+    let forced = labpipe_colour(&["check", "lab"], tmp.path(), &[("CLICOLOR_FORCE", "1")]);
+    assert!(
+        stdout(&forced).contains('\u{1b}'),
+        "CLICOLOR_FORCE=1 should colour the table, so the NO_COLOR case below can fail:\n{}",
+        stdout(&forced)
+    );
+    let plain = labpipe_colour(
+        &["check", "lab"],
+        tmp.path(),
+        &[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")],
+    );
+    let text = format!(
+        "{}{}",
+        stdout(&plain),
+        String::from_utf8_lossy(&plain.stderr)
+    );
+    assert!(
+        !text.contains('\u{1b}'),
+        "NO_COLOR=1 must remove every escape code:\n{text}"
+    );
+}
+
+#[test]
+fn version_names_the_build_commit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = labpipe(&["--version"], tmp.path());
+    assert!(out.status.success());
+    let text = stdout(&out);
+    // `labpipe 0.1.0 (1b10e73599a3)`: the package version, then the commit (or `unknown`).
+    let re = regex::Regex::new(r"^labpipe \d+\.\d+\.\d+ \(([0-9a-f]{12}|unknown)\)\n$").unwrap();
+    assert!(re.is_match(&text), "unexpected --version: {text:?}");
+    if std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        assert!(
+            !text.contains("unknown"),
+            "built in a git checkout, the commit must be known: {text}"
+        );
+    }
+}
+
+#[test]
+fn completions_and_man_pages_come_from_the_command_definitions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bash = labpipe(&["completions", "bash"], tmp.path());
+    assert!(bash.status.success());
+    let script = stdout(&bash);
+    for word in [
+        "_labpipe()",
+        "upload",
+        "sync",
+        "--pipeline-version",
+        "--dest",
+    ] {
+        assert!(script.contains(word), "bash completion lacks {word}");
+    }
+    let out = labpipe(&["man", "--out", "man"], tmp.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for page in [
+        "labpipe.1",
+        "labpipe-upload.1",
+        "labpipe-sync.1",
+        "labpipe-dev-generate.1",
+    ] {
+        let text = std::fs::read_to_string(tmp.path().join("man").join(page))
+            .unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(
+            text.starts_with(".ie \\n(.g .ds Aq") || text.contains(".TH"),
+            "{page} is not a man page"
+        );
+    }
+    let sync = std::fs::read_to_string(tmp.path().join("man/labpipe-sync.1")).unwrap();
+    assert!(
+        sync.contains("\\-\\-dest"),
+        "labpipe-sync.1 documents --dest"
+    );
+    let bad = labpipe(&["completions", "tcsh"], tmp.path());
+    assert_eq!(
+        bad.status.code(),
+        Some(2),
+        "an unknown shell is a usage error"
+    );
+}

@@ -2,6 +2,7 @@
 
 mod check;
 mod dev;
+mod manual;
 mod query;
 mod status;
 mod sync;
@@ -22,6 +23,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Status(args) => status::run(args),
         Command::Query(args) => query::run(args),
         Command::Sync(args) => sync::run(args),
+        Command::Completions(args) => manual::completions(args),
+        Command::Man(args) => manual::man_pages(args),
     }
 }
 

@@ -46,7 +46,7 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
 pub async fn catalog(stack: &Stack) -> Result<(Catalog, aws_config::SdkConfig)> {
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     Ok((
-        Catalog::new(aws_sdk_dynamodb::Client::new(&sdk), stack.table()?),
+        Catalog::from_sdk(&sdk, stack.table()?),
         sdk,
     ))
 }

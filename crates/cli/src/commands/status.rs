@@ -24,7 +24,7 @@ pub fn run(args: StatusArgs) -> Result<ExitCode> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
         let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        let catalog = Catalog::new(aws_sdk_dynamodb::Client::new(&sdk), table);
+        let catalog = Catalog::from_sdk(&sdk, table);
         if args.sessions.is_empty() {
             summary(&catalog, &args).await
         } else {

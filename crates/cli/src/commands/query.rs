@@ -45,10 +45,7 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
 
 pub async fn catalog(stack: &Stack) -> Result<(Catalog, aws_config::SdkConfig)> {
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    Ok((
-        Catalog::from_sdk(&sdk, stack.table()?),
-        sdk,
-    ))
+    Ok((Catalog::from_sdk(&sdk, stack.table()?), sdk))
 }
 
 pub fn run(args: QueryArgs) -> Result<ExitCode> {

@@ -155,7 +155,7 @@ pub fn layout_of(
         ));
     }
     for f in signal {
-        if f.size % frame_bytes != 0 {
+        if !f.size.is_multiple_of(frame_bytes) {
             return Err(Failure::session(format!(
                 "{} is {} bytes, not a whole number of {frame_bytes}-byte frames ({channels} channels × {}): the file is truncated or channels / sample_format are wrong; {fix}",
                 f.path,

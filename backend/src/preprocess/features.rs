@@ -128,7 +128,7 @@ fn density(psd_sum: &[f64], n: usize, segments: u64, fs: f64, window: &[f64]) ->
         .iter()
         .enumerate()
         .map(|(k, p)| {
-            let one_sided = if k == 0 || (n % 2 == 0 && k == n / 2) {
+            let one_sided = if k == 0 || (n.is_multiple_of(2) && k == n / 2) {
                 1.0
             } else {
                 2.0

@@ -280,7 +280,7 @@ pub fn check_session(input: CheckInput<'_>) -> SessionReport {
                     .in_file(&e.path),
             );
         } else if let Some((frame_bytes, ref what)) = frame {
-            if e.size % frame_bytes != 0 {
+            if !e.size.is_multiple_of(frame_bytes) {
                 findings.push(
                     Finding::error(
                         "data_files",
@@ -391,7 +391,7 @@ pub fn group_digits(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

@@ -483,7 +483,9 @@ mod tests {
             .map(|(i, v)| (i, *v))
             .collect();
         assert!((10..=60).contains(&codes.len()), "{} events", codes.len());
-        assert!(codes.iter().all(|(i, v)| i % 4 == 0 && (1..=8).contains(v)));
+        assert!(codes
+            .iter()
+            .all(|(i, v)| i.is_multiple_of(4) && (1..=8).contains(v)));
     }
 
     /// Generation speed without the disk: `cargo test --release -p labpipe-sample

@@ -280,7 +280,7 @@ fn every_broken_kind_once_and_each_defect_present() {
                 let frame = channels * sample_format_bytes(&meta["sample_format"]).unwrap() as u64;
                 let ragged = data_files(&session.path)
                     .iter()
-                    .filter(|(_, len)| len % frame != 0)
+                    .filter(|(_, len)| !len.is_multiple_of(frame))
                     .count();
                 assert_eq!(ragged, 1);
             }

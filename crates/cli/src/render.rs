@@ -39,6 +39,16 @@ pub fn check_json(reports: &[SessionReport]) -> Vec<CheckJson<'_>> {
         .collect()
 }
 
+/// Whether to colour a table: `NO_COLOR` (set and not empty, no-color.org) always wins; else
+/// `CLICOLOR_FORCE` (set and not `0`) colours even a pipe; else only a terminal is coloured.
+pub fn colour_wanted(is_terminal: bool) -> bool {
+    let set = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    if set("NO_COLOR").is_some() {
+        return false;
+    }
+    is_terminal || set("CLICOLOR_FORCE").is_some_and(|v| v != "0")
+}
+
 fn paint(text: &str, style: Style, color: bool) -> String {
     if color {
         text.style(style).to_string()

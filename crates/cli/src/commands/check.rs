@@ -32,7 +32,7 @@ pub fn run(args: CheckArgs) -> Result<ExitCode> {
         serde_json::to_writer_pretty(&mut out, &render::check_json(&reports))?;
         writeln!(out)?;
     } else {
-        let color = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        let color = render::colour_wanted(stdout.is_terminal());
         write!(out, "{}", render::check_table(&reports, color))?;
         for root in &empty_roots {
             writeln!(

@@ -72,7 +72,7 @@ bash scripts/check-docs.sh 2>&1 | tee -a "$RESULTS"
 
 # The app's end-to-end suite needs a display and WebDriver: it runs in its own stage below.
 stage "test: cargo test --workspace --exclude labpipe-e2e-app"
-cargo test --workspace --exclude labpipe-e2e-app 2>&1 | tee -a "$RESULTS"
+cargo test --workspace --exclude labpipe-e2e-app --no-fail-fast 2>&1 | tee -a "$RESULTS"
 
 # ts-rs writes ui/src/lib/bindings/ from the Rust types during the test run
 # above; the checked-in copies must be what the Rust types say.

@@ -2,6 +2,11 @@
 //! way real networks and real S3 do: connections reset before or in the middle of a request or
 //! response, `500 InternalError` and `503 SlowDown` answers, and connections that stall without
 //! ever answering. Faults stop after a budget so every test ends.
+//!
+//! A fault is chosen when a connection is accepted but only applied, and only recorded, once the
+//! client starts a request on it. The HTTP client races a new connection against a pooled one
+//! and keeps whichever is not used idle (or drops it), so a connection can carry no request at
+//! all; a fault on such a connection meets no attempt and must not be counted as one that did.
 
 use rand::{Rng, SeedableRng};
 use std::io::{Read, Write};
@@ -34,12 +39,12 @@ impl FaultProxy {
         let injected = Arc::new(Mutex::new(Vec::new()));
         let log = injected.clone();
         let stalls = Arc::new(AtomicUsize::new(0));
+        let chosen = Arc::new(AtomicUsize::new(0));
         std::thread::spawn(move || {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
-                let used = log.lock().unwrap().len();
-                let fault = if used >= budget {
+                let fault = if chosen.load(Ordering::Relaxed) >= budget {
                     Fault::Pass
                 } else {
                     match rng.gen_range(0..100) {
@@ -55,9 +60,21 @@ impl FaultProxy {
                     }
                 };
                 if fault != Fault::Pass {
-                    log.lock().unwrap().push(fault);
+                    chosen.fetch_add(1, Ordering::Relaxed);
                 }
-                std::thread::spawn(move || serve(client, upstream, fault));
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    if fault == Fault::Pass {
+                        return serve(client, upstream, fault);
+                    }
+                    if request_started(&client) {
+                        log.lock().unwrap().push(fault);
+                        serve(client, upstream, fault);
+                    } else {
+                        // Never used: closing it is what an idle timeout would do.
+                        let _ = client.shutdown(Shutdown::Both);
+                    }
+                });
             }
         });
         Self { addr, injected }
@@ -89,6 +106,14 @@ fn reset(s: &TcpStream) {
         );
     }
     let _ = s.shutdown(Shutdown::Both);
+}
+
+/// Waits (bounded) for the first byte of a request without consuming it.
+fn request_started(client: &TcpStream) -> bool {
+    let _ = client.set_read_timeout(Some(Duration::from_secs(30)));
+    let started = matches!(client.peek(&mut [0u8; 1]), Ok(n) if n > 0);
+    let _ = client.set_read_timeout(None);
+    started
 }
 
 fn read_head(client: &mut TcpStream) {

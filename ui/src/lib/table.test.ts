@@ -52,17 +52,30 @@ describe("sessions table", () => {
     expect(numericFields(rows)).toEqual(["fatigue"]);
   });
 
-  it("sorts 10,000 rows quickly, and orders each filter result faster still", () => {
+  // No wall-clock limits (they fail on a busy machine, not on slow code): ordering a filter result
+  // by the sorted index must beat sorting that result again, measured in the same run.
+  it("sorts 10,000 rows, and orders a filter result faster than sorting it again", () => {
     const many = Array.from({ length: 10_000 }, (_, i) => row(`2021${String((i % 12) + 1).padStart(2, "0")}${String((i % 28) + 1).padStart(2, "0")}_000000`, (i * 7) % 11, "X200", i));
     const idx = many.map((_, i) => i);
-    let t = performance.now();
-    sortOrder(many, { key: "m:fatigue", dir: 1 });
+    const byFatigue = sortOrder(many, { key: "m:fatigue", dir: 1 });
+    for (let k = 1; k < byFatigue.length; k++) expect(Number(many[byFatigue[k - 1]].metadata.fatigue) <= Number(many[byFatigue[k]].metadata.fatigue)).toBe(true);
     const order = sortOrder(many, { key: "recorded_at", dir: -1 });
-    expect(performance.now() - t).toBeLessThan(200);
-    t = performance.now();
-    const half = inOrder(order, idx.filter((i) => i % 2 === 0), many.length);
-    expect(performance.now() - t).toBeLessThan(20);
+    const evens = idx.filter((i) => i % 2 === 0);
+    const half = inOrder(order, evens, many.length);
     expect(half).toHaveLength(5_000);
     for (let k = 1; k < half.length; k++) expect(many[half[k - 1]].recorded_at >= many[half[k]].recorded_at).toBe(true);
+
+    const median = (f: () => void) => {
+      const times = Array.from({ length: 7 }, () => {
+        const t = performance.now();
+        f();
+        return performance.now() - t;
+      }).sort((a, b) => a - b);
+      return times[3];
+    };
+    const subset = evens.map((i) => many[i]);
+    const resort = median(() => sortOrder(subset, { key: "recorded_at", dir: -1 }));
+    const reuse = median(() => inOrder(order, evens, many.length));
+    expect(reuse).toBeLessThan(resort);
   });
 });

@@ -57,7 +57,7 @@ Exit codes: 0 = listed (possibly nothing; a note goes to stderr), 1 = the catalo
     Query(QueryArgs),
     /// Download the preprocessed files of the sessions a filter selects (parallel, resumable, verified)
     #[command(
-        after_help = "Examples:\n  labpipe sync --where 'fatigue > 5 and hardware_model = X200' --dest /data/study\n  labpipe sync --where 'date >= 2021-03-01 and date < 2021-04-01' --dest /data/march --include '*.parquet' --json\n\n\
+        after_help = "Examples:\n  labpipe sync --where 'fatigue > 5 and hardware_model = X200' --dest /data/study\n  labpipe sync --where 'date >= 2021-03-01 and date < 2021-04-01' --dest /data/march --include '*.parquet' --json\n  labpipe sync --where 'fatigue > 5' --dest /data/study --save-snapshot study-v1.json\n  labpipe sync --snapshot study-v1.json --dest /data/study-again\n\n\
 Files go to DEST/<session>/<path> (raw files, with --raw, to DEST/<session>/raw/<path>, read-only). Each file is\n\
 written under a temporary name and renamed only after its SHA-256 equals the catalog's; an object changed behind the\n\
 catalog is refused. Re-running transfers only what is missing or changed (DEST/.labpipe-sync/state.json; --verify\n\
@@ -65,9 +65,28 @@ re-hashes everything); an interrupted run resumes its partial downloads. DEST/la
 time, sessions and files. Credentials come from the standard AWS chain (instance role on EC2); AWS_ENDPOINT_URL selects\n\
 another endpoint.\n\n\
 Exit codes: 0 = everything selected is in DEST and verified, 1 = a file failed or nothing could be synced (no match,\n\
-not processed yet), 2 = invalid filter or flags."
+not processed yet), 2 = invalid filter or flags.\n\n\
+Reproducible datasets: --save-snapshot FILE records, after a complete sync, every file's bucket, key, S3 version id,\n\
+size and SHA-256. `labpipe sync --snapshot FILE --dest DIR` later fetches exactly those versions (the buckets are\n\
+versioned), verified against the recorded SHA-256, even after the objects were overwritten by reprocessing. Older\n\
+versions of processed objects expire 90 days after they are replaced; raw ones are kept."
     )]
     Sync(SyncArgs),
+    /// Free lab disk: delete local session folders that are processed and provably safe in S3
+    #[command(
+        after_help = "Examples:\n  labpipe clean --older-than 30d --root D:\\recordings --dry-run\n  labpipe clean --older-than 30d D:\\recordings\\20210301_161221\n  labpipe clean --older-than 8w --root /data/lab --json\n\n\
+A folder is deleted only when all of these hold, else it is kept with the reason:\n\
+  - it was recorded longer ago than --older-than (from its name, YYYYMMDD_HHMMSS);\n\
+  - the catalog has the session as PROCESSED;\n\
+  - its manifest in S3 is the one the catalog verified;\n\
+  - every file in the folder is listed in that manifest (Thumbs.db, .DS_Store and the like aside) and still has the\n    uploaded size and SHA-256;\n\
+  - every file of the manifest is in S3 with its size and S3's stored CRC64NVME equal to the manifest's.\n\
+S3 and the catalog are only read, never changed. Run with --dry-run first to see what would go and the space freed.\n\
+The catalog table comes from --table, $LABPIPE_TABLE or CatalogTable in .labpipe/stack/outputs.json.\n\n\
+Exit codes: 0 = every folder was deleted or rightly kept, 1 = a folder could not be checked or deleted (network,\n\
+credentials, permissions), 2 = usage error."
+    )]
+    Clean(CleanArgs),
     /// Tools for demos and development (sample data)
     #[command(subcommand)]
     Dev(DevCommand),
@@ -250,8 +269,12 @@ pub struct QueryArgs {
 #[derive(Debug, Args)]
 pub struct SyncArgs {
     /// The filter selecting sessions, as in `labpipe query`
-    #[arg(long = "where", value_name = "FILTER")]
-    pub filter: String,
+    #[arg(
+        long = "where",
+        value_name = "FILTER",
+        required_unless_present = "snapshot"
+    )]
+    pub filter: Option<String>,
     /// Destination folder (created if missing); nothing is written outside it
     #[arg(long, value_name = "DIR")]
     pub dest: PathBuf,
@@ -282,8 +305,35 @@ pub struct SyncArgs {
     /// At most N sessions (oldest recording first)
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
+    /// After a complete sync, write the exact object versions (key, version id, SHA-256) to FILE
+    #[arg(long, value_name = "FILE", conflicts_with = "dry_run")]
+    pub save_snapshot: Option<PathBuf>,
+    /// Reproduce a saved snapshot: fetch exactly its object versions into --dest (no catalog query)
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["filter", "include", "raw", "pipeline_version", "limit", "save_snapshot"])]
+    pub snapshot: Option<PathBuf>,
     #[command(flatten)]
     pub stack: StackArgs,
     #[command(flatten)]
     pub schema: SchemaArg,
+}
+
+#[derive(Debug, Args)]
+pub struct CleanArgs {
+    /// Session folders, or folders that hold session folders
+    #[arg(value_name = "FOLDER", required_unless_present = "root")]
+    pub folders: Vec<PathBuf>,
+    /// The lab's recordings folder (every session folder in it is considered)
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Only recordings older than this: a number and a unit, d (days), w (weeks) or h (hours), e.g. 30d
+    #[arg(long, value_name = "AGE", required = true)]
+    pub older_than: String,
+    /// Check and list what would be deleted and the space it frees; delete nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print one JSON object {dry_run, folders: [{session, path, action, code, reason, files, bytes}], deleted, kept, bytes_freed}
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub stack: StackArgs,
 }

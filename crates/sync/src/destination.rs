@@ -293,6 +293,7 @@ mod tests {
             size: bytes.len() as u64,
             sha256: hex::encode(Sha256::digest(bytes)),
             version: Some(1),
+            version_id: None,
         }
     }
 

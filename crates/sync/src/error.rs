@@ -57,6 +57,9 @@ pub enum SyncError {
     #[error("raw files of session {session}: {reason}")]
     RawManifest { session: String, reason: String },
 
+    #[error("snapshot {path}: {reason}")]
+    Snapshot { path: PathBuf, reason: String },
+
     #[error(transparent)]
     Catalog(#[from] CatalogError),
 
@@ -116,6 +119,7 @@ impl SyncError {
             SyncError::SizeMismatch { .. } => "size_mismatch",
             SyncError::S3 { .. } => "s3",
             SyncError::RawManifest { .. } => "raw_manifest",
+            SyncError::Snapshot { .. } => "snapshot",
             SyncError::Catalog(_) => "catalog",
             SyncError::Io { .. } => "io",
             SyncError::Busy { .. } => "busy",

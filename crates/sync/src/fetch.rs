@@ -78,6 +78,7 @@ impl Fetcher {
             .get_object()
             .bucket(&f.bucket)
             .key(&f.key)
+            .set_version_id(f.version_id.clone())
             .send()
             .await
             .map_err(|e| s3_error(&f.bucket, &f.key, e))?;
@@ -127,6 +128,7 @@ impl Fetcher {
                 .head_object()
                 .bucket(&f.bucket)
                 .key(&f.key)
+                .set_version_id(f.version_id.clone())
                 .send()
                 .await
                 .map_err(|e| s3_error(&f.bucket, &f.key, e))?
@@ -186,6 +188,7 @@ impl Fetcher {
                     s3: self.s3.clone(),
                     bucket: f.bucket.clone(),
                     key: f.key.clone(),
+                    version_id: f.version_id.clone(),
                     etag: etag.clone(),
                     file: file.clone(),
                     part_path: paths.part.clone(),
@@ -220,6 +223,7 @@ struct RangeGet {
     s3: aws_sdk_s3::Client,
     bucket: String,
     key: String,
+    version_id: Option<String>,
     etag: Option<String>,
     file: Arc<File>,
     part_path: std::path::PathBuf,
@@ -232,6 +236,7 @@ impl RangeGet {
             s3,
             bucket,
             key,
+            version_id,
             etag,
             file,
             part_path,
@@ -242,6 +247,7 @@ impl RangeGet {
             .bucket(&bucket)
             .key(&key)
             .range(range.header())
+            .set_version_id(version_id)
             .set_if_match(etag)
             .send()
             .await

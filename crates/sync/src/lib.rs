@@ -20,7 +20,9 @@
 //! - `lock`: one run per destination ([`DestinationLock`]; a second run refuses with
 //!   [`SyncError::Busy`], naming pid, host and start time of the holder);
 //! - `run`: [`SyncRun`], the sequence, reported as [`SyncEvent`]s; `record`: the run's record
-//!   (`labpipe-sync.json`); `s3`: client and error classification.
+//!   (`labpipe-sync.json`); `s3`: client and error classification;
+//! - `snapshot`: [`Snapshot`], the exact object versions a finished sync holds, saved to a file
+//!   and turned back into a selection that fetches those versions again.
 //!
 //! Invariants: nothing is written outside the destination folder (keys with `..`, absolute or
 //! empty components are refused, by selection and again by the planner); a file appears under
@@ -41,8 +43,11 @@ mod remote;
 mod run;
 mod s3;
 mod select;
+mod snapshot;
 mod state;
 
+/// The S3 client type the engine takes, so adapters need no SDK dependency of their own.
+pub use aws_sdk_s3::Client as S3Client;
 pub use destination::{safe_relative, Destination, PartialRecord, MANIFEST_NAME};
 pub use error::SyncError;
 pub use event::{SyncEvent, SyncSummary};
@@ -54,4 +59,5 @@ pub use s3::s3_client;
 pub use select::{
     processed_files, raw_files, select, ProcessedFiles, SelectOptions, Selection, Unprocessed,
 };
+pub use snapshot::{Snapshot, SnapshotFile, SNAPSHOT_FORMAT};
 pub use state::{LocalFile, StateEntry, SyncState, STATE_DIR};

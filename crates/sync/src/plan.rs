@@ -243,6 +243,7 @@ mod tests {
             size,
             sha256: sha.into(),
             version: Some(1),
+            version_id: None,
         }
     }
 

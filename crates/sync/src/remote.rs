@@ -1,9 +1,9 @@
 //! What a sync fetches, as the catalog describes it: one object, where it goes, and the size and
 //! SHA-256 it must have. A leaf module: selection produces these, planning and fetching read them.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FileKind {
     Processed,
@@ -26,6 +26,9 @@ pub struct RemoteFile {
     /// Pipeline version of a processed file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<u32>,
+    /// The S3 object version to read (a snapshot's); `None` reads the current one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
 }
 
 impl RemoteFile {

@@ -123,6 +123,7 @@ pub async fn processed_files(
                         size: f.size,
                         sha256: f.sha256.to_ascii_lowercase(),
                         version: Some(r.version),
+                        version_id: None,
                     });
                 }
             }
@@ -202,6 +203,7 @@ pub async fn raw_files(
                 size: f.size,
                 sha256: f.sha256.to_ascii_lowercase(),
                 version: None,
+                version_id: None,
             });
         }
     }

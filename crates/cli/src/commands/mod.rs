@@ -1,6 +1,7 @@
 //! One module per subcommand; each returns the process exit code.
 
 mod check;
+mod clean;
 mod dev;
 mod manual;
 mod query;
@@ -23,6 +24,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Status(args) => status::run(args),
         Command::Query(args) => query::run(args),
         Command::Sync(args) => sync::run(args),
+        Command::Clean(args) => clean::run(args),
         Command::Completions(args) => manual::completions(args),
         Command::Man(args) => manual::man_pages(args),
     }

@@ -7,15 +7,18 @@
 //! `{"event": "summary", …}` line; on a failure before the transfer, `{"event": "error", code,
 //! message}` (`busy`: another run holds the destination's lock — one run per folder, the second
 //! refuses at once rather than wait, and the message names the holder and says what to do).
+//! With `--save-snapshot FILE`, after the summary: `{"event": "snapshot", path, files,
+//! unversioned}`. `--snapshot FILE` reproduces one: the same events, no catalog query.
 //! Stable; documented in the README.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use labpipe_core::units::human_bytes;
 use labpipe_sync::{
-    select, Glob, SelectOptions, SyncError, SyncEvent, SyncOptions, SyncRun, SyncSummary,
+    select, Glob, SelectOptions, Snapshot, SyncError, SyncEvent, SyncOptions, SyncRun, SyncSummary,
 };
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -29,7 +32,6 @@ use crate::UsageError;
 const MIN_PART_SIZE: u64 = 1024 * 1024;
 
 pub fn run(args: SyncArgs) -> Result<ExitCode> {
-    let filter = parse_filter(&args.filter, &args.schema)?;
     if args.concurrency == 0 {
         return Err(UsageError("--concurrency must be at least 1".into()).into());
     }
@@ -42,12 +44,6 @@ pub fn run(args: SyncArgs) -> Result<ExitCode> {
         ))
         .into());
     }
-    let include = args
-        .include
-        .iter()
-        .map(|p| Glob::new(p))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| UsageError(e.to_string()))?;
     if args.dest.exists() && !args.dest.is_dir() {
         return Err(UsageError(format!(
             "--dest {} is a file; give a folder",
@@ -55,6 +51,22 @@ pub fn run(args: SyncArgs) -> Result<ExitCode> {
         ))
         .into());
     }
+    let sync_opts = SyncOptions {
+        concurrency: args.concurrency,
+        part_size,
+        verify: args.verify,
+        dry_run: args.dry_run,
+    };
+    if let Some(file) = &args.snapshot {
+        return restore(&args, file, sync_opts);
+    }
+    let filter = parse_filter(args.filter.as_deref().unwrap_or_default(), &args.schema)?;
+    let include = args
+        .include
+        .iter()
+        .map(|p| Glob::new(p))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| UsageError(e.to_string()))?;
     let stack = Stack::resolve(&args.stack)?;
     stack.table()?;
     let select_opts = SelectOptions {
@@ -63,12 +75,6 @@ pub fn run(args: SyncArgs) -> Result<ExitCode> {
         raw_bucket: stack.raw_bucket.clone(),
         include,
         limit: args.limit,
-    };
-    let sync_opts = SyncOptions {
-        concurrency: args.concurrency,
-        part_size,
-        verify: args.verify,
-        dry_run: args.dry_run,
     };
 
     runtime()?.block_on(async {
@@ -83,27 +89,82 @@ pub fn run(args: SyncArgs) -> Result<ExitCode> {
                 f.bucket = b.clone();
             }
         }
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let view = tokio::spawn(render(rx, args.json));
-        let sync = SyncRun::new(s3, &args.dest, sync_opts, Some(tx));
-        let result = sync.run(&selection, &filter.source).await;
-        drop(sync);
-        let _ = view.await;
-        let summary = match result {
-            Ok(s) => s,
-            Err(e) => return Err(fail(e, args.json)),
-        };
-        print_summary(&summary, &args);
-        if summary.files_failed > 0 {
-            let e = SyncError::Incomplete {
-                failed: summary.files_failed,
-                total: summary.files,
-                first: summary.first_error.clone().unwrap_or_default(),
-            };
-            return Err(anyhow::Error::new(e));
+        transfer(&s3, &selection, &filter.source, &args, sync_opts).await?;
+        if let Some(file) = &args.save_snapshot {
+            let snap = Snapshot::of_sync(&s3, &args.dest, &selection, &filter.source)
+                .await
+                .map_err(|e| fail(e, args.json))?;
+            snap.save(file).map_err(|e| fail(e, args.json))?;
+            report_snapshot(&snap, file, args.json);
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// `--snapshot FILE`: the snapshot's exact object versions into `--dest`, no catalog query.
+fn restore(args: &SyncArgs, file: &Path, opts: SyncOptions) -> Result<ExitCode> {
+    let snap = Snapshot::load(file).map_err(|e| UsageError(e.to_string()))?;
+    let selection = snap.selection();
+    let label = format!("snapshot {} of '{}'", file.display(), snap.filter);
+    runtime()?.block_on(async {
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let s3 = labpipe_sync::s3_client(&sdk);
+        transfer(&s3, &selection, &label, args, opts).await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Runs the transfer with its progress view and summary; an error when a file failed.
+async fn transfer(
+    s3: &labpipe_sync::S3Client,
+    selection: &labpipe_sync::Selection,
+    label: &str,
+    args: &SyncArgs,
+    opts: SyncOptions,
+) -> Result<()> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let view = tokio::spawn(render(rx, args.json));
+    let sync = SyncRun::new(s3.clone(), &args.dest, opts, Some(tx));
+    let result = sync.run(selection, label).await;
+    drop(sync);
+    let _ = view.await;
+    let summary = match result {
+        Ok(s) => s,
+        Err(e) => return Err(fail(e, args.json)),
+    };
+    print_summary(&summary, args);
+    if summary.files_failed > 0 {
+        let e = SyncError::Incomplete {
+            failed: summary.files_failed,
+            total: summary.files,
+            first: summary.first_error.clone().unwrap_or_default(),
+        };
+        return Err(anyhow::Error::new(e));
+    }
+    Ok(())
+}
+
+fn report_snapshot(snap: &Snapshot, file: &Path, json: bool) {
+    let unversioned = snap.unversioned();
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"event": "snapshot", "path": file.display().to_string(),
+                "files": snap.files.len(), "unversioned": unversioned})
+        );
+    } else {
+        eprintln!(
+            "snapshot of {} files (exact object versions) saved to {}; reproduce it with: labpipe sync --snapshot {} --dest DIR",
+            snap.files.len(),
+            file.display(),
+            file.display()
+        );
+    }
+    if unversioned > 0 {
+        eprintln!(
+            "labpipe: warning: {unversioned} file(s) come from a bucket without versioning; the snapshot cannot bring them back once they are overwritten — enable versioning on the bucket"
+        );
+    }
 }
 
 /// A failure before or outside the per-file transfers: an `error` line for `--json`, then the

@@ -6,7 +6,7 @@ Standard library only. The inputs are read, not copied:
 * `infra/template.yaml`: raw transition days and class, Object Lock retention, processed-bucket
   rules, Lambda memory, architecture and /tmp, log retention, alarm count, whether a VPC endpoint
   exists;
-* `src-tauri/src/pipeline.rs`: the app's status polling intervals;
+* `crates/lab/src/polling.rs`: the app's status polling schedule (first and longest interval);
 * `docs/cost/measured.json`: request counts per session from a measured run
   (`docs/cost/measure.py`), with the counts that were derived from the code marked as such;
 * `docs/cost/prices.json`: list prices, each with its source page and date.
@@ -111,8 +111,8 @@ def read_template(path: Path) -> Template:
 
 @dataclass(frozen=True)
 class Polling:
-    busy_s: int
-    idle_s: int
+    first_s: int
+    max_s: int
 
 
 def read_polling(path: Path) -> Polling:
@@ -124,7 +124,7 @@ def read_polling(path: Path) -> Polling:
             raise SystemExit(f"model: {name} not found in {path}")
         return int(m.group(1))
 
-    return Polling(busy_s=secs("BUSY_INTERVAL"), idle_s=secs("IDLE_INTERVAL"))
+    return Polling(first_s=secs("FIRST_INTERVAL"), max_s=secs("MAX_INTERVAL"))
 
 
 def load_json(path: Path) -> dict:
@@ -220,7 +220,7 @@ def month_lines(inp: Inputs, load: float, year: float) -> dict[str, float]:
         + table_gb * (inp.price("dynamodb_storage_gb_month") + inp.price("dynamodb_pitr_gb_month"))
     )
 
-    poll = polling_rru(inp, load, sessions_so_far, settled_never_reread=False, stuck=False)
+    poll = polling_rru(inp, load, sessions_so_far, stuck=False)
     app_poll = poll / 1e6 * inp.price("dynamodb_ondemand_read_per_million")
 
     log_gb = per_month * inp.figure("log_bytes_per_session") / 1e9
@@ -250,7 +250,7 @@ def month_lines(inp: Inputs, load: float, year: float) -> dict[str, float]:
         "Lambda (ingest + preprocess)": lam,
         "SQS": sqs,
         "DynamoDB: pipeline, queries, storage": ddb,
-        "DynamoDB: app status polling (today)": app_poll,
+        "DynamoDB: app status polling": app_poll,
         "CloudWatch Logs + alarms": logs,
         "CloudTrail data events (raw writes)": trail,
         "S3 → EC2 transfer (same region)": 0.0,
@@ -264,29 +264,26 @@ def lab_pcs(inp: Inputs, load: float) -> float:
     return max(1.0, BRIEF_SESSIONS_PER_DAY * load / inp.figure("sessions_per_day_per_lab_pc"))
 
 
-def polling_rru(inp: Inputs, load: float, sessions_so_far: float, settled_never_reread: bool, stuck: bool) -> float:
+def polling_rru(inp: Inputs, load: float, sessions_so_far: float, stuck: bool) -> float:
     """Read request units a month spent by the desktop app's status polling (all lab PCs).
 
-    Today (src-tauri/src/pipeline.rs) each reading is one BatchGetItem of every session in the
-    lab folder (eventually consistent: 0.5 RRU per item of up to 4 KB), every IDLE_INTERVAL, and
-    every BUSY_INTERVAL while a session is unsettled. `stuck`: one session never settles (its
-    message went to a dead-letter queue), so the app reads at BUSY_INTERVAL all month.
-    `settled_never_reread`: the planned behaviour (issue 13 item 5): settled sessions are read
-    once at start, then only the unsettled ones.
+    The app reads the sessions its schedule (crates/lab/src/polling.rs) says are due: settled
+    sessions never again on a timer, moving ones in one BatchGetItem with a backoff from
+    FIRST_INTERVAL to MAX_INTERVAL (eventually consistent: 0.5 RRU per item of up to 4 KB).
+    `status_polling` in measured.json holds the items one lab PC reads in a month at the brief's
+    load, measured by a test over a simulated 1 and 5 years that also proves the count does not
+    grow with the lab folder. On each app start every session of the folder is read once.
+    `stuck`: one session never settles and is read every MAX_INTERVAL all month.
     """
-    p = inp.polling
     pcs = lab_pcs(inp, load)
-    busy_s = inp.figure("unsettled_seconds_per_session")
-    load_per_pc = BRIEF_SESSIONS_PER_DAY * load / pcs  # sessions a day per lab PC
-    busy_fraction = 1.0 if stuck else min(1.0, load_per_pc * busy_s / 86400)
-    readings = SECONDS_PER_MONTH * (busy_fraction / p.busy_s + (1 - busy_fraction) / p.idle_s)
-    # Every session stays in its lab folder (nothing frees local copies yet).
-    items_per_reading = sessions_so_far / pcs
-    if settled_never_reread:
-        unsettled = 1.0 if stuck else load_per_pc * busy_s / 86400
-        starts = inp.figure("app_starts_per_day") * DAYS_PER_MONTH
-        return pcs * (readings * unsettled * 0.5 + starts * items_per_reading * 0.5)
-    return pcs * readings * items_per_reading * 0.5
+    load_per_pc = BRIEF_SESSIONS_PER_DAY * load / pcs
+    measured = inp.measured["status_polling"]["items_read_per_month"]
+    items = measured * load_per_pc / inp.measured["status_polling"]["sessions_per_day"]
+    if stuck:
+        items += SECONDS_PER_MONTH / inp.polling.max_s
+    starts = inp.figure("app_starts_per_day") * DAYS_PER_MONTH
+    items += starts * sessions_so_far / pcs
+    return pcs * items * 0.5
 
 
 # ------------------------------------------------------------------ rendering
@@ -322,18 +319,16 @@ def render(inp: Inputs) -> str:
     out.append(f"| {NAT_LINE} | " + " | ".join(money(v) for v in rows[NAT_LINE]) + " |")
     table = "\n".join(out)
 
-    # Polling, today and as planned, at the brief's load.
+    # Polling at the brief's load, with and without a session that never settles.
     poll_rows = ["| app status polling, USD per month (million read units) | 1× y1 | 1× y5 | 10× y5 |", "|---|---:|---:|---:|"]
-    for label, never, stuck in [
-        ("today, every session settled", False, False),
-        ("today, one session stuck (never settles)", False, True),
-        ("settled sessions never re-read (planned)", True, False),
-        ("planned, one session stuck", True, True),
+    for label, stuck in [
+        ("every session settles", False),
+        ("one session stuck (never settles)", True),
     ]:
         cells = []
         for load, year in [(1, 1), (1, 5), (10, 5)]:
             so_far = BRIEF_SESSIONS_PER_DAY * load * (365 * year - DAYS_PER_MONTH / 2)
-            rru = polling_rru(inp, load, so_far, never, stuck)
+            rru = polling_rru(inp, load, so_far, stuck)
             usd = rru / 1e6 * inp.price("dynamodb_ondemand_read_per_million")
             cells.append(f"{money(usd)} ({rru / 1e6:,.1f} M)")
         poll_rows.append(f"| {label} | " + " | ".join(cells) + " |")
@@ -362,7 +357,7 @@ def render(inp: Inputs) -> str:
         f"expiration rule (raw storage only grows), processed noncurrent versions expire after {t.processed_noncurrent_days} days, "
         f"preprocess Lambda {t.preprocess_memory_mb} MB / {t.preprocess_tmp_mb} MB /tmp on {t.architecture}, ingest {t.ingest_memory_mb} MB, "
         f"logs kept {t.log_retention_days} days, {t.alarms} alarms, VPC endpoint: {'yes' if t.has_vpc_endpoint else 'none'}. "
-        f"From `src-tauri/src/pipeline.rs`: status polling every {inp.polling.idle_s} s, every {inp.polling.busy_s} s while a session is unsettled.",
+        f"From `crates/lab/src/polling.rs`: a moving session is read {inp.polling.first_s} s after a change, then with a backoff up to every {inp.polling.max_s} s; settled sessions are not read again (items read per month measured by its test: {inp.measured['status_polling']['items_read_per_month']:,} at {inp.measured['status_polling']['sessions_per_day']} sessions a day).",
     ]
     run = inp.measured.get("measured_run")
     kinds = {}
@@ -381,7 +376,7 @@ def render(inp: Inputs) -> str:
 def build_inputs() -> Inputs:
     return Inputs(
         template=read_template(REPO / "infra" / "template.yaml"),
-        polling=read_polling(REPO / "src-tauri" / "src" / "pipeline.rs"),
+        polling=read_polling(REPO / "crates" / "lab" / "src" / "polling.rs"),
         prices=load_json(HERE / "prices.json"),
         measured=load_json(HERE / "measured.json"),
     )

@@ -72,22 +72,21 @@ def test_raw_storage_follows_the_lifecycle(inputs):
     assert y2[cold] - y1[cold] == pytest.approx(year_gib * inputs.price("s3_glacier_ir_gb_month"), rel=0.01)
 
 
-def test_polling_costs_grow_with_the_folder_and_planned_polling_does_not(inputs):
-    today_y1 = model.polling_rru(inputs, 1, 3650, settled_never_reread=False, stuck=False)
-    today_y5 = model.polling_rru(inputs, 1, 5 * 3650, settled_never_reread=False, stuck=False)
-    stuck_y1 = model.polling_rru(inputs, 1, 3650, settled_never_reread=False, stuck=True)
-    planned_y5 = model.polling_rru(inputs, 1, 5 * 3650, settled_never_reread=True, stuck=True)
-    assert today_y5 == pytest.approx(5 * today_y1)
-    ratio = inputs.polling.idle_s / inputs.polling.busy_s
-    assert stuck_y1 == pytest.approx(ratio * today_y1, rel=0.2)
-    assert planned_y5 < today_y1 / 100
+def test_polling_follows_what_moves_not_the_age_of_the_folder(inputs):
+    y1 = model.polling_rru(inputs, 1, 3650, stuck=False)
+    y5 = model.polling_rru(inputs, 1, 5 * 3650, stuck=False)
+    stuck = model.polling_rru(inputs, 1, 3650, stuck=True)
+    # Only the one full reading at each app start grows with the folder.
+    starts = inputs.figure("app_starts_per_day") * model.DAYS_PER_MONTH
+    assert y5 - y1 == pytest.approx(starts * 4 * 3650 * 0.5)
+    # A stuck session is read every MAX_INTERVAL, no more.
+    assert stuck - y1 == pytest.approx(model.SECONDS_PER_MONTH / inputs.polling.max_s * 0.5)
 
 
-def test_reading_a_session_costs_half_a_read_unit_per_reading(inputs):
-    sessions = 1000.0
-    rru = model.polling_rru(inputs, 1, sessions, settled_never_reread=False, stuck=True)
-    readings = model.SECONDS_PER_MONTH / inputs.polling.busy_s
-    assert rru == pytest.approx(readings * sessions * 0.5)
+def test_reading_a_session_costs_half_a_read_unit_per_item(inputs):
+    measured = inputs.measured["status_polling"]["items_read_per_month"]
+    rru = model.polling_rru(inputs, 1, 0, stuck=False)
+    assert rru == pytest.approx(measured * 0.5)
 
 
 def test_the_design_check_fails_on_a_changed_table(tmp_path, inputs):

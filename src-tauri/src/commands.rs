@@ -8,11 +8,11 @@ use ts_rs::TS;
 use crate::credentials::{self, Credentials, CredentialsView};
 use crate::error::{AppError, AppResult};
 use crate::logs::{self, LogsView};
-use crate::pending::PendingSession;
 use crate::sessions::{self, CatalogSnapshot, FilterResult, SessionDetail};
 use crate::settings::Settings;
-use crate::transfers::TransferView;
 use crate::AppState;
+use labpipe_lab::ready::{check_request, ready_to_upload, Accept, Eligibility};
+use labpipe_lab::{PendingSession, TransferView};
 
 #[derive(Debug, Clone, Serialize, TS)]
 #[ts(export, export_to = "../../ui/src/lib/bindings/")]
@@ -126,7 +126,10 @@ pub fn list_pending(state: State<'_, AppState>) -> Vec<PendingSession> {
 }
 
 #[tauri::command]
-pub async fn recheck_pending(state: State<'_, AppState>) -> AppResult<Vec<PendingSession>> {
+pub async fn recheck_pending(
+    app: AppHandle,
+    state: State<'_, AppState>,
+) -> AppResult<Vec<PendingSession>> {
     let Some(folder) = state.settings().lab_folder.filter(|f| !f.is_empty()) else {
         return Ok(Vec::new());
     };
@@ -137,26 +140,21 @@ pub async fn recheck_pending(state: State<'_, AppState>) -> AppResult<Vec<Pendin
     .map_err(|e| AppError::new("internal", e.to_string()))??;
     let list: Vec<PendingSession> = rows.values().cloned().collect();
     *state.pending.lock().expect("pending lock") = rows;
+    crate::pipeline::emit_eligibility(&app);
     Ok(list)
 }
 
 #[tauri::command]
 pub fn upload_sessions(state: State<'_, AppState>, sessions: Vec<String>) -> AppResult<u32> {
     let pending = state.pending.lock().expect("pending lock").clone();
+    let transfers = labpipe_lab::pipeline::transfer_states(&state.queue.list());
+    let pipeline = state.pipeline.lock().expect("pipeline lock").clone();
     let mut queued = 0;
     for s in &sessions {
-        let row = pending.get(s).ok_or_else(|| {
-            AppError::new("not_found", format!("{s} is not in the watched lab folder"))
-        })?;
-        if !matches!(row.verdict.as_str(), "pass" | "warn") {
-            return Err(AppError::new(
-                "not_uploadable",
-                format!(
-                    "{s} cannot be uploaded yet: its check verdict is {}",
-                    row.verdict
-                ),
-            ));
-        }
+        let row = pending
+            .get(s)
+            .ok_or_else(|| labpipe_lab::LabError::NotInLabFolder { session: s.clone() })?;
+        check_request(row, transfers.get(s).copied(), pipeline.get(s))?;
         if state.queue.enqueue(&row.session, &row.path) {
             queued += 1;
         }
@@ -168,10 +166,10 @@ pub fn upload_sessions(state: State<'_, AppState>, sessions: Vec<String>) -> App
 #[tauri::command]
 pub fn upload_all_ready(state: State<'_, AppState>) -> u32 {
     let pending = state.pending.lock().expect("pending lock").clone();
-    let known = crate::transfers::states(&state.queue.list());
+    let known = labpipe_lab::pipeline::transfer_states(&state.queue.list());
     let pipeline = state.pipeline.lock().expect("pipeline lock").clone();
     let mut queued = 0;
-    for row in crate::pipeline::ready_to_upload(pending.values(), &known, &pipeline, false) {
+    for row in ready_to_upload(pending.values(), &known, &pipeline, Accept::PassOrWarn) {
         if state.queue.enqueue(&row.session, &row.path) {
             queued += 1;
         }
@@ -184,8 +182,16 @@ pub fn upload_all_ready(state: State<'_, AppState>) -> u32 {
 #[tauri::command]
 pub fn list_pipeline(
     state: State<'_, AppState>,
-) -> std::collections::BTreeMap<String, crate::pipeline::PipelineState> {
+) -> std::collections::BTreeMap<String, labpipe_lab::PipelineState> {
     state.pipeline.lock().expect("pipeline lock").clone()
+}
+
+/// Whether each pending session may be uploaded now, and if not, why.
+#[tauri::command]
+pub fn list_eligibility(
+    state: State<'_, AppState>,
+) -> std::collections::BTreeMap<String, Eligibility> {
+    crate::pipeline::current_eligibility(&state)
 }
 
 #[tauri::command]
@@ -195,19 +201,19 @@ pub fn list_transfers(state: State<'_, AppState>) -> Vec<TransferView> {
 
 #[tauri::command]
 pub fn cancel_transfer(state: State<'_, AppState>, session: String) -> AppResult<()> {
-    state.queue.cancel(&session)
+    Ok(state.queue.cancel(&session)?)
 }
 
 /// Holds a queued or running upload; a running one stops, keeping what S3 acknowledged.
 #[tauri::command]
 pub fn pause_transfer(state: State<'_, AppState>, session: String) -> AppResult<()> {
-    state.queue.pause(&session)
+    Ok(state.queue.pause(&session)?)
 }
 
 /// Queues a paused upload again; it continues from the journal.
 #[tauri::command]
 pub fn resume_transfer(state: State<'_, AppState>, session: String) -> AppResult<()> {
-    state.queue.resume(&session)
+    Ok(state.queue.resume(&session)?)
 }
 
 #[tauri::command]
@@ -222,6 +228,12 @@ pub async fn load_catalog(state: State<'_, AppState>, refresh: bool) -> AppResul
     let source = format!("table {}", settings.catalog_table);
     let mut cache = state.catalog.lock().await;
     let t = Instant::now();
+    if refresh {
+        // The researcher asked for fresh data: the pipeline view reads settled sessions too.
+        state
+            .pipeline_refresh
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     if refresh || cache.is_none() {
         let sdk = crate::cloud::sdk_config(&settings).await?;
         let catalog = crate::cloud::catalog(&sdk, &settings)?;

@@ -45,6 +45,12 @@ impl From<labpipe_upload::UploadError> for AppError {
     }
 }
 
+impl From<labpipe_lab::LabError> for AppError {
+    fn from(e: labpipe_lab::LabError) -> Self {
+        AppError::new(e.code(), e.to_string())
+    }
+}
+
 impl From<labpipe_catalog::CatalogError> for AppError {
     fn from(e: labpipe_catalog::CatalogError) -> Self {
         AppError::new(&format!("catalog_{}", e.code()), e.to_string())

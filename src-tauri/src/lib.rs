@@ -4,14 +4,18 @@
 //! - uploads: `labpipe_upload` (resumable, verified, journal-backed);
 //! - catalog: `labpipe_catalog`.
 //!
-//! This crate only adapts: it parses what the UI sends, calls the libraries, folds their events
-//! into views and converts errors to `{code, message}` ([`error::AppError`]). The side effects it
-//! owns are the desktop's: a folder watcher, the upload queue file, the OS keyring, rolling logs
-//! and settings in the app config directory.
+//! - the lab PC's rules: `labpipe_lab` (what is ready to upload, the upload queue and its
+//!   states, the fold of upload events, pipeline status), shared with the CLI.
+//!
+//! This crate only adapts: it parses what the UI sends, calls the libraries, emits their views
+//! and converts errors to `{code, message}` ([`error::AppError`]). The side effects it owns are
+//! the desktop's: a folder watcher, the OS keyring, notifications, rolling logs, windows and
+//! settings in the app config directory.
 //!
 //! Directories (each overridable by an environment variable, for tests and the demo script):
-//! config `LABPIPE_APP_CONFIG_DIR`, data (queue, journal) `LABPIPE_APP_DATA_DIR`, logs
-//! `LABPIPE_APP_LOG_DIR`.
+//! config `LABPIPE_APP_CONFIG_DIR`, data (the upload queue) `LABPIPE_APP_DATA_DIR`, logs
+//! `LABPIPE_APP_LOG_DIR`. The upload journal is the machine user's one journal, shared with
+//! `labpipe upload` (`LABPIPE_JOURNAL` overrides it).
 
 pub mod cloud;
 mod commands;
@@ -23,6 +27,9 @@ pub mod pipeline;
 pub mod sessions;
 pub mod settings;
 pub mod transfers;
+
+#[cfg(test)]
+mod bindings;
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -63,8 +70,12 @@ pub struct AppState {
     pub pending: pending::PendingMap,
     /// What the catalog says about the lab folder's sessions.
     pub pipeline: pipeline::PipelineMap,
+    /// Whether each pending session may be uploaded (last emitted).
+    pub eligibility: pipeline::EligibilityMap,
+    /// Set to have the poller read every session once more (settled ones included).
+    pub pipeline_refresh: std::sync::atomic::AtomicBool,
     watch: Mutex<Option<pending::Watch>>,
-    pub queue: transfers::Queue,
+    pub queue: labpipe_lab::Queue,
     pub catalog: tokio::sync::Mutex<Option<sessions::Loaded>>,
     /// Set when settings.json could not be read at start (shown in Settings).
     pub settings_error: Mutex<Option<error::AppError>>,
@@ -133,12 +144,14 @@ pub fn run() {
                     (Settings::default(), Some(e))
                 }
             };
-            let queue = transfers::Queue::load(&dirs.data);
+            let queue = labpipe_lab::Queue::load(&dirs.data);
             let state = AppState {
                 dirs,
                 settings: Mutex::new(settings),
                 pending: Default::default(),
                 pipeline: Default::default(),
+                eligibility: Default::default(),
+                pipeline_refresh: Default::default(),
                 watch: Mutex::new(None),
                 queue: queue.clone(),
                 catalog: tokio::sync::Mutex::new(None),
@@ -147,8 +160,8 @@ pub fn run() {
             };
             app.manage(state);
             let handle = app.handle().clone();
-            queue.spawn_emitter(handle.clone());
-            queue.spawn_worker(handle.clone());
+            transfers::spawn_emitter(queue.clone(), handle.clone());
+            transfers::spawn_worker(queue, handle.clone());
             pipeline::spawn_poller(handle.clone(), app.state::<AppState>().pipeline.clone());
             if let Err(e) = app.state::<AppState>().rewatch(&handle) {
                 tracing::error!(error = %e, "cannot watch the lab folder");
@@ -168,6 +181,7 @@ pub fn run() {
             commands::upload_sessions,
             commands::upload_all_ready,
             commands::list_pipeline,
+            commands::list_eligibility,
             commands::list_transfers,
             commands::cancel_transfer,
             commands::pause_transfer,

@@ -2,105 +2,24 @@
 //! `notify` watcher. A folder is checked when it first appears and again once it has been quiet
 //! for the configured period; `wait` folders are re-checked on a timer until they settle.
 //!
-//! The checks themselves are `labpipe_core::check::check_folder`, exactly as `labpipe check`.
+//! The checks themselves are `labpipe_core::check::check_folder`, exactly as `labpipe check`;
+//! each row is a [`labpipe_lab::PendingSession`].
 
 use labpipe_core::check::check_folder;
-use labpipe_core::{LabSchema, SessionReport};
+use labpipe_core::LabSchema;
+use labpipe_lab::PendingSession;
 use notify::{RecursiveMode, Watcher};
-use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tauri::{AppHandle, Emitter};
 use tokio::sync::mpsc;
-use ts_rs::TS;
 
 use crate::error::{AppError, AppResult};
 
 /// Event name carrying the whole pending list (`PendingSession[]`).
 pub const EVENT: &str = "pending";
-
-#[derive(Debug, Clone, Serialize, TS, PartialEq)]
-#[ts(export, export_to = "../../ui/src/lib/bindings/")]
-pub struct FindingView {
-    pub check: String,
-    /// `info`, `warning` or `error`.
-    pub severity: String,
-    pub file: Option<String>,
-    pub line: Option<u32>,
-    pub message: String,
-}
-
-/// One session folder of the watched lab folder, as last checked.
-#[derive(Debug, Clone, Serialize, TS, PartialEq)]
-#[ts(export, export_to = "../../ui/src/lib/bindings/")]
-pub struct PendingSession {
-    pub session: String,
-    pub path: String,
-    /// `pass`, `warn`, `wait` or `fail`.
-    pub verdict: String,
-    /// `YYYY-MM-DD HH:MM:SS` when the folder name is a valid session id.
-    pub recorded_at: Option<String>,
-    #[ts(type = "number")]
-    pub total_bytes: u64,
-    pub file_count: u32,
-    pub findings: Vec<FindingView>,
-    pub metadata: BTreeMap<String, String>,
-    pub checked_at: String,
-}
-
-impl PendingSession {
-    pub fn from_report(r: &SessionReport) -> Self {
-        PendingSession {
-            session: r.session.clone(),
-            path: r.path.display().to_string(),
-            verdict: r.verdict.as_str().to_string(),
-            recorded_at: r
-                .recorded_at
-                .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()),
-            total_bytes: r.total_bytes,
-            file_count: r.files.len() as u32,
-            findings: r
-                .findings
-                .iter()
-                .map(|f| FindingView {
-                    check: f.check.clone(),
-                    severity: f.severity.to_string(),
-                    file: f.file.clone(),
-                    line: f.line,
-                    message: f.message.clone(),
-                })
-                .collect(),
-            metadata: r
-                .metadata
-                .iter()
-                .map(|(k, v)| (k.clone(), v.to_string()))
-                .collect(),
-            checked_at: chrono::Local::now().format("%H:%M:%S").to_string(),
-        }
-    }
-
-    fn unreadable(path: &Path, e: &AppError) -> Self {
-        PendingSession {
-            session: labpipe_core::scan::folder_name(path),
-            path: path.display().to_string(),
-            verdict: "fail".into(),
-            recorded_at: None,
-            total_bytes: 0,
-            file_count: 0,
-            findings: vec![FindingView {
-                check: "folder".into(),
-                severity: "error".into(),
-                file: None,
-                line: None,
-                message: e.message.clone(),
-            }],
-            metadata: BTreeMap::new(),
-            checked_at: chrono::Local::now().format("%H:%M:%S").to_string(),
-        }
-    }
-}
 
 /// The lab's schema for sessions under `folder` (its `labpipe.toml`, else the built-in one).
 pub fn schema_for(folder: &Path) -> AppResult<LabSchema> {
@@ -116,7 +35,7 @@ pub type PendingMap = Arc<Mutex<BTreeMap<String, PendingSession>>>;
 fn check_one(path: &Path, schema: &LabSchema) -> PendingSession {
     match check_folder(path, schema) {
         Ok(r) => PendingSession::from_report(&r),
-        Err(e) => PendingSession::unreadable(path, &e.into()),
+        Err(e) => PendingSession::unreadable(path, &e.to_string()),
     }
 }
 
@@ -207,6 +126,7 @@ async fn run(
 ) {
     let emit = |app: &AppHandle, map: &PendingMap| {
         let _ = app.emit(EVENT, snapshot(map));
+        crate::pipeline::emit_eligibility(app);
     };
     let full = {
         let folder = folder.clone();
@@ -243,7 +163,7 @@ async fn run(
                 if last_wait_check.elapsed() >= quiet {
                     last_wait_check = Instant::now();
                     let waiting: Vec<PathBuf> = map.lock().expect("pending lock").values()
-                        .filter(|r| r.verdict == "wait").map(|r| PathBuf::from(&r.path)).collect();
+                        .filter(|r| r.verdict == labpipe_core::Verdict::Wait).map(|r| PathBuf::from(&r.path)).collect();
                     for p in waiting { if !todo.contains(&p) && !dirty.contains_key(&p) { todo.push(p); } }
                 }
                 if todo.is_empty() { continue; }
@@ -299,16 +219,16 @@ async fn recheck(folder: &Path, map: &PendingMap, todo: Vec<PathBuf>) -> bool {
                 let old = m.get(&name);
                 if let Some(old) = old {
                     // The check time alone is no change worth redrawing.
-                    row.checked_at = if old.verdict == row.verdict && old.findings == row.findings {
+                    row.checked_at = if old.same_check(&row) {
                         old.checked_at.clone()
                     } else {
                         row.checked_at
                     };
                     if old.verdict != row.verdict {
-                        tracing::info!(session = %name, from = %old.verdict, to = %row.verdict, "verdict changed");
+                        tracing::info!(session = %name, from = old.verdict.as_str(), to = row.verdict.as_str(), "verdict changed");
                     }
                 } else {
-                    tracing::info!(session = %name, verdict = %row.verdict, "new session folder");
+                    tracing::info!(session = %name, verdict = row.verdict.as_str(), "new session folder");
                 }
                 if m.get(&name) != Some(&row) {
                     changed = true;

@@ -2,7 +2,7 @@
 //! with the filter language of `labpipe query` (`labpipe_core::filter`), so typing in the filter
 //! bar costs no round trip. The detail pane reads one session's history, outputs and manifest.
 
-use labpipe_catalog::{Event as CatalogEvent, OutputRecord, SessionItem};
+use labpipe_catalog::{Event as CatalogEvent, OutputRecord, SessionItem, Status};
 use labpipe_core::filter::{Filter, Subject};
 use labpipe_core::{LabSchema, MetaValue};
 use serde::Serialize;
@@ -18,8 +18,7 @@ pub struct CatalogRow {
     pub session: String,
     /// `YYYY-MM-DD HH:MM:SS`, lab-local.
     pub recorded_at: String,
-    /// `PROCESSED`, `FAILED`, …
-    pub status: String,
+    pub status: Status,
     pub status_step: Option<String>,
     pub status_message: Option<String>,
     #[ts(type = "number")]
@@ -36,7 +35,7 @@ impl CatalogRow {
         CatalogRow {
             session: i.session.clone(),
             recorded_at: i.recorded_at.format("%Y-%m-%d %H:%M:%S").to_string(),
-            status: i.status.as_str().to_string(),
+            status: i.status,
             status_step: i.status_step.clone(),
             status_message: i.status_message.clone(),
             total_bytes: i.total_bytes,
@@ -63,7 +62,8 @@ pub struct FieldInfo {
 pub struct CatalogSnapshot {
     pub rows: Vec<CatalogRow>,
     pub fields: Vec<FieldInfo>,
-    pub statuses: Vec<String>,
+    /// Every status, in pipeline order.
+    pub statuses: Vec<Status>,
     /// Where the rows came from, e.g. `table labpipe-catalog`.
     pub source: String,
     pub loaded_at: String,
@@ -82,8 +82,8 @@ pub struct FilterResult {
 #[ts(export, export_to = "../../ui/src/lib/bindings/")]
 pub struct TimelineEntry {
     pub at: String,
-    pub status: Option<String>,
-    pub from: Option<String>,
+    pub status: Option<Status>,
+    pub from: Option<Status>,
     pub step: String,
     /// `info`, `warning` or `error`.
     pub level: String,
@@ -150,15 +150,14 @@ impl Loaded {
                 .cmp(&a.recorded_at)
                 .then(b.session.cmp(&a.session))
         });
+        // The catalog's own subject builder, the one its property test holds to the DynamoDB
+        // query; the item's metadata then lives only in the subject.
         let subjects = items
             .iter_mut()
-            .map(|i| Subject {
-                session: i.session.clone(),
-                recorded_at: i.recorded_at,
-                status: i.status.as_str().to_lowercase(),
-                total_bytes: i.total_bytes,
-                files: i.file_count,
-                metadata: std::mem::take(&mut i.metadata),
+            .map(|i| {
+                let subject = i.subject();
+                i.metadata = Default::default();
+                subject
             })
             .collect();
         Loaded {
@@ -187,10 +186,7 @@ impl Loaded {
                     description: f.description.clone(),
                 })
                 .collect(),
-            statuses: labpipe_catalog::Status::ALL
-                .iter()
-                .map(|s| s.as_str().to_string())
-                .collect(),
+            statuses: Status::ALL.to_vec(),
             source,
             loaded_at: chrono::Local::now().format("%H:%M:%S").to_string(),
             load_ms,
@@ -263,8 +259,8 @@ pub fn timeline(events: Vec<CatalogEvent>) -> Vec<TimelineEntry> {
                 .with_timezone(&chrono::Local)
                 .format("%Y-%m-%d %H:%M:%S")
                 .to_string(),
-            status: e.status.map(|s| s.as_str().to_string()),
-            from: e.from.map(|s| s.as_str().to_string()),
+            status: e.status,
+            from: e.from,
             step: e.step,
             level: e.level.as_str().to_string(),
             message: e.message,

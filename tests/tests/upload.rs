@@ -90,6 +90,18 @@ impl Run {
         folder: &Path,
         extra: &[&str],
     ) -> Command {
+        let mut cmd = self.command_text(emulator_env, folder, extra);
+        cmd.arg("--json");
+        cmd
+    }
+
+    /// The same run, for people: bars on stderr, one line per session and the summary on stdout.
+    fn command_text(
+        &self,
+        emulator_env: Vec<(&'static str, String)>,
+        folder: &Path,
+        extra: &[&str],
+    ) -> Command {
         let mut cmd = Command::new(labpipe_bin());
         cmd.envs(emulator_env)
             .env("LABPIPE_JOURNAL", &self.journal)
@@ -100,7 +112,6 @@ impl Run {
             .args([
                 "--bucket",
                 &self.bucket,
-                "--json",
                 "--part-size",
                 "5MiB",
                 "--concurrency",
@@ -469,6 +480,22 @@ async fn an_existing_object_is_never_overwritten() {
         other.as_slice(),
         "remote object was overwritten"
     );
+    // Without --json, with stdout not a terminal (a pipe here, a log or a cron mail in use):
+    // the session's line still says why it failed, and the summary counts it as failed.
+    let text = run
+        .command_text(fx.emulator.env(), &fx.folder, &[])
+        .output()
+        .expect("run labpipe upload");
+    assert_eq!(text.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        stdout.contains(&format!("{name}: failed")) && stdout.contains(&key),
+        "the reason reaches stdout:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("0 uploaded, 1 failed"),
+        "the summary counts the failure:\n{stdout}"
+    );
     assert!(
         !has_manifest(&fx.s3, &run.bucket, &name).await,
         "no manifest after a conflict"
@@ -650,6 +677,15 @@ async fn sessions_that_fail_their_checks_are_refused_with_findings() {
         .unwrap_or_else(|| panic!("{ev:?}"));
     assert_eq!(refused["verdict"], "fail");
     assert!(!refused["findings"].as_array().unwrap().is_empty());
+    let s = summary(&out);
+    assert_eq!(
+        (
+            s["sessions_refused"].as_u64(),
+            s["sessions_failed"].as_u64()
+        ),
+        (Some(1), Some(0)),
+        "refused by its checks is not a failed upload: {s}"
+    );
     let listed = fx
         .s3
         .list_objects_v2()

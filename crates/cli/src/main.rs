@@ -12,6 +12,7 @@ mod cli;
 mod commands;
 mod config;
 mod render;
+mod render_upload;
 
 use clap::Parser;
 use std::process::ExitCode;

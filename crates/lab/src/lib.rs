@@ -12,6 +12,8 @@
 //! - [`queue`]: the app's upload queue and its states ([`TransferState`]), restart-safe;
 //! - [`pipeline`]: a session's status in the cloud pipeline ([`PipelineState`]) and which changes
 //!   are news;
+//! - [`polling`]: which sessions to read from the catalog and when ([`StatusPolling`]): settled
+//!   ones never on a timer, moving ones in one batch with backoff;
 //! - [`journal_path`]: the one upload journal per machine user that CLI and app share.
 //!
 //! With the `ts` feature the views derive `ts_rs::TS`. Their `export_to` is relative to the
@@ -21,6 +23,7 @@
 mod error;
 pub mod pending;
 pub mod pipeline;
+pub mod polling;
 pub mod progress;
 pub mod queue;
 pub mod ready;
@@ -28,6 +31,7 @@ pub mod ready;
 pub use error::LabError;
 pub use pending::PendingSession;
 pub use pipeline::{Notice, PipelineState};
+pub use polling::StatusPolling;
 pub use progress::{
     FileState, FileTransferView, RunSummary, SessionEnd, TransferActions, TransferError,
     TransferState, TransferView,

@@ -75,12 +75,16 @@ async fn until_verdicts(app: &App, verdicts: &[&str], n: usize) -> Result<()> {
     .await
 }
 
-/// Clicks "Upload all ready" and moves to the Transfers view.
+/// Clicks "Upload all ready" (once the app has said which sessions are ready) and moves to the
+/// Transfers view.
 async fn upload_all_ready(app: &App) -> Result<()> {
-    app.find("[data-testid='upload-all']")
-        .await?
-        .click()
+    let button = app
+        .until("Upload all ready enabled", WAIT, || async {
+            let b = app.find("[data-testid='upload-all']").await?;
+            Ok(b.is_enabled().await?.then_some(b))
+        })
         .await?;
+    button.click().await?;
     app.goto("transfers").await
 }
 
@@ -126,6 +130,53 @@ async fn pending_shows_each_sessions_verdict_and_reasons() -> Result<()> {
                 assert_eq!(shown, report.verdict.as_str(), "verdict of {name}");
             }
         }
+
+        // At 1280×800 every blocked session says why on its own row, in full, without
+        // expanding it: the first blocking finding's whole sentence, wrapped, not cut.
+        let width = app.js("return window.innerWidth").await?;
+        ensure!(
+            width.as_f64().is_some_and(|w| w <= 1280.0),
+            "the window is at most 1280 px wide: {width}"
+        );
+        for (name, report) in expected
+            .iter()
+            .filter(|(_, r)| r.verdict == labpipe_core::Verdict::Fail)
+        {
+            let first = report
+                .findings
+                .iter()
+                .find(|f| f.severity == labpipe_core::Severity::Error)
+                .context("a failing session has an error")?;
+            let css = format!(".row[data-session='{name}'] [data-testid='why']");
+            let why = app.wait_for(&css, WAIT).await?;
+            let text = why.text().await?;
+            ensure!(
+                text.contains(&first.message) && text.contains("Blocks upload"),
+                "the row of {name} says why it is blocked ('{}'): {text}",
+                first.message
+            );
+            let fits = app
+                .js(&format!(
+                    "const el = document.querySelector(\"{css}\"); \
+                     el.scrollIntoView({{block: 'center'}}); \
+                     const t = el.querySelector('.why-text'); const r = el.getBoundingClientRect(); \
+                     return t.scrollWidth <= t.clientWidth + 1 && r.left >= 0 && r.right <= window.innerWidth \
+                       && getComputedStyle(t).textOverflow !== 'ellipsis';"
+                ))
+                .await?;
+            ensure!(
+                fits == serde_json::Value::Bool(true),
+                "the reason of {name} is shown whole inside the window"
+            );
+        }
+        app.js("document.querySelector('.list').scrollTop = 0; return true")
+            .await?;
+        let shot = app.screenshot("pending-why-blocked").await?;
+        ensure!(
+            std::fs::metadata(&shot)?.len() > 10_000,
+            "a real screenshot at {}",
+            shot.display()
+        );
 
         // Expanding a blocked session lists each finding in words.
         // The newest one, so it is near the top of the list (and of the screenshot).
@@ -971,18 +1022,22 @@ async fn uploading_a_session_ends_processed_in_sessions() -> Result<()> {
         })
         .await?;
         app.goto("pending").await?;
-        app.until("the session is ready", WAIT, || async {
-            Ok(app
-                .find_all(&format!("{row}[data-verdict='pass']"))
-                .await?
-                .first()
-                .cloned())
-        })
-        .await?;
-        app.find(&format!("{row} [data-testid='upload']"))
-            .await?
-            .click()
+        let upload = app
+            .until("the session is ready to upload", WAIT, || async {
+                let Some(b) = app
+                    .find_all(&format!(
+                        "{row}[data-verdict='pass'] [data-testid='upload']"
+                    ))
+                    .await?
+                    .first()
+                    .cloned()
+                else {
+                    return Ok(None);
+                };
+                Ok(b.is_enabled().await?.then_some(b))
+            })
             .await?;
+        upload.click().await?;
         // Sessions follows the upload without a Refresh: the session joins the loaded catalog
         // and its row moves on to PROCESSED while the view is open.
         app.goto("sessions").await?;

@@ -6,6 +6,7 @@ import type { AppInfo } from "./bindings/AppInfo";
 import type { CatalogSnapshot } from "./bindings/CatalogSnapshot";
 import type { Credentials } from "./bindings/Credentials";
 import type { CredentialsView } from "./bindings/CredentialsView";
+import type { Eligibility } from "./bindings/Eligibility";
 import type { FilterResult } from "./bindings/FilterResult";
 import type { LogsView } from "./bindings/LogsView";
 import type { PendingSession } from "./bindings/PendingSession";
@@ -46,6 +47,7 @@ export const api = {
   uploadSessions: (sessions: string[]) => call<number>("upload_sessions", { sessions }),
   uploadAllReady: () => call<number>("upload_all_ready"),
   listPipeline: () => call<Record<string, PipelineState>>("list_pipeline"),
+  listEligibility: () => call<Record<string, Eligibility>>("list_eligibility"),
   listTransfers: () => call<TransferView[]>("list_transfers"),
   cancelTransfer: (session: string) => call<void>("cancel_transfer", { session }),
   pauseTransfer: (session: string) => call<void>("pause_transfer", { session }),
@@ -64,6 +66,11 @@ export function onPending(f: (rows: PendingSession[]) => void): Promise<Unlisten
 
 export function onPipeline(f: (states: Record<string, PipelineState>) => void): Promise<UnlistenFn> {
   return listen<Record<string, PipelineState>>("pipeline", (e) => f(e.payload));
+}
+
+/** Whether each pending session may be uploaded, and why not; sent when it changes. */
+export function onEligibility(f: (e: Record<string, Eligibility>) => void): Promise<UnlistenFn> {
+  return listen<Record<string, Eligibility>>("eligibility", (e) => f(e.payload));
 }
 
 /** Sessions of the loaded catalog whose entries the pipeline poller replaced or added. */

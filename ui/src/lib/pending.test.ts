@@ -1,10 +1,11 @@
 import { describe, expect, it } from "vitest";
 import type { PendingSession } from "./bindings/PendingSession";
-import type { TransferView } from "./bindings/TransferView";
 import type { PipelineState } from "./bindings/PipelineState";
-import { canUpload, counts, findingPlace, pipelineLabel, readyToUpload, sortPending } from "./pending";
+import type { Status } from "./bindings/Status";
+import type { Verdict } from "./bindings/Verdict";
+import { counts, eligibilityText, findingPlace, pipelineLabel, problems, sortPending } from "./pending";
 
-const p = (session: string, verdict: string, recorded_at: string | null): PendingSession => ({
+const p = (session: string, verdict: Verdict, recorded_at: string | null): PendingSession => ({
   session,
   path: `/lab/${session}`,
   verdict,
@@ -15,8 +16,6 @@ const p = (session: string, verdict: string, recorded_at: string | null): Pendin
   metadata: {},
   checked_at: "10:00:00",
 });
-
-const t = (session: string, state: string) => ({ session, state }) as TransferView;
 
 describe("pending", () => {
   const rows = [p("20210301_101010", "pass", "2021-03-01 10:10:10"), p("bad_name", "fail", null), p("20210302_101010", "wait", "2021-03-02 10:10:10")];
@@ -29,35 +28,36 @@ describe("pending", () => {
     expect(counts(rows)).toEqual({ pass: 1, warn: 0, wait: 1, fail: 1 });
   });
 
-  it("offers upload only for ready sessions not already on their way", () => {
-    expect(canUpload(rows[0], null)).toBe(true);
-    expect(canUpload(rows[0], "failed")).toBe(true);
-    expect(canUpload(rows[0], "running")).toBe(false);
-    expect(canUpload(rows[1], null)).toBe(false);
-    expect(readyToUpload(rows, [t("20210301_101010", "done")])).toEqual([]);
-    expect(readyToUpload(rows, []).map((r) => r.session)).toEqual(["20210301_101010"]);
+  it("shows errors before warnings and leaves notes out", () => {
+    const found = problems([
+      { check: "size", severity: "warning", message: "unusually small" },
+      { check: "litter", severity: "info", message: ".DS_Store ignored" },
+      { check: "metadata", severity: "error", file: "metadata.txt", line: 4, message: "fatigue is missing" },
+    ]);
+    expect(found.map((f) => f.check)).toEqual(["metadata", "size"]);
   });
 
-  it("never offers upload for a session the pipeline knows, or one paused", () => {
-    const processed: PipelineState = { status: "PROCESSED", step: "preprocess", message: null, pipeline_version: 2 };
-    expect(canUpload(rows[0], null, processed)).toBe(false);
-    expect(canUpload(rows[0], "failed", processed)).toBe(false);
-    expect(canUpload(rows[0], "paused")).toBe(false);
-    expect(readyToUpload(rows, [], { "20210301_101010": processed })).toEqual([]);
-    expect(readyToUpload(rows, [], { other: processed }).map((r) => r.session)).toEqual(["20210301_101010"]);
+  it("puts the Rust side's eligibility into words", () => {
+    expect(eligibilityText({ kind: "ready", again: false })).toBe("Upload this session");
+    expect(eligibilityText({ kind: "ready", again: true })).toContain("again");
+    expect(eligibilityText({ kind: "blocked", verdict: "fail" })).toBe("Fix the problems first");
+    expect(eligibilityText({ kind: "blocked", verdict: "wait" })).toContain("Still being written");
+    expect(eligibilityText({ kind: "on_its_way", state: "running" })).toBe("Already on its way (uploading)");
+    expect(eligibilityText({ kind: "uploaded", status: "PROCESSED" })).toContain("Already uploaded");
+    expect(eligibilityText(undefined)).toBe("Checking…");
   });
 
   it("puts the pipeline status in words", () => {
-    const s = (status: string, v: number | null = null): PipelineState => ({ status, step: null, message: null, pipeline_version: v });
+    const s = (status: Status, v: number | null = null): PipelineState => ({ status, step: null, message: null, pipeline_version: v });
     expect(pipelineLabel(s("PROCESSED", 2))).toEqual({ text: "processed (v2)", tone: "pass" });
     expect(pipelineLabel(s("UPLOADED")).text).toBe("uploaded, waiting for the pipeline");
     expect(pipelineLabel(s("FAILED")).tone).toBe("fail");
-    expect(pipelineLabel(s("SOMETHING_NEW")).text).toBe("something_new");
+    expect(pipelineLabel(s("DETECTED")).text).toBe("detected");
   });
 
   it("says where a finding is", () => {
     expect(findingPlace({ file: "metadata.txt", line: 4 })).toBe("metadata.txt, line 4");
-    expect(findingPlace({ file: "a.bin", line: null })).toBe("a.bin");
-    expect(findingPlace({ file: null, line: null })).toBe("");
+    expect(findingPlace({ file: "a.bin" })).toBe("a.bin");
+    expect(findingPlace({})).toBe("");
   });
 });

@@ -1,9 +1,13 @@
-// State logic of the Pending view: order, counts, what a row may do.
+// Words and order for the Pending view. Whether a session may be uploaded is decided in Rust
+// (labpipe_lab::ready) and arrives as an `Eligibility`; this file only puts things into words.
+import type { Eligibility } from "./bindings/Eligibility";
 import type { PendingSession } from "./bindings/PendingSession";
 import type { PipelineState } from "./bindings/PipelineState";
-import type { TransferView } from "./bindings/TransferView";
+import type { Verdict } from "./bindings/Verdict";
+import type { Finding } from "./bindings/Finding";
+import { stateLabel } from "./transfers";
 
-export type Verdict = "pass" | "warn" | "wait" | "fail";
+export const VERDICTS: Verdict[] = ["pass", "warn", "wait", "fail"];
 
 export const VERDICT_LABEL: Record<Verdict, string> = {
   pass: "ready",
@@ -24,27 +28,25 @@ export function sortPending(rows: PendingSession[]): PendingSession[] {
 
 export function counts(rows: PendingSession[]): Record<Verdict, number> {
   const c: Record<Verdict, number> = { pass: 0, warn: 0, wait: 0, fail: 0 };
-  for (const r of rows) c[r.verdict as Verdict]++;
+  for (const r of rows) c[r.verdict]++;
   return c;
 }
 
-/** The upload state of a session from the transfer list: queued, running, done, failed, cancelled. */
-export function transferState(transfers: TransferView[], session: string): string | null {
-  return transfers.find((t) => t.session === session)?.state ?? null;
+/** The findings worth showing on the row itself: errors and warnings, errors first. */
+export function problems(findings: Finding[]): Finding[] {
+  const rank = { error: 0, warning: 1, info: 2 } as const;
+  return findings.filter((f) => f.severity !== "info").sort((a, b) => rank[a.severity] - rank[b.severity]);
 }
 
-/**
- * A session may be uploaded when its checks let it, it is not on its way already and the
- * pipeline does not know it (raw data is write-once: a session in the catalog is never sent again).
- */
-export function canUpload(row: PendingSession, state: string | null, pipeline: PipelineState | null = null): boolean {
-  if (pipeline) return false;
-  return (row.verdict === "pass" || row.verdict === "warn") && !["queued", "running", "paused", "done"].includes(state ?? "");
-}
-
-/** The sessions "Upload all ready" would queue. */
-export function readyToUpload(rows: PendingSession[], transfers: TransferView[], pipeline: Record<string, PipelineState> = {}): PendingSession[] {
-  return rows.filter((r) => canUpload(r, transferState(transfers, r.session), pipeline[r.session] ?? null));
+/** Why the Upload button is off (its tooltip), or what it does. */
+export function eligibilityText(e: Eligibility | undefined): string {
+  if (!e) return "Checking…";
+  switch (e.kind) {
+    case "ready": return e.again ? "Upload again; it continues from where it stopped" : "Upload this session";
+    case "blocked": return e.verdict === "wait" ? "Still being written; checked again when quiet" : "Fix the problems first";
+    case "on_its_way": return `Already on its way (${stateLabel(e.state)})`;
+    case "uploaded": return "Already uploaded: raw data is kept as it was sent";
+  }
 }
 
 /** Where a session is in the pipeline, in words, and the badge class that goes with it. */
@@ -61,7 +63,7 @@ export function pipelineLabel(p: PipelineState): { text: string; tone: "pass" | 
 }
 
 /** Where a finding points, in words: "metadata.txt, line 4". */
-export function findingPlace(f: { file: string | null; line: number | null }): string {
+export function findingPlace(f: { file?: string | null; line?: number | null }): string {
   if (f.file && f.line) return `${f.file}, line ${f.line}`;
   return f.file ?? "";
 }

@@ -1,10 +1,11 @@
 // App-wide state, kept current by events from the Rust side.
 import type { AppInfo } from "./bindings/AppInfo";
+import type { Eligibility } from "./bindings/Eligibility";
 import type { PendingSession } from "./bindings/PendingSession";
 import type { PipelineState } from "./bindings/PipelineState";
 import type { Settings } from "./bindings/Settings";
 import type { TransferView } from "./bindings/TransferView";
-import { api, onPending, onPipeline, onTransfers } from "./api";
+import { api, onEligibility, onPending, onPipeline, onTransfers } from "./api";
 
 export const app = $state({
   info: null as AppInfo | null,
@@ -13,6 +14,8 @@ export const app = $state({
   transfers: [] as TransferView[],
   /** What the catalog says about the lab folder's sessions, by session. */
   pipeline: {} as Record<string, PipelineState>,
+  /** Whether each pending session may be uploaded and why not, as the Rust side decided. */
+  eligibility: {} as Record<string, Eligibility>,
   toast: "" as string,
 });
 
@@ -27,14 +30,17 @@ export async function startStore(): Promise<void> {
   await onPending((rows) => (app.pending = rows));
   await onTransfers((rows) => (app.transfers = rows));
   await onPipeline((states) => (app.pipeline = states));
-  const [info, settings, pending, transfers, pipeline] = await Promise.all([
+  await onEligibility((e) => (app.eligibility = e));
+  const [info, settings, pending, transfers, pipeline, eligibility] = await Promise.all([
     api.appInfo(),
     api.getSettings(),
     api.listPending(),
     api.listTransfers(),
     api.listPipeline(),
+    api.listEligibility(),
   ]);
   app.pipeline = pipeline;
+  app.eligibility = eligibility;
   app.info = info;
   app.settings = settings;
   app.pending = pending;

@@ -1,5 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { actions, isActive, queueSummary, retriesText, stateLabel } from "./transfers";
+import type { TransferView } from "./bindings/TransferView";
+import type { TransferState } from "./bindings/TransferState";
+import { queueSummary, retriesText, stateLabel } from "./transfers";
+
+const t = (state: TransferState, active: boolean) => ({ state, actions: { pause: false, resume: false, cancel: false, again: false, active } }) as TransferView;
 
 describe("transfers", () => {
   it.each([
@@ -9,26 +13,15 @@ describe("transfers", () => {
     [3, null, "3 retries"],
   ])("retriesText(%d, %s) = %s", (n, reason, want) => expect(retriesText(n, reason)).toBe(want));
 
-  it("offers pause while waiting or uploading, resume only when paused", () => {
-    expect(actions("running")).toEqual({ pause: true, resume: false, cancel: true, again: false });
-    expect(actions("queued")).toEqual({ pause: true, resume: false, cancel: true, again: false });
-    expect(actions("paused")).toEqual({ pause: false, resume: true, cancel: true, again: false });
-    expect(actions("failed")).toEqual({ pause: false, resume: false, cancel: false, again: true });
-    expect(actions("cancelled").again).toBe(true);
-    expect(actions("done")).toEqual({ pause: false, resume: false, cancel: false, again: false });
-  });
-
-  it("a paused transfer is still active, a finished one is not", () => {
-    expect(isActive("paused")).toBe(true);
-    expect(isActive("done")).toBe(false);
+  it("names every state", () => {
     expect(stateLabel("paused")).toBe("paused");
     expect(stateLabel("running")).toBe("uploading");
-    expect(stateLabel("something new")).toBe("something new");
+    expect(stateLabel("interrupted")).toBe("interrupted");
   });
 
-  it("sums up the queue", () => {
-    expect(queueSummary(["running", "queued", "paused", "done"])).toBe("2 in the queue · 1 paused");
-    expect(queueSummary(["paused"])).toBe("1 paused");
-    expect(queueSummary(["done", "failed"])).toBeNull();
+  it("sums up the queue from what the Rust side marks active", () => {
+    expect(queueSummary([t("running", true), t("queued", true), t("paused", true), t("done", false)])).toBe("2 in the queue · 1 paused");
+    expect(queueSummary([t("paused", true)])).toBe("1 paused");
+    expect(queueSummary([t("done", false), t("failed", false)])).toBeNull();
   });
 });

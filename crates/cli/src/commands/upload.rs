@@ -1,37 +1,21 @@
-//! `labpipe upload`: check, then hand the ready sessions to `labpipe-upload` and render its
-//! events as progress bars or JSON lines. Every rule about what is safe lives in the library.
+//! `labpipe upload`: flags, check, then hand the sessions to `labpipe-upload` one after another.
+//! What is safe is the upload library's rule, how a run counts is `labpipe_lab`'s
+//! ([`RunSummary`]), and how it looks is [`crate::render_upload`]'s.
 
 use crate::cli::UploadArgs;
+use crate::render_upload::{summary_line, UploadProgress};
 use crate::UsageError;
 use anyhow::{Context, Result};
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use labpipe_core::check::check_folder;
 use labpipe_core::scan::session_folders;
 use labpipe_core::units::human_bytes;
 use labpipe_core::{SessionReport, Verdict};
-use labpipe_upload::{
-    object_key, ClientOptions, Event, Journal, SessionOutcome, Upload, UploadError, UploadOptions,
-};
-use serde::Serialize;
-use std::collections::HashMap;
+use labpipe_lab::{RunSummary, SessionEnd};
+use labpipe_upload::{object_key, ClientOptions, Journal, Upload, UploadError, UploadOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// The last line of `--json`.
-#[derive(Debug, Default, Serialize)]
-struct Summary {
-    event: &'static str,
-    sessions_uploaded: usize,
-    sessions_skipped: usize,
-    sessions_failed: usize,
-    bytes_total: u64,
-    bytes_sent: u64,
-    bytes_resumed: u64,
-    /// Requests sent again after a failed attempt (resets, 5xx, timeouts), all sessions.
-    retries: u64,
-}
 
 pub fn run(args: UploadArgs) -> Result<ExitCode> {
     let _log = init_log(args.verbose)?;
@@ -79,7 +63,10 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
         concurrency: args.concurrency,
         max_bandwidth,
     };
-    let journal_path = args.journal.clone().unwrap_or_else(Journal::default_path);
+    let journal_path = args
+        .journal
+        .clone()
+        .unwrap_or_else(labpipe_lab::journal_path);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -109,7 +96,7 @@ fn check_all(args: &UploadArgs) -> Result<Vec<SessionReport>> {
 fn dry_run(reports: &[SessionReport], json: bool) -> Result<ExitCode> {
     let mut failed = false;
     for r in reports {
-        let ready = r.verdict.is_uploadable();
+        let ready = may_upload(r);
         failed |= r.verdict == Verdict::Fail;
         if json {
             let keys: Vec<String> = if ready {
@@ -159,231 +146,71 @@ async fn upload_all(
     };
     let s3 = labpipe_upload::s3_client(&sdk, &client_opts);
     let journal = Arc::new(Journal::open(&journal_path)?);
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let total: u64 = reports
         .iter()
-        .filter(|r| r.verdict.is_uploadable())
+        .filter(|r| may_upload(r))
         .map(|r| r.total_bytes)
         .sum();
-    let view = tokio::spawn(render(rx, args.json, total));
+    let mut view = UploadProgress::new(args.json, total);
     tracing::info!(bucket = %bucket, sessions = reports.len(), journal = %journal_path.display(), "upload run starting");
 
-    let mut summary = Summary {
-        event: "summary",
-        ..Summary::default()
-    };
+    let mut summary = RunSummary::default();
     let mut fatal: Option<UploadError> = None;
     match Upload::connect(s3, &bucket, opts, journal, Some(tx)).await {
         Err(e) => fatal = Some(e),
         Ok(upload) => {
             for report in &reports {
-                match upload.session(report).await {
-                    Ok(r) => {
-                        summary.bytes_total += r.bytes_total;
-                        summary.bytes_sent += r.bytes_sent;
-                        summary.bytes_resumed += r.bytes_resumed;
-                        match r.outcome {
-                            SessionOutcome::Uploaded => summary.sessions_uploaded += 1,
-                            SessionOutcome::AlreadyUploaded => summary.sessions_skipped += 1,
+                // The session's events are shown while it uploads, in this task: one owner of
+                // the display, and every event of a session is shown before its ending.
+                let result = {
+                    let session = upload.session(report);
+                    tokio::pin!(session);
+                    loop {
+                        tokio::select! {
+                            r = &mut session => break r,
+                            Some(ev) = rx.recv() => view.event(&ev),
                         }
                     }
-                    Err(UploadError::NotUploadable {
-                        verdict: "wait", ..
-                    }) => summary.sessions_skipped += 1,
-                    Err(e) => {
-                        summary.sessions_failed += 1;
-                        summary.bytes_total += report.total_bytes;
-                        if e.is_permanent() {
-                            fatal = Some(e);
-                            break;
-                        }
-                    }
+                };
+                while let Ok(ev) = rx.try_recv() {
+                    view.event(&ev);
+                }
+                let end = summary.add(report.total_bytes, &result);
+                let sent = result.as_ref().map(|r| r.bytes_sent).unwrap_or(0);
+                if let SessionEnd::Failed { code, reason, .. } = &end {
+                    tracing::error!(session = %report.session, code, error = %reason, "session failed");
+                }
+                view.ended(&report.session, &end, sent);
+                if let (SessionEnd::Failed { stop: true, .. }, Err(e)) = (&end, result) {
+                    fatal = Some(e);
+                    break;
                 }
             }
-            drop(upload);
         }
     }
-    summary.retries = view.await.unwrap_or_default();
+    summary.retries = view.finish();
     if args.json {
-        println!("{}", serde_json::to_string(&summary)?);
+        let mut line = serde_json::to_value(&summary)?;
+        line["event"] = "summary".into();
+        println!("{line}");
     } else {
-        println!(
-            "{} uploaded, {} skipped, {} failed; sent {} of {} ({} resumed){}",
-            summary.sessions_uploaded,
-            summary.sessions_skipped,
-            summary.sessions_failed,
-            human_bytes(summary.bytes_sent),
-            human_bytes(summary.bytes_total),
-            human_bytes(summary.bytes_resumed),
-            match summary.retries {
-                0 => String::new(),
-                n => format!("; {}", retries_text(n, None)),
-            }
-        );
+        println!("{}", summary_line(&summary));
     }
     if let Some(e) = fatal {
         tracing::error!(error = %e, "upload run stopped");
         return Err(anyhow::Error::new(e).context("upload stopped"));
     }
-    Ok(if summary.sessions_failed > 0 {
+    Ok(if summary.needs_attention() {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     })
 }
 
-/// `1 retry`, `3 retries — last: connection reset`.
-fn retries_text(n: u64, last_reason: Option<&str>) -> String {
-    let count = if n == 1 {
-        "1 retry".to_string()
-    } else {
-        format!("{n} retries")
-    };
-    match last_reason {
-        Some(r) => format!("{count} — last: {r}"),
-        None => count,
-    }
-}
-
-/// Retries of one session so far and why the latest was needed.
-#[derive(Default)]
-struct SessionRetries {
-    count: u64,
-    last_reason: String,
-}
-
-impl SessionRetries {
-    fn text(&self) -> String {
-        retries_text(self.count, Some(&self.last_reason))
-    }
-    /// ` (2 retries — last: connection reset)` or nothing.
-    fn suffix(&self) -> String {
-        if self.count == 0 {
-            String::new()
-        } else {
-            format!(" ({})", self.text())
-        }
-    }
-}
-
-/// Draws bars (total + one per session, retries beside them) or prints JSON lines, until the
-/// sender is dropped; returns how many retries there were.
-async fn render(
-    mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>,
-    json: bool,
-    total: u64,
-) -> u64 {
-    let multi = MultiProgress::with_draw_target(if json {
-        ProgressDrawTarget::hidden()
-    } else {
-        ProgressDrawTarget::stderr()
-    });
-    let style = ProgressStyle::with_template(
-        "{prefix:>16} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}",
-    )
-    .expect("static template");
-    let all = multi.add(
-        ProgressBar::new(total)
-            .with_style(style.clone())
-            .with_prefix("total"),
-    );
-    let mut bars: HashMap<String, ProgressBar> = HashMap::new();
-    let mut done: HashMap<(String, String), u64> = HashMap::new();
-    let mut retries: HashMap<String, SessionRetries> = HashMap::new();
-    let mut all_retries = 0u64;
-    while let Some(event) = rx.recv().await {
-        if json {
-            if let Ok(line) = serde_json::to_string(&event) {
-                println!("{line}");
-            }
-        }
-        match &event {
-            Event::SessionStarted {
-                session,
-                bytes_total,
-                ..
-            } => {
-                let bar = multi.add(
-                    ProgressBar::new(*bytes_total)
-                        .with_style(style.clone())
-                        .with_prefix(session.clone()),
-                );
-                bars.insert(session.clone(), bar);
-            }
-            Event::FileProgress {
-                session,
-                path,
-                bytes_done,
-                ..
-            } => {
-                let prev = done
-                    .insert((session.clone(), path.clone()), *bytes_done)
-                    .unwrap_or(0);
-                let delta = bytes_done.saturating_sub(prev);
-                all.inc(delta);
-                if let Some(b) = bars.get(session) {
-                    b.inc(delta);
-                }
-            }
-            Event::SessionDone {
-                session,
-                outcome,
-                bytes_sent,
-                ..
-            } => {
-                if let Some(b) = bars.remove(session) {
-                    b.finish_and_clear();
-                }
-                let what = match outcome {
-                    SessionOutcome::Uploaded => {
-                        format!("uploaded ({} sent)", human_bytes(*bytes_sent))
-                    }
-                    SessionOutcome::AlreadyUploaded => "already uploaded".into(),
-                };
-                let tried = retries.remove(session).unwrap_or_default().suffix();
-                if !json {
-                    let _ = multi.println(format!("{session}: {what}{tried}"));
-                }
-            }
-            Event::SessionFailed {
-                session, reason, ..
-            } => {
-                if let Some(b) = bars.remove(session) {
-                    b.abandon();
-                }
-                let tried = retries.remove(session).unwrap_or_default().suffix();
-                if !json {
-                    let _ = multi.println(format!("{session}: failed{tried}: {reason}"));
-                }
-            }
-            Event::SessionRefused {
-                session,
-                verdict,
-                findings,
-            } => {
-                if !json {
-                    let _ = multi.println(format!(
-                        "{session}: not uploaded (verdict {verdict}): {}",
-                        findings.join("; ")
-                    ));
-                }
-            }
-            Event::Retrying {
-                session, reason, ..
-            } => {
-                all_retries += 1;
-                let r = retries.entry(session.clone()).or_default();
-                r.count += 1;
-                r.last_reason.clone_from(reason);
-                if let Some(b) = bars.get(session) {
-                    b.set_message(r.text());
-                }
-            }
-            Event::FileDone { .. } | Event::FileVerified { .. } => {}
-        }
-    }
-    all.finish_and_clear();
-    all_retries
+/// The lab rule for a folder on its own (no queue, no catalog here): `pass` and `warn` go.
+fn may_upload(r: &SessionReport) -> bool {
+    labpipe_lab::eligibility(r.verdict, None, None, labpipe_lab::Accept::PassOrWarn).is_ready()
 }
 
 /// A rolling daily log in the user's log folder (or `LABPIPE_LOG_DIR`); `-v` mirrors it on stderr.
@@ -467,16 +294,7 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_bytes, retries_text};
-
-    #[test]
-    fn retries_read_naturally() {
-        assert_eq!(retries_text(1, None), "1 retry");
-        assert_eq!(
-            retries_text(3, Some("connection reset")),
-            "3 retries — last: connection reset"
-        );
-    }
+    use super::parse_bytes;
 
     #[test]
     fn sizes_parse() {

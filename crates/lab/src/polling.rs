@@ -343,8 +343,8 @@ mod tests {
         eprintln!("status polling, last 30 days: after 1 year {req_1y} requests / {items_1y} items, after 5 years {req_5y} / {items_5y}");
         assert_eq!(req_1y, req_5y);
         assert_eq!(items_1y, items_5y);
-        // 300 sessions a month, each read a handful of times on its way through the pipeline.
-        assert!(items_1y >= 300 * 3 && items_1y <= 300 * 12, "{items_1y}");
+        // 300 sessions a month, each read about a dozen times on its ~10 minutes through the pipeline.
+        assert!(items_1y >= 300 * 3 && items_1y <= 300 * 16, "{items_1y}");
         let measured: serde_json::Value =
             serde_json::from_str(include_str!("../../../docs/cost/measured.json")).unwrap();
         let polling = &measured["status_polling"];

@@ -344,7 +344,7 @@ mod tests {
         assert_eq!(req_1y, req_5y);
         assert_eq!(items_1y, items_5y);
         // 300 sessions a month, each read about a dozen times on its ~10 minutes through the pipeline.
-        assert!(items_1y >= 300 * 3 && items_1y <= 300 * 16, "{items_1y}");
+        assert!((300 * 3..=300 * 16).contains(&items_1y), "{items_1y}");
         let measured: serde_json::Value =
             serde_json::from_str(include_str!("../../../docs/cost/measured.json")).unwrap();
         let polling = &measured["status_polling"];

@@ -103,47 +103,10 @@ impl BackendConfig {
     }
 }
 
-/// Reads stack outputs: a flat `{"Name": "value"}` object, or CloudFormation's
-/// `[{"OutputKey": …, "OutputValue": …}]` (bare or under `"Outputs"`).
+/// Reads stack outputs (a flat `{"Name": "value"}` object, or CloudFormation's
+/// `[{"OutputKey": …, "OutputValue": …}]`) through the gateway's one reader.
 pub fn read_outputs(path: &Path) -> Result<BTreeMap<String, String>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read stack outputs {}", path.display()))?;
-    let value: serde_json::Value = serde_json::from_str(&text).with_context(|| {
-        format!(
-            "stack outputs {} are not JSON; deploy again",
-            path.display()
-        )
-    })?;
-    let list = value.get("Outputs").unwrap_or(&value);
-    let mut out = BTreeMap::new();
-    match list {
-        serde_json::Value::Array(items) => {
-            for it in items {
-                if let (Some(k), Some(v)) = (
-                    it.get("OutputKey").and_then(|k| k.as_str()),
-                    it.get("OutputValue"),
-                ) {
-                    out.insert(k.to_string(), scalar(v));
-                }
-            }
-        }
-        serde_json::Value::Object(map) => {
-            for (k, v) in map {
-                if !v.is_object() && !v.is_array() {
-                    out.insert(k.clone(), scalar(v));
-                }
-            }
-        }
-        _ => {}
-    }
-    Ok(out)
-}
-
-fn scalar(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
+    Ok(labpipe_s3::StackOutputs::read(path)?.all)
 }
 
 /// The SDK clients, built once per process and shared by every invocation.
@@ -161,14 +124,11 @@ impl Clients {
         Self::from_sdk_config(&sdk)
     }
 
-    /// Clients from one SDK configuration. With a custom endpoint (the emulator) S3 uses path-style
-    /// addressing, since `<bucket>.127.0.0.1` does not resolve.
+    /// Clients from one SDK configuration; S3 through the gateway (path-style addressing with a
+    /// custom endpoint such as the emulator, the service retry policy).
     pub fn from_sdk_config(sdk: &SdkConfig) -> Self {
-        let s3_conf = aws_sdk_s3::config::Builder::from(sdk)
-            .force_path_style(sdk.endpoint_url().is_some())
-            .build();
         Clients {
-            s3: aws_sdk_s3::Client::from_conf(s3_conf),
+            s3: labpipe_s3::s3_client(sdk, &labpipe_s3::ClientOptions::service()),
             dynamodb: aws_sdk_dynamodb::Client::new(sdk),
             sqs: aws_sdk_sqs::Client::new(sdk),
         }

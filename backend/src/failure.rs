@@ -22,33 +22,43 @@ impl Failure {
     pub fn transient(reason: impl Into<String>) -> Self {
         Failure::Transient(reason.into())
     }
-}
 
-impl From<CatalogError> for Failure {
-    /// Catalog errors are never the session's fault, except a manifest conflict.
-    fn from(e: CatalogError) -> Self {
-        match e {
-            CatalogError::Conflict { .. } => Failure::Session(e.to_string()),
-            other => Failure::Transient(other.to_string()),
-        }
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Failure::Transient(_))
     }
 }
 
-/// A short description of an SDK error: the service code and message when there is one.
-pub fn describe_sdk_error<E, R>(err: &aws_sdk_s3::error::SdkError<E, R>) -> String
-where
-    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    use aws_sdk_s3::error::SdkError;
-    match err {
-        SdkError::ServiceError(e) => format!(
-            "{}: {}",
-            e.err().code().unwrap_or("unknown error"),
-            e.err().message().unwrap_or("no message")
-        ),
-        SdkError::DispatchFailure(e) => format!("cannot reach the service ({e:?})"),
-        SdkError::TimeoutError(_) => "timed out".to_string(),
-        other => other.to_string(),
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use labpipe_catalog::Status;
+
+    #[test]
+    fn catalog_errors_no_retry_can_fix_fail_the_session() {
+        let terminal = CatalogError::InvalidTransition {
+            session: "20210301_161221".into(),
+            from: Status::Uploading,
+            to: Status::Processing,
+        };
+        assert!(matches!(Failure::from(terminal), Failure::Session(_)));
+        let busy = CatalogError::Contention {
+            session: "20210301_161221".into(),
+            attempts: 3,
+        };
+        assert!(Failure::from(busy).is_transient());
+    }
+}
+
+impl From<CatalogError> for Failure {
+    /// A catalog error no retry can fix (a manifest conflict, a change the session's status does
+    /// not allow, a request DynamoDB rejects as invalid, a malformed item) ends the session
+    /// `FAILED` with it as the reason; everything else (throttling, contention, a missing table or
+    /// role) is retried and, after a few attempts, dead-lettered for an operator to redrive.
+    fn from(e: CatalogError) -> Self {
+        if e.is_permanent() {
+            Failure::Session(e.to_string())
+        } else {
+            Failure::Transient(e.to_string())
+        }
     }
 }

@@ -11,17 +11,19 @@
 //! preprocessing request while the session is still `CATALOGED` (the first delivery may have died
 //! between the catalog write and the send); preprocessing itself is idempotent per version.
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_s3::types::ChecksumMode;
 use chrono::Utc;
 use labpipe_catalog::{Catalog, PutOutcome, SessionItem, Status};
+use labpipe_core::manifest::MAX_MANIFEST_FILES;
 use labpipe_core::{Manifest, SessionId};
+use labpipe_s3::{ErrorClass, ManifestRead, S3Error};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use tracing::{error, info, info_span, warn, Instrument};
 
+use crate::batch::{self, MessageHandler};
 use crate::config::{BackendConfig, Clients};
-use crate::failure::{describe_sdk_error, Failure};
+use crate::failure::Failure;
 use crate::preprocess::PreprocessRequest;
 use crate::s3key::{decode_event_key, manifest_session, session_prefix};
 
@@ -90,46 +92,24 @@ impl Ingest {
     /// Handles one SQS batch of S3 events. Messages that hit a transient problem come back as
     /// batch item failures; everything else is done (successfully, or with the session `FAILED`).
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
-        let mut response = SqsBatchResponse::default();
-        for message in event.records {
-            let id = message.message_id.clone().unwrap_or_default();
-            if let Err(e) = self.handle_message(&message).await {
-                warn!(message_id = %id, error = %e, "ingest will retry this message");
-                let mut failure = BatchItemFailure::default();
-                failure.item_identifier = id;
-                response.batch_item_failures.push(failure);
-            }
-        }
-        response
+        batch::handle_batch(self, event).await
     }
 
-    async fn handle_message(&self, message: &SqsMessage) -> Result<(), Failure> {
-        let body = message.body.as_deref().unwrap_or_default();
-        let notification: S3Notification = serde_json::from_str(body).map_err(|e| {
-            error!(error = %e, "message is not an S3 event notification; it goes to the dead-letter queue");
-            Failure::transient(format!("message body is not an S3 event notification: {e}"))
-        })?;
+    async fn ingest_message(&self, message: &SqsMessage) -> Result<(), Failure> {
+        let notification = parse_notification(message)?;
         if notification.event.as_deref() == Some("s3:TestEvent") {
             info!("ignoring the S3 test event");
             return Ok(());
         }
         let mut first_failure = None;
-        for record in &notification.records {
-            if !record.event_name.starts_with("ObjectCreated") {
-                continue;
-            }
-            let key = decode_event_key(&record.s3.object.key);
-            let Some(session) = manifest_session(&key) else {
-                tracing::debug!(key = %key, "not a session manifest; ignored");
-                continue;
-            };
-            let span = info_span!("session", session = %session);
+        for manifest in notification.manifests() {
+            let span = info_span!("session", session = %manifest.session);
             let result = self
                 .ingest_manifest(
-                    &record.s3.bucket.name,
-                    &key,
-                    record.s3.object.version_id.as_deref(),
-                    session,
+                    &manifest.bucket,
+                    &manifest.key,
+                    manifest.version_id.as_deref(),
+                    manifest.session,
                 )
                 .instrument(span)
                 .await;
@@ -157,8 +137,11 @@ impl Ingest {
                 self.catalog
                     .record_failure(&id, session.recorded_at(), STEP, &reason)
                     .await
-                    .map_err(|e| {
-                        Failure::transient(format!("cannot record the failure in the catalog: {e}"))
+                    .map_err(|e| match Failure::from(e) {
+                        Failure::Transient(e) => Failure::transient(format!(
+                            "cannot record the failure in the catalog: {e}"
+                        )),
+                        permanent => permanent,
                     })?;
                 Ok(())
             }
@@ -186,8 +169,19 @@ impl Ingest {
         version_id: Option<&str>,
         session: &str,
     ) -> Result<(), Failure> {
-        let bytes = self.read_manifest(bucket, key, version_id).await?;
-        let sha = hex::encode(Sha256::digest(&bytes));
+        let read = ManifestRead::key(bucket, key)
+            .version(version_id)
+            .read(&self.s3)
+            .await;
+        let (manifest, sha) = match read {
+            Ok(object) => (object.manifest, object.sha256),
+            Err(S3Error::ManifestInvalid { source, .. }) => {
+                return Err(Failure::session(format!(
+                    "manifest.json of {session} cannot be read: {source}; upload the session again with `labpipe upload`"
+                )));
+            }
+            Err(e) => return Err(manifest_failure(bucket, key, e)),
+        };
 
         if let Some(existing) = self.catalog.get(session).await? {
             if existing.manifest_sha256.as_deref() == Some(sha.as_str()) {
@@ -196,15 +190,16 @@ impl Ingest {
             }
         }
 
-        let manifest = Manifest::from_json(&bytes).map_err(|e| {
-            Failure::session(format!(
-                "manifest.json of {session} cannot be read: {e}; upload the session again with `labpipe upload`"
-            ))
-        })?;
         if manifest.session.to_string() != session {
             return Err(Failure::session(format!(
                 "manifest.json under raw/{session}/ describes session {}; upload each session into its own folder",
                 manifest.session
+            )));
+        }
+        if manifest.files.len() > MAX_MANIFEST_FILES {
+            return Err(Failure::session(format!(
+                "manifest.json of {session} lists {} files, more than the {MAX_MANIFEST_FILES} a session may have; split the recording into several sessions",
+                manifest.files.len()
             )));
         }
         self.verify_objects(bucket, session, &manifest).await?;
@@ -227,37 +222,12 @@ impl Ingest {
         }
     }
 
-    async fn read_manifest(
-        &self,
-        bucket: &str,
-        key: &str,
-        version_id: Option<&str>,
-    ) -> Result<Vec<u8>, Failure> {
-        let out = self
-            .s3
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .set_version_id(version_id.map(str::to_string))
-            .send()
-            .await
-            .map_err(|e| {
-                let not_found = e.as_service_error().is_some_and(|s| s.is_no_such_key());
-                if not_found {
-                    Failure::session(format!(
-                        "s3://{bucket}/{key} no longer exists (deleted after upload?); upload the session again with `labpipe upload`"
-                    ))
-                } else {
-                    Failure::transient(format!("cannot read s3://{bucket}/{key}: {}", describe_sdk_error(&e)))
-                }
-            })?;
-        let body = out.body.collect().await.map_err(|e| {
-            Failure::transient(format!("reading s3://{bucket}/{key} was interrupted: {e}"))
-        })?;
-        Ok(body.into_bytes().to_vec())
-    }
-
     /// Every listed object exists with the listed size and, when recorded, CRC64NVME.
+    ///
+    /// What exists is learned from one listing of the session's prefix, not from a 404 per file:
+    /// the role may list `raw/*` only under an `s3:prefix` condition, and to such a caller AWS
+    /// answers a HEAD of a missing key with 403 (see [`labpipe_s3::error`]). A HEAD is made only
+    /// for listed objects, for their checksums; access denied there means "not readable".
     async fn verify_objects(
         &self,
         bucket: &str,
@@ -265,8 +235,26 @@ impl Ingest {
         manifest: &Manifest,
     ) -> Result<(), Failure> {
         let prefix = session_prefix(session);
+        let listed = labpipe_s3::list_prefix(&self.s3, bucket, &prefix)
+            .await
+            .map_err(|e| Failure::transient(e.to_string()))?;
         for file in &manifest.files {
             let key = format!("{prefix}{}", file.path);
+            let Some(object) = listed.get(&key) else {
+                return Err(Failure::session(format!(
+                    "{} is listed in manifest.json but missing from s3://{bucket}/{prefix}; run `labpipe upload` for this session again (it re-sends missing files)",
+                    file.path
+                )));
+            };
+            if object.size != file.size {
+                return Err(Failure::session(format!(
+                    "{} is {} bytes in s3://{bucket}/{prefix} but {} bytes in manifest.json: the object is not the checked file; upload the session again from the lab PC",
+                    file.path, object.size, file.size
+                )));
+            }
+            if file.crc64nvme.is_none() {
+                continue;
+            }
             let head = self
                 .s3
                 .head_object()
@@ -274,22 +262,17 @@ impl Ingest {
                 .key(&key)
                 .checksum_mode(ChecksumMode::Enabled)
                 .send()
-                .await;
-            let head = match head {
-                Ok(h) => h,
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => {
-                    return Err(Failure::session(format!(
-                        "{} is listed in manifest.json but missing from s3://{bucket}/{prefix}; run `labpipe upload` for this session again (it re-sends missing files)",
-                        file.path
-                    )))
-                }
-                Err(e) => {
-                    return Err(Failure::transient(format!(
-                        "cannot check s3://{bucket}/{key}: {}",
-                        describe_sdk_error(&e)
-                    )))
-                }
-            };
+                .await
+                .map_err(|e| {
+                    let e = S3Error::call("HeadObject", bucket, &key, &e);
+                    match e.class() {
+                        ErrorClass::NotFound | ErrorClass::AccessDenied => Failure::session(format!(
+                            "{} is listed in manifest.json but missing or not readable in s3://{bucket}/{prefix} ({e}); run `labpipe upload` for this session again, or check the ingest role's s3:GetObject on raw/*",
+                            file.path
+                        )),
+                        _ => Failure::transient(e.to_string()),
+                    }
+                })?;
             let size = head.content_length().unwrap_or(-1);
             if size != file.size as i64 {
                 return Err(Failure::session(format!(
@@ -305,7 +288,7 @@ impl Ingest {
                         file.path
                     )));
                 }
-            } else if file.crc64nvme.is_some() {
+            } else {
                 warn!(file = %file.path, "no CRC64NVME on the object; its SHA-256 is verified during preprocessing");
             }
         }
@@ -334,7 +317,7 @@ impl Ingest {
             .map_err(|e| {
                 Failure::transient(format!(
                     "cannot queue preprocessing: {}",
-                    describe_sdk_error(&e)
+                    labpipe_s3::describe(&e)
                 ))
             })?;
         info!(
@@ -342,5 +325,234 @@ impl Ingest {
             "preprocessing requested"
         );
         Ok(())
+    }
+}
+
+impl MessageHandler for Ingest {
+    const STEP: &'static str = STEP;
+
+    async fn handle_message(&self, message: SqsMessage) -> Result<(), Failure> {
+        self.ingest_message(&message).await
+    }
+
+    async fn fail_message(&self, message: &SqsMessage, reason: &str) -> Result<(), Failure> {
+        let notification = parse_notification(message)?;
+        for manifest in notification.manifests() {
+            error!(session = %manifest.session, step = STEP, reason = %reason, "session failed ingest");
+            self.catalog
+                .record_failure(
+                    &manifest.session.to_string(),
+                    manifest.session.recorded_at(),
+                    STEP,
+                    reason,
+                )
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// A session manifest named by an S3 event record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestEvent {
+    pub bucket: String,
+    /// The decoded key, `raw/<session>/manifest.json`.
+    pub key: String,
+    pub version_id: Option<String>,
+    pub session: SessionId,
+}
+
+impl S3Notification {
+    /// The session manifests this notification announces as created; other keys and event
+    /// kinds are ignored.
+    fn manifests(&self) -> impl Iterator<Item = ManifestEvent> + '_ {
+        self.records.iter().filter_map(|record| {
+            if !record.event_name.starts_with("ObjectCreated") {
+                return None;
+            }
+            let key = decode_event_key(&record.s3.object.key);
+            let Some(session) = manifest_session(&key) else {
+                tracing::debug!(key = %key, "not a session manifest; ignored");
+                return None;
+            };
+            Some(ManifestEvent {
+                bucket: record.s3.bucket.name.clone(),
+                key,
+                version_id: record
+                    .s3
+                    .object
+                    .version_id
+                    .clone()
+                    .filter(|v| !v.is_empty()),
+                session,
+            })
+        })
+    }
+}
+
+/// The session manifests an SQS message's S3 event announces. A body that is not an S3 event
+/// notification is an error that goes, after the queue's retries, to the dead-letter queue for
+/// someone to look at.
+pub fn manifest_events(body: &str) -> Result<Vec<ManifestEvent>, Failure> {
+    let notification = parse_body(body)?;
+    Ok(notification.manifests().collect())
+}
+
+fn parse_notification(message: &SqsMessage) -> Result<S3Notification, Failure> {
+    parse_body(message.body.as_deref().unwrap_or_default())
+}
+
+fn parse_body(body: &str) -> Result<S3Notification, Failure> {
+    serde_json::from_str(body).map_err(|e| {
+        error!(error = %e, "message is not an S3 event notification; it goes to the dead-letter queue");
+        Failure::transient(format!("message body is not an S3 event notification: {e}"))
+    })
+}
+
+/// A manifest that cannot be read: gone, over the size bound or unreadable is the session's
+/// problem; anything else (throttling, a role or bucket misconfigured) is retried, and after a
+/// few attempts dead-lettered for an operator to redrive.
+fn manifest_failure(bucket: &str, key: &str, e: S3Error) -> Failure {
+    match e.class() {
+        ErrorClass::NotFound => Failure::session(format!(
+            "s3://{bucket}/{key} no longer exists (deleted after upload?); upload the session again with `labpipe upload`"
+        )),
+        ErrorClass::Permanent => Failure::session(e.to_string()),
+        _ => Failure::transient(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+    use proptest::prelude::*;
+
+    /// How S3 encodes a key in an event: form encoding, a space as `+`; `/` kept (AWS) or
+    /// encoded (the emulator).
+    fn event_encode(key: &str, slash: bool) -> String {
+        const KEEP: &AsciiSet = &NON_ALPHANUMERIC
+            .remove(b'-')
+            .remove(b'_')
+            .remove(b'.')
+            .remove(b'*');
+        const KEEP_SLASH: &AsciiSet = &KEEP.remove(b'/');
+        let set = if slash { KEEP } else { KEEP_SLASH };
+        utf8_percent_encode(key, set)
+            .to_string()
+            .replace("%20", "+")
+    }
+
+    fn body(records: &[(&str, &str, Option<&str>)]) -> String {
+        let records: Vec<serde_json::Value> = records
+            .iter()
+            .map(|(name, key, version)| {
+                serde_json::json!({
+                    "eventVersion": "2.1",
+                    "eventName": name,
+                    "s3": {
+                        "bucket": {"name": "raw-bucket"},
+                        "object": {"key": key, "size": 10, "versionId": version},
+                    },
+                })
+            })
+            .collect();
+        serde_json::json!({ "Records": records }).to_string()
+    }
+
+    fn session_id() -> impl Strategy<Value = String> {
+        (
+            2000u32..2100,
+            1u32..13,
+            1u32..29,
+            0u32..24,
+            0u32..60,
+            0u32..60,
+        )
+            .prop_map(|(y, mo, d, h, mi, s)| format!("{y:04}{mo:02}{d:02}_{h:02}{mi:02}{s:02}"))
+    }
+
+    proptest! {
+        #[test]
+        fn manifest_keys_survive_event_encoding(
+            session in session_id(),
+            slash in any::<bool>(),
+            version in proptest::option::of("[A-Za-z0-9._]{1,32}"),
+        ) {
+            let key = labpipe_core::layout::manifest_key(&session);
+            let text = body(&[("ObjectCreated:CompleteMultipartUpload", &event_encode(&key, slash), version.as_deref())]);
+            let found = manifest_events(&text).unwrap();
+            prop_assert_eq!(found.len(), 1);
+            prop_assert_eq!(&found[0].key, &key);
+            prop_assert_eq!(found[0].session.to_string(), session);
+            prop_assert_eq!(found[0].version_id.as_deref(), version.as_deref());
+            prop_assert_eq!(found[0].bucket.as_str(), "raw-bucket");
+        }
+
+        #[test]
+        fn other_keys_and_events_are_ignored(
+            session in session_id(),
+            path in "[ a-zA-Z0-9+%()._/-]{1,40}",
+            slash in any::<bool>(),
+        ) {
+            prop_assume!(path != "manifest.json");
+            let data = labpipe_core::layout::raw_key(&session, &path);
+            let manifest = labpipe_core::layout::manifest_key(&session);
+            let text = body(&[
+                ("ObjectCreated:Put", &event_encode(&data, slash), None),
+                ("ObjectRemoved:Delete", &event_encode(&manifest, slash), None),
+            ]);
+            prop_assert!(manifest_events(&text).unwrap().is_empty());
+        }
+
+        #[test]
+        fn any_body_parses_or_fails_without_panicking(text in ".{0,200}") {
+            match manifest_events(&text) {
+                Ok(_) => {}
+                Err(e) => prop_assert!(e.is_transient()),
+            }
+        }
+
+        #[test]
+        fn manifest_bytes_never_panic_the_parser(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let _ = Manifest::from_json(&bytes);
+        }
+
+        #[test]
+        fn manifests_with_any_file_names_round_trip(
+            session in session_id(),
+            paths in proptest::collection::btree_set("[ a-zA-Z0-9+%()._-]{1,12}(/[ a-zA-Z0-9._-]{1,8})?", 0..20),
+            sizes in proptest::collection::vec(any::<u64>(), 20),
+        ) {
+            let files: Vec<serde_json::Value> = paths
+                .iter()
+                .zip(&sizes)
+                .map(|(p, size)| serde_json::json!({"path": p, "size": size, "role": "data", "sha256": "00"}))
+                .collect();
+            let text = serde_json::json!({
+                "format": labpipe_core::manifest::MANIFEST_FORMAT,
+                "session": session,
+                "recorded_at": "2021-03-01T16:12:21",
+                "created_at": "2021-03-01T17:00:00Z",
+                "tool_version": "t",
+                "verdict": "pass",
+                "total_bytes": 0,
+                "metadata": {},
+                "files": files,
+                "findings": [],
+            })
+            .to_string();
+            let m = Manifest::from_json(text.as_bytes()).unwrap();
+            prop_assert_eq!(m.files.len(), paths.len());
+            prop_assert_eq!(Manifest::from_json(m.to_json().as_bytes()).unwrap(), m);
+        }
+    }
+
+    #[test]
+    fn test_events_and_bad_bodies() {
+        assert!(manifest_events(r#"{"Event":"s3:TestEvent"}"#)
+            .unwrap()
+            .is_empty());
+        assert!(manifest_events("not json").unwrap_err().is_transient());
     }
 }

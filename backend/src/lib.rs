@@ -8,6 +8,9 @@
 //! - [`runner`]: the local runner that long-polls both queues and feeds the same handlers, for
 //!   the emulator (where Lambda cannot run) and for debugging.
 //!
+//! Both handlers run their SQS batches through one loop ([`batch`]), which also turns a panic
+//! into a `FAILED` session with the panic as the reason.
+//!
 //! Handlers are plain async functions over clients built once by the caller: the Lambda binaries
 //! (`src/bin/`), the local runner and the tests all call the very same code. A handler returns an
 //! [`aws_lambda_events::event::sqs::SqsBatchResponse`]: a message whose work failed for a reason
@@ -19,6 +22,7 @@
 //! Every log line is JSON on stdout and carries the session id (see [`logging`]); every failure is
 //! also an event in the session's catalog history.
 
+pub mod batch;
 pub mod config;
 pub mod failure;
 pub mod ingest;

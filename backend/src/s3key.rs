@@ -1,15 +1,16 @@
-//! Object keys as S3 events carry them, and the raw bucket's layout.
+//! Object keys as S3 events carry them. The raw bucket's layout itself is defined once in
+//! [`labpipe_core::layout`]; this module adds what only events need.
 //!
 //! S3 event notifications URL-encode keys the way HTML forms do (`raw%2F2021…`, `+` for a space),
-//! so a key must be decoded before it is used; the emulator does the same.
+//! so a key must be decoded before it is used; the emulator does the same
+//! (<https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-content-structure.html>:
+//! "The s3 key provides information about the bucket and object involved in the event. The object
+//! key name value is URL encoded.").
 
-use labpipe_core::SessionId;
+pub use labpipe_core::layout::{
+    manifest_session, raw_session_prefix as session_prefix, MANIFEST_NAME, RAW_PREFIX,
+};
 use percent_encoding::percent_decode_str;
-
-/// Prefix of raw session objects: `raw/<session>/<relative path>`.
-pub const RAW_PREFIX: &str = "raw/";
-/// The commit marker the upload writes last.
-pub const MANIFEST_NAME: &str = "manifest.json";
 
 /// Decodes a key from an S3 event (`+` is a space, `%XX` a byte).
 pub fn decode_event_key(key: &str) -> String {
@@ -17,21 +18,6 @@ pub fn decode_event_key(key: &str) -> String {
     percent_decode_str(&plus_as_space)
         .decode_utf8_lossy()
         .into_owned()
-}
-
-/// The session of `raw/<session>/manifest.json`, or `None` for any other key.
-pub fn manifest_session(key: &str) -> Option<SessionId> {
-    let rest = key.strip_prefix(RAW_PREFIX)?;
-    let (session, name) = rest.split_once('/')?;
-    if name != MANIFEST_NAME {
-        return None;
-    }
-    SessionId::parse(session).ok()
-}
-
-/// `raw/<session>/`.
-pub fn session_prefix(session: &str) -> String {
-    format!("{RAW_PREFIX}{session}/")
 }
 
 #[cfg(test)]
@@ -57,17 +43,12 @@ mod tests {
     }
 
     #[test]
-    fn only_session_manifests_are_ingested() {
-        let ok = manifest_session("raw/20210301_161221/manifest.json").unwrap();
-        assert_eq!(ok.to_string(), "20210301_161221");
-        for key in [
-            "raw/20210301_161221/rec_000.bin",
-            "raw/20210301_161221/aux/manifest.json",
-            "raw/20210229_101010/manifest.json",
-            "other/20210301_161221/manifest.json",
-            "raw/manifest.json",
-        ] {
-            assert!(manifest_session(key).is_none(), "{key}");
-        }
+    fn decoded_event_keys_name_their_session() {
+        let key = decode_event_key("raw%2F20210301_161221%2Fmanifest.json");
+        assert_eq!(
+            manifest_session(&key).unwrap().to_string(),
+            "20210301_161221"
+        );
+        assert!(manifest_session(&decode_event_key("raw%2F20210301_161221%2Fa.bin")).is_none());
     }
 }

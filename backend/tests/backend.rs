@@ -617,3 +617,126 @@ print(json.dumps({
     );
     serde_json::from_slice(&out.stdout).unwrap()
 }
+
+#[tokio::test]
+async fn a_manifest_over_the_size_bound_fails_naming_the_limit() {
+    let stack = Stack::create(false).await;
+    let mut s = generate(11, 1_000_000);
+    upload(&stack, &s, false).await;
+    // Valid JSON, padded past the bound: refused by size before it is parsed.
+    let limit = labpipe_core::manifest::MAX_MANIFEST_BYTES;
+    let mut json = s.manifest.to_json();
+    json.push_str(&" ".repeat(limit as usize));
+    stack
+        .clients
+        .s3
+        .put_object()
+        .bucket(&stack.config.raw_bucket)
+        .key(format!("raw/{}/manifest.json", s.id))
+        .body(ByteStream::from(json.into_bytes()))
+        .send()
+        .await
+        .unwrap();
+    let response = stack.ingest_manifest(&s, "m1").await;
+    assert!(response.batch_item_failures.is_empty(), "not retried");
+    let item = stack.catalog.get(&s.id).await.unwrap().expect("visible");
+    assert_eq!(item.status, Status::Failed);
+    let message = item.status_message.unwrap();
+    assert!(
+        message.contains("manifest.json") && message.contains(&limit.to_string()),
+        "{message}"
+    );
+
+    // A manifest listing more files than a session may have fails too, naming the bound.
+    s = generate(12, 1_000_000);
+    upload(&stack, &s, false).await;
+    let template = s.manifest.files[0].clone();
+    let max = labpipe_core::manifest::MAX_MANIFEST_FILES;
+    s.manifest.files = (0..=max)
+        .map(|i| labpipe_core::ManifestFile {
+            path: format!("f{i}"),
+            ..template.clone()
+        })
+        .collect();
+    put_manifest(&stack, &s).await;
+    stack.ingest_manifest(&s, "m2").await;
+    let item = stack.catalog.get(&s.id).await.unwrap().unwrap();
+    assert_eq!(item.status, Status::Failed);
+    let message = item.status_message.unwrap();
+    assert!(message.contains(&max.to_string()), "{message}");
+}
+
+#[tokio::test]
+async fn channels_over_the_bound_fail_preprocessing_instead_of_allocating() {
+    let stack = Stack::create(false).await;
+    let mut s = generate(13, 1_000_000);
+    upload(&stack, &s, false).await;
+    // Checked on the lab PC with a sane value; the manifest then claims ~65,000 channels.
+    s.manifest
+        .metadata
+        .insert("channels".into(), labpipe_core::MetaValue::Number(65_000.0));
+    put_manifest(&stack, &s).await;
+    let response = stack.ingest_manifest(&s, "m1").await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(
+        stack.catalog.get(&s.id).await.unwrap().unwrap().status,
+        Status::Cataloged
+    );
+    let request = PreprocessRequest {
+        session: s.id.clone(),
+        pipeline_version: 1,
+    };
+    let body = serde_json::to_string(&request).unwrap();
+    let response = stack
+        .preprocess()
+        .handle(sqs_event(vec![request_message(&body, "p1")]))
+        .await;
+    assert!(response.batch_item_failures.is_empty(), "not retried");
+    let item = stack.catalog.get(&s.id).await.unwrap().unwrap();
+    assert_eq!(item.status, Status::Failed);
+    assert_eq!(item.status_step.as_deref(), Some("preprocess"));
+    let message = item.status_message.unwrap();
+    assert!(
+        message.contains("65000 channels") && message.contains("1024"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_run_that_keeps_dying_ends_failed_on_its_last_delivery() {
+    let stack = Stack::create(false).await;
+    let s = generate(14, 1_000_000);
+    upload(&stack, &s, true).await;
+    stack.ingest_manifest(&s, "m1").await;
+    // A run claimed the session and died without settling (no lease left).
+    let item = stack.catalog.get(&s.id).await.unwrap().unwrap();
+    stack
+        .catalog
+        .transition_from(
+            &item,
+            Status::Processing,
+            "preprocess",
+            "pipeline v1 started",
+        )
+        .await
+        .unwrap();
+    let mut config = stack.config.clone();
+    config.processing_lease_secs = 0;
+    let preprocess = Preprocess::new(&stack.clients, &config);
+    let body = serde_json::to_string(&PreprocessRequest {
+        session: s.id.clone(),
+        pipeline_version: 1,
+    })
+    .unwrap();
+    let mut message = request_message(&body, "p1");
+    message.attributes.insert(
+        "ApproximateReceiveCount".into(),
+        labpipe_backend::preprocess::MAX_DELIVERIES.to_string(),
+    );
+    let response = preprocess.handle(sqs_event(vec![message])).await;
+    assert!(response.batch_item_failures.is_empty());
+    let item = stack.catalog.get(&s.id).await.unwrap().unwrap();
+    assert_eq!(item.status, Status::Failed, "{:?}", item.status_message);
+    let message = item.status_message.unwrap();
+    assert!(message.contains("never finished"), "{message}");
+}

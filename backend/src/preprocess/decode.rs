@@ -1,49 +1,8 @@
 //! Raw sample decoding: little-endian interleaved frames, streamed in chunks of any size.
 
+pub use labpipe_core::SampleFormat;
+
 use crate::failure::Failure;
-
-/// The sample encodings the lab schema allows (`sample_format`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SampleFormat {
-    Int16,
-    Int32,
-    Float32,
-}
-
-impl SampleFormat {
-    pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "int16" => Some(SampleFormat::Int16),
-            "int32" => Some(SampleFormat::Int32),
-            "float32" => Some(SampleFormat::Float32),
-            _ => None,
-        }
-    }
-
-    pub fn bytes(self) -> usize {
-        match self {
-            SampleFormat::Int16 => 2,
-            SampleFormat::Int32 | SampleFormat::Float32 => 4,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            SampleFormat::Int16 => "int16",
-            SampleFormat::Int32 => "int32",
-            SampleFormat::Float32 => "float32",
-        }
-    }
-
-    #[inline]
-    fn read(self, b: &[u8]) -> f64 {
-        match self {
-            SampleFormat::Int16 => f64::from(i16::from_le_bytes([b[0], b[1]])),
-            SampleFormat::Int32 => f64::from(i32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-            SampleFormat::Float32 => f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-        }
-    }
-}
 
 /// Turns byte chunks into frames, carrying a partial frame from one chunk to the next. Memory is
 /// one frame, whatever the file size.
@@ -114,7 +73,7 @@ impl FrameDecoder {
     fn decode_frame(&mut self, bytes: &[u8]) {
         let w = self.format.bytes();
         for (value, b) in self.frame.iter_mut().zip(bytes.chunks_exact(w)) {
-            *value = self.format.read(b);
+            *value = self.format.read_le(b);
         }
     }
 }

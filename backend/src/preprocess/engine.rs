@@ -7,6 +7,7 @@
 
 use aws_sdk_s3::Client as S3;
 use labpipe_core::check::FileRole;
+use labpipe_core::sample_format::MAX_CHANNELS;
 use labpipe_core::{Manifest, MetaValue};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -16,11 +17,16 @@ use tracing::info;
 use super::decode::{FrameDecoder, SampleFormat};
 use super::filter::{Decimator, CUTOFF_FRACTION};
 use super::step::{Artifact, ChannelStats, SignalLayout, Step};
-use crate::failure::{describe_sdk_error, Failure};
+use crate::failure::Failure;
 use crate::s3key::session_prefix;
+use labpipe_s3::{ErrorClass, S3Error};
 
 /// Decimated frames handed to the steps at a time.
 const BLOCK_FRAMES: usize = 8192;
+/// The most decimated samples (frames × channels) one run writes: `signals.npy` holds them as
+/// float32, and with the parquet beside it they must fit the function's 2 GiB of ephemeral
+/// storage (`EphemeralStorage` in `infra/template.yaml`). 384 Mi samples = 1.5 GiB.
+pub const MAX_OUTPUT_SAMPLES: u64 = 384 << 20;
 
 /// An ordered list of steps.
 pub struct Pipeline {
@@ -128,7 +134,13 @@ pub fn layout_of(
             Failure::session(format!(
                 "metadata.txt has no usable 'channels' (a whole number ≥ 1); {fix}"
             ))
-        })? as usize;
+        })?;
+    if channels > f64::from(MAX_CHANNELS) {
+        return Err(Failure::session(format!(
+            "metadata.txt declares {channels} channels, more than the {MAX_CHANNELS} LabPipe processes; {fix}"
+        )));
+    }
+    let channels = channels as usize;
     let format = manifest
         .metadata
         .get("sample_format")
@@ -166,6 +178,13 @@ pub fn layout_of(
         input_frames += f.size / frame_bytes;
     }
     let decimation = super::filter::decimation_for(rate);
+    let output_samples = input_frames.div_ceil(decimation as u64) * channels as u64;
+    if output_samples > MAX_OUTPUT_SAMPLES {
+        return Err(Failure::session(format!(
+            "the session would produce {output_samples} output samples ({channels} channels at {} Hz after decimation), more than the {MAX_OUTPUT_SAMPLES} one run can hold; split the recording into shorter sessions",
+            rate / decimation as f64
+        )));
+    }
     Ok((
         SignalLayout {
             session: manifest.session.to_string(),
@@ -218,13 +237,15 @@ pub async fn run(
         let key = format!("{prefix}{}", file.path);
         let decode = is_signal(&file.path);
         let mut object = s3.get_object().bucket(raw_bucket).key(&key).send().await.map_err(|e| {
-            if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
-                Failure::session(format!(
-                    "{} is missing from s3://{raw_bucket}/{prefix}; run `labpipe upload` for this session again",
+            let e = S3Error::call("GetObject", raw_bucket, &key, &e);
+            match e.class() {
+                // To a role without unconditional s3:ListBucket a missing key reads as access
+                // denied (see labpipe_s3::error): either way the file cannot be processed.
+                ErrorClass::NotFound | ErrorClass::AccessDenied => Failure::session(format!(
+                    "{} is missing from or not readable in s3://{raw_bucket}/{prefix} ({e}); run `labpipe upload` for this session again",
                     file.path
-                ))
-            } else {
-                Failure::transient(format!("cannot read s3://{raw_bucket}/{key}: {}", describe_sdk_error(&e)))
+                )),
+                _ => Failure::transient(e.to_string()),
             }
         })?;
         let mut hasher = Sha256::new();

@@ -23,26 +23,30 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_s3::primitives::ByteStream;
 use chrono::Utc;
 use labpipe_catalog::{
     Catalog, CatalogError, Level, OutputFile, OutputRecord, SessionItem, Status,
 };
 use labpipe_core::Manifest;
+use labpipe_s3::{ErrorClass, ManifestRead};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use tracing::{error, info, info_span, warn, Instrument};
 
 pub use engine::Pipeline;
 pub use step::{Artifact, ChannelStats, SignalLayout, Step, StepOutput};
 
+use crate::batch::{self, MessageHandler};
 use crate::config::{BackendConfig, Clients};
-use crate::failure::{describe_sdk_error, Failure};
-use crate::s3key::{session_prefix, MANIFEST_NAME};
+use crate::failure::Failure;
+use crate::s3key::session_prefix;
 
 /// The catalog step name written with preprocess's status changes.
 pub const STEP: &str = "preprocess";
+/// Deliveries of one request (the preprocess queue's `maxReceiveCount` in
+/// `infra/template.yaml`); the last one fails a session whose earlier runs died.
+pub const MAX_DELIVERIES: u32 = 3;
 /// Name of the run summary written next to the outputs.
 pub const SUMMARY_NAME: &str = "summary.json";
 
@@ -107,34 +111,27 @@ impl Preprocess {
 
     /// Handles one SQS batch of preprocessing requests.
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
-        let mut response = SqsBatchResponse::default();
-        for message in event.records {
-            let id = message.message_id.clone().unwrap_or_default();
-            let body = message.body.as_deref().unwrap_or_default();
-            let result = match serde_json::from_str::<PreprocessRequest>(body) {
-                Ok(request) => {
-                    let span = info_span!("session", session = %request.session);
-                    self.process(&request).instrument(span).await
-                }
-                Err(e) => {
-                    error!(message_id = %id, error = %e, "not a preprocessing request; it goes to the dead-letter queue");
-                    Err(Failure::transient(format!(
-                        "not a preprocessing request: {e}"
-                    )))
-                }
-            };
-            if let Err(e) = result {
-                warn!(message_id = %id, error = %e, "preprocess will retry this message");
-                let mut failure = BatchItemFailure::default();
-                failure.item_identifier = id;
-                response.batch_item_failures.push(failure);
-            }
-        }
-        response
+        batch::handle_batch(self, event).await
     }
 
-    /// Processes one request. `Err` only when the message should be retried.
+    /// Processes one request on its first delivery. `Err` only when the message should be
+    /// retried.
     pub async fn process(&self, request: &PreprocessRequest) -> Result<Outcome, Failure> {
+        self.process_delivery(request, 1).await
+    }
+
+    /// Processes one request, delivered for the `delivery`-th time. `Err(Transient)` when the
+    /// message should be retried; `Err(Session)` for a permanent catalog error the caller records.
+    ///
+    /// A claim older than the lease means an earlier run died without settling (out of memory,
+    /// the function's time limit): once [`MAX_DELIVERIES`] deliveries have seen that, the session
+    /// is `FAILED` with that reason instead of being tried again and dead-lettered in
+    /// `PROCESSING`.
+    pub async fn process_delivery(
+        &self,
+        request: &PreprocessRequest,
+        delivery: u32,
+    ) -> Result<Outcome, Failure> {
         let version = request.pipeline_version;
         let Some(item) = self.catalog.get(&request.session).await? else {
             warn!("session is not in the catalog; request dropped");
@@ -164,9 +161,19 @@ impl Preprocess {
                     );
                     return Err(Failure::transient("another run is processing this session"));
                 }
+                if delivery >= MAX_DELIVERIES {
+                    let reason = format!(
+                        "pipeline v{version} was requested {delivery} times and its runs never finished: they stop without an error, most likely out of memory or past the function's time limit; check the session's size and the preprocess function's memory, then reprocess"
+                    );
+                    error!(delivery, reason = %reason, "giving up on a session whose runs keep dying");
+                    self.catalog
+                        .transition_from(&item, Status::Failed, STEP, &reason)
+                        .await?;
+                    return Ok(Outcome::Failed(reason));
+                }
                 warn!(
                     claimed_secs_ago = age.as_secs(),
-                    "taking over a stale processing claim"
+                    delivery, "taking over a stale processing claim"
                 );
             }
             Status::Cataloged | Status::Processed | Status::Failed => {}
@@ -277,7 +284,7 @@ impl Preprocess {
         for artifact in &out.artifacts {
             let key = format!("{prefix}{}", artifact.name);
             let (size, sha256) =
-                labpipe_core::manifest::sha256_file(&artifact.path).map_err(|e| {
+                labpipe_core::digest::sha256_file(&artifact.path).map_err(|e| {
                     Failure::transient(format!("cannot read {}: {e}", artifact.path.display()))
                 })?;
             let body = ByteStream::from_path(&artifact.path).await.map_err(|e| {
@@ -293,52 +300,38 @@ impl Preprocess {
         outputs.push(OutputFile {
             key: key.clone(),
             size: bytes.len() as u64,
-            sha256: hex::encode(Sha256::digest(&bytes)),
+            sha256: labpipe_core::digest::sha256_hex(&bytes),
         });
         self.put(&key, ByteStream::from(bytes), "application/json")
             .await?;
         Ok((outputs, out.warnings))
     }
 
+    /// The manifest the catalog entry was made from: read through the gateway (size-bounded) and
+    /// checked against the cataloged SHA-256.
     async fn read_manifest(&self, item: &SessionItem) -> Result<Manifest, Failure> {
-        let key = format!("{}{MANIFEST_NAME}", session_prefix(&item.session));
-        let out = self
-            .s3
-            .get_object()
-            .bucket(&self.raw_bucket)
-            .key(&key)
-            .send()
+        let bucket = &self.raw_bucket;
+        let object = ManifestRead::session(bucket, &item.session)
+            .read(&self.s3)
             .await
-            .map_err(|e| {
-                if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
-                    Failure::session(format!(
-                        "s3://{}/{key} is gone; upload the session again",
-                        self.raw_bucket
-                    ))
-                } else {
-                    Failure::transient(format!(
-                        "cannot read s3://{}/{key}: {}",
-                        self.raw_bucket,
-                        describe_sdk_error(&e)
-                    ))
-                }
+            .map_err(|e| match e.class() {
+                // The preprocess role lists raw/* only under an s3:prefix condition, so a missing
+                // manifest may read as access denied (see labpipe_s3::error).
+                ErrorClass::NotFound | ErrorClass::AccessDenied => Failure::session(format!(
+                    "the manifest of {} is gone or not readable ({e}); upload the session again",
+                    item.session
+                )),
+                ErrorClass::Permanent => Failure::session(e.to_string()),
+                _ => Failure::transient(e.to_string()),
             })?;
-        let bytes = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| Failure::transient(format!("reading {key} was interrupted: {e}")))?
-            .into_bytes();
-        let sha = hex::encode(Sha256::digest(&bytes));
-        if item.manifest_sha256.as_deref() != Some(sha.as_str()) {
+        if item.manifest_sha256.as_deref() != Some(object.sha256.as_str()) {
             return Err(Failure::session(format!(
-                "manifest.json in s3://{}/{} changed after the session was cataloged (sha256 {sha}); raw data must not change — ask the operator to investigate",
-                self.raw_bucket,
-                session_prefix(&item.session)
+                "manifest.json in s3://{bucket}/{} changed after the session was cataloged (sha256 {}); raw data must not change — ask the operator to investigate",
+                session_prefix(&item.session),
+                object.sha256
             )));
         }
-        Manifest::from_json(&bytes)
-            .map_err(|e| Failure::session(format!("manifest.json cannot be read: {e}")))
+        Ok(object.manifest)
     }
 
     async fn put(&self, key: &str, body: ByteStream, content_type: &str) -> Result<(), Failure> {
@@ -354,16 +347,49 @@ impl Preprocess {
                 Failure::transient(format!(
                     "cannot write s3://{}/{key}: {}",
                     self.processed_bucket,
-                    describe_sdk_error(&e)
+                    labpipe_s3::describe(&e)
                 ))
             })?;
         Ok(())
     }
 }
 
-/// `v<N>/<session>/`.
+impl MessageHandler for Preprocess {
+    const STEP: &'static str = STEP;
+
+    async fn handle_message(&self, message: SqsMessage) -> Result<(), Failure> {
+        let request = parse_request(&message)?;
+        let span = info_span!("session", session = %request.session);
+        self.process_delivery(&request, batch::delivery_count(&message))
+            .instrument(span)
+            .await
+            .map(|_| ())
+    }
+
+    async fn fail_message(&self, message: &SqsMessage, reason: &str) -> Result<(), Failure> {
+        let request = parse_request(message)?;
+        let session = labpipe_core::SessionId::parse(&request.session).map_err(|e| {
+            Failure::session(format!("{} is not a session id: {e}", request.session))
+        })?;
+        error!(session = %request.session, step = STEP, reason = %reason, "session failed preprocessing");
+        self.catalog
+            .record_failure(&request.session, session.recorded_at(), STEP, reason)
+            .await?;
+        Ok(())
+    }
+}
+
+fn parse_request(message: &SqsMessage) -> Result<PreprocessRequest, Failure> {
+    let body = message.body.as_deref().unwrap_or_default();
+    serde_json::from_str(body).map_err(|e| {
+        error!(error = %e, "not a preprocessing request; it goes to the dead-letter queue");
+        Failure::transient(format!("not a preprocessing request: {e}"))
+    })
+}
+
+/// `v<N>/<session>/` (see [`labpipe_core::layout::processed_prefix`]).
 pub fn output_prefix(version: u32, session: &str) -> String {
-    format!("v{version}/{session}/")
+    labpipe_core::layout::processed_prefix(version, session)
 }
 
 fn content_type(name: &str) -> &'static str {

@@ -45,6 +45,8 @@ pub enum CatalogError {
         table: String,
         message: String,
         retryable: bool,
+        /// DynamoDB's error code, when it answered with one.
+        code: Option<String>,
     },
 }
 
@@ -55,6 +57,33 @@ impl CatalogError {
             CatalogError::Contention { .. } => true,
             CatalogError::Service { retryable, .. } => *retryable,
             _ => false,
+        }
+    }
+
+    /// True when no retry of the same request can succeed, whatever happens around it: a
+    /// request DynamoDB rejects as invalid, a change the session's status does not allow, a
+    /// malformed item, a conflicting manifest. A handler records such a failure instead of
+    /// retrying the message until it is dead-lettered.
+    ///
+    /// A missing table, denied access or unknown credentials are *not* permanent: they are the
+    /// deployment's fault, not the request's, and the message must survive (in the dead-letter
+    /// queue) until an operator fixes the stack and redrives it.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            CatalogError::Conflict { .. }
+            | CatalogError::InvalidTransition { .. }
+            | CatalogError::Malformed { .. }
+            | CatalogError::InvalidRecord { .. }
+            | CatalogError::NotFound { .. } => true,
+            CatalogError::Contention { .. } => false,
+            CatalogError::Service {
+                retryable, code, ..
+            } => {
+                !retryable
+                    && code
+                        .as_deref()
+                        .is_some_and(|c| PERMANENT_CODES.contains(&c))
+            }
         }
     }
 
@@ -84,6 +113,15 @@ const RETRYABLE_CODES: &[&str] = &[
     "LimitExceededException",
 ];
 
+/// DynamoDB error codes for a request that can never succeed as sent.
+const PERMANENT_CODES: &[&str] = &[
+    "ValidationException",
+    "SerializationException",
+    "ConditionalCheckFailedException",
+    "ItemCollectionSizeLimitExceededException",
+    "DuplicateItemException",
+];
+
 /// The service error code, when the call reached DynamoDB and it answered with one.
 pub(crate) fn error_code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<&str> {
     match err {
@@ -101,6 +139,7 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
+    let code = error_code(&err).map(str::to_string);
     let (retryable, message) = match &err {
         SdkError::ServiceError(e) => {
             let code = e.err().code().unwrap_or("unknown");
@@ -130,5 +169,61 @@ where
         table: table.to_string(),
         message,
         retryable,
+        code,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service_error(code: Option<&str>, retryable: bool) -> CatalogError {
+        CatalogError::Service {
+            operation: "UpdateItem",
+            table: "t".into(),
+            message: "m".into(),
+            retryable,
+            code: code.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn only_errors_no_retry_can_fix_are_permanent() {
+        let s = || "20210301_161221".to_string();
+        let permanent = [
+            service_error(Some("ValidationException"), false),
+            service_error(Some("ConditionalCheckFailedException"), false),
+            CatalogError::InvalidTransition {
+                session: s(),
+                from: Status::Failed,
+                to: Status::Processed,
+            },
+            CatalogError::Malformed {
+                session: s(),
+                reason: "r".into(),
+            },
+            CatalogError::Conflict {
+                session: s(),
+                existing: "a".into(),
+                incoming: "b".into(),
+            },
+        ];
+        for e in &permanent {
+            assert!(e.is_permanent(), "{e}");
+            assert!(!e.is_retryable(), "{e}");
+        }
+        let not_permanent = [
+            service_error(Some("ThrottlingException"), true),
+            service_error(Some("ResourceNotFoundException"), false),
+            service_error(Some("AccessDeniedException"), false),
+            service_error(None, false),
+            CatalogError::Contention {
+                session: s(),
+                attempts: 3,
+            },
+        ];
+        for e in &not_permanent {
+            assert!(!e.is_permanent(), "{e}");
+        }
     }
 }

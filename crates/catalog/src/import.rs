@@ -230,6 +230,7 @@ impl Catalog {
                         table: self.table().to_string(),
                         message: format!("the write was cancelled: {e}"),
                         retryable: true,
+                        code: None,
                     })
                 }
             };
@@ -273,6 +274,7 @@ impl Catalog {
                 batch.len()
             ),
             retryable: true,
+            code: None,
         })
     }
 }

@@ -110,6 +110,7 @@ impl Catalog {
                         table: self.table.clone(),
                         message: e.to_string(),
                         retryable: false,
+                        code: None,
                     })?,
             );
             // DynamoDB may return part of a batch as unprocessed when throttled; ask again
@@ -147,6 +148,7 @@ impl Catalog {
                                 "DynamoDB kept returning unprocessed keys (throttled); try again"
                                     .into(),
                             retryable: true,
+                            code: None,
                         });
                     }
                     tokio::time::sleep(std::time::Duration::from_millis(50 << round.min(5))).await;
@@ -748,6 +750,7 @@ pub async fn create_table(db: &Client, table: &str) -> Result<(), CatalogError> 
         table: table.to_string(),
         message: "table did not become active in time".into(),
         retryable: true,
+        code: None,
     })
 }
 

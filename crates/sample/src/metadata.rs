@@ -26,14 +26,18 @@ pub const REQUIRED_KEYS: [&str; 6] = [
 ];
 
 /// Values allowed for `sample_format`.
-pub const SAMPLE_FORMATS: [&str; 3] = ["int16", "int32", "float32"];
+pub const SAMPLE_FORMATS: [&str; 3] = [
+    SampleFormat::ALL[0].name(),
+    SampleFormat::ALL[1].name(),
+    SampleFormat::ALL[2].name(),
+];
 
 /// Values generated for `hardware_model`.
 pub const HARDWARE_MODELS: [&str; 3] = ["X200", "NeuroAmp-32", "BioRec Mk2"];
 
 /// Bytes per sample of a `sample_format` value, or `None` for an unknown format.
 pub fn sample_format_bytes(format: &str) -> Option<usize> {
-    SampleFormat::parse(format).map(SampleFormat::bytes)
+    labpipe_core::sample_format::bytes_per_sample(format)
 }
 
 /// Writes `entries` as `key: value` lines, in order and without deduplicating, so tests can
@@ -83,39 +87,8 @@ where
     Ok(out.into_bytes())
 }
 
-/// How samples are stored on disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum SampleFormat {
-    Int16,
-    Int32,
-    Float32,
-}
-
-impl SampleFormat {
-    pub(crate) fn parse(name: &str) -> Option<Self> {
-        match name {
-            "int16" => Some(Self::Int16),
-            "int32" => Some(Self::Int32),
-            "float32" => Some(Self::Float32),
-            _ => None,
-        }
-    }
-
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Self::Int16 => "int16",
-            Self::Int32 => "int32",
-            Self::Float32 => "float32",
-        }
-    }
-
-    pub(crate) fn bytes(self) -> usize {
-        match self {
-            Self::Int16 => 2,
-            Self::Int32 | Self::Float32 => 4,
-        }
-    }
-}
+/// How samples are stored on disk: the one definition in `labpipe-core`.
+pub(crate) use labpipe_core::SampleFormat;
 
 /// The recording setup of one session: what the amplifier was and how it stored samples.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -37,7 +37,8 @@
 //! request, [`files`] the single read of each file, [`journal`] and [`lock`] the local state.
 
 mod bucket;
-pub mod client;
+/// The S3 client, built by the gateway ([`labpipe_s3::client`]).
+pub use labpipe_s3::client;
 pub mod digest;
 mod error;
 pub mod event;
@@ -53,17 +54,18 @@ mod retry;
 mod run;
 mod throttle;
 
-pub use client::{s3_client, ClientOptions};
 pub use error::UploadError;
 pub use event::{Event, FileOutcome, SessionOutcome};
 pub use journal::Journal;
+pub use labpipe_s3::{s3_client, ClientOptions};
 pub use lock::{Holder, SessionLock};
 pub use run::{SessionResult, Upload, UploadOptions};
 
-/// Prefix of every raw object: `raw/<session id>/<relative path>`.
-pub const RAW_PREFIX: &str = "raw";
+/// Top folder of every raw object: `raw/<session id>/<relative path>` (see
+/// [`labpipe_core::layout`], where the layout is defined).
+pub const RAW_PREFIX: &str = labpipe_core::layout::RAW_ROOT;
 /// The manifest's file name inside the session prefix; written last.
-pub const MANIFEST_NAME: &str = "manifest.json";
+pub const MANIFEST_NAME: &str = labpipe_core::layout::MANIFEST_NAME;
 /// Smallest part S3 accepts (except the last one).
 pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 /// Largest part number S3 accepts.

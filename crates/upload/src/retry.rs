@@ -1,332 +1,47 @@
-//! Retries made visible. The SDK retries throttling, 5xx, timeouts and resets on its own (see
-//! [`crate::client`]) and a part gets extra rounds on top, so without this a flaky link looks
-//! exactly like a slow one. A [`RetryWatch`] rides along with one logical request (every round
-//! of it) as an SDK interceptor: it remembers why an attempt failed and, when the next attempt
-//! starts, reports it as [`Event::Retrying`]. Reporting at the start of the next attempt, not at
-//! the failure, means only failures that really are retried are counted.
+//! Retries as upload progress. The gateway's [`labpipe_s3::RetryWatch`] rides along with every
+//! request and reports each retried attempt with its reason; one on a key under
+//! `raw/<session>/` becomes [`Event::Retrying`], so a flaky link does not look like a slow one.
 
-use aws_sdk_s3::config::interceptors::{
-    BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
-};
-use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
-use aws_sdk_s3::error::{BoxError, ErrorMetadata};
-use aws_smithy_runtime_api::client::interceptors::context::Error as OperationError;
-use aws_smithy_runtime_api::client::orchestrator::{HttpResponse, Metadata, OrchestratorError};
-use std::error::Error as StdError;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
-use tokio::sync::mpsc::UnboundedSender;
+pub(crate) use labpipe_s3::RetryWatch;
+use labpipe_s3::{FromRetry, Retry};
 
 use crate::event::Event;
-use crate::RAW_PREFIX;
 
-/// Watches the attempts of one logical request on one key; clones share the count, so extra
-/// rounds continue the attempt numbers of the first.
-#[derive(Debug, Clone)]
-pub(crate) struct RetryWatch {
-    shared: Arc<Watched>,
-}
-
-#[derive(Debug)]
-struct Watched {
-    events: Option<UnboundedSender<Event>>,
-    key: String,
-    /// `(session, path)` when the key lies under `raw/<session>/`.
-    place: Option<(String, Option<String>)>,
-    attempts: AtomicU32,
-    last_failure: Mutex<Option<String>>,
-}
-
-impl RetryWatch {
-    pub(crate) fn new(events: Option<UnboundedSender<Event>>, key: &str) -> Self {
-        Self {
-            shared: Arc::new(Watched {
-                events,
-                key: key.into(),
-                place: session_and_path(key),
-                attempts: AtomicU32::new(0),
-                last_failure: Mutex::new(None),
-            }),
-        }
+impl FromRetry for Event {
+    fn from_retry(retry: &Retry) -> Option<Self> {
+        let place = retry.raw_place()?;
+        Some(Event::Retrying {
+            session: place.session.to_string(),
+            path: place.path.map(str::to_string),
+            operation: retry.operation.clone(),
+            attempt: retry.attempt,
+            reason: retry.reason.clone(),
+        })
     }
-}
-
-impl Intercept for RetryWatch {
-    fn name(&self) -> &'static str {
-        "LabpipeRetryWatch"
-    }
-
-    fn read_before_attempt(
-        &self,
-        _context: &BeforeTransmitInterceptorContextRef<'_>,
-        _runtime_components: &RuntimeComponents,
-        cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        let w = &self.shared;
-        let attempt = w.attempts.fetch_add(1, Ordering::Relaxed) + 1;
-        if attempt < 2 {
-            return Ok(());
-        }
-        let reason = w
-            .last_failure
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-            .unwrap_or_else(|| "unknown failure".into());
-        let operation = cfg
-            .load::<Metadata>()
-            .map(|m| m.name().to_string())
-            .unwrap_or_default();
-        tracing::info!(key = %w.key, operation = %operation, attempt, reason = %reason, "retrying a request");
-        if let (Some(tx), Some((session, path))) = (&w.events, &w.place) {
-            let _ = tx.send(Event::Retrying {
-                session: session.clone(),
-                path: path.clone(),
-                operation,
-                attempt,
-                reason,
-            });
-        }
-        Ok(())
-    }
-
-    fn read_after_attempt(
-        &self,
-        context: &FinalizerInterceptorContextRef<'_>,
-        _runtime_components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        let failure = match context.output_or_error() {
-            Some(Err(e)) => Some(failure_reason(e, context.response())),
-            _ => None,
-        };
-        *self
-            .shared
-            .last_failure
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = failure;
-        Ok(())
-    }
-}
-
-/// `raw/<session>/<path>` → `(session, Some(path))`, `raw/<session>/` → `(session, None)`; the
-/// inverse of [`crate::object_key`].
-fn session_and_path(key: &str) -> Option<(String, Option<String>)> {
-    let rest = key.strip_prefix(RAW_PREFIX)?.strip_prefix('/')?;
-    let (session, path) = rest.split_once('/')?;
-    if session.is_empty() {
-        return None;
-    }
-    Some((session.into(), (!path.is_empty()).then(|| path.to_string())))
-}
-
-/// A short, human reason for a failed attempt: `connection reset`, `timed out`,
-/// `HTTP 503 SlowDown`.
-pub(crate) fn failure_reason(
-    e: &OrchestratorError<OperationError>,
-    response: Option<&HttpResponse>,
-) -> String {
-    if e.is_timeout_error() {
-        return "timed out".into();
-    }
-    if let Some(c) = e.as_connector_error() {
-        if c.is_timeout() {
-            return "timed out".into();
-        }
-        return connection_reason(c);
-    }
-    if let Some(status) = response.map(|r| r.status().as_u16()).filter(|s| *s >= 300) {
-        let code = e
-            .as_operation_error()
-            .and_then(error_code)
-            .or_else(|| response.and_then(|r| code_in_body(r.body().bytes()?)));
-        return match code {
-            Some(code) => format!("HTTP {status} {code}"),
-            None => format!("HTTP {status}"),
-        };
-    }
-    innermost(e)
-}
-
-/// What happened to the connection, from the innermost I/O error when there is one.
-fn connection_reason(e: &(dyn StdError + 'static)) -> String {
-    let mut cur: Option<&(dyn StdError + 'static)> = Some(e);
-    while let Some(err) = cur {
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            use std::io::ErrorKind as K;
-            return match io.kind() {
-                K::ConnectionReset => "connection reset".into(),
-                K::ConnectionRefused => "connection refused".into(),
-                K::ConnectionAborted => "connection aborted".into(),
-                K::BrokenPipe | K::UnexpectedEof => "connection closed".into(),
-                K::TimedOut => "timed out".into(),
-                _ => io.to_string(),
-            };
-        }
-        cur = err.source();
-    }
-    // The HTTP client's own words, e.g. "connection closed before message completed".
-    let text = innermost(e);
-    let lower = text.to_ascii_lowercase();
-    match ["connection closed", "connection reset"]
-        .into_iter()
-        .find(|short| lower.contains(short))
-    {
-        Some(short) => short.into(),
-        None => text,
-    }
-}
-
-fn innermost(e: &(dyn StdError + 'static)) -> String {
-    let mut cur = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
-}
-
-/// The S3 error code (`SlowDown`, `InternalError`) of a failed operation, from the error
-/// metadata somewhere in its source chain.
-fn error_code(e: &OperationError) -> Option<String> {
-    let mut cur: Option<&(dyn StdError + 'static)> = Some(e);
-    while let Some(err) = cur {
-        if let Some(code) = err.downcast_ref::<ErrorMetadata>().and_then(|m| m.code()) {
-            return Some(code.to_string());
-        }
-        cur = err.source();
-    }
-    None
-}
-
-fn code_in_body(body: &[u8]) -> Option<String> {
-    let text = std::str::from_utf8(body).ok()?;
-    let start = text.find("<Code>")? + "<Code>".len();
-    let len = text[start..].find("</Code>")?;
-    Some(text[start..start + len].to_string()).filter(|c| !c.is_empty())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aws_sdk_s3::config::{Credentials, Region};
-    use aws_sdk_s3::error::ConnectorError;
-    use std::io::{Read, Write};
-    use std::net::TcpListener;
 
     #[test]
-    fn keys_map_back_to_session_and_path() {
-        assert_eq!(
-            session_and_path("raw/20210301_161221/sub/a.bin"),
-            Some(("20210301_161221".into(), Some("sub/a.bin".into())))
-        );
-        assert_eq!(
-            session_and_path("raw/20210301_161221/"),
-            Some(("20210301_161221".into(), None))
-        );
-        assert_eq!(session_and_path("raw/.labpipe-preflight"), None);
-        assert_eq!(session_and_path("processed/x/y"), None);
-    }
-
-    #[test]
-    fn reasons_are_short_and_human() {
-        let io = |kind| {
-            OrchestratorError::<OperationError>::connector(ConnectorError::io(Box::new(
-                std::io::Error::from(kind),
-            )))
+    fn retries_on_session_keys_become_events() {
+        let retry = |key: &str| Retry {
+            key: key.into(),
+            operation: "UploadPart".into(),
+            attempt: 3,
+            reason: "connection reset".into(),
         };
         assert_eq!(
-            failure_reason(&io(std::io::ErrorKind::ConnectionReset), None),
-            "connection reset"
-        );
-        assert_eq!(
-            failure_reason(&io(std::io::ErrorKind::UnexpectedEof), None),
-            "connection closed"
-        );
-        let timeout = OrchestratorError::<OperationError>::timeout("attempt took too long".into());
-        assert_eq!(failure_reason(&timeout, None), "timed out");
-        let hyper_words = OrchestratorError::<OperationError>::connector(ConnectorError::other(
-            "connection closed before message completed".into(),
-            None,
-        ));
-        assert_eq!(failure_reason(&hyper_words, None), "connection closed");
-        assert_eq!(
-            code_in_body(b"<Error><Code>SlowDown</Code><Message>m</Message></Error>").as_deref(),
-            Some("SlowDown")
-        );
-        assert_eq!(code_in_body(b"<Error></Error>"), None);
-    }
-
-    /// Answers the first request with `503 SlowDown`, the second with an object.
-    fn flaky_server() -> String {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        std::thread::spawn(move || {
-            for (n, conn) in listener.incoming().enumerate() {
-                let Ok(mut conn) = conn else { continue };
-                let mut seen = Vec::new();
-                let mut buf = [0u8; 4096];
-                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match conn.read(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(k) => seen.extend_from_slice(&buf[..k]),
-                    }
-                }
-                let (status, body) = if n == 0 {
-                    (
-                        "503 Service Unavailable",
-                        "<Error><Code>SlowDown</Code><Message>slow down</Message></Error>",
-                    )
-                } else {
-                    ("200 OK", "hello")
-                };
-                let _ = write!(
-                    conn,
-                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-            }
-        });
-        format!("http://{addr}")
-    }
-
-    #[tokio::test]
-    async fn a_retried_request_is_reported_with_its_reason() {
-        let conf = aws_sdk_s3::config::Builder::new()
-            .behavior_version_latest()
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("AKID", "SECRET", None, None, "test"))
-            .endpoint_url(flaky_server())
-            .force_path_style(true)
-            .retry_config(
-                aws_sdk_s3::config::retry::RetryConfig::standard()
-                    .with_max_attempts(3)
-                    .with_initial_backoff(std::time::Duration::from_millis(10)),
-            )
-            .build();
-        let s3 = aws_sdk_s3::Client::from_conf(conf);
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let key = crate::object_key("20210301_161221", "a.bin");
-        let got = s3
-            .get_object()
-            .bucket("b")
-            .key(&key)
-            .customize()
-            .interceptor(RetryWatch::new(Some(tx), &key))
-            .send()
-            .await
-            .expect("the second attempt succeeds");
-        let body = got.body.collect().await.unwrap().into_bytes();
-        assert_eq!(&body[..], b"hello");
-        let events: Vec<Event> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
-        assert_eq!(
-            events,
-            [Event::Retrying {
+            Event::from_retry(&retry(&crate::object_key("20210301_161221", "sub/a.bin"))),
+            Some(Event::Retrying {
                 session: "20210301_161221".into(),
-                path: Some("a.bin".into()),
-                operation: "GetObject".into(),
-                attempt: 2,
-                reason: "HTTP 503 SlowDown".into(),
-            }]
+                path: Some("sub/a.bin".into()),
+                operation: "UploadPart".into(),
+                attempt: 3,
+                reason: "connection reset".into(),
+            })
         );
+        assert_eq!(Event::from_retry(&retry("raw/.labpipe-preflight")), None);
     }
 }

@@ -10,11 +10,18 @@
 //! A manifest already cataloged with the same SHA-256 is a no-op, apart from re-sending the
 //! preprocessing request while the session is still `CATALOGED` (the first delivery may have died
 //! between the catalog write and the send); preprocessing itself is idempotent per version.
+//!
+//! Versions: the event names the manifest version that was written, and the manifest names the
+//! version of each object (on a versioned bucket), so ingest checks, and the catalog pins,
+//! exactly what the upload wrote. A *different* manifest for a session already cataloged (a
+//! second version at the key, which only a write around the upload can make) is recorded as a
+//! conflict event in the session's history; the session, its status and its outputs stay as
+//! they were.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_s3::types::ChecksumMode;
 use chrono::Utc;
-use labpipe_catalog::{Catalog, PutOutcome, SessionItem, Status};
+use labpipe_catalog::{Catalog, CatalogError, Level, PutOutcome, SessionItem, Status};
 use labpipe_core::manifest::MAX_MANIFEST_FILES;
 use labpipe_core::{Manifest, SessionId};
 use labpipe_s3::{ErrorClass, ManifestRead, S3Error};
@@ -173,8 +180,12 @@ impl Ingest {
             .version(version_id)
             .read(&self.s3)
             .await;
-        let (manifest, sha) = match read {
-            Ok(object) => (object.manifest, object.sha256),
+        let (manifest, sha, manifest_version) = match read {
+            Ok(object) => (
+                object.manifest,
+                object.sha256,
+                object.version_id.or(version_id.map(str::to_string)),
+            ),
             Err(S3Error::ManifestInvalid { source, .. }) => {
                 return Err(Failure::session(format!(
                     "manifest.json of {session} cannot be read: {source}; upload the session again with `labpipe upload`"
@@ -184,9 +195,24 @@ impl Ingest {
         };
 
         if let Some(existing) = self.catalog.get(session).await? {
-            if existing.manifest_sha256.as_deref() == Some(sha.as_str()) {
-                info!(status = %existing.status, "manifest already cataloged (duplicate event)");
-                return self.resend_if_waiting(&existing).await;
+            match existing.manifest_sha256.as_deref() {
+                Some(cataloged) if cataloged == sha => {
+                    info!(status = %existing.status, "manifest already cataloged (duplicate event)");
+                    return self.resend_if_waiting(&existing).await;
+                }
+                Some(cataloged) => {
+                    return self
+                        .record_conflict(
+                            bucket,
+                            key,
+                            session,
+                            cataloged,
+                            &sha,
+                            manifest_version.as_deref(),
+                        )
+                        .await;
+                }
+                None => {}
             }
         }
 
@@ -205,8 +231,25 @@ impl Ingest {
         self.verify_objects(bucket, session, &manifest).await?;
 
         let raw_prefix = format!("s3://{bucket}/{}", session_prefix(session));
-        let item = SessionItem::from_manifest(&manifest, &sha, &raw_prefix, Utc::now());
-        match self.catalog.put_new_session(&item).await? {
+        let mut item = SessionItem::from_manifest(&manifest, &sha, &raw_prefix, Utc::now());
+        item.manifest_version_id = manifest_version.clone();
+        let put = match self.catalog.put_new_session(&item).await {
+            Err(CatalogError::Conflict { existing, .. }) => {
+                // Another manifest was cataloged between our read and our write.
+                return self
+                    .record_conflict(
+                        bucket,
+                        key,
+                        session,
+                        &existing,
+                        &sha,
+                        manifest_version.as_deref(),
+                    )
+                    .await;
+            }
+            other => other?,
+        };
+        match put {
             PutOutcome::Created(item) => {
                 info!(
                     files = item.file_count,
@@ -228,6 +271,15 @@ impl Ingest {
     /// the role may list `raw/*` only under an `s3:prefix` condition, and to such a caller AWS
     /// answers a HEAD of a missing key with 403 (see [`labpipe_s3::error`]). A HEAD is made only
     /// for listed objects, for their checksums; access denied there means "not readable".
+    ///
+    /// A file the manifest pins to a version is checked at that version (a `HeadObject` with
+    /// `versionId`), whatever the current version at its key is: that version is what
+    /// preprocessing and `sync --raw` will read. A read of a given version needs
+    /// `s3:GetObjectVersion` rather than `s3:GetObject` (Amazon S3 API Reference, GetObject,
+    /// "versionId": <https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html>; HEAD
+    /// takes "the relevant read object (or version) permission":
+    /// <https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadObject.html>), which the ingest,
+    /// preprocess and reader roles hold on `raw/*`.
     async fn verify_objects(
         &self,
         bucket: &str,
@@ -240,6 +292,10 @@ impl Ingest {
             .map_err(|e| Failure::transient(e.to_string()))?;
         for file in &manifest.files {
             let key = format!("{prefix}{}", file.path);
+            if file.version_id.is_some() {
+                self.verify_object(bucket, &prefix, &key, file).await?;
+                continue;
+            }
             let Some(object) = listed.get(&key) else {
                 return Err(Failure::session(format!(
                     "{} is listed in manifest.json but missing from s3://{bucket}/{prefix}; run `labpipe upload` for this session again (it re-sends missing files)",
@@ -255,42 +311,96 @@ impl Ingest {
             if file.crc64nvme.is_none() {
                 continue;
             }
-            let head = self
-                .s3
-                .head_object()
-                .bucket(bucket)
-                .key(&key)
-                .checksum_mode(ChecksumMode::Enabled)
-                .send()
-                .await
-                .map_err(|e| {
-                    let e = S3Error::call("HeadObject", bucket, &key, &e);
-                    match e.class() {
-                        ErrorClass::NotFound | ErrorClass::AccessDenied => Failure::session(format!(
-                            "{} is listed in manifest.json but missing or not readable in s3://{bucket}/{prefix} ({e}); run `labpipe upload` for this session again, or check the ingest role's s3:GetObject on raw/*",
-                            file.path
-                        )),
-                        _ => Failure::transient(e.to_string()),
-                    }
-                })?;
-            let size = head.content_length().unwrap_or(-1);
-            if size != file.size as i64 {
-                return Err(Failure::session(format!(
-                    "{} is {size} bytes in s3://{bucket}/{prefix} but {} bytes in manifest.json: the object is not the checked file; upload the session again from the lab PC",
+            self.verify_object(bucket, &prefix, &key, file).await?;
+        }
+        Ok(())
+    }
+
+    /// One object (at the manifest's version, when it names one) has the listed size and
+    /// CRC64NVME.
+    async fn verify_object(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        key: &str,
+        file: &labpipe_core::ManifestFile,
+    ) -> Result<(), Failure> {
+        let version = file
+            .version_id
+            .as_deref()
+            .map(|v| format!(" (version {v})"))
+            .unwrap_or_default();
+        let head = self
+            .s3
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .set_version_id(file.version_id.clone())
+            .checksum_mode(ChecksumMode::Enabled)
+            .send()
+            .await
+            .map_err(|e| {
+                let e = S3Error::call("HeadObject", bucket, key, &e);
+                match e.class() {
+                    ErrorClass::NotFound | ErrorClass::AccessDenied => Failure::session(format!(
+                        "{}{version} is listed in manifest.json but missing or not readable in s3://{bucket}/{prefix} ({e}); run `labpipe upload` for this session again, or check the ingest role's s3:GetObject and s3:GetObjectVersion on raw/*",
+                        file.path
+                    )),
+                    _ => Failure::transient(e.to_string()),
+                }
+            })?;
+        let size = head.content_length().unwrap_or(-1);
+        if size != file.size as i64 {
+            return Err(Failure::session(format!(
+                    "{}{version} is {size} bytes in s3://{bucket}/{prefix} but {} bytes in manifest.json: the object is not the checked file; upload the session again from the lab PC",
                     file.path, file.size
                 )));
-            }
-            if let (Some(want), Some(got)) = (file.crc64nvme.as_deref(), head.checksum_crc64_nvme())
-            {
-                if want != got {
-                    return Err(Failure::session(format!(
-                        "{} in s3://{bucket}/{prefix} has CRC64NVME {got} but manifest.json says {want}: its bytes differ from the checked file; upload the session again from the lab PC",
+        }
+        if let (Some(want), Some(got)) = (file.crc64nvme.as_deref(), head.checksum_crc64_nvme()) {
+            if want != got {
+                return Err(Failure::session(format!(
+                        "{}{version} in s3://{bucket}/{prefix} has CRC64NVME {got} but manifest.json says {want}: its bytes differ from the checked file; upload the session again from the lab PC",
                         file.path
                     )));
-                }
-            } else {
-                warn!(file = %file.path, "no CRC64NVME on the object; its SHA-256 is verified during preprocessing");
             }
+        } else {
+            warn!(file = %file.path, "no CRC64NVME on the object; its SHA-256 is verified during preprocessing");
+        }
+        Ok(())
+    }
+
+    /// A different manifest for a session already cataloged: a conflict event in its history,
+    /// nothing else. The cataloged manifest (pinned by SHA-256 and version id) stays what
+    /// preprocessing and `sync --raw` read, so a processed session stays processed.
+    async fn record_conflict(
+        &self,
+        bucket: &str,
+        key: &str,
+        session: &str,
+        cataloged: &str,
+        incoming: &str,
+        version_id: Option<&str>,
+    ) -> Result<(), Failure> {
+        let version = version_id
+            .map(|v| format!(" (version {v})"))
+            .unwrap_or_default();
+        let message = format!(
+            "conflict: s3://{bucket}/{key}{version} has sha256 {incoming}, but the session was cataloged from sha256 {cataloged}; the session keeps its cataloged manifest and outputs. Raw data must not change: ask the operator to find out who wrote the second manifest (the bucket keeps both versions)"
+        );
+        warn!(
+            step = STEP,
+            cataloged,
+            incoming,
+            "a different manifest for a cataloged session; recorded as a conflict"
+        );
+        let recorded = self
+            .catalog
+            .append_event(session, STEP, Level::Error, &message)
+            .await?;
+        if !recorded {
+            return Err(Failure::transient(format!(
+                "cannot record the manifest conflict of {session}: its catalog entry is gone"
+            )));
         }
         Ok(())
     }

@@ -250,6 +250,16 @@ async fn put_manifest(stack: &Stack, s: &Session) {
 /// The S3 event notification exactly as S3 (and the emulator) sends it to SQS: keys
 /// URL-encoded.
 fn s3_event_message(bucket: &str, key: &str, message_id: &str) -> SqsMessage {
+    s3_event_message_at(bucket, key, None, message_id)
+}
+
+/// The same for a versioned bucket: the record names the version the write created.
+fn s3_event_message_at(
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+    message_id: &str,
+) -> SqsMessage {
     let encoded = key.replace('/', "%2F");
     let body = serde_json::json!({"Records": [{
         "eventVersion": "2.1",
@@ -264,7 +274,7 @@ fn s3_event_message(bucket: &str, key: &str, message_id: &str) -> SqsMessage {
             "s3SchemaVersion": "1.0",
             "configurationId": "manifest-to-ingest",
             "bucket": {"name": bucket, "ownerIdentity": {"principalId": "EXAMPLE"}, "arn": format!("arn:aws:s3:::{bucket}")},
-            "object": {"key": encoded, "size": 1234, "eTag": "0123456789abcdef", "sequencer": "0A1B2C3D4E5F678901"}
+            "object": {"key": encoded, "size": 1234, "eTag": "0123456789abcdef", "versionId": version_id, "sequencer": "0A1B2C3D4E5F678901"}
         }
     }]});
     let mut m = SqsMessage::default();
@@ -739,4 +749,150 @@ async fn a_run_that_keeps_dying_ends_failed_on_its_last_delivery() {
     assert_eq!(item.status, Status::Failed, "{:?}", item.status_message);
     let message = item.status_message.unwrap();
     assert!(message.contains("never finished"), "{message}");
+}
+
+/// Turns versioning on for the raw bucket, as the template's `VersioningConfiguration` does.
+async fn enable_versioning(stack: &Stack) {
+    stack
+        .clients
+        .s3
+        .put_bucket_versioning()
+        .bucket(&stack.config.raw_bucket)
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("enable versioning");
+}
+
+/// Puts `bytes` at `key` and returns the version id S3 gave the write.
+async fn put_version(stack: &Stack, key: &str, bytes: Vec<u8>) -> String {
+    stack
+        .clients
+        .s3
+        .put_object()
+        .bucket(&stack.config.raw_bucket)
+        .key(key)
+        .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
+        .body(ByteStream::from(bytes))
+        .send()
+        .await
+        .unwrap()
+        .version_id()
+        .expect("a versioned bucket names the version")
+        .to_string()
+}
+
+#[tokio::test]
+async fn pinned_versions_are_what_is_read_and_a_second_manifest_is_only_a_conflict() {
+    let stack = Stack::create(false).await;
+    enable_versioning(&stack).await;
+    let mut s = generate(9, 1_000_000);
+    // The upload's contract on a versioned bucket: each file's version in the manifest.
+    let mut versions = Vec::new();
+    for f in &s.manifest.files {
+        let bytes = std::fs::read(s.folder.join(&f.path)).unwrap();
+        let version = put_version(&stack, &format!("raw/{}/{}", s.id, f.path), bytes).await;
+        versions.push((f.path.clone(), Some(version)));
+    }
+    s.manifest
+        .pin_versions(versions.iter().map(|(p, v)| (p.as_str(), v.clone())));
+    let manifest_key = format!("raw/{}/manifest.json", s.id);
+    let first = put_version(&stack, &manifest_key, s.manifest.to_json().into_bytes()).await;
+
+    // A write around the upload makes a new current version of a data file.
+    let victim = s
+        .manifest
+        .files
+        .iter()
+        .find(|f| f.path.starts_with("rec_"))
+        .unwrap()
+        .path
+        .clone();
+    let mut altered = std::fs::read(s.folder.join(&victim)).unwrap();
+    altered[100] ^= 0xFF;
+    let victim_key = format!("raw/{}/{}", s.id, victim);
+    let current = put_version(&stack, &victim_key, altered).await;
+    assert_ne!(
+        Some(&current),
+        versions
+            .iter()
+            .find(|(p, _)| *p == victim)
+            .unwrap()
+            .1
+            .as_ref()
+    );
+
+    // Ingest checks the pinned versions, not the current one, and pins the manifest's version.
+    let ingest = stack.ingest();
+    let response = ingest
+        .handle(sqs_event(vec![s3_event_message_at(
+            &stack.config.raw_bucket,
+            &manifest_key,
+            Some(&first),
+            "m1",
+        )]))
+        .await;
+    assert!(response.batch_item_failures.is_empty());
+    let item = stack.catalog.get(&s.id).await.unwrap().expect("cataloged");
+    assert_eq!(item.status, Status::Cataloged, "{:?}", item.status_message);
+    assert_eq!(item.manifest_version_id.as_deref(), Some(first.as_str()));
+
+    // Preprocessing streams the pinned versions (their SHA-256 is checked while it reads).
+    let request = PreprocessRequest {
+        session: s.id.clone(),
+        pipeline_version: 1,
+    };
+    let preprocess = stack.preprocess();
+    let outcome = preprocess.process(&request).await.unwrap();
+    assert!(matches!(outcome, Outcome::Processed { .. }), "{outcome:?}");
+    let item = stack.catalog.get(&s.id).await.unwrap().unwrap();
+    assert_eq!(item.status, Status::Processed, "{:?}", item.status_message);
+    let outputs = stack.catalog.all_outputs(&s.id).await.unwrap();
+    let events_before = stack.catalog.events(&s.id).await.unwrap();
+
+    // A different second manifest at the key: a conflict event, nothing else.
+    let mut other = s.manifest.clone();
+    other.created_at += chrono::Duration::seconds(1);
+    let second = put_version(&stack, &manifest_key, other.to_json().into_bytes()).await;
+    let response = ingest
+        .handle(sqs_event(vec![s3_event_message_at(
+            &stack.config.raw_bucket,
+            &manifest_key,
+            Some(&second),
+            "m2",
+        )]))
+        .await;
+    assert!(response.batch_item_failures.is_empty(), "not retried");
+    let after = stack.catalog.get(&s.id).await.unwrap().unwrap();
+    assert_eq!(
+        after.status,
+        Status::Processed,
+        "{:?}",
+        after.status_message
+    );
+    assert_eq!(after.manifest_sha256, item.manifest_sha256);
+    assert_eq!(after.manifest_version_id.as_deref(), Some(first.as_str()));
+    assert_eq!(stack.catalog.all_outputs(&s.id).await.unwrap(), outputs);
+    let events = stack.catalog.events(&s.id).await.unwrap();
+    assert_eq!(events.len(), events_before.len() + 1, "{events:#?}");
+    let conflict = events.last().unwrap();
+    assert_eq!(conflict.status, None, "no transition: {conflict:?}");
+    assert_eq!(conflict.level, labpipe_catalog::Level::Error);
+    assert!(
+        conflict.message.starts_with("conflict:") && conflict.message.contains(&second),
+        "{}",
+        conflict.message
+    );
+
+    // A redelivered request still finds the session processed from its pinned manifest.
+    let outcome = preprocess.process(&request).await.unwrap();
+    assert!(matches!(outcome, Outcome::Skipped(_)), "{outcome:?}");
+    assert_eq!(
+        stack.catalog.get(&s.id).await.unwrap().unwrap().status,
+        Status::Processed
+    );
 }

@@ -43,6 +43,7 @@ REQUIRED_ACTIONS = {
     "ListObjectsV2": {"s3:ListBucket"},
     "HeadBucket": {"s3:ListBucket"},
     "HeadObject": {"s3:GetObject"},
+    "HeadObject (version id)": {"s3:GetObjectVersion"},
     "HeadObject (missing key → 404)": {"s3:ListBucket"},
     "GetObject": {"s3:GetObject"},
     "GetObject (version id)": {"s3:GetObjectVersion"},

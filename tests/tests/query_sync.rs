@@ -532,6 +532,7 @@ fn sync_include_dry_run_and_raw_files() {
                 },
                 sha256: sha(b),
                 crc64nvme: None,
+                version_id: None,
             })
             .collect(),
         findings: vec![],
@@ -650,6 +651,126 @@ fn sync_include_dry_run_and_raw_files() {
         "{}",
         stderr(&none)
     );
+}
+
+#[test]
+fn sync_raw_reads_the_versions_the_manifest_pins() {
+    let lab = runtime().block_on(Lab::new(10_000));
+    let raw_files = [
+        ("metadata.txt", bytes(120, 17)),
+        ("rec_001.bin", bytes(70_000, 18)),
+    ];
+    let put = |key: String, body: Vec<u8>| {
+        let s3 = lab.s3.clone();
+        let bucket = lab.raw.clone();
+        async move {
+            s3.put_object()
+                .bucket(bucket)
+                .key(key)
+                .body(body.into())
+                .send()
+                .await
+                .unwrap()
+                .version_id()
+                .expect("a versioned bucket names the version")
+                .to_string()
+        }
+    };
+    let manifest_key = format!("raw/{S2}/manifest.json");
+    runtime().block_on(async {
+        // As the template's raw bucket (`VersioningConfiguration: Enabled`).
+        lab.s3
+            .put_bucket_versioning()
+            .bucket(&lab.raw)
+            .versioning_configuration(
+                aws_sdk_s3::types::VersioningConfiguration::builder()
+                    .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let mut files = Vec::new();
+        for (p, b) in &raw_files {
+            let version = put(format!("raw/{S2}/{p}"), b.clone()).await;
+            files.push(ManifestFile {
+                path: p.to_string(),
+                size: b.len() as u64,
+                role: if p.ends_with(".txt") {
+                    FileRole::Metadata
+                } else {
+                    FileRole::Data
+                },
+                sha256: sha(b),
+                crc64nvme: None,
+                version_id: Some(version),
+            });
+        }
+        let manifest = Manifest {
+            format: labpipe_core::manifest::MANIFEST_FORMAT.into(),
+            session: SessionId::parse(S2).unwrap(),
+            recorded_at: recorded(S2),
+            created_at: Utc::now(),
+            tool_version: "test".into(),
+            verdict: Verdict::Pass,
+            total_bytes: raw_files.iter().map(|(_, b)| b.len() as u64).sum(),
+            metadata: Default::default(),
+            files,
+            findings: vec![],
+        };
+        let manifest_bytes = manifest.to_json().into_bytes();
+        let manifest_version = put(manifest_key.clone(), manifest_bytes.clone()).await;
+        // The catalog pins the manifest by its hash and version, as ingest records them.
+        let db = lab.catalog.client();
+        db.update_item()
+            .table_name(lab.catalog.table())
+            .key(
+                "pk",
+                aws_sdk_dynamodb::types::AttributeValue::S(format!("SESSION#{S2}")),
+            )
+            .key(
+                "sk",
+                aws_sdk_dynamodb::types::AttributeValue::S("META".into()),
+            )
+            .update_expression("SET manifest_sha256 = :m, manifest_version_id = :v")
+            .expression_attribute_values(
+                ":m",
+                aws_sdk_dynamodb::types::AttributeValue::S(sha(&manifest_bytes)),
+            )
+            .expression_attribute_values(
+                ":v",
+                aws_sdk_dynamodb::types::AttributeValue::S(manifest_version),
+            )
+            .send()
+            .await
+            .unwrap();
+        // Writes around the upload: new current versions of a data file and of the manifest.
+        put(format!("raw/{S2}/rec_001.bin"), bytes(70_000, 99)).await;
+        put(
+            manifest_key.clone(),
+            b"{\"format\":\"labpipe-manifest/1\"}".to_vec(),
+        )
+        .await;
+    });
+    let dest = lab.cwd.path().join("pinned");
+    let raw = lab.labpipe(&[
+        "sync",
+        "--where",
+        "hardware_model = NeuroAmp-32",
+        "--dest",
+        dest.to_str().unwrap(),
+        "--raw",
+        "--json",
+    ]);
+    assert!(raw.status.success(), "{}", stderr(&raw));
+    for (p, b) in &raw_files {
+        let local = dest.join(S2).join("raw").join(p);
+        assert_eq!(
+            std::fs::read(&local).unwrap(),
+            *b,
+            "{p}: the pinned version"
+        );
+    }
 }
 
 #[test]

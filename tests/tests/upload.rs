@@ -752,3 +752,101 @@ fn events_named(out: &[u8], kind: &str) -> Vec<Value> {
         .filter(|e| e["event"] == kind)
         .collect()
 }
+
+/// The manifest of `session` as the bucket holds it now.
+async fn remote_manifest(s3: &aws_sdk_s3::Client, bucket: &str, session: &str) -> Value {
+    let bytes = object_bytes(s3, bucket, &format!("raw/{session}/manifest.json")).await;
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_a_versioned_bucket_the_manifest_pins_each_object_version() {
+    let fx = Fixture::new(12_000_000, 17).await;
+    let run = Run::new(&fx.s3).await;
+    // As the template's raw bucket (`VersioningConfiguration: Enabled`).
+    fx.s3
+        .put_bucket_versioning()
+        .bucket(&run.bucket)
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let session = session_name(&fx.folder);
+    let out = fx.upload(&run, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Each file's version is the one S3 holds at its key (the only one there is).
+    let pinned = |manifest: &Value| -> BTreeMap<String, String> {
+        manifest["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                let version = f["version_id"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("no version id: {f}"));
+                (f["path"].as_str().unwrap().to_string(), version.to_string())
+            })
+            .collect()
+    };
+    let first = pinned(&remote_manifest(&fx.s3, &run.bucket, &session).await);
+    assert_eq!(first.len(), local_files(&fx.folder).len());
+    for (path, version) in &first {
+        let head = fx
+            .s3
+            .head_object()
+            .bucket(&run.bucket)
+            .key(format!("raw/{session}/{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.version_id(), Some(version.as_str()), "{path}");
+    }
+
+    // Without its manifest, a re-run settles every file from the journal (nothing sent) and
+    // the new manifest names the same versions, from the journal too.
+    fx.s3
+        .delete_object()
+        .bucket(&run.bucket)
+        .key(format!("raw/{session}/manifest.json"))
+        .send()
+        .await
+        .unwrap();
+    let again = fx.upload(&run, &[]);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert_eq!(summary(&again)["bytes_sent"].as_u64(), Some(0));
+    assert_eq!(
+        pinned(&remote_manifest(&fx.s3, &run.bucket, &session).await),
+        first
+    );
+
+    // An unversioned bucket gets a manifest without version ids, as before.
+    let plain = Run::new(&fx.s3).await;
+    let out = fx.upload(&plain, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let manifest = remote_manifest(&fx.s3, &plain.bucket, &session).await;
+    assert!(
+        manifest["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f.get("version_id").is_none()),
+        "{manifest}"
+    );
+}

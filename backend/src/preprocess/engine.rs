@@ -236,7 +236,16 @@ pub async fn run(
     for file in &manifest.files {
         let key = format!("{prefix}{}", file.path);
         let decode = is_signal(&file.path);
-        let mut object = s3.get_object().bucket(raw_bucket).key(&key).send().await.map_err(|e| {
+        // The version the manifest pins, when it names one: what ingest verified, whatever was
+        // written at the key since.
+        let mut object = s3
+            .get_object()
+            .bucket(raw_bucket)
+            .key(&key)
+            .set_version_id(file.version_id.clone())
+            .send()
+            .await
+            .map_err(|e| {
             let e = S3Error::call("GetObject", raw_bucket, &key, &e);
             match e.class() {
                 // To a role without unconditional s3:ListBucket a missing key reads as access

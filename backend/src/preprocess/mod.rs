@@ -307,11 +307,12 @@ impl Preprocess {
         Ok((outputs, out.warnings))
     }
 
-    /// The manifest the catalog entry was made from: read through the gateway (size-bounded) and
-    /// checked against the cataloged SHA-256.
+    /// The manifest the catalog entry was made from — the version the catalog pins, when it has
+    /// one — read through the gateway (size-bounded) and checked against the cataloged SHA-256.
     async fn read_manifest(&self, item: &SessionItem) -> Result<Manifest, Failure> {
         let bucket = &self.raw_bucket;
         let object = ManifestRead::session(bucket, &item.session)
+            .version(item.manifest_version_id.as_deref())
             .read(&self.s3)
             .await
             .map_err(|e| match e.class() {

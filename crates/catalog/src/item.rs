@@ -47,6 +47,9 @@ pub struct SessionItem {
     pub raw_prefix: Option<String>,
     /// SHA-256 of the manifest bytes this entry was cataloged from.
     pub manifest_sha256: Option<String>,
+    /// S3 version id of that manifest object, when the bucket is versioned: preprocessing and
+    /// `sync --raw` read exactly this version.
+    pub manifest_version_id: Option<String>,
     pub total_bytes: u64,
     pub file_count: u64,
     pub metadata: Metadata,
@@ -78,6 +81,7 @@ impl SessionItem {
             )),
             raw_prefix: Some(raw_prefix.to_string()),
             manifest_sha256: Some(manifest_sha256.to_string()),
+            manifest_version_id: None,
             total_bytes: manifest.total_bytes,
             file_count: manifest.files.len() as u64,
             metadata: manifest.metadata.clone(),
@@ -104,6 +108,7 @@ impl SessionItem {
             status_message: None,
             raw_prefix: None,
             manifest_sha256: None,
+            manifest_version_id: None,
             total_bytes: 0,
             file_count: 0,
             metadata: Metadata::new(),
@@ -130,6 +135,7 @@ impl SessionItem {
         opt(&mut item, "status_message", &self.status_message);
         opt(&mut item, "raw_prefix", &self.raw_prefix);
         opt(&mut item, "manifest_sha256", &self.manifest_sha256);
+        opt(&mut item, "manifest_version_id", &self.manifest_version_id);
         item.insert("total_bytes".into(), n(self.total_bytes));
         item.insert("file_count".into(), n(self.file_count));
         if let Some(v) = self.pipeline_version {
@@ -192,6 +198,7 @@ impl SessionItem {
             status_message: get_s(item, "status_message").map(str::to_string),
             raw_prefix: get_s(item, "raw_prefix").map(str::to_string),
             manifest_sha256: get_s(item, "manifest_sha256").map(str::to_string),
+            manifest_version_id: get_s(item, "manifest_version_id").map(str::to_string),
             total_bytes: get_n(item, "total_bytes").unwrap_or(0),
             file_count: get_n(item, "file_count").unwrap_or(0),
             metadata,
@@ -438,6 +445,7 @@ mod tests {
             status_message: None,
             raw_prefix: Some("s3://raw/raw/20210301_161221/".into()),
             manifest_sha256: Some("ab".into()),
+            manifest_version_id: Some("3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY".into()),
             total_bytes: 600,
             file_count: 3,
             metadata,

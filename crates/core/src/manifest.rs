@@ -3,7 +3,10 @@
 //! The upload writes `raw/<session>/manifest.json` *last*, after every file is in S3 and verified.
 //! A session without a manifest is incomplete by definition; the backend reacts only to manifests
 //! and verifies every object against it. So the manifest carries, for every file, what is needed to
-//! prove the object is the recorded one: size, SHA-256 and the S3 checksum.
+//! prove the object is the recorded one: size, SHA-256 and the S3 checksum — and, on a versioned
+//! bucket, the object version the upload created, so every reader fetches exactly that version
+//! and a later write at the same key (which the bucket policy forbids, but versioning would keep)
+//! changes nothing downstream.
 //!
 //! The JSON form is stable: fields in a fixed order, files sorted by path, metadata sorted by key,
 //! and a `format` tag so a future layout can be told apart.
@@ -52,6 +55,11 @@ pub struct ManifestFile {
     /// Base64 full-object CRC64NVME as S3 reports it, when the upload computed one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crc64nvme: Option<String>,
+    /// The S3 version id of the object holding this file, when the bucket returned one. Absent
+    /// on unversioned buckets and in manifests written before version ids were recorded:
+    /// readers then read the current version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
 }
 
 /// Why a manifest could not be built or read.
@@ -100,6 +108,7 @@ impl Manifest {
                 role: f.role,
                 sha256,
                 crc64nvme,
+                version_id: None,
             })
             .collect();
         files.sort_by(|a, b| a.path.cmp(&b.path));
@@ -115,6 +124,18 @@ impl Manifest {
             files,
             findings: report.findings.clone(),
         })
+    }
+
+    /// Records the object version id of each file, by path (files not named keep theirs).
+    pub fn pin_versions<'a>(
+        &mut self,
+        versions: impl IntoIterator<Item = (&'a str, Option<String>)>,
+    ) {
+        for (path, version_id) in versions {
+            if let Some(file) = self.files.iter_mut().find(|f| f.path == path) {
+                file.version_id = version_id;
+            }
+        }
     }
 
     /// The stable, pretty JSON written to S3.
@@ -192,6 +213,31 @@ mod tests {
             ]
         );
         assert!(json.contains("\"fatigue\": 2.0"));
+    }
+
+    #[test]
+    fn version_ids_are_recorded_and_manifests_without_them_still_read() {
+        let r = report();
+        let hashes = r
+            .files
+            .iter()
+            .map(|f| (format!("sha-{}", f.path), None))
+            .collect();
+        let mut m = Manifest::new(&r, hashes, Utc::now()).unwrap();
+        let unpinned = m.to_json();
+        assert!(!unpinned.contains("version_id"), "{unpinned}");
+        m.pin_versions([
+            ("b.bin", Some("v-b".to_string())),
+            ("a.bin", Some("v-a".to_string())),
+        ]);
+        let json = m.to_json();
+        let read = Manifest::from_json(json.as_bytes()).unwrap();
+        let versions: Vec<_> = read.files.iter().map(|f| f.version_id.as_deref()).collect();
+        assert_eq!(versions, [Some("v-a"), Some("v-b"), None]);
+        // A manifest written before version ids existed reads, with none.
+        let old = Manifest::from_json(unpinned.as_bytes()).unwrap();
+        assert!(old.files.iter().all(|f| f.version_id.is_none()));
+        assert_eq!(old.files.len(), 3);
     }
 
     #[test]

@@ -246,6 +246,7 @@ impl RangeGet {
             .get_object()
             .bucket(&bucket)
             .key(&key)
+            .set_version_id(version_id)
             .range(range.header())
             .set_version_id(version_id)
             .set_if_match(etag)

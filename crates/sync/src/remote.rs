@@ -26,7 +26,9 @@ pub struct RemoteFile {
     /// Pipeline version of a processed file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<u32>,
-    /// The S3 object version to read (a snapshot's); `None` reads the current one.
+    /// The S3 object version to read: a raw file's version as its manifest pins it (absent for
+    /// processed files, unversioned buckets and manifests that name none — then the current one),
+    /// or the exact version a snapshot saved.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version_id: Option<String>,
 }

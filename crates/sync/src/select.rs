@@ -3,7 +3,8 @@
 //! Processed files come from the session's `OUTPUT#v<N>` catalog record (never from listing the
 //! bucket: a half-written or stray object is not an output until preprocessing recorded it). Raw
 //! files come from the session's manifest (`raw/<session>/manifest.json`), which lists every raw
-//! file with its SHA-256 and is itself pinned by the catalog's `manifest_sha256`.
+//! file with its SHA-256 (and, on a versioned bucket, its object version) and is itself pinned by
+//! the catalog's `manifest_sha256` and `manifest_version_id`.
 
 use std::collections::BTreeMap;
 
@@ -167,10 +168,13 @@ pub async fn raw_files(
             },
         };
         let key = format!("{prefix}{RAW_MANIFEST}");
+        // The manifest version the catalog pins (when it has one), then each file at the version
+        // that manifest pins: exactly what ingest verified, whatever was written since.
         let out = s3
             .get_object()
             .bucket(&bucket)
             .key(&key)
+            .set_version_id(s.manifest_version_id.clone())
             .send()
             .await
             .map_err(|e| s3_error(&bucket, &key, e))?;
@@ -203,7 +207,7 @@ pub async fn raw_files(
                 size: f.size,
                 sha256: f.sha256.to_ascii_lowercase(),
                 version: None,
-                version_id: None,
+                version_id: f.version_id.clone(),
             });
         }
     }

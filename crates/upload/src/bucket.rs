@@ -53,6 +53,8 @@ pub(crate) struct ObjectState {
     pub size: u64,
     pub crc64nvme: Option<String>,
     pub etag: String,
+    /// The current version's id (see [`version_id`]).
+    pub version_id: Option<String>,
 }
 
 /// A part S3 holds for a multipart upload.
@@ -80,6 +82,28 @@ pub(crate) struct Written {
     pub etag: String,
     /// The full-object CRC64NVME S3 computed and stored, where it returns one.
     pub crc64nvme: Option<String>,
+    /// The version the write created (see [`version_id`]).
+    pub version_id: Option<String>,
+}
+
+/// An object proven to hold a file: its ETag and the version id the manifest records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Stored {
+    pub etag: String,
+    pub version_id: Option<String>,
+}
+
+/// The version id S3 answered with, as the manifest records it: on a versioned bucket every
+/// write gets a unique id, returned in `x-amz-version-id`; an unversioned bucket sends none, and
+/// one with versioning suspended sends `null` (Amazon S3 User Guide, "Adding objects to
+/// versioning-enabled buckets": <https://docs.aws.amazon.com/AmazonS3/latest/userguide/AddingObjectstoVersioningEnabledBuckets.html>,
+/// and API Reference, "Versioning": <https://docs.aws.amazon.com/AmazonS3/latest/API/postVersions.html>).
+/// `null` pins nothing (the next suspended-mode write replaces that version), so it is recorded
+/// as no version.
+pub(crate) fn version_id(answered: Option<&str>) -> Option<String> {
+    answered
+        .filter(|v| !v.is_empty() && *v != "null")
+        .map(str::to_string)
 }
 
 /// Why a write was not done.
@@ -234,6 +258,7 @@ impl RawBucket {
             size: o.content_length().unwrap_or(0).max(0) as u64,
             crc64nvme: o.checksum_crc64_nvme().map(String::from),
             etag: o.e_tag().unwrap_or_default().to_string(),
+            version_id: version_id(o.version_id()),
         })
     }
 
@@ -289,6 +314,7 @@ impl RawBucket {
             Ok(o) => Ok(Written {
                 etag: o.e_tag().unwrap_or_default().into(),
                 crc64nvme: o.checksum_crc64_nvme().map(String::from),
+                version_id: version_id(o.version_id()),
             }),
             Err(e) if is_precondition_failed(&e) => Err(WriteRefused::Exists),
             Err(e) => Err(WriteRefused::Failed(self.classify("PutObject", key, e))),
@@ -378,6 +404,7 @@ impl RawBucket {
             Ok(o) => Ok(Written {
                 etag: o.e_tag().unwrap_or_default().into(),
                 crc64nvme: o.checksum_crc64_nvme().map(String::from),
+                version_id: version_id(o.version_id()),
             }),
             Err(e) if is_precondition_failed(&e) || e.code() == Some("NoSuchUpload") => {
                 Err(WriteRefused::Exists)

@@ -56,6 +56,9 @@ pub struct DoneFile {
     /// The object's ETag when it was verified: a listing showing the same ETag proves the
     /// object is still this one without reading it back (absent in journals of older versions).
     pub etag: Option<String>,
+    /// The object version holding the file, for the manifest (absent in journals of older
+    /// versions and on unversioned buckets).
+    pub version_id: Option<String>,
 }
 
 /// File name of the journal inside the user's data folder.
@@ -115,19 +118,25 @@ impl Journal {
                  sha256 TEXT NOT NULL, crc64nvme TEXT NOT NULL, PRIMARY KEY (bucket, key));",
         )
         .map_err(|e| err(&e))?;
-        let has_etag: bool = conn
-            .query_row(
-                "SELECT COUNT(*) FROM pragma_table_info('done') WHERE name='etag'",
-                [],
-                |r| r.get::<_, i64>(0),
-            )
-            .map_err(|e| err(&e))?
-            > 0;
-        if !has_etag {
-            // Journals of earlier versions: their rows simply have no ETag (a re-run compares
-            // checksums once, then records it). Two processes may race here; the loser's
-            // "duplicate column" is harmless.
-            if let Err(e) = conn.execute_batch("ALTER TABLE done ADD COLUMN etag TEXT") {
+        // Columns added since the first release. Journals of earlier versions: their rows simply
+        // have no ETag (a re-run compares checksums once, then records it) and no version id
+        // (their manifest names no version for those files). Two processes may race here; the
+        // loser's "duplicate column" is harmless.
+        for column in ["etag", "version_id"] {
+            let has: bool = conn
+                .query_row(
+                    "SELECT COUNT(*) FROM pragma_table_info('done') WHERE name=?1",
+                    [column],
+                    |r| r.get::<_, i64>(0),
+                )
+                .map_err(|e| err(&e))?
+                > 0;
+            if has {
+                continue;
+            }
+            if let Err(e) =
+                conn.execute_batch(&format!("ALTER TABLE done ADD COLUMN {column} TEXT"))
+            {
                 if !e.to_string().contains("duplicate column") {
                     return Err(err(&e));
                 }
@@ -218,7 +227,7 @@ impl Journal {
     pub fn done_file(&self, bucket: &str, key: &str) -> Result<Option<DoneFile>, UploadError> {
         self.with(|c| {
             c.query_row(
-                "SELECT size, mtime, sha256, crc64nvme, etag FROM done WHERE bucket=?1 AND key=?2",
+                "SELECT size, mtime, sha256, crc64nvme, etag, version_id FROM done WHERE bucket=?1 AND key=?2",
                 params![bucket, key],
                 |r| {
                     Ok(DoneFile {
@@ -227,6 +236,7 @@ impl Journal {
                         sha256: r.get(2)?,
                         crc64nvme: r.get(3)?,
                         etag: r.get(4)?,
+                        version_id: r.get(5)?,
                     })
                 },
             )
@@ -237,8 +247,8 @@ impl Journal {
     pub fn record_done(&self, bucket: &str, key: &str, d: &DoneFile) -> Result<(), UploadError> {
         self.with(|c| {
             c.execute(
-                "INSERT OR REPLACE INTO done (bucket, key, size, mtime, sha256, crc64nvme, etag) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![bucket, key, d.size as i64, d.mtime, d.sha256, d.crc64nvme, d.etag],
+                "INSERT OR REPLACE INTO done (bucket, key, size, mtime, sha256, crc64nvme, etag, version_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![bucket, key, d.size as i64, d.mtime, d.sha256, d.crc64nvme, d.etag, d.version_id],
             )
             .map(drop)
         })
@@ -282,7 +292,7 @@ mod tests {
     }
 
     #[test]
-    fn journals_of_earlier_versions_gain_the_etag_column() {
+    fn journals_of_earlier_versions_gain_the_etag_and_version_columns() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("old.sqlite3");
         {
@@ -297,9 +307,13 @@ mod tests {
         }
         let j = Journal::open(&path).unwrap();
         let old = j.done_file("b", "k").unwrap().unwrap();
-        assert_eq!((old.size, old.etag), (1, None));
+        assert_eq!(
+            (old.size, old.etag, old.version_id.clone()),
+            (1, None, None)
+        );
         let d = DoneFile {
             etag: Some("e".into()),
+            version_id: Some("3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY".into()),
             ..old
         };
         j.record_done("b", "k", &d).unwrap();

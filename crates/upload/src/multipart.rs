@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinSet;
 
-use crate::bucket::{Parts, WriteRefused};
+use crate::bucket::{Parts, Stored, WriteRefused};
 use crate::digest::{crc_to_base64, CrcChain};
 use crate::files::{still_unchanged, FileDigest, SharedReader};
 use crate::journal::{JournalPart, OpenUpload};
@@ -32,7 +32,7 @@ struct SentParts {
 
 impl Upload {
     /// Sends `file` in parts, continuing `resume` (`Ok`) or starting an upload with the given part
-    /// size (`Err`); returns its digest and the object's ETag.
+    /// size (`Err`); returns its digest and the stored object.
     pub(crate) async fn multipart(
         &self,
         local: &Path,
@@ -41,7 +41,7 @@ impl Upload {
         resume: Result<OpenUpload, u64>,
         tally: &Arc<Tally>,
         progress: &Arc<FileProgress>,
-    ) -> Result<(FileDigest, String), UploadError> {
+    ) -> Result<(FileDigest, Stored), UploadError> {
         let i = &self.inner;
         let bucket = i.bucket.name();
         let (upload, held) = match resume {
@@ -101,8 +101,8 @@ impl Upload {
             Err(WriteRefused::Failed(e)) => return Err(e),
         };
         i.journal.end_upload(bucket, key, &upload.upload_id)?;
-        let etag = self.confirm(key, file.size, &crc_b64, written).await?;
-        Ok((sent.digest, etag))
+        let stored = self.confirm(key, file.size, &crc_b64, written).await?;
+        Ok((sent.digest, stored))
     }
 
     /// Creates the upload and records it in the journal right away.

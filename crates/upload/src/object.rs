@@ -10,7 +10,7 @@
 use labpipe_core::check::ReportFile;
 use std::path::Path;
 
-use crate::bucket::{ObjectState, WriteRefused, Written};
+use crate::bucket::{ObjectState, Stored, WriteRefused, Written};
 use crate::digest::crc_to_base64;
 use crate::event::FileOutcome;
 use crate::files::{digest_whole, FileDigest, SharedReader};
@@ -19,7 +19,7 @@ use crate::run::{Settled, Upload};
 use crate::UploadError;
 
 impl Upload {
-    /// One `PutObject` of a small file; returns its digest and the object's ETag.
+    /// One `PutObject` of a small file; returns its digest and the stored object.
     pub(crate) async fn put_small(
         &self,
         local: &Path,
@@ -27,7 +27,7 @@ impl Upload {
         file: &ReportFile,
         tally: &Tally,
         progress: &FileProgress,
-    ) -> Result<(FileDigest, String), UploadError> {
+    ) -> Result<(FileDigest, Stored), UploadError> {
         let i = &self.inner;
         let _slot = i
             .slots
@@ -51,28 +51,34 @@ impl Upload {
             Err(WriteRefused::Failed(e)) => return Err(e),
         };
         self.emit(progress.sent(tally, file.size));
-        let etag = self.confirm(key, file.size, &crc_b64, written).await?;
-        Ok((digest, etag))
+        let stored = self.confirm(key, file.size, &crc_b64, written).await?;
+        Ok((digest, stored))
     }
 
     /// A completed write is the object we meant: from the checksum S3 returned, else from a
-    /// `HeadObject`. Returns the object's ETag.
+    /// `HeadObject`. Returns the object's ETag and version id.
     pub(crate) async fn confirm(
         &self,
         key: &str,
         size: u64,
         crc_b64: &str,
         written: Written,
-    ) -> Result<String, UploadError> {
+    ) -> Result<Stored, UploadError> {
         match written.crc64nvme.as_deref() {
-            Some(c) if c == crc_b64 => Ok(written.etag),
+            Some(c) if c == crc_b64 => Ok(Stored {
+                etag: written.etag,
+                version_id: written.version_id,
+            }),
             Some(other) => {
                 Err(self.verify_failed(key, size, crc_b64, format!("crc64nvme {other}")))
             }
             None => {
                 let found = self.inner.bucket.head(key).await?;
                 if found.size == size && found.crc64nvme.as_deref() == Some(crc_b64) {
-                    Ok(found.etag)
+                    Ok(Stored {
+                        etag: found.etag,
+                        version_id: written.version_id.or(found.version_id),
+                    })
                 } else {
                     Err(self.verify_failed(
                         key,
@@ -110,6 +116,7 @@ impl Upload {
             Some(r) if r.size == size && r.crc64nvme.as_deref() == Some(crc_b64) => Ok(Written {
                 etag: r.etag,
                 crc64nvme: r.crc64nvme,
+                version_id: r.version_id,
             }),
             Some(r) => Err(self.conflict(key, &r, size, crc_b64)),
             None => Err(UploadError::S3 {
@@ -161,10 +168,15 @@ impl Upload {
             return Err(self.conflict(key, &remote, file.size, &crc_b64));
         }
         self.already_there(session, file);
-        self.verified(session, file, key, &digest, Some(remote.etag))?;
+        let stored = Stored {
+            etag: remote.etag,
+            version_id: remote.version_id,
+        };
+        self.verified(session, file, key, &digest, &stored)?;
         Ok(Settled {
             digest,
             outcome: FileOutcome::AlreadyUploaded,
+            version_id: stored.version_id,
         })
     }
 }

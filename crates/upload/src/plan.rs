@@ -295,6 +295,7 @@ mod tests {
                     sha256: "s".into(),
                     crc64nvme: "c".into(),
                     etag: Some(ETAG.trim_matches('"').into()),
+                    version_id: None,
                 }),
             },
         }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc::UnboundedSender, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::bucket::RawBucket;
+use crate::bucket::{RawBucket, Stored};
 use crate::digest::crc_to_base64;
 use crate::event::{Event, FileOutcome, SessionOutcome};
 use crate::files::{still_unchanged, FileDigest};
@@ -72,6 +72,8 @@ pub(crate) struct Inner {
 pub(crate) struct Settled {
     pub digest: FileDigest,
     pub outcome: FileOutcome,
+    /// The object version holding the file, when the bucket returned one.
+    pub version_id: Option<String>,
 }
 
 impl Upload {
@@ -249,12 +251,21 @@ impl Upload {
             .iter()
             .map(|s| (s.digest.sha256.clone(), Some(crc_to_base64(s.digest.crc))))
             .collect();
-        let manifest = Manifest::new(report, hashes, chrono::Utc::now()).map_err(|e| {
+        let mut manifest = Manifest::new(report, hashes, chrono::Utc::now()).map_err(|e| {
             UploadError::Invalid {
                 session: session.clone(),
                 detail: e.to_string(),
             }
         })?;
+        // Readers fetch exactly these versions, so a later write at a key changes nothing
+        // downstream.
+        manifest.pin_versions(
+            report
+                .files
+                .iter()
+                .zip(&settled)
+                .map(|(f, s)| (f.path.as_str(), s.version_id.clone())),
+        );
         // The manifest vouches for the local files as they are now: one last look at each.
         for file in &report.files {
             still_unchanged(&report.path.join(&file.path), file)?;
@@ -318,10 +329,15 @@ impl Upload {
                     crc: crate::digest::crc_from_base64(&done.crc64nvme).unwrap_or_default(),
                 };
                 self.already_there(session, file);
-                self.verified(session, file, &key, &digest, done.etag)?;
+                let stored = Stored {
+                    etag: done.etag.unwrap_or_default(),
+                    version_id: done.version_id,
+                };
+                self.verified(session, file, &key, &digest, &stored)?;
                 Ok(Settled {
                     digest,
                     outcome: FileOutcome::AlreadyUploaded,
+                    version_id: stored.version_id,
                 })
             }
             Action::Compare => self.compare(session, &local, &key, file).await,
@@ -331,34 +347,37 @@ impl Upload {
                 detail: format!("remote {remote_size} bytes, local {} bytes", file.size),
             }),
             Action::Put => {
-                let (digest, etag) = self.put_small(&local, &key, file, tally, &progress).await?;
+                let (digest, stored) = self.put_small(&local, &key, file, tally, &progress).await?;
                 self.uploaded(session, file, &progress);
-                self.verified(session, file, &key, &digest, Some(etag))?;
+                self.verified(session, file, &key, &digest, &stored)?;
                 Ok(Settled {
                     digest,
                     outcome: FileOutcome::Uploaded,
+                    version_id: stored.version_id,
                 })
             }
             Action::Resume { upload } => {
-                let (digest, etag) = self
+                let (digest, stored) = self
                     .multipart(&local, &key, file, Ok(upload), tally, &progress)
                     .await?;
                 self.uploaded(session, file, &progress);
-                self.verified(session, file, &key, &digest, Some(etag))?;
+                self.verified(session, file, &key, &digest, &stored)?;
                 Ok(Settled {
                     digest,
                     outcome: FileOutcome::Uploaded,
+                    version_id: stored.version_id,
                 })
             }
             Action::Start { part_size } => {
-                let (digest, etag) = self
+                let (digest, stored) = self
                     .multipart(&local, &key, file, Err(part_size), tally, &progress)
                     .await?;
                 self.uploaded(session, file, &progress);
-                self.verified(session, file, &key, &digest, Some(etag))?;
+                self.verified(session, file, &key, &digest, &stored)?;
                 Ok(Settled {
                     digest,
                     outcome: FileOutcome::Uploaded,
+                    version_id: stored.version_id,
                 })
             }
         }
@@ -395,14 +414,15 @@ impl Upload {
     }
 
     /// A file's object is proven equal to the local file: say so, and remember it in the journal
-    /// (with the object's ETag) so a re-run needs neither a read nor a request for it.
+    /// (with the object's ETag and version id) so a re-run needs neither a read nor a request for
+    /// it, and its manifest can still name the version.
     pub(crate) fn verified(
         &self,
         session: &str,
         file: &ReportFile,
         key: &str,
         digest: &FileDigest,
-        etag: Option<String>,
+        stored: &Stored,
     ) -> Result<(), UploadError> {
         let i = &self.inner;
         let crc_b64 = crc_to_base64(digest.crc);
@@ -420,7 +440,8 @@ impl Upload {
                 mtime: file.modified_unix,
                 sha256: digest.sha256.clone(),
                 crc64nvme: crc_b64,
-                etag: etag.filter(|e| !e.is_empty()),
+                etag: Some(stored.etag.clone()).filter(|e| !e.is_empty()),
+                version_id: stored.version_id.clone(),
             },
         )
     }

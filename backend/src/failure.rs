@@ -28,6 +28,20 @@ impl Failure {
     }
 }
 
+impl From<CatalogError> for Failure {
+    /// A catalog error no retry can fix (a manifest conflict, a change the session's status does
+    /// not allow, a request DynamoDB rejects as invalid, a malformed item) ends the session
+    /// `FAILED` with it as the reason; everything else (throttling, contention, a missing table or
+    /// role) is retried and, after a few attempts, dead-lettered for an operator to redrive.
+    fn from(e: CatalogError) -> Self {
+        if e.is_permanent() {
+            Failure::Session(e.to_string())
+        } else {
+            Failure::Transient(e.to_string())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -46,19 +60,5 @@ mod tests {
             attempts: 3,
         };
         assert!(Failure::from(busy).is_transient());
-    }
-}
-
-impl From<CatalogError> for Failure {
-    /// A catalog error no retry can fix (a manifest conflict, a change the session's status does
-    /// not allow, a request DynamoDB rejects as invalid, a malformed item) ends the session
-    /// `FAILED` with it as the reason; everything else (throttling, contention, a missing table or
-    /// role) is retried and, after a few attempts, dead-lettered for an operator to redrive.
-    fn from(e: CatalogError) -> Self {
-        if e.is_permanent() {
-            Failure::Session(e.to_string())
-        } else {
-            Failure::Transient(e.to_string())
-        }
     }
 }

@@ -248,7 +248,6 @@ impl RangeGet {
             .key(&key)
             .set_version_id(version_id)
             .range(range.header())
-            .set_version_id(version_id)
             .set_if_match(etag)
             .send()
             .await

@@ -4,7 +4,8 @@
 //! ever answering. Faults stop after a budget so every test ends.
 //!
 //! A fault is chosen when a connection is accepted but only applied, and only recorded, once the
-//! client starts a request on it. The HTTP client races a new connection against a pooled one
+//! client starts a request on it, together with that request's first line (method and target), so
+//! a test can tell which request each fault met. The HTTP client races a new connection against a pooled one
 //! and keeps whichever is not used idle (or drops it), so a connection can carry no request at
 //! all; a fault on such a connection meets no attempt and must not be counted as one that did.
 
@@ -26,9 +27,16 @@ pub enum Fault {
     Pass,
 }
 
+/// A fault that met a request: which, and the request line it met (`PUT /bucket/key?… HTTP/1.1`).
+#[derive(Debug, Clone)]
+pub struct Injected {
+    pub fault: Fault,
+    pub request: String,
+}
+
 pub struct FaultProxy {
     addr: SocketAddr,
-    pub injected: Arc<Mutex<Vec<Fault>>>,
+    injected: Arc<Mutex<Vec<Injected>>>,
 }
 
 impl FaultProxy {
@@ -67,8 +75,8 @@ impl FaultProxy {
                     if fault == Fault::Pass {
                         return serve(client, upstream, fault);
                     }
-                    if request_started(&client) {
-                        log.lock().unwrap().push(fault);
+                    if let Some(request) = request_line(&client) {
+                        log.lock().unwrap().push(Injected { fault, request });
                         serve(client, upstream, fault);
                     } else {
                         // Never used: closing it is what an idle timeout would do.
@@ -84,7 +92,7 @@ impl FaultProxy {
         format!("http://{}", self.addr)
     }
 
-    pub fn faults(&self) -> Vec<Fault> {
+    pub fn faults(&self) -> Vec<Injected> {
         self.injected.lock().unwrap().clone()
     }
 }
@@ -108,12 +116,23 @@ fn reset(s: &TcpStream) {
     let _ = s.shutdown(Shutdown::Both);
 }
 
-/// Waits (bounded) for the first byte of a request without consuming it.
-fn request_started(client: &TcpStream) -> bool {
+/// Waits (bounded) for the start of a request without consuming it; its first line as far as it
+/// has arrived, or `None` when the client never sends one.
+fn request_line(client: &TcpStream) -> Option<String> {
     let _ = client.set_read_timeout(Some(Duration::from_secs(30)));
-    let started = matches!(client.peek(&mut [0u8; 1]), Ok(n) if n > 0);
+    let mut head = [0u8; 512];
+    let seen = match client.peek(&mut head) {
+        Ok(n) if n > 0 => Some(
+            String::from_utf8_lossy(&head[..n])
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+        ),
+        _ => None,
+    };
     let _ = client.set_read_timeout(None);
-    started
+    seen
 }
 
 fn read_head(client: &mut TcpStream) {

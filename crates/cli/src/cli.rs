@@ -87,6 +87,16 @@ Exit codes: 0 = every folder was deleted or rightly kept, 1 = a folder could not
 credentials, permissions), 2 = usage error."
     )]
     Clean(CleanArgs),
+    /// Check a configuration end to end and say what to fix: credentials, stack outputs, buckets, catalog, queues, failures
+    #[command(
+        after_help = "Examples:\n  labpipe doctor\n  labpipe doctor --stack-outputs .labpipe/stack/outputs.json --json\n\n\
+Checks, in order: stack outputs readable; AWS credentials and region found; the raw bucket (list raw/) and the\n\
+processed bucket reachable with this identity; the catalog table ACTIVE; ingest and preprocess queue depths; both\n\
+dead-letter queues empty; no session FAILED in the last 7 days. Each line says ok / warn / skipped / FAIL and, when not\n\
+ok, what to do. Checks this identity's role may not make (a lab PC's role reads no queue) are skipped, not failed.\n\n\
+Exit codes: 0 = no check failed, 1 = a check failed, 2 = usage error."
+    )]
+    Doctor(DoctorArgs),
     /// Tools for demos and development (sample data)
     #[command(subcommand)]
     Dev(DevCommand),
@@ -332,6 +342,15 @@ pub struct CleanArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Print one JSON object {dry_run, folders: [{session, path, action, code, reason, files, bytes}], deleted, kept, bytes_freed}
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub stack: StackArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Print one JSON object {ok, checks: [{name, outcome, detail, fix}]} instead of lines
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]

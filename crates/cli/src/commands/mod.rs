@@ -3,6 +3,7 @@
 mod check;
 mod clean;
 mod dev;
+mod doctor;
 mod manual;
 mod query;
 mod status;
@@ -25,6 +26,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Query(args) => query::run(args),
         Command::Sync(args) => sync::run(args),
         Command::Clean(args) => clean::run(args),
+        Command::Doctor(args) => doctor::run(args),
         Command::Completions(args) => manual::completions(args),
         Command::Man(args) => manual::man_pages(args),
     }

@@ -86,6 +86,8 @@ def resources(t):
         "index": t.arn("CatalogTable") + "/index/by_month",
         "ingest queue": t.arn("IngestQueue"),
         "preprocess queue": t.arn("PreprocessQueue"),
+        "ingest dead-letter queue": t.arn("IngestDeadLetterQueue"),
+        "preprocess dead-letter queue": t.arn("PreprocessDeadLetterQueue"),
         "ingest log group": log("IngestLogGroup"),
         "preprocess log group": log("PreprocessLogGroup"),
     }

@@ -2,7 +2,8 @@
 //!
 //! Columns: `channel`, raw-unit statistics (`samples`, `mean`, `std`, `rms`, `min`, `max`, `flat`)
 //! from the engine, and band powers of the cleaned signal (`band_delta` 0.5–4 Hz, `band_theta`
-//! 4–8, `band_alpha` 8–13, `band_beta` 13–30, `band_gamma` 30–100 (capped at Nyquist),
+//! 4–8, `band_alpha` 8–13, `band_beta` 13–30, `band_gamma` 30–100 (capped at Nyquist; 30–45 from
+//! pipeline version 2 on, see [`bands`]),
 //! `total_power` 0.5 Hz–Nyquist) from Welch's method: 256-sample Hann segments, 50 % overlap,
 //! each segment's mean removed, one-sided density integrated over the band. Computed as frames
 //! stream in, so memory is one segment per channel.
@@ -30,7 +31,7 @@ pub const FILE_NAME: &str = "features.parquet";
 /// Welch segment length in samples of the cleaned signal (about 1 s at 250 Hz).
 pub const SEGMENT: usize = 256;
 
-/// `(column name, low Hz, high Hz)`; high is capped at the Nyquist frequency.
+/// `(column name, low Hz, high Hz)` of pipeline version 1; high is capped at the Nyquist frequency.
 pub const BANDS: [(&str, f64, f64); 5] = [
     ("band_delta", 0.5, 4.0),
     ("band_theta", 4.0, 8.0),
@@ -38,6 +39,25 @@ pub const BANDS: [(&str, f64, f64); 5] = [
     ("band_beta", 13.0, 30.0),
     ("band_gamma", 30.0, 100.0),
 ];
+
+/// Pipeline version 2: gamma stops at 45 Hz, below the 50/60 Hz mains frequency, whose
+/// interference dominated version 1's 30–100 Hz gamma power in unshielded rooms.
+pub const BANDS_V2: [(&str, f64, f64); 5] = [
+    ("band_delta", 0.5, 4.0),
+    ("band_theta", 4.0, 8.0),
+    ("band_alpha", 8.0, 13.0),
+    ("band_beta", 13.0, 30.0),
+    ("band_gamma", 30.0, 45.0),
+];
+
+/// The bands of a pipeline version.
+pub fn bands(pipeline_version: u32) -> &'static [(&'static str, f64, f64); 5] {
+    if pipeline_version >= 2 {
+        &BANDS_V2
+    } else {
+        &BANDS
+    }
+}
 
 const SCHEMA: &str = "message features {
   required int32 channel;
@@ -195,7 +215,7 @@ impl Step for FeatureTable {
         let layout = self.layout.clone().expect("start is called before finish");
         let fs = layout.output_rate_hz;
         let nyquist = fs / 2.0;
-        let mut bands: Vec<[f64; 6]> = Vec::with_capacity(self.channels.len());
+        let mut powers: Vec<[f64; 6]> = Vec::with_capacity(self.channels.len());
         let mut short = false;
         for w in &self.channels {
             let (psd, n) = if w.segments > 0 {
@@ -215,15 +235,15 @@ impl Step for FeatureTable {
                 (density(&p, n, 1, fs, &window), n)
             };
             let mut row = [0.0; 6];
-            for (i, (_, lo, hi)) in BANDS.iter().enumerate() {
+            for (i, (_, lo, hi)) in bands(layout.pipeline_version).iter().enumerate() {
                 row[i] = band_power(&psd, n, fs, *lo, hi.min(nyquist + 1e-9));
             }
             row[5] = band_power(&psd, n, fs, 0.5, nyquist + 1e-9);
-            bands.push(row);
+            powers.push(row);
         }
 
         let mut problems = Vec::new();
-        for (s, b) in raw.iter().zip(&bands) {
+        for (s, b) in raw.iter().zip(&powers) {
             let values = [s.mean, s.std, s.rms, s.min, s.max]
                 .into_iter()
                 .chain(b.iter().copied());
@@ -234,7 +254,7 @@ impl Step for FeatureTable {
                 ));
             }
         }
-        write_table(&self.path, &layout, raw, &bands)
+        write_table(&self.path, &layout, raw, &powers)
             .map_err(|e| Failure::transient(format!("cannot write {FILE_NAME}: {e}")))?;
         Ok(StepOutput {
             artifacts: vec![Artifact {
@@ -246,7 +266,7 @@ impl Step for FeatureTable {
                 "rows": raw.len(),
                 "welch_segment": SEGMENT,
                 "shorter_than_one_segment": short,
-                "bands_hz": BANDS.iter().map(|(name, lo, hi)| json!({"column": name, "low": lo, "high": hi.min(nyquist)})).collect::<Vec<_>>(),
+                "bands_hz": bands(layout.pipeline_version).iter().map(|(name, lo, hi)| json!({"column": name, "low": lo, "high": hi.min(nyquist)})).collect::<Vec<_>>(),
             }),
             problems,
         })
@@ -356,5 +376,63 @@ mod tests {
         let total = band_power(&psd, SEGMENT, fs, 0.5, 125.1);
         assert!((alpha - 2.0).abs() < 0.1, "alpha {alpha}");
         assert!(alpha / total > 0.98, "alpha share {}", alpha / total);
+    }
+
+    #[test]
+    fn version_2_measures_gamma_below_the_mains_frequency() {
+        let fs = 250.0;
+        // 60 Hz mains hum of amplitude 2 (power 2) on top of a 10 Hz rhythm.
+        let frames: Vec<f32> = (0..5000)
+            .map(|i| {
+                let t = i as f64 / fs;
+                (2.0 * (2.0 * std::f64::consts::PI * 60.0 * t).sin()
+                    + (2.0 * std::f64::consts::PI * 10.0 * t).sin()) as f32
+            })
+            .collect();
+        let mut gamma = Vec::new();
+        let mut files = Vec::new();
+        for version in [1, 2] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut table = FeatureTable::new();
+            let layout = SignalLayout {
+                session: "20210301_161221".into(),
+                pipeline_version: version,
+                channels: 1,
+                input_rate_hz: fs,
+                output_rate_hz: fs,
+                decimation: 1,
+                input_frames: 5000,
+                output_frames: 5000,
+            };
+            table.start(&layout, dir.path()).unwrap();
+            table.consume(&frames).unwrap();
+            let stats = ChannelStats {
+                channel: 0,
+                samples: 5000,
+                mean: 0.0,
+                std: 1.6,
+                rms: 1.6,
+                min: -3.0,
+                max: 3.0,
+                flat: false,
+            };
+            let out = table.finish(&[stats]).unwrap();
+            assert_eq!(out.summary["bands_hz"][4]["column"], "band_gamma");
+            let high = out.summary["bands_hz"][4]["high"].as_f64().unwrap();
+            let w = &table.channels[0];
+            let psd = density(&w.psd_sum, SEGMENT, w.segments, fs, &table.window);
+            gamma.push(band_power(&psd, SEGMENT, fs, 30.0, high));
+            files.push(std::fs::read(dir.path().join(FILE_NAME)).unwrap());
+        }
+        assert!(
+            (gamma[0] - 2.0).abs() < 0.15,
+            "v1 gamma holds the hum: {}",
+            gamma[0]
+        );
+        assert!(gamma[1] < 0.05, "v2 gamma leaves the hum out: {}", gamma[1]);
+        assert_ne!(
+            files[0], files[1],
+            "the two versions write different tables"
+        );
     }
 }

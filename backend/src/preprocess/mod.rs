@@ -31,7 +31,6 @@ use labpipe_catalog::{
 };
 use labpipe_core::Manifest;
 use labpipe_s3::{ErrorClass, ManifestRead};
-use serde::{Deserialize, Serialize};
 use tracing::{error, info, info_span, warn, Instrument};
 
 pub use engine::Pipeline;
@@ -50,12 +49,12 @@ pub const MAX_DELIVERIES: u32 = 3;
 /// Name of the run summary written next to the outputs.
 pub const SUMMARY_NAME: &str = "summary.json";
 
-/// The message on the preprocess queue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PreprocessRequest {
-    pub session: String,
-    pub pipeline_version: u32,
-}
+/// The message on the preprocess queue (its shape is shared with the operator's commands).
+pub use labpipe_queue::PreprocessRequest;
+
+/// The newest pipeline version this build knows. Version 2 measures gamma as 30–45 Hz instead of
+/// 30–100 Hz ([`features::bands`]); everything else is the same as version 1.
+pub const LATEST_PIPELINE_VERSION: u32 = 2;
 
 /// What happened to one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,6 +132,18 @@ impl Preprocess {
         delivery: u32,
     ) -> Result<Outcome, Failure> {
         let version = request.pipeline_version;
+        if !(1..=LATEST_PIPELINE_VERSION).contains(&version) {
+            // Not the session's fault and not transient: a request for a version this build does
+            // not have. Said in the session's history, status untouched.
+            let note = format!(
+                "pipeline v{version} requested, but this deployment knows v1 to v{LATEST_PIPELINE_VERSION}: request dropped; deploy a backend with v{version}, then run `labpipe reprocess` again"
+            );
+            warn!(pipeline_version = version, "{note}");
+            self.catalog
+                .append_event(&request.session, STEP, Level::Warning, &note)
+                .await?;
+            return Ok(Outcome::Skipped(note));
+        }
         let Some(item) = self.catalog.get(&request.session).await? else {
             warn!("session is not in the catalog; request dropped");
             return Ok(Outcome::Skipped("not in the catalog".into()));

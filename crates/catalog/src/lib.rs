@@ -25,6 +25,7 @@ mod item;
 pub mod query;
 mod status;
 mod store;
+pub mod stuck;
 
 pub use error::CatalogError;
 pub use import::{ImportSummary, SessionRecord};
@@ -34,3 +35,4 @@ pub use item::{
 };
 pub use status::{Status, UnknownStatus};
 pub use store::{create_table, Catalog, PutOutcome, BY_MONTH_INDEX, BY_STATUS_INDEX};
+pub use stuck::Stuck;

@@ -97,6 +97,34 @@ ok, what to do. Checks this identity's role may not make (a lab PC's role reads 
 Exit codes: 0 = no check failed, 1 = a check failed, 2 = usage error."
     )]
     Doctor(DoctorArgs),
+    /// Re-run preprocessing with another pipeline version for the sessions a filter selects
+    #[command(
+        after_help = "Examples:\n  labpipe reprocess --where 'date >= 2021-03-01' --pipeline-version 2 --dry-run\n  labpipe reprocess --where 'hardware_model = X200' --pipeline-version 2 --json\n\n\
+Sends one preprocessing request per selected session to the preprocess queue; the backend writes the outputs to\n\
+s3://PROCESSED/v<N>/<session>/ and records them in the catalog beside the other versions, whose files stay untouched.\n\
+Left out, with the reason: sessions never cataloged from a manifest, sessions a run holds now, and sessions already\n\
+processed at version N or later. Follow the runs with `labpipe status`; then `labpipe query --files --pipeline-version N`\n\
+and `labpipe sync --pipeline-version N` read the new outputs (without the flag: the version of each session's latest run).\n\
+The queue comes from $LABPIPE_PREPROCESS_QUEUE_URL, else PreprocessQueueUrl in the stack outputs file; the catalog\n\
+table as for `labpipe query`. Needs credentials that may send to the preprocess queue (an operator's, not the lab PC's).\n\n\
+Exit codes: 0 = every selected session was sent or rightly left out, 1 = no session matched, a send failed or the\n\
+catalog cannot be read, 2 = invalid filter or flags."
+    )]
+    Reprocess(ReprocessArgs),
+    /// Move dead-letter messages back to their queue, and re-run FAILED sessions whose cause is fixed
+    #[command(
+        after_help = "Examples:\n  labpipe redrive --dry-run                      # what sits in both dead-letter queues\n  labpipe redrive --queue preprocess             # move the preprocess dead-letter messages back\n  labpipe redrive --where 'session = \"20210301_161221\"' --json   # also re-run that FAILED session\n\n\
+A message lands in a dead-letter queue after repeated transient failures (the session stays CATALOGED and\n\
+`labpipe status` shows it STUCK). Fix the cause first (see the session's last error and the function's logs), then\n\
+redrive: each message is copied to its source queue and only then deleted from the dead-letter queue, and the\n\
+report names the session of each. With --where, the FAILED sessions the filter selects are re-run too: one that\n\
+failed ingest gets its manifest's event again (ingest re-checks every object), one that failed preprocessing a\n\
+request at the version that failed. A cause that is not fixed fails the session again with the same reason.\n\
+Queues come from $LABPIPE_{INGEST,PREPROCESS}[_DEAD_LETTER]_QUEUE_URL, else the stack outputs file. Needs an\n\
+operator's credentials (receive and delete on the dead-letter queues, send on the pipeline queues).\n\n\
+Exit codes: 0 = done (possibly nothing to move), 1 = a queue or the catalog cannot be used, 2 = invalid filter or flags."
+    )]
+    Redrive(RedriveArgs),
     /// Tools for demos and development (sample data)
     #[command(subcommand)]
     Dev(DevCommand),
@@ -346,6 +374,56 @@ pub struct CleanArgs {
     pub json: bool,
     #[command(flatten)]
     pub stack: StackArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReprocessArgs {
+    /// The filter selecting sessions, as in `labpipe query` (e.g. 'date >= 2021-03-01')
+    #[arg(long = "where", value_name = "FILTER")]
+    pub filter: String,
+    /// Pipeline version to process with; outputs go to v<N>/<session>/
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub pipeline_version: u32,
+    /// Show which sessions would be sent and which left out, send nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print one JSON object {pipeline_version, dry_run, queue, sent, skipped, sessions} instead of a table
+    #[arg(long)]
+    pub json: bool,
+    /// At most N sessions (oldest recording first)
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    #[command(flatten)]
+    pub stack: StackArgs,
+    #[command(flatten)]
+    pub schema: SchemaArg,
+}
+
+/// A step of the pipeline with a queue of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum QueueName {
+    Ingest,
+    Preprocess,
+}
+
+#[derive(Debug, Args)]
+pub struct RedriveArgs {
+    /// Only this step's dead-letter queue and FAILED sessions (default: both)
+    #[arg(long, value_enum, value_name = "QUEUE")]
+    pub queue: Option<QueueName>,
+    /// Also re-run the FAILED sessions this filter selects, e.g. 'session = "20210301_161221"'
+    #[arg(long = "where", value_name = "FILTER")]
+    pub filter: Option<String>,
+    /// List what would be moved and re-run; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print one JSON object {dry_run, dead_letters, failed, moved, resent} instead of a report
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub stack: StackArgs,
+    #[command(flatten)]
+    pub schema: SchemaArg,
 }
 
 #[derive(Debug, Args)]

@@ -25,7 +25,35 @@ pub struct Stack {
     pub raw_bucket: Option<String>,
     /// The outputs file consulted, for messages.
     pub outputs: Option<PathBuf>,
+    /// The pipeline's queues (`LABPIPE_*_QUEUE_URL`, else the outputs file), for the operator's
+    /// commands and the stuck-session reasons of `status`.
+    pub queues: QueueUrls,
+    /// The pipeline version new sessions get (`LABPIPE_PIPELINE_VERSION`, else `PipelineVersion`).
+    pub pipeline_version: Option<u32>,
 }
+
+/// The URLs of the pipeline's queues, each possibly unknown.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueUrls {
+    pub ingest: Option<String>,
+    pub preprocess: Option<String>,
+    pub ingest_dead_letter: Option<String>,
+    pub preprocess_dead_letter: Option<String>,
+}
+
+/// (environment variable, stack output) of each queue URL.
+pub const QUEUE_SOURCES: [(&str, &str); 4] = [
+    ("LABPIPE_INGEST_QUEUE_URL", "IngestQueueUrl"),
+    ("LABPIPE_PREPROCESS_QUEUE_URL", "PreprocessQueueUrl"),
+    (
+        "LABPIPE_INGEST_DEAD_LETTER_QUEUE_URL",
+        "IngestDeadLetterQueueUrl",
+    ),
+    (
+        "LABPIPE_PREPROCESS_DEAD_LETTER_QUEUE_URL",
+        "PreprocessDeadLetterQueueUrl",
+    ),
+];
 
 impl Stack {
     pub fn resolve(args: &StackArgs) -> Result<Stack> {
@@ -51,11 +79,30 @@ impl Stack {
                     .map(str::to_string)
             })
         };
+        let env = |var: &str| std::env::var(var).ok();
+        let [ingest, preprocess, ingest_dead_letter, preprocess_dead_letter] =
+            QUEUE_SOURCES.map(|(var, key)| pick(&env(var), key));
+        let pipeline_version = env("LABPIPE_PIPELINE_VERSION")
+            .filter(|v| !v.is_empty())
+            .or_else(|| {
+                from_file.get("PipelineVersion").map(|v| match v {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+            })
+            .and_then(|v| v.trim().parse().ok());
         Ok(Stack {
             table: pick(&args.table, "CatalogTable"),
             processed_bucket: pick(&args.processed_bucket, "ProcessedBucket"),
             raw_bucket: pick(&args.raw_bucket, "RawBucket"),
             outputs,
+            queues: QueueUrls {
+                ingest,
+                preprocess,
+                ingest_dead_letter,
+                preprocess_dead_letter,
+            },
+            pipeline_version,
         })
     }
 
@@ -68,6 +115,16 @@ impl Stack {
             .into()
         })
     }
+}
+
+/// A queue URL, or a usage error naming where it comes from.
+pub fn need_queue<'a>(url: &'a Option<String>, var: &str, output: &str) -> Result<&'a str> {
+    url.as_deref().ok_or_else(|| {
+        UsageError(format!(
+            "no {output} known: set {var}, or run where {OUTPUTS_FILE} of a deployed stack can be found (or point --stack-outputs at it)"
+        ))
+        .into()
+    })
 }
 
 fn find_outputs(start: &Path) -> Option<PathBuf> {

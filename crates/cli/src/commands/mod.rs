@@ -6,6 +6,8 @@ mod dev;
 mod doctor;
 mod manual;
 mod query;
+mod redrive;
+mod reprocess;
 mod status;
 mod sync;
 mod upload;
@@ -27,6 +29,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Sync(args) => sync::run(args),
         Command::Clean(args) => clean::run(args),
         Command::Doctor(args) => doctor::run(args),
+        Command::Reprocess(args) => reprocess::run(args),
+        Command::Redrive(args) => redrive::run(args),
         Command::Completions(args) => manual::completions(args),
         Command::Man(args) => manual::man_pages(args),
     }

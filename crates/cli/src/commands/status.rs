@@ -3,20 +3,28 @@
 //! With session ids: each session's status, the step and reason of its latest error, and its
 //! history. Without: the most recent sessions, newest first, with a count per status, so a
 //! technician sees at a glance what is stuck or failed.
+//!
+//! A session in `CATALOGED` or `PROCESSING` for longer than its step's budget
+//! (`labpipe_catalog::stuck`) shows `STUCK`, with the reason: a message for it in a dead-letter
+//! queue (read only when something is stuck, and only where the caller may read the queues),
+//! else its last error.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use labpipe_catalog::{Catalog, Event, Level, SessionItem, Status};
+use chrono::Utc;
+use labpipe_catalog::{Catalog, Event, Level, OutputRecord, SessionItem, Status, Stuck};
+use labpipe_queue::{DeadLetter, Queues};
 use serde::Serialize;
 
 use crate::cli::StatusArgs;
+use crate::config::QueueUrls;
 
 pub fn run(args: StatusArgs) -> Result<ExitCode> {
-    let table = crate::config::Stack::resolve(&args.stack)?
-        .table()?
-        .to_string();
+    let stack = crate::config::Stack::resolve(&args.stack)?;
+    let table = stack.table()?.to_string();
+    let queues = stack.queues.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -25,10 +33,14 @@ pub fn run(args: StatusArgs) -> Result<ExitCode> {
     runtime.block_on(async {
         let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         let catalog = Catalog::from_sdk(&sdk, table);
+        let dead = DeadLetterView {
+            queues: Queues::from_sdk(&sdk),
+            urls: queues,
+        };
         if args.sessions.is_empty() {
-            summary(&catalog, &args).await
+            summary(&catalog, &dead, &args).await
         } else {
-            details(&catalog, &args).await
+            details(&catalog, &dead, &args).await
         }
     })
 }
@@ -38,10 +50,135 @@ struct SessionStatus<'a> {
     #[serde(flatten)]
     item: &'a SessionItem,
     latest_error: Option<&'a Event>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stuck: Option<&'a StuckView>,
+    /// The outputs of every pipeline version the session was processed with, oldest first.
+    outputs: &'a [OutputRecord],
     events: &'a [Event],
 }
 
-async fn details(catalog: &Catalog, args: &StatusArgs) -> Result<ExitCode> {
+/// A stuck session as shown: how long, against which budget, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct StuckView {
+    #[serde(flatten)]
+    stuck: Stuck,
+    reason: String,
+    /// The dead-letter message that names the session, if one does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dead_letter: Option<DeadLetterRef>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct DeadLetterRef {
+    queue: &'static str,
+    message_id: String,
+    receive_count: Option<u64>,
+}
+
+/// The dead-letter queues, read once per command and only when a session is stuck.
+struct DeadLetterView {
+    queues: Queues,
+    urls: QueueUrls,
+}
+
+impl DeadLetterView {
+    /// Every dead-letter message by queue name, and a note for each queue that could not be read.
+    async fn read(&self) -> (Vec<(&'static str, DeadLetter)>, Vec<String>) {
+        let mut found = Vec::new();
+        let mut notes = Vec::new();
+        for (name, url) in [
+            ("ingest", &self.urls.ingest_dead_letter),
+            ("preprocess", &self.urls.preprocess_dead_letter),
+        ] {
+            let Some(url) = url else {
+                notes.push(format!("the {name} dead-letter queue is unknown (no {} output or LABPIPE_{}_DEAD_LETTER_QUEUE_URL)", if name == "ingest" { "IngestDeadLetterQueueUrl" } else { "PreprocessDeadLetterQueueUrl" }, name.to_uppercase()));
+                continue;
+            };
+            match self.queues.list(url).await {
+                Ok(messages) => found.extend(messages.into_iter().map(|m| (name, m))),
+                Err(e) => notes.push(format!("the {name} dead-letter queue cannot be read: {e}")),
+            }
+        }
+        (found, notes)
+    }
+
+    /// The stuck view of each stuck item (by session).
+    async fn explain(
+        &self,
+        stuck: &[(&SessionItem, Stuck, Option<&Event>)],
+    ) -> BTreeMap<String, StuckView> {
+        let mut out = BTreeMap::new();
+        if stuck.is_empty() {
+            return out;
+        }
+        let (letters, notes) = self.read().await;
+        for (item, s, last_error) in stuck {
+            let letter = letters
+                .iter()
+                .find(|(_, m)| m.session.as_deref() == Some(item.session.as_str()));
+            let (reason, dead_letter) = match letter {
+                Some((queue, m)) => (
+                    format!(
+                        "a message for it is in the {queue} dead-letter queue (received {} times): fix the cause (its last error, the {queue} function's logs), then `labpipe redrive --queue {queue}`",
+                        m.receive_count.unwrap_or(0)
+                    ),
+                    Some(DeadLetterRef {
+                        queue,
+                        message_id: m.message_id.clone(),
+                        receive_count: m.receive_count,
+                    }),
+                ),
+                None => {
+                    let mut reason = match last_error {
+                        Some(e) => format!(
+                            "no dead-letter message names it; last error ({} at {}): {}",
+                            e.step,
+                            e.at.format("%Y-%m-%d %H:%M:%S"),
+                            e.message
+                        ),
+                        None => "no dead-letter message names it and no error is recorded: check the preprocess function's errors and its queue's age alarm, then `labpipe reprocess` it".to_string(),
+                    };
+                    if !notes.is_empty() {
+                        reason.push_str(&format!(" ({})", notes.join("; ")));
+                    }
+                    (reason, None)
+                }
+            };
+            out.insert(
+                item.session.clone(),
+                StuckView {
+                    stuck: s.clone(),
+                    reason,
+                    dead_letter,
+                },
+            );
+        }
+        out
+    }
+}
+
+fn human_secs(secs: u64) -> String {
+    let (h, m) = (secs / 3600, secs % 3600 / 60);
+    match (h, m) {
+        (0, m) => format!("{m} min"),
+        (h, 0) => format!("{h} h"),
+        (h, m) => format!("{h} h {m} min"),
+    }
+}
+
+impl StuckView {
+    fn line(&self) -> String {
+        format!(
+            "{} for {} (budget {}): {}",
+            self.stuck.status,
+            human_secs(self.stuck.for_secs),
+            human_secs(self.stuck.budget_secs),
+            self.reason
+        )
+    }
+}
+
+async fn details(catalog: &Catalog, dead: &DeadLetterView, args: &StatusArgs) -> Result<ExitCode> {
     let mut bad = false;
     let mut found = Vec::new();
     let mut missing = Vec::new();
@@ -49,8 +186,9 @@ async fn details(catalog: &Catalog, args: &StatusArgs) -> Result<ExitCode> {
         match catalog.get(session).await? {
             Some(item) => {
                 let events = catalog.events(session).await?;
+                let outputs = catalog.all_outputs(session).await?;
                 bad |= item.status == Status::Failed;
-                found.push((item, events));
+                found.push((item, events, outputs));
             }
             None => {
                 bad = true;
@@ -58,13 +196,22 @@ async fn details(catalog: &Catalog, args: &StatusArgs) -> Result<ExitCode> {
             }
         }
     }
+    let now = Utc::now();
+    let stuck_items: Vec<_> = found
+        .iter()
+        .filter_map(|(item, events, _)| item.stuck(now).map(|s| (item, s, latest_error(events))))
+        .collect();
+    let stuck = dead.explain(&stuck_items).await;
+    bad |= !stuck.is_empty();
     if args.json {
         let mut out: Vec<serde_json::Value> = found
             .iter()
-            .map(|(item, events)| {
+            .map(|(item, events, outputs)| {
                 serde_json::to_value(SessionStatus {
                     item,
                     latest_error: latest_error(events),
+                    stuck: stuck.get(&item.session),
+                    outputs,
                     events,
                 })
                 .expect("status serialises")
@@ -75,8 +222,8 @@ async fn details(catalog: &Catalog, args: &StatusArgs) -> Result<ExitCode> {
         ));
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        for (item, events) in &found {
-            print_session(item, events);
+        for (item, events, outputs) in &found {
+            print_session(item, events, outputs, stuck.get(&item.session));
         }
         for s in &missing {
             println!(
@@ -96,8 +243,19 @@ fn latest_error(events: &[Event]) -> Option<&Event> {
     events.iter().rev().find(|e| e.level == Level::Error)
 }
 
-fn print_session(item: &SessionItem, events: &[Event]) {
-    println!("{}  {}", item.session, item.status);
+fn print_session(
+    item: &SessionItem,
+    events: &[Event],
+    outputs: &[OutputRecord],
+    stuck: Option<&StuckView>,
+) {
+    match stuck {
+        Some(s) => {
+            println!("{}  STUCK ({})", item.session, item.status);
+            println!("  stuck      {}", s.line());
+        }
+        None => println!("{}  {}", item.session, item.status),
+    }
     println!(
         "  recorded   {}",
         item.recorded_at.format("%Y-%m-%d %H:%M:%S")
@@ -124,7 +282,18 @@ fn print_session(item: &SessionItem, events: &[Event]) {
         labpipe_core::units::human_bytes(item.total_bytes)
     );
     if let Some(v) = item.pipeline_version {
-        println!("  pipeline   v{v}");
+        println!("  pipeline   v{v} (latest run)");
+    }
+    for o in outputs {
+        println!(
+            "  outputs v{:<2} {} files ({}) in s3://{}/{}, {}",
+            o.version,
+            o.files.len(),
+            labpipe_core::units::human_bytes(o.files.iter().map(|f| f.size).sum()),
+            o.bucket,
+            o.prefix,
+            o.created_at.format("%Y-%m-%d %H:%M:%S")
+        );
     }
     if let Some(p) = &item.raw_prefix {
         println!("  raw        {p}");
@@ -155,10 +324,31 @@ fn print_session(item: &SessionItem, events: &[Event]) {
     println!();
 }
 
-async fn summary(catalog: &Catalog, args: &StatusArgs) -> Result<ExitCode> {
+#[derive(Serialize)]
+struct SummaryLine<'a> {
+    #[serde(flatten)]
+    item: &'a SessionItem,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stuck: Option<&'a StuckView>,
+}
+
+async fn summary(catalog: &Catalog, dead: &DeadLetterView, args: &StatusArgs) -> Result<ExitCode> {
     let recent = catalog.list_recent(args.limit).await?;
+    let now = Utc::now();
+    let stuck_items: Vec<_> = recent
+        .iter()
+        .filter_map(|item| item.stuck(now).map(|s| (item, s, None)))
+        .collect();
+    let stuck = dead.explain(&stuck_items).await;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&recent)?);
+        let lines: Vec<SummaryLine> = recent
+            .iter()
+            .map(|item| SummaryLine {
+                item,
+                stuck: stuck.get(&item.session),
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&lines)?);
         return Ok(ExitCode::SUCCESS);
     }
     if recent.is_empty() {
@@ -169,7 +359,10 @@ async fn summary(catalog: &Catalog, args: &StatusArgs) -> Result<ExitCode> {
     for item in &recent {
         *counts.entry(item.status).or_default() += 1;
     }
-    let counts: Vec<String> = counts.iter().map(|(s, n)| format!("{s} {n}")).collect();
+    let mut counts: Vec<String> = counts.iter().map(|(s, n)| format!("{s} {n}")).collect();
+    if !stuck.is_empty() {
+        counts.push(format!("STUCK {}", stuck.len()));
+    }
     println!(
         "{} most recent sessions: {}",
         recent.len(),
@@ -180,7 +373,11 @@ async fn summary(catalog: &Catalog, args: &StatusArgs) -> Result<ExitCode> {
         "SESSION", "RECORDED", "STATUS", "STEP"
     );
     for item in &recent {
-        let message = item.status_message.as_deref().unwrap_or("");
+        let stuck_line = stuck.get(&item.session).map(StuckView::line);
+        let message = stuck_line
+            .as_deref()
+            .or(item.status_message.as_deref())
+            .unwrap_or("");
         let short: String = if message.chars().count() > 90 {
             format!("{}…", message.chars().take(89).collect::<String>())
         } else {
@@ -190,7 +387,11 @@ async fn summary(catalog: &Catalog, args: &StatusArgs) -> Result<ExitCode> {
             "{:<16} {:<19} {:<10} {:<10} {}",
             item.session,
             item.recorded_at.format("%Y-%m-%d %H:%M:%S"),
-            item.status.as_str(),
+            if stuck.contains_key(&item.session) {
+                "STUCK"
+            } else {
+                item.status.as_str()
+            },
             item.status_step.as_deref().unwrap_or(""),
             short
         );

@@ -1,0 +1,212 @@
+//! Which sessions a reprocessing or redrive run sends, and why it leaves the others: pure rules
+//! over catalog entries, so `--dry-run` shows exactly what a real run does.
+
+use labpipe_catalog::{Event, SessionItem, Status};
+
+use crate::message::PreprocessRequest;
+
+/// The catalog step name the backend writes with preprocessing's status changes.
+pub const PREPROCESS_STEP: &str = "preprocess";
+/// The catalog step name the backend writes with ingest's status changes.
+pub const INGEST_STEP: &str = "ingest";
+
+/// What to do with one session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Send this preprocessing request.
+    Preprocess(PreprocessRequest),
+    /// Send an S3 event for the session's manifest to the ingest queue.
+    Ingest,
+    /// Leave it; the reason says why and what to do instead.
+    Skip(String),
+}
+
+/// Whether `labpipe reprocess --pipeline-version version` sends a request for `item`.
+///
+/// Mirrors what the preprocess handler would do with the request, so nothing is sent that the
+/// backend would drop: a session never cataloged from a manifest has nothing to process; one a
+/// run holds now is left to that run (a second request would only bounce off the claim until it
+/// lands in the dead-letter queue); one already processed at this version or a later one is
+/// skipped by the backend (outputs of a version are written once).
+pub fn reprocess(item: &SessionItem, version: u32) -> Decision {
+    if item.manifest_sha256.is_none() {
+        return Decision::Skip(format!(
+            "never cataloged from a manifest ({}): nothing to process; see `labpipe status {}`",
+            item.status, item.session
+        ));
+    }
+    match item.status {
+        Status::Processing => Decision::Skip(
+            "a preprocessing run holds it now; reprocess it once it is PROCESSED or FAILED".into(),
+        ),
+        Status::Processed if item.pipeline_version.is_some_and(|v| v >= version) => {
+            Decision::Skip(format!(
+                "already processed at pipeline version {}",
+                item.pipeline_version.unwrap_or(version)
+            ))
+        }
+        Status::Cataloged | Status::Processed | Status::Failed => {
+            Decision::Preprocess(PreprocessRequest {
+                session: item.session.clone(),
+                pipeline_version: version,
+            })
+        }
+        other => Decision::Skip(format!("status {other}: not cataloged yet")),
+    }
+}
+
+/// What `labpipe redrive` re-sends for a `FAILED` session, given its history and the stack's
+/// pipeline version for new sessions.
+///
+/// A session that failed ingest before it was cataloged (no manifest hash) gets its manifest's
+/// S3 event again: ingest re-reads the manifest and re-checks every object, so a fixed cause (a
+/// missing object uploaded since, a permission repaired) lets it through, and an unfixed one fails
+/// again with the same reason. A session that failed preprocessing gets a request for the
+/// version of the run that failed. Anything else failed for a reason re-sending cannot change.
+pub fn redrive_failed(item: &SessionItem, events: &[Event], default_version: u32) -> Decision {
+    if item.status != Status::Failed {
+        return Decision::Skip(format!("status {}: not FAILED", item.status));
+    }
+    if item.manifest_sha256.is_none() {
+        return Decision::Ingest;
+    }
+    if item.status_step.as_deref() == Some(PREPROCESS_STEP) {
+        let version = failed_run_version(events)
+            .or(item.pipeline_version)
+            .unwrap_or(default_version);
+        return Decision::Preprocess(PreprocessRequest {
+            session: item.session.clone(),
+            pipeline_version: version,
+        });
+    }
+    Decision::Skip(format!(
+        "failed at {} after it was cataloged: {}; re-sending cannot change that",
+        item.status_step.as_deref().unwrap_or("an unknown step"),
+        item.status_message
+            .as_deref()
+            .unwrap_or("no reason recorded")
+    ))
+}
+
+/// The pipeline version of the session's latest preprocessing run, from the history event the
+/// backend writes when a run claims the session (`PROCESSING`, message `pipeline v<N> started`).
+pub fn failed_run_version(events: &[Event]) -> Option<u32> {
+    events
+        .iter()
+        .rev()
+        .filter(|e| e.status == Some(Status::Processing) && e.step == PREPROCESS_STEP)
+        .find_map(|e| {
+            let rest = e.message.strip_prefix("pipeline v")?;
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().ok()
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use labpipe_catalog::Level;
+
+    fn item(status: Status, version: Option<u32>, manifest: bool) -> SessionItem {
+        let recorded = chrono::NaiveDate::from_ymd_opt(2021, 3, 1)
+            .unwrap()
+            .and_hms_opt(16, 12, 21)
+            .unwrap();
+        let mut item = SessionItem::placeholder("20210301_161221", recorded, status, Utc::now());
+        item.pipeline_version = version;
+        if manifest {
+            item.manifest_sha256 = Some("ab".repeat(32));
+        }
+        item
+    }
+
+    fn event(status: Option<Status>, step: &str, message: &str) -> Event {
+        Event {
+            at: Utc::now(),
+            seq: 1,
+            status,
+            from: None,
+            step: step.into(),
+            level: Level::Info,
+            message: message.into(),
+        }
+    }
+
+    fn sends(d: &Decision) -> Option<u32> {
+        match d {
+            Decision::Preprocess(r) => Some(r.pipeline_version),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn reprocess_sends_only_what_the_backend_would_run() {
+        use Status::*;
+        for (status, current, manifest, version, sent) in [
+            (Processed, Some(1), true, 2, true),
+            (Processed, Some(2), true, 2, false),
+            (Processed, Some(3), true, 2, false),
+            (Cataloged, None, true, 2, true),
+            (Failed, Some(1), true, 2, true),
+            (Failed, None, false, 2, false),
+            (Processing, Some(1), true, 2, false),
+            (Uploaded, None, true, 2, false),
+        ] {
+            let d = reprocess(&item(status, current, manifest), version);
+            assert_eq!(
+                sends(&d),
+                sent.then_some(version),
+                "{status} at {current:?}: {d:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn redrive_re_runs_the_step_that_failed_at_its_version() {
+        let never_cataloged = item(Status::Failed, None, false);
+        assert_eq!(redrive_failed(&never_cataloged, &[], 1), Decision::Ingest);
+
+        let mut failed_v2 = item(Status::Failed, Some(1), true);
+        failed_v2.status_step = Some(PREPROCESS_STEP.into());
+        let history = [
+            event(
+                Some(Status::Processing),
+                PREPROCESS_STEP,
+                "pipeline v1 started",
+            ),
+            event(
+                Some(Status::Processed),
+                PREPROCESS_STEP,
+                "pipeline v1: 3 outputs",
+            ),
+            event(
+                Some(Status::Processing),
+                PREPROCESS_STEP,
+                "pipeline v2 started",
+            ),
+            event(
+                Some(Status::Failed),
+                PREPROCESS_STEP,
+                "ch02.bin cannot be decoded",
+            ),
+        ];
+        assert_eq!(failed_run_version(&history), Some(2));
+        assert_eq!(sends(&redrive_failed(&failed_v2, &history, 1)), Some(2));
+        // No run in the history: the session's version, else the stack's.
+        assert_eq!(sends(&redrive_failed(&failed_v2, &[], 7)), Some(1));
+        failed_v2.pipeline_version = None;
+        assert_eq!(sends(&redrive_failed(&failed_v2, &[], 7)), Some(7));
+
+        let mut conflict = item(Status::Failed, None, true);
+        conflict.status_step = Some(INGEST_STEP.into());
+        assert!(matches!(
+            redrive_failed(&conflict, &[], 1),
+            Decision::Skip(_)
+        ));
+        assert!(matches!(
+            redrive_failed(&item(Status::Processed, Some(1), true), &[], 1),
+            Decision::Skip(_)
+        ));
+    }
+}

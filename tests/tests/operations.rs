@@ -1,0 +1,696 @@
+//! The operator's commands end to end on the emulator: `labpipe reprocess` (a second pipeline
+//! version beside the first), `labpipe redrive` (dead-letter messages and FAILED sessions) and
+//! stuck sessions in `labpipe status`. The backend runs in-process (the local runner over the
+//! real queues), the CLI is the built binary, the stack is real buckets, table and queues with
+//! the template's redrive policies.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{
+    Event as S3EventKind, FilterRule, FilterRuleName, NotificationConfiguration,
+    NotificationConfigurationFilter, QueueConfiguration, S3KeyFilter,
+};
+use aws_sdk_sqs::types::QueueAttributeName;
+use chrono::{Duration, Utc};
+use labpipe_backend::runner::{Runner, RunnerOptions};
+use labpipe_backend::{BackendConfig, Clients};
+use labpipe_catalog::{create_table, Catalog, Status};
+use labpipe_core::check::check_folder;
+use labpipe_core::{LabSchema, Manifest};
+use labpipe_tests::{labpipe_bin, object_bytes, unique_name, Emulator};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    })
+}
+
+/// One stack: buckets, table, the two queues with their dead-letter queues (the template's
+/// receive counts), the raw bucket's manifest notification, and its outputs file for the CLI.
+struct Stack {
+    clients: Clients,
+    config: BackendConfig,
+    catalog: Catalog,
+    ingest_dlq: String,
+    preprocess_dlq: String,
+    dir: tempfile::TempDir,
+    outputs: PathBuf,
+}
+
+async fn queue(clients: &Clients, name: &str, dlq: Option<(&str, u32)>) -> (String, String) {
+    let mut create = clients.sqs.create_queue().queue_name(unique_name(name));
+    if let Some((arn, max)) = dlq {
+        create = create.attributes(
+            QueueAttributeName::RedrivePolicy,
+            serde_json::json!({"deadLetterTargetArn": arn, "maxReceiveCount": max}).to_string(),
+        );
+    }
+    let url = create
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string();
+    let arn = clients
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes()
+        .unwrap()[&QueueAttributeName::QueueArn]
+        .clone();
+    (url, arn)
+}
+
+impl Stack {
+    /// With `processed_bucket_exists` false the processed bucket is created later: every
+    /// preprocessing run fails transiently until then.
+    async fn create(processed_bucket_exists: bool) -> Stack {
+        let emulator = Emulator::shared();
+        let clients = Clients::from_sdk_config(&emulator.sdk_config().await);
+        let raw = unique_name("raw");
+        let processed = unique_name("processed");
+        let table = unique_name("catalog");
+        clients
+            .s3
+            .create_bucket()
+            .bucket(&raw)
+            .send()
+            .await
+            .unwrap();
+        if processed_bucket_exists {
+            clients
+                .s3
+                .create_bucket()
+                .bucket(&processed)
+                .send()
+                .await
+                .unwrap();
+        }
+        create_table(&clients.dynamodb, &table).await.unwrap();
+        // infra/template.yaml: maxReceiveCount 5 (ingest) and 3 (preprocess).
+        let (ingest_dlq, ingest_dlq_arn) = queue(&clients, "ingest-dlq", None).await;
+        let (ingest_url, ingest_arn) = queue(&clients, "ingest", Some((&ingest_dlq_arn, 5))).await;
+        let (preprocess_dlq, preprocess_dlq_arn) = queue(&clients, "preprocess-dlq", None).await;
+        let (preprocess_url, _) =
+            queue(&clients, "preprocess", Some((&preprocess_dlq_arn, 3))).await;
+        let rule = |name: FilterRuleName, value: &str| {
+            FilterRule::builder().name(name).value(value).build()
+        };
+        clients
+            .s3
+            .put_bucket_notification_configuration()
+            .bucket(&raw)
+            .notification_configuration(
+                NotificationConfiguration::builder()
+                    .queue_configurations(
+                        QueueConfiguration::builder()
+                            .queue_arn(ingest_arn)
+                            .events(S3EventKind::S3ObjectCreated)
+                            .filter(
+                                NotificationConfigurationFilter::builder()
+                                    .key(
+                                        S3KeyFilter::builder()
+                                            .filter_rules(rule(FilterRuleName::Prefix, "raw/"))
+                                            .filter_rules(rule(
+                                                FilterRuleName::Suffix,
+                                                "manifest.json",
+                                            ))
+                                            .build(),
+                                    )
+                                    .build(),
+                            )
+                            .build()
+                            .unwrap(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let config = BackendConfig {
+            table: table.clone(),
+            raw_bucket: raw.clone(),
+            processed_bucket: processed.clone(),
+            preprocess_queue_url: preprocess_url.clone(),
+            ingest_queue_url: ingest_url.clone(),
+            pipeline_version: 1,
+            processing_lease_secs: 900,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let outputs = dir.path().join("outputs.json");
+        std::fs::write(
+            &outputs,
+            serde_json::json!({
+                "CatalogTable": table,
+                "RawBucket": raw,
+                "ProcessedBucket": processed,
+                "IngestQueueUrl": ingest_url,
+                "PreprocessQueueUrl": preprocess_url,
+                "IngestDeadLetterQueueUrl": ingest_dlq,
+                "PreprocessDeadLetterQueueUrl": preprocess_dlq,
+                "PipelineVersion": 1,
+            })
+            .to_string(),
+        )
+        .unwrap();
+        Stack {
+            catalog: Catalog::new(clients.dynamodb.clone(), table),
+            clients,
+            config,
+            ingest_dlq,
+            preprocess_dlq,
+            dir,
+            outputs,
+        }
+    }
+
+    /// Runs the backend until both queues stay empty. Failed messages come back after 1 s.
+    async fn drain(&self) {
+        let runner = Runner::new(
+            &self.clients,
+            &self.config,
+            RunnerOptions {
+                wait_secs: 1,
+                batch_size: 10,
+                retry_after_secs: 1,
+            },
+        )
+        .unwrap();
+        for _ in 0..60 {
+            runner.drain(5).await.unwrap();
+            if self.depth(&self.config.ingest_queue_url).await
+                + self.depth(&self.config.preprocess_queue_url).await
+                == 0
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+        panic!("the queues did not empty");
+    }
+
+    /// Visible plus in-flight messages.
+    async fn depth(&self, url: &str) -> u64 {
+        let out = self
+            .clients
+            .sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .unwrap();
+        out.attributes()
+            .unwrap()
+            .values()
+            .map(|v| v.parse::<u64>().unwrap())
+            .sum()
+    }
+
+    fn labpipe(&self, args: &[&str]) -> Output {
+        Command::new(labpipe_bin())
+            .args(args)
+            .current_dir(self.dir.path())
+            .envs(Emulator::shared().env())
+            .env("LABPIPE_STACK_OUTPUTS", &self.outputs)
+            .env("LABPIPE_JOURNAL", self.dir.path().join("journal.sqlite"))
+            .env("NO_COLOR", "1")
+            .env_remove("LABPIPE_TABLE")
+            .env_remove("LABPIPE_PREPROCESS_QUEUE_URL")
+            .env_remove("LABPIPE_INGEST_QUEUE_URL")
+            .output()
+            .unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let out = self.labpipe(args);
+        assert!(
+            out.status.success(),
+            "labpipe {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "labpipe {args:?} printed no JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+
+    async fn status(&self, session: &str) -> Status {
+        self.catalog.get(session).await.unwrap().unwrap().status
+    }
+}
+
+/// A small generated session folder (`seed` picks the recording day).
+fn generate(seed: u64) -> (tempfile::TempDir, PathBuf, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = labpipe_sample::GenerateOptions::new(dir.path());
+    opts.count = 1;
+    opts.size_bytes = 600_000;
+    opts.seed = seed;
+    opts.start += chrono::Duration::days(seed as i64 * 3);
+    let generated = labpipe_sample::generate(&opts, |_, _| {}).unwrap();
+    let folder = generated[0].path.clone();
+    let id = folder.file_name().unwrap().to_string_lossy().into_owned();
+    (dir, folder, id)
+}
+
+fn upload(stack: &Stack, folder: &Path) {
+    let out = stack.labpipe(&[
+        "upload",
+        folder.to_str().unwrap(),
+        "--bucket",
+        &stack.config.raw_bucket,
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "upload failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Every file of `dir/<session>/` (relative path → bytes).
+fn files_in(dir: &Path, session: &str) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let root = dir.join(session);
+    let mut out = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_file() {
+            out.insert(
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&p).unwrap(),
+            );
+        }
+    }
+    out
+}
+
+#[test]
+fn reprocess_writes_a_second_version_beside_the_first() {
+    runtime().block_on(async {
+        let stack = Stack::create(true).await;
+        let (_keep, folder, id) = generate(11);
+        upload(&stack, &folder);
+        stack.drain().await;
+        assert_eq!(stack.status(&id).await, Status::Processed);
+        let v1 = stack
+            .catalog
+            .outputs(&id, 1)
+            .await
+            .unwrap()
+            .expect("v1 outputs");
+        let mut v1_bytes = Vec::new();
+        for f in &v1.files {
+            v1_bytes.push(object_bytes(&stack.clients.s3, &v1.bucket, &f.key).await);
+        }
+        let filter = format!("session = '{id}'");
+
+        // A dry run sends nothing.
+        let dry = stack.json(&[
+            "reprocess",
+            "--where",
+            &filter,
+            "--pipeline-version",
+            "2",
+            "--dry-run",
+            "--json",
+        ]);
+        assert_eq!(dry["sessions"][0]["action"], "send", "{dry}");
+        assert_eq!(dry["sent"], 1);
+        assert_eq!(stack.depth(&stack.config.preprocess_queue_url).await, 0);
+
+        let sent = stack.json(&[
+            "reprocess",
+            "--where",
+            &filter,
+            "--pipeline-version",
+            "2",
+            "--json",
+        ]);
+        assert_eq!(sent["sessions"][0]["action"], "sent", "{sent}");
+        assert!(sent["sessions"][0]["message_id"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+        stack.drain().await;
+
+        let item = stack.catalog.get(&id).await.unwrap().unwrap();
+        assert_eq!(item.status, Status::Processed);
+        assert_eq!(item.pipeline_version, Some(2));
+        let all = stack.catalog.all_outputs(&id).await.unwrap();
+        assert_eq!(all.iter().map(|r| r.version).collect::<Vec<_>>(), [1, 2]);
+        let v2 = &all[1];
+        assert!(v2
+            .files
+            .iter()
+            .all(|f| f.key.starts_with(&format!("v2/{id}/"))));
+        // v1 is untouched: same record, same bytes.
+        assert_eq!(all[0], v1);
+        for (f, before) in v1.files.iter().zip(&v1_bytes) {
+            let now = object_bytes(&stack.clients.s3, &v1.bucket, &f.key).await;
+            assert_eq!(&now, before, "{} changed", f.key);
+        }
+        // The v2 feature table differs from v1's (another gamma band), and says so.
+        let features = |r: &labpipe_catalog::OutputRecord| {
+            r.files
+                .iter()
+                .find(|f| f.key.ends_with("features.parquet"))
+                .unwrap()
+                .sha256
+                .clone()
+        };
+        assert_ne!(features(&v1), features(v2));
+        let summary = object_bytes(
+            &stack.clients.s3,
+            &v2.bucket,
+            &format!("v2/{id}/summary.json"),
+        )
+        .await;
+        let summary: Value = serde_json::from_slice(&summary).unwrap();
+        assert_eq!(summary["pipeline_version"], 2);
+        assert_eq!(
+            summary["steps"]["feature_table"]["bands_hz"][4]["high"],
+            45.0
+        );
+
+        // Asking again is left out, with the reason.
+        let again = stack.json(&[
+            "reprocess",
+            "--where",
+            &filter,
+            "--pipeline-version",
+            "2",
+            "--json",
+        ]);
+        assert_eq!(again["sessions"][0]["action"], "skipped");
+        assert!(again["sessions"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("already processed at pipeline version 2"));
+
+        // status lists the outputs of both versions.
+        let status = stack.json(&["status", &id, "--json"]);
+        let versions: Vec<u64> = status[0]["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["version"].as_u64().unwrap())
+            .collect();
+        assert_eq!(versions, [1, 2], "{status}");
+
+        // sync per version gives exactly that version's files; no flag gives the newest.
+        let mut synced = Vec::new();
+        for version in [Some("1"), Some("2"), None] {
+            let dest = stack
+                .dir
+                .path()
+                .join(format!("sync-{}", version.unwrap_or("default")));
+            let mut args = vec![
+                "sync",
+                "--where",
+                &filter,
+                "--dest",
+                dest.to_str().unwrap(),
+                "--json",
+            ];
+            if let Some(v) = version {
+                args.extend(["--pipeline-version", v]);
+            }
+            let out = stack.labpipe(&args);
+            assert!(
+                out.status.success(),
+                "sync {version:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            synced.push(files_in(&dest, &id));
+        }
+        for (record, got) in [(&v1, &synced[0]), (v2, &synced[1]), (v2, &synced[2])] {
+            assert_eq!(got.len(), record.files.len());
+            for f in &record.files {
+                let name = f.key.rsplit('/').next().unwrap();
+                assert_eq!(
+                    hex::encode(Sha256::digest(&got[name])),
+                    f.sha256,
+                    "{name} of v{}",
+                    record.version
+                );
+            }
+        }
+        assert_ne!(synced[0]["features.parquet"], synced[1]["features.parquet"]);
+
+        // A filter that selects nothing is an error for an operator.
+        let none = stack.labpipe(&[
+            "reprocess",
+            "--where",
+            "session = '19990101_000000'",
+            "--pipeline-version",
+            "2",
+        ]);
+        assert_eq!(none.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&none.stderr).contains("no session matches"));
+    });
+}
+
+/// Uploads a session's data files except `leave_out`, then its manifest, straight to S3.
+async fn upload_without(
+    stack: &Stack,
+    folder: &Path,
+    id: &str,
+    leave_out: usize,
+) -> (String, Vec<u8>) {
+    let report = check_folder(folder, &LabSchema::default()).unwrap();
+    let hashes = report
+        .files
+        .iter()
+        .map(|f| {
+            (
+                hex::encode(Sha256::digest(std::fs::read(folder.join(&f.path)).unwrap())),
+                None,
+            )
+        })
+        .collect();
+    let manifest = Manifest::new(&report, hashes, Utc::now()).unwrap();
+    let mut missing = None;
+    let data: Vec<_> = manifest.files.iter().collect();
+    for (i, f) in data.iter().enumerate() {
+        let bytes = std::fs::read(folder.join(&f.path)).unwrap();
+        let key = format!("raw/{id}/{}", f.path);
+        if i == leave_out {
+            missing = Some((key, bytes));
+            continue;
+        }
+        stack
+            .clients
+            .s3
+            .put_object()
+            .bucket(&stack.config.raw_bucket)
+            .key(key)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .unwrap();
+    }
+    stack
+        .clients
+        .s3
+        .put_object()
+        .bucket(&stack.config.raw_bucket)
+        .key(format!("raw/{id}/manifest.json"))
+        .body(ByteStream::from(manifest.to_json().into_bytes()))
+        .send()
+        .await
+        .unwrap();
+    missing.expect("the session has that many files")
+}
+
+#[test]
+fn redrive_moves_dead_letters_back_and_re_runs_fixed_failures() {
+    runtime().block_on(async {
+        // No processed bucket yet: every preprocessing run fails transiently, three receives
+        // later the request is in the dead-letter queue and the session is CATALOGED.
+        let stack = Stack::create(false).await;
+        let (_keep, folder, stuck_id) = generate(21);
+        upload(&stack, &folder);
+        stack.drain().await;
+        assert_eq!(stack.status(&stuck_id).await, Status::Cataloged);
+        assert_eq!(stack.depth(&stack.preprocess_dlq).await, 1);
+
+        // A second session fails ingest for good: a listed file is missing.
+        let (_keep2, folder2, failed_id) = generate(22);
+        let (missing_key, missing_bytes) = upload_without(&stack, &folder2, &failed_id, 0).await;
+        stack.drain().await;
+        let failed = stack.catalog.get(&failed_id).await.unwrap().unwrap();
+        assert_eq!(failed.status, Status::Failed);
+        assert_eq!(failed.status_step.as_deref(), Some("ingest"));
+
+        // The dry run names the dead-lettered session and moves nothing.
+        let where_failed = format!("session = '{failed_id}'");
+        let dry = stack.json(&["redrive", "--dry-run", "--where", &where_failed, "--json"]);
+        let pre = dry["dead_letters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["queue"] == "preprocess")
+            .unwrap();
+        assert_eq!(pre["waiting"][0]["session"], stuck_id.as_str(), "{dry}");
+        assert_eq!(dry["failed"][0]["action"], "ingest", "{dry}");
+        assert_eq!(stack.depth(&stack.preprocess_dlq).await, 1);
+        assert_eq!(stack.depth(&stack.config.ingest_queue_url).await, 0);
+
+        // Fix both causes, then redrive.
+        stack
+            .clients
+            .s3
+            .create_bucket()
+            .bucket(&stack.config.processed_bucket)
+            .send()
+            .await
+            .unwrap();
+        stack
+            .clients
+            .s3
+            .put_object()
+            .bucket(&stack.config.raw_bucket)
+            .key(&missing_key)
+            .body(ByteStream::from(missing_bytes))
+            .send()
+            .await
+            .unwrap();
+        // The late object's own event is not a manifest's: ingest ignores it.
+        stack.drain().await;
+        assert_eq!(stack.status(&failed_id).await, Status::Failed);
+
+        let done = stack.json(&["redrive", "--where", &where_failed, "--json"]);
+        assert_eq!(done["moved"], 1, "{done}");
+        let pre = done["dead_letters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["queue"] == "preprocess")
+            .unwrap();
+        assert_eq!(pre["moved"][0]["session"], stuck_id.as_str());
+        assert_eq!(done["failed"][0]["session"], failed_id.as_str());
+        assert_eq!(done["failed"][0]["action"], "ingest");
+        assert_eq!(done["resent"], 1);
+        assert_eq!(stack.depth(&stack.preprocess_dlq).await, 0);
+        // The re-sent ingest event went to the ingest queue, not to its dead-letter queue.
+        assert_eq!(stack.depth(&stack.ingest_dlq).await, 0);
+        stack.drain().await;
+        assert_eq!(stack.status(&stuck_id).await, Status::Processed);
+        assert_eq!(stack.status(&failed_id).await, Status::Processed);
+
+        // Nothing left: a second redrive moves nothing.
+        let empty = stack.json(&["redrive", "--queue", "preprocess", "--json"]);
+        assert_eq!(empty["moved"], 0);
+        assert_eq!(empty["dead_letters"].as_array().unwrap().len(), 1);
+    });
+}
+
+#[test]
+fn a_session_without_progress_past_its_budget_shows_stuck_with_its_dead_letter() {
+    runtime().block_on(async {
+        let stack = Stack::create(false).await;
+        let (_keep, folder, stuck_id) = generate(31);
+        upload(&stack, &folder);
+        stack.drain().await;
+        assert_eq!(stack.status(&stuck_id).await, Status::Cataloged);
+        let (_keep2, folder2, fresh_id) = generate(32);
+        upload(&stack, &folder2);
+        // Ingest only: the fresh session is CATALOGED and within its budget.
+        let runner = Runner::new(&stack.clients, &stack.config, RunnerOptions::default()).unwrap();
+        runner
+            .poll_once(labpipe_backend::runner::Queue::Ingest, 1)
+            .await
+            .unwrap();
+        assert_eq!(stack.status(&fresh_id).await, Status::Cataloged);
+
+        // Within the budget nothing is stuck.
+        let before = stack.json(&["status", &stuck_id, "--json"]);
+        assert!(before[0].get("stuck").is_none(), "{before}");
+
+        // The stuck session's last change was two hours ago (past CATALOGED's 1 h 45 min).
+        let mut record = stack.catalog.read_record(&stuck_id).await.unwrap().unwrap();
+        record.item.updated_at = Utc::now() - Duration::hours(2);
+        stack.catalog.import_sessions(&[record]).await.unwrap();
+
+        let out = stack.labpipe(&["status", &stuck_id, "--json"]);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "a stuck session needs someone: exit 1"
+        );
+        let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let stuck = &shown[0]["stuck"];
+        assert_eq!(stuck["status"], "CATALOGED", "{shown}");
+        assert_eq!(
+            stuck["budget_secs"],
+            labpipe_catalog::stuck::CATALOGED_BUDGET_SECS
+        );
+        assert_eq!(stuck["dead_letter"]["queue"], "preprocess");
+        assert!(stuck["reason"]
+            .as_str()
+            .unwrap()
+            .contains("labpipe redrive --queue preprocess"));
+
+        let table = stack.labpipe(&["status"]);
+        let text = String::from_utf8_lossy(&table.stdout);
+        let row = text.lines().find(|l| l.starts_with(&stuck_id)).unwrap();
+        assert!(
+            row.contains("STUCK") && row.contains("dead-letter"),
+            "{text}"
+        );
+        let fresh = text.lines().find(|l| l.starts_with(&fresh_id)).unwrap();
+        assert!(
+            fresh.contains("CATALOGED") && !fresh.contains("STUCK"),
+            "{text}"
+        );
+        assert!(text.contains("STUCK 1"), "{text}");
+
+        // Without a readable dead-letter queue the reason is the last error.
+        let mut record = stack.catalog.read_record(&fresh_id).await.unwrap().unwrap();
+        record.item.updated_at = Utc::now() - Duration::hours(3);
+        stack.catalog.import_sessions(&[record]).await.unwrap();
+        let out = Command::new(labpipe_bin())
+            .args(["status", &fresh_id, "--json"])
+            .current_dir(stack.dir.path())
+            .envs(Emulator::shared().env())
+            .env("LABPIPE_STACK_OUTPUTS", &stack.outputs)
+            .env(
+                "LABPIPE_PREPROCESS_DEAD_LETTER_QUEUE_URL",
+                format!(
+                    "{}/000000000000/no-such-queue",
+                    Emulator::shared().endpoint()
+                ),
+            )
+            .output()
+            .unwrap();
+        let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let reason = shown[0]["stuck"]["reason"].as_str().unwrap().to_string();
+        assert!(
+            reason.contains("no dead-letter message names it"),
+            "{reason}"
+        );
+        assert!(
+            reason.contains("preprocess dead-letter queue cannot be read"),
+            "{reason}"
+        );
+    });
+}

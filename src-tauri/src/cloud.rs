@@ -69,65 +69,68 @@ pub struct Probe {
     pub message: String,
 }
 
-/// Checks that the raw bucket and the catalog table are reachable with these credentials.
+/// The checks of `labpipe doctor` that concern the lab PC, in its order.
+const LAB_PC_CHECKS: [&str; 5] = [
+    "credentials",
+    "region",
+    "raw bucket",
+    "catalog table",
+    "recent failures",
+];
+
+/// *Test connection*: the checks of `labpipe doctor` (`labpipe-doctor`) that concern the lab PC,
+/// made with the calls its role holds. The raw bucket is probed with a one-key listing of `raw/`,
+/// not HeadBucket: the uploader may list only under `raw/` (`ListRawPrefix`), and HeadBucket
+/// carries no prefix, so AWS would deny it (docs/security.md, *Denied on purpose*). It also says
+/// whether a session failed in the cloud in the last days.
 pub async fn test_connection(settings: &Settings) -> AppResult<Vec<Probe>> {
+    let given = |name: &str| Some(name.to_string()).filter(|n| !n.is_empty());
+    let target = labpipe_doctor::Target {
+        outputs: None,
+        table: given(&settings.catalog_table),
+        raw_bucket: given(&settings.raw_bucket),
+        processed_bucket: None,
+    };
     let sdk = sdk_config(settings).await?;
-    let mut probes = Vec::new();
-    if settings.raw_bucket.is_empty() {
-        probes.push(Probe {
-            name: "raw bucket".into(),
-            ok: false,
-            message: "no raw bucket is set".into(),
-        });
-    } else {
-        let s3 = s3(&sdk);
-        let r = s3.head_bucket().bucket(&settings.raw_bucket).send().await;
-        probes.push(match r {
-            Ok(_) => Probe {
-                name: "raw bucket".into(),
-                ok: true,
-                message: format!("s3://{} is reachable", settings.raw_bucket),
+    let checks = labpipe_doctor::diagnose(&sdk, &target, chrono::Utc::now()).await;
+    Ok(LAB_PC_CHECKS
+        .iter()
+        .filter_map(|name| checks.iter().find(|c| c.name == *name))
+        .map(probe)
+        .collect())
+}
+
+/// One doctor check as the Settings view shows it; what to do is said in the app's terms where
+/// the CLI's would not apply (flags, environment variables).
+fn probe(check: &labpipe_doctor::Check) -> Probe {
+    use labpipe_doctor::Outcome;
+    let fix = match (check.name, check.outcome, check.fix.as_deref()) {
+        (_, Outcome::Ok, _) => None,
+        ("credentials", _, _) => Some(
+            "enter an access key or an AWS profile name under Credentials, then test again".into(),
+        ),
+        ("raw bucket" | "catalog table", _, _) if check.detail.starts_with("no ") => Some(format!(
+            "enter the {} in Settings (the stack's {} output)",
+            if check.name == "raw bucket" {
+                "raw bucket"
+            } else {
+                "catalog table"
             },
-            Err(e) => Probe {
-                name: "raw bucket".into(),
-                ok: false,
-                message: format!(
-                    "s3://{} is not reachable: {}; check the bucket name, region, endpoint and credentials",
-                    settings.raw_bucket,
-                    aws_sdk_s3::error::DisplayErrorContext(&e)
-                ),
-            },
-        });
+            if check.name == "raw bucket" {
+                "RawBucket"
+            } else {
+                "CatalogTable"
+            }
+        )),
+        ("region", _, _) => Some("enter the stack's region in Settings".into()),
+        (_, _, fix) => fix.map(str::to_string),
+    };
+    Probe {
+        name: check.name.to_string(),
+        ok: check.outcome != Outcome::Fail,
+        message: match fix {
+            Some(fix) => format!("{}: {}; {fix}", check.name, check.detail),
+            None => format!("{}: {}", check.name, check.detail),
+        },
     }
-    if settings.catalog_table.is_empty() {
-        probes.push(Probe {
-            name: "catalog".into(),
-            ok: false,
-            message: "no catalog table is set".into(),
-        });
-    } else {
-        let db = aws_sdk_dynamodb::Client::new(&sdk);
-        let r = db
-            .describe_table()
-            .table_name(&settings.catalog_table)
-            .send()
-            .await;
-        probes.push(match r {
-            Ok(_) => Probe {
-                name: "catalog".into(),
-                ok: true,
-                message: format!("table {} is reachable", settings.catalog_table),
-            },
-            Err(e) => Probe {
-                name: "catalog".into(),
-                ok: false,
-                message: format!(
-                    "table {} is not reachable: {}; check the table name, region, endpoint and credentials",
-                    settings.catalog_table,
-                    aws_sdk_dynamodb::error::DisplayErrorContext(&e)
-                ),
-            },
-        });
-    }
-    Ok(probes)
 }

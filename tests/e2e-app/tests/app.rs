@@ -364,6 +364,70 @@ async fn sessions_filter_narrows_the_table_and_explains_bad_filters() -> Result<
     .await
 }
 
+/// Clicks *Test connection* and returns one line per probe once all of them are shown.
+async fn test_connection(app: &App) -> Result<String> {
+    app.find("[data-testid='test-connection']")
+        .await?
+        .click()
+        .await?;
+    app.until("the connection probes", WAIT, || async {
+        let mut lines = Vec::new();
+        for el in app.find_all("[data-testid='probes'] > div").await? {
+            lines.push(el.text().await?);
+        }
+        Ok((lines.len() >= 5).then(|| lines.join("\n")))
+    })
+    .await
+}
+
+/// *Test connection* runs `labpipe doctor`'s lab-PC checks with calls the uploader role holds
+/// (a one-key listing of `raw/`, DescribeTable, a catalog query), and a wrong table is named with
+/// what to do.
+#[tokio::test]
+async fn test_connection_reports_each_lab_pc_check_and_names_a_wrong_table() -> Result<()> {
+    within(Duration::from_secs(240), async {
+        step("test connection reports each lab PC check and names a wrong table");
+        let emu = Emulator::start();
+        let (_s3, bucket) = empty_raw_bucket(&emu).await?;
+        let table = unique_name("catalog");
+        seed_catalog(&emu, &table, 5).await?;
+        let dirs = Dirs::new()?;
+        let mut settings = cloud_settings(None, &emu);
+        settings["raw_bucket"] = json!(bucket);
+        settings["catalog_table"] = json!(table);
+        dirs.write_settings(settings)?;
+
+        let app = App::start(&dirs, &emu.env()).await?;
+        app.goto("settings").await?;
+        let healthy = test_connection(&app).await?;
+        for want in [
+            "✓ credentials: found (access key".to_string(),
+            format!("✓ raw bucket: s3://{bucket}/raw/ can be listed"),
+            format!("✓ catalog table: {table} is ACTIVE"),
+            "✓ recent failures: ".to_string(),
+        ] {
+            assert!(healthy.contains(&want), "{want:?} not in:\n{healthy}");
+        }
+        assert!(
+            !healthy.contains('✗'),
+            "a check failed on a healthy stack:\n{healthy}"
+        );
+        app.screenshot("settings-test-connection").await?;
+
+        app.type_into("[data-testid='catalog-table']", "no-such-table")
+            .await?;
+        let wrong = test_connection(&app).await?;
+        assert!(
+            wrong.lines().any(|l| l.starts_with('✗')
+                && l.contains("no-such-table")
+                && l.contains("does not exist")),
+            "the wrong table is not named:\n{wrong}"
+        );
+        Ok(())
+    })
+    .await
+}
+
 #[tokio::test]
 async fn settings_persist_across_a_restart() -> Result<()> {
     within(Duration::from_secs(240), async {

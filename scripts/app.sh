@@ -43,7 +43,6 @@ step "building labpipe, the UI and the app"
 cargo build -q -p labpipe-cli -p labpipe-e2e-app -p labpipe-backend -p labpipe-app --bins
 
 start_local_stack
-RAW_BUCKET="$(stack_output RawBucket)"
 TABLE="$(stack_output CatalogTable)"
 REGION="$(stack_output Region 2>/dev/null || echo "${AWS_REGION:-us-east-1}")"
 write_demo_lab "$COUNT" "$SIZE_MB"
@@ -67,27 +66,14 @@ fi
 
 step "writing the app's demo settings to .labpipe/app-demo/config"
 mkdir -p "$DEMO/config" "$DEMO/data" "$DEMO/logs"
-"$REPO/.venv/bin/python" - "$DEMO/config/settings.json" <<PY
-import json, sys, os
-path = sys.argv[1]
-s = json.load(open(path)) if os.path.exists(path) else {}
-s.update({
-    "lab_folder": "$LAB",
-    "endpoint_url": "$AWS_ENDPOINT_URL",
-    "region": "$REGION",
-    "raw_bucket": "$RAW_BUCKET",
-    "catalog_table": "$TABLE",
-    "setup_done": True,
-})
-s.setdefault("quiet_period_secs", 5)
-json.dump(s, open(path, "w"), indent=2)
-PY
+APP="$CARGO_TARGET_DIR/debug/labpipe-app"
+"$APP" configure --config-dir "$DEMO/config" --stack-outputs "$OUTPUTS" --lab-folder "$LAB" \
+  --endpoint "$AWS_ENDPOINT_URL" --region "$REGION" >/dev/null
 
 export LABPIPE_APP_CONFIG_DIR="$DEMO/config" LABPIPE_APP_DATA_DIR="$DEMO/data" LABPIPE_APP_LOG_DIR="$DEMO/logs"
 # The emulator's test credentials come from 'stack.sh env' (AWS_ACCESS_KEY_ID, ...); the app
 # uses them because no credentials are stored in this demo's keyring entry.
 export LABPIPE_APP_KEYRING_ACCOUNT="app-demo"
-APP="$CARGO_TARGET_DIR/debug/labpipe-app"
 if [ "$OPEN" -eq 0 ]; then
   printf '\nReady. Start the app with:\n  LABPIPE_APP_CONFIG_DIR=%s LABPIPE_APP_DATA_DIR=%s LABPIPE_APP_LOG_DIR=%s \\\n  %s\n' \
     "$LABPIPE_APP_CONFIG_DIR" "$LABPIPE_APP_DATA_DIR" "$LABPIPE_APP_LOG_DIR" "$APP"

@@ -41,9 +41,7 @@ for pkg in labpipe-s3 labpipe-lab; do
     rule "$pkg" all "$FRAMEWORKS" "engines are libraries, shared by the CLI, the app and the backend"
   fi
 done
-# The app still builds its own S3/DynamoDB clients in src-tauri/src/cloud.rs and sessions.rs;
-# "no aws-sdk-* in labpipe-app" joins this list when they move behind crates/lab (ARCHITECTURE.md).
-rule labpipe-app 1 "clap|lambda_runtime" "the app is a Tauri adapter"
+rule labpipe-app 1 "clap|lambda_runtime|aws-sdk-[a-z0-9]+" "the app is a Tauri adapter: AWS through the workspace's crates"
 rule labpipe-cli 1 "aws-sdk-[a-z0-9]+|tauri" "the CLI reaches AWS only through the workspace's engines"
 
 exit "$failed"

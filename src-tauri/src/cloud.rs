@@ -1,8 +1,8 @@
-//! AWS clients built from the settings and the stored credentials, the same way the CLI builds
-//! them (region, optional endpoint, path-style S3 for emulators).
+//! AWS clients built from the settings and the stored credentials through the workspace's S3
+//! gateway (`labpipe-s3`) and catalog (`labpipe-catalog`), the same way the CLI builds them:
+//! region, optional endpoint (`http://` only to this computer), path-style S3 for emulators. The
+//! app names no `aws-sdk-*` crate itself (`scripts/check-architecture.sh`).
 
-use aws_config::BehaviorVersion;
-use aws_sdk_s3::config::Credentials as StaticCredentials;
 use serde::Serialize;
 use ts_rs::TS;
 
@@ -11,11 +11,14 @@ use crate::error::{AppError, AppResult};
 use crate::settings::Settings;
 
 pub async fn sdk_config(settings: &Settings) -> AppResult<aws_config::SdkConfig> {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .region(aws_config::Region::new(settings.region.clone()));
-    if let Some(url) = settings.endpoint_url.as_deref().filter(|u| !u.is_empty()) {
-        loader = loader.endpoint_url(url);
-    }
+    let target = labpipe_s3::AwsTarget {
+        region: Some(settings.region.clone()),
+        endpoint_url: settings.endpoint_url.clone(),
+        profile: None,
+    };
+    let mut loader = target
+        .loader()
+        .map_err(|e| AppError::new("settings", format!("{e}; correct it in Settings")))?;
     // A keyring that cannot be read is not fatal: the default chain (environment, ~/.aws) still
     // applies, and Settings shows the keyring error.
     match credentials::load() {
@@ -23,13 +26,12 @@ pub async fn sdk_config(settings: &Settings) -> AppResult<aws_config::SdkConfig>
             access_key_id,
             secret_access_key,
         })) => {
-            loader = loader.credentials_provider(StaticCredentials::new(
-                access_key_id,
-                secret_access_key,
-                None,
-                None,
+            loader = labpipe_s3::with_static_keys(
+                loader,
+                &access_key_id,
+                &secret_access_key,
                 "labpipe-keyring",
-            ));
+            );
         }
         Ok(Some(Credentials::Profile { name })) => loader = loader.profile_name(name),
         Ok(None) => {}
@@ -40,7 +42,7 @@ pub async fn sdk_config(settings: &Settings) -> AppResult<aws_config::SdkConfig>
     Ok(loader.load().await)
 }
 
-pub fn s3(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+pub fn s3(sdk: &aws_config::SdkConfig) -> labpipe_s3::S3Client {
     labpipe_upload::s3_client(sdk, &labpipe_upload::ClientOptions::default())
 }
 
@@ -54,8 +56,8 @@ pub fn catalog(
             "no catalog table is set; enter it in Settings (the CatalogTable output of the stack)",
         ));
     }
-    Ok(labpipe_catalog::Catalog::new(
-        aws_sdk_dynamodb::Client::new(sdk),
+    Ok(labpipe_catalog::Catalog::from_sdk(
+        sdk,
         settings.catalog_table.clone(),
     ))
 }

@@ -12,8 +12,9 @@ const SERVICE: &str = "labpipe";
 /// The keyring account; `LABPIPE_APP_KEYRING_ACCOUNT` overrides it (tests use their own).
 const ACCOUNT: &str = "aws-credentials";
 
-/// What is stored, as kept in the keyring (JSON).
-#[derive(Debug, Clone, Serialize, Deserialize, TS, PartialEq)]
+/// What is stored, as kept in the keyring (JSON). `Debug` masks the key id and never shows the
+/// secret, so a log line or a panic message cannot leak it.
+#[derive(Clone, Serialize, Deserialize, TS, PartialEq)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 #[ts(export, export_to = "../../ui/src/lib/bindings/")]
 pub enum Credentials {
@@ -24,6 +25,19 @@ pub enum Credentials {
     Profile {
         name: String,
     },
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credentials::Keys { access_key_id, .. } => f
+                .debug_struct("Keys")
+                .field("access_key_id", &mask(access_key_id))
+                .field("secret_access_key", &"<redacted>")
+                .finish(),
+            Credentials::Profile { name } => f.debug_struct("Profile").field("name", name).finish(),
+        }
+    }
 }
 
 /// What the UI may see: never the secret.
@@ -133,6 +147,27 @@ pub fn view() -> CredentialsView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_output_never_shows_the_secret_or_the_whole_key_id() {
+        let secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+        let key_id = "AKIAIOSFODNN7EXAMPLE";
+        let c = Credentials::Keys {
+            access_key_id: key_id.into(),
+            secret_access_key: secret.into(),
+        };
+        for text in [
+            format!("{c:?}"),
+            format!("{c:#?}"),
+            format!("{:?}", Some(&c)),
+        ] {
+            assert!(!text.contains(secret), "secret in {text}");
+            assert!(!text.contains(key_id), "whole key id in {text}");
+            assert!(text.contains("<redacted>"), "{text}");
+        }
+        let p = Credentials::Profile { name: "lab".into() };
+        assert_eq!(format!("{p:?}"), r#"Profile { name: "lab" }"#);
+    }
 
     #[test]
     fn masks_the_middle_of_a_key() {

@@ -19,6 +19,7 @@
 
 pub mod cloud;
 mod commands;
+pub mod configure;
 pub mod credentials;
 pub mod error;
 pub mod logs;

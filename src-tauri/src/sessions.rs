@@ -293,44 +293,36 @@ pub fn outputs(records: Vec<OutputRecord>) -> Vec<OutputView> {
         .collect()
 }
 
-/// Reads `raw/<session>/manifest.json` for the list of raw files.
+/// Reads `raw/<session>/manifest.json` for the list of raw files, with the gateway's bounded
+/// reader. The lab PC's role may not list the bucket outside `raw/`, so for a missing manifest
+/// AWS answers 403, not 404: both read as "not uploaded yet (or not readable)".
 pub async fn manifest_files(
-    s3: &aws_sdk_s3::Client,
+    s3: &labpipe_s3::S3Client,
     bucket: &str,
     session: &str,
 ) -> Result<Vec<RawFileView>, String> {
+    use labpipe_s3::{ErrorClass, S3Error};
     if bucket.is_empty() {
         return Err("no raw bucket is set in Settings".into());
     }
-    let key = labpipe_upload::manifest_key(session);
-    let out = s3
-        .get_object()
-        .bucket(bucket)
-        .key(&key)
-        .send()
-        .await
-        .map_err(|e| {
-            use aws_sdk_s3::error::ProvideErrorMetadata;
-            match e.code() {
-                Some("NoSuchKey") => {
-                    format!("no manifest at s3://{bucket}/{key} yet: the upload has not finished")
-                }
-                Some("NoSuchBucket") => {
-                    format!("the raw bucket {bucket} does not exist; check Settings")
-                }
-                _ => format!(
-                    "cannot read s3://{bucket}/{key}: {}",
-                    aws_sdk_s3::error::DisplayErrorContext(&e)
-                ),
-            }
-        })?;
-    let bytes = out
-        .body
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .into_bytes();
-    let manifest = labpipe_core::Manifest::from_json(&bytes).map_err(|e| e.to_string())?;
+    let read = labpipe_s3::ManifestRead::session(bucket, session);
+    let manifest = match read.read(s3).await {
+        Ok(object) => object.manifest,
+        Err(S3Error::Call {
+            class: ErrorClass::NotFound | ErrorClass::AccessDenied,
+            ..
+        }) => {
+            return Err(format!(
+                "no manifest at s3://{bucket}/{} yet: the upload has not finished (or these credentials may not read it)",
+                read.key
+            ))
+        }
+        Err(S3Error::Call {
+            class: ErrorClass::NoSuchBucket,
+            ..
+        }) => return Err(format!("the raw bucket {bucket} does not exist; check Settings")),
+        Err(e) => return Err(e.to_string()),
+    };
     Ok(manifest
         .files
         .into_iter()

@@ -104,13 +104,11 @@ impl Settings {
                 ));
             }
         }
-        if let Some(url) = &self.endpoint_url {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(AppError::new(
-                    "settings",
-                    format!("endpoint '{url}' must start with http:// or https://"),
-                ));
-            }
+        // https://, or plain http:// only to this computer (an emulator): keys and recordings
+        // must not cross a network in the clear. The same rule as the CLI's (labpipe-s3).
+        if let Some(url) = self.endpoint_url.as_deref().filter(|u| !u.is_empty()) {
+            labpipe_s3::check_endpoint(url)
+                .map_err(|e| AppError::new("settings", e.to_string()))?;
         }
         if self.quiet_period_secs == 0 || self.quiet_period_secs > 3600 {
             return Err(AppError::new(
@@ -159,6 +157,18 @@ mod tests {
             ..Settings::default()
         };
         assert!(bad.validate().unwrap_err().message.contains("http://"));
+        for (url, ok) in [
+            ("http://127.0.0.1:5000", true),
+            ("https://s3.eu-central-1.amazonaws.com", true),
+            ("http://10.1.2.3:9000", false),
+            ("http://s3.lab.example", false),
+        ] {
+            let s = Settings {
+                endpoint_url: Some(url.into()),
+                ..Settings::default()
+            };
+            assert_eq!(s.validate().is_ok(), ok, "{url}");
+        }
         assert!(Settings::default().validate().is_ok());
     }
 }

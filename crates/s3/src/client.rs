@@ -132,6 +132,23 @@ impl AwsTarget {
     }
 }
 
+/// Long-term keys a user stored (the desktop app's keyring) as the loader's credentials. The
+/// SDK's credentials type redacts the secret in its `Debug` output.
+pub fn with_static_keys(
+    loader: aws_config::ConfigLoader,
+    access_key_id: &str,
+    secret_access_key: &str,
+    source: &'static str,
+) -> aws_config::ConfigLoader {
+    loader.credentials_provider(aws_sdk_s3::config::Credentials::new(
+        access_key_id,
+        secret_access_key,
+        None,
+        None,
+        source,
+    ))
+}
+
 /// An endpoint is `https://…`, or `http://` to a loopback address (a local emulator): credentials
 /// and data must not cross a network in the clear.
 pub fn check_endpoint(url: &str) -> Result<(), S3Error> {

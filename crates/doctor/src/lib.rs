@@ -139,7 +139,16 @@ pub async fn diagnose(
             ..labpipe_s3::ClientOptions::default()
         },
     );
-    out.push(bucket_check(&s3, "raw bucket", names.raw_bucket.as_deref(), "raw/", true).await);
+    out.push(
+        bucket_check(
+            &s3,
+            "raw bucket",
+            names.raw_bucket.as_deref(),
+            labpipe_core::layout::RAW_PREFIX,
+            true,
+        )
+        .await,
+    );
     out.push(
         bucket_check(
             &s3,

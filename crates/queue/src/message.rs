@@ -52,9 +52,8 @@ pub fn session_of(body: &str) -> Option<String> {
             let key = percent_encoding::percent_decode_str(&key.replace('+', " "))
                 .decode_utf8_lossy()
                 .into_owned();
-            let rest = key.strip_prefix("raw/")?;
-            let (session, file) = rest.split_once('/')?;
-            (file == "manifest.json").then(|| session.to_string())
+            let raw = labpipe_core::layout::parse_raw_key(&key)?;
+            raw.is_manifest().then(|| raw.session.to_string())
         })
 }
 

@@ -5,6 +5,7 @@
 
 use bytes::Bytes;
 use labpipe_core::check::ReportFile;
+use labpipe_core::units::unix_seconds;
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::Read;
@@ -59,13 +60,6 @@ pub(crate) fn still_unchanged(local: &Path, file: &ReportFile) -> Result<(), Upl
         source,
     })?;
     unchanged(&file.path, &meta, file)
-}
-
-pub(crate) fn unix_seconds(t: SystemTime) -> i64 {
-    match t.duration_since(SystemTime::UNIX_EPOCH) {
-        Ok(d) => d.as_secs() as i64,
-        Err(e) => -(e.duration().as_secs() as i64),
-    }
 }
 
 /// Reads one file front to back exactly once, feeding SHA-256 as it goes.

@@ -67,6 +67,8 @@ REQUIRED_ACTIONS = {
     "GetQueueAttributes": {"sqs:GetQueueAttributes"},
     "SendMessage": {"sqs:SendMessage"},
     "PutLogEvents": {"logs:CreateLogStream", "logs:PutLogEvents"},
+    # https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoncloudwatchlogs.html
+    "CreateLogStream": {"logs:CreateLogStream"},
 }
 # s3:ObjectCreationOperation as S3 sets it: true for the requests that create an object.
 # https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes-enforce.html
@@ -90,6 +92,8 @@ def resources(t):
         "preprocess dead-letter queue": t.arn("PreprocessDeadLetterQueue"),
         "ingest log group": log("IngestLogGroup"),
         "preprocess log group": log("PreprocessLogGroup"),
+        # one stream per lab PC and user: <host>/<user>
+        "client log group": t.arn("ClientLogGroup").removesuffix("*") + "log-stream:lab-pc-01/technician",
     }
 
 

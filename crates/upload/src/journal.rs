@@ -103,6 +103,29 @@ impl Journal {
         // another process (the CLI next to the app) may hold for a moment.
         conn.busy_timeout(std::time::Duration::from_secs(30))
             .map_err(|e| err(&e))?;
+        // Two processes opening a new journal at the same moment (the app and the CLI) can meet
+        // SQLITE_BUSY without the busy handler being called: SQLite returns it at once while
+        // another connection switches the file to WAL or runs WAL recovery, to avoid a deadlock
+        // (https://www.sqlite.org/wal.html#sometimes_queries_return_sqlite_busy_in_wal_mode).
+        // Setting the journal up is idempotent, so it is simply tried again, for a bounded time.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            match Self::set_up(&conn) {
+                Ok(()) => break,
+                Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => return Err(err(&e)),
+            }
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            conn: Mutex::new(conn),
+        })
+    }
+
+    /// Creates the tables and adds the columns of later versions; safe to run again.
+    fn set_up(conn: &Connection) -> rusqlite::Result<()> {
         conn.execute_batch(
             "PRAGMA journal_mode=WAL;
              PRAGMA synchronous=FULL;
@@ -116,21 +139,17 @@ impl Journal {
              CREATE TABLE IF NOT EXISTS done (
                  bucket TEXT NOT NULL, key TEXT NOT NULL, size INTEGER NOT NULL, mtime INTEGER NOT NULL,
                  sha256 TEXT NOT NULL, crc64nvme TEXT NOT NULL, PRIMARY KEY (bucket, key));",
-        )
-        .map_err(|e| err(&e))?;
+        )?;
         // Columns added since the first release. Journals of earlier versions: their rows simply
         // have no ETag (a re-run compares checksums once, then records it) and no version id
         // (their manifest names no version for those files). Two processes may race here; the
         // loser's "duplicate column" is harmless.
         for column in ["etag", "version_id"] {
-            let has: bool = conn
-                .query_row(
-                    "SELECT COUNT(*) FROM pragma_table_info('done') WHERE name=?1",
-                    [column],
-                    |r| r.get::<_, i64>(0),
-                )
-                .map_err(|e| err(&e))?
-                > 0;
+            let has: bool = conn.query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('done') WHERE name=?1",
+                [column],
+                |r| r.get::<_, i64>(0),
+            )? > 0;
             if has {
                 continue;
             }
@@ -138,14 +157,11 @@ impl Journal {
                 conn.execute_batch(&format!("ALTER TABLE done ADD COLUMN {column} TEXT"))
             {
                 if !e.to_string().contains("duplicate column") {
-                    return Err(err(&e));
+                    return Err(e);
                 }
             }
         }
-        Ok(Self {
-            path: path.to_path_buf(),
-            conn: Mutex::new(conn),
-        })
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {
@@ -253,6 +269,14 @@ impl Journal {
             .map(drop)
         })
     }
+}
+
+/// SQLITE_BUSY or SQLITE_LOCKED: another connection holds the lock for now.
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 mod check;
 mod clean;
+mod client_log;
 mod dev;
 mod doctor;
 mod manual;

@@ -145,8 +145,10 @@ async fn upload_all(
         ..ClientOptions::default()
     };
     let s3 = labpipe_upload::s3_client(&sdk, &client_opts);
+    let mut client_log = super::client_log::RunLog::open(&journal_path, &reports);
     let journal = Arc::new(Journal::open(&journal_path)?);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    client_log.start_shipping(&sdk);
     let total: u64 = reports
         .iter()
         .filter(|r| may_upload(r))
@@ -169,11 +171,15 @@ async fn upload_all(
                     loop {
                         tokio::select! {
                             r = &mut session => break r,
-                            Some(ev) = rx.recv() => view.event(&ev),
+                            Some(ev) = rx.recv() => {
+                                client_log.event(&ev);
+                                view.event(&ev);
+                            }
                         }
                     }
                 };
                 while let Ok(ev) = rx.try_recv() {
+                    client_log.event(&ev);
                     view.event(&ev);
                 }
                 let end = summary.add(report.total_bytes, &result);
@@ -190,6 +196,10 @@ async fn upload_all(
         }
     }
     summary.retries = view.finish();
+    if let Some(e) = &fatal {
+        client_log.run_failed(&e.to_string());
+    }
+    client_log.finish(&sdk).await;
     if args.json {
         let mut line = serde_json::to_value(&summary)?;
         line["event"] = "summary".into();

@@ -1,0 +1,217 @@
+//! The lab PC's client log: what happened to each session on the lab side — found, checked or
+//! rejected, uploading, uploaded, failed and why — sent to the stack's client log group
+//! (CloudWatch Logs, output `ClientLogGroup`), one log stream per lab PC and user, so an
+//! operator sees a lab's problems without the lab PC.
+//!
+//! Why it is shaped like this:
+//!
+//! - **The upload comes first.** Recording is a local SQLite insert; sending is separate, bounded
+//!   by a deadline, and its failures are logged, never returned to the upload. A dead network or
+//!   a missing permission only means the records wait.
+//! - **Spool first, then send.** Every [`Record`] goes to a durable [`Spool`] beside the upload
+//!   journal and leaves it only once CloudWatch accepted it, so records written offline are sent
+//!   by a later run (of the CLI or the app).
+//! - **Bounded.** The spool keeps at most a cap of records; beyond it the oldest are dropped and
+//!   counted, and the count is sent as a DROPPED record.
+//! - **Batched.** Records go in `PutLogEvents` batches cut to AWS's limits ([`batch`]).
+//! - **One record per fact, one JSON object per record** ([`record`]): time, host, user, lab
+//!   folder, session, kind, reason.
+//!
+//! Modules: [`record`] (what is logged) → [`spool`] (kept) → [`batch`] (cut) → [`ship`] (sent).
+
+pub mod batch;
+mod error;
+pub mod record;
+pub mod ship;
+pub mod spool;
+
+pub use error::ClientLogError;
+pub use record::{Kind, Origin, Record};
+pub use ship::{Shipped, Shipper};
+pub use spool::Spool;
+
+use chrono::Utc;
+use labpipe_core::SessionReport;
+use labpipe_upload::Event;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+/// Names the log group, above the stack outputs file.
+pub const GROUP_ENV: &str = "LABPIPE_CLIENT_LOG_GROUP";
+/// Overrides the spool's cap ([`spool::DEFAULT_MAX_RECORDS`]).
+pub const MAX_RECORDS_ENV: &str = "LABPIPE_CLIENT_LOG_MAX_RECORDS";
+
+/// A program's client log: its origin and the shared spool.
+#[derive(Clone)]
+pub struct ClientLog {
+    spool: Arc<Spool>,
+    origin: Origin,
+}
+
+impl ClientLog {
+    /// The client log of `program` (`labpipe`, `labpipe-app`) with the spool beside `journal`
+    /// (the upload journal's path), capped by `LABPIPE_CLIENT_LOG_MAX_RECORDS` or the default.
+    pub fn beside_journal(journal: &Path, program: &str) -> Result<Self, ClientLogError> {
+        let spool = Spool::open(&Spool::path_beside(journal), max_records_from_env())?;
+        Ok(ClientLog {
+            spool: Arc::new(spool),
+            origin: Origin::current(program),
+        })
+    }
+
+    pub fn new(spool: Spool, origin: Origin) -> Self {
+        ClientLog {
+            spool: Arc::new(spool),
+            origin,
+        }
+    }
+
+    pub fn spool(&self) -> &Spool {
+        &self.spool
+    }
+
+    pub fn origin(&self) -> &Origin {
+        &self.origin
+    }
+
+    /// Spools records; a failure is logged and otherwise ignored.
+    pub fn record(&self, records: &[Record]) {
+        if let Err(e) = self.spool.push(records) {
+            tracing::warn!(error = %e, "client log: records not kept");
+        }
+    }
+
+    /// DETECTED and CHECKED / REJECTED for each checked session.
+    pub fn checked(&self, reports: &[SessionReport]) {
+        let now = Utc::now();
+        let records: Vec<Record> = reports
+            .iter()
+            .flat_map(|r| Record::from_report(&self.origin, r, now))
+            .collect();
+        self.record(&records);
+    }
+
+    /// A failure that is not one session's (a missing bucket, bad credentials).
+    pub fn run_failed(&self, lab_folder: Option<&str>, reason: &str) {
+        let mut r = Record::new(&self.origin, Kind::Failed, Utc::now()).reason(reason);
+        if let Some(f) = lab_folder {
+            r = r.lab_folder(f);
+        }
+        self.record(&[r]);
+    }
+
+    /// Spools `event` when it is a status change (a session started, done or failed);
+    /// `lab_folder` is the folder that holds the session. Call it where the events are rendered,
+    /// so the record is spooled before the run can end.
+    pub fn observe(&self, event: &Event, lab_folder: Option<&str>) {
+        let is_status_change = matches!(
+            event,
+            Event::SessionStarted { .. } | Event::SessionDone { .. } | Event::SessionFailed { .. }
+        );
+        if is_status_change {
+            if let Some(r) = Record::from_event(&self.origin, lab_folder, event, Utc::now()) {
+                self.record(&[r]);
+            }
+        }
+    }
+
+    /// Passes the upload's events through unchanged, spooling each status change on the way
+    /// ([`ClientLog::observe`]). `lab_folders` maps a session to the folder that holds it. Must
+    /// run inside a tokio runtime. The events arrive one task later than without it: a renderer
+    /// that must see every event of a session before it moves on calls `observe` itself.
+    pub fn tee(
+        &self,
+        mut events: UnboundedReceiver<Event>,
+        lab_folders: HashMap<String, String>,
+    ) -> UnboundedReceiver<Event> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let log = self.clone();
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                let folder = event_session(&event)
+                    .and_then(|s| lab_folders.get(s))
+                    .map(String::as_str);
+                log.observe(&event, folder);
+                // The receiver may be gone (a renderer that stopped); keep recording regardless.
+                let _ = tx.send(event);
+            }
+        });
+        rx
+    }
+
+    /// Sends the spool to `group`, giving up after `deadline`. Never panics, never blocks longer.
+    pub async fn ship(
+        &self,
+        sdk: &aws_config::SdkConfig,
+        group: &str,
+        deadline: Duration,
+    ) -> Result<Shipped, ClientLogError> {
+        let shipper = Shipper::new(sdk, group, &self.origin);
+        match tokio::time::timeout(deadline, shipper.ship(&self.spool, &self.origin)).await {
+            Ok(r) => r,
+            Err(_) => {
+                // The cancelled ship held the lease: hand it back.
+                let _ = self.spool.release_lease();
+                Err(ClientLogError::Timeout {
+                    group: group.to_string(),
+                    secs: deadline.as_secs(),
+                })
+            }
+        }
+    }
+
+    /// Ships every `every` until the returned task is aborted: for long upload runs, so records
+    /// do not all wait for the end.
+    pub fn ship_periodically(
+        &self,
+        sdk: aws_config::SdkConfig,
+        group: String,
+        every: Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let log = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                if let Err(e) = log.ship(&sdk, &group, every).await {
+                    tracing::info!(error = %e, "client log: records wait");
+                }
+            }
+        })
+    }
+}
+
+/// The client log group: `LABPIPE_CLIENT_LOG_GROUP`, else the `ClientLogGroup` output of the
+/// stack outputs file (`outputs`, else the nearest `.labpipe/stack/outputs.json` above `cwd`).
+pub fn log_group(outputs: Option<&Path>, cwd: &Path) -> Result<String, ClientLogError> {
+    if let Some(g) = std::env::var(GROUP_ENV).ok().filter(|g| !g.is_empty()) {
+        return Ok(g);
+    }
+    let file = match outputs {
+        Some(p) => Some(p.to_path_buf()),
+        None => labpipe_s3::StackOutputs::find(cwd),
+    };
+    file.and_then(|f| labpipe_s3::StackOutputs::read(&f).ok())
+        .and_then(|o| o.client_log_group)
+        .ok_or(ClientLogError::NoLogGroup)
+}
+
+fn max_records_from_env() -> u64 {
+    std::env::var(MAX_RECORDS_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(spool::DEFAULT_MAX_RECORDS)
+}
+
+/// The session an event is about, when it is a status change.
+pub fn event_session(event: &Event) -> Option<&str> {
+    match event {
+        Event::SessionStarted { session, .. }
+        | Event::SessionDone { session, .. }
+        | Event::SessionFailed { session, .. } => Some(session.as_str()),
+        _ => None,
+    }
+}

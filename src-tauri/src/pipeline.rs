@@ -115,7 +115,7 @@ async fn read(
 )> {
     let catalog = crate::cloud::catalog(sdk, settings)?;
     let items = catalog.get_many(sessions).await?;
-    Ok((reading(&items, watched), items))
+    Ok((reading(&items, watched, chrono::Utc::now()), items))
 }
 
 /// Puts the entries of sessions that moved into the Sessions view's loaded catalog (when it is

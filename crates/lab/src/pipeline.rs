@@ -5,7 +5,8 @@
 //! here but which the backend has not cataloged yet is shown as [`Status::Uploaded`] — the
 //! catalog's own status for "every file and the manifest are in the raw bucket".
 
-use labpipe_catalog::{SessionItem, Status};
+use chrono::{DateTime, Utc};
+use labpipe_catalog::{SessionItem, Status, Stuck};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -26,15 +27,21 @@ pub struct PipelineState {
     pub message: Option<String>,
     /// Pipeline version of the latest outputs.
     pub pipeline_version: Option<u32>,
+    /// Set when the session has not moved for longer than its step may take
+    /// (`labpipe_catalog::stuck`): why, since when, and who can move it on. The lab PC cannot
+    /// read the dead-letter queues, so the reason is the last error the catalog holds.
+    pub stuck: Option<String>,
 }
 
 impl PipelineState {
-    pub fn from_item(i: &SessionItem) -> Self {
+    /// The state a catalog entry shows at `now`.
+    pub fn from_item(i: &SessionItem, now: DateTime<Utc>) -> Self {
         PipelineState {
             status: i.status,
             step: i.status_step.clone(),
             message: i.status_message.clone(),
             pipeline_version: i.pipeline_version,
+            stuck: i.stuck(now).map(|s| stuck_reason(i, &s)),
         }
     }
 
@@ -45,6 +52,7 @@ impl PipelineState {
             step: Some("upload".into()),
             message: None,
             pipeline_version: None,
+            stuck: None,
         }
     }
 
@@ -54,16 +62,51 @@ impl PipelineState {
     }
 }
 
+/// A stuck session in words a technician can pass on: how long, what it waits for, the last
+/// error, and the operator's commands that move it on.
+fn stuck_reason(i: &SessionItem, s: &Stuck) -> String {
+    let waiting = match s.status {
+        Status::Processing => "processing has not finished",
+        _ => "it has waited to be processed",
+    };
+    let last = i
+        .status_message
+        .as_deref()
+        .map(|m| format!("; the pipeline's last message: {m}"))
+        .unwrap_or_default();
+    format!(
+        "{waiting} for {} since {} (a run takes at most {}, retries included){last}. \
+         Tell the operator: \"labpipe status {}\" names a dead-letter message if there is one, \
+         and \"labpipe redrive\" moves it on once the cause is fixed",
+        human_duration(s.for_secs),
+        s.since.format("%Y-%m-%d %H:%M UTC"),
+        human_duration(s.budget_secs),
+        i.session,
+    )
+}
+
+/// `95 min` → `1 h 35 min`; `3 days` above 48 hours.
+fn human_duration(secs: u64) -> String {
+    let mins = secs / 60;
+    match mins {
+        0..=59 => format!("{mins} min"),
+        60..=2879 if mins.is_multiple_of(60) => format!("{} h", mins / 60),
+        60..=2879 => format!("{} h {} min", mins / 60, mins % 60),
+        _ => format!("{} days", mins / 1440),
+    }
+}
+
 /// What one reading of the catalog says about `sessions`: their entries, plus
 /// [`PipelineState::uploaded`] for sessions uploaded from here (`watched`) that the catalog does
 /// not know yet.
 pub fn reading(
     items: &std::collections::HashMap<String, SessionItem>,
     watched: &BTreeSet<String>,
+    now: DateTime<Utc>,
 ) -> BTreeMap<String, PipelineState> {
     let mut states: BTreeMap<String, PipelineState> = items
         .iter()
-        .map(|(k, v)| (k.clone(), PipelineState::from_item(v)))
+        .map(|(k, v)| (k.clone(), PipelineState::from_item(v, now)))
         .collect();
     for s in watched {
         states
@@ -170,11 +213,61 @@ mod tests {
             step: Some("preprocess".into()),
             message: (status == Status::Failed).then(|| "channel 3 is flat".to_string()),
             pipeline_version: (status == Status::Processed).then_some(1),
+            stuck: None,
         }
     }
 
     fn map(rows: &[(&str, Status)]) -> BTreeMap<String, PipelineState> {
         rows.iter().map(|(k, v)| (k.to_string(), st(*v))).collect()
+    }
+
+    #[test]
+    fn a_session_past_its_budget_reads_stuck_with_what_to_do() {
+        use chrono::Duration;
+        let now = Utc::now();
+        let recorded = chrono::NaiveDate::from_ymd_opt(2021, 3, 1)
+            .unwrap()
+            .and_hms_opt(9, 0, 0)
+            .unwrap();
+        let item = |session: &str, status: Status, age_mins: i64| {
+            let mut i = SessionItem::placeholder(
+                session,
+                recorded,
+                status,
+                now - Duration::minutes(age_mins),
+            );
+            i.status_message = Some("SQS: function throttled".into());
+            (session.to_string(), i)
+        };
+        let items = [
+            item("20210301_090000", Status::Cataloged, 3 * 60),
+            item("20210301_100000", Status::Cataloged, 10),
+            item("20210301_110000", Status::Processing, 26 * 60),
+            item("20210301_120000", Status::Processed, 30 * 24 * 60),
+        ]
+        .into_iter()
+        .collect();
+        let states = reading(&items, &BTreeSet::new(), now);
+        let stuck = states["20210301_090000"].stuck.as_deref().unwrap();
+        for want in [
+            "waited to be processed for 3 h",
+            "a run takes at most 1 h 45 min",
+            "the pipeline's last message: SQS: function throttled",
+            "labpipe status 20210301_090000",
+            "labpipe redrive",
+        ] {
+            assert!(stuck.contains(want), "{want:?} not in {stuck:?}");
+        }
+        assert!(states["20210301_110000"]
+            .stuck
+            .as_deref()
+            .unwrap()
+            .starts_with("processing has not finished for 26 h"));
+        assert_eq!(states["20210301_100000"].stuck, None, "within its budget");
+        assert_eq!(
+            states["20210301_120000"].stuck, None,
+            "settled sessions are never stuck"
+        );
     }
 
     #[test]
@@ -236,7 +329,7 @@ mod tests {
         );
         let items = std::collections::HashMap::from([(item.session.clone(), item)]);
         let watched = BTreeSet::from(["20210301_161221".to_string(), "20210302_000000".into()]);
-        let r = reading(&items, &watched);
+        let r = reading(&items, &watched, Utc::now());
         assert_eq!(r["20210301_161221"].status, Status::Processing);
         assert_eq!(r["20210302_000000"].status, Status::Uploaded);
         assert_eq!(r.len(), 2);

@@ -196,6 +196,7 @@ mod tests {
             step: None,
             message: None,
             pipeline_version: None,
+            stuck: None,
         }
     }
 

@@ -156,6 +156,7 @@ mod tests {
             step: None,
             message: None,
             pipeline_version: None,
+            stuck: None,
         }
     }
 

@@ -428,6 +428,95 @@ async fn test_connection_reports_each_lab_pc_check_and_names_a_wrong_table() -> 
     .await
 }
 
+/// A session the pipeline stopped moving (cataloged hours ago, nothing since, e.g. its message
+/// went to a dead-letter queue) shows *stuck* on its Pending row with the reason and what to do,
+/// instead of "queued" for ever; a session cataloged a minute ago does not.
+#[tokio::test]
+async fn a_session_the_pipeline_stopped_moving_shows_stuck_with_what_to_do() -> Result<()> {
+    within(Duration::from_secs(240), async {
+        step("a session the pipeline stopped moving shows stuck with what to do");
+        let emu = Emulator::start();
+        let dirs = Dirs::new()?;
+        let lab = dirs.root.path().join("lab");
+        let sessions = make_lab(&lab, 2, false)?;
+        let (stuck, fresh) = (&sessions[0], &sessions[1]);
+        let table = unique_name("catalog");
+        let db = emu.dynamodb_client().await;
+        labpipe_catalog::create_table(&db, &table).await?;
+        let catalog = Catalog::new(db, &table);
+        let now = chrono::Utc::now();
+        for (s, age) in [
+            (stuck, chrono::Duration::hours(3)),
+            (fresh, chrono::Duration::minutes(1)),
+        ] {
+            let recorded = labpipe_core::SessionId::parse(&s.name)?.recorded_at();
+            let mut item =
+                SessionItem::placeholder(&s.name, recorded, Status::Cataloged, now - age);
+            item.status_message = Some("3 files verified against the manifest".into());
+            catalog
+                .import_sessions(&[labpipe_catalog::SessionRecord {
+                    item,
+                    events: Vec::new(),
+                    outputs: Vec::new(),
+                }])
+                .await?;
+        }
+        let mut settings = cloud_settings(Some(&lab), &emu);
+        settings["catalog_table"] = json!(table);
+        settings["raw_bucket"] = json!("labpipe-raw-e2e");
+        dirs.write_settings(settings)?;
+
+        let app = App::start(&dirs, &emu.env()).await?;
+        let why = app
+            .until("the stuck reason", WAIT, || async {
+                let Ok(el) = app
+                    .find(&format!(
+                        ".row[data-session='{}'] [data-testid='stuck']",
+                        stuck.name
+                    ))
+                    .await
+                else {
+                    return Ok(None);
+                };
+                Ok(Some(el.text().await?))
+            })
+            .await?;
+        for want in [
+            "waited to be processed for 3 h",
+            "labpipe redrive",
+            &stuck.name,
+        ] {
+            assert!(why.contains(want), "{want:?} not in {why:?}");
+        }
+        let state = |name: String| {
+            let app = &app;
+            async move {
+                app.find(&format!(
+                    ".row[data-session='{name}'] [data-testid='pipeline-state']"
+                ))
+                .await?
+                .text()
+                .await
+                .map_err(anyhow::Error::from)
+            }
+        };
+        assert_eq!(
+            state(stuck.name.clone()).await?.trim(),
+            "stuck in the pipeline"
+        );
+        let queued = state(fresh.name.clone()).await?;
+        assert!(queued.contains("queued for processing"), "{queued}");
+        assert_eq!(
+            app.find_all("[data-testid='stuck']").await?.len(),
+            1,
+            "only the overdue session is stuck"
+        );
+        app.screenshot("pending-stuck").await?;
+        Ok(())
+    })
+    .await
+}
+
 #[tokio::test]
 async fn settings_persist_across_a_restart() -> Result<()> {
     within(Duration::from_secs(240), async {

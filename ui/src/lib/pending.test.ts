@@ -48,11 +48,13 @@ describe("pending", () => {
   });
 
   it("puts the pipeline status in words", () => {
-    const s = (status: Status, v: number | null = null): PipelineState => ({ status, step: null, message: null, pipeline_version: v });
+    const s = (status: Status, v: number | null = null): PipelineState => ({ status, step: null, message: null, pipeline_version: v, stuck: null });
     expect(pipelineLabel(s("PROCESSED", 2))).toEqual({ text: "processed (v2)", tone: "pass" });
     expect(pipelineLabel(s("UPLOADED")).text).toBe("uploaded, waiting for the pipeline");
     expect(pipelineLabel(s("FAILED")).tone).toBe("fail");
     expect(pipelineLabel(s("DETECTED")).text).toBe("detected");
+    // A session the pipeline stopped moving is not "queued": it needs someone.
+    expect(pipelineLabel({ ...s("CATALOGED"), stuck: "waited to be processed for 3 h" })).toEqual({ text: "stuck in the pipeline", tone: "fail" });
   });
 
   it("says where a finding is", () => {

@@ -51,6 +51,7 @@ export function eligibilityText(e: Eligibility | undefined): string {
 
 /** Where a session is in the pipeline, in words, and the badge class that goes with it. */
 export function pipelineLabel(p: PipelineState): { text: string; tone: "pass" | "warn" | "fail" | "wait" } {
+  if (p.stuck) return { text: "stuck in the pipeline", tone: "fail" };
   switch (p.status) {
     case "UPLOADED": return { text: "uploaded, waiting for the pipeline", tone: "wait" };
     case "CATALOGED": return { text: "in the catalog, queued for processing", tone: "wait" };

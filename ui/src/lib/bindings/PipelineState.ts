@@ -16,4 +16,10 @@ message: string | null,
 /**
  * Pipeline version of the latest outputs.
  */
-pipeline_version: number | null, };
+pipeline_version: number | null, 
+/**
+ * Set when the session has not moved for longer than its step may take
+ * (`labpipe_catalog::stuck`): why, since when, and who can move it on. The lab PC cannot
+ * read the dead-letter queues, so the reason is the last error the catalog holds.
+ */
+stuck: string | null, };

@@ -10,14 +10,12 @@ use std::collections::BTreeMap;
 
 use labpipe_catalog::{Catalog, OutputRecord, SessionItem, Status};
 use labpipe_core::filter::Filter;
-use labpipe_core::Manifest;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use tokio::task::JoinSet;
 
 use crate::destination::safe_relative;
 use crate::remote::{FileKind, RemoteFile};
-use crate::s3::s3_error;
+use crate::s3::gateway_error;
 use crate::{Glob, SyncError};
 
 /// Catalog reads in flight at once when collecting output records.
@@ -163,39 +161,29 @@ pub async fn raw_files(
         let (bucket, prefix) = match s.raw_prefix.as_deref().and_then(split_s3_uri) {
             Some(bp) => bp,
             None => match fallback_bucket {
-                Some(b) => (b.to_string(), format!("raw/{}/", s.session)),
+                Some(b) => (b.to_string(), labpipe_core::layout::raw_session_prefix(&s.session)),
                 None => return Err(bad("the catalog entry has no raw_prefix; pass --raw-bucket or set LABPIPE_RAW_BUCKET".into())),
             },
         };
         let key = format!("{prefix}{RAW_MANIFEST}");
         // The manifest version the catalog pins (when it has one), then each file at the version
         // that manifest pins: exactly what ingest verified, whatever was written since.
-        let out = s3
-            .get_object()
-            .bucket(&bucket)
-            .key(&key)
-            .set_version_id(s.manifest_version_id.clone())
-            .send()
+        let read = labpipe_s3::ManifestRead::key(&bucket, &key)
+            .version(s.manifest_version_id.as_deref())
+            .read(s3)
             .await
-            .map_err(|e| s3_error(&bucket, &key, e))?;
-        let bytes = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| bad(format!("cannot read s3://{bucket}/{key}: {e}")))?
-            .into_bytes();
+            .map_err(|e| gateway_error(&bucket, &key, e))?;
         if let Some(expected) = &s.manifest_sha256 {
-            let actual = hex::encode(Sha256::digest(&bytes));
-            if !actual.eq_ignore_ascii_case(expected) {
+            if !read.sha256.eq_ignore_ascii_case(expected) {
                 return Err(SyncError::ChecksumMismatch {
                     bucket,
                     key,
                     expected: expected.clone(),
-                    actual,
+                    actual: read.sha256,
                 });
             }
         }
-        let manifest = Manifest::from_json(&bytes).map_err(|e| bad(e.to_string()))?;
+        let manifest = read.manifest;
         for f in &manifest.files {
             let object = format!("{prefix}{}", f.path);
             files.push(RemoteFile {

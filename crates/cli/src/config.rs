@@ -7,7 +7,7 @@
 //! for in the current folder and its parents, or named by `--stack-outputs` /
 //! `LABPIPE_STACK_OUTPUTS`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
@@ -15,7 +15,8 @@ use crate::cli::StackArgs;
 use crate::UsageError;
 
 /// The stack outputs file, relative to the repository (or any folder above the current one).
-pub const OUTPUTS_FILE: &str = ".labpipe/stack/outputs.json";
+pub use labpipe_s3::stack::OUTPUTS_FILE;
+use labpipe_s3::StackOutputs;
 
 /// Names of the deployed resources, each possibly unknown.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -65,17 +66,18 @@ impl Stack {
                 }
                 Some(p.clone())
             }
-            None => find_outputs(&cwd),
+            None => StackOutputs::find(&cwd),
         };
+        // The gateway's reader: a flat object or CloudFormation's OutputKey/OutputValue list.
         let from_file = match &outputs {
-            Some(p) => read_outputs(p)?,
-            None => serde_json::Value::Null,
+            Some(p) => StackOutputs::read(p).map_err(|e| UsageError(e.to_string()))?,
+            None => StackOutputs::default(),
         };
         let pick = |flag: &Option<String>, key: &str| {
             flag.clone().filter(|v| !v.is_empty()).or_else(|| {
                 from_file
                     .get(key)
-                    .and_then(|v| v.as_str())
+                    .filter(|v| !v.is_empty())
                     .map(str::to_string)
             })
         };
@@ -84,12 +86,7 @@ impl Stack {
             QUEUE_SOURCES.map(|(var, key)| pick(&env(var), key));
         let pipeline_version = env("LABPIPE_PIPELINE_VERSION")
             .filter(|v| !v.is_empty())
-            .or_else(|| {
-                from_file.get("PipelineVersion").map(|v| match v {
-                    serde_json::Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                })
-            })
+            .or_else(|| from_file.get("PipelineVersion").map(str::to_string))
             .and_then(|v| v.trim().parse().ok());
         Ok(Stack {
             table: pick(&args.table, "CatalogTable"),
@@ -127,25 +124,6 @@ pub fn need_queue<'a>(url: &'a Option<String>, var: &str, output: &str) -> Resul
     })
 }
 
-fn find_outputs(start: &Path) -> Option<PathBuf> {
-    start
-        .ancestors()
-        .map(|d| d.join(OUTPUTS_FILE))
-        .find(|p| p.is_file())
-}
-
-fn read_outputs(path: &Path) -> Result<serde_json::Value> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the stack outputs {}", path.display()))?;
-    serde_json::from_str(&text).map_err(|e| {
-        UsageError(format!(
-            "{} is not JSON ({e}); deploy the stack again to rewrite it",
-            path.display()
-        ))
-        .into()
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,6 +152,9 @@ mod tests {
         std::fs::create_dir_all(&nested).unwrap();
         std::fs::create_dir_all(dir.path().join(".labpipe/stack")).unwrap();
         std::fs::write(dir.path().join(OUTPUTS_FILE), "{}").unwrap();
-        assert_eq!(find_outputs(&nested), Some(dir.path().join(OUTPUTS_FILE)));
+        assert_eq!(
+            StackOutputs::find(&nested),
+            Some(dir.path().join(OUTPUTS_FILE))
+        );
     }
 }

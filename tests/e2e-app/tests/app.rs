@@ -831,8 +831,14 @@ async fn pausing_an_upload_holds_it_and_resume_continues_from_what_was_sent() ->
 
 /// A Secret Service for this test: gnome-keyring on the session bus of `dbus-run-session`,
 /// with its files in a temporary HOME. `None` when there is no session bus.
+/// A Secret Service of the test's own: a private session bus and a gnome-keyring-daemon on it.
+/// Its own bus, because on a shared one any earlier app that read the keyring has made the bus
+/// start the distribution's daemon (real home, locked keyring), which then owns the name.
 struct Keyring {
+    bus: std::process::Child,
     child: std::process::Child,
+    /// `DBUS_SESSION_BUS_ADDRESS` of the private bus, for the app under test.
+    address: String,
     _home: tempfile::TempDir,
 }
 
@@ -841,10 +847,22 @@ impl Keyring {
         if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_none() {
             return Ok(None);
         }
-        use std::io::Write;
+        use std::io::{BufRead, Write};
         let home = tempfile::tempdir()?;
+        let mut bus = std::process::Command::new("dbus-daemon")
+            .args(["--session", "--nofork", "--print-address=1"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .context("dbus-daemon (apt package dbus)")?;
+        let mut address = String::new();
+        std::io::BufReader::new(bus.stdout.take().context("dbus-daemon stdout")?)
+            .read_line(&mut address)?;
+        let address = address.trim().to_string();
+        ensure!(!address.is_empty(), "dbus-daemon printed no address");
         let mut child = std::process::Command::new("gnome-keyring-daemon")
             .args(["--foreground", "--unlock", "--components=secrets"])
+            .env("DBUS_SESSION_BUS_ADDRESS", &address)
             .env("HOME", home.path())
             .env("XDG_DATA_HOME", home.path().join("data"))
             .env("XDG_RUNTIME_DIR", home.path())
@@ -858,7 +876,12 @@ impl Keyring {
             .take()
             .context("stdin")?
             .write_all(b"e2e-password")?;
-        let mut keyring = Keyring { child, _home: home };
+        let mut keyring = Keyring {
+            bus,
+            child,
+            address,
+            _home: home,
+        };
         keyring.until_it_owns_the_secrets_name().await?;
         Ok(Some(keyring))
     }
@@ -867,7 +890,9 @@ impl Keyring {
     /// bus start another daemon (the distribution's service file, with the real home), whose
     /// locked keyring the app cannot use.
     async fn until_it_owns_the_secrets_name(&mut self) -> Result<()> {
-        let bus = zbus::Connection::session().await?;
+        let bus = zbus::connection::Builder::address(self.address.as_str())
+            .build()
+            .await?;
         let dbus = zbus::fdo::DBusProxy::new(&bus).await?;
         let name = zbus::names::BusName::try_from("org.freedesktop.secrets")?;
         let t0 = Instant::now();
@@ -891,10 +916,12 @@ impl Keyring {
 
 impl Drop for Keyring {
     fn drop(&mut self) {
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        for process in [&mut self.child, &mut self.bus] {
+            unsafe {
+                libc::kill(process.id() as libc::pid_t, libc::SIGTERM);
+            }
+            let _ = process.wait();
         }
-        let _ = self.child.wait();
     }
 }
 
@@ -902,13 +929,16 @@ impl Drop for Keyring {
 async fn credentials_live_in_the_os_keyring() -> Result<()> {
     within(Duration::from_secs(240), async {
         step("credentials live in the os keyring");
-        let Some(_keyring) = Keyring::start().await? else {
+        let Some(keyring) = Keyring::start().await? else {
             eprintln!("skipped: no D-Bus session bus (run under dbus-run-session)");
             return Ok(());
         };
         let dirs = Dirs::new()?;
         dirs.write_settings(base_settings(None))?;
-        let env = [("LABPIPE_APP_KEYRING_ACCOUNT", unique_name("e2e-keys"))];
+        let env = [
+            ("LABPIPE_APP_KEYRING_ACCOUNT", unique_name("e2e-keys")),
+            ("DBUS_SESSION_BUS_ADDRESS", keyring.address.clone()),
+        ];
         let app = App::start(&dirs, &env).await?;
         app.goto("settings").await?;
         app.type_into("[data-testid='access-key']", "AKIAIOSFODNN7EXAMPLE")

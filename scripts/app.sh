@@ -37,10 +37,10 @@ step "installing prerequisites (skips what is already there)"
 bash scripts/bootstrap.sh apt venv rust ui
 
 step "building labpipe, the UI and the app"
-# The app embeds ui/dist, so the UI is built first; one cargo run builds the rest with one
-# feature set (separate runs would rebuild shared dependencies for each).
+# The app embeds ui/dist, so the UI is built first; one workspace build, the same feature set as
+# scripts/demo.sh's and scripts/test.sh's (per-package builds would rebuild shared dependencies).
 (cd ui && npx vite build --logLevel warn)
-cargo build -q -p labpipe-cli -p labpipe-e2e-app -p labpipe-backend -p labpipe-app --bins
+cargo build -q --workspace --bins
 
 start_local_stack
 TABLE="$(stack_output CatalogTable)"

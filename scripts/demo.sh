@@ -28,8 +28,11 @@ done
 step "installing prerequisites (skips what is already there)"
 bash scripts/bootstrap.sh
 
-step "building labpipe and the backend's local runner"
-cargo build -q -p labpipe-cli -p labpipe-backend --bin labpipe --bin local-runner
+step "building labpipe, the backend's local runner, the UI and the app"
+# One workspace build, the same as scripts/test.sh's: per-package builds (-p) resolve other
+# feature sets and would build the AWS SDK again for each. The app embeds ui/dist: UI first.
+(cd ui && npx vite build --logLevel warn)
+cargo build -q --workspace --bins
 
 start_local_stack
 write_demo_lab "$COUNT" "$SIZE_MB"

@@ -56,7 +56,7 @@ step "pipeline status"
 
 step "what a researcher gets: preprocessed files of sessions with fatigue > 2"
 "$LABPIPE" query 'fatigue > 2 and status = processed'
-"$LABPIPE" query 'status = processed' --files
+"$LABPIPE" query 'fatigue > 2 and status = processed' --files
 echo
 echo "on an EC2 node: labpipe sync --where 'fatigue > 2' --dest /data/labpipe"
 

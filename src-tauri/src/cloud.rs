@@ -111,19 +111,12 @@ fn probe(check: &labpipe_doctor::Check) -> Probe {
         ("credentials", _, _) => Some(
             "enter an access key or an AWS profile name under Credentials, then test again".into(),
         ),
-        ("raw bucket" | "catalog table", _, _) if check.detail.starts_with("no ") => Some(format!(
-            "enter the {} in Settings (the stack's {} output)",
-            if check.name == "raw bucket" {
-                "raw bucket"
-            } else {
-                "catalog table"
-            },
-            if check.name == "raw bucket" {
-                "RawBucket"
-            } else {
-                "CatalogTable"
-            }
-        )),
+        ("raw bucket", _, _) if check.detail.starts_with("no ") => {
+            Some("enter the raw bucket in Settings (the stack's RawBucket output)".into())
+        }
+        ("catalog table", _, _) if check.detail.starts_with("no ") => {
+            Some("enter the catalog table in Settings (the stack's CatalogTable output)".into())
+        }
         ("region", _, _) => Some("enter the stack's region in Settings".into()),
         (_, _, fix) => fix.map(str::to_string),
     };

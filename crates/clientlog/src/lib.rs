@@ -33,11 +33,9 @@ pub use spool::Spool;
 use chrono::Utc;
 use labpipe_core::SessionReport;
 use labpipe_upload::Event;
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc::UnboundedReceiver;
 
 /// Names the log group, above the stack outputs file.
 pub const GROUP_ENV: &str = "LABPIPE_CLIENT_LOG_GROUP";
@@ -107,39 +105,11 @@ impl ClientLog {
     /// `lab_folder` is the folder that holds the session. Call it where the events are rendered,
     /// so the record is spooled before the run can end.
     pub fn observe(&self, event: &Event, lab_folder: Option<&str>) {
-        let is_status_change = matches!(
-            event,
-            Event::SessionStarted { .. } | Event::SessionDone { .. } | Event::SessionFailed { .. }
-        );
-        if is_status_change {
+        if event_session(event).is_some() {
             if let Some(r) = Record::from_event(&self.origin, lab_folder, event, Utc::now()) {
                 self.record(&[r]);
             }
         }
-    }
-
-    /// Passes the upload's events through unchanged, spooling each status change on the way
-    /// ([`ClientLog::observe`]). `lab_folders` maps a session to the folder that holds it. Must
-    /// run inside a tokio runtime. The events arrive one task later than without it: a renderer
-    /// that must see every event of a session before it moves on calls `observe` itself.
-    pub fn tee(
-        &self,
-        mut events: UnboundedReceiver<Event>,
-        lab_folders: HashMap<String, String>,
-    ) -> UnboundedReceiver<Event> {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let log = self.clone();
-        tokio::spawn(async move {
-            while let Some(event) = events.recv().await {
-                let folder = event_session(&event)
-                    .and_then(|s| lab_folders.get(s))
-                    .map(String::as_str);
-                log.observe(&event, folder);
-                // The receiver may be gone (a renderer that stopped); keep recording regardless.
-                let _ = tx.send(event);
-            }
-        });
-        rx
     }
 
     /// Sends the spool to `group`, giving up after `deadline`. Never panics, never blocks longer.

@@ -7,6 +7,7 @@
 
 use chrono::{DateTime, Utc};
 use labpipe_catalog::{SessionItem, Status, Stuck};
+use labpipe_core::units::human_duration;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -83,17 +84,6 @@ fn stuck_reason(i: &SessionItem, s: &Stuck) -> String {
         human_duration(s.budget_secs),
         i.session,
     )
-}
-
-/// `95 min` → `1 h 35 min`; `3 days` above 48 hours.
-fn human_duration(secs: u64) -> String {
-    let mins = secs / 60;
-    match mins {
-        0..=59 => format!("{mins} min"),
-        60..=2879 if mins.is_multiple_of(60) => format!("{} h", mins / 60),
-        60..=2879 => format!("{} h {} min", mins / 60, mins % 60),
-        _ => format!("{} days", mins / 1440),
-    }
 }
 
 /// What one reading of the catalog says about `sessions`: their entries, plus

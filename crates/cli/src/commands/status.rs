@@ -20,6 +20,7 @@ use serde::Serialize;
 
 use crate::cli::StatusArgs;
 use crate::config::QueueUrls;
+use labpipe_core::units::human_duration;
 
 pub fn run(args: StatusArgs) -> Result<ExitCode> {
     let stack = crate::config::Stack::resolve(&args.stack)?;
@@ -157,22 +158,13 @@ impl DeadLetterView {
     }
 }
 
-fn human_secs(secs: u64) -> String {
-    let (h, m) = (secs / 3600, secs % 3600 / 60);
-    match (h, m) {
-        (0, m) => format!("{m} min"),
-        (h, 0) => format!("{h} h"),
-        (h, m) => format!("{h} h {m} min"),
-    }
-}
-
 impl StuckView {
     fn line(&self) -> String {
         format!(
             "{} for {} (budget {}): {}",
             self.stuck.status,
-            human_secs(self.stuck.for_secs),
-            human_secs(self.stuck.budget_secs),
+            human_duration(self.stuck.for_secs),
+            human_duration(self.stuck.budget_secs),
             self.reason
         )
     }

@@ -119,6 +119,12 @@ class Resolver:
             return self.params[name]
         if name in self.physical:
             return self.physical[name]
+        # A log group's Ref is its name. For the stack `labpipe admin deploy` created and then
+        # updated, moto's DescribeStackResources listed no physical id for the log groups; the
+        # name the template gives a log group is the same value.
+        res = self.resources.get(name, {})
+        if res.get("Type") == "AWS::Logs::LogGroup" and "LogGroupName" in res.get("Properties", {}):
+            return self(res["Properties"]["LogGroupName"])
         raise DeployError(f"cannot resolve Ref {name}")
 
     def get_att(self, logical, attr):

@@ -33,7 +33,7 @@ AWS='aws-config|aws-sdk-[a-z0-9]+|aws-smithy-[a-z-]+|aws-types'
 
 rule labpipe-core all "$AWS|$FRAMEWORKS|tokio|rusqlite" "the domain is pure: no I/O clients, no frameworks"
 rule labpipe-sample all "$AWS|$FRAMEWORKS" "sample data touches the filesystem only"
-for pkg in labpipe-upload labpipe-catalog labpipe-queue labpipe-sync labpipe-retention labpipe-doctor labpipe-clientlog; do
+for pkg in labpipe-upload labpipe-catalog labpipe-queue labpipe-sync labpipe-retention labpipe-doctor labpipe-clientlog labpipe-deploy; do
   rule "$pkg" all "$FRAMEWORKS" "engines are libraries, shared by the CLI, the app and the backend"
 done
 for pkg in labpipe-s3 labpipe-lab; do

@@ -28,6 +28,10 @@ SERVICES = ("s3", "dynamodb", "sqs", "logs")
 # A shared client crate calls on behalf of the crates that use it: its calls
 # are covered by the rows of those crates (any row with the same call).
 SHARED_UNITS = {"crates/s3"}
+# `labpipe admin deploy` runs with the credentials of the administrator who
+# deploys the stack, before any template role exists: its calls are listed in
+# docs/security.md ("The deploy command"), not in the role tables.
+ADMINISTRATOR_UNITS = {"crates/deploy"}
 
 # The IAM actions AWS documents for each call (and variant the table uses).
 # https://docs.aws.amazon.com/AmazonS3/latest/userguide/using-with-s3-policy-actions.html
@@ -229,6 +233,8 @@ def sdk_calls_in_code():
             if m := re.search(r"^\s*#\[cfg\(test\)\]\s*\n\s*mod ", text, re.M):
                 text = text[: m.start()]
             unit = "/".join(rel.parts[:2]) if rel.parts[0] == "crates" else rel.parts[0]
+            if unit in ADMINISTRATOR_UNITS:
+                continue
             for mm in re.finditer(r"\.\s*([a-z][a-z0-9_]*)\(\)", text):
                 if mm.group(1) in ops:
                     found.setdefault((ops[mm.group(1)], unit), set()).add(str(rel))

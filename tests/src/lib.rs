@@ -21,6 +21,9 @@
 //!     .output()?;
 //! ```
 
+pub mod lambda;
+pub mod runtime_api;
+
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -252,6 +255,11 @@ impl Emulator {
             .force_path_style(true)
             .build();
         aws_sdk_s3::Client::from_conf(conf)
+    }
+
+    /// The last `lines` lines of the emulator's log, for a failure message.
+    pub fn log_tail(&self, lines: usize) -> String {
+        log_tail(&self.log, lines)
     }
 
     /// DynamoDB client for this emulator.

@@ -128,6 +128,9 @@ Exit codes: 0 = done (possibly nothing to move), 1 = a queue or the catalog cann
     /// Tools for demos and development (sample data)
     #[command(subcommand)]
     Dev(DevCommand),
+    /// Operate a lab's AWS deployment (deploy or update the stack)
+    #[command(subcommand)]
+    Admin(crate::commands::admin::AdminCommand),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
     #[command(
         after_help = "Examples:\n  labpipe completions bash > /etc/bash_completion.d/labpipe\n  labpipe completions zsh > \"${fpath[1]}/_labpipe\"\n  labpipe completions powershell >> $PROFILE"

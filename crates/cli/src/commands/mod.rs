@@ -1,5 +1,6 @@
 //! One module per subcommand; each returns the process exit code.
 
+pub mod admin;
 mod check;
 mod clean;
 mod client_log;
@@ -34,6 +35,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Redrive(args) => redrive::run(args),
         Command::Completions(args) => manual::completions(args),
         Command::Man(args) => manual::man_pages(args),
+        Command::Admin(cmd) => admin::run(cmd),
     }
 }
 

@@ -1,0 +1,224 @@
+//! The Lambda zips: `ingest.zip` and `preprocess.zip`, each holding a `bootstrap` executable at
+//! its root, as the `provided.al2023` runtime starts it.
+//!
+//! They are built by cargo-lambda (`scripts/package-lambdas.sh` or [`build_package`]), which
+//! names its output `<lambda-dir>/<bin>/bootstrap.zip`; a package folder holds them under the
+//! function's name so the two cannot be swapped.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::{DeployError, Result};
+
+/// Instruction set of the bootstrap binaries (the template's `LambdaArchitecture`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    X86_64,
+    Arm64,
+}
+
+impl Arch {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "x86_64" | "x86-64" => Ok(Arch::X86_64),
+            "arm64" | "aarch64" => Ok(Arch::Arm64),
+            _ => Err(DeployError::Invalid {
+                what: "lambda architecture".into(),
+                reason: format!("'{s}' is not x86_64 or arm64"),
+            }),
+        }
+    }
+
+    pub fn template_value(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Arm64 => "arm64",
+        }
+    }
+
+    /// ELF `e_machine` of a binary for this architecture.
+    fn elf_machine(self) -> u16 {
+        match self {
+            Arch::X86_64 => 62,
+            Arch::Arm64 => 183,
+        }
+    }
+}
+
+/// The two zips of one build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LambdaPackage {
+    pub ingest: PathBuf,
+    pub preprocess: PathBuf,
+}
+
+impl LambdaPackage {
+    /// `dir/ingest.zip` and `dir/preprocess.zip` (as `scripts/package-lambdas.sh` writes them).
+    pub fn from_dir(dir: &Path) -> Result<Self> {
+        let package = LambdaPackage {
+            ingest: dir.join("ingest.zip"),
+            preprocess: dir.join("preprocess.zip"),
+        };
+        package.validate()?;
+        Ok(package)
+    }
+
+    /// Each zip exists, is a zip, and names a `bootstrap` entry.
+    pub fn validate(&self) -> Result<()> {
+        for path in [&self.ingest, &self.preprocess] {
+            let bytes = std::fs::read(path).map_err(|e| DeployError::Package {
+                path: path.clone(),
+                reason: format!("cannot read it ({e}); build it with scripts/package-lambdas.sh or pass --build"),
+            })?;
+            if !bytes.starts_with(b"PK\x03\x04") {
+                return Err(DeployError::Package {
+                    path: path.clone(),
+                    reason: "is not a zip file".into(),
+                });
+            }
+            // Entry names are stored uncompressed in the local and central headers.
+            if !bytes.windows(b"bootstrap".len()).any(|w| w == b"bootstrap") {
+                return Err(DeployError::Package {
+                    path: path.clone(),
+                    reason: "holds no `bootstrap` executable (the provided.al2023 runtime starts ./bootstrap)".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How to build the zips with cargo-lambda.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// The LabPipe source tree (holds `backend/`).
+    pub repo: PathBuf,
+    pub release: bool,
+    pub arch: Arch,
+    /// Where `ingest.zip` and `preprocess.zip` go.
+    pub out_dir: PathBuf,
+}
+
+/// Builds both functions with `cargo lambda build --output-format zip` and copies the zips to
+/// `out_dir`. x86_64 is built natively with cargo; arm64 needs zig and the aarch64 standard
+/// library (cargo-lambda cross-compiles with zig).
+pub fn build_package(opts: &BuildOptions) -> Result<LambdaPackage> {
+    if !opts.repo.join("backend/Cargo.toml").is_file() {
+        return Err(DeployError::Build(format!(
+            "{} is not the LabPipe source tree (no backend/Cargo.toml); run from the repository or pass --package DIR",
+            opts.repo.display()
+        )));
+    }
+    let lambda_dir = opts.out_dir.join("cargo-lambda");
+    let mut cmd = Command::new("cargo");
+    cmd.current_dir(&opts.repo).args([
+        "lambda",
+        "build",
+        "-p",
+        "labpipe-backend",
+        "--features",
+        "lambda",
+        "--bin",
+        "ingest",
+        "--bin",
+        "preprocess",
+        "--output-format",
+        "zip",
+    ]);
+    cmd.arg("--lambda-dir").arg(&lambda_dir);
+    match opts.arch {
+        // Native: plain cargo, no zig needed.
+        Arch::X86_64 if cfg!(target_arch = "x86_64") => {
+            cmd.args(["--x86-64", "--compiler", "cargo"]);
+        }
+        Arch::X86_64 => {
+            cmd.arg("--x86-64");
+        }
+        Arch::Arm64 => {
+            cmd.arg("--arm64");
+        }
+    }
+    if opts.release {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().map_err(|e| {
+        DeployError::Build(format!(
+            "cannot run `cargo lambda` ({e}); install it with `pip install cargo-lambda` (scripts/bootstrap.sh puts it in .venv)"
+        ))
+    })?;
+    if !status.success() {
+        return Err(DeployError::Build(format!(
+            "`cargo lambda build` failed ({status}); see its output above"
+        )));
+    }
+    std::fs::create_dir_all(&opts.out_dir).map_err(|e| {
+        DeployError::Build(format!("cannot create {}: {e}", opts.out_dir.display()))
+    })?;
+    for bin in ["ingest", "preprocess"] {
+        let from = lambda_dir.join(bin).join("bootstrap.zip");
+        let to = opts.out_dir.join(format!("{bin}.zip"));
+        std::fs::copy(&from, &to).map_err(|e| {
+            DeployError::Build(format!("cargo lambda wrote no {} ({e})", from.display()))
+        })?;
+    }
+    LambdaPackage::from_dir(&opts.out_dir)
+}
+
+/// The architecture of an ELF executable's bytes, if it is one we know.
+pub fn elf_arch(bytes: &[u8]) -> Option<Arch> {
+    if bytes.len() < 20 || !bytes.starts_with(b"\x7fELF") {
+        return None;
+    }
+    let machine = u16::from_le_bytes([bytes[18], bytes[19]]);
+    [Arch::X86_64, Arch::Arm64]
+        .into_iter()
+        .find(|a| a.elf_machine() == machine)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_package_needs_two_zips_with_a_bootstrap() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = LambdaPackage::from_dir(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("ingest.zip") && err.contains("package-lambdas.sh"),
+            "{err}"
+        );
+        std::fs::write(
+            dir.path().join("ingest.zip"),
+            b"PK\x03\x04....bootstrap....",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("preprocess.zip"), b"not a zip").unwrap();
+        let err = LambdaPackage::from_dir(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("preprocess.zip") && err.contains("not a zip"),
+            "{err}"
+        );
+        std::fs::write(dir.path().join("preprocess.zip"), b"PK\x03\x04....main....").unwrap();
+        let err = LambdaPackage::from_dir(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("no `bootstrap`"), "{err}");
+        std::fs::write(dir.path().join("preprocess.zip"), b"PK\x03\x04..bootstrap").unwrap();
+        LambdaPackage::from_dir(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn architectures_parse_and_read_from_elf() {
+        assert_eq!(Arch::parse("x86_64").unwrap(), Arch::X86_64);
+        assert_eq!(Arch::parse("arm64").unwrap().template_value(), "arm64");
+        assert!(Arch::parse("mips").is_err());
+        let me = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        let expected = if cfg!(target_arch = "x86_64") {
+            Some(Arch::X86_64)
+        } else if cfg!(target_arch = "aarch64") {
+            Some(Arch::Arm64)
+        } else {
+            None
+        };
+        assert_eq!(elf_arch(&me), expected);
+        assert_eq!(elf_arch(b"PK\x03\x04"), None);
+    }
+}

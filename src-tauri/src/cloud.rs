@@ -33,13 +33,36 @@ pub async fn sdk_config(settings: &Settings) -> AppResult<aws_config::SdkConfig>
                 "labpipe-keyring",
             );
         }
-        Ok(Some(Credentials::Profile { name })) => loader = loader.profile_name(name),
+        // A profile names its own role (`role_arn` in ~/.aws/config).
+        Ok(Some(Credentials::Profile { name })) => {
+            return Ok(loader.profile_name(name).load().await)
+        }
         Ok(None) => {}
         Err(e) => {
             tracing::warn!(error = %e, "keyring unavailable, using the default credential chain")
         }
     }
-    Ok(loader.load().await)
+    let sdk = loader.load().await;
+    // The stored key (or the default chain's) only asks for the uploader role's short-lived
+    // credentials; every other call runs as the role.
+    match settings
+        .uploader_role_arn
+        .as_deref()
+        .filter(|r| !r.is_empty())
+    {
+        Some(role) => labpipe_s3::assume_role(&sdk, role, &session_name())
+            .await
+            .map_err(|e| AppError::new("settings", format!("{e}; correct it in Settings"))),
+        None => Ok(sdk),
+    }
+}
+
+/// The role session's name, which CloudTrail records with each call: this app on this computer.
+fn session_name() -> String {
+    let host = std::env::var("HOSTNAME")
+        .or_else(|_| std::env::var("COMPUTERNAME"))
+        .unwrap_or_default();
+    format!("labpipe-app-{host}")
 }
 
 pub fn s3(sdk: &aws_config::SdkConfig) -> labpipe_s3::S3Client {

@@ -13,19 +13,22 @@ use crate::settings::Settings;
 pub const USAGE: &str = "\
 usage: labpipe-app configure [--stack-outputs FILE] [--lab-folder DIR] [--region REGION]
                              [--endpoint URL] [--raw-bucket NAME] [--catalog-table NAME]
-                             [--config-dir DIR]
+                             [--uploader-role-arn ARN] [--config-dir DIR]
 
 Writes the desktop app's settings and exits; the next start of the app uses them and skips the
 guided setup. Fields not given keep their current value.
 
   --stack-outputs FILE  the deployed stack's outputs (JSON, as `labpipe admin deploy` or
-                        scripts/deploy-local.sh writes them): RawBucket, CatalogTable, Region
+                        scripts/deploy-local.sh writes them): RawBucket, CatalogTable, Region,
+                        UploaderRoleArn
   --lab-folder DIR      the folder the recording rig writes sessions into
   --region REGION       AWS region (wins over the outputs' Region)
   --endpoint URL        an S3/DynamoDB endpoint: https://…, or http:// to this computer only;
                         an empty value means AWS itself
   --raw-bucket NAME     wins over the outputs' RawBucket
   --catalog-table NAME  wins over the outputs' CatalogTable
+  --uploader-role-arn ARN  the role the stored access key assumes (wins over the outputs'
+                        UploaderRoleArn); an empty value uses the key itself
   --config-dir DIR      where settings.json lives (default: $LABPIPE_APP_CONFIG_DIR, else the
                         app's own config folder, e.g. ~/.config/org.labpipe.desktop on Linux)
 
@@ -62,6 +65,12 @@ pub fn main(args: &[String]) -> i32 {
             );
             println!("  raw bucket     {}", s.raw_bucket);
             println!("  catalog table  {}", s.catalog_table);
+            println!(
+                "  uploader role  {}",
+                s.uploader_role_arn
+                    .as_deref()
+                    .unwrap_or("(none: a stored key is used itself)")
+            );
             0
         }
         Err(e) => {
@@ -83,6 +92,7 @@ pub fn run(args: &[String], env_dir: Option<PathBuf>) -> Result<(PathBuf, Settin
             "--endpoint",
             "--raw-bucket",
             "--catalog-table",
+            "--uploader-role-arn",
             "--config-dir",
         ];
         if !known.contains(&flag.as_str()) {
@@ -118,6 +128,9 @@ pub fn run(args: &[String], env_dir: Option<PathBuf>) -> Result<(PathBuf, Settin
         if let Some(region) = outputs.region.filter(|r| !r.is_empty()) {
             s.region = region;
         }
+        if let Some(role) = outputs.uploader_role_arn.filter(|r| !r.is_empty()) {
+            s.uploader_role_arn = Some(role);
+        }
     }
     if let Some(lab) = get("--lab-folder") {
         let path = Path::new(lab);
@@ -139,6 +152,9 @@ pub fn run(args: &[String], env_dir: Option<PathBuf>) -> Result<(PathBuf, Settin
     }
     if let Some(table) = get("--catalog-table") {
         s.catalog_table = table.to_string();
+    }
+    if let Some(role) = get("--uploader-role-arn") {
+        s.uploader_role_arn = Some(role.to_string()).filter(|r| !r.is_empty());
     }
     s.setup_done = true;
     s.validate().map_err(|e| e.message)?;
@@ -162,7 +178,8 @@ mod tests {
         let outputs = dir.path().join("outputs.json");
         std::fs::write(
             &outputs,
-            r#"{"RawBucket": "lab-raw", "CatalogTable": "lab-catalog", "Region": "eu-west-1"}"#,
+            r#"{"RawBucket": "lab-raw", "CatalogTable": "lab-catalog", "Region": "eu-west-1",
+                "UploaderRoleArn": "arn:aws:iam::123456789012:role/lab-UploaderRole"}"#,
         )
         .unwrap();
         let config = dir.path().join("config");
@@ -192,6 +209,10 @@ mod tests {
         assert_eq!(saved.region, "eu-west-1");
         assert_eq!(saved.lab_folder.as_deref(), lab.to_str());
         assert_eq!(saved.endpoint_url.as_deref(), Some("http://127.0.0.1:5000"));
+        assert_eq!(
+            saved.uploader_role_arn.as_deref(),
+            Some("arn:aws:iam::123456789012:role/lab-UploaderRole")
+        );
         assert!(saved.setup_done);
         assert_eq!(saved.concurrency, 3, "a field not given is kept");
 
@@ -218,7 +239,11 @@ mod tests {
     fn bad_input_names_the_flag_and_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("config");
-        let cases: [(&[&str], &str); 5] = [
+        let cases: [(&[&str], &str); 6] = [
+            (
+                &["--uploader-role-arn", "UploaderRole"],
+                "role UploaderRole cannot be assumed",
+            ),
             (
                 &["--lab-folder", "/no/such/folder"],
                 "--lab-folder /no/such/folder",

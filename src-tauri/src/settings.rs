@@ -22,6 +22,10 @@ pub struct Settings {
     pub endpoint_url: Option<String>,
     pub raw_bucket: String,
     pub catalog_table: String,
+    /// The role a stored access key assumes (the stack's `UploaderRoleArn`): every call then runs
+    /// with that role's short-lived credentials. `None` uses the key itself. Not used with an
+    /// AWS profile, which names its own role (`role_arn` in `~/.aws/config`).
+    pub uploader_role_arn: Option<String>,
     /// Parts in flight at once during an upload.
     pub concurrency: u32,
     /// Upload bandwidth cap in megabytes per second; `None` = unlimited.
@@ -44,6 +48,7 @@ impl Default for Settings {
             endpoint_url: None,
             raw_bucket: String::new(),
             catalog_table: String::new(),
+            uploader_role_arn: None,
             concurrency: 8,
             bandwidth_mb_per_sec: None,
             quiet_period_secs: 5,
@@ -108,6 +113,10 @@ impl Settings {
         // must not cross a network in the clear. The same rule as the CLI's (labpipe-s3).
         if let Some(url) = self.endpoint_url.as_deref().filter(|u| !u.is_empty()) {
             labpipe_s3::check_endpoint(url)
+                .map_err(|e| AppError::new("settings", e.to_string()))?;
+        }
+        if let Some(arn) = self.uploader_role_arn.as_deref().filter(|a| !a.is_empty()) {
+            labpipe_s3::check_role_arn(arn)
                 .map_err(|e| AppError::new("settings", e.to_string()))?;
         }
         if self.quiet_period_secs == 0 || self.quiet_period_secs > 3600 {

@@ -168,6 +168,21 @@ impl Emulator {
 
     /// Like [`Emulator::start`], returning the failure instead of panicking.
     pub fn try_start() -> anyhow::Result<Self> {
+        Self::try_start_with(None)
+    }
+
+    /// A fresh emulator that checks IAM: it answers the first `unchecked_requests` requests
+    /// without checks (to create an administrator), then checks every request against the
+    /// identity policies of the caller's access key or assumed role. It evaluates actions and
+    /// resources, not every condition key (see `infra/tests/test_iam_matrix.py`).
+    pub fn start_with_authorization(unchecked_requests: u32) -> Self {
+        match Self::try_start_with(Some(unchecked_requests)) {
+            Ok(e) => e,
+            Err(e) => panic!("{e:#}"),
+        }
+    }
+
+    fn try_start_with(unchecked_requests: Option<u32>) -> anyhow::Result<Self> {
         let moto = moto_server_path();
         if !moto.is_file() {
             bail!(
@@ -185,7 +200,7 @@ impl Emulator {
         let mut last_err = None;
         for _ in 0..PORT_ATTEMPTS {
             let port = free_port()?;
-            let child = spawn_moto(&moto, port, &log)?;
+            let child = spawn_moto(&moto, port, &log, unchecked_requests)?;
             match wait_ready(child, port, &log, timeout) {
                 Ok(child) => {
                     return Ok(Emulator {
@@ -306,7 +321,12 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
-fn spawn_moto(moto: &Path, port: u16, log: &Path) -> anyhow::Result<Child> {
+fn spawn_moto(
+    moto: &Path,
+    port: u16,
+    log: &Path,
+    unchecked_requests: Option<u32>,
+) -> anyhow::Result<Child> {
     let out = File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
     let err = out.try_clone()?;
     let mut cmd = Command::new(moto);
@@ -317,6 +337,9 @@ fn spawn_moto(moto: &Path, port: u16, log: &Path) -> anyhow::Result<Child> {
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err);
+    if let Some(n) = unchecked_requests {
+        cmd.env("INITIAL_NO_AUTH_ACTION_COUNT", n.to_string());
+    }
     kill_with_parent(&mut cmd);
     spawn_from_lasting_thread(cmd)
         .with_context(|| format!("cannot start {}: run scripts/bootstrap.sh", moto.display()))

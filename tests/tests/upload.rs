@@ -616,27 +616,8 @@ fn assert_fails_fast_saying(out: &Output, started: Instant, needles: &[&str]) {
 #[tokio::test(flavor = "multi_thread")]
 async fn rejected_credentials_fail_fast_with_what_to_do() {
     // An emulator of our own that checks access keys (the shared one accepts any).
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut moto = Command::new(labpipe_tests::moto_server_path())
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .env("INITIAL_NO_AUTH_ACTION_COUNT", "0")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "auth-checking emulator did not start"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let moto = labpipe_tests::Emulator::start_with_authorization(0);
+    let endpoint = moto.endpoint();
     let data = tempfile::tempdir().unwrap();
     let folder = session(data.path(), 6_000_000, 71);
     let journal = data.path().join("j.sqlite3");
@@ -652,8 +633,7 @@ async fn rejected_credentials_fail_fast_with_what_to_do() {
         .arg(&folder)
         .output()
         .unwrap();
-    let _ = moto.kill();
-    let _ = moto.wait();
+    drop(moto);
     assert_fails_fast_saying(
         &out,
         started,

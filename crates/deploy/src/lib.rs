@@ -439,9 +439,10 @@ pub fn next_steps(
     let out = |k: &str| outputs.get(k).cloned().unwrap_or_else(|| format!("<{k}>"));
     let mut steps = vec![
         format!(
-            "Lab PC (uploader): let its IAM user or Identity Center permission set assume {} (sts:AssumeRole), \
-             and give the PC a profile with role_arn = that ARN; it may upload and never delete.",
-            out("UploaderRoleArn")
+            "Lab PC (uploader): let its IAM user or Identity Center permission set assume {role} (sts:AssumeRole, nothing else), \
+             and give the PC a profile with role_arn = that ARN for the CLI; the desktop app takes the user's key in Settings \
+             and assumes the role itself (labpipe-app configure --stack-outputs FILE sets it). It may upload and never delete.",
+            role = out("UploaderRoleArn")
         ),
         format!(
             "Researchers: let them assume {} (query, status, sync, read raw).",

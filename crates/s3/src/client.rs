@@ -149,6 +149,81 @@ pub fn with_static_keys(
     ))
 }
 
+/// The stored key's credentials exchanged for a role's short-lived ones: the desktop app's keys
+/// mode keeps the long-term key of a lab user whose one permission is `sts:AssumeRole` on the
+/// stack's `UploaderRole`, and every AWS call runs as that role, with credentials that expire
+/// within the hour and are renewed by the SDK before they do. A leaked key alone then reaches
+/// nothing but `AssumeRole`, and CloudTrail names the session (`session_name`) of each call.
+/// <https://docs.aws.amazon.com/IAM/latest/UserGuide/id_credentials_temp_use-resources.html>
+pub async fn assume_role(
+    base: &aws_config::SdkConfig,
+    role_arn: &str,
+    session_name: &str,
+) -> Result<aws_config::SdkConfig, S3Error> {
+    check_role_arn(role_arn)?;
+    let source = base
+        .credentials_provider()
+        .ok_or_else(|| S3Error::RoleArn {
+            arn: role_arn.to_string(),
+            reason: "there are no credentials to assume it with".into(),
+        })?;
+    let provider = aws_config::sts::AssumeRoleProvider::builder(role_arn)
+        .session_name(role_session_name(session_name))
+        .session_length(Duration::from_secs(3600))
+        .configure(base)
+        .build_from_provider(source)
+        .await;
+    Ok(base
+        .to_builder()
+        .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(provider))
+        .build())
+}
+
+/// `arn:<partition>:iam::<12-digit account>:role/<path/>name`: what the stack's `UploaderRoleArn`
+/// output holds.
+pub fn check_role_arn(arn: &str) -> Result<(), S3Error> {
+    let invalid = |reason: &str| S3Error::RoleArn {
+        arn: arn.to_string(),
+        reason: reason.to_string(),
+    };
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let [prefix, partition, service, region, account, resource] = parts[..] else {
+        return Err(invalid("it is not an ARN"));
+    };
+    if prefix != "arn" || !partition.starts_with("aws") || service != "iam" || !region.is_empty() {
+        return Err(invalid(
+            "it is not an IAM ARN (arn:aws:iam::ACCOUNT:role/NAME)",
+        ));
+    }
+    if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid("its account is not 12 digits"));
+    }
+    match resource.strip_prefix("role/") {
+        Some(name) if !name.is_empty() && !name.ends_with('/') => Ok(()),
+        _ => Err(invalid("it names no role (…:role/NAME)")),
+    }
+}
+
+/// A role session name AWS accepts (`[\w+=,.@-]{2,64}`): other characters become `-`.
+/// <https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html>
+fn role_session_name(wanted: &str) -> String {
+    let mut name: String = wanted
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_+=,.@-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(64)
+        .collect();
+    while name.len() < 2 {
+        name.push('-');
+    }
+    name
+}
+
 /// An endpoint is `https://…`, or `http://` to a loopback address (a local emulator): credentials
 /// and data must not cross a network in the clear.
 pub fn check_endpoint(url: &str) -> Result<(), S3Error> {
@@ -223,5 +298,38 @@ mod tests {
             ..AwsTarget::default()
         };
         assert!(matches!(target.load().await, Err(S3Error::Endpoint { .. })));
+    }
+
+    #[test]
+    fn role_arns_are_checked_before_any_call() {
+        for good in [
+            "arn:aws:iam::123456789012:role/lab-UploaderRole",
+            "arn:aws-cn:iam::123456789012:role/path/to/Uploader",
+        ] {
+            check_role_arn(good).unwrap();
+        }
+        for bad in [
+            "UploaderRole",
+            "arn:aws:iam::123456789012:user/lab",
+            "arn:aws:s3:::lab-raw",
+            "arn:aws:iam::1234:role/x",
+            "arn:aws:iam::123456789012:role/",
+        ] {
+            let err = check_role_arn(bad).unwrap_err().to_string();
+            assert!(
+                err.contains(bad) && err.contains("UploaderRoleArn"),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn session_names_are_what_sts_accepts() {
+        assert_eq!(
+            role_session_name("labpipe-app lab PC/1"),
+            "labpipe-app-lab-PC-1"
+        );
+        assert_eq!(role_session_name("x"), "x-");
+        assert_eq!(role_session_name(&"a".repeat(80)).len(), 64);
     }
 }

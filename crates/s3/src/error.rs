@@ -240,6 +240,9 @@ pub enum S3Error {
     #[error("endpoint {url} is not accepted: {reason}")]
     Endpoint { url: String, reason: String },
 
+    #[error("role {arn} cannot be assumed: {reason}; copy the stack's UploaderRoleArn output (arn:aws:iam::ACCOUNT:role/NAME)")]
+    RoleArn { arn: String, reason: String },
+
     #[error("s3://{bucket}/{key} is {size} bytes, over the {limit}-byte limit for a manifest; it is not a manifest LabPipe wrote — upload the session again with `labpipe upload`")]
     ManifestTooLarge {
         bucket: String,
@@ -296,6 +299,7 @@ impl S3Error {
             S3Error::Call { class, .. } => *class,
             S3Error::Interrupted { .. } => ErrorClass::Retryable,
             S3Error::Endpoint { .. }
+            | S3Error::RoleArn { .. }
             | S3Error::ManifestTooLarge { .. }
             | S3Error::ManifestInvalid { .. }
             | S3Error::StackOutputs { .. } => ErrorClass::Permanent,
@@ -311,6 +315,7 @@ impl S3Error {
         match self {
             S3Error::Call { class, .. } => class.as_str(),
             S3Error::Endpoint { .. } => "endpoint",
+            S3Error::RoleArn { .. } => "role_arn",
             S3Error::ManifestTooLarge { .. } => "manifest_too_large",
             S3Error::ManifestInvalid { .. } => "manifest_invalid",
             S3Error::Interrupted { .. } => "interrupted",

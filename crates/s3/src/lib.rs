@@ -24,7 +24,10 @@ pub mod stack;
 
 /// The S3 client type, for callers that hold one without depending on the SDK crate themselves.
 pub use aws_sdk_s3::Client as S3Client;
-pub use client::{check_endpoint, s3_client, with_static_keys, AwsTarget, ClientOptions};
+pub use client::{
+    assume_role, check_endpoint, check_role_arn, s3_client, with_static_keys, AwsTarget,
+    ClientOptions,
+};
 pub use error::{classify, classify_response, describe, ErrorClass, S3Error};
 pub use manifest::{ManifestObject, ManifestRead};
 pub use objects::{list_prefix, ListedObject};

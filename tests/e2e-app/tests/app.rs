@@ -423,6 +423,24 @@ async fn test_connection_reports_each_lab_pc_check_and_names_a_wrong_table() -> 
                 && l.contains("does not exist")),
             "the wrong table is not named:\n{wrong}"
         );
+
+        // With the stack's uploader role set, the lab PC's key only asks for the role's
+        // short-lived credentials: the credentials check shows them expiring.
+        app.type_into("[data-testid='catalog-table']", &table)
+            .await?;
+        app.type_into(
+            "[data-testid='uploader-role']",
+            "arn:aws:iam::123456789012:role/lab-UploaderRole",
+        )
+        .await?;
+        let assumed = test_connection(&app).await?;
+        assert!(
+            assumed
+                .lines()
+                .any(|l| l.starts_with("✓ credentials: found") && l.contains(", expires ")),
+            "the uploader role's credentials are not in use:\n{assumed}"
+        );
+        assert!(!assumed.contains('✗'), "{assumed}");
         Ok(())
     })
     .await

@@ -10,6 +10,12 @@ lab_folder: string | null, region: string,
  */
 endpoint_url: string | null, raw_bucket: string, catalog_table: string, 
 /**
+ * The role a stored access key assumes (the stack's `UploaderRoleArn`): every call then runs
+ * with that role's short-lived credentials. `None` uses the key itself. Not used with an
+ * AWS profile, which names its own role (`role_arn` in `~/.aws/config`).
+ */
+uploader_role_arn: string | null, 
+/**
  * Parts in flight at once during an upload.
  */
 concurrency: number, 

@@ -194,12 +194,25 @@ impl Ingest {
             Err(e) => return Err(manifest_failure(bucket, key, e)),
         };
 
+        // `raw/<session>/manifest.json` is revision 1; a correction's is
+        // `raw/<session>.r<N>/manifest.json` and must say so itself.
+        let revision = labpipe_core::layout::manifest_revision(key).map_or(1, |(_, n)| n);
+        if manifest.revision_number() != revision {
+            return Err(Failure::session(format!(
+                "{key} holds a manifest of revision {} but lies in the folder of revision {revision}; upload corrections with `labpipe upload --revise`",
+                manifest.revision_number()
+            )));
+        }
+        let folder = labpipe_core::layout::revision_folder(session, revision);
+
         if let Some(existing) = self.catalog.get(session).await? {
+            let newer = revision > existing.revision.unwrap_or(1);
             match existing.manifest_sha256.as_deref() {
                 Some(cataloged) if cataloged == sha => {
                     info!(status = %existing.status, "manifest already cataloged (duplicate event)");
                     return self.resend_if_waiting(&existing).await;
                 }
+                Some(_) if newer => {}
                 Some(cataloged) => {
                     return self
                         .record_conflict(
@@ -228,12 +241,17 @@ impl Ingest {
                 manifest.files.len()
             )));
         }
-        self.verify_objects(bucket, session, &manifest).await?;
+        self.verify_objects(bucket, &folder, &manifest).await?;
 
-        let raw_prefix = format!("s3://{bucket}/{}", session_prefix(session));
+        let raw_prefix = format!("s3://{bucket}/{}", session_prefix(&folder));
         let mut item = SessionItem::from_manifest(&manifest, &sha, &raw_prefix, Utc::now());
         item.manifest_version_id = manifest_version.clone();
-        let put = match self.catalog.put_new_session(&item).await {
+        let put = if revision > 1 {
+            self.catalog.put_revision(&item).await
+        } else {
+            self.catalog.put_new_session(&item).await
+        };
+        let put = match put {
             Err(CatalogError::Conflict { existing, .. }) => {
                 // Another manifest was cataloged between our read and our write.
                 return self
@@ -254,6 +272,7 @@ impl Ingest {
                 info!(
                     files = item.file_count,
                     bytes = item.total_bytes,
+                    revision,
                     "session cataloged"
                 );
                 self.request_preprocessing(session).await
@@ -283,10 +302,10 @@ impl Ingest {
     async fn verify_objects(
         &self,
         bucket: &str,
-        session: &str,
+        folder: &str,
         manifest: &Manifest,
     ) -> Result<(), Failure> {
-        let prefix = session_prefix(session);
+        let prefix = session_prefix(folder);
         let listed = labpipe_s3::list_prefix(&self.s3, bucket, &prefix)
             .await
             .map_err(|e| Failure::transient(e.to_string()))?;

@@ -694,3 +694,142 @@ fn a_session_without_progress_past_its_budget_shows_stuck_with_its_dead_letter()
         );
     });
 }
+
+/// A session corrected after its first upload: the plain upload refuses it as a conflict naming
+/// the file that differs and saying how to revise; `upload --revise --reason` puts it up as
+/// revision 2 beside the first, which stays byte for byte; ingest makes revision 2 current (with
+/// its reason in the history) and preprocessing runs on its files.
+#[test]
+fn a_corrected_session_becomes_revision_two_and_the_first_stays_as_it_was() {
+    runtime().block_on(async {
+        let stack = Stack::create(true).await;
+        let (_keep, folder, id) = generate(21);
+        upload(&stack, &folder);
+        stack.drain().await;
+        assert_eq!(stack.status(&id).await, Status::Processed);
+        let raw = stack.config.raw_bucket.clone();
+        let first = stack.catalog.get(&id).await.unwrap().unwrap();
+        let v1_before = stack.catalog.outputs(&id, 1).await.unwrap().unwrap();
+
+        // Correct one data file in place: same size, other bytes, and an mtime that differs
+        // from the first upload's but is not fresh (a fresh change would make the session "still
+        // being written").
+        let data = std::fs::read_dir(&folder)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "bin"))
+            .min()
+            .expect("a data file");
+        let name = data.file_name().unwrap().to_string_lossy().into_owned();
+        let rev1_key = format!("raw/{id}/{name}");
+        let rev1_bytes = object_bytes(&stack.clients.s3, &raw, &rev1_key).await;
+        let mtime = std::fs::metadata(&data).unwrap().modified().unwrap();
+        let mut bytes = std::fs::read(&data).unwrap();
+        let mid = bytes.len() / 2;
+        for b in &mut bytes[mid..mid + 4096] {
+            *b = b.wrapping_add(97);
+        }
+        std::fs::write(&data, &bytes).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&data)
+            .unwrap()
+            .set_modified(mtime - std::time::Duration::from_secs(3600))
+            .unwrap();
+
+        // A plain upload meets the first revision: a conflict that names the file and says how
+        // to revise; nothing is written.
+        let plain = stack.labpipe(&[
+            "upload",
+            folder.to_str().unwrap(),
+            "--bucket",
+            &raw,
+            "--json",
+        ]);
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&plain.stdout),
+            String::from_utf8_lossy(&plain.stderr)
+        );
+        assert_eq!(plain.status.code(), Some(1), "{said}");
+        assert!(
+            said.contains(&rev1_key) && said.contains("--revise"),
+            "the conflict must name {rev1_key} and --revise: {said}"
+        );
+
+        // The correction as revision 2.
+        let reason = "rec re-exported with the right gain";
+        let revised = stack.labpipe(&[
+            "upload",
+            folder.to_str().unwrap(),
+            "--bucket",
+            &raw,
+            "--revise",
+            "--reason",
+            reason,
+            "--json",
+        ]);
+        assert!(
+            revised.status.success(),
+            "upload --revise failed: {}{}",
+            String::from_utf8_lossy(&revised.stdout),
+            String::from_utf8_lossy(&revised.stderr)
+        );
+        let rev2_key = format!("raw/{id}.r2/{name}");
+        assert_eq!(
+            object_bytes(&stack.clients.s3, &raw, &rev2_key).await,
+            bytes,
+            "revision 2 holds the corrected file"
+        );
+        let manifest: Manifest = serde_json::from_slice(
+            &object_bytes(
+                &stack.clients.s3,
+                &raw,
+                &format!("raw/{id}.r2/manifest.json"),
+            )
+            .await,
+        )
+        .unwrap();
+        assert_eq!(manifest.revision_number(), 2);
+        assert_eq!(manifest.revision.as_ref().unwrap().reason, reason);
+
+        stack.drain().await;
+        let item = stack.catalog.get(&id).await.unwrap().unwrap();
+        assert_eq!(item.status, Status::Processed, "{item:?}");
+        assert_eq!(item.revision, Some(2));
+        assert_eq!(item.revision_reason.as_deref(), Some(reason));
+        assert!(
+            item.raw_prefix
+                .as_deref()
+                .is_some_and(|p| p.ends_with(&format!("/raw/{id}.r2/"))),
+            "{item:?}"
+        );
+        assert_ne!(item.manifest_sha256, first.manifest_sha256);
+        let events = stack.catalog.events(&id).await.unwrap();
+        assert!(
+            events
+                .iter()
+                .any(|e| e.message.contains("revision 2") && e.message.contains(reason)),
+            "the history names the revision and its reason: {events:?}"
+        );
+        // Preprocessing ran on the corrected file: new features.
+        let v1_after = stack.catalog.outputs(&id, 1).await.unwrap().unwrap();
+        let features = |r: &labpipe_catalog::OutputRecord| {
+            r.files
+                .iter()
+                .find(|f| f.key.ends_with("features.parquet"))
+                .unwrap()
+                .sha256
+                .clone()
+        };
+        assert_ne!(features(&v1_before), features(&v1_after));
+        // Revision 1 is exactly as it was, and still readable.
+        assert_eq!(
+            object_bytes(&stack.clients.s3, &raw, &rev1_key).await,
+            rev1_bytes
+        );
+        // status shows the revision.
+        let status = stack.json(&["status", &id, "--json"]);
+        assert_eq!(status[0]["revision"], 2, "{status}");
+    });
+}

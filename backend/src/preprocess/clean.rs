@@ -90,7 +90,7 @@ impl Step for CleanSignals {
         }
         for (channel, count) in non_finite.iter().enumerate().filter(|(_, c)| **c > 0) {
             problems.push(format!(
-                "channel {channel} has {count} non-finite values (NaN or infinity) after cleaning: the raw recording contains NaN/infinite samples; check the recorder's export settings and upload a corrected session"
+                "channel {channel} has {count} non-finite values (NaN or infinity) after cleaning: the raw recording contains NaN/infinite samples; check the recorder's export settings and upload the corrected session as a new revision (labpipe upload --revise --reason TEXT FOLDER)"
             ));
         }
         Ok(StepOutput {

@@ -230,7 +230,11 @@ pub async fn run(
     let mut out_frame = vec![0f32; channels];
     let mut block: Vec<f32> = Vec::with_capacity(BLOCK_FRAMES * channels);
     let mut emitted = 0u64;
-    let prefix = session_prefix(&manifest.session.to_string());
+    // The files of the manifest's own revision (`raw/<session>.r<N>/` for a correction).
+    let prefix = session_prefix(&labpipe_core::layout::revision_folder(
+        &manifest.session.to_string(),
+        manifest.revision_number(),
+    ));
     let is_signal = |path: &str| signal_files(manifest).any(|f| f.path == path);
 
     for file in &manifest.files {

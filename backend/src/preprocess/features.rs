@@ -249,7 +249,7 @@ impl Step for FeatureTable {
                 .chain(b.iter().copied());
             if values.into_iter().any(|v| !v.is_finite()) {
                 problems.push(format!(
-                    "features of channel {} are not finite (NaN or infinity): the raw recording contains NaN/infinite samples; check the recorder's export settings and upload a corrected session",
+                    "features of channel {} are not finite (NaN or infinity): the raw recording contains NaN/infinite samples; check the recorder's export settings and upload the corrected session as a new revision (labpipe upload --revise --reason TEXT FOLDER)",
                     s.channel
                 ));
             }

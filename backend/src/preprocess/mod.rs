@@ -40,6 +40,7 @@ use crate::batch::{self, MessageHandler};
 use crate::config::{BackendConfig, Clients};
 use crate::failure::Failure;
 use crate::s3key::session_prefix;
+use labpipe_core::layout::revision_folder;
 
 /// The catalog step name written with preprocess's status changes.
 pub const STEP: &str = "preprocess";
@@ -322,7 +323,9 @@ impl Preprocess {
     /// one — read through the gateway (size-bounded) and checked against the cataloged SHA-256.
     async fn read_manifest(&self, item: &SessionItem) -> Result<Manifest, Failure> {
         let bucket = &self.raw_bucket;
-        let object = ManifestRead::session(bucket, &item.session)
+        // The current revision's folder (`raw/<session>.r<N>/` for a correction).
+        let folder = revision_folder(&item.session, item.revision.unwrap_or(1));
+        let object = ManifestRead::session(bucket, &folder)
             .version(item.manifest_version_id.as_deref())
             .read(&self.s3)
             .await
@@ -339,7 +342,7 @@ impl Preprocess {
         if item.manifest_sha256.as_deref() != Some(object.sha256.as_str()) {
             return Err(Failure::session(format!(
                 "manifest.json in s3://{bucket}/{} changed after the session was cataloged (sha256 {}); raw data must not change — ask the operator to investigate",
-                session_prefix(&item.session),
+                session_prefix(&folder),
                 object.sha256
             )));
         }

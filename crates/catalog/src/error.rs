@@ -21,7 +21,7 @@ pub enum CatalogError {
         to: Status,
     },
 
-    #[error("session {session} is already cataloged from a different manifest (cataloged sha256 {existing}, new {incoming}); raw data is never replaced — upload a corrected recording under a new session folder, or ask the operator to retire the old entry")]
+    #[error("session {session} is already cataloged from a different manifest (cataloged sha256 {existing}, new {incoming}); raw data is never replaced — upload a correction as a new revision: labpipe upload --revise --reason TEXT FOLDER")]
     Conflict {
         session: String,
         existing: String,

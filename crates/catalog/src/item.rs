@@ -50,6 +50,12 @@ pub struct SessionItem {
     /// S3 version id of that manifest object, when the bucket is versioned: preprocessing and
     /// `sync --raw` read exactly this version.
     pub manifest_version_id: Option<String>,
+    /// The current revision when it is a correction (2, 3, …; `None` = the first upload), and
+    /// why it was made. Earlier revisions stay in `raw/<session>[.r<N>]/`; the history lists them.
+    #[serde(default)]
+    pub revision: Option<u32>,
+    #[serde(default)]
+    pub revision_reason: Option<String>,
     pub total_bytes: u64,
     pub file_count: u64,
     pub metadata: Metadata,
@@ -82,6 +88,8 @@ impl SessionItem {
             raw_prefix: Some(raw_prefix.to_string()),
             manifest_sha256: Some(manifest_sha256.to_string()),
             manifest_version_id: None,
+            revision: manifest.revision.as_ref().map(|r| r.number),
+            revision_reason: manifest.revision.as_ref().map(|r| r.reason.clone()),
             total_bytes: manifest.total_bytes,
             file_count: manifest.files.len() as u64,
             metadata: manifest.metadata.clone(),
@@ -109,6 +117,8 @@ impl SessionItem {
             raw_prefix: None,
             manifest_sha256: None,
             manifest_version_id: None,
+            revision: None,
+            revision_reason: None,
             total_bytes: 0,
             file_count: 0,
             metadata: Metadata::new(),
@@ -136,6 +146,10 @@ impl SessionItem {
         opt(&mut item, "raw_prefix", &self.raw_prefix);
         opt(&mut item, "manifest_sha256", &self.manifest_sha256);
         opt(&mut item, "manifest_version_id", &self.manifest_version_id);
+        if let Some(r) = self.revision {
+            item.insert("revision".into(), n(r));
+        }
+        opt(&mut item, "revision_reason", &self.revision_reason);
         item.insert("total_bytes".into(), n(self.total_bytes));
         item.insert("file_count".into(), n(self.file_count));
         if let Some(v) = self.pipeline_version {
@@ -199,6 +213,8 @@ impl SessionItem {
             raw_prefix: get_s(item, "raw_prefix").map(str::to_string),
             manifest_sha256: get_s(item, "manifest_sha256").map(str::to_string),
             manifest_version_id: get_s(item, "manifest_version_id").map(str::to_string),
+            revision: get_n(item, "revision"),
+            revision_reason: get_s(item, "revision_reason").map(str::to_string),
             total_bytes: get_n(item, "total_bytes").unwrap_or(0),
             file_count: get_n(item, "file_count").unwrap_or(0),
             metadata,
@@ -446,6 +462,8 @@ mod tests {
             raw_prefix: Some("s3://raw/raw/20210301_161221/".into()),
             manifest_sha256: Some("ab".into()),
             manifest_version_id: Some("3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY".into()),
+            revision: Some(2),
+            revision_reason: Some("gain fixed".into()),
             total_bytes: 600,
             file_count: 3,
             metadata,

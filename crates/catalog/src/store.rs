@@ -220,6 +220,67 @@ impl Catalog {
         })
     }
 
+    /// Makes a verified correction the session's current entry. The revision's manifest, raw
+    /// prefix, metadata and counts replace the earlier revision's; the history and the outputs
+    /// records stay; the status is `CATALOGED` again, so preprocessing runs on the new files.
+    /// Only a higher revision replaces an entry: the same manifest again is
+    /// [`PutOutcome::AlreadyCataloged`], another manifest of the same or a lower revision a
+    /// [`CatalogError::Conflict`]. A session not cataloged yet is written as new.
+    pub async fn put_revision(&self, new: &SessionItem) -> Result<PutOutcome, CatalogError> {
+        let incoming = new.manifest_sha256.clone().unwrap_or_default();
+        let revision = new.revision.unwrap_or(1);
+        for _ in 0..ATTEMPTS {
+            let Some(existing) = self.get(&new.session).await? else {
+                return self.put_new_session(new).await;
+            };
+            let Some(current_sha) = existing.manifest_sha256.clone() else {
+                return self.put_new_session(new).await;
+            };
+            if current_sha == incoming {
+                return Ok(PutOutcome::AlreadyCataloged(existing));
+            }
+            if existing.revision.unwrap_or(1) >= revision {
+                return Err(CatalogError::Conflict {
+                    session: new.session.clone(),
+                    existing: current_sha,
+                    incoming,
+                });
+            }
+            let mut item = new.clone();
+            item.event_count = existing.event_count + 1;
+            item.status_message = Some(format!(
+                "revision {revision} ({}): {}",
+                new.revision_reason.as_deref().unwrap_or("no reason given"),
+                new.status_message.as_deref().unwrap_or_default()
+            ));
+            let event = Event {
+                at: item.updated_at,
+                seq: item.event_count,
+                status: Some(item.status),
+                from: Some(existing.status),
+                step: item.status_step.clone().unwrap_or_default(),
+                level: level_for(item.status),
+                message: item.status_message.clone().unwrap_or_default(),
+            };
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item.to_item()))
+                .condition_expression("manifest_sha256 = :prev AND event_count = :old")
+                .expression_attribute_values(":prev", s(&current_sha))
+                .expression_attribute_values(":old", n(existing.event_count));
+            if self
+                .write_with_event(put_op(put), &new.session, &event)
+                .await?
+            {
+                return Ok(PutOutcome::Created(item));
+            }
+        }
+        Err(CatalogError::Contention {
+            session: new.session.clone(),
+            attempts: ATTEMPTS,
+        })
+    }
+
     /// Moves a session to `to`, recording why in its history. Reads the current status and
     /// retries when another writer got in between.
     pub async fn transition(

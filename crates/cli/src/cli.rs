@@ -33,6 +33,7 @@ Verdicts: pass = ready; warn = ready, but look at the warnings; wait = still bei
 Objects go to s3://BUCKET/raw/<session>/<file>; raw/<session>/manifest.json is written last, after every file is verified.\n\
 An interrupted upload resumes where it stopped: run the same command again. Existing objects are never overwritten:\n\
 identical ones count as already uploaded, different ones fail the session as a conflict.\n\
+A corrected session goes up as a new revision: labpipe upload --revise --reason \"channel 3 was mislabelled\" FOLDER.\n\
 Credentials and region come from the standard AWS chain (AWS_PROFILE, AWS_ACCESS_KEY_ID, ...); AWS_ENDPOINT_URL selects another endpoint.\n\n\
 Exit codes: 0 = every ready session is uploaded (or already was; sessions still being written are skipped),\n\
 1 = a session failed (check failure, conflict, file changed, network) or the bucket/credentials are wrong, 2 = usage error."
@@ -202,6 +203,12 @@ pub struct UploadArgs {
     /// Check and show what would be uploaded, without contacting S3
     #[arg(long)]
     pub dry_run: bool,
+    /// Upload each session as a correction of its earlier upload: a new revision in raw/<session>.r<N>/, which becomes the session's current one (earlier revisions stay, unchanged and readable)
+    #[arg(long, requires = "reason")]
+    pub revise: bool,
+    /// Why the session is corrected (recorded in the manifest and the catalog's history); needs --revise
+    #[arg(long, value_name = "TEXT", requires = "revise")]
+    pub reason: Option<String>,
     /// Upload journal (resume state); default in the user's data folder
     #[arg(long, value_name = "FILE", env = "LABPIPE_JOURNAL")]
     pub journal: Option<PathBuf>,

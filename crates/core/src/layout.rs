@@ -1,5 +1,10 @@
 //! Where every object lives, defined once: the raw bucket's `raw/<session>/<relative path>` with
-//! `manifest.json` as the commit marker, and the processed bucket's `v<N>/<session>/<name>`.
+//! `manifest.json` as the commit marker, corrections (revision N ≥ 2) beside it in
+//! `raw/<session>.r<N>/`, and the processed bucket's `v<N>/<session>/<name>`.
+//!
+//! A revision has a folder of its own rather than new objects at the old keys because raw objects
+//! are write-once (AWS enforces it, `docs/security.md`): a correction can only add objects, and
+//! every earlier revision stays readable exactly as it was cataloged.
 //!
 //! The upload writes these keys, ingest and preprocess read them back from S3 events, sync and
 //! the app derive them from catalog entries. A second copy of the layout (`"raw"` here, `"raw/"`
@@ -14,6 +19,38 @@ pub const RAW_ROOT: &str = "raw";
 pub const RAW_PREFIX: &str = "raw/";
 /// The manifest's file name inside a session's raw prefix; the upload writes it last.
 pub const MANIFEST_NAME: &str = "manifest.json";
+
+/// Separates a session id from its revision number in a raw folder name: `<session>.r<N>`.
+pub const REVISION_MARK: &str = ".r";
+
+/// The raw folder of a session's revision: the session id for revision 1 (the first upload),
+/// `<session>.r<N>` for a correction N ≥ 2.
+pub fn revision_folder(session: &str, revision: u32) -> String {
+    if revision <= 1 {
+        session.to_string()
+    } else {
+        format!("{session}{REVISION_MARK}{revision}")
+    }
+}
+
+/// A raw folder name → session and revision (`20210301_161221.r2` → (`20210301_161221`, 2));
+/// a folder without a revision mark is revision 1.
+pub fn split_revision(folder: &str) -> (&str, u32) {
+    match folder.rsplit_once(REVISION_MARK) {
+        Some((session, n))
+            if !session.is_empty()
+                && !n.is_empty()
+                && n.bytes().all(|b| b.is_ascii_digit())
+                && !n.starts_with('0') =>
+        {
+            match n.parse::<u32>() {
+                Ok(n) if n >= 2 => (session, n),
+                _ => (folder, 1),
+            }
+        }
+        _ => (folder, 1),
+    }
+}
 
 /// `raw/<session>/`: everything one session uploaded.
 pub fn raw_session_prefix(session: &str) -> String {
@@ -70,11 +107,19 @@ pub fn parse_raw_key(key: &str) -> Option<RawKey<'_>> {
     })
 }
 
-/// The session of `raw/<session>/manifest.json` when the folder name is a valid session id;
-/// `None` for any other key.
+/// The session of `raw/<session>/manifest.json` (or of a revision's,
+/// `raw/<session>.r<N>/manifest.json`) when the folder names a valid session id; `None` for any
+/// other key.
 pub fn manifest_session(key: &str) -> Option<SessionId> {
+    manifest_revision(key).map(|(session, _)| session)
+}
+
+/// The session and revision of a manifest key: `raw/<session>/manifest.json` is revision 1,
+/// `raw/<session>.r<N>/manifest.json` revision N.
+pub fn manifest_revision(key: &str) -> Option<(SessionId, u32)> {
     let raw = parse_raw_key(key).filter(RawKey::is_manifest)?;
-    SessionId::parse(raw.session).ok()
+    let (session, revision) = split_revision(raw.session);
+    Some((SessionId::parse(session).ok()?, revision))
 }
 
 /// A processed key taken apart: `v<version>/<session>/<name>`.
@@ -170,5 +215,31 @@ mod tests {
         for other in ["v/x/y", "vx/s/n", "v1/s/", "v1//n", "raw/s/n", "v-1/s/n"] {
             assert_eq!(parse_processed_key(other), None, "{other}");
         }
+    }
+
+    #[test]
+    fn revisions_have_folders_of_their_own() {
+        assert_eq!(revision_folder("20210301_161221", 1), "20210301_161221");
+        assert_eq!(revision_folder("20210301_161221", 3), "20210301_161221.r3");
+        for (folder, want) in [
+            ("20210301_161221", ("20210301_161221", 1)),
+            ("20210301_161221.r2", ("20210301_161221", 2)),
+            ("20210301_161221.r12", ("20210301_161221", 12)),
+            ("20210301_161221.r1", ("20210301_161221.r1", 1)),
+            ("20210301_161221.r02", ("20210301_161221.r02", 1)),
+            ("20210301_161221.rx", ("20210301_161221.rx", 1)),
+            (".r2", (".r2", 1)),
+        ] {
+            assert_eq!(split_revision(folder), want, "{folder}");
+        }
+        let key = manifest_key(&revision_folder("20210301_161221", 2));
+        assert_eq!(key, "raw/20210301_161221.r2/manifest.json");
+        let (session, n) = manifest_revision(&key).unwrap();
+        assert_eq!((session.to_string().as_str(), n), ("20210301_161221", 2));
+        assert_eq!(
+            manifest_session("raw/20210301_161221/manifest.json").map(|s| s.to_string()),
+            Some("20210301_161221".into())
+        );
+        assert!(manifest_revision("raw/20210301_161221.r2/a.bin").is_none());
     }
 }

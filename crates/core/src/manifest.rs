@@ -42,6 +42,26 @@ pub struct Manifest {
     pub metadata: Metadata,
     pub files: Vec<ManifestFile>,
     pub findings: Vec<Finding>,
+    /// Which upload of the session this is: absent for the first, `2`, `3`, … for corrections
+    /// uploaded with `labpipe upload --revise` into `raw/<session>.r<N>/`
+    /// ([`crate::layout::revision_folder`]). Earlier revisions stay where they are, unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<Revision>,
+}
+
+/// A correction of a session: its number and the reason someone gave for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revision {
+    /// 2 for the first correction; revision 1 is the session's first upload.
+    pub number: u32,
+    pub reason: String,
+}
+
+impl Manifest {
+    /// The revision number: 1 for a first upload.
+    pub fn revision_number(&self) -> u32 {
+        self.revision.as_ref().map_or(1, |r| r.number)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,6 +143,7 @@ impl Manifest {
             metadata: report.metadata.clone(),
             files,
             findings: report.findings.clone(),
+            revision: None,
         })
     }
 

@@ -108,7 +108,7 @@ pub enum Keep {
     Symlink { path: String },
     #[error("{path} cannot be read ({detail}); fix its permissions, then clean again")]
     Unreadable { path: String, detail: String },
-    #[error("{path} changed since it was uploaded ({what}); the folder holds data that is not in S3 — keep it, or upload it as a corrected session")]
+    #[error("{path} changed since it was uploaded ({what}); the folder holds data that is not in S3 — keep it, or upload it as a correction: labpipe upload --revise --reason TEXT FOLDER")]
     Changed { path: String, what: String },
     #[error("s3://{bucket}/{key} is missing: the uploaded copy of {path} is not in S3; tell the operator (docs/operations.md, \"Restore an object deleted by mistake\") and keep the folder")]
     ObjectMissing {

@@ -13,7 +13,7 @@ use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_s3::error::{BoxError, ErrorMetadata};
 use aws_smithy_runtime_api::client::interceptors::context::Error as OperationError;
 use aws_smithy_runtime_api::client::orchestrator::{HttpResponse, Metadata, OrchestratorError};
-use labpipe_core::layout::{parse_raw_key, RawKey};
+use labpipe_core::layout::{parse_raw_key, split_revision, RawKey};
 use std::error::Error as StdError;
 use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -34,9 +34,13 @@ pub struct Retry {
 }
 
 impl Retry {
-    /// The session and file the key names, when it lies under `raw/<session>/`.
+    /// The session and file the key names, when it lies under `raw/<session>/` (or a
+    /// revision's `raw/<session>.r<N>/`: the session is then named without the revision mark).
     pub fn raw_place(&self) -> Option<RawKey<'_>> {
-        parse_raw_key(&self.key)
+        parse_raw_key(&self.key).map(|k| RawKey {
+            session: split_revision(k.session).0,
+            ..k
+        })
     }
 }
 

@@ -12,7 +12,7 @@ pub enum UploadError {
     },
     #[error("file changed while uploading: {path} ({what}); wait until the recording is finished, then upload again")]
     FileChanged { path: String, what: String },
-    #[error("conflict: s3://{bucket}/{key} already exists with different content ({detail}); nothing was overwritten — rename the local session or ask an admin to check the remote object")]
+    #[error("conflict: s3://{bucket}/{key} already exists with different content ({detail}); nothing was overwritten. If the local files are a correction, upload them as a new revision: labpipe upload --revise --reason \"what changed\" FOLDER")]
     Conflict {
         bucket: String,
         key: String,

@@ -3,7 +3,8 @@
 //! ([`crate::plan`]), send the files in parallel, and write the manifest last.
 
 use labpipe_core::check::ReportFile;
-use labpipe_core::{Manifest, SessionReport};
+use labpipe_core::layout::{manifest_revision, revision_folder, REVISION_MARK};
+use labpipe_core::{Manifest, Revision, SessionReport};
 use std::path::Path;
 use std::sync::Arc;
 use tokio::sync::{mpsc::UnboundedSender, Semaphore};
@@ -112,6 +113,36 @@ impl Upload {
         self.inner.bucket.name()
     }
 
+    /// The revision a correction of `session` is uploaded as: the lowest number ≥ 2 without a
+    /// manifest in the bucket, so an interrupted correction is resumed where it stopped and a
+    /// committed one is never written to again. Two listings (the first upload's manifest, then
+    /// `raw/<session>.r`); fails when the session was never uploaded.
+    pub async fn next_revision(&self, session: &str) -> Result<u32, UploadError> {
+        let bucket = &self.inner.bucket;
+        let first = bucket.survey(&manifest_key(session)).await?;
+        if !first.objects.contains_key(&manifest_key(session)) {
+            return Err(UploadError::Invalid {
+                session: session.to_string(),
+                detail: format!(
+                    "it was never uploaded to s3://{}/ (no {}); upload it without --revise",
+                    bucket.name(),
+                    manifest_key(session)
+                ),
+            });
+        }
+        let revisions = bucket
+            .survey(&format!("{RAW_PREFIX}/{session}{REVISION_MARK}"))
+            .await?;
+        let committed: std::collections::BTreeSet<u32> = revisions
+            .objects
+            .keys()
+            .filter_map(|k| manifest_revision(k))
+            .filter(|(id, _)| id.to_string() == session)
+            .map(|(_, n)| n)
+            .collect();
+        Ok((2..).find(|n| !committed.contains(n)).unwrap_or(2))
+    }
+
     pub(crate) fn emit(&self, e: Event) {
         if let Some(tx) = &self.inner.events {
             let _ = tx.send(e);
@@ -124,7 +155,33 @@ impl Upload {
     /// another uploader on this machine is sending fails at once with
     /// [`UploadError::Locked`] naming it.
     pub async fn session(&self, report: &SessionReport) -> Result<SessionResult, UploadError> {
+        self.upload_session(report, None).await
+    }
+
+    /// Uploads a corrected session as `revision` (number ≥ 2, see [`Upload::next_revision`])
+    /// into `raw/<session>.r<N>/`, beside the earlier revisions, which stay as they are. The
+    /// manifest records the revision and its reason; ingest makes it the session's current one.
+    pub async fn revision(
+        &self,
+        report: &SessionReport,
+        revision: &Revision,
+    ) -> Result<SessionResult, UploadError> {
+        if revision.number < 2 || revision.reason.trim().is_empty() {
+            return Err(UploadError::Invalid {
+                session: report.session.clone(),
+                detail: "a revision needs a number of 2 or more and a reason (--reason)".into(),
+            });
+        }
+        self.upload_session(report, Some(revision)).await
+    }
+
+    async fn upload_session(
+        &self,
+        report: &SessionReport,
+        revision: Option<&Revision>,
+    ) -> Result<SessionResult, UploadError> {
         let session = report.session.clone();
+        let folder = revision_folder(&session, revision.map_or(1, |r| r.number));
         if report.id.is_none() || !report.verdict.is_uploadable() {
             let findings: Vec<String> = report
                 .findings
@@ -152,7 +209,7 @@ impl Upload {
             files: report.files.len(),
             bytes_total: report.total_bytes,
         });
-        let result = self.locked_session(report, &tally).await;
+        let result = self.locked_session(report, revision, &folder, &tally).await;
         let (sent, resumed) = (tally.sent(), tally.resumed());
         match result {
             Ok(outcome) => {
@@ -162,7 +219,7 @@ impl Upload {
                     bytes_total: report.total_bytes,
                     bytes_sent: sent,
                     bytes_resumed: resumed,
-                    manifest_key: manifest_key(&session),
+                    manifest_key: manifest_key(&folder),
                 });
                 Ok(SessionResult {
                     outcome,
@@ -184,9 +241,13 @@ impl Upload {
         }
     }
 
+    /// `folder`: the raw folder the objects go to (`<session>`, or `<session>.r<N>` for a
+    /// revision).
     async fn locked_session(
         &self,
         report: &SessionReport,
+        revision: Option<&Revision>,
+        folder: &str,
         tally: &Arc<Tally>,
     ) -> Result<SessionOutcome, UploadError> {
         let i = &self.inner;
@@ -200,10 +261,10 @@ impl Upload {
         // Held until the manifest is written (or the session fails): nothing below runs twice
         // at once for one session on this machine.
         let _lock = SessionLock::acquire(&i.journal.locks_dir(), session)?;
-        let survey = i.bucket.survey(&format!("{RAW_PREFIX}/{session}/")).await?;
-        let plans = self.plan(report, &survey)?;
+        let survey = i.bucket.survey(&format!("{RAW_PREFIX}/{folder}/")).await?;
+        let plans = self.plan(report, folder, &survey)?;
         for (file, p) in report.files.iter().zip(&plans) {
-            let key = object_key(session, &file.path);
+            let key = object_key(folder, &file.path);
             if let Some(id) = &p.abort {
                 tracing::info!(key, upload_id = %id, "aborting our own multipart upload that can no longer complete");
                 i.bucket.abort(&key, id).await?;
@@ -218,11 +279,14 @@ impl Upload {
         for (index, (file, p)) in report.files.iter().zip(plans).enumerate() {
             let me = self.clone();
             let file = file.clone();
-            let folder = report.path.clone();
+            let folder_path = report.path.clone();
             let session = session.clone();
+            let key_folder = folder.to_string();
             let tally = tally.clone();
             set.spawn(async move {
-                let settled = me.file(&session, &folder, &file, p.action, &tally).await;
+                let settled = me
+                    .file(&session, &key_folder, &folder_path, &file, p.action, &tally)
+                    .await;
                 (index, settled)
             });
         }
@@ -257,6 +321,7 @@ impl Upload {
                 detail: e.to_string(),
             }
         })?;
+        manifest.revision = revision.cloned();
         // Readers fetch exactly these versions, so a later write at a key changes nothing
         // downstream.
         manifest.pin_versions(
@@ -270,8 +335,8 @@ impl Upload {
         for file in &report.files {
             still_unchanged(&report.path.join(&file.path), file)?;
         }
-        let listed = survey.objects.contains_key(&manifest_key(session));
-        let manifest_there = self.put_manifest(session, &manifest, listed).await?;
+        let listed = survey.objects.contains_key(&manifest_key(folder));
+        let manifest_there = self.put_manifest(folder, &manifest, listed).await?;
         Ok(if all_there && manifest_there {
             SessionOutcome::AlreadyUploaded
         } else {
@@ -283,6 +348,7 @@ impl Upload {
     fn plan(
         &self,
         report: &SessionReport,
+        folder: &str,
         survey: &crate::bucket::Survey,
     ) -> Result<Vec<FilePlan>, UploadError> {
         let i = &self.inner;
@@ -291,7 +357,7 @@ impl Upload {
             .files
             .iter()
             .map(|file| {
-                let key = object_key(&report.session, &file.path);
+                let key = object_key(folder, &file.path);
                 let recorded = Recorded {
                     open: i.journal.open_upload(bucket, &key)?,
                     done: i.journal.done_file(bucket, &key)?,
@@ -313,13 +379,14 @@ impl Upload {
     async fn file(
         &self,
         session: &str,
+        key_folder: &str,
         folder: &Path,
         file: &ReportFile,
         action: Action,
         tally: &Arc<Tally>,
     ) -> Result<Settled, UploadError> {
         let local = folder.join(&file.path);
-        let key = object_key(session, &file.path);
+        let key = object_key(key_folder, &file.path);
         still_unchanged(&local, file)?;
         let progress = Arc::new(FileProgress::new(session, &file.path, file.size));
         match action {

@@ -290,6 +290,14 @@ fn print_session(
     if let Some(p) = &item.raw_prefix {
         println!("  raw        {p}");
     }
+    if let Some(n) = item.revision {
+        println!(
+            "  revision   {n} ({}); earlier revisions stay in raw/{}/ and raw/{}.r<N>/",
+            item.revision_reason.as_deref().unwrap_or("no reason given"),
+            item.session,
+            item.session
+        );
+    }
     if !item.metadata.is_empty() {
         let meta: Vec<String> = item
             .metadata

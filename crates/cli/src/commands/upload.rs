@@ -166,7 +166,19 @@ async fn upload_all(
                 // The session's events are shown while it uploads, in this task: one owner of
                 // the display, and every event of a session is shown before its ending.
                 let result = {
-                    let session = upload.session(report);
+                    let session = async {
+                        match &args.reason {
+                            Some(reason) if args.revise => {
+                                let number = upload.next_revision(&report.session).await?;
+                                let revision = labpipe_core::Revision {
+                                    number,
+                                    reason: reason.clone(),
+                                };
+                                upload.revision(report, &revision).await
+                            }
+                            _ => upload.session(report).await,
+                        }
+                    };
                     tokio::pin!(session);
                     loop {
                         tokio::select! {

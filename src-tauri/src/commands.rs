@@ -162,6 +162,27 @@ pub fn upload_sessions(state: State<'_, AppState>, sessions: Vec<String>) -> App
     Ok(queued)
 }
 
+/// Queues a corrected session folder as a new revision of the uploaded session (what
+/// `labpipe upload --revise --reason` does), with the technician's reason.
+#[tauri::command]
+pub fn revise_session(
+    state: State<'_, AppState>,
+    session: String,
+    reason: String,
+) -> AppResult<bool> {
+    let pending = state.pending.lock().expect("pending lock").clone();
+    let transfers = labpipe_lab::pipeline::transfer_states(&state.queue.list());
+    let row = pending
+        .get(&session)
+        .ok_or_else(|| labpipe_lab::LabError::NotInLabFolder {
+            session: session.clone(),
+        })?;
+    labpipe_lab::ready::check_revision(row, transfers.get(&session).copied(), &reason)?;
+    Ok(state
+        .queue
+        .enqueue_revision(&row.session, &row.path, &reason))
+}
+
 /// Queues every `pass`/`warn` session that has not been uploaded (or queued) yet.
 #[tauri::command]
 pub fn upload_all_ready(state: State<'_, AppState>) -> u32 {

@@ -180,6 +180,7 @@ pub fn run() {
             commands::list_pending,
             commands::recheck_pending,
             commands::upload_sessions,
+            commands::revise_session,
             commands::upload_all_ready,
             commands::list_pipeline,
             commands::list_eligibility,

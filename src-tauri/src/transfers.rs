@@ -101,7 +101,8 @@ async fn run_one(
         max_bandwidth: settings.bandwidth_bytes(),
         ..UploadOptions::default()
     };
-    tracing::info!(session = %session, bucket = %settings.raw_bucket, "upload starting");
+    let revision_reason = q.revision_reason(&session);
+    tracing::info!(session = %session, bucket = %settings.raw_bucket, correction = revision_reason.is_some(), "upload starting");
     let upload = async {
         let upload = Upload::connect(
             crate::cloud::s3(&sdk),
@@ -111,7 +112,18 @@ async fn run_one(
             Some(tx),
         )
         .await?;
-        upload.session(&report).await
+        match &revision_reason {
+            // A correction: the lowest revision without a manifest (an interrupted one resumes).
+            Some(reason) => {
+                let number = upload.next_revision(&report.session).await?;
+                let revision = labpipe_core::Revision {
+                    number,
+                    reason: reason.clone(),
+                };
+                upload.revision(&report, &revision).await
+            }
+            None => upload.session(&report).await,
+        }
     };
     // Folded in the same task as the upload (not a spawned one), so aborting the task for a
     // pause or cancel stops both: no event of the stopped run arrives after it.

@@ -12,8 +12,14 @@ pub enum LabError {
     NotInLabFolder { session: String },
     #[error("{session} cannot be uploaded: its check verdict is {}; fix what the checks found (or wait until it is written) and check again", verdict.as_str())]
     Blocked { session: String, verdict: Verdict },
-    #[error("{session} is already uploaded (the catalog knows it); raw data is kept exactly as it was sent")]
+    #[error("{session} is already uploaded (the catalog knows it); raw data is kept exactly as it was sent — upload a corrected folder as a correction (a new revision)")]
     AlreadyUploaded { session: String },
+    #[error("{session} is being uploaded; wait until it has finished (or cancel it) before uploading a correction")]
+    Busy { session: String },
+    #[error(
+        "a correction of {session} needs a reason (what changed and why), at most 500 characters"
+    )]
+    NoReason { session: String },
     #[error(transparent)]
     Upload(#[from] labpipe_upload::UploadError),
 }
@@ -25,7 +31,10 @@ impl LabError {
             Self::NotActive { .. } | Self::NotPaused { .. } | Self::NotInLabFolder { .. } => {
                 "not_found"
             }
-            Self::Blocked { .. } | Self::AlreadyUploaded { .. } => "not_uploadable",
+            Self::Blocked { .. }
+            | Self::AlreadyUploaded { .. }
+            | Self::Busy { .. }
+            | Self::NoReason { .. } => "not_uploadable",
             Self::Upload(e) => e.code(),
         }
     }

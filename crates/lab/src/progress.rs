@@ -176,6 +176,9 @@ pub struct TransferView {
     /// What the user may do now (follows `state`).
     #[serde(default)]
     pub actions: TransferActions,
+    /// Set when this upload is a correction of an uploaded session (a new revision): why.
+    #[serde(default)]
+    pub revision_reason: Option<String>,
 }
 
 fn now() -> String {
@@ -203,6 +206,7 @@ impl TransferView {
             queued_at: now(),
             finished_at: None,
             actions: TransferState::Queued.actions(),
+            revision_reason: None,
         }
     }
 

@@ -126,6 +126,29 @@ impl Queue {
 
     /// Queues a session folder; false when it is already queued, running or held.
     pub fn enqueue(&self, session: &str, path: &str) -> bool {
+        self.enqueue_job(TransferView::queued(session, path))
+    }
+
+    /// Queues a corrected session folder as a new revision of the uploaded session, with the
+    /// reason; false when the session is already queued, running or held.
+    pub fn enqueue_revision(&self, session: &str, path: &str, reason: &str) -> bool {
+        let mut job = TransferView::queued(session, path);
+        job.revision_reason = Some(reason.trim().to_string());
+        self.enqueue_job(job)
+    }
+
+    /// The reason of a queued correction, `None` for a plain upload.
+    pub fn revision_reason(&self, session: &str) -> Option<String> {
+        self.lock()
+            .jobs
+            .iter()
+            .find(|j| j.session == session && j.state.is_active())
+            .and_then(|j| j.revision_reason.clone())
+    }
+
+    fn enqueue_job(&self, job: TransferView) -> bool {
+        let session = job.session.clone();
+        let session = session.as_str();
         let mut s = self.lock();
         if s.jobs
             .iter()
@@ -134,7 +157,7 @@ impl Queue {
             return false;
         }
         s.jobs.retain(|j| j.session != session);
-        s.jobs.push(TransferView::queued(session, path));
+        s.jobs.push(job);
         let finished = s.jobs.iter().filter(|j| !j.state.is_active()).count();
         let mut excess = finished.saturating_sub(KEEP_FINISHED);
         s.jobs.retain(|j| {

@@ -143,6 +143,34 @@ pub fn check_request(
     }
 }
 
+/// Whether a correction of `row` may be queued now (`labpipe upload --revise` in the app): its
+/// checks allow an upload, a reason is given, and it is not being uploaded. Unlike
+/// [`check_request`], a session the catalog already knows is exactly what a correction is for.
+pub fn check_revision(
+    row: &PendingSession,
+    transfer: Option<TransferState>,
+    reason: &str,
+) -> Result<(), LabError> {
+    if !row.verdict.is_uploadable() {
+        return Err(LabError::Blocked {
+            session: row.session.clone(),
+            verdict: row.verdict,
+        });
+    }
+    let reason = reason.trim();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return Err(LabError::NoReason {
+            session: row.session.clone(),
+        });
+    }
+    if transfer.is_some_and(|t| t.is_active()) {
+        return Err(LabError::Busy {
+            session: row.session.clone(),
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -364,5 +392,28 @@ mod tests {
             json,
             serde_json::json!({"kind": "on_its_way", "state": "paused"})
         );
+    }
+
+    #[test]
+    fn a_correction_needs_good_checks_a_reason_and_no_upload_running() {
+        let ok = pending("20210301_161221", Pass);
+        check_revision(&ok, Some(T::Done), "gain fixed").unwrap();
+        check_revision(&ok, None, "gain fixed").unwrap();
+        check_revision(&ok, Some(T::Failed), "gain fixed").unwrap();
+        for (row, transfer, reason, code) in [
+            (
+                pending("20210301_161221", Fail),
+                None,
+                "gain fixed",
+                "Blocked",
+            ),
+            (ok.clone(), None, "  ", "NoReason"),
+            (ok.clone(), None, &*"x".repeat(501), "NoReason"),
+            (ok.clone(), Some(T::Running), "gain fixed", "Busy"),
+            (ok.clone(), Some(T::Queued), "gain fixed", "Busy"),
+        ] {
+            let err = check_revision(&row, transfer, reason).unwrap_err();
+            assert!(format!("{err:?}").starts_with(code), "{err:?}");
+        }
     }
 }

@@ -680,6 +680,120 @@ async fn upload_puts_ready_sessions_in_the_raw_bucket() -> Result<()> {
     .await
 }
 
+/// A session uploaded earlier (its first revision is in the bucket) whose local folder was then
+/// corrected: the plain upload fails as a conflict naming the file, and the Transfers view
+/// offers to upload it as a correction; with a reason it goes up as revision 2 beside the first,
+/// which stays as it was.
+#[tokio::test]
+async fn a_corrected_session_goes_up_as_a_correction_with_its_reason() -> Result<()> {
+    within(Duration::from_secs(240), async {
+        step("a corrected session goes up as a correction with its reason");
+        let emu = Emulator::start();
+        let (s3, bucket) = empty_raw_bucket(&emu).await?;
+        let dirs = Dirs::new()?;
+        let lab = dirs.root.path().join("lab");
+        let sessions = make_lab(&lab, 1, false)?;
+        let session = &sessions[0].name;
+        // The first upload, as it is in the bucket: one data file differs from the local one.
+        let data = files_below(&sessions[0].path)?
+            .into_iter()
+            .find(|f| f.ends_with(".bin"))
+            .context("a data file")?;
+        let first_key = format!("raw/{session}/{data}");
+        let first_bytes = b"the first upload's bytes".to_vec();
+        s3.put_object()
+            .bucket(&bucket)
+            .key(&first_key)
+            .body(first_bytes.clone().into())
+            .send()
+            .await?;
+        s3.put_object()
+            .bucket(&bucket)
+            .key(labpipe_upload_manifest_key(session))
+            .body(b"{}".to_vec().into())
+            .send()
+            .await?;
+        let mut settings = cloud_settings(Some(&lab), &emu);
+        settings["raw_bucket"] = json!(bucket);
+        dirs.write_settings(settings)?;
+
+        let app = App::start(&dirs, &emu.env()).await?;
+        until_verdicts(&app, &["pass"], 1).await?;
+        upload_all_ready(&app).await?;
+        let row = format!("section.transfer[data-session='{session}']");
+        app.wait_for(
+            &format!("{row}[data-state='failed']"),
+            Duration::from_secs(60),
+        )
+        .await?;
+        let why = app
+            .find(&format!("{row} [role='alert']"))
+            .await?
+            .text()
+            .await?;
+        assert!(
+            why.contains(&first_key),
+            "the conflict names the file: {why}"
+        );
+
+        app.find(&format!("{row} [data-testid='start-correction']"))
+            .await?
+            .click()
+            .await?;
+        let reason = "rec re-exported with the right gain";
+        app.type_into(&format!("{row} [data-testid='correction-reason']"), reason)
+            .await?;
+        app.screenshot("transfers-correction").await?;
+        app.find(&format!("{row} [data-testid='upload-correction']"))
+            .await?
+            .click()
+            .await?;
+        app.wait_for(
+            &format!("{row}[data-state='done']"),
+            Duration::from_secs(90),
+        )
+        .await?;
+        let note = app
+            .find(&format!("{row} [data-testid='correction']"))
+            .await?
+            .text()
+            .await?;
+        assert!(note.contains(reason), "{note}");
+
+        let manifest = s3
+            .get_object()
+            .bucket(&bucket)
+            .key(format!("raw/{session}.r2/manifest.json"))
+            .send()
+            .await
+            .context("revision 2's manifest")?
+            .body
+            .collect()
+            .await?
+            .into_bytes();
+        let manifest: serde_json::Value = serde_json::from_slice(&manifest)?;
+        assert_eq!(manifest["revision"]["number"], 2, "{manifest}");
+        assert_eq!(manifest["revision"]["reason"], reason, "{manifest}");
+        let first_now = s3
+            .get_object()
+            .bucket(&bucket)
+            .key(&first_key)
+            .send()
+            .await?
+            .body
+            .collect()
+            .await?
+            .into_bytes();
+        assert_eq!(
+            first_now.to_vec(),
+            first_bytes,
+            "the first upload stays as it was"
+        );
+        app.quit().await
+    })
+    .await
+}
+
 fn labpipe_upload_manifest_key(session: &str) -> String {
     format!("raw/{session}/manifest.json")
 }

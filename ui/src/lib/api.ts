@@ -45,6 +45,7 @@ export const api = {
   listPending: () => call<PendingSession[]>("list_pending"),
   recheckPending: () => call<PendingSession[]>("recheck_pending"),
   uploadSessions: (sessions: string[]) => call<number>("upload_sessions", { sessions }),
+  reviseSession: (session: string, reason: string) => call<boolean>("revise_session", { session, reason }),
   uploadAllReady: () => call<number>("upload_all_ready"),
   listPipeline: () => call<Record<string, PipelineState>>("list_pipeline"),
   listEligibility: () => call<Record<string, Eligibility>>("list_eligibility"),

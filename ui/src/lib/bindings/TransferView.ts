@@ -31,4 +31,8 @@ outcome: "uploaded" | "already_uploaded" | null, queued_at: string, finished_at:
 /**
  * What the user may do now (follows `state`).
  */
-actions: TransferActions, };
+actions: TransferActions, 
+/**
+ * Set when this upload is a correction of an uploaded session (a new revision): why.
+ */
+revision_reason: string | null, };

@@ -20,7 +20,7 @@ guided setup. Fields not given keep their current value.
 
   --stack-outputs FILE  the deployed stack's outputs (JSON, as `labpipe admin deploy` or
                         scripts/deploy-local.sh writes them): RawBucket, CatalogTable, Region,
-                        UploaderRoleArn
+                        UploaderRoleArn, ClientLogGroup
   --lab-folder DIR      the folder the recording rig writes sessions into
   --region REGION       AWS region (wins over the outputs' Region)
   --endpoint URL        an S3/DynamoDB endpoint: https://…, or http:// to this computer only;
@@ -65,6 +65,12 @@ pub fn main(args: &[String]) -> i32 {
             );
             println!("  raw bucket     {}", s.raw_bucket);
             println!("  catalog table  {}", s.catalog_table);
+            println!(
+                "  client logs    {}",
+                s.client_log_group
+                    .as_deref()
+                    .unwrap_or("(none: records wait in the local spool)")
+            );
             println!(
                 "  uploader role  {}",
                 s.uploader_role_arn
@@ -130,6 +136,9 @@ pub fn run(args: &[String], env_dir: Option<PathBuf>) -> Result<(PathBuf, Settin
         }
         if let Some(role) = outputs.uploader_role_arn.filter(|r| !r.is_empty()) {
             s.uploader_role_arn = Some(role);
+        }
+        if let Some(group) = outputs.client_log_group.filter(|g| !g.is_empty()) {
+            s.client_log_group = Some(group);
         }
     }
     if let Some(lab) = get("--lab-folder") {

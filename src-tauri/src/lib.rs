@@ -17,6 +17,7 @@
 //! `LABPIPE_APP_LOG_DIR`. The upload journal is the machine user's one journal, shared with
 //! `labpipe upload` (`LABPIPE_JOURNAL` overrides it).
 
+pub mod client_log;
 pub mod cloud;
 mod commands;
 pub mod configure;
@@ -164,6 +165,7 @@ pub fn run() {
             transfers::spawn_emitter(queue.clone(), handle.clone());
             transfers::spawn_worker(queue, handle.clone());
             pipeline::spawn_poller(handle.clone(), app.state::<AppState>().pipeline.clone());
+            client_log::spawn_shipper(handle.clone());
             if let Err(e) = app.state::<AppState>().rewatch(&handle) {
                 tracing::error!(error = %e, "cannot watch the lab folder");
             }

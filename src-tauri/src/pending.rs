@@ -226,9 +226,11 @@ async fn recheck(folder: &Path, map: &PendingMap, todo: Vec<PathBuf>) -> bool {
                     };
                     if old.verdict != row.verdict {
                         tracing::info!(session = %name, from = old.verdict.as_str(), to = row.verdict.as_str(), "verdict changed");
+                        crate::client_log::verdict(&row, false);
                     }
                 } else {
                     tracing::info!(session = %name, verdict = row.verdict.as_str(), "new session folder");
+                    crate::client_log::verdict(&row, true);
                 }
                 if m.get(&name) != Some(&row) {
                     changed = true;

@@ -26,6 +26,9 @@ pub struct Settings {
     /// with that role's short-lived credentials. `None` uses the key itself. Not used with an
     /// AWS profile, which names its own role (`role_arn` in `~/.aws/config`).
     pub uploader_role_arn: Option<String>,
+    /// The stack's client log group (`ClientLogGroup`): the lab's status changes and failures
+    /// are sent there. `None`: they wait in the local spool.
+    pub client_log_group: Option<String>,
     /// Parts in flight at once during an upload.
     pub concurrency: u32,
     /// Upload bandwidth cap in megabytes per second; `None` = unlimited.
@@ -49,6 +52,7 @@ impl Default for Settings {
             raw_bucket: String::new(),
             catalog_table: String::new(),
             uploader_role_arn: None,
+            client_log_group: None,
             concurrency: 8,
             bandwidth_mb_per_sec: None,
             quiet_period_secs: 5,

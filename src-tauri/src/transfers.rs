@@ -42,13 +42,18 @@ pub fn spawn_worker(queue: Queue, app: AppHandle) {
                 let q = q.clone();
                 let settings = app.state::<AppState>().settings();
                 let journal = journal.clone();
+                let app = app.clone();
                 async move {
-                    run_one(q, settings, journal, session, path)
-                        .await
-                        .map_err(|e| TransferError {
-                            code: e.code,
-                            message: e.message,
-                        })
+                    let result = run_one(q, settings, journal, session, path).await;
+                    // How the upload ended is worth sending now, not at the next minute; in
+                    // its own task, so sending never holds the queue up.
+                    tauri::async_runtime::spawn(async move {
+                        crate::client_log::ship_once(&app).await;
+                    });
+                    result.map_err(|e| TransferError {
+                        code: e.code,
+                        message: e.message,
+                    })
                 }
             })
             .await;
@@ -125,9 +130,33 @@ async fn run_one(
             None => upload.session(&report).await,
         }
     };
+    // Each event is spooled for the client log on its way to the view.
+    let lab_folder = path
+        .parent()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let (view_tx, view_rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
+    let failure_seen = std::sync::atomic::AtomicBool::new(false);
+    let tee = async {
+        let mut rx = rx;
+        while let Some(ev) = rx.recv().await {
+            if matches!(ev, Event::SessionFailed { .. }) {
+                failure_seen.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            crate::client_log::observe(&ev, &lab_folder);
+            let _ = view_tx.send(ev);
+        }
+        drop(view_tx);
+    };
     // Folded in the same task as the upload (not a spawned one), so aborting the task for a
-    // pause or cancel stops both: no event of the stopped run arrives after it.
-    let (result, ()) = tokio::join!(upload, q.follow(&session, rx));
+    // pause or cancel stops all three: no event of the stopped run arrives after it.
+    let (result, (), ()) = tokio::join!(upload, tee, q.follow(&session, view_rx));
+    if let Err(e) = &result {
+        // A failure before the session started (no bucket, credentials refused) has no event.
+        if !failure_seen.load(std::sync::atomic::Ordering::Relaxed) {
+            crate::client_log::failed(&session, &lab_folder, &e.to_string());
+        }
+    }
     let r = result?;
     tracing::info!(session = %session, sent = r.bytes_sent, resumed = r.bytes_resumed, "session uploaded");
     q.settle(&session, &r);

@@ -794,6 +794,107 @@ async fn a_corrected_session_goes_up_as_a_correction_with_its_reason() -> Result
     .await
 }
 
+/// The lab's status changes reach the stack's client log group from the app: a session folder
+/// refused by its checks while the app runs (REJECTED, with the finding) and an upload
+/// (UPLOADING, UPLOADED), sent as soon as the upload ends.
+#[tokio::test]
+async fn the_apps_status_changes_reach_the_client_log_group() -> Result<()> {
+    within(Duration::from_secs(240), async {
+        step("the app's status changes reach the client log group");
+        let emu = Emulator::start();
+        let (_s3, bucket) = empty_raw_bucket(&emu).await?;
+        let logs = aws_sdk_cloudwatchlogs::Client::new(&emu.sdk_config().await);
+        let group = unique_name("/labpipe/clients");
+        logs.create_log_group()
+            .log_group_name(&group)
+            .send()
+            .await?;
+        let dirs = Dirs::new()?;
+        let lab = dirs.root.path().join("lab");
+        let sessions = make_lab(&lab, 1, false)?;
+        let good = &sessions[0].name;
+        let mut settings = cloud_settings(Some(&lab), &emu);
+        settings["raw_bucket"] = json!(bucket);
+        settings["client_log_group"] = json!(group);
+        dirs.write_settings(settings)?;
+
+        let app = App::start(&dirs, &emu.env()).await?;
+        until_verdicts(&app, &["pass"], 1).await?;
+        // A session folder that appears while the app runs and fails its checks: a copy of the
+        // good one under another recording time, with unreadable metadata and an old mtime (a
+        // fresh folder would be "still being written").
+        let bad = "20210301_100000";
+        let staging = dirs.root.path().join(bad);
+        std::fs::create_dir(&staging)?;
+        for f in files_below(&sessions[0].path)? {
+            let to = staging.join(&f);
+            std::fs::create_dir_all(to.parent().context("a parent")?)?;
+            std::fs::copy(sessions[0].path.join(&f), to)?;
+        }
+        std::fs::write(staging.join("metadata.txt"), "this is not metadata\n")?;
+        let old = std::time::SystemTime::now() - Duration::from_secs(3600);
+        for f in files_below(&staging)? {
+            std::fs::File::options()
+                .write(true)
+                .open(staging.join(&f))?
+                .set_modified(old)?;
+        }
+        std::fs::rename(&staging, lab.join(bad))?;
+        until_verdicts(&app, &["fail"], 1).await?;
+
+        upload_all_ready(&app).await?;
+        app.wait_for(
+            &format!("section.transfer[data-session='{good}'][data-state='done']"),
+            Duration::from_secs(90),
+        )
+        .await?;
+
+        let records = app
+            .until(
+                "the records in the client log group",
+                Duration::from_secs(60),
+                || async {
+                    let mut out = Vec::new();
+                    let page = logs
+                        .filter_log_events()
+                        .log_group_name(&group)
+                        .send()
+                        .await?;
+                    for e in page.events() {
+                        out.push(serde_json::from_str::<serde_json::Value>(
+                            e.message().unwrap_or_default(),
+                        )?);
+                    }
+                    let has = |kind: &str, session: &str| {
+                        out.iter()
+                            .any(|r| r["kind"] == kind && r["session"] == session)
+                    };
+                    Ok((has("REJECTED", bad) && has("UPLOADED", good)).then_some(out))
+                },
+            )
+            .await?;
+        let rejected = records
+            .iter()
+            .find(|r| r["kind"] == "REJECTED")
+            .context("REJECTED")?;
+        assert!(
+            rejected["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("metadata")),
+            "the finding travels with the record: {rejected}"
+        );
+        assert_eq!(rejected["program"], "labpipe-app");
+        assert!(
+            records
+                .iter()
+                .any(|r| r["kind"] == "UPLOADING" && r["session"] == good.as_str()),
+            "{records:?}"
+        );
+        app.quit().await
+    })
+    .await
+}
+
 fn labpipe_upload_manifest_key(session: &str) -> String {
     format!("raw/{session}/manifest.json")
 }

@@ -16,6 +16,11 @@ endpoint_url: string | null, raw_bucket: string, catalog_table: string,
  */
 uploader_role_arn: string | null, 
 /**
+ * The stack's client log group (`ClientLogGroup`): the lab's status changes and failures
+ * are sent there. `None`: they wait in the local spool.
+ */
+client_log_group: string | null, 
+/**
  * Parts in flight at once during an upload.
  */
 concurrency: number, 

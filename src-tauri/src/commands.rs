@@ -71,6 +71,18 @@ pub async fn save_settings(
     Ok(settings)
 }
 
+/// *Check now* under Free disk space: `labpipe clean --dry-run` over the lab folder with the
+/// given (unsaved) settings and age; deletes nothing.
+#[tauri::command]
+pub async fn check_disk_cleanup(
+    state: State<'_, AppState>,
+    settings: Option<Settings>,
+    days: u32,
+) -> AppResult<crate::retention::CleanReport> {
+    let settings = settings.unwrap_or_else(|| state.settings());
+    crate::retention::run(&settings, days, true).await
+}
+
 #[tauri::command]
 pub fn get_credentials() -> CredentialsView {
     credentials::view()

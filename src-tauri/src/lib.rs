@@ -26,6 +26,7 @@ pub mod error;
 pub mod logs;
 pub mod pending;
 pub mod pipeline;
+pub mod retention;
 pub mod sessions;
 pub mod settings;
 pub mod transfers;
@@ -166,6 +167,7 @@ pub fn run() {
             transfers::spawn_worker(queue, handle.clone());
             pipeline::spawn_poller(handle.clone(), app.state::<AppState>().pipeline.clone());
             client_log::spawn_shipper(handle.clone());
+            retention::spawn_cleaner(handle.clone());
             if let Err(e) = app.state::<AppState>().rewatch(&handle) {
                 tracing::error!(error = %e, "cannot watch the lab folder");
             }
@@ -183,6 +185,7 @@ pub fn run() {
             commands::recheck_pending,
             commands::upload_sessions,
             commands::revise_session,
+            commands::check_disk_cleanup,
             commands::upload_all_ready,
             commands::list_pipeline,
             commands::list_eligibility,

@@ -29,6 +29,10 @@ pub struct Settings {
     /// The stack's client log group (`ClientLogGroup`): the lab's status changes and failures
     /// are sent there. `None`: they wait in the local spool.
     pub client_log_group: Option<String>,
+    /// Free disk space: delete a local session folder once it is older than this many days,
+    /// processed in the cloud and identical to its uploaded copy (`labpipe clean`'s rules).
+    /// `None`: never.
+    pub clean_after_days: Option<u32>,
     /// Parts in flight at once during an upload.
     pub concurrency: u32,
     /// Upload bandwidth cap in megabytes per second; `None` = unlimited.
@@ -53,6 +57,7 @@ impl Default for Settings {
             catalog_table: String::new(),
             uploader_role_arn: None,
             client_log_group: None,
+            clean_after_days: None,
             concurrency: 8,
             bandwidth_mb_per_sec: None,
             quiet_period_secs: 5,
@@ -122,6 +127,14 @@ impl Settings {
         if let Some(arn) = self.uploader_role_arn.as_deref().filter(|a| !a.is_empty()) {
             labpipe_s3::check_role_arn(arn)
                 .map_err(|e| AppError::new("settings", e.to_string()))?;
+        }
+        if let Some(days) = self.clean_after_days {
+            if days == 0 || days > 3650 {
+                return Err(AppError::new(
+                    "settings",
+                    "free disk space: the age must be between 1 and 3650 days, or the option off",
+                ));
+            }
         }
         if self.quiet_period_secs == 0 || self.quiet_period_secs > 3600 {
             return Err(AppError::new(

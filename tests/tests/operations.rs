@@ -831,5 +831,41 @@ fn a_corrected_session_becomes_revision_two_and_the_first_stays_as_it_was() {
         // status shows the revision.
         let status = stack.json(&["status", &id, "--json"]);
         assert_eq!(status[0]["revision"], 2, "{status}");
+
+        // sync --raw reads the current revision; --raw-revision 1 the first upload's bytes.
+        let filter = format!("session = '{id}'");
+        let sync_raw = |dest: &Path, revision: Option<&str>| {
+            let mut args = vec![
+                "sync",
+                "--where",
+                &filter,
+                "--dest",
+                dest.to_str().unwrap(),
+                "--raw",
+                "--json",
+            ];
+            if let Some(r) = revision {
+                args.extend(["--raw-revision", r]);
+            }
+            stack.labpipe(&args)
+        };
+        let synced = tempfile::tempdir().unwrap();
+        for (revision, want) in [(None, &bytes), (Some("1"), &rev1_bytes)] {
+            let dest = synced.path().join(revision.unwrap_or("current"));
+            let out = sync_raw(&dest, revision);
+            assert!(
+                out.status.success(),
+                "sync --raw {revision:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let got = std::fs::read(dest.join(&id).join("raw").join(&name)).unwrap();
+            assert!(&got == want, "sync --raw {revision:?} gave other bytes");
+        }
+        let missing = sync_raw(&synced.path().join("r7"), Some("7"));
+        let said = String::from_utf8_lossy(&missing.stderr).into_owned();
+        assert!(
+            !missing.status.success() && said.contains("no revision 7"),
+            "{said}"
+        );
     });
 }

@@ -335,6 +335,9 @@ pub struct SyncArgs {
     /// Also download the raw files of each session (from its manifest), read-only
     #[arg(long)]
     pub raw: bool,
+    /// With --raw: this revision of each session's raw files (1 = the first upload) instead of the current one
+    #[arg(long, value_name = "N", requires = "raw", value_parser = clap::value_parser!(u32).range(1..))]
+    pub raw_revision: Option<u32>,
     /// Show what would be downloaded; write nothing
     #[arg(long)]
     pub dry_run: bool,

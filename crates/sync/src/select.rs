@@ -38,6 +38,9 @@ pub struct SelectOptions {
     pub raw: bool,
     /// Raw bucket for sessions whose entry has no `raw_prefix`.
     pub raw_bucket: Option<String>,
+    /// With `raw`: this revision of each session (1 = the first upload) instead of its current
+    /// one; a session without that revision is an error that names it.
+    pub raw_revision: Option<u32>,
     /// Keep only files matching one of these (all when empty).
     pub include: Vec<Glob>,
     pub limit: Option<usize>,
@@ -151,6 +154,7 @@ pub async fn raw_files(
     s3: &aws_sdk_s3::Client,
     sessions: &[SessionItem],
     fallback_bucket: Option<&str>,
+    revision: Option<u32>,
 ) -> Result<Vec<RemoteFile>, SyncError> {
     let mut files = Vec::new();
     for s in sessions {
@@ -165,15 +169,45 @@ pub async fn raw_files(
                 None => return Err(bad("the catalog entry has no raw_prefix; pass --raw-bucket or set LABPIPE_RAW_BUCKET".into())),
             },
         };
+        let current = s.revision.unwrap_or(1);
+        // Another revision than the cataloged one: its own folder beside the current one
+        // (`raw/<session>[.r<N>]/`); its manifest is the one written there (raw objects are
+        // write-once), and it must say it is that revision.
+        let other = revision.filter(|n| *n != current);
+        let prefix = match other {
+            Some(n) => labpipe_core::layout::raw_session_prefix(
+                &labpipe_core::layout::revision_folder(&s.session, n),
+            ),
+            None => prefix,
+        };
         let key = format!("{prefix}{RAW_MANIFEST}");
         // The manifest version the catalog pins (when it has one), then each file at the version
         // that manifest pins: exactly what ingest verified, whatever was written since.
         let read = labpipe_s3::ManifestRead::key(&bucket, &key)
-            .version(s.manifest_version_id.as_deref())
+            .version(if other.is_some() {
+                None
+            } else {
+                s.manifest_version_id.as_deref()
+            })
             .read(s3)
             .await
-            .map_err(|e| gateway_error(&bucket, &key, e))?;
-        if let Some(expected) = &s.manifest_sha256 {
+            .map_err(|e| match (other, e.class()) {
+                (
+                    Some(n),
+                    labpipe_s3::ErrorClass::NotFound | labpipe_s3::ErrorClass::AccessDenied,
+                ) => bad(format!(
+                    "it has no revision {n} (s3://{bucket}/{key} cannot be read); its current revision is {current}"
+                )),
+                _ => gateway_error(&bucket, &key, e),
+            })?;
+        if let Some(n) = other {
+            if read.manifest.revision_number() != n {
+                return Err(bad(format!(
+                    "s3://{bucket}/{key} is a manifest of revision {}, not {n}",
+                    read.manifest.revision_number()
+                )));
+            }
+        } else if let Some(expected) = &s.manifest_sha256 {
             if !read.sha256.eq_ignore_ascii_case(expected) {
                 return Err(SyncError::ChecksumMismatch {
                     bucket,
@@ -243,7 +277,8 @@ pub async fn select(
         .filter(|s| !unprocessed.iter().any(|u| u.session == s.session))
         .collect();
     if opts.raw {
-        files.extend(raw_files(s3, &sessions, opts.raw_bucket.as_deref()).await?);
+        files
+            .extend(raw_files(s3, &sessions, opts.raw_bucket.as_deref(), opts.raw_revision).await?);
     }
     if !opts.include.is_empty() {
         files.retain(|f| opts.include.iter().any(|g| g.matches(f.path_in_session())));

@@ -895,6 +895,50 @@ async fn the_apps_status_changes_reach_the_client_log_group() -> Result<()> {
     .await
 }
 
+/// Free disk space's *Check now* runs `labpipe clean`'s checks over the lab folder from the app:
+/// a session the catalog does not know stays, with the reason, and nothing is deleted.
+#[tokio::test]
+async fn free_disk_space_check_lists_what_stays_and_why_and_deletes_nothing() -> Result<()> {
+    within(Duration::from_secs(240), async {
+        step("free disk space check lists what stays and why");
+        let emu = Emulator::start();
+        let (_s3, bucket) = empty_raw_bucket(&emu).await?;
+        let table = unique_name("catalog");
+        labpipe_catalog::create_table(&emu.dynamodb_client().await, &table).await?;
+        let dirs = Dirs::new()?;
+        let lab = dirs.root.path().join("lab");
+        let sessions = make_lab(&lab, 1, false)?;
+        let mut settings = cloud_settings(Some(&lab), &emu);
+        settings["raw_bucket"] = json!(bucket);
+        settings["catalog_table"] = json!(table);
+        dirs.write_settings(settings)?;
+
+        let app = App::start(&dirs, &emu.env()).await?;
+        app.goto("settings").await?;
+        app.find("[data-testid='clean-on']").await?.click().await?;
+        app.find("[data-testid='check-cleanup']")
+            .await?
+            .click()
+            .await?;
+        let row = app
+            .wait_for(
+                &format!(
+                    "[data-testid='cleanup-report'] li[data-session='{}']",
+                    sessions[0].name
+                ),
+                Duration::from_secs(60),
+            )
+            .await?;
+        assert_eq!(attr(&row, "data-action").await?, "kept");
+        let text = row.text().await?;
+        assert!(text.contains("not in the catalog"), "{text}");
+        app.screenshot("settings-free-disk-space").await?;
+        assert!(sessions[0].path.is_dir(), "a check deletes nothing");
+        app.quit().await
+    })
+    .await
+}
+
 fn labpipe_upload_manifest_key(session: &str) -> String {
     format!("raw/{session}/manifest.json")
 }

@@ -4,6 +4,7 @@ import { listen, type UnlistenFn } from "@tauri-apps/api/event";
 import type { AppError } from "./bindings/AppError";
 import type { AppInfo } from "./bindings/AppInfo";
 import type { CatalogSnapshot } from "./bindings/CatalogSnapshot";
+import type { CleanReport } from "./bindings/CleanReport";
 import type { Credentials } from "./bindings/Credentials";
 import type { CredentialsView } from "./bindings/CredentialsView";
 import type { Eligibility } from "./bindings/Eligibility";
@@ -46,6 +47,7 @@ export const api = {
   recheckPending: () => call<PendingSession[]>("recheck_pending"),
   uploadSessions: (sessions: string[]) => call<number>("upload_sessions", { sessions }),
   reviseSession: (session: string, reason: string) => call<boolean>("revise_session", { session, reason }),
+  checkDiskCleanup: (settings: Settings, days: number) => call<CleanReport>("check_disk_cleanup", { settings, days }),
   uploadAllReady: () => call<number>("upload_all_ready"),
   listPipeline: () => call<Record<string, PipelineState>>("list_pipeline"),
   listEligibility: () => call<Record<string, Eligibility>>("list_eligibility"),

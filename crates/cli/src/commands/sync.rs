@@ -73,6 +73,7 @@ pub fn run(args: SyncArgs) -> Result<ExitCode> {
         version: args.pipeline_version,
         raw: args.raw,
         raw_bucket: stack.raw_bucket.clone(),
+        raw_revision: args.raw_revision,
         include,
         limit: args.limit,
     };

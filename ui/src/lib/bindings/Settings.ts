@@ -21,6 +21,12 @@ uploader_role_arn: string | null,
  */
 client_log_group: string | null, 
 /**
+ * Free disk space: delete a local session folder once it is older than this many days,
+ * processed in the cloud and identical to its uploaded copy (`labpipe clean`'s rules).
+ * `None`: never.
+ */
+clean_after_days: number | null, 
+/**
  * Parts in flight at once during an upload.
  */
 concurrency: number, 

@@ -338,11 +338,15 @@ async fn bucket_check(
         .send()
         .await
     {
-        Ok(_) => check(
-            name,
-            Outcome::Ok,
-            format!("s3://{bucket}/{prefix} can be listed"),
-        ),
+        Ok(_) => {
+            // `v` is the start of every pipeline version's folder (`v<N>/`); say so.
+            let shown = if prefix == "v" { "v<N>/" } else { prefix };
+            check(
+                name,
+                Outcome::Ok,
+                format!("s3://{bucket}/{shown} can be listed"),
+            )
+        }
         Err(e) => {
             let class = labpipe_s3::classify(&e);
             let detail = format!("s3://{bucket}/{prefix}: {}", labpipe_s3::describe(&e));

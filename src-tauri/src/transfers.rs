@@ -119,14 +119,7 @@ async fn run_one(
         .await?;
         match &revision_reason {
             // A correction: the lowest revision without a manifest (an interrupted one resumes).
-            Some(reason) => {
-                let number = upload.next_revision(&report.session).await?;
-                let revision = labpipe_core::Revision {
-                    number,
-                    reason: reason.clone(),
-                };
-                upload.revision(&report, &revision).await
-            }
+            Some(reason) => upload.correction(&report, reason).await,
             None => upload.session(&report).await,
         }
     };

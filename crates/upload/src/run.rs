@@ -175,6 +175,22 @@ impl Upload {
         self.upload_session(report, Some(revision)).await
     }
 
+    /// Uploads a corrected session as its next revision ([`Upload::next_revision`]: an
+    /// interrupted correction resumes) with `reason`. What `labpipe upload --revise` and the
+    /// app's *Upload as a correction* both call.
+    pub async fn correction(
+        &self,
+        report: &SessionReport,
+        reason: &str,
+    ) -> Result<SessionResult, UploadError> {
+        let number = self.next_revision(&report.session).await?;
+        let revision = Revision {
+            number,
+            reason: reason.to_string(),
+        };
+        self.revision(report, &revision).await
+    }
+
     async fn upload_session(
         &self,
         report: &SessionReport,

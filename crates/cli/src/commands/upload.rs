@@ -168,14 +168,7 @@ async fn upload_all(
                 let result = {
                     let session = async {
                         match &args.reason {
-                            Some(reason) if args.revise => {
-                                let number = upload.next_revision(&report.session).await?;
-                                let revision = labpipe_core::Revision {
-                                    number,
-                                    reason: reason.clone(),
-                                };
-                                upload.revision(report, &revision).await
-                            }
+                            Some(reason) if args.revise => upload.correction(report, reason).await,
                             _ => upload.session(report).await,
                         }
                     };

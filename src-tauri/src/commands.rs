@@ -55,7 +55,10 @@ pub async fn save_settings(
     state.set_settings(settings.clone());
     *state.settings_error.lock().expect("lock") = None;
     tracing::info!(path = %path.display(), "settings saved");
-    if old.lab_folder != settings.lab_folder || old.quiet_period_secs != settings.quiet_period_secs
+    if old.lab_folder != settings.lab_folder
+        || old.quiet_period_secs != settings.quiet_period_secs
+        || old.watch_mode != settings.watch_mode
+        || old.poll_interval_secs != settings.poll_interval_secs
     {
         // Force a restart of the watcher with the new folder or period.
         *state.watch.lock().expect("watch lock") = None;
@@ -135,6 +138,13 @@ pub fn list_pending(state: State<'_, AppState>) -> Vec<PendingSession> {
         .values()
         .cloned()
         .collect()
+}
+
+/// How the lab folder is watched now (native events or polling, and why); `None` when no
+/// folder is watched.
+#[tauri::command]
+pub fn watch_info(state: State<'_, AppState>) -> Option<crate::pending::WatchInfo> {
+    state.watch_info()
 }
 
 #[tauri::command]

@@ -37,7 +37,7 @@ mod bindings;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
-use tauri::Manager;
+use tauri::{Emitter, Manager};
 
 use crate::settings::Settings;
 
@@ -94,6 +94,15 @@ impl AppState {
         *self.settings.lock().expect("settings lock") = s;
     }
 
+    /// How the lab folder is watched now; `None` when none is.
+    pub fn watch_info(&self) -> Option<pending::WatchInfo> {
+        self.watch
+            .lock()
+            .expect("watch lock")
+            .as_ref()
+            .map(|w| w.info.clone())
+    }
+
     /// (Re)starts the watcher on the configured lab folder.
     fn rewatch(&self, app: &tauri::AppHandle) -> error::AppResult<()> {
         let s = self.settings();
@@ -108,13 +117,21 @@ impl AppState {
         }
         *watch = None;
         self.pending.lock().expect("pending lock").clear();
-        let Some(folder) = folder else { return Ok(()) };
+        let Some(folder) = folder else {
+            let _ = app.emit(pending::WATCH_EVENT, None::<pending::WatchInfo>);
+            return Ok(());
+        };
         let quiet = Duration::from_secs(s.quiet_period_secs.max(1) as u64);
+        let plan = pending::WatchPlan {
+            mode: s.watch_mode,
+            poll_every: Duration::from_secs(s.poll_interval_secs.max(1) as u64),
+        };
         *watch = Some(pending::start(
             app.clone(),
             self.pending.clone(),
             folder,
             quiet,
+            plan,
         )?);
         Ok(())
     }
@@ -183,6 +200,7 @@ pub fn run() {
             commands::test_connection,
             commands::list_pending,
             commands::recheck_pending,
+            commands::watch_info,
             commands::upload_sessions,
             commands::revise_session,
             commands::check_disk_cleanup,

@@ -2,6 +2,11 @@
 //! `notify` watcher. A folder is checked when it first appears and again once it has been quiet
 //! for the configured period; `wait` folders are re-checked on a timer until they settle.
 //!
+//! The watcher is native (inotify and its peers) or polling, as [`labpipe_lab::watch`] decides:
+//! a network share is polled, since changes the recording rig makes there raise no event on
+//! this computer, and so is a folder whose native watch cannot be set up. Both feed the same
+//! path channel, so everything after detection is the same code.
+//!
 //! The checks themselves are `labpipe_core::check::check_folder`, exactly as `labpipe check`;
 //! each row is a [`labpipe_lab::PendingSession`].
 
@@ -58,10 +63,26 @@ fn snapshot(map: &PendingMap) -> Vec<PendingSession> {
         .collect()
 }
 
+/// How the lab folder is being watched, for the Pending view.
+#[derive(Debug, Clone, serde::Serialize, ts_rs::TS, PartialEq)]
+#[ts(export, export_to = "../../ui/src/lib/bindings/")]
+pub struct WatchInfo {
+    pub folder: String,
+    /// Scanned every `poll_interval_secs` instead of native change events.
+    pub polling: bool,
+    pub poll_interval_secs: Option<u32>,
+    /// Why it is polled (a network share, a failed native watch, or Settings).
+    pub reason: Option<String>,
+}
+
+/// Event name carrying the current [`WatchInfo`] (or `null` when nothing is watched).
+pub const WATCH_EVENT: &str = "watch";
+
 /// The running watcher of one folder; dropping it stops watching.
 pub struct Watch {
     pub folder: PathBuf,
-    _watcher: notify::RecommendedWatcher,
+    pub info: WatchInfo,
+    _watcher: Box<dyn Watcher + Send>,
     task: tauri::async_runtime::JoinHandle<()>,
 }
 
@@ -71,12 +92,20 @@ impl Drop for Watch {
     }
 }
 
+/// How to watch: the mode from Settings and the scan interval when polling.
+#[derive(Debug, Clone, Copy)]
+pub struct WatchPlan {
+    pub mode: labpipe_lab::WatchMode,
+    pub poll_every: Duration,
+}
+
 /// Starts watching `folder`: a full check now, then incremental re-checks.
 pub fn start(
     app: AppHandle,
     map: PendingMap,
     folder: PathBuf,
     quiet: Duration,
+    plan: WatchPlan,
 ) -> AppResult<Watch> {
     if !folder.is_dir() {
         return Err(AppError::new(
@@ -88,26 +117,75 @@ pub fn start(
         ));
     }
     let (tx, rx) = mpsc::unbounded_channel::<PathBuf>();
-    let mut watcher =
-        notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
-            Ok(ev) => {
-                for p in ev.paths {
-                    let _ = tx.send(p);
-                }
+    let handler = move |res: notify::Result<notify::Event>| match res {
+        Ok(ev) => {
+            for p in ev.paths {
+                let _ = tx.send(p);
             }
-            Err(e) => tracing::warn!(error = %e, "file watcher error"),
-        })
-        .map_err(|e| AppError::new("watch", format!("cannot watch the lab folder: {e}")))?;
-    watcher
-        .watch(&folder, RecursiveMode::Recursive)
-        .map_err(|e| AppError::new("watch", format!("cannot watch {}: {e}", folder.display())))?;
-    let task = tauri::async_runtime::spawn(run(app, map, folder.clone(), quiet, rx));
-    tracing::info!(folder = %folder.display(), "watching lab folder");
+        }
+        Err(e) => tracing::warn!(error = %e, "file watcher error"),
+    };
+    let mut poll_reason = labpipe_lab::watch::should_poll(plan.mode, &folder);
+    let mut watcher: Option<Box<dyn Watcher + Send>> = None;
+    if poll_reason.is_none() {
+        match native_watch(&folder, handler.clone()) {
+            Ok(w) => watcher = Some(w),
+            Err(e) if plan.mode == labpipe_lab::WatchMode::Native => return Err(e),
+            Err(e) => {
+                tracing::warn!(error = %e, "native change events unavailable; polling instead");
+                poll_reason = Some(labpipe_lab::PollReason::NativeFailed(e.message));
+            }
+        }
+    }
+    let watcher = match watcher {
+        Some(w) => w,
+        None => {
+            let config = notify::Config::default().with_poll_interval(plan.poll_every);
+            let mut w = notify::PollWatcher::new(handler, config)
+                .map_err(|e| AppError::new("watch", format!("cannot poll the lab folder: {e}")))?;
+            w.watch(&folder, RecursiveMode::Recursive).map_err(|e| {
+                AppError::new("watch", format!("cannot poll {}: {e}", folder.display()))
+            })?;
+            Box::new(w)
+        }
+    };
+    let info = WatchInfo {
+        folder: folder.display().to_string(),
+        polling: poll_reason.is_some(),
+        poll_interval_secs: poll_reason
+            .as_ref()
+            .map(|_| plan.poll_every.as_secs().max(1) as u32),
+        reason: poll_reason.as_ref().map(|r| r.text()),
+    };
+    let task = tauri::async_runtime::spawn(run(app.clone(), map, folder.clone(), quiet, rx));
+    match &poll_reason {
+        None => tracing::info!(folder = %folder.display(), "watching lab folder"),
+        Some(r) => tracing::info!(
+            folder = %folder.display(),
+            every_secs = plan.poll_every.as_secs(),
+            reason = %r.text(),
+            "polling lab folder"
+        ),
+    }
+    let _ = app.emit(WATCH_EVENT, Some(&info));
     Ok(Watch {
         folder,
+        info,
         _watcher: watcher,
         task,
     })
+}
+
+/// A native watcher on `folder`, or why there cannot be one.
+fn native_watch(
+    folder: &Path,
+    handler: impl notify::EventHandler,
+) -> AppResult<Box<dyn Watcher + Send>> {
+    let mut w = notify::recommended_watcher(handler)
+        .map_err(|e| AppError::new("watch", format!("cannot watch the lab folder: {e}")))?;
+    w.watch(folder, RecursiveMode::Recursive)
+        .map_err(|e| AppError::new("watch", format!("cannot watch {}: {e}", folder.display())))?;
+    Ok(Box::new(w))
 }
 
 /// The top-level entry of `folder` that `path` is in.

@@ -39,6 +39,11 @@ pub struct Settings {
     pub bandwidth_mb_per_sec: Option<f64>,
     /// Seconds without file changes in a session folder before it is checked again.
     pub quiet_period_secs: u32,
+    /// How the lab folder is watched: `auto` polls network shares and uses native change events
+    /// elsewhere; `native` or `poll` force one ([`labpipe_lab::watch`]).
+    pub watch_mode: labpipe_lab::WatchMode,
+    /// Seconds between two scans of the lab folder when it is polled.
+    pub poll_interval_secs: u32,
     /// The guided first-run setup was completed (or skipped).
     pub setup_done: bool,
     /// Queue sessions whose checks all pass as soon as they settle (not ones with warnings).
@@ -61,6 +66,8 @@ impl Default for Settings {
             concurrency: 8,
             bandwidth_mb_per_sec: None,
             quiet_period_secs: 5,
+            watch_mode: labpipe_lab::WatchMode::Auto,
+            poll_interval_secs: 10,
             setup_done: false,
             auto_upload: false,
             notifications: true,
@@ -140,6 +147,12 @@ impl Settings {
             return Err(AppError::new(
                 "settings",
                 "quiet period must be between 1 and 3600 seconds",
+            ));
+        }
+        if self.poll_interval_secs == 0 || self.poll_interval_secs > 3600 {
+            return Err(AppError::new(
+                "settings",
+                "poll interval must be between 1 and 3600 seconds",
             ));
         }
         Ok(())

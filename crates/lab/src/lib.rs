@@ -14,6 +14,8 @@
 //!   are news;
 //! - [`polling`]: which sessions to read from the catalog and when ([`StatusPolling`]): settled
 //!   ones never on a timer, moving ones in one batch with backoff;
+//! - [`watch`]: native change events or polling for the lab folder ([`WatchMode`]; network
+//!   shares are polled);
 //! - [`journal_path`]: the one upload journal per machine user that CLI and app share.
 //!
 //! With the `ts` feature the views derive `ts_rs::TS`. Their `export_to` is relative to the
@@ -27,6 +29,7 @@ pub mod polling;
 pub mod progress;
 pub mod queue;
 pub mod ready;
+pub mod watch;
 
 pub use error::LabError;
 pub use pending::PendingSession;
@@ -38,6 +41,7 @@ pub use progress::{
 };
 pub use queue::Queue;
 pub use ready::{eligibility, ready_to_upload, Accept, Eligibility};
+pub use watch::{PollReason, WatchMode};
 
 use std::path::PathBuf;
 

@@ -536,6 +536,65 @@ async fn a_session_the_pipeline_stopped_moving_shows_stuck_with_what_to_do() -> 
 }
 
 #[tokio::test]
+async fn a_polled_lab_folder_finds_new_sessions_without_change_events() -> Result<()> {
+    within(Duration::from_secs(180), async {
+        step("a polled lab folder finds new sessions without change events");
+        let dirs = Dirs::new()?;
+        let lab = dirs.root.path().join("lab");
+        make_lab(&lab, 1, false)?;
+        // Polling chosen: no native watcher exists, as on a network share the rig writes to.
+        let mut settings = base_settings(Some(&lab));
+        settings["watch_mode"] = json!("poll");
+        settings["poll_interval_secs"] = json!(2);
+        dirs.write_settings(settings)?;
+
+        let app = App::start(&dirs, &[]).await?;
+        until_verdicts(&app, &["pass", "warn"], 1).await?;
+        let banner = app
+            .wait_for("[data-testid='watch-polling']", WAIT)
+            .await?
+            .text()
+            .await?;
+        ensure!(
+            banner.contains("every 2 s") && banner.contains("polling chosen in Settings"),
+            "the Pending view says the folder is polled and why: {banner:?}"
+        );
+
+        // A session arrives the way a rig copies one: written elsewhere, then moved in whole.
+        let staging = dirs.root.path().join("staging");
+        let mut opts = GenerateOptions::new(&staging);
+        opts.count = 1;
+        opts.size_bytes = 2_000_000;
+        opts.seed = 11;
+        opts.start = NaiveDate::from_ymd_opt(2022, 6, 1)
+            .unwrap()
+            .and_hms_opt(10, 0, 0)
+            .unwrap();
+        let arrived = generate(&opts, |_, _| {})?.remove(0);
+        std::fs::rename(&arrived.path, lab.join(&arrived.name))?;
+        let seen = Instant::now();
+        app.wait_for(&format!(".row[data-session='{}']", arrived.name), WAIT)
+            .await?;
+        eprintln!(
+            "a polled folder showed the new session after {:.1} s",
+            seen.elapsed().as_secs_f64()
+        );
+        app.screenshot("pending-polling").await?;
+
+        app.goto("settings").await?;
+        let mode = app
+            .find("[data-testid='watch-mode']")
+            .await?
+            .prop("value")
+            .await?
+            .unwrap_or_default();
+        ensure!(mode == "poll", "Settings shows the watch mode: {mode:?}");
+        app.quit().await
+    })
+    .await
+}
+
+#[tokio::test]
 async fn settings_persist_across_a_restart() -> Result<()> {
     within(Duration::from_secs(240), async {
         step("settings persist across a restart");

@@ -16,6 +16,7 @@ import type { Probe } from "./bindings/Probe";
 import type { SessionDetail } from "./bindings/SessionDetail";
 import type { Settings } from "./bindings/Settings";
 import type { TransferView } from "./bindings/TransferView";
+import type { WatchInfo } from "./bindings/WatchInfo";
 
 export function isAppError(e: unknown): e is AppError {
   return typeof e === "object" && e !== null && "code" in e && "message" in e;
@@ -45,6 +46,7 @@ export const api = {
   testConnection: (settings?: Settings) => call<Probe[]>("test_connection", { settings: settings ?? null }),
   listPending: () => call<PendingSession[]>("list_pending"),
   recheckPending: () => call<PendingSession[]>("recheck_pending"),
+  watchInfo: () => call<WatchInfo | null>("watch_info"),
   uploadSessions: (sessions: string[]) => call<number>("upload_sessions", { sessions }),
   reviseSession: (session: string, reason: string) => call<boolean>("revise_session", { session, reason }),
   checkDiskCleanup: (settings: Settings, days: number) => call<CleanReport>("check_disk_cleanup", { settings, days }),
@@ -65,6 +67,10 @@ export const api = {
 
 export function onPending(f: (rows: PendingSession[]) => void): Promise<UnlistenFn> {
   return listen<PendingSession[]>("pending", (e) => f(e.payload));
+}
+
+export function onWatch(f: (info: WatchInfo | null) => void): Promise<UnlistenFn> {
+  return listen<WatchInfo | null>("watch", (e) => f(e.payload));
 }
 
 export function onPipeline(f: (states: Record<string, PipelineState>) => void): Promise<UnlistenFn> {

@@ -15,10 +15,10 @@
 //! rightly gives up, and the test would be measuring the dice, not the engine.
 
 use rand::{Rng, SeedableRng};
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

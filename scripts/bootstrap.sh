@@ -3,13 +3,16 @@
 # nothing that is already there. Safe to run again and again: CI runs it on
 # every fresh clone, developers run it after pulling.
 #
-#   usage: scripts/bootstrap.sh [all|apt|venv|rust|ui|driver]...   (default: all)
+#   usage: scripts/bootstrap.sh [all|apt|venv|rust|ui|driver|windows]...   (default: all)
 #
 #   apt     system packages (Tauri/WebKit build deps, Xvfb, keyring, imagemagick, Node.js)
 #   venv    $REPO/.venv with the local AWS emulator (moto server), cfn-lint and pytest
 #   rust    checks cargo, rustfmt and clippy are usable
 #   ui      ui/node_modules from ui/package-lock.json (npm ci), when it is out of date
 #   driver  tauri-driver (WebDriver for the desktop app's end-to-end tests)
+#   windows optional, not part of all: the x86_64-pc-windows-gnu rust target, mingw-w64, nasm
+#           and Wine for scripts/cross-windows.sh; when they cannot be installed it prints one
+#           line saying so and exits 3 (the stage is then skipped)
 #
 # Runs as root; without root it uses sudo for apt if sudo exists.
 set -euo pipefail
@@ -27,6 +30,11 @@ APT_PACKAGES=(
   xvfb xauth webkit2gtk-driver dbus-x11 gnome-keyring libsecret-tools imagemagick
 )
 TAURI_DRIVER_VERSION="2.1.0"
+# The Windows CLI (scripts/cross-windows.sh): mingw-w64 links it, nasm assembles aws-lc's
+# Windows assembly (aws-lc-sys needs nasm for x86_64 Windows), wine64 alone runs a 64-bit
+# console program (its recommended 32-bit half and desktop integration are not needed).
+WINDOWS_TARGET=x86_64-pc-windows-gnu
+WINDOWS_APT_PACKAGES=(gcc-mingw-w64-x86-64 nasm wine64)
 # The desktop UI's toolchain (vite 8) needs Node.js 20.19 or newer.
 NODE_MIN_MAJOR=20
 NODE_MIN_MINOR=19
@@ -202,6 +210,37 @@ step_rust() {
   say "rust: $(cargo --version)"
 }
 
+# Optional: never fails the caller. Anything missing that cannot be installed ends in one line
+# and exit status 3, which scripts/cross-windows.sh reads as "skip this stage".
+step_windows() {
+  local missing=() p t0=$SECONDS
+  for p in "${WINDOWS_APT_PACKAGES[@]}"; do
+    pkg_installed "$p" || missing+=("$p")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null 2>&1; then
+      say "windows: skipped, ${missing[*]} missing and no root to install them; the Windows CLI is not built or tested"
+      exit 3
+    fi
+    if ! { as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+        && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+          "${missing[@]}"; } </dev/null >/dev/null 2>&1; then
+      say "windows: skipped, cannot install ${missing[*]} with apt-get; the Windows CLI is not built or tested"
+      exit 3
+    fi
+    say "windows: installed ${missing[*]} in $((SECONDS - t0))s"
+  fi
+  if ! rustup target list --installed 2>/dev/null | grep -qx "$WINDOWS_TARGET"; then
+    t0=$SECONDS
+    if ! command -v rustup >/dev/null 2>&1 || ! rustup target add "$WINDOWS_TARGET" </dev/null >/dev/null 2>&1; then
+      say "windows: skipped, 'rustup target add $WINDOWS_TARGET' failed; the Windows CLI is not built or tested"
+      exit 3
+    fi
+    say "windows: added rust target $WINDOWS_TARGET in $((SECONDS - t0))s"
+  fi
+  say "windows: $WINDOWS_TARGET, mingw-w64, nasm and wine64 present"
+}
+
 main() {
   local steps=("$@")
   [ "${#steps[@]}" -eq 0 ] && steps=(all)
@@ -212,10 +251,11 @@ main() {
       apt) step_apt ;;
       ui) step_ui ;;
       driver) step_driver ;;
+      windows) step_windows ;;
       venv) step_venv ;;
       rust) step_rust ;;
-      -h|--help) sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
-      *) die "unknown step '$s' (expected all, apt, venv, rust, ui or driver)" ;;
+      -h|--help) sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+      *) die "unknown step '$s' (expected all, apt, venv, rust, ui, driver or windows)" ;;
     esac
   done
 }

@@ -61,6 +61,11 @@ cargo clippy --workspace --all-targets -- -D warnings
 stage "build: cargo build --workspace --bins"
 cargo build --workspace --bins
 
+# The CLI for Windows: cross-built and run under Wine against the Linux build on the same
+# sessions (check verdicts, uploaded bytes); skipped in one line where the tools cannot be installed.
+stage "windows: scripts/cross-windows.sh (labpipe.exe under Wine vs the Linux build)"
+bash scripts/cross-windows.sh
+
 # ARCHITECTURE.md's dependency invariants, read from the resolved graph.
 stage "architecture: scripts/check-architecture.sh"
 bash scripts/check-architecture.sh

@@ -279,10 +279,10 @@ mod tests {
         let root = tmp.path().join("lab");
         let a = root.join("20210301_161221");
         let b = root.join("20210301_181221");
-        fs::create_dir_all(a.join("aux")).unwrap();
+        fs::create_dir_all(a.join("auxiliary")).unwrap();
         fs::create_dir_all(&b).unwrap();
         fs::write(a.join("metadata.txt"), "x").unwrap();
-        fs::write(a.join("aux/events.bin"), "12").unwrap();
+        fs::write(a.join("auxiliary/events.bin"), "12").unwrap();
         fs::write(root.join(".DS_Store"), "").unwrap();
         fs::write(root.join("labpipe.toml"), "").unwrap();
         assert_eq!(session_folders(&root).unwrap(), vec![a.clone(), b.clone()]);
@@ -307,7 +307,7 @@ mod tests {
         assert_eq!(
             paths,
             [
-                ("aux/events.bin", EntryKind::Data),
+                ("auxiliary/events.bin", EntryKind::Data),
                 ("metadata.txt", EntryKind::Metadata)
             ]
         );

@@ -289,7 +289,9 @@ fn plan_files(
     files[rec_files - 1].bytes = last * frame;
     if with_events {
         files.push(FilePlan {
-            rel: Path::new("aux").join("events.bin"),
+            // Not `aux`: AUX (like CON, NUL, COM1) is a device name on Windows, where no folder
+            // can have it, so a lab PC there could never have written such a session.
+            rel: Path::new("auxiliary").join("events.bin"),
             source: Source::Events,
             bytes: events * frame,
         });

@@ -273,7 +273,7 @@ impl WyRand {
     }
 }
 
-/// The event channel of `aux/events.bin`: silence with an event code in the first channel
+/// The event channel of `auxiliary/events.bin`: silence with an event code in the first channel
 /// every few seconds, stored in the session's frame layout so it too is whole frames.
 #[derive(Debug, Clone)]
 pub(crate) struct Events {

@@ -390,3 +390,34 @@ fn schedule_past_year_9999_is_an_error_before_writing() {
     assert!(matches!(err, SampleError::TimeOutOfRange(_)), "{err}");
     assert!(!dir.path().join("lab").exists());
 }
+
+/// Whether Windows refuses `name` as a file or folder name: its device names (`CON`, `PRN`,
+/// `AUX`, `NUL`, `COM1`–`COM9`, `LPT1`–`LPT9`, also with an extension), names ending in a dot or
+/// a space, and the characters `<>:"/\|?*`.
+fn reserved_on_windows(name: &str) -> bool {
+    let stem = name.split('.').next().unwrap_or(name).to_ascii_uppercase();
+    let device = matches!(stem.as_str(), "CON" | "PRN" | "AUX" | "NUL")
+        || ((stem.starts_with("COM") || stem.starts_with("LPT"))
+            && stem.len() == 4
+            && stem.as_bytes()[3].is_ascii_digit()
+            && stem.as_bytes()[3] != b'0');
+    device || name.ends_with(['.', ' ']) || name.contains(['<', '>', ':', '"', '|', '?', '*', '\\'])
+}
+
+/// A sample lab is the kind a lab PC writes, and most lab PCs run Windows: every name the
+/// generator writes must be one Windows can hold (it once wrote `aux/`, which Windows cannot).
+#[test]
+fn every_name_is_valid_on_windows() {
+    assert!(reserved_on_windows("aux") && reserved_on_windows("Com3.log"));
+    assert!(!reserved_on_windows("auxiliary") && !reserved_on_windows("com10"));
+    let dir = tempfile::tempdir().unwrap();
+    run(&opts(dir.path(), 3, MB / 10, 5, true));
+    let bad: Vec<_> = tree(dir.path())
+        .into_keys()
+        .filter(|rel| {
+            rel.components()
+                .any(|c| reserved_on_windows(&c.as_os_str().to_string_lossy()))
+        })
+        .collect();
+    assert!(bad.is_empty(), "names Windows refuses: {bad:?}");
+}

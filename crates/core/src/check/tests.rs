@@ -105,8 +105,8 @@ fn good_session_passes() {
 fn litter_and_nested_folders_pass() {
     let mut files = good_files();
     files.push((".DS_Store", 6148, 10));
-    files.push(("aux/Thumbs.db", 10, 10));
-    files.push(("aux/events.bin", 1600, 3600));
+    files.push(("auxiliary/Thumbs.db", 10, 10));
+    files.push(("auxiliary/events.bin", 1600, 3600));
     check(
         "20210301_161221",
         &files,

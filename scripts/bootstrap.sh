@@ -28,6 +28,7 @@ APT_PACKAGES=(
   build-essential pkg-config file libssl-dev libwebkit2gtk-4.1-dev
   libayatana-appindicator3-dev librsvg2-dev libxdo-dev libsecret-1-dev
   xvfb xauth webkit2gtk-driver dbus-x11 gnome-keyring libsecret-tools imagemagick
+  musl-tools
 )
 TAURI_DRIVER_VERSION="2.1.0"
 # The Windows CLI (scripts/cross-windows.sh): mingw-w64 links it, nasm assembles aws-lc's

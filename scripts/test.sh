@@ -66,6 +66,17 @@ cargo build --workspace --bins
 stage "windows: scripts/cross-windows.sh (labpipe.exe under Wine vs the Linux build)"
 bash scripts/cross-windows.sh
 
+# What a lab installs: the app's .deb (Tauri bundler), the static (musl) CLI and its .deb with man
+# pages and completions; both installed with apt and checked. The installed app is driven end to
+# end after the app suite below.
+stage "packages: scripts/package.sh --install (app .deb, static CLI + .deb)"
+bash scripts/package.sh --install
+
+# infra/ec2-node.yaml deployed next to the stack on the emulator; its user data (install the static
+# labpipe, first sync of the filtered sessions, sync timer) run for real under a folder.
+stage "ec2 node: pytest infra/node_tests"
+PYTHONDONTWRITEBYTECODE=1 .venv/bin/python -m pytest infra/node_tests -q -p no:cacheprovider 2>&1 | tee -a "$RESULTS"
+
 # ARCHITECTURE.md's dependency invariants, read from the resolved graph.
 stage "architecture: scripts/check-architecture.sh"
 bash scripts/check-architecture.sh
@@ -94,6 +105,12 @@ stage "app e2e: cargo test -p labpipe-e2e-app (xvfb, tauri-driver)"
 cargo build -p labpipe-app
 xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- \
   cargo test -p labpipe-e2e-app -- --test-threads=1 2>&1 | tee -a "$RESULTS"
+
+# The app as installed from its .deb (/usr/bin/labpipe-app, not the build tree): window shown,
+# settings loaded, the lab folder checked.
+stage "installed app: /usr/bin/labpipe-app (xvfb, tauri-driver)"
+LABPIPE_APP_BIN=/usr/bin/labpipe-app xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- \
+  cargo test -p labpipe-e2e-app --test app -- --test-threads=1 --exact pending_shows_each_sessions_verdict_and_reasons 2>&1 | tee -a "$RESULTS"
 
 printf '==> [%4ds] all stages passed\n' "$((SECONDS - T0))"
 # One closing tally over every runner (cargo test binaries and pytest).

@@ -119,4 +119,5 @@ installed="$(/usr/bin/labpipe check --json "$LAB" | sort || true)"
 built="$("$CARGO_TARGET_DIR/debug/labpipe" check --json "$LAB" | sort || true)"
 [ -n "$installed" ] && [ "$installed" = "$built" ] ||
   die "the installed labpipe check disagrees with the built one on $LAB"
-say "installed: lab-pipe (app) and labpipe (CLI); the installed CLI's verdicts equal the built one's on $(printf '%s\n' "$installed" | wc -l) sessions"
+sessions="$(printf '%s' "$installed" | grep -c '"session":' || true)"
+say "installed: lab-pipe (app) and labpipe (CLI); the installed CLI's verdicts equal the built one's on $sessions sessions"

@@ -229,3 +229,29 @@ def test_configuration_follows_the_cli(stack, py, tmp_path):
     # A misspelt keyword is refused, not ignored.
     proc = py("labpipe.query('', tabel='x')", check=False)
     assert proc.returncode != 0 and "tabel" in proc.stderr
+
+
+def test_a_sync_stopped_from_python_releases_the_folder_and_resumes(stack, py, tmp_path):
+    # The progress callback raising is the same path as Ctrl-C: the run is dropped mid-way and
+    # the exception reaches the caller; the folder's lock goes with it, so the next run works.
+    f, _, _ = split_filter(stack)
+    got = py(
+        "class Stop(Exception):\n"
+        "    pass\n"
+        "def stop(event):\n"
+        "    if event['event'] == 'plan':\n"
+        "        raise Stop('stopped by the test')\n"
+        "try:\n"
+        f"    labpipe.sync({f!r}, {str(tmp_path)!r}, progress=stop)\n"
+        "    print(json.dumps(None))\n"
+        "except Stop as e:\n"
+        "    print(json.dumps(str(e)))"
+    )
+    assert got == "stopped by the test"
+    s = py(f"print(json.dumps(labpipe.sync({f!r}, {str(tmp_path)!r}, progress=False)))")
+    assert s["files"] > 0 and s["files_failed"] == 0
+    assert s["files_transferred"] + s["files_skipped"] == s["files"]
+    expected = stack.cli_json("query", f, "--files", "--json")
+    assert {r["key"].split("/", 1)[1]: r["sha256"] for r in expected} == {
+        p: hashlib.sha256(b).hexdigest() for p, b in tree(tmp_path).items()
+    }

@@ -6,7 +6,7 @@
 #   usage: scripts/bootstrap.sh [all|apt|venv|rust|ui|driver|windows]...   (default: all)
 #
 #   apt     system packages (Tauri/WebKit build deps, Xvfb, keyring, imagemagick, Node.js)
-#   venv    $REPO/.venv with the local AWS emulator (moto server), cfn-lint and pytest
+#   venv    $REPO/.venv with the local AWS emulator (moto server), cfn-lint, pytest, maturin and pandas
 #   rust    checks cargo, rustfmt and clippy are usable
 #   ui      ui/node_modules from ui/package-lock.json (npm ci), when it is out of date
 #   driver  tauri-driver (WebDriver for the desktop app's end-to-end tests)
@@ -20,7 +20,8 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$REPO/.venv"
 MOTO_VERSION="5.2.5"
-PY_PACKAGES=("moto[server,s3crc32c]==${MOTO_VERSION}" awscrt boto3 cfn-lint cfn-guard-rs pytest numpy pyarrow cargo-lambda)
+# maturin and pandas: the researchers' Python package (crates/python) is built and tested with them.
+PY_PACKAGES=("moto[server,s3crc32c]==${MOTO_VERSION}" awscrt boto3 cfn-lint cfn-guard-rs pytest numpy pyarrow cargo-lambda maturin pandas)
 # How long to wait for someone else's venv install to finish before going on.
 VENV_WAIT_SECS="${LABPIPE_VENV_WAIT_SECS:-600}"
 
@@ -132,10 +133,10 @@ step_driver() {
 # True when the venv has a working moto server of the pinned version and the
 # other tools the tests use.
 venv_ready() {
-  [ -x "$VENV/bin/moto_server" ] && [ -x "$VENV/bin/cfn-lint" ] && [ -x "$VENV/bin/cargo-lambda" ] || return 1
+  [ -x "$VENV/bin/moto_server" ] && [ -x "$VENV/bin/cfn-lint" ] && [ -x "$VENV/bin/cargo-lambda" ] && [ -x "$VENV/bin/maturin" ] || return 1
   "$VENV/bin/python" - "$MOTO_VERSION" >/dev/null 2>&1 <<'EOF'
 import importlib.metadata as md, sys
-import moto.server, awscrt, boto3, cfn_guard_rs, crc32c, flask_cors, pytest, yaml, numpy, pyarrow  # noqa: F401
+import moto.server, awscrt, boto3, cfn_guard_rs, crc32c, flask_cors, pytest, yaml, numpy, pyarrow, pandas  # noqa: F401
 sys.exit(0 if md.version("moto") == sys.argv[1] else 1)
 EOF
 }

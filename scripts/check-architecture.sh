@@ -43,5 +43,6 @@ for pkg in labpipe-s3 labpipe-lab; do
 done
 rule labpipe-app 1 "clap|lambda_runtime|aws-sdk-[a-z0-9]+" "the app is a Tauri adapter: AWS through the workspace's crates"
 rule labpipe-cli 1 "aws-sdk-[a-z0-9]+|tauri" "the CLI reaches AWS only through the workspace's engines"
+rule labpipe-python 1 "aws-sdk-[a-z0-9]+|tauri|clap|lambda_runtime" "the Python package is an adapter like the CLI: AWS only through the engines"
 
 exit "$failed"

@@ -61,6 +61,11 @@ cargo clippy --workspace --all-targets -- -D warnings
 stage "build: cargo build --workspace --bins"
 cargo build --workspace --bins
 
+# The researchers' Python package (crates/python): a maturin wheel (dev profile) in a fresh venv,
+# checked against the binaries just built on its own emulator (crates/python/tests/conftest.py).
+stage "python: pytest crates/python/tests (maturin wheel, fresh venv, local stack)"
+PYTHONDONTWRITEBYTECODE=1 .venv/bin/python -m pytest crates/python/tests -q -p no:cacheprovider 2>&1 | tee -a "$RESULTS"
+
 # The CLI for Windows: cross-built and run under Wine against the Linux build on the same
 # sessions (check verdicts, uploaded bytes); skipped in one line where the tools cannot be installed.
 stage "windows: scripts/cross-windows.sh (labpipe.exe under Wine vs the Linux build)"

@@ -167,9 +167,11 @@ async fn upload_all(
 
     let mut summary = RunSummary::default();
     let mut fatal: Option<UploadError> = None;
+    let mut upload_ref: Option<Upload> = None;
     match Upload::connect(s3, &bucket, opts, journal, Some(tx)).await {
         Err(e) => fatal = Some(e),
         Ok(upload) => {
+            upload_ref = Some(upload.clone());
             // The display and the summary stay in this task: one owner of the display, and a
             // session's ending is shown only after every event it sent (they are on the channel
             // before its task returns).
@@ -228,6 +230,16 @@ async fn upload_all(
         }
     }
     summary.retries = view.finish();
+    let requests = upload_ref
+        .as_ref()
+        .map(|u| u.request_tally())
+        .unwrap_or_default();
+    tracing::info!(
+        requests = requests.requests,
+        objects = requests.objects,
+        per_object = requests.per_object(),
+        "S3 requests of the run (every attempt, counted by an SDK interceptor)"
+    );
     if let Some(e) = &fatal {
         client_log.run_failed(&e.to_string());
     }
@@ -235,6 +247,8 @@ async fn upload_all(
     if args.json {
         let mut line = serde_json::to_value(&summary)?;
         line["event"] = "summary".into();
+        line["requests"] = requests.requests.into();
+        line["objects"] = requests.objects.into();
         println!("{line}");
     } else {
         println!("{}", summary_line(&summary));

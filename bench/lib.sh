@@ -43,3 +43,32 @@ region = us-east-1
 force_path_style = true
 CONF
 }
+
+# BENCH_WAN="RTT_MS,MBIT" (e.g. "40,500"): every tool talks to the emulator through the tests
+# crate's `wan-proxy` (127.0.0.1, that round trip, that upstream cap shared by all connections),
+# like a lab's uplink. Call after start_bench_emulator; rewrites ENDPOINT, AWS_ENDPOINT_URL and
+# the rclone remote, and stops the proxy on exit (WAN_PROXY_BIN: a proxy binary already built).
+# Nothing happens when BENCH_WAN is unset.
+bench_wan() {
+  [ -n "${BENCH_WAN:-}" ] || return 0
+  local rtt="${BENCH_WAN%%,*}" mbit="${BENCH_WAN#*,}"
+  local proxy="${WAN_PROXY_BIN:-$CARGO_TARGET_DIR/release/wan-proxy}"
+  [ -n "${WAN_PROXY_BIN:-}" ] ||
+    cargo build --quiet --release -p labpipe-tests --bin wan-proxy --manifest-path "$ROOT/Cargo.toml"
+  local target="${ENDPOINT#http://}"
+  target="${target%%/*}"
+  target="${target/localhost/127.0.0.1}"
+  "$proxy" --target "$target" --rtt-ms "$rtt" --mbit "$mbit" \
+    --max-seconds "${BENCH_WAN_MAX_SECONDS:-7200}" >"$WORK/wan-proxy.addr" 2>"$WORK/wan-proxy.log" &
+  WAN_PID=$!
+  local previous
+  previous="$(trap -p EXIT | sed -e "s/^trap -- '//" -e "s/' EXIT\$//")"
+  # shellcheck disable=SC2064 # expand now: this proxy's pid and the trap before it
+  trap "kill $WAN_PID 2>/dev/null || true; $previous" EXIT
+  for _ in $(seq 50); do [ -s "$WORK/wan-proxy.addr" ] && break; sleep 0.1; done
+  [ -s "$WORK/wan-proxy.addr" ] || { echo "wan-proxy did not start: $(cat "$WORK/wan-proxy.log")" >&2; exit 1; }
+  ENDPOINT="http://$(head -1 "$WORK/wan-proxy.addr")"
+  export AWS_ENDPOINT_URL="$ENDPOINT"
+  sed -i "s|^endpoint = .*|endpoint = $ENDPOINT|" "$WORK/rclone.conf"
+  echo "behind wan-proxy: round trip ${rtt} ms, ${mbit} Mbit/s upstream, $ENDPOINT" >&2
+}

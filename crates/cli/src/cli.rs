@@ -197,6 +197,9 @@ pub struct UploadArgs {
     /// Average upload cap in bytes per second, e.g. 20MB (per second)
     #[arg(long, value_name = "RATE")]
     pub max_bandwidth: Option<String>,
+    /// Sessions uploaded at once (their requests still share --concurrency); more hides each session's round trips behind the others'
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub sessions_in_flight: usize,
     /// Print one JSON event per line and a final summary line instead of progress bars
     #[arg(long)]
     pub json: bool,

@@ -6,6 +6,7 @@
 //!   where calls go ([`AwsTarget`]: region, endpoint — `http://` only to loopback — profile);
 //! - [`retry`]: an SDK interceptor that reports each retried attempt with its reason to any
 //!   [`RetryReport`] (a progress channel, a closure);
+//! - [`count`]: an SDK interceptor counting the requests a client sends ([`RequestCounter`]);
 //! - [`error`]: [`ErrorClass`] and [`classify`] — retryable, permanent, not found, access
 //!   denied, precondition failed, … — and the crate's [`S3Error`];
 //! - [`manifest`]: the size-bounded, version-aware manifest reader;
@@ -16,6 +17,7 @@
 //! [`labpipe_core::layout`].
 
 pub mod client;
+pub mod count;
 pub mod error;
 pub mod manifest;
 pub mod objects;
@@ -28,6 +30,7 @@ pub use client::{
     assume_role, check_endpoint, check_role_arn, s3_client, with_static_keys, AwsTarget,
     ClientOptions,
 };
+pub use count::RequestCounter;
 pub use error::{classify, classify_response, describe, ErrorClass, S3Error};
 pub use manifest::{ManifestObject, ManifestRead};
 pub use objects::{list_prefix, ListedObject};

@@ -37,8 +37,8 @@ pub(crate) struct ListedObject {
     pub etag: String,
 }
 
-/// Everything one session prefix holds: one `ListObjectsV2` and one `ListMultipartUploads`
-/// (each paginated) instead of a request per file.
+/// Everything one session prefix holds: one `ListObjectsV2` and, when the journal has an upload
+/// to resume there, one `ListMultipartUploads` (each paginated) instead of a request per file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Survey {
     /// Objects by key.
@@ -154,8 +154,15 @@ impl RawBucket {
             .map_err(|e| self.classify("ListObjectsV2", &prefix, e))
     }
 
-    /// Lists every object and every multipart upload in progress under `prefix`.
-    pub(crate) async fn survey(&self, prefix: &str) -> Result<Survey, UploadError> {
+    /// Lists every object under `prefix` and, when `with_uploads`, every multipart upload in
+    /// progress there. The uploads matter only for resuming one the journal recorded (the
+    /// planner never touches an upload it does not know), so without such a record one
+    /// `ListObjectsV2` is the session's whole survey.
+    pub(crate) async fn survey(
+        &self,
+        prefix: &str,
+        with_uploads: bool,
+    ) -> Result<Survey, UploadError> {
         let mut survey = Survey::default();
         let mut token: Option<String> = None;
         loop {
@@ -186,7 +193,9 @@ impl RawBucket {
                 _ => break,
             }
         }
-        survey.uploads = self.uploads(prefix).await?;
+        if with_uploads {
+            survey.uploads = self.uploads(prefix).await?;
+        }
         Ok(survey)
     }
 

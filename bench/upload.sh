@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Benchmark: `labpipe upload` against the usual S3 copy tools, same data, same local emulator.
+# Benchmark: `labpipe upload` against the usual S3 copy tools, same data, two local S3 endpoints.
 #
-# One generated 600 MB session, one moto server on 127.0.0.1, one run per tool, each into its
-# own fresh bucket. Reports wall-clock MB/s and client CPU-seconds per GB (user + system of the
-# client process tree only; the emulator shares the machine, so CPU matters as much as wall).
+# Every tool (labpipe, aws-cli, s5cmd, rclone) runs against both endpoints of bench/lib.sh — the
+# emulator (moto, Python) and SeaweedFS (compiled) — each run into its own fresh bucket:
+#   1. one generated session of SIZE_MB (default 600): wall-clock MB/s and client CPU-seconds per
+#      GB (user + system of the client process tree only; the servers share the machine, so CPU
+#      matters as much as wall);
+#   2. 200 small sessions of ~1 MB each (per-request and per-session overhead): wall seconds.
+# One table per endpoint.
 #
-# Usage: bench/upload.sh [SIZE_MB]          (default 600)
+# Usage: bench/upload.sh [SIZE_MB] [SMALL_COUNT]     (defaults 600, 200)
 # Env:   CARGO_TARGET_DIR (default ~/.cache/labpipe/target), BENCH_DIR (default a temp dir),
 #        LABPIPE_BENCH_ARGS (extra flags for labpipe upload, e.g. "--concurrency 8 --part-size 16MiB"),
 #        LABPIPE_BIN (a labpipe binary to use instead of building one),
@@ -40,6 +44,13 @@ SESSION="$(basename "$SESSION_DIR")"
 if [ "$COUNT" = 1 ]; then SRC="$SESSION_DIR" DEST="raw/$SESSION/"; else SRC="$DATA" DEST="raw/"; fi
 BYTES="$(find "$SRC" -type f ! -name labpipe.toml -printf '%s\n' | awk '{s+=$1} END {print s}')"
 
+SMALL="$WORK/small"
+if [ ! -d "$SMALL" ]; then
+  "$LABPIPE" dev generate --out "$SMALL" --count "$SMALL_COUNT" --size-mb 1 --seed 8 --json >/dev/null
+fi
+SMALL_BYTES="$(find "$SMALL" -type f -printf '%s\n' | awk '{s+=$1} END {print s}')"
+SMALL_FILES="$(find "$SMALL" -type f | wc -l)"
+
 start_bench_emulator
 bench_wan
 AWS=("$VENV/bin/aws" --endpoint-url "$ENDPOINT")
@@ -58,11 +69,12 @@ print(f"{wall:.3f} {r.ru_utime + r.ru_stime:.3f}")
 PY
 }
 
-results=()
-run_tool() { # name bucket command...
-  local name="$1" bucket="$2"; shift 2
-  "${AWS[@]}" s3 mb "s3://$bucket" >/dev/null
-  local m
+# Runs one tool into a fresh bucket, checks the bytes that arrived, empties the bucket again.
+run_tool() { # name bucket expected_bytes command...
+  local name="$1" bucket="$2" want="$3"; shift 3
+  local aws=("$VENV/bin/aws" --endpoint-url "$ENDPOINT")
+  "${aws[@]}" s3 mb "s3://$bucket" >/dev/null
+  local m got
   m="$(measure "$@")"
   local got
   got="$("${AWS[@]}" s3 ls --recursive "s3://$bucket/" | awk '$4 !~ /(manifest.json|labpipe.toml)$/ {s+=$3} END {print s+0}')"
@@ -94,10 +106,12 @@ for r in "${results[@]}"; do
   read -r name wall cpu <<<"$r"
   python3 - "$name" "$wall" "$cpu" "$BYTES" "$lw" "$lc" <<'PY'
 import sys
-name, wall, cpu, b, lw, lc = sys.argv[1], *map(float, sys.argv[2:])
+name, wall, cpu, b, lw, lc, sw, sc = sys.argv[1], *map(float, sys.argv[2:])
 mbs, cpugb = b / wall / 1e6, cpu / (b / 1e9)
 lmbs, lcpugb = b / lw / 1e6, lc / (b / 1e9)
-print(f"{name:<8} {wall:8.2f} {mbs:8.1f} {cpugb:14.2f} {mbs / lmbs:12.2f} {cpugb / lcpugb:14.2f}")
+print(f"{name:<8} {wall:8.2f} {mbs:8.1f} {cpugb:14.2f} {mbs / lmbs:12.2f} {cpugb / lcpugb:14.2f} | {sw:14.2f} {sc:12.2f}")
 PY
+  done
 done
-echo "(ratios are relative to labpipe: MB/s ratio > 1 = faster than labpipe; cpu ratio > 1 = more CPU than labpipe)"
+echo "(ratios are relative to labpipe on the same endpoint: MB/s ratio > 1 = faster than labpipe; cpu ratio > 1 = more CPU than labpipe)"
+echo "work folder: $WORK" >&2

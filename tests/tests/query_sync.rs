@@ -16,7 +16,7 @@ use labpipe_catalog::{create_table, Catalog, OutputFile, OutputRecord, SessionIt
 use labpipe_core::check::FileRole;
 use labpipe_core::filter::Filter;
 use labpipe_core::{LabSchema, Manifest, ManifestFile, MetaValue, SessionId, Verdict};
-use labpipe_tests::{labpipe_bin, unique_name, Emulator};
+use labpipe_tests::{labpipe_bin, unique_name, Emulator, S3Server};
 use proptest::prelude::*;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -72,7 +72,9 @@ fn text(s: &str) -> MetaValue {
 }
 
 /// A seeded catalog table and processed bucket: two processed sessions, one cataloged, one failed.
+/// The catalog is always on the emulator; the buckets are on `server`.
 struct Lab {
+    server: S3Server,
     catalog: Catalog,
     s3: aws_sdk_s3::Client,
     processed: String,
@@ -89,9 +91,12 @@ const S4: &str = "20210228_235959";
 
 impl Lab {
     async fn new(big: usize) -> Lab {
-        let emulator = Emulator::shared();
-        let db = emulator.dynamodb_client().await;
-        let s3 = emulator.s3_client().await;
+        Lab::on(S3Server::Emulator, big).await
+    }
+
+    async fn on(server: S3Server, big: usize) -> Lab {
+        let db = Emulator::shared().dynamodb_client().await;
+        let s3 = server.s3_client().await;
         let table = unique_name("qs");
         create_table(&db, &table).await.unwrap();
         let processed = unique_name("processed");
@@ -101,6 +106,7 @@ impl Lab {
         }
         let catalog = Catalog::new(db, table);
         let mut lab = Lab {
+            server,
             catalog,
             s3,
             processed,
@@ -204,7 +210,7 @@ impl Lab {
     }
 
     fn env(&self) -> Vec<(&'static str, String)> {
-        let mut env = Emulator::shared().env();
+        let mut env = self.server.env_with_catalog();
         env.push(("LABPIPE_TABLE", self.catalog.table().to_string()));
         env.push(("LABPIPE_PROCESSED_BUCKET", self.processed.clone()));
         env.push(("LABPIPE_RAW_BUCKET", self.raw.clone()));
@@ -226,6 +232,24 @@ impl Lab {
             .spawn()
             .unwrap()
     }
+}
+
+/// Runs a `fn(S3Server)` test once per S3 server, as `<name>::emulator` and `<name>::seaweedfs`
+/// (the catalog stays on the emulator for both): what passes on one server only is a quirk of
+/// that server, not a property of the sync.
+macro_rules! on_each_s3_server {
+    ($name:ident) => {
+        mod $name {
+            #[test]
+            fn emulator() {
+                super::$name(labpipe_tests::S3Server::Emulator)
+            }
+            #[test]
+            fn seaweedfs() {
+                super::$name(labpipe_tests::S3Server::SeaweedFs)
+            }
+        }
+    };
 }
 
 fn labpipe_in(cwd: &Path, env: &[(&'static str, String)], args: &[&str]) -> Output {
@@ -402,9 +426,9 @@ fn assert_identical(lab: &Lab, dest: &Path, session_filter: &[&str]) {
     }
 }
 
-#[test]
-fn sync_is_verified_incremental_and_repairs_local_damage() {
-    let lab = runtime().block_on(Lab::new(20_000_000));
+on_each_s3_server!(sync_is_verified_incremental_and_repairs_local_damage);
+fn sync_is_verified_incremental_and_repairs_local_damage(server: S3Server) {
+    let lab = runtime().block_on(Lab::on(server, 20_000_000));
     let dest = lab.cwd.path().join("study");
     let d = dest.to_str().unwrap();
     let args = [
@@ -654,9 +678,9 @@ fn sync_include_dry_run_and_raw_files() {
     );
 }
 
-#[test]
-fn sync_raw_reads_the_versions_the_manifest_pins() {
-    let lab = runtime().block_on(Lab::new(10_000));
+on_each_s3_server!(sync_raw_reads_the_versions_the_manifest_pins);
+fn sync_raw_reads_the_versions_the_manifest_pins(server: S3Server) {
+    let lab = runtime().block_on(Lab::on(server, 10_000));
     let raw_files = [
         ("metadata.txt", bytes(120, 17)),
         ("rec_001.bin", bytes(70_000, 18)),
@@ -806,9 +830,9 @@ fn sync_explains_empty_selections() {
     assert!(!dest.exists());
 }
 
-#[test]
-fn objects_changed_behind_the_catalog_are_refused() {
-    let lab = runtime().block_on(Lab::new(5_000_000));
+on_each_s3_server!(objects_changed_behind_the_catalog_are_refused);
+fn objects_changed_behind_the_catalog_are_refused(server: S3Server) {
+    let lab = runtime().block_on(Lab::on(server, 5_000_000));
     runtime().block_on(async {
         // Same size, different bytes; and a different size.
         let mut tampered = lab.objects[&format!("v1/{S2}/summary.json")].clone();

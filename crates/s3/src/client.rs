@@ -1,6 +1,7 @@
 //! The S3 client, built one way for every caller: bounded retries with backoff and jitter,
 //! timeouts that turn a stalled connection into a retry, path-style addressing when an endpoint is
-//! given (`AWS_ENDPOINT_URL`, e.g. a local emulator, where `<bucket>.127.0.0.1` does not resolve),
+//! given (`AWS_ENDPOINT_URL`, or S3's own `AWS_ENDPOINT_URL_S3`, e.g. a local emulator, where
+//! `<bucket>.127.0.0.1` does not resolve),
 //! and — unless asked — no SDK-computed checksums: the upload supplies its own CRC64NVME from its
 //! single read, and downloads are verified against the catalog's SHA-256.
 //!
@@ -93,9 +94,32 @@ pub fn s3_client(sdk: &aws_config::SdkConfig, opts: &ClientOptions) -> aws_sdk_s
         .timeout_config(timeouts.build())
         .request_checksum_calculation(request)
         .response_checksum_validation(response)
-        .force_path_style(sdk.endpoint_url().is_some())
+        .force_path_style(s3_endpoint(sdk).is_some())
         .build();
     aws_sdk_s3::Client::from_conf(conf)
+}
+
+/// The endpoint the S3 client built from `sdk` will use, resolved as the SDK resolves it: an
+/// endpoint set in code wins; otherwise S3's own (`AWS_ENDPOINT_URL_S3`, or a profile's
+/// `services` section) before the global one (`AWS_ENDPOINT_URL`).
+///
+/// <https://docs.aws.amazon.com/sdkref/latest/guide/feature-ss-endpoints.html>
+///
+/// `SdkConfig::endpoint_url` alone is the global one: with only S3 pointed elsewhere (S3 on one
+/// local server, DynamoDB on another, or on AWS) it is `None`, and path style would be off.
+pub fn s3_endpoint(sdk: &aws_config::SdkConfig) -> Option<String> {
+    if sdk.get_origin("endpoint_url").is_client_config() {
+        return sdk.endpoint_url().map(str::to_string);
+    }
+    let key = aws_types::service_config::ServiceConfigKey::builder()
+        .service_id("S3")
+        .env("AWS_ENDPOINT_URL")
+        .profile("endpoint_url")
+        .build()
+        .expect("service id, env and profile keys are all set");
+    sdk.service_config()
+        .and_then(|conf| conf.load_config(key))
+        .or_else(|| sdk.endpoint_url().map(str::to_string))
 }
 
 /// Where the AWS calls go: a region, an optional endpoint (an emulator, a VPC endpoint) and an
@@ -265,6 +289,74 @@ pub fn check_endpoint(url: &str) -> Result<(), S3Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Service-specific settings as the SDK's loader reads them from the environment.
+    #[derive(Debug)]
+    struct Env(&'static [(&'static str, &'static str)]);
+
+    impl aws_types::service_config::LoadServiceConfig for Env {
+        fn load_config(
+            &self,
+            key: aws_types::service_config::ServiceConfigKey<'_>,
+        ) -> Option<String> {
+            let name = format!(
+                "{}_{}",
+                key.env(),
+                key.service_id().to_ascii_uppercase().replace(' ', "_")
+            );
+            self.0
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    fn loaded(
+        env: &'static [(&'static str, &'static str)],
+        global: Option<&str>,
+    ) -> aws_config::SdkConfig {
+        let mut b = aws_config::SdkConfig::builder().service_config(Env(env));
+        if let Some(url) = global {
+            // As the loader sets it when it comes from the environment, not from code.
+            b.set_endpoint_url(Some(url.to_string()));
+            b.insert_origin(
+                "endpoint_url",
+                aws_types::origin::Origin::shared_environment_variable(),
+            );
+        }
+        b.build()
+    }
+
+    #[test]
+    fn s3_endpoint_is_resolved_as_the_sdk_resolves_it() {
+        // S3 alone pointed at a local server: path style needs to know it.
+        let only_s3 = loaded(&[("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9000")], None);
+        assert_eq!(
+            s3_endpoint(&only_s3).as_deref(),
+            Some("http://127.0.0.1:9000")
+        );
+        // S3's own endpoint beats the global one; the global one serves when S3 has none.
+        let both = loaded(
+            &[("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9000")],
+            Some("http://127.0.0.1:5000"),
+        );
+        assert_eq!(s3_endpoint(&both).as_deref(), Some("http://127.0.0.1:9000"));
+        let global = loaded(&[], Some("http://127.0.0.1:5000"));
+        assert_eq!(
+            s3_endpoint(&global).as_deref(),
+            Some("http://127.0.0.1:5000")
+        );
+        // Nothing set: AWS itself, virtual-hosted style.
+        assert_eq!(s3_endpoint(&loaded(&[], None)), None);
+        // Set in code (the app's endpoint setting): it wins over the environment, as in the SDK.
+        let mut b = only_s3.to_builder();
+        b.set_endpoint_url(Some("http://127.0.0.1:7000".into()));
+        b.insert_origin("endpoint_url", aws_types::origin::Origin::shared_config());
+        assert_eq!(
+            s3_endpoint(&b.build()).as_deref(),
+            Some("http://127.0.0.1:7000")
+        );
+    }
 
     #[test]
     fn plain_http_only_to_loopback() {

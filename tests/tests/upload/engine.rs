@@ -44,7 +44,7 @@ impl Home {
     /// `labpipe upload` with the default journal (no `--journal`, no `LABPIPE_JOURNAL`).
     fn cli(&self, fx: &Fixture, bucket: &str, extra: &[&str]) -> Command {
         let mut cmd = Command::new(labpipe_bin());
-        cmd.envs(fx.emulator.env())
+        cmd.envs(fx.env())
             .envs(self.env())
             .env_remove("LABPIPE_JOURNAL")
             .env_remove("LABPIPE_RAW_BUCKET")
@@ -68,7 +68,7 @@ impl Home {
     /// `Journal::default_path()`. Prints one JSON line with the result.
     fn library(&self, fx: &Fixture, bucket: &str) -> Command {
         let mut cmd = Command::new(std::env::current_exe().unwrap());
-        cmd.envs(fx.emulator.env())
+        cmd.envs(fx.env())
             .envs(self.env())
             .env_remove("LABPIPE_JOURNAL")
             .env("LABPIPE_TEST_CHILD_FOLDER", &fx.folder)

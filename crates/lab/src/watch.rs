@@ -114,10 +114,14 @@ pub fn network_file_system(folder: &Path) -> Option<String> {
     }
 }
 
+// mountinfo is Linux's: elsewhere only the tests read it.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 fn is_network_fs(fs: &str) -> bool {
     NETWORK_FS.contains(&fs)
 }
 
+// mountinfo is Linux's: elsewhere only the tests read it.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 /// The file-system type of the longest mount point in `mountinfo` that contains `path`.
 fn fs_type_of(mountinfo: &str, path: &Path) -> Option<String> {
     let mut best: Option<(usize, String)> = None;
@@ -143,6 +147,8 @@ fn fs_type_of(mountinfo: &str, path: &Path) -> Option<String> {
     best.map(|(_, fs)| fs)
 }
 
+// mountinfo is Linux's: elsewhere only the tests read it.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 /// `mountinfo` writes space, tab, newline and backslash in paths as `\040`-style octal escapes.
 fn unescape_octal(s: &str) -> String {
     let bytes = s.as_bytes();

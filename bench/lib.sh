@@ -26,8 +26,7 @@ install_peers() {
 }
 
 # Starts an emulator of the benchmark's own (scripts/stack.sh with a private state folder) on a
-# free port of 127.0.0.1, stopped on exit; exports the AWS environment every tool reads and writes
-# $WORK/rclone.conf (remote `emu`).
+# free port of 127.0.0.1, stopped on exit; exports the AWS environment every tool reads.
 start_bench_emulator() {
   export LABPIPE_STACK_DIR="$WORK/stack"
   bash "$ROOT/scripts/stack.sh" start >/dev/null
@@ -37,49 +36,45 @@ start_bench_emulator() {
   ENDPOINT="$AWS_ENDPOINT_URL"
   EMULATOR_ENDPOINT="$ENDPOINT"
   export AWS_DEFAULT_REGION="$AWS_REGION"
-  cat >"$WORK/rclone.conf" <<CONF
-[emu]
-type = s3
-provider = Other
-endpoint = $ENDPOINT
-access_key_id = $AWS_ACCESS_KEY_ID
-secret_access_key = $AWS_SECRET_ACCESS_KEY
-region = us-east-1
-force_path_style = true
-CONF
 }
 
-# BENCH_WAN="RTT_MS,MBIT" (e.g. "40,500"): every tool talks to the emulator through the tests
+# BENCH_WAN="RTT_MS,MBIT" (e.g. "40,500"): every tool talks to every endpoint through the tests
 # crate's `wan-proxy` (127.0.0.1, that round trip, that upstream cap shared by all connections),
-# like a lab's uplink. Call after start_bench_emulator; rewrites ENDPOINT, AWS_ENDPOINT_URL and
-# the rclone remote, and stops the proxy on exit (WAN_PROXY_BIN: a proxy binary already built).
+# like a lab's uplink. Call after the servers are started: one proxy per endpoint, stopped on exit
+# (WAN_PROXY_BIN: a proxy binary already built); use_endpoint then picks the proxied address.
 # Nothing happens when BENCH_WAN is unset.
-bench_wan() {
+start_wan_proxies() {
   [ -n "${BENCH_WAN:-}" ] || return 0
   local rtt="${BENCH_WAN%%,*}" mbit="${BENCH_WAN#*,}"
   local proxy="${WAN_PROXY_BIN:-$CARGO_TARGET_DIR/release/wan-proxy}"
   [ -n "${WAN_PROXY_BIN:-}" ] ||
     cargo build --quiet --release -p labpipe-tests --bin wan-proxy --manifest-path "$ROOT/Cargo.toml"
-  local target="${ENDPOINT#http://}"
+  EMULATOR_VIA="$(wan_proxy_for emulator "$EMULATOR_ENDPOINT" "$proxy" "$rtt" "$mbit")"
+  [ -z "${SEAWEEDFS_ENDPOINT:-}" ] ||
+    SEAWEEDFS_VIA="$(wan_proxy_for seaweedfs "$SEAWEEDFS_ENDPOINT" "$proxy" "$rtt" "$mbit")"
+  echo "behind wan-proxy: round trip ${rtt} ms, ${mbit} Mbit/s upstream per endpoint" >&2
+}
+
+# Starts one proxy in front of ENDPOINT; prints its address. Its pid joins WAN_PIDS.
+wan_proxy_for() { # name endpoint proxy_bin rtt mbit
+  local name="$1" target="${2#http://}" proxy="$3" rtt="$4" mbit="$5"
   target="${target%%/*}"
   target="${target/localhost/127.0.0.1}"
+  local addr="$WORK/wan-proxy-$name.addr"
+  rm -f "$addr"
   "$proxy" --target "$target" --rtt-ms "$rtt" --mbit "$mbit" \
-    --max-seconds "${BENCH_WAN_MAX_SECONDS:-7200}" >"$WORK/wan-proxy.addr" 2>"$WORK/wan-proxy.log" &
-  WAN_PID=$!
-  local previous
-  previous="$(trap -p EXIT | sed -e "s/^trap -- '//" -e "s/' EXIT\$//")"
-  # shellcheck disable=SC2064 # expand now: this proxy's pid and the trap before it
-  trap "kill $WAN_PID 2>/dev/null || true; $previous" EXIT
-  for _ in $(seq 50); do [ -s "$WORK/wan-proxy.addr" ] && break; sleep 0.1; done
-  [ -s "$WORK/wan-proxy.addr" ] || { echo "wan-proxy did not start: $(cat "$WORK/wan-proxy.log")" >&2; exit 1; }
-  ENDPOINT="http://$(head -1 "$WORK/wan-proxy.addr")"
-  export AWS_ENDPOINT_URL="$ENDPOINT"
-  sed -i "s|^endpoint = .*|endpoint = $ENDPOINT|" "$WORK/rclone.conf"
-  echo "behind wan-proxy: round trip ${rtt} ms, ${mbit} Mbit/s upstream, $ENDPOINT" >&2
+    --max-seconds "${BENCH_WAN_MAX_SECONDS:-7200}" >"$addr" 2>"$WORK/wan-proxy-$name.log" &
+  WAN_PIDS+=("$!")
+  for _ in $(seq 50); do [ -s "$addr" ] && break; sleep 0.1; done
+  [ -s "$addr" ] || { echo "wan-proxy did not start: $(cat "$WORK/wan-proxy-$name.log")" >&2; exit 1; }
+  echo "http://$(head -1 "$addr")"
 }
+WAN_PIDS=()
 
 # Stops what start_bench_emulator and start_bench_seaweedfs started (the EXIT trap).
 stop_bench_servers() {
+  local pid
+  for pid in "${WAN_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   if [ -n "${WEED_PID:-}" ]; then
     kill "$WEED_PID" 2>/dev/null || true
     wait "$WEED_PID" 2>/dev/null || true
@@ -91,8 +86,8 @@ stop_bench_servers() {
 
 # Starts SeaweedFS (`weed server` with its S3 gateway, installed by scripts/bootstrap.sh) on free
 # ports of 127.0.0.1, its data in $WORK/seaweedfs, bounded to BENCH_SERVER_SECS (default 2 h) and
-# stopped on exit; sets SEAWEEDFS_ENDPOINT and adds the rclone remote `weed`. Call after
-# start_bench_emulator (it shares the credentials and rclone.conf).
+# stopped on exit; sets SEAWEEDFS_ENDPOINT. Call after start_bench_emulator (it shares the
+# credentials).
 start_bench_seaweedfs() {
   [ -x "$VENV/bin/weed" ] || { echo "SeaweedFS (weed) not installed: run scripts/bootstrap.sh" >&2; exit 2; }
   local dir="$WORK/seaweedfs" ports
@@ -135,37 +130,39 @@ PY
     [ "$i" = 600 ] && { echo "SeaweedFS not ready in 60 s; log $dir/weed.log" >&2; exit 1; }
     sleep 0.1
   done
-  cat >>"$WORK/rclone.conf" <<CONF
-
-[weed]
-type = s3
-provider = SeaweedFS
-endpoint = $SEAWEEDFS_ENDPOINT
-access_key_id = $AWS_ACCESS_KEY_ID
-secret_access_key = $AWS_SECRET_ACCESS_KEY
-region = us-east-1
-force_path_style = true
-CONF
 }
 
 # The endpoints every benchmark runs against, in table order.
 BENCH_ENDPOINTS=(emulator seaweedfs)
 
-# Points the tools at one endpoint: ENDPOINT (aws-cli, s5cmd), REMOTE (rclone) and
+# Points the tools at one endpoint (through its wan-proxy when BENCH_WAN is set): ENDPOINT
+# (aws-cli, s5cmd), REMOTE (rclone: the remote `s3` of $WORK/rclone.conf, rewritten here) and
 # LABPIPE_ENV (for `env`: S3 through AWS_ENDPOINT_URL_S3, the catalog stays on the emulator).
 use_endpoint() { # emulator|seaweedfs
+  local catalog="${EMULATOR_VIA:-$EMULATOR_ENDPOINT}" provider
   case "$1" in
-    emulator) ENDPOINT="$EMULATOR_ENDPOINT" REMOTE=emu ;;
-    seaweedfs) ENDPOINT="$SEAWEEDFS_ENDPOINT" REMOTE=weed ;;
+    emulator) ENDPOINT="$catalog" provider=Other ;;
+    seaweedfs) ENDPOINT="${SEAWEEDFS_VIA:-$SEAWEEDFS_ENDPOINT}" provider=SeaweedFS ;;
     *) echo "unknown endpoint $1" >&2; exit 2 ;;
   esac
-  LABPIPE_ENV=(AWS_ENDPOINT_URL="$EMULATOR_ENDPOINT" AWS_ENDPOINT_URL_S3="$ENDPOINT")
+  REMOTE=s3
+  cat >"$WORK/rclone.conf" <<CONF
+[s3]
+type = s3
+provider = $provider
+endpoint = $ENDPOINT
+access_key_id = $AWS_ACCESS_KEY_ID
+secret_access_key = $AWS_SECRET_ACCESS_KEY
+region = us-east-1
+force_path_style = true
+CONF
+  LABPIPE_ENV=(AWS_ENDPOINT_URL="$catalog" AWS_ENDPOINT_URL_S3="$ENDPOINT")
 }
 
 # A one-line description of an endpoint for a table's title.
 describe_endpoint() {
   case "$1" in
     emulator) echo "local emulator (moto, Python) on 127.0.0.1" ;;
-    seaweedfs) echo "SeaweedFS $("$VENV/bin/weed" version 2>/dev/null | grep -o '[0-9][0-9.]*' | head -1) (compiled) on 127.0.0.1" ;;
+    seaweedfs) echo "SeaweedFS $("$VENV/bin/weed" version 2>/dev/null | awk '{print $3; exit}') (compiled) on 127.0.0.1" ;;
   esac
 }

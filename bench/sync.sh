@@ -14,7 +14,8 @@
 #
 # Usage: bench/sync.sh [SESSIONS]
 # Env:   CARGO_TARGET_DIR (default ~/.cache/labpipe/target), BENCH_DIR (default a temp dir),
-#        LABPIPE_BENCH_ARGS (extra flags for labpipe sync, e.g. "--concurrency 32")
+#        LABPIPE_BENCH_ARGS (extra flags for labpipe sync, e.g. "--concurrency 32"),
+#        BENCH_WAN ("RTT_MS,MBIT", e.g. "40,500": every tool behind a wan-proxy, bench/lib.sh)
 set -euo pipefail
 
 # shellcheck source=bench/lib.sh
@@ -41,6 +42,8 @@ for EP in "${BENCH_ENDPOINTS[@]}"; do
   echo "seeding $SESSIONS sessions on $EP…" >&2
   BYTES[$EP]="$(env "${LABPIPE_ENV[@]}" timeout 900 "$SEED" "catalog-$EP" "$BUCKET" "$SESSIONS" "$SMALL_FILES" "$SMALL_BYTES" "$LARGE_FILES" "$LARGE_BYTES")"
 done
+
+start_wan_proxies   # after seeding: only the measured runs cross the slow link
 
 # tool name → command syncing into $2 from the endpoint use_endpoint chose
 sync_cmd() {

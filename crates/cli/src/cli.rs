@@ -197,8 +197,8 @@ pub struct UploadArgs {
     /// Average upload cap in bytes per second, e.g. 20MB (per second)
     #[arg(long, value_name = "RATE")]
     pub max_bandwidth: Option<String>,
-    /// Sessions uploaded at once (their requests still share --concurrency); more hides each session's round trips behind the others'
-    #[arg(long, value_name = "N", default_value_t = 4)]
+    /// Most sessions uploaded at once (their requests still share --concurrency); more hides each session's round trips behind the others'. Large sessions go one at a time: a session starts only while the running ones hold less than concurrency × part size
+    #[arg(long, value_name = "N", default_value_t = 16)]
     pub sessions_in_flight: usize,
     /// Print one JSON event per line and a final summary line instead of progress bars
     #[arg(long)]

@@ -6,6 +6,15 @@
 //! re-run of an uploaded session needs no re-read. Writes are single-row SQLite transactions in
 //! WAL mode: a row is either there or not after a crash.
 //!
+//! `synchronous=NORMAL`, not `FULL`: in WAL mode NORMAL never corrupts the database and loses no
+//! committed row when the *program* crashes or is killed; only a power cut or an OS crash may
+//! roll back the last rows committed before it (<https://www.sqlite.org/pragma.html#pragma_synchronous>,
+//! <https://www.sqlite.org/wal.html>). Every row here can be lost safely: a lost part row sends
+//! that part again, a lost `done` row makes the next run compare the file with S3 by checksum,
+//! and a lost upload row leaves that multipart upload to the bucket's abort rule, as below. FULL
+//! cost an fsync per row: 3.7 ms each on this project's test machine, ~5 s of a 1,400-object
+//! backlog, serialised behind the journal's lock.
+//!
 //! There is **one journal per machine user**, shared by the CLI and the desktop app
 //! ([`Journal::default_path`]), so an upload interrupted in one is resumed by the other. Both may
 //! have it open at once: WAL mode lets readers and one writer work together and the busy timeout
@@ -128,7 +137,7 @@ impl Journal {
     fn set_up(conn: &Connection) -> rusqlite::Result<()> {
         conn.execute_batch(
             "PRAGMA journal_mode=WAL;
-             PRAGMA synchronous=FULL;
+             PRAGMA synchronous=NORMAL;
              CREATE TABLE IF NOT EXISTS uploads (
                  bucket TEXT NOT NULL, key TEXT NOT NULL, upload_id TEXT NOT NULL,
                  size INTEGER NOT NULL, mtime INTEGER NOT NULL, part_size INTEGER NOT NULL,

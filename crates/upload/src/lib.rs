@@ -35,7 +35,8 @@
 
 //! Modules: [`run`] (a session start to end) → [`plan`] (pure: what to do per file) →
 //! [`object`] / [`multipart`] (sending) → [`manifest`] (last); [`bucket`] holds every S3
-//! request, [`files`] the single read of each file, [`journal`] and [`lock`] the local state.
+//! request, [`files`] the single read of each file, [`journal`] and [`lock`] the local state,
+//! [`slots`] the bytes in flight.
 
 mod bucket;
 /// The S3 client, built by the gateway ([`labpipe_s3::client`]).
@@ -53,6 +54,7 @@ mod plan;
 mod progress;
 mod retry;
 mod run;
+mod slots;
 mod throttle;
 
 pub use error::UploadError;

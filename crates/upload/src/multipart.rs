@@ -139,7 +139,7 @@ impl Upload {
     }
 
     /// Reads the file once, part by part, keeping held parts whose checksum matches and sending
-    /// the others, at most `concurrency` at once across the run.
+    /// the others, at most `concurrency` parts at once across the run.
     #[allow(clippy::too_many_arguments)]
     async fn send_parts(
         &self,
@@ -161,12 +161,7 @@ impl Upload {
             let offset = index * upload.part_size;
             let len = upload.part_size.min(file.size - offset);
             let number = (index + 1) as i32;
-            let slot = i
-                .slots
-                .clone()
-                .acquire_owned()
-                .await
-                .expect("semaphore is never closed");
+            let slot = i.slots.acquire(len).await;
             // Fail early when a part already failed.
             while let Some(done) = tasks.try_join_next() {
                 parts.push(joined(done)?);

@@ -35,12 +35,7 @@ impl Upload {
         progress: &FileProgress,
     ) -> Result<(FileDigest, Stored), UploadError> {
         let i = &self.inner;
-        let _slot = i
-            .slots
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("semaphore is never closed");
+        let _slot = i.slots.acquire(file.size).await;
         let reader = SharedReader::open(local, file)?;
         let block = reader.block(file.size).await?;
         let digest = FileDigest {

@@ -9,7 +9,7 @@ use labpipe_s3::RequestCounter;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use tokio::sync::{mpsc::UnboundedSender, Semaphore};
+use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinSet;
 
 use crate::bucket::{RawBucket, Stored};
@@ -20,6 +20,7 @@ use crate::journal::Journal;
 use crate::lock::SessionLock;
 use crate::plan::{self, Action, FilePlan, Listed, LocalFile, Recorded};
 use crate::progress::{FileProgress, Tally};
+use crate::slots::Slots;
 use crate::throttle::Throttle;
 use crate::{manifest_key, object_key, UploadError, MANIFEST_NAME, MIN_PART_SIZE, RAW_PREFIX};
 
@@ -29,8 +30,8 @@ use crate::{manifest_key, object_key, UploadError, MANIFEST_NAME, MIN_PART_SIZE,
 pub struct UploadOptions {
     /// Files at most this large go in one `PutObject`; larger ones are sent in parts of this size.
     pub part_size: u64,
-    /// Parts (and small files) in flight at once across the whole run; memory use is about
-    /// `concurrency × part_size`.
+    /// Parts in flight at once across the whole run (small files take a share of a part's slot,
+    /// [`crate::slots`]); memory use is at most about `concurrency × part_size`.
     pub concurrency: usize,
     /// Average cap on bytes sent per second.
     pub max_bandwidth: Option<u64>,
@@ -66,8 +67,8 @@ pub(crate) struct Inner {
     pub opts: UploadOptions,
     pub journal: Arc<Journal>,
     events: Option<UnboundedSender<Event>>,
-    /// Parts and small files in flight across the run.
-    pub slots: Arc<Semaphore>,
+    /// Bytes in flight across the run ([`Slots`]: a part takes a slot, a small file a share).
+    pub slots: Slots,
     pub throttle: Option<Throttle>,
     /// Every request the run's client sends (an interceptor on it).
     requests: RequestCounter,
@@ -127,7 +128,7 @@ impl Upload {
                 requests,
                 objects: AtomicU64::new(0),
                 bucket: RawBucket::new(s3, bucket.into(), events.clone()),
-                slots: Arc::new(Semaphore::new(opts.concurrency.max(1))),
+                slots: Slots::new(opts.concurrency, opts.part_size),
                 throttle: opts.max_bandwidth.map(Throttle::new),
                 opts,
                 journal,

@@ -1,9 +1,13 @@
 //! `labpipe upload`: flags, check, then hand the sessions to `labpipe-upload`, up to
 //! `--sessions-in-flight` at once. A backlog of small sessions is bound by round trips (a listing,
 //! then the files, then the manifest — each step waits for the one before), not by bandwidth;
-//! sessions side by side fill those waits, while every data request still takes one of the run's
-//! `--concurrency` slots. Each session's events stay in order (they come from its own task, on one
-//! channel), and a session's ending is shown only after all its events.
+//! sessions side by side fill those waits, while every data request still takes its share of the
+//! run's `--concurrency` slots. Sessions are admitted by **bytes** too: a new one starts only
+//! while the running ones hold less than the slots' budget (`concurrency × part size`), so a
+//! backlog of 1 MB sessions runs sixteen side by side, while 600 MB sessions go one after another
+//! and finish in order (a kill then leaves one session half-sent, not sixteen). Each session's
+//! events stay in order (they come from its own task, on one channel), and a session's ending is
+//! shown only after all its events.
 //! What is safe is the upload library's rule, how a run counts is `labpipe_lab`'s
 //! ([`RunSummary`]), and how it looks is [`crate::render_upload`]'s.
 
@@ -168,6 +172,8 @@ async fn upload_all(
     let mut summary = RunSummary::default();
     let mut fatal: Option<UploadError> = None;
     let mut upload_ref: Option<Upload> = None;
+    // The slots' byte budget: sessions start while the running ones hold less than this.
+    let budget = opts.concurrency as u64 * opts.part_size;
     match Upload::connect(s3, &bucket, opts, journal, Some(tx)).await {
         Err(e) => fatal = Some(e),
         Ok(upload) => {
@@ -176,14 +182,22 @@ async fn upload_all(
             // session's ending is shown only after every event it sent (they are on the channel
             // before its task returns).
             let mut running = tokio::task::JoinSet::new();
-            let mut next = reports.iter().enumerate();
+            let mut next = reports.iter().enumerate().peekable();
             let in_flight = args.sessions_in_flight;
+            let mut running_bytes = 0u64;
             let mut stopping = false;
             loop {
                 while !stopping && running.len() < in_flight {
+                    let Some((_, report)) = next.peek() else {
+                        break;
+                    };
+                    if !running.is_empty() && running_bytes + report.total_bytes > budget {
+                        break;
+                    }
                     let Some((index, report)) = next.next() else {
                         break;
                     };
+                    running_bytes += report.total_bytes;
                     let upload = upload.clone();
                     let report = report.clone();
                     let reason = args.reason.clone().filter(|_| args.revise);
@@ -214,6 +228,7 @@ async fn upload_all(
                 }
                 let (index, result) = joined.context("a session's upload task ended abnormally")?;
                 let report = &reports[index];
+                running_bytes -= report.total_bytes;
                 let end = summary.add(report.total_bytes, &result);
                 let sent = result.as_ref().map(|r| r.bytes_sent).unwrap_or(0);
                 if let SessionEnd::Failed { code, reason, .. } = &end {

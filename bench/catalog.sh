@@ -7,7 +7,8 @@
 # (tests/e2e-app/src/seed.rs: ten a day from 2021-01-04, imported with batch writes). Measured per
 # command: wall seconds and the client's peak RSS. The date-bounded query is one month (~300
 # sessions): it must read that month's partition of the `by_month` index and nothing else, so it
-# should stay flat while the table grows; an unbounded filter is a paginated Scan and grows with
+# should stay flat while the table grows (aws-cli's Query of the same partition is its peer: the
+# emulator's own cost per Query); an unbounded filter is a paginated Scan and grows with
 # the table, like aws-cli's scan of the same table.
 #
 # Usage: bench/catalog.sh [SIZES...]          (default: 1000 10000 100000)
@@ -73,6 +74,9 @@ for n in "${SIZES[@]}"; do
   }
   matched="$("$LABPIPE" query --json "$month" | count_json)"
   row "labpipe query (one month)" "$LABPIPE" query --json "$month"
+  row "aws dynamodb query (month, peer)" "${AWS[@]}" dynamodb query --table-name "$table" \
+    --index-name by_month --key-condition-expression '#m = :m' \
+    --expression-attribute-names '{"#m": "month"}' --expression-attribute-values '{":m": {"S": "2021-03"}}'
   matched="-"
   row "labpipe sync --dry-run (month)" "$LABPIPE" sync --dry-run --json --where "$month" --dest "$WORK/dest"
   if [ "$n" -le "${SCANS_UP_TO:-10000}" ]; then

@@ -49,13 +49,17 @@ start_wan_proxies() {
   local proxy="${WAN_PROXY_BIN:-$CARGO_TARGET_DIR/release/wan-proxy}"
   [ -n "${WAN_PROXY_BIN:-}" ] ||
     cargo build --quiet --release -p labpipe-tests --bin wan-proxy --manifest-path "$ROOT/Cargo.toml"
-  EMULATOR_VIA="$(wan_proxy_for emulator "$EMULATOR_ENDPOINT" "$proxy" "$rtt" "$mbit")"
-  [ -z "${SEAWEEDFS_ENDPOINT:-}" ] ||
-    SEAWEEDFS_VIA="$(wan_proxy_for seaweedfs "$SEAWEEDFS_ENDPOINT" "$proxy" "$rtt" "$mbit")"
+  wan_proxy_for emulator "$EMULATOR_ENDPOINT" "$proxy" "$rtt" "$mbit"
+  EMULATOR_VIA="$VIA"
+  if [ -n "${SEAWEEDFS_ENDPOINT:-}" ]; then
+    wan_proxy_for seaweedfs "$SEAWEEDFS_ENDPOINT" "$proxy" "$rtt" "$mbit"
+    SEAWEEDFS_VIA="$VIA"
+  fi
   echo "behind wan-proxy: round trip ${rtt} ms, ${mbit} Mbit/s upstream per endpoint" >&2
 }
 
-# Starts one proxy in front of ENDPOINT; prints its address. Its pid joins WAN_PIDS.
+# Starts one proxy in front of ENDPOINT; sets VIA to its address (not printed: in a `$(…)`
+# subshell the pid would not reach WAN_PIDS and the proxy would outlive the benchmark).
 wan_proxy_for() { # name endpoint proxy_bin rtt mbit
   local name="$1" target="${2#http://}" proxy="$3" rtt="$4" mbit="$5"
   target="${target%%/*}"
@@ -67,7 +71,7 @@ wan_proxy_for() { # name endpoint proxy_bin rtt mbit
   WAN_PIDS+=("$!")
   for _ in $(seq 50); do [ -s "$addr" ] && break; sleep 0.1; done
   [ -s "$addr" ] || { echo "wan-proxy did not start: $(cat "$WORK/wan-proxy-$name.log")" >&2; exit 1; }
-  echo "http://$(head -1 "$addr")"
+  VIA="http://$(head -1 "$addr")"
 }
 WAN_PIDS=()
 

@@ -17,7 +17,7 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use chrono::{Duration, Utc};
 use labpipe_backend::runner::{Runner, RunnerOptions};
 use labpipe_backend::{BackendConfig, Clients};
-use labpipe_catalog::{create_table, Catalog, Status};
+use labpipe_catalog::{create_table, Catalog, Event, Level, Status};
 use labpipe_core::check::check_folder;
 use labpipe_core::{LabSchema, Manifest};
 use labpipe_tests::{labpipe_bin, object_bytes, unique_name, Emulator};
@@ -692,6 +692,92 @@ fn a_session_without_progress_past_its_budget_shows_stuck_with_its_dead_letter()
             reason.contains("preprocess dead-letter queue cannot be read"),
             "{reason}"
         );
+    });
+}
+
+/// A preprocessing run that died (out of memory, past its time limit) leaves its session
+/// `PROCESSING`. `labpipe reprocess` leaves a fresh claim to its run, and sends a claim older than
+/// one run's limit again: the backend takes the stale claim over and finishes the session.
+#[test]
+fn reprocess_takes_over_a_session_left_processing_by_a_run_that_died() {
+    runtime().block_on(async {
+        let stack = Stack::create(true).await;
+        let (_keep, folder, id) = generate(41);
+        upload(&stack, &folder);
+        stack.drain().await;
+        assert_eq!(stack.status(&id).await, Status::Processed);
+        let filter = format!("session = '{id}'");
+        let reprocess = |dry: bool| {
+            let mut args = vec![
+                "reprocess",
+                "--where",
+                &filter,
+                "--pipeline-version",
+                "2",
+                "--json",
+            ];
+            if dry {
+                args.push("--dry-run");
+            }
+            stack.json(&args)
+        };
+
+        // The catalog as a run that claimed it `age` ago and then died leaves it: the history,
+        // moved back in time, ends in its claim, and nothing changed since.
+        let processed = stack.catalog.read_record(&id).await.unwrap().unwrap();
+        let claim = |age: Duration| {
+            let catalog = &stack.catalog;
+            let mut record = processed.clone();
+            async move {
+                let claimed_at = Utc::now() - age;
+                let last = record.events.iter().map(|e| e.at).max().unwrap();
+                for e in &mut record.events {
+                    e.at = e.at - (last - claimed_at) - Duration::minutes(1);
+                }
+                let seq = record.events.iter().map(|e| e.seq).max().unwrap() + 1;
+                record.events.push(Event {
+                    at: claimed_at,
+                    seq,
+                    status: Some(Status::Processing),
+                    from: Some(Status::Processed),
+                    step: "preprocess".into(),
+                    level: Level::Info,
+                    message: "pipeline v2 started".into(),
+                });
+                record.item.event_count = seq;
+                record.item.status = Status::Processing;
+                record.item.status_step = Some("preprocess".into());
+                record.item.updated_at = claimed_at;
+                catalog.import_sessions(&[record]).await.unwrap();
+            }
+        };
+        claim(Duration::minutes(1)).await;
+        let fresh = reprocess(true);
+        assert_eq!(fresh["sessions"][0]["action"], "skipped", "{fresh}");
+        assert!(
+            fresh["sessions"][0]["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("claimed it 1 min ago")),
+            "{fresh}"
+        );
+
+        // Two hours later nothing has changed: the run died. Reprocess sends it again.
+        claim(Duration::hours(2)).await;
+        let sent = reprocess(false);
+        assert_eq!(sent["sessions"][0]["action"], "sent", "{sent}");
+        stack.drain().await;
+        let item = stack.catalog.get(&id).await.unwrap().unwrap();
+        assert_eq!(item.status, Status::Processed, "{item:?}");
+        assert_eq!(item.pipeline_version, Some(2));
+        let versions: Vec<u32> = stack
+            .catalog
+            .all_outputs(&id)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.version)
+            .collect();
+        assert_eq!(versions, [1, 2]);
     });
 }
 

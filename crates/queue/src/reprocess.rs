@@ -1,6 +1,8 @@
 //! Which sessions a reprocessing or redrive run sends, and why it leaves the others: pure rules
 //! over catalog entries, so `--dry-run` shows exactly what a real run does.
 
+use chrono::{DateTime, Utc};
+use labpipe_catalog::stuck::RUN_SECS;
 use labpipe_catalog::{Event, SessionItem, Status};
 
 use crate::message::PreprocessRequest;
@@ -21,14 +23,17 @@ pub enum Decision {
     Skip(String),
 }
 
-/// Whether `labpipe reprocess --pipeline-version version` sends a request for `item`.
+/// Whether `labpipe reprocess --pipeline-version version` sends a request for `item` at `now`.
 ///
 /// Mirrors what the preprocess handler would do with the request, so nothing is sent that the
 /// backend would drop: a session never cataloged from a manifest has nothing to process; one a
 /// run holds now is left to that run (a second request would only bounce off the claim until it
 /// lands in the dead-letter queue); one already processed at this version or a later one is
-/// skipped by the backend (outputs of a version are written once).
-pub fn reprocess(item: &SessionItem, version: u32) -> Decision {
+/// skipped by the backend (outputs of a version are written once). A `PROCESSING` claim older
+/// than one run's limit ([`RUN_SECS`], the claim's lease) belongs to a run that died (out of
+/// memory, past its time limit) — a stuck session: it is sent, and the backend takes the stale
+/// claim over.
+pub fn reprocess(item: &SessionItem, version: u32, now: DateTime<Utc>) -> Decision {
     if item.manifest_sha256.is_none() {
         return Decision::Skip(format!(
             "never cataloged from a manifest ({}): nothing to process; see `labpipe status {}`",
@@ -36,16 +41,20 @@ pub fn reprocess(item: &SessionItem, version: u32) -> Decision {
         ));
     }
     match item.status {
-        Status::Processing => Decision::Skip(
-            "a preprocessing run holds it now; reprocess it once it is PROCESSED or FAILED".into(),
-        ),
+        Status::Processing if !claim_expired(item, now) => {
+            let age_min = claim_age_secs(item, now) / 60;
+            Decision::Skip(format!(
+                "a preprocessing run claimed it {age_min} min ago; reprocess it once it is PROCESSED or FAILED, or after {} min, when a claim of a run that died expires",
+                RUN_SECS / 60
+            ))
+        }
         Status::Processed if item.pipeline_version.is_some_and(|v| v >= version) => {
             Decision::Skip(format!(
                 "already processed at pipeline version {}",
                 item.pipeline_version.unwrap_or(version)
             ))
         }
-        Status::Cataloged | Status::Processed | Status::Failed => {
+        Status::Cataloged | Status::Processed | Status::Failed | Status::Processing => {
             Decision::Preprocess(PreprocessRequest {
                 session: item.session.clone(),
                 pipeline_version: version,
@@ -53,6 +62,19 @@ pub fn reprocess(item: &SessionItem, version: u32) -> Decision {
         }
         other => Decision::Skip(format!("status {other}: not cataloged yet")),
     }
+}
+
+/// Seconds since the session's last change (its claim, when `PROCESSING`).
+fn claim_age_secs(item: &SessionItem, now: DateTime<Utc>) -> u64 {
+    now.signed_duration_since(item.updated_at)
+        .num_seconds()
+        .max(0) as u64
+}
+
+/// The backend takes over a claim at least as old as its lease (`processing_lease_secs`, the
+/// function's time limit, [`RUN_SECS`]).
+fn claim_expired(item: &SessionItem, now: DateTime<Utc>) -> bool {
+    claim_age_secs(item, now) >= RUN_SECS
 }
 
 /// What `labpipe redrive` re-sends for a `FAILED` session, given its history and the stack's
@@ -153,13 +175,27 @@ mod tests {
             (Processing, Some(1), true, 2, false),
             (Uploaded, None, true, 2, false),
         ] {
-            let d = reprocess(&item(status, current, manifest), version);
+            let d = reprocess(&item(status, current, manifest), version, Utc::now());
             assert_eq!(
                 sends(&d),
                 sent.then_some(version),
                 "{status} at {current:?}: {d:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_processing_claim_older_than_a_run_is_stuck_and_sent_again() {
+        let claimed = item(Status::Processing, Some(1), true);
+        let now = claimed.updated_at;
+        let at = |secs: i64| now + chrono::Duration::seconds(secs);
+        let held = reprocess(&claimed, 1, at(RUN_SECS as i64 - 1));
+        assert!(
+            matches!(&held, Decision::Skip(r) if r.contains("claimed it 14 min ago")),
+            "{held:?}"
+        );
+        assert_eq!(sends(&reprocess(&claimed, 1, at(RUN_SECS as i64))), Some(1));
+        assert_eq!(sends(&reprocess(&claimed, 2, at(7_200))), Some(2));
     }
 
     #[test]

@@ -68,6 +68,7 @@ pub fn run(args: ReprocessArgs) -> Result<ExitCode> {
             failed: 0,
             sessions: Vec::new(),
         };
+        let now = chrono::Utc::now();
         for item in &sessions {
             let mut line = Line {
                 session: item.session.clone(),
@@ -76,7 +77,7 @@ pub fn run(args: ReprocessArgs) -> Result<ExitCode> {
                 reason: None,
                 message_id: None,
             };
-            match reprocess(item, version) {
+            match reprocess(item, version, now) {
                 Decision::Preprocess(_) if args.dry_run => {
                     line.action = "send";
                     report.sent += 1;

@@ -381,3 +381,28 @@ async fn import_writes_many_batches_and_refuses_inconsistent_records() {
     assert!(err.to_string().contains("more than once"), "{err}");
     assert!(fresh.scan_all().await.unwrap().is_empty());
 }
+
+/// `outputs_of` answers like one `outputs` per pair, in the order asked, across several batches
+/// of 100 keys, with missing records, repeated pairs and a version that does not exist.
+#[tokio::test]
+async fn outputs_of_many_sessions_equal_one_read_each() {
+    let c = catalog().await;
+    let records: Vec<SessionRecord> = (0..230).map(processed_record).collect();
+    c.import_sessions(&records).await.unwrap();
+    let mut wanted: Vec<(String, u32)> = records
+        .iter()
+        .map(|r| (r.item.session.clone(), 1))
+        .collect();
+    wanted.push(("20990101_000000".into(), 1)); // no such session
+    wanted.push((records[7].item.session.clone(), 2)); // no such version
+    wanted.push((records[3].item.session.clone(), 1)); // asked twice
+    wanted.reverse();
+    let batched = c.outputs_of(&wanted).await.unwrap();
+    assert_eq!(batched.len(), wanted.len());
+    for ((session, version), got) in wanted.iter().zip(&batched) {
+        let one = c.outputs(session, *version).await.unwrap();
+        assert_eq!(got, &one, "{session} v{version}");
+    }
+    assert_eq!(batched.iter().filter(|r| r.is_some()).count(), 231);
+    assert!(c.outputs_of(&[]).await.unwrap().is_empty());
+}

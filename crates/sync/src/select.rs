@@ -11,15 +11,12 @@ use std::collections::BTreeMap;
 use labpipe_catalog::{Catalog, OutputRecord, SessionItem, Status};
 use labpipe_core::filter::Filter;
 use serde::Serialize;
-use tokio::task::JoinSet;
 
 use crate::destination::safe_relative;
 use crate::remote::{FileKind, RemoteFile};
 use crate::s3::gateway_error;
 use crate::{Glob, SyncError};
 
-/// Catalog reads in flight at once when collecting output records.
-const CATALOG_READS: usize = 16;
 /// Name of a session's manifest under its raw prefix.
 const RAW_MANIFEST: &str = "manifest.json";
 
@@ -76,25 +73,22 @@ pub async fn processed_files(
     sessions: &[SessionItem],
     version: Option<u32>,
 ) -> Result<ProcessedFiles, SyncError> {
-    let mut records: BTreeMap<usize, Option<OutputRecord>> = BTreeMap::new();
-    for (chunk_start, chunk) in sessions
-        .chunks(CATALOG_READS)
+    // One batched read for every session with a version to read (100 keys per request).
+    let wanted: Vec<(usize, (String, u32))> = sessions
+        .iter()
         .enumerate()
-        .map(|(i, c)| (i * CATALOG_READS, c))
-    {
-        let mut reads = JoinSet::new();
-        for (offset, s) in chunk.iter().enumerate() {
-            let Some(v) = version.or(s.pipeline_version) else {
-                records.insert(chunk_start + offset, None);
-                continue;
-            };
-            let (catalog, session) = (catalog.clone(), s.session.clone());
-            reads.spawn(async move { (chunk_start + offset, catalog.outputs(&session, v).await) });
-        }
-        while let Some(done) = reads.join_next().await {
-            let (i, record) = done.expect("catalog read task never panics");
-            records.insert(i, record?);
-        }
+        .filter_map(|(i, s)| {
+            version
+                .or(s.pipeline_version)
+                .map(|v| (i, (s.session.clone(), v)))
+        })
+        .collect();
+    let pairs: Vec<(String, u32)> = wanted.iter().map(|(_, p)| p.clone()).collect();
+    let read = catalog.outputs_of(&pairs).await?;
+    let mut records: BTreeMap<usize, Option<OutputRecord>> =
+        (0..sessions.len()).map(|i| (i, None)).collect();
+    for ((i, _), record) in wanted.into_iter().zip(read) {
+        records.insert(i, record);
     }
     let mut files = Vec::new();
     let mut unprocessed = Vec::new();

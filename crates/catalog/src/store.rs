@@ -91,68 +91,80 @@ impl Catalog {
         &self,
         sessions: &[String],
     ) -> Result<std::collections::HashMap<String, SessionItem>, CatalogError> {
-        use aws_sdk_dynamodb::types::KeysAndAttributes;
+        let keys = sessions
+            .iter()
+            .map(|session| (session_pk(session), META_SK.to_string()));
         let mut found = std::collections::HashMap::new();
-        for chunk in sessions.chunks(100) {
-            let mut keys = Vec::with_capacity(chunk.len());
-            for session in chunk {
-                keys.push(Item::from([
-                    ("pk".to_string(), s(session_pk(session))),
-                    ("sk".to_string(), s(META_SK)),
-                ]));
-            }
-            let mut request = Some(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(keys))
-                    .build()
-                    .map_err(|e| CatalogError::Service {
-                        operation: "BatchGetItem",
-                        table: self.table.clone(),
-                        message: e.to_string(),
-                        retryable: false,
-                        code: None,
-                    })?,
-            );
-            // DynamoDB may return part of a batch as unprocessed when throttled; ask again
-            // for the rest, backing off a little each time.
-            let mut round = 0u32;
-            while let Some(req) = request.take() {
-                let out = self
-                    .db
-                    .batch_get_item()
-                    .request_items(&self.table, req)
-                    .send()
-                    .await
-                    .map_err(|e| service("BatchGetItem", &self.table, e))?;
-                for item in out
-                    .responses()
-                    .and_then(|r| r.get(&self.table))
-                    .into_iter()
-                    .flatten()
-                {
-                    let entry = SessionItem::from_item(item)?;
-                    found.insert(entry.session.clone(), entry);
-                }
-                request = out
-                    .unprocessed_keys()
-                    .and_then(|u| u.get(&self.table))
-                    .filter(|k| !k.keys().is_empty())
-                    .cloned();
-                if request.is_some() {
-                    round += 1;
-                    if round > 8 {
-                        return Err(CatalogError::Service {
-                            operation: "BatchGetItem",
-                            table: self.table.clone(),
-                            message:
-                                "DynamoDB kept returning unprocessed keys (throttled); try again"
-                                    .into(),
-                            retryable: true,
-                            code: None,
-                        });
+        for item in self.batch_get(keys, false).await? {
+            let entry = SessionItem::from_item(&item)?;
+            found.insert(entry.session.clone(), entry);
+        }
+        Ok(found)
+    }
+
+    /// The items at `keys` (`pk`, `sk`; repeats asked once; absent ones left out), in
+    /// `BatchGetItem`s of at most 100 keys, DynamoDB's limit
+    /// (<https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchGetItem.html>).
+    /// Keys DynamoDB returns as `UnprocessedKeys` (throughput, the 16 MB response cap) are asked
+    /// again after a growing pause, as that page advises, at most 8 times.
+    async fn batch_get(
+        &self,
+        keys: impl Iterator<Item = (String, String)>,
+        consistent: bool,
+    ) -> Result<Vec<Item>, CatalogError> {
+        use aws_sdk_dynamodb::types::KeysAndAttributes;
+        const BATCH: usize = 100;
+        const ROUNDS: u32 = 8;
+        let failed = |message: String, retryable: bool| CatalogError::Service {
+            operation: "BatchGetItem",
+            table: self.table.clone(),
+            message,
+            retryable,
+            code: None,
+        };
+        // DynamoDB refuses a batch that names a key twice.
+        let unique: Vec<(String, String)> = keys
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut found = Vec::new();
+        for chunk in unique.chunks(BATCH) {
+            let mut keys: Vec<Item> = chunk
+                .iter()
+                .map(|(pk, sk)| Item::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))]))
+                .collect();
+            let mut round = 0;
+            while !keys.is_empty() {
+                if round > 0 {
+                    if round >= ROUNDS {
+                        return Err(failed(
+                            format!("{} keys still unprocessed after {ROUNDS} rounds (throttled); try again later", keys.len()),
+                            true,
+                        ));
                     }
                     tokio::time::sleep(std::time::Duration::from_millis(50 << round.min(5))).await;
                 }
+                round += 1;
+                let ask = KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut keys)))
+                    .consistent_read(consistent)
+                    .build()
+                    .map_err(|e| failed(e.to_string(), false))?;
+                let out = self
+                    .db
+                    .batch_get_item()
+                    .request_items(&self.table, ask)
+                    .send()
+                    .await
+                    .map_err(|e| service("BatchGetItem", &self.table, e))?;
+                if let Some(items) = out.responses().and_then(|r| r.get(&self.table)) {
+                    found.extend(items.iter().cloned());
+                }
+                keys = out
+                    .unprocessed_keys()
+                    .and_then(|u| u.get(&self.table))
+                    .map(|k| k.keys().to_vec())
+                    .unwrap_or_default();
             }
         }
         Ok(found)
@@ -533,98 +545,35 @@ impl Catalog {
     }
 
     /// The output records of many `(session, version)` pairs, one entry per pair in order
-    /// (`None`: no such record), read like [`Catalog::outputs`] (strongly consistent) but in
-    /// `BatchGetItem`s of at most 100 keys, DynamoDB's limit
-    /// (<https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchGetItem.html>):
-    /// a sync of 300 sessions asks 3 times instead of 300. Keys DynamoDB returns as
-    /// `UnprocessedKeys` (throughput, the 16 MB response cap) are asked again after a growing
-    /// pause, as that page advises.
+    /// (`None`: no such record), read like [`Catalog::outputs`] (strongly consistent) but with
+    /// [`Catalog::batch_get`]: a sync of 300 sessions asks 3 times instead of 300.
     pub async fn outputs_of(
         &self,
         wanted: &[(String, u32)],
     ) -> Result<Vec<Option<OutputRecord>>, CatalogError> {
-        use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
-        use std::collections::HashMap;
-        const BATCH: usize = 100;
-        const ROUNDS: u32 = 8;
-        let mut found: HashMap<(String, String), Item> = HashMap::new();
-        // DynamoDB refuses a batch that names a key twice.
-        let unique: Vec<&(String, u32)> = wanted
+        let key = |session: &str, version: u32| {
+            (session_pk(session), format!("{OUTPUT_PREFIX}{version}"))
+        };
+        let keys = wanted
             .iter()
-            .collect::<std::collections::BTreeSet<_>>()
+            .map(|(session, version)| key(session, *version));
+        let found: std::collections::HashMap<(String, String), Item> = self
+            .batch_get(keys, true)
+            .await?
             .into_iter()
+            .map(|item| {
+                let text = |name: &str| match item.get(name) {
+                    Some(aws_sdk_dynamodb::types::AttributeValue::S(v)) => v.clone(),
+                    _ => String::new(),
+                };
+                ((text("pk"), text("sk")), item)
+            })
             .collect();
-        for chunk in unique.chunks(BATCH) {
-            let mut keys: Vec<HashMap<String, AttributeValue>> = chunk
-                .iter()
-                .map(|(session, version)| {
-                    HashMap::from([
-                        ("pk".to_string(), s(session_pk(session))),
-                        ("sk".to_string(), s(format!("{OUTPUT_PREFIX}{version}"))),
-                    ])
-                })
-                .collect();
-            let mut round = 0;
-            while !keys.is_empty() {
-                if round > 0 {
-                    if round >= ROUNDS {
-                        return Err(CatalogError::Service {
-                            operation: "BatchGetItem",
-                            table: self.table.clone(),
-                            message: format!(
-                                "{} keys still unprocessed after {ROUNDS} rounds; the table is throttled, try again later",
-                                keys.len()
-                            ),
-                            retryable: true,
-                            code: None,
-                        });
-                    }
-                    let pause = std::time::Duration::from_millis(50 << round.min(5));
-                    tokio::time::sleep(pause).await;
-                }
-                round += 1;
-                let ask = KeysAndAttributes::builder()
-                    .set_keys(Some(std::mem::take(&mut keys)))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(|e| CatalogError::Service {
-                        operation: "BatchGetItem",
-                        table: self.table.clone(),
-                        message: e.to_string(),
-                        retryable: false,
-                        code: None,
-                    })?;
-                let out = self
-                    .db
-                    .batch_get_item()
-                    .request_items(&self.table, ask)
-                    .send()
-                    .await
-                    .map_err(|e| service("BatchGetItem", &self.table, e))?;
-                for item in out
-                    .responses()
-                    .and_then(|r| r.get(&self.table))
-                    .into_iter()
-                    .flatten()
-                {
-                    let key = |name: &str| match item.get(name) {
-                        Some(AttributeValue::S(v)) => v.clone(),
-                        _ => String::new(),
-                    };
-                    found.insert((key("pk"), key("sk")), item.clone());
-                }
-                keys = out
-                    .unprocessed_keys()
-                    .and_then(|u| u.get(&self.table))
-                    .map(|k| k.keys().to_vec())
-                    .unwrap_or_default();
-            }
-        }
         wanted
             .iter()
             .map(|(session, version)| {
                 found
-                    .get(&(session_pk(session), format!("{OUTPUT_PREFIX}{version}")))
+                    .get(&key(session, *version))
                     .map(|item| OutputRecord::from_item(session, item))
                     .transpose()
             })

@@ -744,4 +744,109 @@ mod tests {
         assert_eq!(loaded.filter("fatigue > 4").unwrap().indexes, [0, 1]);
         assert!(loaded.apply(vec![]).is_empty());
     }
+
+    /// The Rust side of the catalog at scale, without the emulator (whose scan takes minutes per
+    /// 10,000 sessions): building the columns, the snapshot's JSON (against the former array of
+    /// row objects) and each filter of `bench/app.sh`. Ignored; run with
+    /// `LABPIPE_SCALE_SESSIONS=100000 cargo test -p labpipe-app catalog_at_scale -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn catalog_at_scale() {
+        let n: usize = std::env::var("LABPIPE_SCALE_SESSIONS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(100_000);
+        let start = chrono::NaiveDate::from_ymd_opt(2021, 1, 1)
+            .unwrap()
+            .and_hms_opt(8, 0, 0)
+            .unwrap();
+        let items: Vec<SessionItem> = (0..n)
+            .map(|k| {
+                let at = start + chrono::Duration::minutes(37 * k as i64);
+                let session = at.format("%Y%m%d_%H%M%S").to_string();
+                let mut i = SessionItem::placeholder(
+                    &session,
+                    at,
+                    Status::ALL[[4, 6, 6, 6, 8][k % 5]],
+                    chrono::Utc::now(),
+                );
+                i.manifest_sha256 = Some(format!("{:064x}", k));
+                i.raw_prefix = Some(format!("s3://labpipe-raw/raw/{session}/"));
+                i.status_step = Some("ingest".into());
+                i.status_message = Some("5 files (153600512 bytes)".into());
+                i.total_bytes = 150_000_000 + k as u64 * 7919 % 300_000_000;
+                i.file_count = 5;
+                let m = &mut i.metadata;
+                let num = |v: f64| MetaValue::Number(v);
+                let text = |v: String| MetaValue::Text(v);
+                m.insert("fatigue".into(), num((k * 7 % 11) as f64));
+                m.insert(
+                    "hardware_model".into(),
+                    text(["X200", "X100", "Q8"][k % 3].into()),
+                );
+                m.insert("subject_id".into(), text(format!("S{:03}", k % 48 + 1)));
+                m.insert("sample_rate_hz".into(), num([1000.0, 2000.0][k % 2]));
+                m.insert("channels".into(), num([64.0, 32.0, 8.0][k % 3]));
+                m.insert(
+                    "sample_format".into(),
+                    text(["int16", "float32"][k % 2].into()),
+                );
+                m.insert(
+                    "operator".into(),
+                    text(["chen", "diaz", "ito"][k % 3].into()),
+                );
+                m.insert(
+                    "electrode_impedance_kohm".into(),
+                    num((k % 200) as f64 / 10.0),
+                );
+                i
+            })
+            .collect();
+        let rows_json =
+            serde_json::to_string(&items.iter().map(CatalogRow::from).collect::<Vec<_>>())
+                .unwrap()
+                .len();
+        // The former store: one filter subject per session, each with its own metadata map.
+        let schema = LabSchema::default();
+        let subjects: Vec<_> = items.iter().map(SessionItem::subject).collect();
+        let by_subject = |text: &str| {
+            let f = Filter::new(text, &schema).unwrap();
+            let t = Instant::now();
+            let hits = subjects.iter().filter(|s| f.matches(*s)).count();
+            (hits, t.elapsed().as_secs_f64() * 1e3)
+        };
+        let t = Instant::now();
+        let loaded = Loaded::new(items, LabSchema::default());
+        let new_ms = t.elapsed().as_secs_f64() * 1e3;
+        let t = Instant::now();
+        let json = serde_json::to_string(&loaded.snapshot(String::new(), 0.0)).unwrap();
+        let snapshot_ms = t.elapsed().as_secs_f64() * 1e3;
+        println!("{n} sessions: columns built in {new_ms:.0} ms; snapshot + JSON {snapshot_ms:.0} ms, {:.1} MB (as row objects: {:.1} MB)", json.len() as f64 / 1e6, rows_json as f64 / 1e6);
+        for text in [
+            "",
+            "fatigue > 5",
+            "hardware_model = \"X200\" and status = processed",
+            "date >= 2021-06-01 and date < 2021-07-01",
+            "status = failed or fatigue >= 8",
+            "fatigue > 99",
+        ] {
+            let r = loaded.filter(text).unwrap();
+            let t = Instant::now();
+            let json = serde_json::to_string(&r).unwrap();
+            let json_ms = t.elapsed().as_secs_f64() * 1e3;
+            let (hits, subject_ms) = if text.is_empty() {
+                (r.indexes.len(), 0.0)
+            } else {
+                by_subject(text)
+            };
+            assert_eq!(hits, r.indexes.len(), "{text}");
+            println!(
+                "  {text:<50} {:>7} rows  filter {:>6.1} ms (per-session subjects: {subject_ms:>6.1} ms)  JSON {:>5.1} ms, {:>4} kB",
+                r.indexes.len(),
+                r.elapsed_ms,
+                json_ms,
+                json.len() / 1000
+            );
+        }
+    }
 }

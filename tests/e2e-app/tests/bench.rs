@@ -537,10 +537,10 @@ async fn ten_thousand_sessions() -> Result<()> {
         load.bytes / 1e6
     );
     println!(
-        "  filter_catalog(\"\"): {:.1} ms in Rust, {:.1} ms IPC ({:.1} MB JSON); then {:.0} ms to the drawn table",
+        "  filter_catalog(\"\"): {:.1} ms in Rust, {:.1} ms IPC ({:.0} kB JSON); then {:.0} ms to the drawn table",
         first_filter.rust_ms,
         first_filter.parsed - first_filter.start - first_filter.rust_ms,
-        first_filter.bytes / 1e6,
+        first_filter.bytes / 1e3,
         num(&out, "drawn") - first_filter.parsed
     );
 

@@ -69,7 +69,28 @@ impl Record for Subject {
     }
 }
 
-fn field_value<'s, S: Record + ?Sized>(s: &'s S, field: &FieldRef) -> Option<Value<'s>> {
+impl<R: Record + ?Sized> Record for &R {
+    fn session(&self) -> &str {
+        (**self).session()
+    }
+    fn recorded_at(&self) -> NaiveDateTime {
+        (**self).recorded_at()
+    }
+    fn status(&self) -> &str {
+        (**self).status()
+    }
+    fn total_bytes(&self) -> u64 {
+        (**self).total_bytes()
+    }
+    fn files(&self) -> u64 {
+        (**self).files()
+    }
+    fn meta(&self, name: &str) -> Option<Value<'_>> {
+        (**self).meta(name)
+    }
+}
+
+fn field_value<'s>(s: &'s dyn Record, field: &FieldRef) -> Option<Value<'s>> {
     match Builtin::lookup(&field.name) {
         Some(Builtin::Session) => Some(Value::Text(s.session())),
         Some(Builtin::Date | Builtin::Time) => Some(Value::Time(s.recorded_at())),
@@ -82,7 +103,10 @@ fn field_value<'s, S: Record + ?Sized>(s: &'s S, field: &FieldRef) -> Option<Val
 
 impl super::Filter {
     /// True when the session matches.
-    pub fn matches<S: Record + ?Sized>(&self, subject: &S) -> bool {
+    ///
+    /// The evaluator itself is not generic (it reads the session through `dyn Record`), so it is
+    /// compiled once, here, with this crate's optimisation level, whatever the caller's.
+    pub fn matches<S: Record>(&self, subject: &S) -> bool {
         eval(&self.expr, subject)
     }
 }
@@ -121,7 +145,16 @@ fn cmp_value(v: &Value<'_>, field: &FieldRef, op: CmpOp, lit: &Literal) -> bool 
         (Value::Num(a), Literal::Number(b)) => a.partial_cmp(b).is_some_and(|o| compare(op, o)),
         (Value::Text(a), Literal::Text(b)) => {
             if field.name == "status" {
-                compare(op, a.to_ascii_lowercase().cmp(&b.to_ascii_lowercase()))
+                // Case-insensitive, without a lowercase copy of both sides for every session.
+                if op == CmpOp::Eq || op == CmpOp::Ne {
+                    return a.eq_ignore_ascii_case(b) == (op == CmpOp::Eq);
+                }
+                compare(
+                    op,
+                    a.bytes()
+                        .map(|c| c.to_ascii_lowercase())
+                        .cmp(b.bytes().map(|c| c.to_ascii_lowercase())),
+                )
             } else {
                 compare(op, (*a).cmp(b.as_str()))
             }
@@ -131,16 +164,24 @@ fn cmp_value(v: &Value<'_>, field: &FieldRef, op: CmpOp, lit: &Literal) -> bool 
             if op == CmpOp::Ne {
                 return !cmp_value(v, field, CmpOp::Eq, lit);
             }
-            date_as_time_range(op, *d)
-                .iter()
-                .all(|(o, bound)| compare(*o, t.cmp(bound)))
+            // What `date_as_time_range` says, without a Vec for every session.
+            let start = midnight(*d);
+            let next = midnight(d.succ_opt().unwrap_or(*d));
+            match op {
+                CmpOp::Eq => *t >= start && *t < next,
+                CmpOp::Lt => *t < start,
+                CmpOp::Le => *t < next,
+                CmpOp::Gt => *t >= next,
+                CmpOp::Ge => *t >= start,
+                CmpOp::Ne => unreachable!("handled above"),
+            }
         }
         (Value::Time(t), Literal::Date(d)) => compare(op, t.cmp(&midnight(*d))),
         _ => false,
     }
 }
 
-fn eval<S: Record + ?Sized>(e: &Expr, s: &S) -> bool {
+fn eval(e: &Expr, s: &dyn Record) -> bool {
     match e {
         Expr::All => true,
         Expr::And(a, b) => eval(a, s) && eval(b, s),

@@ -342,6 +342,9 @@ impl Record for Row<'_> {
 impl Loaded {
     pub fn new(items: Vec<SessionItem>, schema: LabSchema) -> Self {
         let mut items = items;
+        // A scan collects its entries into a Vec that grew by doubling: up to twice the
+        // entries' size (~0.5 KB each) would stay allocated with the catalog.
+        items.shrink_to_fit();
         items.sort_by(|a, b| {
             b.recorded_at
                 .cmp(&a.recorded_at)
@@ -849,6 +852,10 @@ mod tests {
         let json = serde_json::to_string(&loaded.snapshot(String::new(), 0.0)).unwrap();
         let snapshot_ms = t.elapsed().as_secs_f64() * 1e3;
         println!("{n} sessions: columns built in {new_ms:.0} ms; snapshot + JSON {snapshot_ms:.0} ms, {:.1} MB (as row objects: {:.1} MB)", json.len() as f64 / 1e6, rows_json as f64 / 1e6);
+        println!(
+            "  one entry without its strings: {} bytes",
+            std::mem::size_of::<SessionItem>()
+        );
         println!("  heap: the entries as scanned {scanned_mb:.1} MB; kept by the former store (entries + subjects) {former_mb:.1} MB, by the columns {:.1} MB", scanned_mb - items_mb);
         for text in [
             "",

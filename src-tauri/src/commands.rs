@@ -347,11 +347,7 @@ pub async fn session_detail(
         catalog.all_outputs(&session),
         sessions::manifest_files(&s3, &settings.raw_bucket, &session)
     );
-    let snapshot_row =
-        sessions::Loaded::new(vec![item.clone()], labpipe_core::LabSchema::default())
-            .snapshot(String::new(), 0.0)
-            .rows
-            .remove(0);
+    let snapshot_row = sessions::CatalogRow::from(&item);
     let (files, files_error) = match files {
         Ok(f) => (f, None),
         Err(e) => (Vec::new(), Some(e)),

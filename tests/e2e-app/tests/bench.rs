@@ -1,6 +1,7 @@
 //! Benchmark of the desktop app with a large catalog, against the goals of its issue: time to
-//! first paint, catalog load, filter latency over 10,000 sessions (< 50 ms), and idle CPU (< 1 %)
-//! and memory (< 200 MB) with the catalog loaded. Ignored by default; run by `bench/app.sh`, or:
+//! first paint, catalog load, filter latency (< 50 ms over 10,000 sessions, < 100 ms over
+//! 100,000), and idle CPU (< 1 %) and memory (< 200 MB) with the catalog loaded. Ignored by
+//! default; run by `bench/app.sh`, or:
 //!
 //!   xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- \
 //!     cargo test -p labpipe-e2e-app --test bench -- --ignored --nocapture
@@ -274,8 +275,10 @@ if (!window.__bench) {
     calls.push(call);
     return send(input, init).then((response) => {
       call.answered = performance.now();
-      const json = response.json.bind(response);
-      response.json = () => json().then((body) => {
+      const text = response.text.bind(response);
+      response.json = () => text().then((raw) => {
+        call.bytes = raw.length;
+        const body = JSON.parse(raw);
         call.parsed = performance.now();
         if (body && typeof body === "object") call.rust_ms = body.elapsed_ms ?? body.load_ms ?? null;
         return body;
@@ -360,6 +363,8 @@ struct Call {
     start: f64,
     parsed: f64,
     rust_ms: f64,
+    /// Length of the answer's JSON text.
+    bytes: f64,
 }
 
 fn call(out: &Value, cmd: &str) -> Result<Call> {
@@ -371,6 +376,7 @@ fn call(out: &Value, cmd: &str) -> Result<Call> {
         start: c["start"].as_f64().context("start")?,
         parsed: c["parsed"].as_f64().context("parsed")?,
         rust_ms: c["rust_ms"].as_f64().unwrap_or(f64::NAN),
+        bytes: c["bytes"].as_f64().unwrap_or(f64::NAN),
     })
 }
 
@@ -525,14 +531,16 @@ async fn ten_thousand_sessions() -> Result<()> {
     let load_total = num(&out, "drawn") - num(&out, "t0");
     println!("\ncatalog load (click Sessions → {n} rows counted and drawn): {load_total:.0} ms");
     println!(
-        "  load_catalog: {:.0} ms in Rust (scan of the emulator's table + indexing), {:.0} ms IPC (serialise, transfer, parse the snapshot)",
+        "  load_catalog: {:.0} ms in Rust (scan of the emulator's table + indexing), {:.0} ms IPC (serialise, transfer, parse the snapshot of {:.1} MB JSON)",
         load.rust_ms,
-        load.parsed - load.start - load.rust_ms
+        load.parsed - load.start - load.rust_ms,
+        load.bytes / 1e6
     );
     println!(
-        "  filter_catalog(\"\"): {:.1} ms in Rust, {:.1} ms IPC; then {:.0} ms to the drawn table",
+        "  filter_catalog(\"\"): {:.1} ms in Rust, {:.1} ms IPC ({:.0} kB JSON); then {:.0} ms to the drawn table",
         first_filter.rust_ms,
         first_filter.parsed - first_filter.start - first_filter.rust_ms,
+        first_filter.bytes / 1e3,
         num(&out, "drawn") - first_filter.parsed
     );
 
@@ -643,9 +651,11 @@ async fn ten_thousand_sessions() -> Result<()> {
         "  memory < 200 MB:           {pss_total:>7.1} MB PSS ({rss_total:.1} MB summed RSS)   {}",
         verdict(pss_total < 200.0)
     );
+    // The goal is 50 ms up to 10,000 sessions and 100 ms at 100,000.
+    let latency_goal = if n > 10_000 { 100.0 } else { 50.0 };
     println!(
-        "  filter latency < 50 ms:    {worst_latency:>7.1} ms (slowest filter's median)   {}",
-        verdict(worst_latency < 50.0)
+        "  filter latency < {latency_goal:.0} ms:   {worst_latency:>7.1} ms (slowest filter's median)   {}",
+        verdict(worst_latency < latency_goal)
     );
     println!("  time to first paint:       {first_paint_ms:>7.0} ms (no goal set)");
     println!("  catalog load:              {load_total:>7.0} ms (no goal set)");

@@ -19,7 +19,7 @@ pub mod dynamo;
 mod eval;
 mod parse;
 
-pub use eval::Subject;
+pub use eval::{Record, Subject, Value};
 pub use parse::{parse, MAX_COMPARISONS, MAX_DEPTH, MAX_IN_VALUES, MAX_LENGTH};
 
 use crate::schema::{FieldKind, LabSchema};

@@ -2,6 +2,6 @@
 
 export type FilterResult = { 
 /**
- * Indexes into `CatalogSnapshot.rows` of the matching sessions.
+ * Row indexes (into the snapshot's columns) of the matching sessions.
  */
 indexes: Array<number>, elapsed_ms: number, };

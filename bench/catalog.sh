@@ -26,13 +26,7 @@ SIZES=("$@")
 bench_workdir bench-catalog
 install_peers
 
-if [ -n "${LABPIPE_BIN:-}" ]; then
-  LABPIPE="$LABPIPE_BIN"
-else
-  echo "building labpipe (release)…" >&2
-  cargo build --quiet --release -p labpipe-cli --manifest-path "$ROOT/Cargo.toml"
-  LABPIPE="$CARGO_TARGET_DIR/release/labpipe"
-fi
+labpipe_under_test
 echo "building the seeder…" >&2
 cargo build --quiet -p labpipe-e2e-app --bin seed-catalog --manifest-path "$ROOT/Cargo.toml"
 SEED="$CARGO_TARGET_DIR/debug/seed-catalog"

@@ -27,6 +27,17 @@ install_peers() {
 
 # Starts an emulator of the benchmark's own (scripts/stack.sh with a private state folder) on a
 # free port of 127.0.0.1, stopped on exit; exports the AWS environment every tool reads.
+# Sets LABPIPE: $LABPIPE_BIN when given (to measure another build), else a fresh release build.
+labpipe_under_test() {
+  if [ -n "${LABPIPE_BIN:-}" ]; then
+    LABPIPE="$LABPIPE_BIN"
+  else
+    echo "building labpipe (release)…" >&2
+    cargo build --quiet --release -p labpipe-cli --manifest-path "$ROOT/Cargo.toml"
+    LABPIPE="$CARGO_TARGET_DIR/release/labpipe"
+  fi
+}
+
 start_bench_emulator() {
   export LABPIPE_STACK_DIR="$WORK/stack"
   bash "$ROOT/scripts/stack.sh" start >/dev/null

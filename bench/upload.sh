@@ -26,13 +26,7 @@ BACKLOG="${2:-200}"
 bench_workdir bench
 install_peers
 
-if [ -n "${LABPIPE_BIN:-}" ]; then
-  LABPIPE="$LABPIPE_BIN"
-else
-  echo "building labpipe (release)…" >&2
-  cargo build --quiet --release -p labpipe-cli --manifest-path "$ROOT/Cargo.toml"
-  LABPIPE="$CARGO_TARGET_DIR/release/labpipe"
-fi
+labpipe_under_test
 
 # The workloads: name → folder of sessions (generated once; BENCH_DIR keeps them between runs).
 declare -A DATA=([one]="$WORK/one-$SIZE_MB" [backlog]="$WORK/backlog-$BACKLOG")

@@ -13,4 +13,7 @@ fn export_library_bindings() {
     labpipe_lab::TransferView::export_all(&cfg).unwrap();
     labpipe_lab::PipelineState::export_all(&cfg).unwrap();
     labpipe_lab::Eligibility::export_all(&cfg).unwrap();
+    // Exported here, not by a `#[ts(export)]` of its own: that one runs in the lab crate's tests,
+    // where the same relative path lands in `crates/ui/`.
+    labpipe_lab::WatchMode::export_all(&cfg).unwrap();
 }

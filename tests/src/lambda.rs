@@ -14,6 +14,29 @@ use serde_json::{json, Value};
 
 use crate::{repo_root, Emulator, REGION};
 
+/// Packages live in `<temp>/labpipe-lambda-package-<pid of the test process>`.
+const PACKAGE_DIR_PREFIX: &str = "labpipe-lambda-package-";
+
+/// Removes the packages of test processes that have ended: the static that holds a package's path
+/// is never dropped, so each run used to leave its zips behind.
+fn sweep_packages_of_ended_runs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(PACKAGE_DIR_PREFIX))
+        else {
+            continue;
+        };
+        if !crate::seaweedfs::process_runs(pid) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 /// The folder holding `ingest.zip` and `preprocess.zip`: `LABPIPE_LAMBDA_PACKAGE`, else made
 /// once per test process by `scripts/package-lambdas.sh`. By default the script zips the debug
 /// executables of the build the tests come from (`--from-build`: `cargo build --workspace
@@ -26,8 +49,8 @@ pub fn lambda_package() -> PathBuf {
         if let Some(p) = std::env::var_os("LABPIPE_LAMBDA_PACKAGE").filter(|p| !p.is_empty()) {
             return PathBuf::from(p);
         }
-        let out =
-            std::env::temp_dir().join(format!("labpipe-lambda-package-{}", std::process::id()));
+        sweep_packages_of_ended_runs();
+        let out = std::env::temp_dir().join(format!("{PACKAGE_DIR_PREFIX}{}", std::process::id()));
         let mut cmd = Command::new("bash");
         // The target dir this test was built in (`<target>/debug/deps/<test>`), so the script
         // finds the backend's executables from the same build.

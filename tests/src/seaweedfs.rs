@@ -74,7 +74,7 @@ fn sweep_stale_dirs() {
 
 /// Whether the process `pid` runs (Linux: its `/proc` entry); where that cannot be told, assume
 /// it does and keep its data.
-fn process_runs(pid: &str) -> bool {
+pub(crate) fn process_runs(pid: &str) -> bool {
     if cfg!(target_os = "linux") {
         pid.parse::<u32>()
             .map_or(true, |p| Path::new(&format!("/proc/{p}")).exists())

@@ -273,6 +273,17 @@ fn generate(seed: u64) -> (tempfile::TempDir, PathBuf, String) {
     (dir, folder, id)
 }
 
+/// A stack with one generated session (from `seed`) uploaded and processed. Returns the stack,
+/// the folder's temp dir (keep it alive), the folder and the session id.
+async fn processed_session(seed: u64) -> (Stack, tempfile::TempDir, PathBuf, String) {
+    let stack = Stack::create(true).await;
+    let (keep, folder, id) = generate(seed);
+    upload(&stack, &folder);
+    stack.drain().await;
+    assert_eq!(stack.status(&id).await, Status::Processed);
+    (stack, keep, folder, id)
+}
+
 fn upload(stack: &Stack, folder: &Path) {
     let out = stack.labpipe(&[
         "upload",
@@ -307,11 +318,7 @@ fn files_in(dir: &Path, session: &str) -> std::collections::BTreeMap<String, Vec
 #[test]
 fn reprocess_writes_a_second_version_beside_the_first() {
     runtime().block_on(async {
-        let stack = Stack::create(true).await;
-        let (_keep, folder, id) = generate(11);
-        upload(&stack, &folder);
-        stack.drain().await;
-        assert_eq!(stack.status(&id).await, Status::Processed);
+        let (stack, _keep, _folder, id) = processed_session(11).await;
         let v1 = stack
             .catalog
             .outputs(&id, 1)
@@ -701,11 +708,7 @@ fn a_session_without_progress_past_its_budget_shows_stuck_with_its_dead_letter()
 #[test]
 fn reprocess_takes_over_a_session_left_processing_by_a_run_that_died() {
     runtime().block_on(async {
-        let stack = Stack::create(true).await;
-        let (_keep, folder, id) = generate(41);
-        upload(&stack, &folder);
-        stack.drain().await;
-        assert_eq!(stack.status(&id).await, Status::Processed);
+        let (stack, _keep, _folder, id) = processed_session(41).await;
         let filter = format!("session = '{id}'");
         let reprocess = |dry: bool| {
             let mut args = vec![
@@ -788,11 +791,7 @@ fn reprocess_takes_over_a_session_left_processing_by_a_run_that_died() {
 #[test]
 fn a_corrected_session_becomes_revision_two_and_the_first_stays_as_it_was() {
     runtime().block_on(async {
-        let stack = Stack::create(true).await;
-        let (_keep, folder, id) = generate(21);
-        upload(&stack, &folder);
-        stack.drain().await;
-        assert_eq!(stack.status(&id).await, Status::Processed);
+        let (stack, _keep, folder, id) = processed_session(21).await;
         let raw = stack.config.raw_bucket.clone();
         let first = stack.catalog.get(&id).await.unwrap().unwrap();
         let v1_before = stack.catalog.outputs(&id, 1).await.unwrap().unwrap();

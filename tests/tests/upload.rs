@@ -288,8 +288,8 @@ async fn round_trip_is_byte_identical_then_a_rerun_sends_nothing(server: S3Serve
     assert_remote_equals_local(&fx.s3, &run.bucket, &fx.folder).await;
 }
 
-/// Bytes S3 acknowledged before the kill, from the events the killed run printed.
-fn acknowledged(lines: &[Value]) -> u64 {
+/// Bytes S3 acknowledged before the kill, per file, from the events the killed run printed.
+fn acknowledged(lines: &[Value]) -> BTreeMap<String, u64> {
     let mut per_file: BTreeMap<String, u64> = BTreeMap::new();
     for e in lines {
         if e["event"] == "file_progress" {
@@ -299,7 +299,24 @@ fn acknowledged(lines: &[Value]) -> u64 {
             *v = (*v).max(e["bytes_done"].as_u64().unwrap());
         }
     }
-    per_file.values().sum()
+    per_file
+}
+
+/// For a failure message: per file, what the killed run had acknowledged and what the re-run
+/// did with it (its `file_done` outcome, bytes sent and bytes resumed).
+fn rerun_by_file(acked: &BTreeMap<String, u64>, rerun: &[Value]) -> String {
+    let mut lines = Vec::new();
+    for e in rerun.iter().filter(|e| e["event"] == "file_done") {
+        let path = e["path"].as_str().unwrap_or_default();
+        lines.push(format!(
+            "  {path}: acknowledged {} → {} sent {} resumed {}",
+            acked.get(path).copied().unwrap_or(0),
+            e["outcome"],
+            e["bytes_sent"],
+            e["bytes_resumed"]
+        ));
+    }
+    lines.join("\n")
 }
 
 async fn kill_9_at_random_moments_then_rerun_completes_without_resending_much(server: S3Server) {
@@ -350,7 +367,8 @@ async fn kill_9_at_random_moments_then_rerun_completes_without_resending_much(se
         unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
         let status = child.wait().unwrap();
         let first = reader.join().unwrap();
-        let acked = acknowledged(&first);
+        let acked_by_file = acknowledged(&first);
+        let acked: u64 = acked_by_file.values().sum();
 
         let out = fx.upload(&run, &[]);
         assert!(
@@ -363,7 +381,14 @@ async fn kill_9_at_random_moments_then_rerun_completes_without_resending_much(se
         let sent = s["bytes_sent"].as_u64().unwrap();
         resumed_somewhere |= s["bytes_resumed"].as_u64().unwrap() > 0;
         let bound = total - acked.min(total) + CONCURRENCY * PART;
-        assert!(sent <= bound, "trial {trial} (kill after {delay:?}, {status}): re-sent too much: sent {sent}, acknowledged before kill {acked}, total {total}, bound {bound}");
+        assert!(
+            sent <= bound,
+            "trial {trial} (kill after {delay:?}, {status}): re-sent too much: sent {sent}, \
+             acknowledged before kill {acked}, total {total}, bound {bound}; per file:\n{}\n\
+             re-run stderr: {}",
+            rerun_by_file(&acked_by_file, &events(&out.stdout)),
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert_objects_equal_local(&fx.s3, &run.bucket, &fx.folder).await;
         assert_only_unrecorded_uploads_left(&fx.s3, &run.bucket, &fx.folder, &run.journal).await;
     }
@@ -373,6 +398,72 @@ async fn kill_9_at_random_moments_then_rerun_completes_without_resending_much(se
             "no trial resumed a multipart upload: kills all landed before or after the upload"
         );
     }
+}
+
+/// A run killed while S3 completed its multipart upload leaves, for a moment, an upload S3 no
+/// longer has and an object not stored yet. The re-run must find the object when it lands and
+/// compare it, not send the file again. Here the journal records an upload of ours for the largest
+/// file that S3 does not know, and the "completion" is the same bytes put at the key 700 ms after
+/// the re-run starts (after its survey, before its later looks).
+async fn an_upload_completed_as_the_run_died_is_found_not_sent_again(server: S3Server) {
+    let fx = Fixture::on(server, 30_000_000, 61).await;
+    let run = Run::new(&fx.s3).await;
+    let (path, bytes) = local_files(&fx.folder)
+        .into_iter()
+        .max_by_key(|(_, b)| b.len())
+        .unwrap();
+    let key = format!("raw/{}/{path}", session_name(&fx.folder));
+    let journal = labpipe_upload::Journal::open(&run.journal).unwrap();
+    journal
+        .begin_upload(
+            &run.bucket,
+            &key,
+            &labpipe_upload::journal::OpenUpload {
+                upload_id: "completed-as-the-run-died".into(),
+                size: bytes.len() as u64,
+                mtime: 0,
+                part_size: PART,
+            },
+        )
+        .unwrap();
+    drop(journal);
+    let (s3, bucket, landing_key, body) = (
+        fx.s3.clone(),
+        run.bucket.clone(),
+        key.clone(),
+        bytes.clone(),
+    );
+    let landing = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        s3.put_object()
+            .bucket(bucket)
+            .key(landing_key)
+            .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .unwrap();
+    });
+    // The upload blocks this worker thread: `block_in_place` hands its queued tasks (the landing
+    // above) to another worker, or they would wait for the upload to end.
+    let out = tokio::task::block_in_place(|| fx.upload(&run, &[]));
+    landing.await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let done = events_named(&out.stdout, "file_done")
+        .into_iter()
+        .find(|e| e["path"] == path.as_str())
+        .unwrap();
+    assert_eq!(
+        (done["outcome"].as_str(), done["bytes_sent"].as_u64()),
+        (Some("already_uploaded"), Some(0)),
+        "{path} was sent again: {done}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_remote_equals_local(&fx.s3, &run.bucket, &fx.folder).await;
 }
 
 async fn flaky_network_resets_errors_and_stalls_do_not_corrupt_anything(server: S3Server) {
@@ -745,6 +836,7 @@ macro_rules! on_each_s3_server {
 
 on_each_s3_server!(round_trip_is_byte_identical_then_a_rerun_sends_nothing);
 on_each_s3_server!(kill_9_at_random_moments_then_rerun_completes_without_resending_much);
+on_each_s3_server!(an_upload_completed_as_the_run_died_is_found_not_sent_again);
 /// The emulator only: SeaweedFS finishes the upload in so few connections that the proxy's
 /// per-connection fault rate injects too few faults for the test's own floor (seen: 2 of 5).
 mod flaky_network_resets_errors_and_stalls_do_not_corrupt_anything {

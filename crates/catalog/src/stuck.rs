@@ -56,13 +56,21 @@ impl SessionItem {
     /// than that status's budget, at `now`.
     pub fn stuck(&self, now: DateTime<Utc>) -> Option<Stuck> {
         let budget = budget(self.status)?;
-        let for_secs = now.signed_duration_since(self.updated_at).num_seconds();
-        (for_secs > budget as i64).then_some(Stuck {
+        let for_secs = self.secs_in_status(now);
+        (for_secs > budget).then_some(Stuck {
             status: self.status,
             since: self.updated_at,
-            for_secs: for_secs as u64,
+            for_secs,
             budget_secs: budget,
         })
+    }
+
+    /// Seconds since the session's last change of status (or claim), at `now`; 0 when the clock
+    /// is behind the record.
+    pub fn secs_in_status(&self, now: DateTime<Utc>) -> u64 {
+        now.signed_duration_since(self.updated_at)
+            .num_seconds()
+            .max(0) as u64
     }
 }
 

@@ -20,7 +20,7 @@ use std::path::Path;
 #[cfg_attr(
     feature = "ts",
     derive(ts_rs::TS),
-    ts(export, export_to = "../../ui/src/lib/bindings/")
+    ts(export_to = "../../ui/src/lib/bindings/")
 )]
 #[serde(rename_all = "lowercase")]
 pub enum WatchMode {

@@ -42,7 +42,7 @@ pub fn reprocess(item: &SessionItem, version: u32, now: DateTime<Utc>) -> Decisi
     }
     match item.status {
         Status::Processing if !claim_expired(item, now) => {
-            let age_min = claim_age_secs(item, now) / 60;
+            let age_min = item.secs_in_status(now) / 60;
             Decision::Skip(format!(
                 "a preprocessing run claimed it {age_min} min ago; reprocess it once it is PROCESSED or FAILED, or after {} min, when a claim of a run that died expires",
                 RUN_SECS / 60
@@ -64,17 +64,10 @@ pub fn reprocess(item: &SessionItem, version: u32, now: DateTime<Utc>) -> Decisi
     }
 }
 
-/// Seconds since the session's last change (its claim, when `PROCESSING`).
-fn claim_age_secs(item: &SessionItem, now: DateTime<Utc>) -> u64 {
-    now.signed_duration_since(item.updated_at)
-        .num_seconds()
-        .max(0) as u64
-}
-
 /// The backend takes over a claim at least as old as its lease (`processing_lease_secs`, the
 /// function's time limit, [`RUN_SECS`]).
 fn claim_expired(item: &SessionItem, now: DateTime<Utc>) -> bool {
-    claim_age_secs(item, now) >= RUN_SECS
+    item.secs_in_status(now) >= RUN_SECS
 }
 
 /// What `labpipe redrive` re-sends for a `FAILED` session, given its history and the stack's

@@ -2,7 +2,8 @@
 //! upload, send the parts S3 does not already hold in parallel, record each part as S3
 //! acknowledges it, and complete with the full-object CRC64NVME and `If-None-Match: *`.
 //!
-//! A kill costs at most the parts in flight: the next run lists the parts S3 holds, reads the
+//! A kill costs at most the parts in flight: the next run lists the parts S3 holds (in
+//! `Upload::look_again`, which also finds an upload completed by the killed run), reads the
 //! file once more (the SHA-256 needs every byte) and keeps each held part whose checksum is the
 //! local part's.
 
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinSet;
 
-use crate::bucket::{Parts, Stored, WriteRefused};
+use crate::bucket::{RemotePart, Stored, WriteRefused};
 use crate::digest::{crc_to_base64, CrcChain};
 use crate::files::{still_unchanged, FileDigest, SharedReader};
 use crate::journal::{JournalPart, OpenUpload};
@@ -31,38 +32,26 @@ struct SentParts {
 }
 
 impl Upload {
-    /// Sends `file` in parts, continuing `resume` (`Ok`) or starting an upload with the given part
-    /// size (`Err`); returns its digest and the stored object.
+    /// Sends `file` in parts, continuing `resume` (`Ok`: our upload and the parts `ListParts`
+    /// showed, `None` when its answer could not be read) or starting an upload with the given
+    /// part size (`Err`); returns its digest and the stored object.
     pub(crate) async fn multipart(
         &self,
         local: &Path,
         key: &str,
         file: &ReportFile,
-        resume: Result<OpenUpload, u64>,
+        resume: Result<(OpenUpload, Option<BTreeMap<i32, RemotePart>>), u64>,
         tally: &Arc<Tally>,
         progress: &Arc<FileProgress>,
     ) -> Result<(FileDigest, Stored), UploadError> {
         let i = &self.inner;
         let bucket = i.bucket.name();
         let (upload, held) = match resume {
-            Ok(open) => match i.bucket.parts(key, &open.upload_id).await? {
-                Parts::Gone => {
-                    i.journal.end_upload(bucket, key, &open.upload_id)?;
-                    (
-                        self.start(key, file, open.part_size).await?,
-                        BTreeMap::new(),
-                    )
-                }
-                listed => {
-                    let recorded = i.journal.parts(&open.upload_id)?;
-                    let remote = match &listed {
-                        Parts::Listed(p) => Some(p),
-                        _ => None,
-                    };
-                    let held = held_parts(file.size, open.part_size, remote, &recorded);
-                    (open, held)
-                }
-            },
+            Ok((open, remote)) => {
+                let recorded = i.journal.parts(&open.upload_id)?;
+                let held = held_parts(file.size, open.part_size, remote.as_ref(), &recorded);
+                (open, held)
+            }
             Err(part_size) => (self.start(key, file, part_size).await?, BTreeMap::new()),
         };
 

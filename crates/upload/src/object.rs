@@ -15,6 +15,7 @@
 
 use labpipe_core::check::ReportFile;
 use std::path::Path;
+use std::time::Duration;
 
 use crate::bucket::{ObjectState, Stored, WriteRefused, Written};
 use crate::digest::crc_to_base64;
@@ -105,6 +106,22 @@ impl Upload {
         }
     }
 
+    /// The object at `key`, looking again for a while when there is none yet. A write that has
+    /// ended (a completion, or the write that made ours refused) may not show its object at once:
+    /// S3 may take a while to store the object of a completion ("could take several minutes to
+    /// finalize", Amazon S3 API Reference, CompleteMultipartUpload:
+    /// <https://docs.aws.amazon.com/AmazonS3/latest/API/API_CompleteMultipartUpload.html>). Five
+    /// looks over about 4 s; only a key that stays empty pays that time.
+    pub(crate) async fn object_soon(&self, key: &str) -> Result<Option<ObjectState>, UploadError> {
+        for pause_ms in [0, 250, 500, 1000, 2000] {
+            tokio::time::sleep(Duration::from_millis(pause_ms)).await;
+            if let Some(found) = self.inner.bucket.object(key).await? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+
     /// After a conditional write was refused: is what is there exactly what we meant to write?
     /// Returns it as a write of ours when it is.
     pub(crate) async fn same_or_conflict(
@@ -113,7 +130,7 @@ impl Upload {
         size: u64,
         crc_b64: &str,
     ) -> Result<Written, UploadError> {
-        match self.inner.bucket.object(key).await? {
+        match self.object_soon(key).await? {
             Some(r) if r.size == size && r.crc64nvme.as_deref() == Some(crc_b64) => Ok(Written {
                 etag: r.etag,
                 crc64nvme: r.crc64nvme,

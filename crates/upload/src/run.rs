@@ -6,13 +6,14 @@ use labpipe_core::check::ReportFile;
 use labpipe_core::layout::{manifest_revision, revision_folder, REVISION_MARK};
 use labpipe_core::{Manifest, Revision, SessionReport};
 use labpipe_s3::RequestCounter;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinSet;
 
-use crate::bucket::{RawBucket, Stored};
+use crate::bucket::{Parts, RawBucket, RemotePart, Stored};
 use crate::digest::crc_to_base64;
 use crate::event::{Event, FileOutcome, SessionOutcome};
 use crate::files::{still_unchanged, FileDigest};
@@ -350,8 +351,17 @@ impl Upload {
             let key_folder = folder.to_string();
             let tally = tally.clone();
             set.spawn(async move {
+                let vanished = p.forget.is_some();
                 let settled = me
-                    .file(&session, &key_folder, &folder_path, &file, p.action, &tally)
+                    .file(
+                        &session,
+                        &key_folder,
+                        &folder_path,
+                        &file,
+                        p.action,
+                        vanished,
+                        &tally,
+                    )
                     .await;
                 (index, settled)
             });
@@ -443,7 +453,9 @@ impl Upload {
             .collect()
     }
 
-    /// One file, as planned.
+    /// One file, as planned. `vanished`: the journal recorded an upload of ours for its key that
+    /// the survey no longer showed.
+    #[allow(clippy::too_many_arguments)]
     async fn file(
         &self,
         session: &str,
@@ -451,12 +463,14 @@ impl Upload {
         folder: &Path,
         file: &ReportFile,
         action: Action,
+        vanished: bool,
         tally: &Arc<Tally>,
     ) -> Result<Settled, UploadError> {
         let local = folder.join(&file.path);
         let key = object_key(key_folder, &file.path);
         still_unchanged(&local, file)?;
         let progress = Arc::new(FileProgress::new(session, &file.path, file.size));
+        let (action, remote_parts) = self.look_again(&key, file, action, vanished).await?;
         match action {
             Action::Skip { done } => {
                 let digest = FileDigest {
@@ -482,40 +496,99 @@ impl Upload {
                 detail: format!("remote {remote_size} bytes, local {} bytes", file.size),
             }),
             Action::Put => {
-                let (digest, stored) = self.put_small(&local, &key, file, tally, &progress).await?;
-                self.uploaded(session, file, &progress);
-                self.verified(session, file, &key, &digest, &stored)?;
-                Ok(Settled {
-                    digest,
-                    outcome: FileOutcome::Uploaded,
-                    version_id: stored.version_id,
-                })
+                let written = self.put_small(&local, &key, file, tally, &progress).await?;
+                self.sent(session, file, &key, &progress, written)
             }
             Action::Resume { upload } => {
-                let (digest, stored) = self
-                    .multipart(&local, &key, file, Ok(upload), tally, &progress)
+                let resume = Ok((upload, remote_parts));
+                let written = self
+                    .multipart(&local, &key, file, resume, tally, &progress)
                     .await?;
-                self.uploaded(session, file, &progress);
-                self.verified(session, file, &key, &digest, &stored)?;
-                Ok(Settled {
-                    digest,
-                    outcome: FileOutcome::Uploaded,
-                    version_id: stored.version_id,
-                })
+                self.sent(session, file, &key, &progress, written)
             }
             Action::Start { part_size } => {
-                let (digest, stored) = self
+                let written = self
                     .multipart(&local, &key, file, Err(part_size), tally, &progress)
                     .await?;
-                self.uploaded(session, file, &progress);
-                self.verified(session, file, &key, &digest, &stored)?;
-                Ok(Settled {
-                    digest,
-                    outcome: FileOutcome::Uploaded,
-                    version_id: stored.version_id,
-                })
+                self.sent(session, file, &key, &progress, written)
             }
         }
+    }
+
+    /// Where the plan rests on an upload of ours, what S3 says of it now. A resumed upload comes
+    /// back with the parts `ListParts` shows (`None`: an answer that could not be read, so the
+    /// journal's parts stand in). An upload that has ended since it was recorded (`vanished`) or
+    /// since the survey (`ListParts` says it is gone) may have been completed by a run that died
+    /// before it heard the answer, so the file goes to [`Upload::after_vanished`].
+    async fn look_again(
+        &self,
+        key: &str,
+        file: &ReportFile,
+        action: Action,
+        vanished: bool,
+    ) -> Result<(Action, Option<BTreeMap<i32, RemotePart>>), UploadError> {
+        let i = &self.inner;
+        match action {
+            a @ (Action::Put | Action::Start { .. }) if vanished => {
+                Ok((self.after_vanished(key, file, a).await?, None))
+            }
+            Action::Resume { upload } => match i.bucket.parts(key, &upload.upload_id).await? {
+                Parts::Listed(parts) => Ok((Action::Resume { upload }, Some(parts))),
+                Parts::Unreadable => Ok((Action::Resume { upload }, None)),
+                Parts::Gone => {
+                    i.journal
+                        .end_upload(i.bucket.name(), key, &upload.upload_id)?;
+                    let start = Action::Start {
+                        part_size: upload.part_size,
+                    };
+                    Ok((self.after_vanished(key, file, start).await?, None))
+                }
+            },
+            a => Ok((a, None)),
+        }
+    }
+
+    /// Our upload of `key` has ended and the survey showed no object there. A run killed while S3
+    /// completed the upload leaves exactly that for a moment, so the key is looked at again
+    /// ([`Upload::object_soon`]) before the whole file is sent again: an object that appears is
+    /// compared (never written over), and `fallback` goes ahead only when none does. Its
+    /// conditional write is the last guard: a completion that lands later still makes it fail as
+    /// "exists", and the object is compared then.
+    async fn after_vanished(
+        &self,
+        key: &str,
+        file: &ReportFile,
+        fallback: Action,
+    ) -> Result<Action, UploadError> {
+        tracing::info!(
+            key,
+            "our upload has ended with no object at its key; looking again"
+        );
+        Ok(match self.object_soon(key).await? {
+            None => fallback,
+            Some(found) if found.size == file.size => Action::Compare,
+            Some(found) => Action::Conflict {
+                remote_size: found.size,
+            },
+        })
+    }
+
+    /// A file this run wrote, and S3 confirmed: say so and record it.
+    fn sent(
+        &self,
+        session: &str,
+        file: &ReportFile,
+        key: &str,
+        progress: &FileProgress,
+        (digest, stored): (FileDigest, Stored),
+    ) -> Result<Settled, UploadError> {
+        self.uploaded(session, file, progress);
+        self.verified(session, file, key, &digest, &stored)?;
+        Ok(Settled {
+            digest,
+            outcome: FileOutcome::Uploaded,
+            version_id: stored.version_id,
+        })
     }
 
     fn uploaded(&self, session: &str, file: &ReportFile, progress: &FileProgress) {

@@ -208,7 +208,7 @@ async fn cli_killed_mid_way_then_the_apps_engine_resumes_from_the_same_journal()
     cli.wait().unwrap();
     let mut first = seen;
     first.extend(rest.join().unwrap());
-    let acked = acknowledged(&first);
+    let acked: u64 = acknowledged(&first).values().sum();
     assert!(acked > 0, "the kill came before any part: {first:?}");
     assert!(
         home.journal().is_file(),

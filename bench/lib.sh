@@ -25,8 +25,6 @@ install_peers() {
   fi
 }
 
-# Starts an emulator of the benchmark's own (scripts/stack.sh with a private state folder) on a
-# free port of 127.0.0.1, stopped on exit; exports the AWS environment every tool reads.
 # Sets LABPIPE: $LABPIPE_BIN when given (to measure another build), else a fresh release build.
 labpipe_under_test() {
   if [ -n "${LABPIPE_BIN:-}" ]; then
@@ -38,6 +36,8 @@ labpipe_under_test() {
   fi
 }
 
+# Starts an emulator of the benchmark's own (scripts/stack.sh with a private state folder) on a
+# free port of 127.0.0.1, stopped on exit; exports the AWS environment every tool reads.
 start_bench_emulator() {
   export LABPIPE_STACK_DIR="$WORK/stack"
   bash "$ROOT/scripts/stack.sh" start >/dev/null

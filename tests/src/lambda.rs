@@ -20,21 +20,7 @@ const PACKAGE_DIR_PREFIX: &str = "labpipe-lambda-package-";
 /// Removes the packages of test processes that have ended: the static that holds a package's path
 /// is never dropped, so each run used to leave its zips behind.
 fn sweep_packages_of_ended_runs() {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix(PACKAGE_DIR_PREFIX))
-        else {
-            continue;
-        };
-        if !crate::seaweedfs::process_runs(pid) {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
+    crate::sweep_temp_dirs(PACKAGE_DIR_PREFIX, |_, pid| !crate::process_runs(pid));
 }
 
 /// The folder holding `ingest.zip` and `preprocess.zip`: `LABPIPE_LAMBDA_PACKAGE`, else made

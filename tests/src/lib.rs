@@ -182,6 +182,34 @@ impl S3Server {
     }
 }
 
+/// Removes every `<temp>/<prefix>…` entry that `stale` (given the entry and the rest of its name
+/// after the prefix) says belongs to a test run that has ended.
+pub(crate) fn sweep_temp_dirs(prefix: &str, stale: impl Fn(&std::fs::DirEntry, &str) -> bool) {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(prefix)) else {
+            continue;
+        };
+        if stale(&entry, rest) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Whether the process `pid` runs (Linux: its `/proc` entry); where that cannot be told, assume
+/// it does and keep its data.
+pub(crate) fn process_runs(pid: &str) -> bool {
+    if cfg!(target_os = "linux") {
+        pid.parse::<u32>()
+            .map_or(true, |p| Path::new(&format!("/proc/{p}")).exists())
+    } else {
+        true
+    }
+}
+
 /// A running moto server on 127.0.0.1, owned by one test suite.
 pub struct Emulator {
     child: Child,

@@ -25,8 +25,8 @@ use aws_config::{BehaviorVersion, Region};
 use aws_sdk_s3::config::Credentials;
 
 use super::{
-    answers_http, kill_with_parent, log_tail, repo_root, spawn_from_lasting_thread, start_timeout,
-    Emulator, ACCESS_KEY_ID, HOST, REGION, SECRET_ACCESS_KEY,
+    answers_http, kill_with_parent, log_tail, process_runs, repo_root, spawn_from_lasting_thread,
+    start_timeout, sweep_temp_dirs, Emulator, ACCESS_KEY_ID, HOST, REGION, SECRET_ACCESS_KEY,
 };
 
 /// SeaweedFS also listens on each port + 10000 for gRPC: every chosen port and its twin must be
@@ -48,16 +48,8 @@ const OWNER_FILE: &str = "owner.pid";
 /// is gone: a pid that no longer runs, or no pid file and older than an hour (dirs from before
 /// the pid file, or a start that died before writing it).
 fn sweep_stale_dirs() {
-    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        if !name.to_string_lossy().starts_with(DIR_PREFIX) {
-            continue;
-        }
-        let path = entry.path();
-        let stale = match fs::read_to_string(path.join(OWNER_FILE)) {
+    sweep_temp_dirs(DIR_PREFIX, |entry, _| {
+        match fs::read_to_string(entry.path().join(OWNER_FILE)) {
             Ok(pid) => !process_runs(pid.trim()),
             Err(_) => entry
                 .metadata()
@@ -65,22 +57,8 @@ fn sweep_stale_dirs() {
                 .ok()
                 .and_then(|t| t.elapsed().ok())
                 .is_some_and(|age| age > Duration::from_secs(3600)),
-        };
-        if stale {
-            let _ = fs::remove_dir_all(&path);
         }
-    }
-}
-
-/// Whether the process `pid` runs (Linux: its `/proc` entry); where that cannot be told, assume
-/// it does and keep its data.
-pub(crate) fn process_runs(pid: &str) -> bool {
-    if cfg!(target_os = "linux") {
-        pid.parse::<u32>()
-            .map_or(true, |p| Path::new(&format!("/proc/{p}")).exists())
-    } else {
-        true
-    }
+    });
 }
 
 /// The `weed` executable: `LABPIPE_WEED`, or `.venv/bin/weed` in the repository (PyPI

@@ -9,14 +9,17 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 failed=0
+# The workspace-hack (crates/workspace-hack) depends on every third-party crate whose features it
+# unifies, for every member: it is never linked (nothing names it) and is not a real dependency.
+PRUNE=(--prune labpipe-workspace-hack)
 # rule PACKAGE DEPTH PATTERN WHY
 #   DEPTH: "all" for the whole normal-dependency graph, "1" for direct dependencies only.
 rule() {
   local pkg="$1" depth="$2" pattern="$3" why="$4" tree hits
   if [ "$depth" = all ]; then
-    tree="$(cargo tree -q --offline -p "$pkg" -e normal --prefix none --format '{p}' 2>/dev/null || cargo tree -q -p "$pkg" -e normal --prefix none --format '{p}')"
+    tree="$(cargo tree -q --offline -p "$pkg" -e normal "${PRUNE[@]}" --prefix none --format '{p}' 2>/dev/null || cargo tree -q -p "$pkg" -e normal "${PRUNE[@]}" --prefix none --format '{p}')"
   else
-    tree="$(cargo tree -q --offline -p "$pkg" -e normal --depth "$depth" --prefix none --format '{p}' 2>/dev/null || cargo tree -q -p "$pkg" -e normal --depth "$depth" --prefix none --format '{p}')"
+    tree="$(cargo tree -q --offline -p "$pkg" -e normal "${PRUNE[@]}" --depth "$depth" --prefix none --format '{p}' 2>/dev/null || cargo tree -q -p "$pkg" -e normal "${PRUNE[@]}" --depth "$depth" --prefix none --format '{p}')"
   fi
   hits="$(printf '%s\n' "$tree" | awk '{print $1}' | sort -u | grep -E "^($pattern)\$" || true)"
   if [ -n "$hits" ]; then
@@ -44,5 +47,42 @@ done
 rule labpipe-app 1 "clap|lambda_runtime|aws-sdk-[a-z0-9]+" "the app is a Tauri adapter: AWS through the workspace's crates"
 rule labpipe-cli 1 "aws-sdk-[a-z0-9]+|tauri" "the CLI reaches AWS only through the workspace's engines"
 rule labpipe-python 1 "aws-sdk-[a-z0-9]+|tauri|clap|lambda_runtime" "the Python package is an adapter like the CLI: AWS only through the engines"
+
+# Build each feature set once: every cargo command of scripts/test.sh that builds for this machine
+# must resolve each third-party crate with the same features, or cargo compiles it (and everything
+# above it) again. crates/workspace-hack pins the union; this holds it current after a dependency
+# change. The commands compared: the build (--workspace --bins), the tests (--workspace --exclude
+# labpipe-e2e-app, dev-dependencies on) and the app alone (-p labpipe-app, the app e2e stage and
+# the Tauri bundler). Host and build-script features are compared as sets per crate.
+feature_sets() {
+  cargo tree -q --offline "$@" --target x86_64-unknown-linux-gnu -f '{p}|{f}' --prefix none 2>/dev/null |
+    sed 's/ (\*)$//' | grep -v ' (/' | sort -u
+}
+if [ "$(uname -m)-$(uname -s)" = x86_64-Linux ]; then
+  base="$(feature_sets --workspace -e normal,build)"
+  for selection in "--workspace --exclude labpipe-e2e-app" "-p labpipe-app -e normal,build"; do
+    # shellcheck disable=SC2086
+    other="$(feature_sets $selection)"
+    differ="$(python3 - "$base" "$other" <<'PY'
+import sys
+def sets(text):
+    out = {}
+    for line in text.splitlines():
+        pkg, _, feats = line.partition("|")
+        out.setdefault(pkg.strip(), set()).add(feats.strip())
+    return out
+a, b = sets(sys.argv[1]), sets(sys.argv[2])
+print(" ".join(sorted(p.split(" ")[0] for p in a.keys() & b.keys() if a[p] != b[p])))
+PY
+)"
+    if [ -n "$differ" ]; then
+      printf 'architecture: "cargo build --workspace --bins" and "%s" resolve different features for: %s\n' "$selection" "$differ" >&2
+      printf '  each is compiled twice: run "cargo hakari generate" (cargo install cargo-hakari) and commit crates/workspace-hack\n' >&2
+      failed=1
+    else
+      printf 'architecture: ok  one feature set  "cargo build --workspace --bins" = "%s"\n' "$selection"
+    fi
+  done
+fi
 
 exit "$failed"

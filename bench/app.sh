@@ -36,7 +36,10 @@ done
 # The app embeds ui/dist when it is compiled, so the UI is built first.
 echo "building the UI, the app and the benchmark…" >&2
 (cd "$ROOT/ui" && npx vite build --logLevel warn)
-cargo build --quiet -p labpipe-app -p labpipe-e2e-app --bins --manifest-path "$ROOT/Cargo.toml"
+# One package per command, as scripts/test.sh builds them: together they would resolve other
+# features for the app's dependencies (the test crate's D-Bus server) and compile them again.
+cargo build --quiet -p labpipe-app --manifest-path "$ROOT/Cargo.toml"
+cargo build --quiet -p labpipe-e2e-app --bins --manifest-path "$ROOT/Cargo.toml"
 cargo test --quiet --no-run -p labpipe-e2e-app --test bench --manifest-path "$ROOT/Cargo.toml" 2>/dev/null
 
 echo "running the benchmark with $SESSIONS sessions (app and emulator log: $WORK/stderr.log)…" >&2

@@ -213,7 +213,8 @@ def month_lines(inp: Inputs, load: float, year: float) -> dict[str, float]:
     rru_pipeline = per_month * inp.figure("catalog_rru_per_session")
     table_gb = sessions_so_far * inp.figure("catalog_bytes_per_session") / 1e9
     scans = inp.figure("catalog_full_reads_per_day") * DAYS_PER_MONTH
-    rru_queries = scans * table_gb * 1e9 / 4096 * 0.5
+    # A full read scans the sparse by_month index (sessions only), eventually consistent.
+    rru_queries = scans * sessions_so_far * inp.figure("catalog_scan_bytes_per_session") / 4096 * 0.5
     ddb = (
         wru / 1e6 * inp.price("dynamodb_ondemand_write_per_million")
         + (rru_pipeline + rru_queries) / 1e6 * inp.price("dynamodb_ondemand_read_per_million")

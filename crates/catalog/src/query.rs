@@ -17,7 +17,7 @@ use labpipe_core::filter::{Filter, Subject};
 
 use crate::error::{service, CatalogError};
 use crate::item::SessionItem;
-use crate::store::{read_pages, Catalog};
+use crate::store::{read_pages, Catalog, ScanFilter};
 
 /// Items fetched per request page; small enough to keep one page quick on a slow link.
 const PAGE: i32 = 500;
@@ -145,29 +145,19 @@ impl Catalog {
         .await
     }
 
+    /// A filter with no date bound: every session item, read by [`Catalog::scan_sessions`].
     async fn scan_filtered(&self, compiled: &Compiled) -> Result<Vec<SessionItem>, CatalogError> {
-        let mut found = Vec::new();
-        read_pages(
-            &mut found,
-            |_| false,
-            |start| async move {
-                let out = self
-                    .client()
-                    .scan()
-                    .table_name(self.table())
-                    .set_filter_expression(compiled.filter.clone())
-                    .set_expression_attribute_names(Some(names(compiled)))
-                    .set_expression_attribute_values(Some(values(compiled)))
-                    .limit(PAGE)
-                    .set_exclusive_start_key(start)
-                    .send()
-                    .await
-                    .map_err(|e| service("Scan", self.table(), e))?;
-                Ok((out.items().to_vec(), out.last_evaluated_key().cloned()))
-            },
-        )
-        .await?;
-        Ok(found)
+        let expression = compiled
+            .filter
+            .clone()
+            .expect("a scan plan always filters on sk = META");
+        self.scan_sessions(ScanFilter {
+            expression,
+            names: names(compiled),
+            values: values(compiled),
+            page: Some(PAGE),
+        })
+        .await
     }
 }
 

@@ -354,8 +354,15 @@ async fn import_writes_many_batches_and_refuses_inconsistent_records() {
     let summary = c.import_sessions(&records).await.unwrap();
     assert_eq!(summary.items, 60 * 5);
     assert!(summary.requests >= 12, "{summary:?}");
+    // The parallel scan of the sparse index: each session once (not its events or outputs),
+    // oldest first, whichever segment read it.
     let all = c.scan_all().await.unwrap();
     assert_eq!(all.len(), 60);
+    let ids: Vec<_> = all.iter().map(|i| i.session.clone()).collect();
+    let mut once_in_order = ids.clone();
+    once_in_order.sort();
+    once_in_order.dedup();
+    assert_eq!(ids, once_in_order);
     assert!(all.iter().all(|i| i.status == Status::Processed));
     assert_eq!(
         c.with_status(Status::Processed, 100).await.unwrap().len(),

@@ -53,6 +53,8 @@ start_bench_emulator() {
 # crate's `wan-proxy` (127.0.0.1, that round trip, that upstream cap shared by all connections),
 # like a lab's uplink. Call after the servers are started: one proxy per endpoint, stopped on exit
 # (WAN_PROXY_BIN: a proxy binary already built); use_endpoint then picks the proxied address.
+# The cap is on the upstream (client → server) only, a lab's uplink; WAN_CAP_BOTH=1 makes the
+# downloads draw from the same shared cap (bench/sync.sh sets it).
 # Nothing happens when BENCH_WAN is unset.
 start_wan_proxies() {
   [ -n "${BENCH_WAN:-}" ] || return 0
@@ -66,7 +68,7 @@ start_wan_proxies() {
     wan_proxy_for seaweedfs "$SEAWEEDFS_ENDPOINT" "$proxy" "$rtt" "$mbit"
     SEAWEEDFS_VIA="$VIA"
   fi
-  echo "behind wan-proxy: round trip ${rtt} ms, ${mbit} Mbit/s upstream per endpoint" >&2
+  echo "behind wan-proxy: round trip ${rtt} ms, ${mbit} Mbit/s $([ -n "${WAN_CAP_BOTH:-}" ] && echo "shared by both directions" || echo upstream) per endpoint" >&2
 }
 
 # Starts one proxy in front of ENDPOINT; sets VIA to its address (not printed: in a `$(…)`
@@ -77,7 +79,9 @@ wan_proxy_for() { # name endpoint proxy_bin rtt mbit
   target="${target/localhost/127.0.0.1}"
   local addr="$WORK/wan-proxy-$name.addr"
   rm -f "$addr"
-  "$proxy" --target "$target" --rtt-ms "$rtt" --mbit "$mbit" \
+  local cap=()
+  [ -n "${WAN_CAP_BOTH:-}" ] && cap=(--cap-both)
+  "$proxy" --target "$target" --rtt-ms "$rtt" --mbit "$mbit" "${cap[@]}" \
     --max-seconds "${BENCH_WAN_MAX_SECONDS:-7200}" >"$addr" 2>"$WORK/wan-proxy-$name.log" &
   WAN_PIDS+=("$!")
   for _ in $(seq 50); do [ -s "$addr" ] && break; sleep 0.1; done

@@ -15,7 +15,8 @@
 # Usage: bench/sync.sh [SESSIONS]
 # Env:   CARGO_TARGET_DIR (default ~/.cache/labpipe/target), BENCH_DIR (default a temp dir),
 #        LABPIPE_BENCH_ARGS (extra flags for labpipe sync, e.g. "--concurrency 32"),
-#        BENCH_WAN ("RTT_MS,MBIT", e.g. "40,500": every tool behind a wan-proxy, bench/lib.sh)
+#        BENCH_WAN ("RTT_MS,MBIT", e.g. "40,500": every tool behind a wan-proxy, bench/lib.sh; the
+#        cap is shared by both directions here, since a sync downloads)
 set -euo pipefail
 
 # shellcheck source=bench/lib.sh
@@ -25,6 +26,8 @@ SMALL_FILES=50 SMALL_BYTES=400000 LARGE_FILES=2 LARGE_BYTES=$((16 * 1024 * 1024)
 bench_workdir syncbench
 
 install_peers
+# Sync downloads: with BENCH_WAN the cap applies to the server → client direction too.
+export WAN_CAP_BOTH=1
 
 echo "building labpipe and the seeder (release)…" >&2
 cargo build --quiet --release -p labpipe-cli --bins --manifest-path "$ROOT/Cargo.toml"

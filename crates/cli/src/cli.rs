@@ -115,8 +115,9 @@ catalog cannot be read, 2 = invalid filter or flags."
     /// Move dead-letter messages back to their queue, and re-run FAILED sessions whose cause is fixed
     #[command(
         after_help = "Examples:\n  labpipe redrive --dry-run                      # what sits in both dead-letter queues\n  labpipe redrive --queue preprocess             # move the preprocess dead-letter messages back\n  labpipe redrive --where 'session = \"20210301_161221\"' --json   # also re-run that FAILED session\n\n\
-A message lands in a dead-letter queue after repeated transient failures (the session stays CATALOGED and\n\
-`labpipe status` shows it STUCK). Fix the cause first (see the session's last error and the function's logs), then\n\
+A message lands in a dead-letter queue after repeated transient failures. For a preprocess message the session\n\
+stays CATALOGED and `labpipe status` shows it STUCK; for an ingest message the session is usually not in the\n\
+catalog yet. Fix the cause first (see the session's last error and the function's logs), then\n\
 redrive: each message is copied to its source queue and only then deleted from the dead-letter queue, and the\n\
 report names the session of each. With --where, the FAILED sessions the filter selects are re-run too: one that\n\
 failed ingest gets its manifest's event again (ingest re-checks every object), one that failed preprocessing a\n\

@@ -345,11 +345,7 @@ impl Loaded {
         // A scan collects its entries into a Vec that grew by doubling: up to twice the
         // entries' size (~0.5 KB each) would stay allocated with the catalog.
         items.shrink_to_fit();
-        items.sort_by(|a, b| {
-            b.recorded_at
-                .cmp(&a.recorded_at)
-                .then(b.session.cmp(&a.session))
-        });
+        items.sort_by(|a, b| b.cmp_recorded(a));
         let rows: Vec<Metadata> = items
             .iter_mut()
             .map(|i| std::mem::take(&mut i.metadata))

@@ -67,6 +67,14 @@ pub struct SessionItem {
 }
 
 impl SessionItem {
+    /// The catalog's one order of sessions: by recording time, then by id (two sessions can be
+    /// recorded in the same second on two rigs). Oldest first; reverse it for newest first.
+    pub fn cmp_recorded(&self, other: &Self) -> std::cmp::Ordering {
+        self.recorded_at
+            .cmp(&other.recorded_at)
+            .then_with(|| self.session.cmp(&other.session))
+    }
+
     /// The entry for a manifest that was verified against the raw bucket.
     pub fn from_manifest(
         manifest: &Manifest,

@@ -97,11 +97,7 @@ impl Catalog {
             }
             Plan::Scan => self.scan_filtered(&compiled).await?,
         };
-        found.sort_by(|a, b| {
-            a.recorded_at
-                .cmp(&b.recorded_at)
-                .then_with(|| a.session.cmp(&b.session))
-        });
+        found.sort_by(SessionItem::cmp_recorded);
         found.truncate(limit);
         Ok(found)
     }

@@ -47,11 +47,12 @@ WINE="$(command -v wine64 || true)"
 WINESERVER="$(command -v wineserver || echo /usr/lib/wine/wineserver)"
 
 # 1. Builds: the Windows CLI, and the Linux one it is compared with (built by the stage before).
-say "cargo build -p labpipe-cli --target $TARGET"
+# The `cross` profile (Cargo.toml): what scripts/test.sh starts building in the background.
+say "cargo build -p labpipe-cli --target $TARGET --profile cross"
 t=$SECONDS
-nice -n 10 cargo build --quiet -p labpipe-cli --target "$TARGET"
+nice -n 10 cargo build --quiet -p labpipe-cli --target "$TARGET" --profile cross
 say "windows build: $((SECONDS - t))s, $(du -sh "$CARGO_TARGET_DIR/$TARGET" | cut -f1) in $CARGO_TARGET_DIR/$TARGET"
-EXE="$CARGO_TARGET_DIR/$TARGET/debug/labpipe.exe"
+EXE="$CARGO_TARGET_DIR/$TARGET/cross/labpipe.exe"
 LINUX="$CARGO_TARGET_DIR/debug/labpipe"
 if [ ! -x "$LINUX" ] || [ "$(find "$REPO/crates" -newer "$LINUX" -name '*.rs' -print -quit)" ]; then
   nice -n 10 cargo build --quiet -p labpipe-cli

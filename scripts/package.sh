@@ -40,8 +40,6 @@ die() { printf 'package: error: %s\n' "$*" >&2; exit 1; }
 VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"
 DIST="$REPO/dist"
 mkdir -p "$DIST"
-cargo_profile=()
-[ "$PROFILE" = release ] && cargo_profile=(--release)
 
 # 1. The app, by the Tauri bundler (it builds the binary with the bundle type stamped in).
 [ -f ui/dist/index.html ] || die "ui/dist is missing: run 'cd ui && npx vite build' first"
@@ -61,9 +59,13 @@ if ! rustup target list --installed 2>/dev/null | grep -qx "$MUSL"; then
   rustup target add "$MUSL" >/dev/null 2>&1 || die "cannot install the rust target $MUSL (rustup target add $MUSL)"
 fi
 command -v musl-gcc >/dev/null 2>&1 || die "musl-gcc not found: run 'scripts/bootstrap.sh apt' (package musl-tools)"
-say "cli: cargo build -p labpipe-cli --target $MUSL ($PROFILE)"
-cargo build -q "${cargo_profile[@]}" -p labpipe-cli --target "$MUSL"
-CLI_BIN="$CARGO_TARGET_DIR/$MUSL/$PROFILE/labpipe"
+# Without --release it is the `cross` profile (Cargo.toml: no debug info, unoptimised dependencies),
+# which scripts/test.sh has usually built in the background already.
+musl_profile=cross
+[ "$PROFILE" = release ] && musl_profile=release
+say "cli: cargo build -p labpipe-cli --target $MUSL --profile $musl_profile"
+cargo build -q --profile "$musl_profile" -p labpipe-cli --target "$MUSL"
+CLI_BIN="$CARGO_TARGET_DIR/$MUSL/$musl_profile/labpipe"
 file "$CLI_BIN" | grep -q "static" || die "$CLI_BIN is not statically linked: $(file -b "$CLI_BIN")"
 cp "$CLI_BIN" "$DIST/labpipe-${VERSION}-x86_64-linux-musl"
 

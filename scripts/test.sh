@@ -24,7 +24,8 @@ stage() {
   STAGE="$1"
   printf '==> [%4ds] %s\n' "$((SECONDS - T0))" "$1"
 }
-trap 'rc=$?; [ "$rc" -ne 0 ] && printf "==> [%4ds] FAILED in stage: %s (exit %d)\n" "$((SECONDS - T0))" "$STAGE" "$rc"' EXIT
+CROSS_PID=""
+trap 'rc=$?; [ -n "$CROSS_PID" ] && kill "$CROSS_PID" 2>/dev/null; [ "$rc" -ne 0 ] && printf "==> [%4ds] FAILED in stage: %s (exit %d)\n" "$((SECONDS - T0))" "$STAGE" "$rc"' EXIT
 
 # The shared build cache grows with every clone and feature set that used it; when the disk is
 # nearly full, drop its incremental state (rebuilt on demand) before building.
@@ -40,6 +41,39 @@ RESULTS="$(mktemp)"
 
 stage "bootstrap: scripts/bootstrap.sh"
 bash scripts/bootstrap.sh
+
+# The Windows CLI and the static (musl) CLI are each a full compile of the dependency tree for
+# another target, needed only by the windows and packages stages near the end. They start now, in
+# the background at the lowest CPU priority, in their own profile (`cross` in Cargo.toml: its own
+# folders, so it never waits on the host builds' lock), and use the CPU that the test stages leave
+# idle while they wait on emulators and windows. The windows stage waits for them.
+stage "cross builds: started in the background (Windows and musl CLIs, profile cross)"
+CROSS_LOG="$(mktemp)"
+(
+  targets=()
+  if rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl ||
+    rustup target add x86_64-unknown-linux-musl >/dev/null 2>&1; then
+    targets+=(--target x86_64-unknown-linux-musl)
+  fi
+  rc=0
+  bash scripts/bootstrap.sh windows || rc=$?
+  [ "$rc" -eq 0 ] && targets+=(--target x86_64-pc-windows-gnu)
+  [ "${#targets[@]}" -gt 0 ] || exit 0
+  t=$SECONDS
+  nice -n 19 cargo build -p labpipe-cli --profile cross "${targets[@]}"
+  echo "cross builds: ${targets[*]} built in $((SECONDS - t))s"
+) >"$CROSS_LOG" 2>&1 </dev/null &
+CROSS_PID=$!
+wait_for_cross_builds() {
+  [ -n "$CROSS_PID" ] || return 0
+  local t=$SECONDS
+  # A failure here is reported and the stage's own cargo build shows the compiler's error.
+  wait "$CROSS_PID" || echo "==> the background cross build failed; its last lines:"
+  CROSS_PID=""
+  tail -n 3 "$CROSS_LOG"
+  echo "==> waited $((SECONDS - t))s for the background cross builds"
+  rm -f "$CROSS_LOG"
+}
 
 stage "fmt: cargo fmt --all --check"
 cargo fmt --all --check
@@ -66,22 +100,6 @@ cargo build --workspace --bins
 # checked against the binaries just built on its own emulator (crates/python/tests/conftest.py).
 stage "python: pytest crates/python/tests (maturin wheel, fresh venv, local stack)"
 PYTHONDONTWRITEBYTECODE=1 .venv/bin/python -m pytest crates/python/tests -q -p no:cacheprovider 2>&1 | tee -a "$RESULTS"
-
-# The CLI for Windows: cross-built and run under Wine against the Linux build on the same
-# sessions (check verdicts, uploaded bytes); skipped in one line where the tools cannot be installed.
-stage "windows: scripts/cross-windows.sh (labpipe.exe under Wine vs the Linux build)"
-bash scripts/cross-windows.sh
-
-# What a lab installs: the app's .deb (Tauri bundler), the static (musl) CLI and its .deb with man
-# pages and completions; both installed with apt and checked. The installed app is driven end to
-# end after the app suite below.
-stage "packages: scripts/package.sh --install (app .deb, static CLI + .deb)"
-bash scripts/package.sh --install
-
-# infra/ec2-node.yaml deployed next to the stack on the emulator; its user data (install the static
-# labpipe, first sync of the filtered sessions, sync timer) run for real under a folder.
-stage "ec2 node: pytest infra/node_tests"
-PYTHONDONTWRITEBYTECODE=1 .venv/bin/python -m pytest infra/node_tests -q -p no:cacheprovider 2>&1 | tee -a "$RESULTS"
 
 # ARCHITECTURE.md's dependency invariants, read from the resolved graph.
 stage "architecture: scripts/check-architecture.sh"
@@ -111,6 +129,23 @@ stage "app e2e: cargo test -p labpipe-e2e-app (xvfb, tauri-driver)"
 cargo build -p labpipe-app
 xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- \
   cargo test -p labpipe-e2e-app -- --test-threads=1 2>&1 | tee -a "$RESULTS"
+
+# The CLI for Windows: cross-built and run under Wine against the Linux build on the same
+# sessions (check verdicts, uploaded bytes); skipped in one line where the tools cannot be installed.
+stage "windows: scripts/cross-windows.sh (labpipe.exe under Wine vs the Linux build)"
+wait_for_cross_builds
+bash scripts/cross-windows.sh
+
+# What a lab installs: the app's .deb (Tauri bundler), the static (musl) CLI and its .deb with man
+# pages and completions; both installed with apt and checked. The installed app is driven end to
+# end after the app suite below.
+stage "packages: scripts/package.sh --install (app .deb, static CLI + .deb)"
+bash scripts/package.sh --install
+
+# infra/ec2-node.yaml deployed next to the stack on the emulator; its user data (install the static
+# labpipe, first sync of the filtered sessions, sync timer) run for real under a folder.
+stage "ec2 node: pytest infra/node_tests"
+PYTHONDONTWRITEBYTECODE=1 .venv/bin/python -m pytest infra/node_tests -q -p no:cacheprovider 2>&1 | tee -a "$RESULTS"
 
 # The app as installed from its .deb (/usr/bin/labpipe-app, not the build tree): window shown,
 # settings loaded, the lab folder checked.

@@ -50,6 +50,7 @@ PY
 }
 
 # Sessions in a JSON array printed by `labpipe query --json`.
+declare -A WALLS
 count_json() { python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
 
 printf '%-8s %-34s %9s %8s %9s\n' sessions command wall_s rss_mb matched
@@ -64,6 +65,7 @@ for n in "${SIZES[@]}"; do
   row() { # label command...
     local label="$1"; shift
     read -r wall rss _ < <(measure "$@")
+    WALLS[$label]="$wall"
     printf '%-8s %-34s %9s %8s %9s\n' "$n" "$label" "$wall" "$rss" "$matched"
   }
   matched="$("$LABPIPE" query --json "$month" | count_json)"
@@ -82,5 +84,8 @@ for n in "${SIZES[@]}"; do
     row "aws dynamodb scan (all, peer)" "${AWS[@]}" dynamodb scan --table-name "$table"
   fi
   "${AWS[@]}" dynamodb delete-table --table-name "$table" >/dev/null
+  # The figures' one home: bench/results/catalog.md.
+  bench_record catalog "$(python3 -c "print(f'{$n:,}')")" "${WALLS[labpipe query (one month)]} s" \
+    "${WALLS[aws dynamodb query (month, peer)]} s" "${WALLS[labpipe sync --dry-run (month)]} s"
 done
 echo "(machine: $(nproc) cores shared by the client and the emulator; the emulator is Python)"

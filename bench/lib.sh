@@ -185,3 +185,36 @@ describe_endpoint() {
     seaweedfs) echo "SeaweedFS $("$VENV/bin/weed" version 2>/dev/null | awk '{print $3; exit}') (compiled) on 127.0.0.1" ;;
   esac
 }
+
+# bench_record NAME KEY CELL...: the figures' one home. In bench/results/NAME.md, the table row
+# whose first cell is KEY becomes `| KEY | CELL | … |` (a new KEY goes after the table's last
+# row); the hand-written lines around the table (the setup, what limits it) stay. README's
+# *Performance* shows each file verbatim: copy them in with
+# `python3 docs/check/bench_results.py --write README.md` (scripts/check-docs.sh fails until then).
+bench_record() { # name key cell...
+  python3 - "$ROOT/bench/results/$1.md" "${@:2}" <<'PY'
+import sys
+from pathlib import Path
+path, key, cells = Path(sys.argv[1]), sys.argv[2], sys.argv[3:]
+row = "| " + " | ".join([key, *cells]) + " |"
+lines = path.read_text(encoding="utf-8").split("\n") if path.exists() else []
+rows = [i for i, l in enumerate(lines) if l.startswith("|")]
+same = [i for i in rows if lines[i].strip("|").split("|")[0].strip() == key]
+if same:
+    lines[same[0]] = row
+elif rows:
+    lines.insert(rows[-1] + 1, row)
+else:
+    sys.exit(f"{path}: no table to record '{key}' in; write its header first")
+path.write_text("\n".join(lines), encoding="utf-8")
+print(f"recorded in {path}: {row}", file=sys.stderr)
+PY
+}
+
+# The label of an endpoint in the results tables: "SeaweedFS" or "emulator", plus ", WAN" behind
+# the proxy.
+bench_label() { # endpoint
+  local label=emulator
+  [ "$1" = seaweedfs ] && label=SeaweedFS
+  echo "$label${BENCH_WAN:+, WAN}"
+}

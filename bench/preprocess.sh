@@ -11,6 +11,8 @@
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=bench/lib.sh
+source "$REPO/bench/lib.sh"
 SIZE_MB="${1:-600}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${HOME:-$REPO}/.cache/labpipe/target}"
 
@@ -50,3 +52,9 @@ SYS_S="$(grep 'System time' "$WORK/time.txt" | awk '{print $NF}')"
 echo "$RESULT"
 printf 'preprocess %s MB: wall %s, cpu %ss user + %ss sys, peak RSS %d MiB\n' \
   "$SIZE_MB" "$WALL" "$USER_S" "$SYS_S" "$((RSS_KB / 1024))"
+
+# The figures' one home: bench/results/preprocess.md.
+SECS="$(awk -F: '{s = 0; for (i = 1; i <= NF; i++) s = s * 60 + $i; printf "%.1f", s}' <<<"$WALL")"
+MIB="$((RSS_KB / 1024))"
+GOAL="$(awk -v s="$SECS" -v m="$MIB" 'BEGIN {print (s < 30 && m < 512) ? "met" : "not met"}')"
+bench_record preprocess "one $SIZE_MB MB session" "$SECS s" "$MIB MiB" "< 30 s, < 512 MB: $GOAL"

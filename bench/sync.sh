@@ -107,3 +107,16 @@ for EP in "${BENCH_ENDPOINTS[@]}"; do
 done
 echo "(vs labpipe = labpipe's first-sync time / the tool's on the same endpoint: above 1 means the tool was faster)"
 echo "work folder: $WORK" >&2
+
+# The figures' one home: bench/results/sync.md (wall s, and CPU-s per GB in brackets).
+for EP in "${BENCH_ENDPOINTS[@]}"; do
+  MB=$(awk -v b="${BYTES[$EP]}" 'BEGIN {printf "%.0f", b / 1e6}')
+  first=() noop=()
+  for tool in "${TOOLS[@]}"; do
+    first+=("$(awk -v f="${FIRST[$EP/$tool]}" -v c="${FIRST_CPU[$EP/$tool]}" -v mb="$MB" \
+      'BEGIN {printf "%.2f (%.2f)", f, c / (mb / 1000)}')")
+    noop+=("$(awk -v n="${NOOP[$EP/$tool]}" 'BEGIN {printf "%.2f", n}')")
+  done
+  bench_record sync "first sync, $(bench_label "$EP")" "${first[@]}"
+  bench_record sync "no-op re-sync, $(bench_label "$EP")" "${noop[@]}"
+done

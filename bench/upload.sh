@@ -139,3 +139,16 @@ for EP in "${ENDPOINTS[@]}"; do
 done
 echo "(vs labpipe = labpipe's wall time / the tool's: above 1 means the tool was faster; CPU vs labpipe above 1 means the tool used more CPU)"
 echo "work folder: $WORK" >&2
+
+# The figures' one home: bench/results/upload.md (wall s, and CPU-s per GB in brackets).
+for EP in "${ENDPOINTS[@]}"; do
+  for W in "${WORKLOADS[@]}"; do
+    bytes="$(bytes_of "$W")" cells=()
+    for tool in "${TOOLS[@]}"; do
+      cells+=("$(awk -v w="${WALL[$EP/$W/$tool]}" -v c="${CPU[$EP/$W/$tool]}" -v b="$bytes" \
+        'BEGIN {printf "%.2f (%.2f)", w, c / (b / 1e9)}')")
+    done
+    if [ "$W" = one ]; then key="$SIZE_MB MB"; else key=backlog; fi
+    bench_record upload "$key, $(bench_label "$EP")" "${cells[@]}"
+  done
+done

@@ -9,10 +9,21 @@ Two checks, each printing `file:line: problem` and failing the run:
   flags that are not built yet: every mention on it must NOT exist (when it is built, the marker
   goes), so write a not-built command on a line of its own. A first word that is not a lowercase
   word (`labpipe (CLI)`, `labpipe FILTER`) is not a command.
+* **bare flags**: a code span that starts with a flag (`--sessions-in-flight`, `--revise
+  --reason TEXT`) names flags of `labpipe` written without the command: each must be a flag of
+  some `labpipe` command (or of `labpipe-app configure`), unless it is listed in `OTHER_FLAGS`
+  with the tool it belongs to.
+* **the app's command**: `labpipe-app configure --flag` names a flag that `configure` accepts
+  (the `known` list of `src-tauri/src/configure.rs`, read from the source: the app binary is
+  not built for this check).
+* **citations**: a file path cited in code (`crates/upload/src/run.rs`, `filter/tests.rs`,
+  `src-tauri/`) exists, and a test or function cited as `path::name` (or as a bare
+  snake_case name of four words or more, as test names are) is defined there (`fn name`,
+  `def name`, or a test macro's `name!(…)` argument); a trailing `…` makes the name a prefix.
 * **links**: every relative Markdown link `[text](path#anchor)` resolves to a file, and its
   anchor to a heading of that file (GitHub's slugs).
 
-Usage: check_docs.py --bin PATH/TO/labpipe FILE.md...   (exit 0 fine, 1 problems found)
+Usage: check_docs.py --bin PATH/TO/labpipe [--repo DIR] FILE.md...   (exit 0 fine, 1 problems found)
 """
 
 from __future__ import annotations
@@ -32,6 +43,29 @@ INLINE_CODE = re.compile(r"(`+)(.+?)\1")
 LINK = re.compile(r"!?\[(?:[^\]\[]|\[[^\]]*\])*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 COMMAND_WORD = re.compile(r"^[a-z][a-z0-9-]*$")
+APP_MENTION = re.compile(r"(?<![\w./-])labpipe-app(?=[ \t])")
+APP_CONFIGURE = "src-tauri/src/configure.rs"
+# Flags of other tools that the documents write on their own, each with its tool.
+OTHER_FLAGS = {
+    "--release": "cargo, scripts/package.sh, scripts/package-lambdas.sh",
+    "--install": "scripts/package.sh",
+    "--arm64": "scripts/package-lambdas.sh",
+    "--no-app": "scripts/demo.sh",
+    "--bundles": "the Tauri bundler",
+    "--ignored": "cargo test",
+    "--check": "docs/cost/model.py, docs/check/bench_results.py",
+    "--write": "docs/cost/model.py, docs/check/bench_results.py",
+}
+# Where cited paths live: the tree's top-level folders and files.
+SOURCE_DIRS = ("crates", "backend", "tests", "src-tauri", "ui/src", "infra", "docs", "scripts", "bench", "python")
+SOURCE_EXT = (".rs", ".ts", ".py", ".sh", ".svelte", ".mjs", ".yaml", ".yml", ".json", ".toml", ".guard", ".c")
+PATH_LIKE = re.compile(r"^[\w.-]+(?:/[\w.-]+)*/?$")
+TEST_NAME = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+){3,}…?$")
+DEFINED = re.compile(
+    r"\b(?:fn|def|struct|enum|trait|const|mod|class|type)\s+([A-Za-z_]\w*)|\b[a-z_]+!\(\s*([a-z_]\w*)\s*\)"
+)
+IDENT = re.compile(r"^[A-Za-z_]\w*…?$")
+COST_BLOCK = re.compile(r"<!-- cost-model:begin -->.*?<!-- cost-model:end -->", re.S)
 
 
 # ------------------------------------------------------------------ the binary's grammar
@@ -70,6 +104,16 @@ class Grammar:
         text = self.help(path) or ""
         found = set(re.findall(r"(?m)^\s+(?:-\w,\s+)?(--[a-z0-9][a-z0-9-]*)", text))
         return found | {"--help", "--version"}
+
+    @functools.lru_cache(maxsize=None)
+    def all_flags(self) -> frozenset[str]:
+        """Every flag of every command (the `help` command left out)."""
+        found, todo = set(), [()]
+        while todo:
+            path = todo.pop()
+            found |= self.flags(path)
+            todo += [path + (s,) for s in self.subcommands(path) if s != "help"]
+        return frozenset(found)
 
 
 # ------------------------------------------------------------------ Markdown scanning
@@ -189,6 +233,143 @@ def check_commands(grammar: Grammar, file: Path, text: str) -> list[str]:
     return problems
 
 
+# ------------------------------------------------------------------ bare flags, the app
+def inline_spans(text: str):
+    """(line number, code) of each inline code span outside fences and the cost model's block."""
+    text = COST_BLOCK.sub(lambda m: "\n" * m.group(0).count("\n"), text)
+    for no, code, _planned, fenced in code_snippets(text):
+        if not fenced:
+            yield no, code
+
+
+def check_bare_flags(grammar: Grammar, app_flags: set[str], file: Path, text: str) -> list[str]:
+    problems = []
+    known = grammar.all_flags() | app_flags | set(OTHER_FLAGS)
+    for no, code in inline_spans(text):
+        if not code.startswith("--"):
+            continue
+        code = code.replace("\\|", " ")
+        for token in code.split():
+            flag = clean(token)
+            if flag.startswith("--") and len(flag) > 2 and flag not in known:
+                problems.append(
+                    f"{file}:{no}: `{flag}` is no flag of any `labpipe` command; write the command "
+                    f"(`labpipe <command> {flag}`), fix the flag, or name its tool in OTHER_FLAGS"
+                )
+    return problems
+
+
+def app_configure_flags(repo: Path) -> set[str]:
+    """The flags `labpipe-app configure` accepts: the `known` list of its source."""
+    source = (repo / APP_CONFIGURE).read_text(encoding="utf-8")
+    m = re.search(r"let known = \[(.*?)\];", source, re.S)
+    if not m:
+        raise SystemExit(f"check_docs: no `let known = [...]` flag list in {APP_CONFIGURE}: update check_docs.py")
+    return set(re.findall(r'"(--[a-z0-9-]+)"', m.group(1))) | {"--help"}
+
+
+def check_app(app_flags: set[str], file: Path, text: str) -> list[str]:
+    problems = []
+    for no, code, planned, _fenced in code_snippets(text):
+        if planned:
+            continue
+        for m in APP_MENTION.finditer(code):
+            words = code[m.end():].split()
+            if not words or not COMMAND_WORD.match(words[0]):
+                continue
+            if words[0] != "configure":
+                problems.append(f"{file}:{no}: `labpipe-app {words[0]}`: no such command (the app has: configure)")
+                continue
+            missing = []
+            for w in words[1:]:
+                if w in ("|", "&&", ";", "#") or w.startswith("#"):
+                    break
+                flag = clean(w)
+                if flag.startswith("--") and len(flag) > 2 and flag not in app_flags:
+                    missing.append(flag)
+            if missing:
+                problems.append(
+                    f"{file}:{no}: `labpipe-app configure` has no flag {', '.join(missing)} ({APP_CONFIGURE})"
+                )
+    return problems
+
+
+# ------------------------------------------------------------------ citations
+class Tree:
+    """The repository's source files and the names they define, for citations."""
+
+    def __init__(self, repo: Path):
+        self.repo = repo
+        self.files: list[str] = []
+        for top in SOURCE_DIRS:
+            base = repo / top
+            if not base.exists():
+                continue
+            for path in base.rglob("*"):
+                rel = path.relative_to(repo).as_posix()
+                if any(part in ("node_modules", "target", "__pycache__", ".venv") for part in path.parts):
+                    continue
+                if path.is_file():
+                    self.files.append(rel)
+        self._names: dict[str, set[str]] = {}
+
+    def names(self, rel: str) -> set[str]:
+        if rel not in self._names:
+            try:
+                text = (self.repo / rel).read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                text = ""
+            self._names[rel] = {a or b for a, b in DEFINED.findall(text)}
+        return self._names[rel]
+
+    def resolve(self, cited: str) -> list[str]:
+        """The files a cited path means: itself from the root, else any file whose path ends so."""
+        cited = cited.rstrip("/")
+        if (self.repo / cited).exists():
+            return [cited]
+        return [f for f in self.files if f.endswith("/" + cited)]
+
+    def defined_anywhere(self, name: str) -> bool:
+        return any(self.defines(f, name) for f in self.files if f.endswith((".rs", ".py", ".ts")))
+
+    def defines(self, rel: str, name: str) -> bool:
+        if name.endswith("…"):
+            return any(n.startswith(name[:-1]) for n in self.names(rel))
+        return name in self.names(rel)
+
+
+def is_path(cited: str) -> bool:
+    if not PATH_LIKE.match(cited) or cited.startswith(("-", ".", "/")):
+        return False
+    if any(part.isupper() for part in cited.split("/")):
+        return False  # a placeholder: `DIR/labpipe-sync.json`
+    if "/" in cited:
+        top = cited.split("/", 1)[0]
+        return top in {d.split("/")[0] for d in SOURCE_DIRS} or cited.endswith(SOURCE_EXT)
+    return cited.endswith(SOURCE_EXT) and not cited.startswith("labpipe")
+
+
+def check_citations(tree: Tree, file: Path, text: str) -> list[str]:
+    problems = []
+    for no, code in inline_spans(text):
+        code = code.strip()
+        path, sep, name = code.partition("::")
+        if sep and is_path(path):
+            files = tree.resolve(path)
+            if not files:
+                problems.append(f"{file}:{no}: `{path}` does not exist; fix the path")
+            elif name and IDENT.match(name.split("::")[0]):
+                name = name.split("::")[0]
+                if not any(tree.defines(f, name) for f in files):
+                    problems.append(f"{file}:{no}: `{name}` is not defined in {', '.join(files[:3])}; fix the name")
+        elif not sep and is_path(code) and ("/" in code or code.endswith((".rs", ".ts", ".py"))):
+            if not tree.resolve(code):
+                problems.append(f"{file}:{no}: `{code}` does not exist; fix the path")
+        elif not sep and TEST_NAME.match(code) and not tree.defined_anywhere(code):
+            problems.append(f"{file}:{no}: `{code}` is not a test or function of this tree; fix the name")
+    return problems
+
+
 # ------------------------------------------------------------------ links
 def slug(heading: str) -> str:
     text = re.sub(r"`|\*\*|__|\*|_(?=\W)|(?<=\W)_", "", heading)
@@ -240,20 +421,27 @@ def check_links(file: Path, text: str) -> list[str]:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--bin", required=True, help="the built labpipe binary")
+    parser.add_argument("--repo", type=Path, default=Path(__file__).resolve().parents[2],
+                        help="the tree whose files and tests are cited (default: this repository)")
     parser.add_argument("files", nargs="+", type=Path)
     args = parser.parse_args(argv)
     grammar = Grammar(args.bin)
     if grammar.help(()) is None:
         print(f"check_docs: {args.bin} --help failed: build it with `cargo build -p labpipe-cli`")
         return 2
+    app_flags = app_configure_flags(args.repo)
+    tree = Tree(args.repo)
     problems = []
     for file in args.files:
         text = file.read_text(encoding="utf-8")
         problems += check_commands(grammar, file, text)
+        problems += check_bare_flags(grammar, app_flags, file, text)
+        problems += check_app(app_flags, file, text)
+        problems += check_citations(tree, file, text)
         problems += check_links(file, text)
     for p in problems:
         print(p)
-    print(f"commands and links: {len(args.files)} file(s), {len(problems)} problem(s)")
+    print(f"commands, flags, citations and links: {len(args.files)} file(s), {len(problems)} problem(s)")
     return 1 if problems else 0
 
 

@@ -129,3 +129,61 @@ def test_links_and_anchors(binary, tmp_path):
     assert len(found) == 2
     assert "missing.md does not exist" in found[0]
     assert "no heading #nope in other.md" in found[1]
+
+
+def test_flags_written_without_their_command_must_exist_somewhere(binary, tmp_path):
+    doc = tmp_path / "doc.md"
+    doc.write_text("Use `--json`, `--out DIR --count N`, `--stack-outputs F`, `--release`; not `--colour`.\n")
+    grammar = check_docs.Grammar(binary)
+    found = check_docs.check_bare_flags(grammar, {"--stack-outputs", "--help"}, doc, doc.read_text())
+    assert len(found) == 1 and "`--colour` is no flag of any `labpipe` command" in found[0], found
+
+
+def test_the_apps_configure_flags(tmp_path):
+    doc = tmp_path / "doc.md"
+    doc.write_text(
+        "`labpipe-app configure --stack-outputs o.json --region r`\n"
+        "`labpipe-app configure --colour x`\n"
+        "`labpipe-app teleport`\n"
+    )
+    found = check_docs.check_app({"--stack-outputs", "--region", "--help"}, doc, doc.read_text())
+    assert any(":2: `labpipe-app configure` has no flag --colour" in p for p in found), found
+    assert any(":3: `labpipe-app teleport`: no such command" in p for p in found), found
+    assert len(found) == 2
+
+
+def test_cited_files_and_tests_must_exist(tmp_path):
+    (tmp_path / "crates" / "x" / "src").mkdir(parents=True)
+    (tmp_path / "crates" / "x" / "src" / "plan.rs").write_text(
+        "#[test]\nfn every_case_of_the_plan_is_here() {}\non_each!(a_test_run_by_a_macro_on_both);\n"
+    )
+    tree = check_docs.Tree(tmp_path)
+    doc = tmp_path / "doc.md"
+    doc.write_text(
+        "`crates/x/src/plan.rs`, `plan.rs::every_case_of_the_plan_is_here`, `every_case_of_the…`,\n"
+        "`a_test_run_by_a_macro_on_both`, `raw/<session>/manifest.json`, `DIR/labpipe-sync.json`\n"
+        "`crates/x/src/gone.rs`, `plan.rs::a_renamed_test_of_the_plan`, `a_test_that_was_deleted_later`\n"
+    )
+    found = check_docs.check_citations(tree, doc, doc.read_text())
+    assert [p.split(": ", 1)[0] for p in found] == [f"{doc}:3"] * 3, found
+    assert "`crates/x/src/gone.rs` does not exist" in found[0]
+    assert "`a_renamed_test_of_the_plan` is not defined in crates/x/src/plan.rs" in found[1]
+    assert "`a_test_that_was_deleted_later` is not a test or function of this tree" in found[2]
+
+
+def test_benchmark_tables_and_figures_have_one_home(tmp_path):
+    import bench_results
+
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "demo.md").write_text("intro\n\n| step | wall |\n|---|---:|\n| one | 1.23 s |\n")
+    readme = tmp_path / "README.md"
+    readme.write_text("# R\n\n<!-- bench:demo -->\nold\n<!-- /bench:demo -->\n")
+    files = bench_results.results(results)
+    assert "the demo table differs" in bench_results.check(readme, files)[0]
+    bench_results.write(readme, files)
+    assert bench_results.check(readme, files) == []
+    other = tmp_path / "DESIGN.md"
+    other.write_text("It takes 1.23 s.\nA step named one.\n")
+    found = bench_results.written_twice([readme, other], files)
+    assert len(found) == 1 and found[0].startswith(f"{other}:1: '1.23 s'"), found

@@ -2,22 +2,18 @@
 //! Lambdas, the CLI and the desktop app alike, so every one of them reads and writes sessions the
 //! same way and sees the same status.
 //!
-//! Table layout (see `docs/catalog.md` for the why):
-//!
-//! | item | pk | sk | holds |
-//! |---|---|---|---|
-//! | session | `SESSION#<id>` | `META` | status, step, message, sizes, manifest hash, `m_<key>` metadata |
-//! | history | `SESSION#<id>` | `EVENT#<utc time>#<seq>` | one status change or note |
-//! | outputs | `SESSION#<id>` | `OUTPUT#v<N>` | processed files (key, size, sha256) of pipeline N |
-//!
-//! Indexes: `by_month` (`month`, `recorded_at`) and `by_status` (`status`, `recorded_at`), both
-//! projecting every attribute.
+//! Table layout: one partition per session (`SESSION#<id>`) holding its `META` item, one
+//! `EVENT#<utc time>#<seq>` item per status change or note and one `OUTPUT#v<N>` item per
+//! pipeline version, and two sparse indexes, `by_month` and `by_status`. Every attribute, index
+//! and condition, and why: `docs/catalog.md`.
 //!
 //! Invariants: a session's status changes only along [`Status::allowed_from`]; every change
 //! writes its history item in the same transaction; an entry cataloged from one manifest is never
-//! overwritten by another. The one exception is [`Catalog::import_sessions`], which writes
-//! complete, self-consistent records without conditions, for seeding and migrating tables; the
-//! pipeline never calls it.
+//! overwritten by another. Two writes step outside [`Status::allowed_from`]:
+//! [`Catalog::put_revision`] makes a verified correction (a higher revision) current and sets the
+//! session `CATALOGED` again from any status, `PROCESSED` included, so preprocessing runs on the
+//! new files; [`Catalog::import_sessions`] writes complete, self-consistent records without
+//! conditions, for seeding and migrating tables (the pipeline never calls it).
 
 mod error;
 mod import;

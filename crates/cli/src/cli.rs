@@ -12,7 +12,7 @@ use std::path::PathBuf;
     long_about = "LabPipe checks recording session folders (named YYYYMMDD_HHMMSS) on the lab PC, uploads them to S3 \
 without ever overwriting raw data, and lets researchers query the catalog and sync preprocessed files.",
     after_help = "Exit codes: 0 = all fine, 1 = a session failed / is not ready or an operation failed, 2 = usage error.\n\
-Lab schema: --schema FILE, else $LABPIPE_SCHEMA, else ./labpipe.toml, else the built-in default."
+Lab schema: --schema FILE, else $LABPIPE_SCHEMA, else labpipe.toml in the checked folder, then in its parent, then in the current directory, else the built-in default."
 )]
 pub struct Cli {
     #[command(subcommand)]

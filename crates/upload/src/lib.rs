@@ -26,7 +26,7 @@
 //! - **Changes abort.** A file whose size or mtime moves while it is read (or that grows past its
 //!   checked size) aborts its upload and fails the session; no manifest is written.
 //! - **Errors are classed.** Throttling, 5xx, timeouts and resets are retried by the SDK's
-//!   bounded exponential backoff with jitter (plus one outer round per part); missing bucket,
+//!   bounded exponential backoff with jitter (plus two outer rounds per part); missing bucket,
 //!   denied access and bad credentials fail the whole run at once with what to do.
 //!
 //! Progress is a typed, serde-serialisable [`Event`] stream so the CLI and the desktop app render

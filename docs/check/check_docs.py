@@ -11,8 +11,8 @@ Two checks, each printing `file:line: problem` and failing the run:
   word (`labpipe (CLI)`, `labpipe FILTER`) is not a command.
 * **bare flags**: a code span that starts with a flag (`--sessions-in-flight`, `--revise
   --reason TEXT`) names flags of `labpipe` written without the command: each must be a flag of
-  some `labpipe` command (or of `labpipe-app configure`), unless it is listed in `OTHER_FLAGS`
-  with the tool it belongs to.
+  some `labpipe` command (or a hidden one of `crates/cli/src/cli.rs`, or of `labpipe-app
+  configure`), unless it is listed in `OTHER_FLAGS` with the tool it belongs to.
 * **the app's command**: `labpipe-app configure --flag` names a flag that `configure` accepts
   (the `known` list of `src-tauri/src/configure.rs`, read from the source: the app binary is
   not built for this check).
@@ -45,6 +45,7 @@ HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 COMMAND_WORD = re.compile(r"^[a-z][a-z0-9-]*$")
 APP_MENTION = re.compile(r"(?<![\w./-])labpipe-app(?=[ \t])")
 APP_CONFIGURE = "src-tauri/src/configure.rs"
+CLI_GRAMMAR = "crates/cli/src/cli.rs"
 # Flags of other tools that the documents write on their own, each with its tool.
 OTHER_FLAGS = {
     "--release": "cargo, scripts/package.sh, scripts/package-lambdas.sh",
@@ -242,9 +243,10 @@ def inline_spans(text: str):
             yield no, code
 
 
-def check_bare_flags(grammar: Grammar, app_flags: set[str], file: Path, text: str) -> list[str]:
+def check_bare_flags(grammar: Grammar, app_flags: set[str], file: Path, text: str,
+                     hidden: frozenset[str] = frozenset()) -> list[str]:
     problems = []
-    known = grammar.all_flags() | app_flags | set(OTHER_FLAGS)
+    known = grammar.all_flags() | app_flags | hidden | set(OTHER_FLAGS)
     for no, code in inline_spans(text):
         if not code.startswith("--"):
             continue
@@ -257,6 +259,13 @@ def check_bare_flags(grammar: Grammar, app_flags: set[str], file: Path, text: st
                     f"(`labpipe <command> {flag}`), fix the flag, or name its tool in OTHER_FLAGS"
                 )
     return problems
+
+
+def hidden_flags(repo: Path) -> set[str]:
+    """Flags `--help` does not show (`hide = true` in crates/cli/src/cli.rs), written out by hand."""
+    source = (repo / CLI_GRAMMAR).read_text(encoding="utf-8")
+    fields = re.findall(r"#\[arg\([^\]]*\bhide\s*=\s*true[^\]]*\)\]\s*pub\s+(\w+)", source)
+    return {"--" + f.replace("_", "-") for f in fields}
 
 
 def app_configure_flags(repo: Path) -> set[str]:
@@ -430,12 +439,13 @@ def main(argv: list[str]) -> int:
         print(f"check_docs: {args.bin} --help failed: build it with `cargo build -p labpipe-cli`")
         return 2
     app_flags = app_configure_flags(args.repo)
+    hidden = frozenset(hidden_flags(args.repo))
     tree = Tree(args.repo)
     problems = []
     for file in args.files:
         text = file.read_text(encoding="utf-8")
         problems += check_commands(grammar, file, text)
-        problems += check_bare_flags(grammar, app_flags, file, text)
+        problems += check_bare_flags(grammar, app_flags, file, text, hidden)
         problems += check_app(app_flags, file, text)
         problems += check_citations(tree, file, text)
         problems += check_links(file, text)

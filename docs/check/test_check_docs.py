@@ -187,3 +187,8 @@ def test_benchmark_tables_and_figures_have_one_home(tmp_path):
     other.write_text("It takes 1.23 s.\nA step named one.\n")
     found = bench_results.written_twice([readme, other], files)
     assert len(found) == 1 and found[0].startswith(f"{other}:1: '1.23 s'"), found
+    # A table's bare seconds, written in prose with their unit, are the same figure.
+    (results / "demo.md").write_text("| tool | wall |\n|---|---:|\n| one | 4.56 |\n")
+    other.write_text("one took 4.56 s there\n")
+    found = bench_results.written_twice([other], bench_results.results(results))
+    assert len(found) == 1 and "'4.56'" in found[0], found

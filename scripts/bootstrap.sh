@@ -10,8 +10,8 @@
 #   rust    checks cargo, rustfmt and clippy are usable
 #   ui      ui/node_modules from ui/package-lock.json (npm ci), when it is out of date
 #   driver  tauri-driver (WebDriver for the desktop app's end-to-end tests)
-#   windows optional, not part of all: the x86_64-pc-windows-gnu rust target, mingw-w64, nasm
-#           and Wine for scripts/cross-windows.sh; when they cannot be installed it prints one
+#   windows optional, not part of all: the x86_64-pc-windows-gnu rust target, mingw-w64, nasm,
+#           Wine, wixl and msitools for scripts/cross-windows.sh and the Windows installer; when they cannot be installed it prints one
 #           line saying so and exits 3 (the stage is then skipped)
 #
 # Runs as root; without root it uses sudo for apt if sudo exists.
@@ -38,8 +38,10 @@ TAURI_DRIVER_VERSION="2.1.0"
 # The Windows CLI (scripts/cross-windows.sh): mingw-w64 links it, nasm assembles aws-lc's
 # Windows assembly (aws-lc-sys needs nasm for x86_64 Windows), wine64 alone runs a 64-bit
 # console program (its recommended 32-bit half and desktop integration are not needed).
+# The desktop app's installer (scripts/package-windows.sh): windres (binutils-mingw-w64) embeds the
+# app's icon and version resource, wixl builds the MSI, msitools' msiinfo/msiextract inspect it.
 WINDOWS_TARGET=x86_64-pc-windows-gnu
-WINDOWS_APT_PACKAGES=(gcc-mingw-w64-x86-64 nasm wine64)
+WINDOWS_APT_PACKAGES=(gcc-mingw-w64-x86-64 binutils-mingw-w64-x86-64 nasm wine64 wixl msitools)
 # The desktop UI's toolchain (vite 8) needs Node.js 20.19 or newer.
 NODE_MIN_MAJOR=20
 NODE_MIN_MINOR=19
@@ -243,7 +245,7 @@ step_windows() {
     fi
     say "windows: added rust target $WINDOWS_TARGET in $((SECONDS - t0))s"
   fi
-  say "windows: $WINDOWS_TARGET, mingw-w64, nasm and wine64 present"
+  say "windows: $WINDOWS_TARGET, mingw-w64, nasm, wine64, wixl and msitools present"
 }
 
 main() {

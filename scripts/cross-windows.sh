@@ -11,7 +11,10 @@
 #                 SHA-256, CRC64NVME and manifests as the Linux build's upload; then a re-run
 #                 that finds every session already uploaded (journal and lock on Windows)
 #
-#   usage: scripts/cross-windows.sh      (scripts/test.sh runs it after the Linux build)
+#   usage: scripts/cross-windows.sh      (scripts/windows-installer.sh runs it on the installed exe)
+#
+#   LABPIPE_WINDOWS_EXE   the labpipe.exe to compare (e.g. the one the MSI installed into the Wine
+#                         prefix LABPIPE_WINEPREFIX); without it the build's own, built here
 #
 # Prerequisites come from `scripts/bootstrap.sh windows`; when they cannot be installed the
 # bootstrap says so in one line and this stage is skipped (exit 0), so the rest of CI runs.
@@ -47,12 +50,18 @@ WINE="$(command -v wine64 || true)"
 WINESERVER="$(command -v wineserver || echo /usr/lib/wine/wineserver)"
 
 # 1. Builds: the Windows CLI, and the Linux one it is compared with (built by the stage before).
-# The `cross` profile (Cargo.toml): what scripts/test.sh starts building in the background.
-say "cargo build -p labpipe-cli --target $TARGET --profile cross"
-t=$SECONDS
-nice -n 10 cargo build --quiet -p labpipe-cli --target "$TARGET" --profile cross
-say "windows build: $((SECONDS - t))s, $(du -sh "$CARGO_TARGET_DIR/$TARGET" | cut -f1) in $CARGO_TARGET_DIR/$TARGET"
-EXE="$CARGO_TARGET_DIR/$TARGET/cross/labpipe.exe"
+# The `cross` profile (Cargo.toml): what scripts/test.sh starts building in the background, the
+# CLI and the app in one invocation (one feature set; the app needs ui/dist).
+EXE="${LABPIPE_WINDOWS_EXE:-}"
+if [ -z "$EXE" ]; then
+  say "cargo build -p labpipe-cli -p labpipe-app --target $TARGET --profile cross"
+  t=$SECONDS
+  nice -n 10 cargo build --quiet -p labpipe-cli -p labpipe-app --target "$TARGET" --profile cross
+  say "windows build: $((SECONDS - t))s, $(du -sh "$CARGO_TARGET_DIR/$TARGET" | cut -f1) in $CARGO_TARGET_DIR/$TARGET"
+  EXE="$CARGO_TARGET_DIR/$TARGET/cross/labpipe.exe"
+fi
+[ -f "$EXE" ] || die "no $EXE to run"
+say "comparing $EXE with the Linux build"
 LINUX="$CARGO_TARGET_DIR/debug/labpipe"
 if [ ! -x "$LINUX" ] || [ "$(find "$REPO/crates" -newer "$LINUX" -name '*.rs' -print -quit)" ]; then
   nice -n 10 cargo build --quiet -p labpipe-cli

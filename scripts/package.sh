@@ -7,6 +7,9 @@
 #                                      any x86_64 Linux, e.g. an EC2 AMI), man pages and bash/zsh/
 #                                      fish completions generated from its clap definitions
 #   dist/labpipe-<version>-x86_64-linux-musl   the same static binary on its own (EC2 user data)
+#   dist/LabPipe-<version>-x64.msi     the Windows installer: the app, WebView2Loader.dll and
+#                                      labpipe.exe (scripts/package-windows.sh; skipped in one line
+#                                      where its toolchain cannot be installed)
 #
 #   usage: scripts/package.sh [--release] [--install]
 #
@@ -29,7 +32,7 @@ for arg in "$@"; do
   case "$arg" in
     --release) PROFILE=release ;;
     --install) INSTALL=1 ;;
-    -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "package: unknown argument $arg (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -99,9 +102,16 @@ CLI_DEB="$DIST/labpipe_${VERSION}_amd64.deb"
 dpkg-deb --root-owner-group -Zxz --build "$ROOT" "$CLI_DEB" >/dev/null
 say "built $(basename "$APP_DEB") ($(du -h "$APP_DEB" | cut -f1)), $(basename "$CLI_DEB") ($(du -h "$CLI_DEB" | cut -f1)), static labpipe ($(du -h "$CLI_BIN" | cut -f1))"
 
+# 4. The Windows installer (exit 3: its toolchain cannot be installed here, said in one line).
+win_args=()
+[ "$PROFILE" = release ] && win_args=(--release)
+rc=0
+bash scripts/package-windows.sh "${win_args[@]}" || rc=$?
+[ "$rc" -eq 0 ] || [ "$rc" -eq 3 ] || die "the Windows installer could not be built (scripts/package-windows.sh, above)"
+
 [ "$INSTALL" -eq 1 ] || exit 0
 
-# 4. Install both with apt, as a technician or an image build would, and check what landed.
+# 5. Install both with apt, as a technician or an image build would, and check what landed.
 say "apt-get install ./$(basename "$APP_DEB") ./$(basename "$CLI_DEB")"
 DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends --reinstall \
   "$APP_DEB" "$CLI_DEB" >"$DIST/apt-install.log" 2>&1 ||

@@ -25,7 +25,7 @@ stage() {
   printf '==> [%4ds] %s\n' "$((SECONDS - T0))" "$1"
 }
 CROSS_PID=""
-trap 'rc=$?; [ -n "$CROSS_PID" ] && kill "$CROSS_PID" 2>/dev/null; [ "$rc" -ne 0 ] && printf "==> [%4ds] FAILED in stage: %s (exit %d)\n" "$((SECONDS - T0))" "$STAGE" "$rc"' EXIT
+trap 'rc=$?; [ -n "$CROSS_PID" ] && kill "$CROSS_PID" 2>/dev/null; rm -f "${UI_READY:-}"; [ "$rc" -ne 0 ] && printf "==> [%4ds] FAILED in stage: %s (exit %d)\n" "$((SECONDS - T0))" "$STAGE" "$rc"' EXIT
 
 # The shared build cache grows with every clone and feature set that used it; when the disk is
 # nearly full, drop its incremental state (rebuilt on demand) before building.
@@ -42,26 +42,31 @@ RESULTS="$(mktemp)"
 stage "bootstrap: scripts/bootstrap.sh"
 bash scripts/bootstrap.sh
 
-# The Windows CLI and the static (musl) CLI are each a full compile of the dependency tree for
-# another target, needed only by the windows and packages stages near the end. They start now, in
+# The Windows app + CLI and the static (musl) CLI are each a full compile of the dependency tree
+# for another target, needed only by the windows and packages stages near the end. They start now, in
 # the background at the lowest CPU priority, in their own profile (`cross` in Cargo.toml: its own
 # folders, so it never waits on the host builds' lock), and use the CPU that the test stages leave
 # idle while they wait on emulators and windows. The windows stage waits for them.
-stage "cross builds: started in the background (Windows and musl CLIs, profile cross)"
+# The Windows app and CLI build in one invocation (one feature set, one compile of the tree, as
+# scripts/package-windows.sh builds them); the app embeds ui/dist, so that build waits for the ui
+# stage to have made it (UI_READY).
+stage "cross builds: started in the background (musl CLI, then Windows app + CLI, profile cross)"
 CROSS_LOG="$(mktemp)"
+UI_READY="$(mktemp -u)"
 (
-  targets=()
   if rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl ||
     rustup target add x86_64-unknown-linux-musl >/dev/null 2>&1; then
-    targets+=(--target x86_64-unknown-linux-musl)
+    t=$SECONDS
+    nice -n 19 cargo build -p labpipe-cli --profile cross --target x86_64-unknown-linux-musl
+    echo "cross builds: musl CLI built in $((SECONDS - t))s"
   fi
   rc=0
   bash scripts/bootstrap.sh windows || rc=$?
-  [ "$rc" -eq 0 ] && targets+=(--target x86_64-pc-windows-gnu)
-  [ "${#targets[@]}" -gt 0 ] || exit 0
+  [ "$rc" -eq 0 ] || exit 0
+  while [ ! -e "$UI_READY" ]; do sleep 2; done
   t=$SECONDS
-  nice -n 19 cargo build -p labpipe-cli --profile cross "${targets[@]}"
-  echo "cross builds: ${targets[*]} built in $((SECONDS - t))s"
+  nice -n 19 cargo build -p labpipe-cli -p labpipe-app --profile cross --target x86_64-pc-windows-gnu
+  echo "cross builds: Windows app + CLI built in $((SECONDS - t))s"
 ) >"$CROSS_LOG" 2>&1 </dev/null &
 CROSS_PID=$!
 wait_for_cross_builds() {
@@ -87,6 +92,7 @@ PYTHONDONTWRITEBYTECODE=1 .venv/bin/python -m pytest infra/tests -q -p no:cachep
 # build that the app embeds (src-tauri needs ui/dist to compile).
 stage "ui: svelte-check, tsc --noEmit, eslint, vitest, vite build"
 (cd ui && npm run --silent check && npx tsc --noEmit -p tsconfig.json && npm run --silent lint && npx vitest run && npx vite build --logLevel warn)
+touch "$UI_READY"
 
 stage "clippy: cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
@@ -130,11 +136,13 @@ cargo build -p labpipe-app
 xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- \
   cargo test -p labpipe-e2e-app -- --test-threads=1 2>&1 | tee -a "$RESULTS"
 
-# The CLI for Windows: cross-built and run under Wine against the Linux build on the same
-# sessions (check verdicts, uploaded bytes); skipped in one line where the tools cannot be installed.
-stage "windows: scripts/cross-windows.sh (labpipe.exe under Wine vs the Linux build)"
+# The Windows lab PC: the MSI (app, WebView2Loader.dll, labpipe.exe) checked, installed, upgraded
+# and removed under Wine; the installed app's `configure` and the installed labpipe.exe compared
+# with the Linux build (scripts/cross-windows.sh: check verdicts, uploaded bytes); skipped in one
+# line where the tools cannot be installed.
+stage "windows: scripts/windows-installer.sh (the MSI under Wine; installed labpipe.exe vs the Linux build)"
 wait_for_cross_builds
-bash scripts/cross-windows.sh
+bash scripts/windows-installer.sh
 
 # What a lab installs: the app's .deb (Tauri bundler), the static (musl) CLI and its .deb with man
 # pages and completions; both installed with apt and checked. The installed app is driven end to

@@ -244,6 +244,17 @@ mod tests {
         assert_eq!(s.endpoint_url, None);
     }
 
+    /// `configure` writes where the app reads: Tauri's app config dir is the OS config dir
+    /// (`%APPDATA%` on Windows, `~/.config` on Linux; `dirs::config_dir` for both) joined with the
+    /// identifier in tauri.conf.json, which must therefore be this one.
+    #[test]
+    fn the_config_folder_is_the_apps() {
+        let conf: serde_json::Value =
+            serde_json::from_str(include_str!("../tauri.conf.json")).unwrap();
+        assert_eq!(conf["identifier"], IDENTIFIER);
+        assert!(conf["app"].get("appDirectoriesOverride").is_none());
+    }
+
     #[test]
     fn bad_input_names_the_flag_and_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();

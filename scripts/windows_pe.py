@@ -20,7 +20,7 @@ OBJDUMP = "x86_64-w64-mingw32-objdump"
 # the installer. Kept to names the builds import today and their close kin: a new import from a
 # new dependency shows up as a failure here and is added only after checking it is part of Windows.
 SYSTEM_DLLS = {
-    "advapi32.dll", "bcrypt.dll", "bcryptprimitives.dll", "comctl32.dll", "comdlg32.dll",
+    "advapi32.dll", "bcrypt.dll", "bcryptprimitives.dll", "combase.dll", "comctl32.dll", "comdlg32.dll",
     "crypt32.dll", "d2d1.dll", "d3d11.dll", "dbghelp.dll", "dcomp.dll", "dwmapi.dll",
     "dwrite.dll", "dxgi.dll", "gdi32.dll", "gdiplus.dll", "imm32.dll", "iphlpapi.dll",
     "kernel32.dll", "msimg32.dll", "msvcrt.dll", "ncrypt.dll", "ntdll.dll", "ole32.dll",
@@ -62,11 +62,10 @@ def imports(exes, beside):
 
 def resources(exe, version):
     text = objdump(exe)
-    # objdump lists the resource directory's entries: "Entry: ID: 0x000003" under each type.
-    types = set(re.findall(r"^ Type Table:.*?\n\s+Entry: ID: (0x[0-9a-f]+)", text, re.M))
-    section = re.search(r"The \.rsrc Resource Directory section.*?(?=\n\S|\Z)", text, re.S)
-    listed = section.group(0) if section else ""
-    ids = {int(t, 16) for t in re.findall(r"^\s{1,2}Entry: ID: (0x[0-9a-f]+)", listed, re.M)} | {int(t, 16) for t in types}
+    # objdump lists the resource directory as a tree; the first level (three spaces after the
+    # offset) holds the resource types: "010   Entry: ID: 0x000003, Value: …".
+    listed = text.split("The .rsrc Resource Directory section", 1)[-1] if ".rsrc Resource" in text else ""
+    ids = {int(t, 16) for t in re.findall(r"^[0-9a-f]+ {3}Entry: ID: (0x[0-9a-f]+)", listed, re.M)}
     want = {3: "icon", 14: "group icon", 16: "version", 24: "manifest"}
     data = open(exe, "rb").read()
     ok = True

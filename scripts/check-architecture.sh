@@ -36,13 +36,10 @@ AWS='aws-config|aws-sdk-[a-z0-9]+|aws-smithy-[a-z-]+|aws-types'
 
 rule labpipe-core all "$AWS|$FRAMEWORKS|tokio|rusqlite" "the domain is pure: no I/O clients, no frameworks"
 rule labpipe-sample all "$AWS|$FRAMEWORKS" "sample data touches the filesystem only"
-for pkg in labpipe-upload labpipe-catalog labpipe-queue labpipe-sync labpipe-retention labpipe-doctor labpipe-clientlog labpipe-deploy; do
+# Every engine is named here; a package that is renamed or removed fails the run (cargo tree finds
+# no such package), it is never skipped.
+for pkg in labpipe-upload labpipe-catalog labpipe-queue labpipe-sync labpipe-retention labpipe-doctor labpipe-clientlog labpipe-deploy labpipe-s3 labpipe-lab; do
   rule "$pkg" all "$FRAMEWORKS" "engines are libraries, shared by the CLI, the app and the backend"
-done
-for pkg in labpipe-s3 labpipe-lab; do
-  if cargo metadata -q --no-deps --format-version 1 --offline 2>/dev/null | grep -q "\"name\":\"$pkg\""; then
-    rule "$pkg" all "$FRAMEWORKS" "engines are libraries, shared by the CLI, the app and the backend"
-  fi
 done
 rule labpipe-app 1 "clap|lambda_runtime|aws-sdk-[a-z0-9]+" "the app is a Tauri adapter: AWS through the workspace's crates"
 rule labpipe-cli 1 "aws-sdk-[a-z0-9]+|tauri" "the CLI reaches AWS only through the workspace's engines"

@@ -382,10 +382,12 @@ async fn run() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "deploys to a real AWS account: LABPIPE_AWS_SMOKE=1 cargo test -p labpipe-tests --test deploy -- --ignored"]
 async fn real_account_smoke() -> Result<()> {
-    if std::env::var("LABPIPE_AWS_SMOKE").as_deref() != Ok("1") {
-        eprintln!("skipped: set LABPIPE_AWS_SMOKE=1 to deploy a throw-away stack to the AWS account of your credentials");
-        return Ok(());
-    }
+    // Ignored unless asked for; asked for without its variable, it fails rather than passing
+    // having tested nothing.
+    ensure!(
+        std::env::var("LABPIPE_AWS_SMOKE").as_deref() == Ok("1"),
+        "not run: set LABPIPE_AWS_SMOKE=1 to deploy a throw-away stack to the AWS account of your credentials"
+    );
     ensure!(
         std::env::var_os("AWS_ENDPOINT_URL").is_none(),
         "LABPIPE_AWS_SMOKE runs against AWS itself: unset AWS_ENDPOINT_URL"

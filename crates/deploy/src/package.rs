@@ -63,24 +63,33 @@ impl LambdaPackage {
         Ok(package)
     }
 
-    /// Each zip exists, is a zip, and names a `bootstrap` entry.
+    /// Each zip exists, opens as a zip archive, and holds an executable file named `bootstrap`
+    /// at its root (what the `provided.al2023` runtime starts).
     pub fn validate(&self) -> Result<()> {
         for path in [&self.ingest, &self.preprocess] {
-            let bytes = std::fs::read(path).map_err(|e| DeployError::Package {
+            let file = std::fs::File::open(path).map_err(|e| DeployError::Package {
                 path: path.clone(),
                 reason: format!("cannot read it ({e}); build it with scripts/package-lambdas.sh or pass --build"),
             })?;
-            if !bytes.starts_with(b"PK\x03\x04") {
+            let mut archive = zip::ZipArchive::new(file).map_err(|e| DeployError::Package {
+                path: path.clone(),
+                reason: format!("is not a zip file ({e}); build it with scripts/package-lambdas.sh or pass --build"),
+            })?;
+            let entry = archive.by_name("bootstrap").map_err(|_| DeployError::Package {
+                path: path.clone(),
+                reason: "holds no `bootstrap` executable at its root (the provided.al2023 runtime starts ./bootstrap)".into(),
+            })?;
+            if !entry.is_file() {
                 return Err(DeployError::Package {
                     path: path.clone(),
-                    reason: "is not a zip file".into(),
+                    reason: "its `bootstrap` entry is not a file".into(),
                 });
             }
-            // Entry names are stored uncompressed in the local and central headers.
-            if !bytes.windows(b"bootstrap".len()).any(|w| w == b"bootstrap") {
+            // A zip made on Unix records the mode; Lambda runs ./bootstrap, so it must be executable.
+            if entry.unix_mode().is_some_and(|mode| mode & 0o111 == 0) {
                 return Err(DeployError::Package {
                     path: path.clone(),
-                    reason: "holds no `bootstrap` executable (the provided.al2023 runtime starts ./bootstrap)".into(),
+                    reason: "its `bootstrap` is not executable (chmod +x before zipping, or rebuild with scripts/package-lambdas.sh)".into(),
                 });
             }
         }
@@ -179,29 +188,54 @@ pub fn elf_arch(bytes: &[u8]) -> Option<Arch> {
 mod tests {
     use super::*;
 
+    /// A zip of `(name, unix mode, bytes)` entries, stored uncompressed.
+    fn zip_of(entries: &[(&str, u32, &[u8])]) -> Vec<u8> {
+        use std::io::Write;
+        let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        for (name, mode, bytes) in entries {
+            let options = zip::write::SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Stored)
+                .unix_permissions(*mode);
+            writer.start_file(*name, options).unwrap();
+            writer.write_all(bytes).unwrap();
+        }
+        writer.finish().unwrap().into_inner()
+    }
+
     #[test]
-    fn a_package_needs_two_zips_with_a_bootstrap() {
+    fn a_package_needs_two_zips_with_an_executable_bootstrap() {
         let dir = tempfile::tempdir().unwrap();
-        let err = LambdaPackage::from_dir(dir.path()).unwrap_err().to_string();
-        assert!(
-            err.contains("ingest.zip") && err.contains("package-lambdas.sh"),
-            "{err}"
-        );
+        let ingest = dir.path().join("ingest.zip");
+        let preprocess = dir.path().join("preprocess.zip");
+        let refused = |why: &str| {
+            let err = LambdaPackage::from_dir(dir.path()).unwrap_err().to_string();
+            assert!(err.contains(why), "expected {why:?} in: {err}");
+            err
+        };
+        let err = refused("ingest.zip");
+        assert!(err.contains("package-lambdas.sh"), "{err}");
+
+        std::fs::write(&ingest, zip_of(&[("bootstrap", 0o755, b"\x7fELF")])).unwrap();
+        // Bytes that merely begin like a zip and mention bootstrap are not a package.
+        std::fs::write(&preprocess, b"PK\x03\x04....bootstrap....").unwrap();
+        let err = refused("not a zip");
+        assert!(err.contains("preprocess.zip"), "{err}");
+
+        // The name inside a file's contents or a folder is not an entry named bootstrap.
         std::fs::write(
-            dir.path().join("ingest.zip"),
-            b"PK\x03\x04....bootstrap....",
+            &preprocess,
+            zip_of(&[
+                ("main", 0o755, b"exec ./bootstrap"),
+                ("bin/bootstrap", 0o755, b"x"),
+            ]),
         )
         .unwrap();
-        std::fs::write(dir.path().join("preprocess.zip"), b"not a zip").unwrap();
-        let err = LambdaPackage::from_dir(dir.path()).unwrap_err().to_string();
-        assert!(
-            err.contains("preprocess.zip") && err.contains("not a zip"),
-            "{err}"
-        );
-        std::fs::write(dir.path().join("preprocess.zip"), b"PK\x03\x04....main....").unwrap();
-        let err = LambdaPackage::from_dir(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("no `bootstrap`"), "{err}");
-        std::fs::write(dir.path().join("preprocess.zip"), b"PK\x03\x04..bootstrap").unwrap();
+        refused("no `bootstrap`");
+
+        std::fs::write(&preprocess, zip_of(&[("bootstrap", 0o644, b"\x7fELF")])).unwrap();
+        refused("not executable");
+
+        std::fs::write(&preprocess, zip_of(&[("bootstrap", 0o755, b"\x7fELF")])).unwrap();
         LambdaPackage::from_dir(dir.path()).unwrap();
     }
 

@@ -487,40 +487,4 @@ mod tests {
             .iter()
             .all(|(i, v)| i.is_multiple_of(4) && (1..=8).contains(v)));
     }
-
-    /// Generation speed without the disk: `cargo test --release -p labpipe-sample
-    /// generation_speed -- --ignored --nocapture`.
-    #[test]
-    #[ignore = "benchmark; run in release"]
-    fn generation_speed() {
-        let cases = [
-            (SampleFormat::Int16, 8),
-            (SampleFormat::Int16, 16),
-            (SampleFormat::Int32, 16),
-            (SampleFormat::Float32, 32),
-        ];
-        for (format, channels) in cases {
-            let setup = Setup {
-                hardware: "X200",
-                channels,
-                format,
-                rate_hz: 2000,
-            };
-            let mut signal = Signal::new(&setup, &mut ChaCha8Rng::seed_from_u64(5));
-            let frame = setup.frame_bytes();
-            let mut buf = vec![0u8; (4 << 20) / frame * frame];
-            let started = std::time::Instant::now();
-            let mut total = 0;
-            while total < 600_000_000 {
-                signal.fill(&mut buf);
-                total += buf.len();
-            }
-            let seconds = started.elapsed().as_secs_f64();
-            eprintln!(
-                "{} x{channels}: {:.0} MB/s",
-                format.name(),
-                total as f64 / 1e6 / seconds
-            );
-        }
-    }
 }

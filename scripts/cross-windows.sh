@@ -54,6 +54,7 @@ WINESERVER="$(command -v wineserver || echo /usr/lib/wine/wineserver)"
 # CLI and the app in one invocation (one feature set; the app needs ui/dist).
 EXE="${LABPIPE_WINDOWS_EXE:-}"
 if [ -z "$EXE" ]; then
+  [ -f ui/dist/index.html ] || die "ui/dist is missing: run 'cd ui && npx vite build' first (the app, built with the CLI, embeds it)"
   say "cargo build -p labpipe-cli -p labpipe-app --target $TARGET --profile cross"
   t=$SECONDS
   nice -n 10 cargo build --quiet -p labpipe-cli -p labpipe-app --target "$TARGET" --profile cross

@@ -240,6 +240,9 @@ def queue_notification(conf):
 EMULATOR_SKIPPED_CONDITIONS = {
     "aws:SecureTransport": "moto is plain http",
     "s3:if-none-match": "moto ignores the condition and would deny every upload",
+    "s3:x-amz-copy-source": "moto ignores the condition and would deny every upload",
+    "s3:x-amz-server-side-encryption": "moto ignores the condition and would deny every upload",
+    "s3:x-amz-storage-class": "moto ignores the condition and would deny every upload",
 }
 
 

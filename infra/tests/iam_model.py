@@ -3,9 +3,11 @@ whether they allow one request as AWS's policy evaluation would (explicit
 Deny wins, then an Allow whose action, resource and conditions match).
 
 It evaluates the condition operators the template uses (Null, Bool,
-StringEquals, StringLike, ArnEquals, ArnNotEquals) against a request context
-the caller states (e.g. {"s3:if-none-match": "*"}); a key the context lacks
-is absent, as in AWS: an operator on an absent key is false, except Null.
+BoolIfExists, StringEquals, StringNotEquals, StringLike, ArnEquals,
+ArnNotEquals) against a request context the caller states (e.g.
+{"s3:if-none-match": "*"}); a key the context lacks is absent, as in AWS: an
+operator on an absent key is false, except Null, the IfExists forms and the
+negated operators (true).
 https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html
 https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html
 """
@@ -119,8 +121,12 @@ class Template:
     def evaluate(self, role, action, resource, context=None):
         """("allow" | "deny" | "implicit-deny", Sid that decided) for `role`
         making a request `action` on `resource` with `context`."""
-        ctx = {"aws:PrincipalArn": self.arn(role), "aws:SecureTransport": "true", **(context or {})}
-        identity = self.role_statements(role)
+        return self.evaluate_principal(self.arn(role), self.role_statements(role), action, resource, context)
+
+    def evaluate_principal(self, principal_arn, identity, action, resource, context=None):
+        """The same for any principal (e.g. the deploy role of infra/deploy-role.yaml, an
+        administrator) with the identity-policy statements given."""
+        ctx = {"aws:PrincipalArn": principal_arn, "aws:SecureTransport": "true", **(context or {})}
         bucket = [s for s in self.bucket_policy_statements() if s["Effect"] == "Deny"]
         for s in identity + bucket:
             if s["Effect"] == "Deny" and matches(s, action, resource, ctx):
@@ -154,8 +160,15 @@ def matches(statement, action, resource, ctx):
     return conditions_hold(statement.get("Condition", {}), ctx)
 
 
+NEGATED = {"StringNotEquals", "StringNotLike", "ArnNotEquals", "ArnNotLike"}
+
+
 def conditions_hold(conditions, ctx):
+    """AWS's rules for a key the request lacks: `…IfExists` holds, `Null` tests for it, a
+    negated operator (StringNotEquals, ArnNotEquals, …) holds, every other operator fails.
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html"""
     for op, keys in conditions.items():
+        base = op.removesuffix("IfExists")
         for key, expected in keys.items():
             expected = [str(e) for e in _as_list(expected)]
             present = key in ctx
@@ -163,18 +176,21 @@ def conditions_hold(conditions, ctx):
             if op == "Null":
                 if (expected[0].lower() == "true") != (not present):
                     return False
-            elif not present:
-                return False  # every other operator is false on an absent key
-            elif op == "Bool":
+                continue
+            if not present:
+                if base != op or base in NEGATED:
+                    continue  # IfExists, or a negated operator: true on an absent key
+                return False
+            if base == "Bool":
                 if value.lower() not in [e.lower() for e in expected]:
                     return False
-            elif op in ("StringEquals", "ArnEquals"):
+            elif base in ("StringEquals", "ArnEquals"):
                 if value not in expected:
                     return False
-            elif op in ("StringLike", "ArnLike"):
+            elif base in ("StringLike", "ArnLike"):
                 if not any(fnmatch.fnmatchcase(value, e) for e in expected):
                     return False
-            elif op == "ArnNotEquals" or op == "StringNotEquals":
+            elif base in ("ArnNotEquals", "StringNotEquals"):
                 if value in expected:
                     return False
             else:

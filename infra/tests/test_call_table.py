@@ -5,8 +5,12 @@
 Proves (statically, by AWS's evaluation rules as modelled in iam_model.py):
 every call a role is listed for is allowed to that role by the statement the
 table names, with the IAM action(s) AWS documents for that call; every call in
-"Denied on purpose" is denied as stated; and every AWS SDK call the Rust code
-makes (crates/, backend/, src-tauri/) appears in the table. Whether AWS
+"Denied on purpose" and "Denied whatever the client" is denied as stated; every
+AWS SDK call the Rust code makes (crates/, backend/, src-tauri/) appears in a
+table, and every row naming Rust code is a call that code makes (a stale row
+fails as a missing one does). `labpipe admin deploy`'s calls (crates/deploy,
+the administrator's credentials) are held the same way, both ways, against
+their own table. Whether AWS
 evaluates the conditions as modelled rests on AWS's documentation (cited in
 docs/security.md and beside the statements in the template).
 """
@@ -52,8 +56,9 @@ REQUIRED_ACTIONS = {
     "GetObject": {"s3:GetObject"},
     "GetObject (version id)": {"s3:GetObjectVersion"},
     "GetObject (missing key → NoSuchKey)": {"s3:ListBucket"},
-    "GetObjectAttributes": {"s3:GetObject", "s3:GetObjectAttributes"},
     "DeleteObject": {"s3:DeleteObject"},
+    # the destination's action; reading the source needs s3:GetObject on it
+    "CopyObject": {"s3:PutObject"},
     "DescribeTable": {"dynamodb:DescribeTable"},
     "GetItem": {"dynamodb:GetItem"},
     "BatchGetItem": {"dynamodb:BatchGetItem"},
@@ -82,6 +87,7 @@ OBJECT_CREATION = {"PutObject": "true", "CompleteMultipartUpload": "true", "Copy
 
 def resources(t):
     raw, processed = t.arn("RawBucket"), t.arn("ProcessedBucket")
+    t.params["LambdaCodeBucket"] = t.params.get("LambdaCodeBucket") or "labpipe-artifacts-123456789012-us-east-1"
     log = lambda lg: t.arn(lg).removesuffix("*") + "log-stream:2026/12/01/[$LATEST]0123"  # noqa: E731
     return {
         "raw object": f"{raw}/raw/{SESSION}/ch01.bin",
@@ -98,6 +104,9 @@ def resources(t):
         "preprocess log group": log("PreprocessLogGroup"),
         # one stream per lab PC and user: <host>/<user>
         "client log group": t.arn("ClientLogGroup").removesuffix("*") + "log-stream:lab-pc-01/technician",
+        # the static labpipe an EC2 node installs (ec2-node.yaml's first boot)
+        "labpipe binary": f"arn:aws:s3:::{t.params['LambdaCodeBucket']}/{t.params['NodeBinaryKey']}",
+        "other artifact": f"arn:aws:s3:::{t.params['LambdaCodeBucket']}/lambda/ingest-0123456789abcdef.zip",
     }
 
 
@@ -107,18 +116,41 @@ def context(call, request):
     if base in OBJECT_CREATION:
         ctx["s3:ObjectCreationOperation"] = OBJECT_CREATION[base]
     request = request.strip()
-    if request == "If-None-Match":
-        ctx["s3:if-none-match"] = "*"
-    elif request.startswith("prefix "):
-        ctx["s3:prefix"] = request.removeprefix("prefix ").replace("<session>", SESSION)
-    elif request not in ("", "multipart step", "no If-None-Match"):
-        raise AssertionError(f"request {request!r} is not modelled: say what the call carries")
+    for part in [p.strip() for p in request.split("+")]:
+        if part == "If-None-Match":
+            ctx["s3:if-none-match"] = "*"
+        elif part.startswith("prefix "):
+            ctx["s3:prefix"] = part.removeprefix("prefix ").replace("<session>", SESSION)
+        elif part in HEADERS:
+            ctx.update(HEADERS[part])
+        elif part == "no creation key":
+            ctx.pop("s3:ObjectCreationOperation", None)
+        elif part.startswith("storage class "):
+            ctx["s3:x-amz-storage-class"] = part.removeprefix("storage class ")
+        elif part not in ("", "multipart step", "no If-None-Match"):
+            raise AssertionError(f"request {request!r} is not modelled: say what the call carries")
     return ctx
 
 
-def parse_tables(text):
-    """{section heading: [row dicts]} for every table under '## Calls by role'."""
-    section = text.split("## Calls by role", 1)[1].split("\n## ", 1)[0]
+# Request headers a row may name, as the condition keys S3 sets from them.
+# https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazons3.html
+HEADERS = {
+    "SSE-C": {"s3:x-amz-server-side-encryption-customer-algorithm": "AES256"},
+    "SSE-KMS": {"s3:x-amz-server-side-encryption": "aws:kms"},
+    "KMS key": {"s3:x-amz-server-side-encryption-aws-kms-key-id": "arn:aws:kms:us-east-1:999999999999:key/x"},
+    "copy source": {"s3:x-amz-copy-source": "other-bucket/raw/x"},
+}
+
+
+DENIED = ("Denied on purpose", "Denied whatever the client")
+# Rows whose code is not this repository's Rust code: made by AWS on a role's behalf, by the
+# EC2 node's first boot (the AWS CLI), or by any client holding the role's credentials.
+NOT_RUST = {"Lambda service", "Lambda runtime", "infra/ec2-node.yaml", "any client"}
+
+
+def parse_tables(text, heading="## Calls by role"):
+    """{section heading: [row dicts]} for every table under `heading`."""
+    section = text.split(heading, 1)[1].split("\n## ", 1)[0]
     tables, heading, header = {}, None, None
     for line in section.splitlines():
         if line.startswith("### "):
@@ -145,7 +177,7 @@ def tables():
 
 def granted_rows(tables):
     for heading, rows in tables.items():
-        if heading == "Denied on purpose":
+        if heading in DENIED:
             continue
         for role in [r.strip() for r in heading.split(",")]:
             assert role in ROLES, f"section {heading!r}: {role} is not a template role"
@@ -158,7 +190,7 @@ def actions_of(row):
 
 
 def test_the_table_covers_every_role_but_break_glass(tables):
-    covered = {r.strip() for h in tables if h != "Denied on purpose" for r in h.split(",")}
+    covered = {r.strip() for h in tables if h not in DENIED for r in h.split(",")}
     assert covered == set(ROLES) - {"BreakGlassRole"}, covered
     assert sum(len(r) for r in tables.values()) >= 60
 
@@ -190,8 +222,9 @@ def test_every_listed_call_is_allowed_by_the_named_statement(template, tables):
 
 def test_denied_on_purpose_is_denied(template, tables):
     res, failures = resources(template), []
-    rows = tables["Denied on purpose"]
+    rows = tables["Denied on purpose"] + tables["Denied whatever the client"]
     assert rows
+    assert {r["code"] for r in tables["Denied whatever the client"]} == {"any client"}
     for row in rows:
         who = row["role"]
         if who == "every role":
@@ -215,16 +248,17 @@ def _snake(name):
     return re.sub(r"(?<=[A-Z])([A-Z][a-z])", r"_\1", s).lower()
 
 
-def sdk_calls_in_code():
+def sdk_calls_in_code(roots=CODE_ROOTS, services=SERVICES, units=None):
     """{(Operation, code unit)} for every `.operation()` of an AWS SDK client
-    in the Rust sources, tests, examples and #[cfg(test)] modules left out."""
+    in the Rust sources, tests, examples and #[cfg(test)] modules left out.
+    `units`: only these code units (default: all but the administrator's)."""
     bs = botocore.session.get_session()
     ops = {}
-    for svc in SERVICES:
+    for svc in services:
         for op in bs.get_service_model(svc).operation_names:
             ops[_snake(op)] = op
     found = {}
-    for root in CODE_ROOTS:
+    for root in roots:
         for f in sorted((REPO / root).rglob("*.rs")):
             rel = f.relative_to(REPO)
             if {"tests", "examples", "benches", "target", "gen"} & set(rel.parts):
@@ -233,7 +267,7 @@ def sdk_calls_in_code():
             if m := re.search(r"^\s*#\[cfg\(test\)\]\s*\n\s*mod ", text, re.M):
                 text = text[: m.start()]
             unit = "/".join(rel.parts[:2]) if rel.parts[0] == "crates" else rel.parts[0]
-            if unit in ADMINISTRATOR_UNITS:
+            if (unit in ADMINISTRATOR_UNITS) if units is None else (unit not in units):
                 continue
             for mm in re.finditer(r"\.\s*([a-z][a-z0-9_]*)\(\)", text):
                 if mm.group(1) in ops:
@@ -241,18 +275,85 @@ def sdk_calls_in_code():
     return found
 
 
-def test_every_sdk_call_in_the_code_is_in_the_table(tables):
-    listed = {(row["call"].split(" (")[0], row["code"]) for rows in tables.values() for row in rows}
-    found = sdk_calls_in_code()
-    assert len(found) >= 20, f"the code scan found only {sorted(found)}: is the pattern still right?"
+def _uses_gateway(unit):
+    """Whether a code unit depends on the shared S3 gateway (crates/s3), which then makes
+    calls on its behalf (labpipe_s3::list_prefix, the manifest reader)."""
+    manifest = REPO / unit / "Cargo.toml"
+    return manifest.is_file() and "labpipe-s3" in manifest.read_text()
+
+
+def table_problems(tables, found):
+    """(calls the code makes that no row names, rows naming a Rust call that code does not
+    make). A call the gateway (crates/s3) makes counts for every unit built on it."""
+    rows = [row for rows in tables.values() for row in rows]
+    listed = {(row["call"].split(" (")[0], row["code"]) for row in rows}
     listed_calls = {call for call, _ in listed}
     missing = {
         k: sorted(v) for k, v in found.items()
         if k not in listed and not (k[1] in SHARED_UNITS and k[0] in listed_calls)
     }
+    stale = []
+    for call, unit in sorted(listed):
+        if unit in NOT_RUST:
+            continue
+        assert (REPO / unit).is_dir(), f"row {call} names {unit!r}, which is no code unit here (or add it to NOT_RUST)"
+        via_gateway = any((call, shared) in found for shared in SHARED_UNITS) and _uses_gateway(unit)
+        if (call, unit) not in found and not via_gateway:
+            stale.append((call, unit))
+    return missing, stale
+
+
+def test_every_sdk_call_in_the_code_is_in_the_table_and_every_row_in_the_code(tables):
+    found = sdk_calls_in_code()
+    assert len(found) >= 20, f"the code scan found only {sorted(found)}: is the pattern still right?"
+    missing, stale = table_problems(tables, found)
     assert not missing, (
         "AWS calls in the code that docs/security.md does not list (add a row with the role, "
         f"IAM action and statement, and grant it in infra/template.yaml if needed): {missing}"
     )
-    stale = sorted(k for k in listed if k[1] in ("crates/upload", "crates/catalog", "crates/sync", "backend", "src-tauri") and k not in found)
-    print("listed, not (or no longer) in the code:", stale)
+    assert not stale, (
+        "docs/security.md lists calls that no code makes (remove the rows, or move a deny that "
+        f"holds whatever the client does to 'Denied whatever the client'): {stale}"
+    )
+
+
+# `labpipe admin deploy`: the administrator's credentials, CloudFormation, S3 (artifacts), STS.
+DEPLOY_SERVICES = ("cloudformation", "s3", "sts")
+
+
+def deploy_rows(text):
+    return parse_tables(text, "## The deploy command's calls")["labpipe admin deploy"]
+
+
+def deploy_problems(rows, found):
+    listed = {(r["call"], r["code"]) for r in rows}
+    return sorted(set(found) - listed), sorted(listed - set(found))
+
+
+def test_the_deploy_commands_calls_are_listed_both_ways():
+    found = sdk_calls_in_code(("crates",), DEPLOY_SERVICES, ADMINISTRATOR_UNITS)
+    assert len(found) >= 10, sorted(found)
+    missing, stale = deploy_problems(deploy_rows(DOC.read_text()), found)
+    assert not missing, f"crates/deploy calls that docs/security.md's deploy table does not list: {missing}"
+    assert not stale, f"docs/security.md's deploy table lists calls crates/deploy does not make: {stale}"
+
+
+def test_the_checks_fail_on_a_planted_stale_row_and_a_planted_unlisted_call():
+    """Each two-way check, shown failing once: a row no code makes (the GetObjectAttributes
+    row docs/security.md had), and a call the table no longer names."""
+    text = DOC.read_text()
+    row = "| GetObjectAttributes | crates/upload | s3:GetObject, s3:GetObjectAttributes | raw object | | ReadRawUploads |"
+    planted = text.replace("| ListParts | crates/upload |", row + "\n| ListParts | crates/upload |", 1)
+    assert planted != text
+    missing, stale = table_problems(parse_tables(planted), sdk_calls_in_code())
+    assert not missing and stale == [("GetObjectAttributes", "crates/upload")], (missing, stale)
+    removed = "\n".join(line for line in text.splitlines() if not line.startswith("| ListParts | crates/upload |"))
+    missing, stale = table_problems(parse_tables(removed), sdk_calls_in_code())
+    assert list(missing) == [("ListParts", "crates/upload")] and not stale, (missing, stale)
+
+    rows = deploy_rows(text)
+    found = sdk_calls_in_code(("crates",), DEPLOY_SERVICES, ADMINISTRATOR_UNITS)
+    without_get_template = [r for r in rows if r["call"] != "GetTemplate"]
+    assert deploy_problems(without_get_template, found) == ([("GetTemplate", "crates/deploy")], [])
+    extra = rows + [{"call": "DeleteStack", "code": "crates/deploy"}]
+    assert deploy_problems(extra, found) == ([], [("DeleteStack", "crates/deploy")])

@@ -200,11 +200,14 @@ def test_buckets_are_configured_as_the_template_says(deployed, aws):
     assert rules["raw-to-glacier-ir"]["Transitions"] == [{"Days": 30, "StorageClass": "GLACIER_IR"}]
     assert rules["abort-incomplete-uploads"]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 7}
     policy = json.loads(s3.get_bucket_policy(Bucket=raw)["Policy"])
-    denied = policy["Statement"][0]["Action"]
+    denied = policy["Statement"][0]["Action"] + policy["Statement"][1]["Action"]
     for action in ("s3:DeleteObject", "s3:DeleteObjectVersion", "s3:PutBucketVersioning",
                    "s3:PutLifecycleConfiguration", "s3:BypassGovernanceRetention"):
         assert action in denied
     assert policy["Statement"][0]["Condition"]["ArnNotEquals"]["aws:PrincipalArn"] == o["BreakGlassRoleArn"]
+    # Bucket configuration: break-glass and the stack's CloudFormation service role.
+    assert policy["Statement"][1]["Condition"]["ArnNotEquals"]["aws:PrincipalArn"] == [
+        o["BreakGlassRoleArn"], o["BreakGlassRoleArn"].rsplit("/", 1)[0] + f"/{o['StackName']}-cloudformation-us-east-1"]
     # The TLS-only statement is in the template but deliberately not in the emulator.
     assert "aws:SecureTransport" not in json.dumps(policy)
 

@@ -51,15 +51,16 @@ COLUMNS = (
     "put raw/ If-None-Match", "multipart raw/ If-None-Match", "overwrite raw/ If-None-Match", "put outside raw/",
     "put processed/", "get raw/", "get raw/ version", "get processed/", "list raw/<session>/",
     "list raw/ uploads in progress", "delete raw/", "delete raw/ version",
-    "delete raw/ bypassing lock", "send preprocess queue", "receive ingest queue",
+    "delete raw/ bypassing lock", "send preprocess queue", "receive ingest queue", "get node binary (artifacts)",
 )
 # What the template means for each role (AWS's answer for these requests).
 EXPECTED = {
-    "UploaderRole":           (A, A, P, D, D, A, A, D, A, A, D, D, D, D, D),
-    "ResearcherRole":         (D, D, D, D, D, A, A, A, A, D, D, D, D, D, D),
-    "Ec2ReaderRole":          (D, D, D, D, D, A, A, A, A, D, D, D, D, D, D),
-    "IngestFunctionRole":     (D, D, D, D, D, A, A, D, A, D, D, D, D, A, A),
-    "PreprocessFunctionRole": (D, D, D, D, A, A, A, A, A, D, D, D, D, D, D),
+    "UploaderRole":           (A, A, P, D, D, A, A, D, A, A, D, D, D, D, D, D),
+    "ResearcherRole":         (D, D, D, D, D, A, A, A, A, D, D, D, D, D, D, D),
+    # the node: its binary and processed outputs, no raw data (issue 25 items 1 and 7)
+    "Ec2ReaderRole":          (D, D, D, D, D, D, D, A, D, D, D, D, D, D, D, A),
+    "IngestFunctionRole":     (D, D, D, D, D, A, A, D, A, D, D, D, D, A, A, D),
+    "PreprocessFunctionRole": (D, D, D, D, A, A, A, A, A, D, D, D, D, D, D, D),
 }
 
 
@@ -158,7 +159,11 @@ def seeded(emulator, stack):
     s3.put_object(Bucket=processed, Key=f"v1/{SESSION}/ch01.parquet", Body=b"processed")
     unfinished = f"raw/{SESSION}/unfinished.bin"
     upload_id = s3.create_multipart_upload(Bucket=raw, Key=unfinished)["UploadId"]
-    return {"raw": raw, "processed": processed, "key": key, "version": version, "unfinished": (unfinished, upload_id)}
+    # The static labpipe an EC2 node installs, where `labpipe admin deploy` keeps the Lambda zips.
+    artifacts, binary = f"{STACK}-lambda-code-local", Template().params["NodeBinaryKey"]
+    s3.put_object(Bucket=artifacts, Key=binary, Body=b"\x7fELF labpipe")
+    return {"raw": raw, "processed": processed, "key": key, "version": version, "unfinished": (unfinished, upload_id),
+            "binary": (artifacts, binary)}
 
 
 def policy_document(doc):
@@ -214,6 +219,7 @@ def requests_for(role, url, key, seeded, outputs):
         lambda: s3.delete_object(Bucket=raw, Key=existing, VersionId=seeded["version"], BypassGovernanceRetention=True),
         lambda: sqs.send_message(QueueUrl=outputs["PreprocessQueueUrl"], MessageBody=json.dumps({"session": SESSION})),
         lambda: sqs.receive_message(QueueUrl=outputs["IngestQueueUrl"], WaitTimeSeconds=0),
+        lambda: s3.get_object(Bucket=seeded["binary"][0], Key=seeded["binary"][1])["Body"].read(),
     )
 
 

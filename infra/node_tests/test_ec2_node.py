@@ -1,6 +1,8 @@
-"""The EC2 node (infra/ec2-node.yaml) on a fresh emulator: the LabPipe stack deployed, two
-sessions uploaded with the built `labpipe` and processed by the built `local-runner`, then the
-node stack deployed next to it and its first boot run for real.
+"""The EC2 node (infra/ec2-node.yaml) on a fresh emulator with authorization on: the LabPipe
+stack deployed, two sessions uploaded with the built `labpipe` and processed by the built
+`local-runner` (an administrator's key), then the node stack deployed next to it and its first
+boot run for real with the credentials of Ec2ReaderRole (an IAM user holding exactly that role's
+policies, as test_iam_matrix.py does: moto cannot assume a role that trusts a service).
 
     .venv/bin/python -m pytest infra/node_tests -q      (after cargo build --workspace --bins)
 
@@ -10,6 +12,12 @@ boots with installs the exact `labpipe` binary from the artifacts bucket and syn
 preprocessed files of the sessions matching the filter (and only those), byte for byte, then
 writes the sync timer. The user data runs here under a folder of its own (LABPIPE_NODE_ROOT),
 with the AWS CLI from the venv against the emulator, as it would run as root on the instance.
+
+What the emulator checks of the role (measured, test_iam_matrix.py): S3 by action and resource,
+so the binary's download (InstallLabpipe: that one object of the artifacts bucket) and the
+processed reads are held here as the template grants them. DynamoDB it checks against resource
+`*` only, which a table-scoped grant never matches: the node's user also gets the same catalog
+reads on `*` (emulator only; the table-scoped grant is checked statically in test_call_table.py).
 """
 
 import base64
@@ -24,7 +32,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from test_deploy_local import REPO, VENV_BIN, _env, aws, deployed, endpoint  # noqa: E402,F401
+from test_deploy_local import REPO, VENV_BIN  # noqa: E402
+from test_iam_matrix import CFG, client, emulator, policy_document  # noqa: E402,F401
 
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache" / "labpipe" / "target"))
 LABPIPE = Path(os.environ.get("LABPIPE_BIN", TARGET / "debug" / "labpipe"))
@@ -46,12 +55,74 @@ def _sha256(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def _env(key):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_ACCESS_KEY_ID=key[0], AWS_SECRET_ACCESS_KEY=key[1], AWS_REGION="us-east-1")
+    return env
+
+
 @pytest.fixture(scope="module")
-def stack_env(endpoint, deployed):
+def endpoint(emulator):
+    return emulator[0]
+
+
+@pytest.fixture(scope="module")
+def admin(emulator):
+    return emulator[1]
+
+
+@pytest.fixture(scope="module")
+def aws(endpoint, admin):
+    return lambda name: client(endpoint, name, admin)
+
+
+@pytest.fixture(scope="module")
+def deployed(endpoint, admin, tmp_path_factory):
+    out = tmp_path_factory.mktemp("stack") / "outputs.json"
+    run = subprocess.run([str(VENV_BIN / "python"), str(REPO / "infra" / "deploy_local.py"), "--endpoint", endpoint,
+                          "--stack", "labpipe", "--outputs", str(out)],
+                         capture_output=True, text=True, timeout=300, env=_env(admin))
+    assert run.returncode == 0, f"deploy with authorization on failed:\n{run.stderr[-3000:]}"
+    return {"outputs": json.loads(run.stdout), "file": out}
+
+
+@pytest.fixture(scope="module")
+def node_key(aws, deployed):
+    """An access key of a user holding exactly Ec2ReaderRole's policies (and, emulator only, the
+    same catalog reads on `*`)."""
+    iam, cf = aws("iam"), aws("cloudformation")
+    name = next(r["PhysicalResourceId"] for r in cf.describe_stack_resources(StackName="labpipe")["StackResources"]
+                if r.get("LogicalResourceId") == "Ec2ReaderRole")
+    iam.create_user(UserName="ec2-node")
+    policies = 0
+    for pol in iam.list_role_policies(RoleName=name)["PolicyNames"]:
+        doc = policy_document(iam.get_role_policy(RoleName=name, PolicyName=pol)["PolicyDocument"])
+        iam.put_user_policy(UserName="ec2-node", PolicyName=pol, PolicyDocument=json.dumps(doc))
+        policies += 1
+    for p in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]:
+        iam.attach_user_policy(UserName="ec2-node", PolicyArn=p["PolicyArn"])
+        policies += 1
+    # moto's CloudFormation does not attach ManagedPolicyArns: attach the ones the template names.
+    from iam_model import Template
+    for ref in Template().resources["Ec2ReaderRole"]["Properties"].get("ManagedPolicyArns", []):
+        arn = next(r["PhysicalResourceId"] for r in cf.describe_stack_resources(StackName="labpipe")["StackResources"]
+                   if r.get("LogicalResourceId") == ref["Ref"])
+        iam.attach_user_policy(UserName="ec2-node", PolicyArn=arn)
+        policies += 1
+    assert policies, f"{name} has no policies on the emulator"
+    iam.put_user_policy(UserName="ec2-node", PolicyName="emulator-only-catalog-reads", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": "*", "Action": [
+            "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:DescribeTable"]}]}))
+    k = iam.create_access_key(UserName="ec2-node")["AccessKey"]
+    return k["AccessKeyId"], k["SecretAccessKey"]
+
+
+@pytest.fixture(scope="module")
+def stack_env(endpoint, deployed, admin):
     for binary in (LABPIPE, RUNNER):
         assert binary.is_file(), f"{binary} is missing: run 'cargo build --workspace --bins' first"
     out = deployed["outputs"]
-    env = _env()
+    env = _env(admin)
     env.update(
         AWS_ENDPOINT_URL=endpoint, LABPIPE_TABLE=out["CatalogTable"], LABPIPE_RAW_BUCKET=out["RawBucket"],
         LABPIPE_PROCESSED_BUCKET=out["ProcessedBucket"], LABPIPE_STACK_OUTPUTS=str(deployed["file"]),
@@ -86,15 +157,15 @@ def test_cfn_lint_passes():
 
 
 def test_a_node_boots_installs_labpipe_and_syncs_what_the_filter_selects(
-    aws, deployed, stack_env, processed, awscli, tmp_path
+    aws, deployed, stack_env, processed, awscli, node_key, tmp_path
 ):
     out = deployed["outputs"]
     s3, ec2, cfn = aws("s3"), aws("ec2"), aws("cloudformation")
 
-    # The binary the node installs, where `labpipe admin deploy` keeps artifacts.
+    # The binary the node installs, where `labpipe admin deploy` keeps artifacts (the stack's
+    # LambdaCodeBucket; deploy_local.py's stands in for it), at the stack's NodeBinaryKey.
     binary = STATIC if STATIC.is_file() else LABPIPE
-    artifacts = "labpipe-node-artifacts"
-    s3.create_bucket(Bucket=artifacts)
+    artifacts = "labpipe-lambda-code-local"
     s3.upload_file(str(binary), artifacts, BINARY_KEY)
 
     # Only the first session: a filter with quotes, as a researcher would write one.
@@ -130,9 +201,9 @@ def test_a_node_boots_installs_labpipe_and_syncs_what_the_filter_selects(
     user_data = base64.b64decode(version["UserData"]).decode()
     assert "${" not in user_data.replace("${LABPIPE_NODE_ROOT:-}", ""), "every template value is filled in"
 
-    # The first boot, for real: the same script, under a folder instead of /.
+    # The first boot, for real: the same script, under a folder instead of /, as the node's role.
     root = tmp_path / "node"
-    env = _env()
+    env = _env(node_key)
     env.update(AWS_ENDPOINT_URL=stack_env["AWS_ENDPOINT_URL"], LABPIPE_NODE_ROOT=str(root),
                PATH=f"{VENV_BIN}:{os.environ['PATH']}")
     (tmp_path / "user-data.sh").write_text(user_data)

@@ -51,19 +51,19 @@ fn deploy(emu: &Emulator, package: &Path, outputs: &Path) -> Result<Value> {
 
 fn deploy_with(emu: &Emulator, package: &Path, outputs: &Path, extra: &[&str]) -> Result<Value> {
     let mut args = vec![
-            "admin",
-            "deploy",
-            "--stack",
-            STACK,
-            "--region",
-            REGION,
-            "--alarm-email",
-            "none",
-            "--package",
-            package.to_str().unwrap(),
-            "--outputs",
-            outputs.to_str().unwrap(),
-            "--json",
+        "admin",
+        "deploy",
+        "--stack",
+        STACK,
+        "--region",
+        REGION,
+        "--alarm-email",
+        "none",
+        "--package",
+        package.to_str().unwrap(),
+        "--outputs",
+        outputs.to_str().unwrap(),
+        "--json",
     ];
     args.extend_from_slice(extra);
     let out = labpipe(&emu.env(), &args);
@@ -108,7 +108,11 @@ fn describe_stack(emu: &Emulator, name: &str) -> Result<Value> {
             name,
         ])
         .output()?;
-    ensure!(out.status.success(), "DescribeStacks {name}: {}", text(&out));
+    ensure!(
+        out.status.success(),
+        "DescribeStacks {name}: {}",
+        text(&out)
+    );
     Ok(serde_json::from_slice(&out.stdout)?)
 }
 

@@ -139,3 +139,48 @@ def test_its_name_is_the_one_the_bucket_policies_exempt(role):
     assert text.count(":role/${AWS::StackName}-cloudformation-${AWS::Region}") == 2, "raw and audit bucket policies"
     deploy = (REPO / "crates" / "deploy" / "src" / "lib.rs").read_text()
     assert 'format!("{stack}-cfn-role")' in deploy and "deploy-role.yaml" in deploy
+
+
+def test_what_the_emulator_does_not_evaluate_for_cloudformation(tmp_path):
+    """Why the role is checked statically here and not on the emulator: moto's CloudFormation,
+    with authorization on, creates a bucket and a role for a caller allowed only
+    `cloudformation:*`, with a RoleARN naming no role at all (measured). AWS would refuse the
+    RoleARN (iam:PassRole, an existing role) and create the resources with the role's rights.
+    If moto starts checking either, this test fails and the emulator test can say more."""
+    import os
+    import subprocess
+    import time
+
+    import boto3
+
+    from test_deploy_local import VENV_BIN, _answers, _die_with_parent, _free_port
+
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["INITIAL_NO_AUTH_ACTION_COUNT"] = "3"
+    with open(tmp_path / "moto.log", "w") as log:
+        proc = subprocess.Popen([str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], env=env,
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+    try:
+        deadline = time.monotonic() + 60
+        while not _answers(url) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        key = dict(region_name="us-east-1", endpoint_url=url)
+        iam = boto3.client("iam", aws_access_key_id="test", aws_secret_access_key="test", **key)
+        iam.create_user(UserName="cloudformation-only")
+        iam.put_user_policy(UserName="cloudformation-only", PolicyName="cfn", PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "cloudformation:*", "Resource": "*"}]}))
+        k = iam.create_access_key(UserName="cloudformation-only")["AccessKey"]
+        cf = boto3.client("cloudformation", aws_access_key_id=k["AccessKeyId"], aws_secret_access_key=k["SecretAccessKey"], **key)
+        body = {"Resources": {"Bucket": {"Type": "AWS::S3::Bucket"},
+                              "Role": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": {"Statement": []}}}}}
+        cf.create_stack(StackName="measure", TemplateBody=json.dumps(body), RoleARN="arn:aws:iam::123456789012:role/no-such-role")
+        deadline = time.monotonic() + 30
+        while (st := cf.describe_stacks(StackName="measure")["Stacks"][0])["StackStatus"].endswith("IN_PROGRESS"):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert (st["StackStatus"], st.get("RoleARN")) == ("CREATE_COMPLETE", "arn:aws:iam::123456789012:role/no-such-role")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -83,8 +83,10 @@ wait_for_cross_builds() {
 stage "fmt: cargo fmt --all --check"
 cargo fmt --all --check
 
-# infra/template.yaml: cfn-lint, then deployed to a fresh emulator of its
-# own and checked (infra/tests). Needs no Rust build, so it runs early.
+# infra/template.yaml: cfn-lint, cfn-guard rules, checkov over the three templates
+# (test_checkov.py: a new finding fails the stage), the IAM model and call table, then
+# deployed to a fresh emulator of its own and checked (infra/tests). Needs no Rust
+# build, so it runs early.
 stage "infra: pytest infra/tests"
 PYTHONDONTWRITEBYTECODE=1 .venv/bin/python -m pytest infra/tests -q -p no:cacheprovider 2>&1 | tee -a "$RESULTS"
 

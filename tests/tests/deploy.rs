@@ -547,6 +547,33 @@ async fn real_account_smoke() -> Result<()> {
             "failed"
         }
     );
+    // The stack's delete runs as its CloudFormation service role: the role's own stack goes
+    // only once that delete has finished (docs/operations.md, "Remove the stack").
+    let gone = Instant::now() + Duration::from_secs(1800);
+    while deleted.is_ok() && Instant::now() < gone {
+        match cfn.describe_stacks().stack_name(&stack).send().await {
+            Ok(d)
+                if d.stacks()
+                    .first()
+                    .and_then(|s| s.stack_status())
+                    .map(|s| s.as_str())
+                    == Some("DELETE_IN_PROGRESS") =>
+            {
+                tokio::time::sleep(Duration::from_secs(10)).await
+            }
+            _ => break,
+        }
+    }
+    let role_stack = labpipe_deploy::role_stack_name(&stack);
+    let deleted_role = cfn.delete_stack().stack_name(&role_stack).send().await;
+    eprintln!(
+        "delete-stack {role_stack}: {}",
+        if deleted_role.is_ok() {
+            "requested"
+        } else {
+            "failed"
+        }
+    );
     let s3 = aws_sdk_s3::Client::new(&sdk);
     let bucket = String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
         l.strip_prefix("Lambda code: s3://")

@@ -36,6 +36,10 @@ use crate::s3key::{decode_event_key, manifest_session, session_prefix};
 
 /// The catalog step name written with ingest's status changes.
 pub const STEP: &str = "ingest";
+/// Deliveries of one S3 event (the ingest queue's `maxReceiveCount` in `infra/template.yaml`):
+/// a transient failure on the last one leaves the event in the dead-letter queue, and ingest
+/// says so in the catalog first, so the session is never invisible.
+pub const MAX_DELIVERIES: u32 = 5;
 
 /// The ingest handler with its clients.
 #[derive(Debug, Clone)]
@@ -109,6 +113,7 @@ impl Ingest {
             return Ok(());
         }
         let mut first_failure = None;
+        let delivery = batch::delivery_count(message);
         for manifest in notification.manifests() {
             let span = info_span!("session", session = %manifest.session);
             let result = self
@@ -117,6 +122,7 @@ impl Ingest {
                     &manifest.key,
                     manifest.version_id.as_deref(),
                     manifest.session,
+                    delivery,
                 )
                 .instrument(span)
                 .await;
@@ -128,13 +134,14 @@ impl Ingest {
     }
 
     /// Ingests one manifest. `Err` only for transient failures; session problems are recorded as
-    /// `FAILED` and return `Ok`.
+    /// `FAILED` and return `Ok`. `delivery` counts this message's deliveries.
     async fn ingest_manifest(
         &self,
         bucket: &str,
         key: &str,
         version_id: Option<&str>,
         session: SessionId,
+        delivery: u32,
     ) -> Result<(), Failure> {
         let id = session.to_string();
         match self.catalog_manifest(bucket, key, version_id, &id).await {
@@ -152,6 +159,10 @@ impl Ingest {
                     })?;
                 Ok(())
             }
+            Err(Failure::Transient(reason)) if delivery >= MAX_DELIVERIES => {
+                self.record_dead_letter(&session, delivery, &reason).await;
+                Err(Failure::Transient(reason))
+            }
             Err(Failure::Transient(reason)) => {
                 warn!(step = STEP, reason = %reason, "transient ingest failure");
                 // Best effort: visible in the history when the session is already cataloged.
@@ -166,6 +177,35 @@ impl Ingest {
                     .await;
                 Err(Failure::Transient(reason))
             }
+        }
+    }
+
+    /// The last delivery failed too: the event goes to the dead-letter queue. A session the
+    /// catalog does not know yet gets a bare `FAILED` entry with the reason and the command that
+    /// moves it on (ingest replaces that entry when the event comes back); a known one keeps its
+    /// status and gets the reason in its history. Best effort: when the catalog itself is what
+    /// fails, `labpipe status` finds the event in the dead-letter queue.
+    async fn record_dead_letter(&self, session: &SessionId, delivery: u32, reason: &str) {
+        let id = session.to_string();
+        let message = format!(
+            "ingest failed on all {delivery} deliveries ({reason}); its S3 event is in the ingest dead-letter queue: fix the cause (the ingest function's log), then `labpipe redrive --queue ingest`"
+        );
+        error!(step = STEP, reason = %reason, delivery, "ingest gives up: the event goes to the dead-letter queue");
+        let recorded = match self.catalog.get(&id).await {
+            Ok(None) => self
+                .catalog
+                .record_failure(&id, session.recorded_at(), STEP, &message)
+                .await
+                .map(|_| ()),
+            Ok(Some(_)) => self
+                .catalog
+                .append_event(&id, STEP, Level::Error, &message)
+                .await
+                .map(|_| ()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = recorded {
+            warn!(error = %e, "cannot record the dead-lettered event in the catalog");
         }
     }
 
@@ -675,6 +715,21 @@ mod tests {
             prop_assert_eq!(m.files.len(), paths.len());
             prop_assert_eq!(Manifest::from_json(m.to_json().as_bytes()).unwrap(), m);
         }
+    }
+
+    /// The last delivery is the ingest queue's `maxReceiveCount`: a changed template must change
+    /// [`MAX_DELIVERIES`] too.
+    #[test]
+    fn max_deliveries_follow_the_template() {
+        let template = include_str!("../../infra/template.yaml");
+        let count = template
+            .lines()
+            .skip_while(|l| *l != "  IngestQueue:")
+            .skip(1)
+            .take_while(|l| l.is_empty() || l.starts_with("   "))
+            .find_map(|l| l.trim().strip_prefix("maxReceiveCount:"))
+            .expect("IngestQueue has a maxReceiveCount");
+        assert_eq!(count.trim().parse::<u32>().unwrap(), MAX_DELIVERIES);
     }
 
     #[test]

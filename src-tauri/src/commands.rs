@@ -83,7 +83,8 @@ pub async fn check_disk_cleanup(
     days: u32,
 ) -> AppResult<crate::retention::CleanReport> {
     let settings = settings.unwrap_or_else(|| state.settings());
-    crate::retention::run(&settings, days, true).await
+    let queued = crate::retention::queued(&state);
+    crate::retention::run(&settings, days, true, queued).await
 }
 
 #[tauri::command]

@@ -8,6 +8,7 @@
 //! the rest stays. A folder that cannot be proven safe is kept; a failure to reach AWS keeps
 //! everything.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -48,8 +49,16 @@ pub struct CleanReport {
 }
 
 /// Checks every session folder of the lab folder and, unless `dry_run`, deletes those proven
-/// safe. `days` overrides the setting (Check now before the option is turned on).
-pub async fn run(settings: &Settings, days: u32, dry_run: bool) -> AppResult<CleanReport> {
+/// safe. `days` overrides the setting (Check now before the option is turned on). Sessions in
+/// `queued` (the app's upload queue, not finished) are kept; every other session's upload lock is
+/// taken while it is checked and deleted, so neither this app's worker nor `labpipe upload` can
+/// upload it meanwhile.
+pub async fn run(
+    settings: &Settings,
+    days: u32,
+    dry_run: bool,
+    queued: BTreeSet<String>,
+) -> AppResult<CleanReport> {
     let lab = settings
         .lab_folder
         .clone()
@@ -76,6 +85,8 @@ pub async fn run(settings: &Settings, days: u32, dry_run: bool) -> AppResult<Cle
         now: chrono::Local::now().naive_local(),
         dry_run,
         raw_bucket: Some(settings.raw_bucket.clone()).filter(|b| !b.is_empty()),
+        upload_locks: labpipe_upload::journal::locks_dir_beside(&labpipe_lab::journal_path()),
+        queued,
     };
     let outcomes = labpipe_retention::clean(&catalog, &s3, &folders, &opts, log_outcome).await;
     Ok(report(&outcomes, days, dry_run))
@@ -122,14 +133,27 @@ fn report(outcomes: &[FolderOutcome], days: u32, dry_run: bool) -> CleanReport {
     }
 }
 
+/// The sessions of the app's upload queue that have not finished (queued, uploading, paused,
+/// interrupted): clean keeps them.
+pub fn queued(state: &AppState) -> BTreeSet<String> {
+    state
+        .queue
+        .list()
+        .into_iter()
+        .filter(|t| t.state.is_active())
+        .map(|t| t.session)
+        .collect()
+}
+
 /// The periodic clean-up, for the life of the app; does nothing while the option is off.
 pub fn spawn_cleaner(app: AppHandle) {
     tauri::async_runtime::spawn(async move {
         tokio::time::sleep(FIRST_RUN).await;
         loop {
-            let settings = app.state::<AppState>().settings();
+            let state = app.state::<AppState>();
+            let settings = state.settings();
             if let Some(days) = settings.clean_after_days {
-                match run(&settings, days, false).await {
+                match run(&settings, days, false, queued(&state)).await {
                     Ok(r) => tracing::info!(
                         deleted = r.rows.iter().filter(|x| x.action == "deleted").count(),
                         kept = r.rows.iter().filter(|x| x.action == "kept").count(),

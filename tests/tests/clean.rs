@@ -95,6 +95,20 @@ impl Lab {
         self.catalog.put_new_session(&item).await.unwrap();
     }
 
+    /// The catalog entry ingest would write for revision `n` of `session` (its own raw folder).
+    async fn catalog_revision(&self, session: &str, n: u32) {
+        let folder = labpipe_core::layout::revision_folder(session, n);
+        let key = format!("raw/{folder}/manifest.json");
+        let bytes = object_bytes(&self.s3, &self.raw, &key).await;
+        let manifest = Manifest::from_json(&bytes).unwrap();
+        assert_eq!(manifest.revision_number(), n);
+        let sha = hex::encode(Sha256::digest(&bytes));
+        let prefix = format!("s3://{}/raw/{folder}/", self.raw);
+        let mut item = SessionItem::from_manifest(&manifest, &sha, &prefix, Utc::now());
+        item.status = Status::Processed;
+        self.catalog.put_revision(&item).await.unwrap();
+    }
+
     fn clean(&self, extra: &[&str]) -> Output {
         self.labpipe()
             .arg("clean")
@@ -335,4 +349,167 @@ async fn clean_needs_an_age_and_refuses_a_malformed_one() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}
+
+/// One folder per condition that must keep a folder and that the first test does not break:
+/// the catalog verified another manifest, a symbolic link, a manifest without the checksum that
+/// proves an object, an upload of the session running on this PC, and a folder holding an
+/// earlier revision's bytes. A revised folder that holds the current revision goes. Removing
+/// any of these checks from `labpipe-retention` deletes a folder this test wants kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clean_keeps_every_folder_it_cannot_prove_safe_and_names_the_condition() {
+    let lab = Lab::new().await;
+    let sessions = lab.record(6, labpipe_sample::default_start(), 21);
+    lab.upload();
+    let names: Vec<&str> = sessions.iter().map(|s| s.name.as_str()).collect();
+    let [unverified, linked, unchecksummed, uploading, old_revision, revised] = names[..] else {
+        panic!("expected 6 sessions, got {names:?}")
+    };
+    let path = |s: &str| lab.root.path().join(s);
+
+    // The catalog verified another manifest than the one in S3 (a second write at the key).
+    let key = format!("raw/{unverified}/manifest.json");
+    let manifest = Manifest::from_json(&object_bytes(&lab.s3, &lab.raw, &key).await).unwrap();
+    let prefix = format!("s3://{}/raw/{unverified}/", lab.raw);
+    let mut item = SessionItem::from_manifest(&manifest, &"0".repeat(64), &prefix, Utc::now());
+    item.status = Status::Processed;
+    lab.catalog.put_new_session(&item).await.unwrap();
+    // A symbolic link beside the uploaded files.
+    lab.catalog_as(linked, Status::Processed).await;
+    let target = path(linked).join(data_file(&path(linked)));
+    std::os::unix::fs::symlink(&target, path(linked).join("alias.bin")).unwrap();
+    // A manifest of an older client: no CRC64NVME for one file, so its object cannot be proven
+    // without downloading it.
+    let key = format!("raw/{unchecksummed}/manifest.json");
+    let mut manifest: Value =
+        serde_json::from_slice(&object_bytes(&lab.s3, &lab.raw, &key).await).unwrap();
+    manifest["files"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("crc64nvme");
+    lab.s3
+        .put_object()
+        .bucket(&lab.raw)
+        .key(&key)
+        .body(serde_json::to_vec(&manifest).unwrap().into())
+        .send()
+        .await
+        .unwrap();
+    lab.catalog_as(unchecksummed, Status::Processed).await;
+    // Uploading on this PC: the session's upload lock is held, as `labpipe upload` holds it.
+    lab.catalog_as(uploading, Status::Processed).await;
+    let locks = labpipe_upload::journal::locks_dir_beside(&lab.home.path().join("journal.sqlite3"));
+    let upload_lock = labpipe_upload::SessionLock::acquire(&locks, uploading).unwrap();
+    // Two sessions corrected as revision 2: one folder keeps the correction, the other goes back
+    // to the first upload's bytes (which are not the current revision's).
+    let mut first_bytes = BTreeMap::new();
+    for s in [old_revision, revised] {
+        let f = path(s).join(data_file(&path(s)));
+        let bytes = std::fs::read(&f).unwrap();
+        let mtime = std::fs::metadata(&f).unwrap().modified().unwrap();
+        std::fs::write(&f, flipped(&bytes)).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&f)
+            .unwrap()
+            .set_modified(mtime - std::time::Duration::from_secs(3600))
+            .unwrap();
+        let out = lab
+            .labpipe()
+            .arg("upload")
+            .arg(path(s))
+            .args(["--bucket", &lab.raw, "--revise", "--reason", "gain fixed"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "upload --revise: {}", text(&out));
+        lab.catalog_revision(s, 2).await;
+        first_bytes.insert(s, (f, bytes));
+    }
+    let (f, bytes) = &first_bytes[old_revision];
+    std::fs::write(f, bytes).unwrap();
+
+    let s3_before = lab.raw_objects().await;
+    let out = lab.clean(&["--json"]);
+    drop(upload_lock);
+    assert!(out.status.success(), "{}", text(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let by_session: BTreeMap<String, &Value> = v["folders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["session"].as_str().unwrap().to_string(), f))
+        .collect();
+    let pid = format!("pid {}", std::process::id());
+    let old_file = data_file(&path(old_revision));
+    let expect = [
+        (unverified, "kept", "manifest_not_verified", "0000000000"),
+        (linked, "kept", "symlink", "alias.bin"),
+        (unchecksummed, "kept", "no_checksum", "no CRC64NVME"),
+        (uploading, "kept", "uploading", "uploading on this PC"),
+        (uploading, "kept", "uploading", pid.as_str()),
+        (old_revision, "kept", "changed_file", old_file.as_str()),
+        (revised, "deleted", "verified", "processed"),
+    ];
+    for (s, action, code, word) in expect {
+        let f = by_session
+            .get(s)
+            .unwrap_or_else(|| panic!("{s} not reported: {v:#}"));
+        assert_eq!(f["action"], action, "{s}: {f:#}");
+        assert_eq!(f["code"], code, "{s}: {f:#}");
+        let reason = f["reason"].as_str().unwrap();
+        assert!(
+            reason.contains(word),
+            "{s}: reason must name {word}: {reason}"
+        );
+        assert_eq!(
+            path(s).exists(),
+            action == "kept",
+            "{s} on disk after clean"
+        );
+    }
+    assert_eq!(
+        lab.raw_objects().await,
+        s3_before,
+        "clean changed the raw bucket"
+    );
+}
+
+/// A folder that changes while it is checked (here: one file's modification time moves on all
+/// the time, its bytes stay the same, so every check passes) is kept: the folder is listed again
+/// right before it would be deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_that_changes_while_it_is_checked_is_kept() {
+    let lab = Lab::new().await;
+    let sessions = lab.record(1, labpipe_sample::default_start(), 31);
+    lab.upload();
+    let session = sessions[0].name.clone();
+    lab.catalog_as(&session, Status::Processed).await;
+    let folder = lab.root.path().join(&session);
+    let file = folder.join(data_file(&folder));
+    let base = std::fs::metadata(&file).unwrap().modified().unwrap();
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let toucher = {
+        let (stop, file) = (stop.clone(), file.clone());
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                n += 1;
+                let Ok(f) = std::fs::File::options().write(true).open(&file) else {
+                    break; // deleted
+                };
+                let _ = f.set_modified(base - std::time::Duration::from_secs(n));
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        })
+    };
+    let out = lab.clean(&["--json"]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    toucher.join().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let f = &v["folders"][0];
+    assert_eq!(f["code"], "changed_while_checking", "{v:#}");
+    assert_eq!(f["action"], "kept", "{v:#}");
+    assert!(file.is_file(), "the folder was deleted while it changed");
 }

@@ -954,3 +954,216 @@ fn a_corrected_session_becomes_revision_two_and_the_first_stays_as_it_was() {
         );
     });
 }
+
+/// Puts a session's files and its manifest straight into the raw bucket, the manifest edited by
+/// `edit` first: what an older or foreign client could upload.
+async fn upload_straight(stack: &Stack, folder: &Path, id: &str, edit: impl FnOnce(&mut Manifest)) {
+    let report = check_folder(folder, &LabSchema::default()).unwrap();
+    let hashes = report
+        .files
+        .iter()
+        .map(|f| {
+            (
+                hex::encode(Sha256::digest(std::fs::read(folder.join(&f.path)).unwrap())),
+                None,
+            )
+        })
+        .collect();
+    let mut manifest = Manifest::new(&report, hashes, Utc::now()).unwrap();
+    edit(&mut manifest);
+    let put = |key: String, bytes: Vec<u8>| {
+        stack
+            .clients
+            .s3
+            .put_object()
+            .bucket(&stack.config.raw_bucket)
+            .key(key)
+            .body(ByteStream::from(bytes))
+            .send()
+    };
+    for f in &manifest.files {
+        put(
+            format!("raw/{id}/{}", f.path),
+            std::fs::read(folder.join(&f.path)).unwrap(),
+        )
+        .await
+        .unwrap();
+    }
+    put(
+        format!("raw/{id}/manifest.json"),
+        manifest.to_json().into_bytes(),
+    )
+    .await
+    .unwrap();
+}
+
+/// The text of a command's stdout and stderr, for assertions.
+fn said(out: &Output) -> String {
+    format!(
+        "exit {:?}\n{}{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A session whose catalog entry would exceed DynamoDB's 400 KB item (a metadata value an older
+/// client let through) is not lost in ingest: it ends `FAILED` on a bare entry, with the value
+/// that is too big, its size, the limit and what to do; following that advice (a correction with
+/// the metadata fixed) catalogs and processes it.
+#[test]
+fn a_session_too_big_for_the_catalog_ends_failed_naming_the_value_and_what_to_do() {
+    runtime().block_on(async {
+        let stack = Stack::create(true).await;
+        let (_keep, folder, id) = generate(41);
+        upload_straight(&stack, &folder, &id, |m| {
+            m.metadata.insert(
+                "notes".into(),
+                labpipe_core::MetaValue::Text("electrode drift; ".repeat(25_000)),
+            );
+        })
+        .await;
+        stack.drain().await;
+
+        let item = stack
+            .catalog
+            .get(&id)
+            .await
+            .unwrap()
+            .expect("the session has a catalog entry");
+        assert_eq!(item.status, Status::Failed, "{item:?}");
+        assert_eq!(item.status_step.as_deref(), Some("ingest"));
+        assert!(item.metadata.is_empty(), "a bare entry: {item:?}");
+        let message = item.status_message.clone().unwrap();
+        for want in [
+            "metadata 'notes' 415.",
+            "400.0 KB",
+            "labpipe upload --revise --reason TEXT FOLDER",
+        ] {
+            assert!(message.contains(want), "{want:?} not in {message}");
+        }
+        let out = stack.labpipe(&["status", &id]);
+        assert_eq!(out.status.code(), Some(1), "{}", said(&out));
+        let text = said(&out);
+        assert!(
+            text.contains(&format!("{id}  FAILED")) && text.contains("metadata 'notes'"),
+            "{text}"
+        );
+
+        // The advice: a correction (the folder's metadata file has no such value).
+        let out = stack.labpipe(&[
+            "upload",
+            folder.to_str().unwrap(),
+            "--bucket",
+            &stack.config.raw_bucket,
+            "--revise",
+            "--reason",
+            "notes shortened",
+        ]);
+        assert!(out.status.success(), "{}", said(&out));
+        stack.drain().await;
+        assert_eq!(stack.status(&id).await, Status::Processed);
+    });
+}
+
+/// An S3 event that ingest cannot handle on any delivery ends in the ingest dead-letter queue.
+/// Its session is never invisible: when the catalog can be written, ingest's last delivery
+/// leaves a `FAILED` entry that says where the event is and how to move it on; when the catalog
+/// is what fails, `labpipe status` finds the event in the dead-letter queue and says `STUCK`.
+/// Following the printed command (`labpipe redrive --queue ingest`) processes both.
+#[test]
+fn a_session_whose_ingest_event_is_dead_lettered_shows_failed_or_stuck_with_the_redrive() {
+    runtime().block_on(async {
+        let stack = Stack::create(true).await;
+        let sdk = Emulator::shared().sdk_config().await;
+        // Ingest's S3 reads fail on every delivery (nothing listens on the port).
+        let (_keep, folder, unreadable) = generate(51);
+        upload(&stack, &folder);
+        let mut broken = stack.clients.clone();
+        broken.s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&sdk)
+                .endpoint_url("http://127.0.0.1:9")
+                .force_path_style(true)
+                .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+                .build(),
+        );
+        dead_letter_all(&stack, &broken, &stack.config).await;
+        let item = stack
+            .catalog
+            .get(&unreadable)
+            .await
+            .unwrap()
+            .expect("ingest's last delivery leaves an entry");
+        assert_eq!(item.status, Status::Failed, "{item:?}");
+        let message = item.status_message.clone().unwrap();
+        for want in [
+            "all 5 deliveries",
+            "ingest dead-letter queue",
+            "labpipe redrive --queue ingest",
+        ] {
+            assert!(message.contains(want), "{want:?} not in {message}");
+        }
+        let out = stack.labpipe(&["status", &unreadable]);
+        assert_eq!(out.status.code(), Some(1), "{}", said(&out));
+        assert!(
+            said(&out).contains(&format!("{unreadable}  FAILED")),
+            "{}",
+            said(&out)
+        );
+
+        // The catalog is what fails (a wrong table): nothing can be recorded there.
+        let (_keep2, folder2, uncataloged) = generate(52);
+        upload(&stack, &folder2);
+        let mut wrong_table = stack.config.clone();
+        wrong_table.table = unique_name("no-such-table");
+        dead_letter_all(&stack, &stack.clients, &wrong_table).await;
+        assert!(stack.catalog.get(&uncataloged).await.unwrap().is_none());
+        let out = stack.labpipe(&["status", &uncataloged]);
+        let text = said(&out);
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        assert!(text.contains(&format!("{uncataloged}  STUCK")), "{text}");
+        assert!(
+            text.contains("S3 event is in the ingest dead-letter queue")
+                && text.contains("labpipe redrive --queue ingest"),
+            "{text}"
+        );
+        let out = stack.labpipe(&["status", &uncataloged, "--json"]);
+        let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(shown[0]["stuck"]["dead_letter"]["queue"], "ingest", "{shown}");
+
+        // The printed command moves both on once the cause is gone.
+        let out = stack.labpipe(&["redrive", "--queue", "ingest"]);
+        assert!(out.status.success(), "{}", said(&out));
+        stack.drain().await;
+        assert_eq!(stack.status(&unreadable).await, Status::Processed);
+        assert_eq!(stack.status(&uncataloged).await, Status::Processed);
+    });
+}
+
+/// Runs ingest with `clients` and `config` until the ingest queue is empty, every message having
+/// gone to its dead-letter queue (retries after 1 s).
+async fn dead_letter_all(stack: &Stack, clients: &Clients, config: &BackendConfig) {
+    let runner = Runner::new(
+        clients,
+        config,
+        RunnerOptions {
+            wait_secs: 1,
+            batch_size: 10,
+            retry_after_secs: 1,
+        },
+    )
+    .unwrap();
+    let before = stack.depth(&stack.ingest_dlq).await;
+    for _ in 0..60 {
+        runner
+            .poll_once(labpipe_backend::runner::Queue::Ingest, 1)
+            .await
+            .unwrap();
+        if stack.depth(&stack.config.ingest_queue_url).await == 0 {
+            assert!(stack.depth(&stack.ingest_dlq).await > before);
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    panic!("the ingest queue did not empty");
+}

@@ -34,6 +34,14 @@ pub enum CatalogError {
     #[error("cannot import session {session}: {reason}; fix the record (nothing was imported)")]
     InvalidRecord { session: String, reason: String },
 
+    #[error("the catalog entry of session {session} would be {size}, more than the {limit} a DynamoDB item holds (largest: {largest}); shorten those values in the session's metadata file (`labpipe check` names them) and upload it as a correction: labpipe upload --revise --reason TEXT FOLDER")]
+    TooLarge {
+        session: String,
+        size: String,
+        limit: String,
+        largest: String,
+    },
+
     #[error(
         "session {session} kept changing while being updated ({attempts} attempts); try again"
     )]
@@ -74,6 +82,7 @@ impl CatalogError {
             | CatalogError::InvalidTransition { .. }
             | CatalogError::Malformed { .. }
             | CatalogError::InvalidRecord { .. }
+            | CatalogError::TooLarge { .. }
             | CatalogError::NotFound { .. } => true,
             CatalogError::Contention { .. } => false,
             CatalogError::Service {
@@ -95,6 +104,7 @@ impl CatalogError {
             CatalogError::Conflict { .. } => "conflict",
             CatalogError::Malformed { .. } => "malformed",
             CatalogError::InvalidRecord { .. } => "invalid_record",
+            CatalogError::TooLarge { .. } => "too_large",
             CatalogError::Contention { .. } => "contention",
             CatalogError::Service { .. } => "service",
         }

@@ -25,6 +25,10 @@ pub const EVENT_PREFIX: &str = "EVENT#";
 /// Sort-key prefix of processed-output records.
 pub const OUTPUT_PREFIX: &str = "OUTPUT#v";
 
+/// The most a DynamoDB item may hold: 400 KB, attribute names and values together (Amazon
+/// DynamoDB Developer Guide, "Item sizes and formats"). A session entry over it cannot be written.
+pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+
 /// Partition key of everything about one session.
 pub fn session_pk(session: &str) -> String {
     format!("SESSION#{session}")
@@ -134,6 +138,49 @@ impl SessionItem {
             updated_at: now,
             event_count: 0,
         }
+    }
+
+    /// The size DynamoDB counts for this entry's item: every attribute's UTF-8 name plus its
+    /// value (a text's UTF-8 bytes; a number's digits, which bound its stored size from above).
+    pub fn item_bytes(&self) -> usize {
+        self.to_item()
+            .iter()
+            .map(|(k, v)| k.len() + value_bytes(v))
+            .sum()
+    }
+
+    /// `Err` with what to shorten when the entry is over [`MAX_ITEM_BYTES`]: the attributes that
+    /// take the most room, largest first (a metadata value is named by its key).
+    pub fn check_size(&self) -> Result<(), CatalogError> {
+        let bytes = self.item_bytes();
+        if bytes <= MAX_ITEM_BYTES {
+            return Ok(());
+        }
+        let mut parts: Vec<(String, usize)> = self
+            .to_item()
+            .iter()
+            .map(|(k, v)| {
+                let name = match k.strip_prefix(METADATA_PREFIX) {
+                    Some(key) => format!("metadata '{key}'"),
+                    None => k.clone(),
+                };
+                (name, k.len() + value_bytes(v))
+            })
+            .collect();
+        parts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let largest = parts
+            .iter()
+            .take(3)
+            .filter(|(_, n)| *n >= 1024)
+            .map(|(name, n)| format!("{name} {}", kb(*n)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Err(CatalogError::TooLarge {
+            session: self.session.clone(),
+            size: kb(bytes),
+            limit: kb(MAX_ITEM_BYTES),
+            largest,
+        })
     }
 
     pub(crate) fn to_item(&self) -> Item {
@@ -419,6 +466,20 @@ fn number_text(x: f64) -> String {
     }
 }
 
+/// The bytes DynamoDB counts for a value of the kinds the catalog writes.
+fn value_bytes(v: &AttributeValue) -> usize {
+    match v {
+        AttributeValue::S(t) => t.len(),
+        AttributeValue::N(t) => t.len(),
+        _ => 1,
+    }
+}
+
+/// `412.5 KB` (1 KB = 1,024 bytes, as DynamoDB counts its limit).
+fn kb(bytes: usize) -> String {
+    format!("{:.1} KB", bytes as f64 / 1024.0)
+}
+
 pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
@@ -453,6 +514,37 @@ pub(crate) fn format_local(t: NaiveDateTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_entry_over_the_item_limit_is_refused_naming_its_largest_values() {
+        let mut item = sample();
+        assert!(item.check_size().is_ok());
+        let small = item.item_bytes();
+        // The size counts names and values: a 10-byte text under a 5-byte key adds 2 + 5 + 10.
+        item.metadata
+            .insert("notes".into(), MetaValue::Text("0123456789".into()));
+        assert_eq!(item.item_bytes(), small + 2 + 5 + 10);
+        // Just at the limit is fine; one byte more is not.
+        let room = MAX_ITEM_BYTES - item.item_bytes() + 10;
+        item.metadata
+            .insert("notes".into(), MetaValue::Text("x".repeat(room)));
+        assert_eq!(item.item_bytes(), MAX_ITEM_BYTES);
+        assert!(item.check_size().is_ok());
+        item.metadata
+            .insert("notes".into(), MetaValue::Text("x".repeat(room + 1)));
+        let err = item.check_size().unwrap_err();
+        assert!(err.is_permanent());
+        assert_eq!(err.code(), "too_large");
+        let msg = err.to_string();
+        for want in [
+            "20210301_161221",
+            "400.0 KB",
+            "metadata 'notes' 399.",
+            "labpipe upload --revise",
+        ] {
+            assert!(msg.contains(want), "{want:?} not in {msg}");
+        }
+    }
 
     fn sample() -> SessionItem {
         let mut metadata = Metadata::new();

@@ -9,8 +9,8 @@
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, Put, ScalarAttributeType, TransactWriteItem, Update,
+    AttributeDefinition, BillingMode, CancellationReason, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, Put, ScalarAttributeType, TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
 use chrono::{NaiveDateTime, Utc};
@@ -192,7 +192,11 @@ impl Catalog {
     /// [`CatalogError::Conflict`] and is left as it is. An entry without a manifest (a placeholder
     /// written to record a failure before the session could be cataloged, or by the lab side) is
     /// replaced, keeping its history.
+    ///
+    /// An entry over DynamoDB's item size is [`CatalogError::TooLarge`] (permanent, naming the
+    /// largest values) before anything is sent: the caller records the failure on a bare entry.
     pub async fn put_new_session(&self, new: &SessionItem) -> Result<PutOutcome, CatalogError> {
+        new.check_size()?;
         let incoming = new.manifest_sha256.clone().unwrap_or_default();
         for _ in 0..ATTEMPTS {
             let existing = self.get(&new.session).await?;
@@ -254,6 +258,7 @@ impl Catalog {
     /// [`PutOutcome::AlreadyCataloged`], another manifest of the same or a lower revision a
     /// [`CatalogError::Conflict`]. A session not cataloged yet is written as new.
     pub async fn put_revision(&self, new: &SessionItem) -> Result<PutOutcome, CatalogError> {
+        new.check_size()?;
         let incoming = new.manifest_sha256.clone().unwrap_or_default();
         let revision = new.revision.unwrap_or(1);
         for _ in 0..ATTEMPTS {
@@ -790,9 +795,40 @@ impl Catalog {
         match result {
             Ok(_) => Ok(true),
             Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(service("TransactWriteItems", &self.table, e)),
+            Err(e) => Err(match canceled_as_invalid(&e) {
+                Some(reason) => CatalogError::Service {
+                    operation: "TransactWriteItems",
+                    table: self.table.clone(),
+                    message: format!("ValidationError: {reason}"),
+                    retryable: false,
+                    code: Some("ValidationException".into()),
+                },
+                None => service("TransactWriteItems", &self.table, e),
+            }),
         }
     }
+}
+
+/// A transaction DynamoDB canceled because one of its writes is invalid as sent (an item over
+/// 400 KB, a malformed value): AWS reports that as `TransactionCanceledException` with a
+/// `ValidationError` cancellation reason, not as a `ValidationException`, and no retry can make
+/// it succeed. Its message, so the failure says what was wrong.
+fn canceled_as_invalid<R>(
+    e: &aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError, R>,
+) -> Option<String> {
+    match e.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(t)) => {
+            validation_reason(t.cancellation_reasons())
+        }
+        _ => None,
+    }
+}
+
+fn validation_reason(reasons: &[CancellationReason]) -> Option<String> {
+    reasons
+        .iter()
+        .find(|r| r.code() == Some("ValidationError"))
+        .map(|r| r.message().unwrap_or("a write is invalid").to_string())
 }
 
 fn put_op(put: aws_sdk_dynamodb::types::builders::PutBuilder) -> TransactWriteItem {
@@ -931,6 +967,31 @@ mod tests {
     use super::*;
     use chrono::NaiveDate;
     use std::cell::RefCell;
+
+    #[test]
+    fn a_transaction_canceled_as_invalid_is_told_apart_from_a_lost_race() {
+        let reason = |code: &str, message: Option<&str>| {
+            CancellationReason::builder()
+                .code(code)
+                .set_message(message.map(str::to_string))
+                .build()
+        };
+        // AWS's answer to a write over 400 KB inside a transaction.
+        let too_big = [
+            reason(
+                "ValidationError",
+                Some("Item size has exceeded the maximum allowed size"),
+            ),
+            reason("None", None),
+        ];
+        assert_eq!(
+            validation_reason(&too_big).as_deref(),
+            Some("Item size has exceeded the maximum allowed size")
+        );
+        let race = [reason("ConditionalCheckFailed", None), reason("None", None)];
+        assert_eq!(validation_reason(&race), None);
+        assert_eq!(validation_reason(&[]), None);
+    }
 
     fn item(n: u32) -> Item {
         let at = NaiveDate::from_ymd_opt(2021, 3, 1)

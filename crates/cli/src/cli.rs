@@ -389,6 +389,9 @@ pub struct CleanArgs {
     /// Print one JSON object {dry_run, folders: [{session, path, action, code, reason, files, bytes}], deleted, kept, bytes_freed}
     #[arg(long)]
     pub json: bool,
+    /// The upload journal whose session locks clean takes (sessions uploading on this PC are kept); default as for `labpipe upload`
+    #[arg(long, value_name = "FILE", env = "LABPIPE_JOURNAL")]
+    pub journal: Option<PathBuf>,
     #[command(flatten)]
     pub stack: StackArgs,
 }

@@ -34,6 +34,26 @@ pub struct DeadLetter {
     pub body: String,
 }
 
+impl DeadLetter {
+    /// Why the session this message names does not move on, and the command that moves it once
+    /// the cause is fixed: the one wording of `labpipe status` for a message in `queue`'s
+    /// (`ingest` or `preprocess`) dead-letter queue. `cataloged`: whether the catalog has an
+    /// entry for the session (an S3 event dead-lettered before ingest wrote one is the only trace
+    /// of its upload).
+    pub fn reason(&self, queue: &str, cataloged: bool) -> String {
+        let received = self.receive_count.unwrap_or(0);
+        if cataloged {
+            format!(
+                "a message for it is in the {queue} dead-letter queue (received {received} times): fix the cause (its last error, the {queue} function's logs), then `labpipe redrive --queue {queue}`"
+            )
+        } else {
+            format!(
+                "not in the catalog: its S3 event is in the {queue} dead-letter queue (received {received} times), so ingest never cataloged it; fix the cause (the {queue} function's log), then `labpipe redrive --queue {queue}`"
+            )
+        }
+    }
+}
+
 /// One message moved back to its source queue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Moved {

@@ -5,6 +5,10 @@
 //! operation here that can lose data, so a folder goes only when every one of these holds, and is
 //! kept, with the first reason that fails, otherwise:
 //!
+//! 0. no upload of it is queued or running on this PC: the session's upload lock
+//!    (`labpipe_upload::SessionLock`, beside the journal) is taken before the checks and held until
+//!    the folder is gone, so an upload cannot start in between, and a session that waits in the
+//!    app's upload queue is kept;
 //! 1. its name is a session id and the recording is older than the limit;
 //! 2. the catalog has the session and its status is `PROCESSED`;
 //! 3. the session's `manifest.json` in S3 is the one the catalog verified at ingest (same SHA-256);
@@ -34,6 +38,7 @@ use labpipe_core::digest::sha256_file;
 use labpipe_core::scan::{self, EntryKind, SessionListing};
 use labpipe_core::SessionId;
 use labpipe_s3::{describe, list_prefix, ManifestRead};
+use labpipe_upload::{SessionLock, UploadError};
 use serde::Serialize;
 
 /// What a clean run is asked to do.
@@ -47,6 +52,12 @@ pub struct CleanOptions {
     pub dry_run: bool,
     /// Raw bucket for a catalog entry that names no raw location.
     pub raw_bucket: Option<String>,
+    /// This PC's per-session upload locks (`labpipe_upload::journal::locks_dir_beside` of the
+    /// journal the CLI and the app share).
+    pub upload_locks: PathBuf,
+    /// Sessions waiting in this PC's upload queue (the app's queue; empty for the CLI, which has
+    /// none): kept without being checked.
+    pub queued: BTreeSet<String>,
 }
 
 /// What happened to one folder.
@@ -80,6 +91,10 @@ pub struct FolderOutcome {
 /// Why a folder is kept. Each message says what was found and what to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Keep {
+    #[error("uploading on this PC ({holder}); clean again when the upload has finished")]
+    Uploading { holder: String },
+    #[error("queued for upload on this PC; clean again once it is uploaded and processed")]
+    Queued,
     #[error("the folder name is not a session id (YYYYMMDD_HHMMSS), so it is not a LabPipe session; left alone")]
     NotASession,
     #[error(
@@ -150,6 +165,8 @@ impl Keep {
     /// A stable code for scripts (`--json`).
     pub fn code(&self) -> &'static str {
         match self {
+            Keep::Uploading { .. } => "uploading",
+            Keep::Queued => "queued",
             Keep::NotASession => "not_a_session",
             Keep::TooRecent { .. } => "too_recent",
             Keep::NotInCatalog { .. } => "not_in_catalog",
@@ -243,6 +260,19 @@ async fn clean_one(
         failed,
     };
     let kept = |k: Keep| outcome(Action::Kept, k.code(), k.to_string(), k.is_failure());
+    if opts.queued.contains(&session) {
+        return kept(Keep::Queued);
+    }
+    // Held until the folder is gone: an upload of this session cannot start meanwhile.
+    let _lock = match SessionLock::acquire(&opts.upload_locks, &session) {
+        Ok(lock) => lock,
+        Err(UploadError::Locked { holder, .. }) => return kept(Keep::Uploading { holder }),
+        Err(e) => {
+            return kept(Keep::CheckFailed {
+                detail: format!("cannot take the session's upload lock: {e}"),
+            })
+        }
+    };
     let proof = match verify(catalog, s3, folder, &session, opts).await {
         Ok(p) => p,
         Err(k) => return kept(k),
@@ -501,6 +531,50 @@ mod tests {
         assert_eq!(split_s3_uri("s3://b"), Some(("b".into(), String::new())));
         assert_eq!(split_s3_uri("s3:///x"), None);
         assert_eq!(split_s3_uri("https://b/x"), None);
+    }
+
+    /// Queued and uploading sessions are kept before anything is read: the clients here point
+    /// nowhere, and the folders are old enough and named as sessions.
+    #[tokio::test]
+    async fn a_session_queued_or_uploading_on_this_pc_is_kept_and_said_so() {
+        let sdk = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("eu-west-1"))
+            .endpoint_url("http://127.0.0.1:9")
+            .build();
+        let catalog = Catalog::from_sdk(&sdk, "nowhere");
+        let s3 = s3_client(&sdk);
+        let lab = tempfile::tempdir().unwrap();
+        let locks = tempfile::tempdir().unwrap();
+        let (uploading, queued) = ("20210301_090000", "20210301_100000");
+        for s in [uploading, queued] {
+            std::fs::create_dir(lab.path().join(s)).unwrap();
+            std::fs::write(lab.path().join(s).join("ch01.bin"), b"data").unwrap();
+        }
+        let upload = SessionLock::acquire(locks.path(), uploading).unwrap();
+        let opts = CleanOptions {
+            older_than: TimeDelta::days(30),
+            now: chrono::Local::now().naive_local(),
+            dry_run: false,
+            raw_bucket: None,
+            upload_locks: locks.path().to_path_buf(),
+            queued: BTreeSet::from([queued.to_string()]),
+        };
+        let folders = [lab.path().join(uploading), lab.path().join(queued)];
+        let out = clean(&catalog, &s3, &folders, &opts, |_| {}).await;
+        assert_eq!(out[0].code, "uploading", "{:?}", out[0]);
+        assert!(
+            out[0].reason.starts_with("uploading on this PC")
+                && out[0]
+                    .reason
+                    .contains(&format!("pid {}", std::process::id())),
+            "{}",
+            out[0].reason
+        );
+        assert_eq!(out[1].code, "queued", "{:?}", out[1]);
+        assert!(out.iter().all(|o| o.action == Action::Kept && !o.failed));
+        assert!(folders.iter().all(|f| f.join("ch01.bin").is_file()));
+        drop(upload);
     }
 
     #[test]

@@ -73,6 +73,15 @@ pub struct DoneFile {
 /// File name of the journal inside the user's data folder.
 const FILE_NAME: &str = "upload-journal.sqlite3";
 
+/// The upload locks of every process sharing the journal at `journal`: `upload-locks/` beside it.
+/// For readers that must respect the locks without opening the journal (`labpipe clean`).
+pub fn locks_dir_beside(journal: &Path) -> PathBuf {
+    journal
+        .parent()
+        .unwrap_or_else(|| Path::new("."))
+        .join("upload-locks")
+}
+
 impl Journal {
     /// The one journal of this machine user, used by the CLI and the desktop app alike:
     /// `LABPIPE_JOURNAL` if set, else `upload-journal.sqlite3` in the user's local data folder —
@@ -93,10 +102,7 @@ impl Journal {
     /// Where the per-session upload locks live: `upload-locks/` beside the journal, so every
     /// process that shares the journal also shares the locks.
     pub fn locks_dir(&self) -> PathBuf {
-        self.path
-            .parent()
-            .unwrap_or_else(|| Path::new("."))
-            .join("upload-locks")
+        locks_dir_beside(&self.path)
     }
 
     pub fn open(path: &Path) -> Result<Self, UploadError> {

@@ -5,8 +5,12 @@
 //! `--json` (stable): `{dry_run, older_than_days, folders: [{session, path, action, code, reason,
 //! files, bytes}], deleted, would_delete, kept, bytes_freed}`; `action` is `deleted`,
 //! `would_delete` or `kept`, `code` is `verified` or the reason a folder was kept
-//! (`too_recent`, `not_processed`, `extra_file`, `changed_file`, `object_missing`,
+//! (`uploading`, `too_recent`, `not_processed`, `extra_file`, `changed_file`, `object_missing`,
 //! `checksum_differs`, …).
+//!
+//! Each folder is checked and deleted while its session's upload lock is held (the locks beside
+//! the upload journal, `--journal`), so a folder uploading on this PC is kept and no upload of it
+//! can start meanwhile.
 
 use std::process::ExitCode;
 
@@ -51,6 +55,13 @@ pub fn run(args: CleanArgs) -> Result<ExitCode> {
         now: chrono::Local::now().naive_local(),
         dry_run: args.dry_run,
         raw_bucket: stack.raw_bucket.clone(),
+        upload_locks: labpipe_upload::journal::locks_dir_beside(
+            &args
+                .journal
+                .clone()
+                .unwrap_or_else(labpipe_upload::Journal::default_path),
+        ),
+        queued: Default::default(),
     };
     let json = args.json;
     let outcomes = runtime()?.block_on(async {

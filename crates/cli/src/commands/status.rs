@@ -7,7 +7,9 @@
 //! A session in `CATALOGED` or `PROCESSING` for longer than its step's budget
 //! (`labpipe_catalog::stuck`) shows `STUCK`, with the reason: a message for it in a dead-letter
 //! queue (read only when something is stuck, and only where the caller may read the queues),
-//! else its last error.
+//! else its last error. A session the catalog does not know, whose S3 event sits in the ingest
+//! dead-letter queue, shows `STUCK` too: ingest never cataloged it, and the event is the only
+//! trace of its upload ([`DeadLetter::reason`] words both).
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -108,29 +110,36 @@ impl DeadLetterView {
         &self,
         stuck: &[(&SessionItem, Stuck, Option<&Event>)],
     ) -> BTreeMap<String, StuckView> {
-        let mut out = BTreeMap::new();
         if stuck.is_empty() {
-            return out;
+            return BTreeMap::new();
         }
         let (letters, notes) = self.read().await;
-        for (item, s, last_error) in stuck {
-            let letter = letters
-                .iter()
-                .find(|(_, m)| m.session.as_deref() == Some(item.session.as_str()));
-            let (reason, dead_letter) = match letter {
-                Some((queue, m)) => (
-                    format!(
-                        "a message for it is in the {queue} dead-letter queue (received {} times): fix the cause (its last error, the {queue} function's logs), then `labpipe redrive --queue {queue}`",
-                        m.receive_count.unwrap_or(0)
-                    ),
-                    Some(DeadLetterRef {
-                        queue,
-                        message_id: m.message_id.clone(),
-                        receive_count: m.receive_count,
-                    }),
-                ),
-                None => {
-                    let mut reason = match last_error {
+        explain_with(stuck, &letters, &notes)
+    }
+}
+
+/// The stuck view of each stuck item (by session), given the dead-letter messages read.
+fn explain_with(
+    stuck: &[(&SessionItem, Stuck, Option<&Event>)],
+    letters: &[(&'static str, DeadLetter)],
+    notes: &[String],
+) -> BTreeMap<String, StuckView> {
+    let mut out = BTreeMap::new();
+    for (item, s, last_error) in stuck {
+        let letter = letters
+            .iter()
+            .find(|(_, m)| m.session.as_deref() == Some(item.session.as_str()));
+        let (reason, dead_letter) = match letter {
+            Some((queue, m)) => (
+                m.reason(queue, true),
+                Some(DeadLetterRef {
+                    queue,
+                    message_id: m.message_id.clone(),
+                    receive_count: m.receive_count,
+                }),
+            ),
+            None => {
+                let mut reason = match last_error {
                         Some(e) => format!(
                             "no dead-letter message names it; last error ({} at {}): {}",
                             e.step,
@@ -139,23 +148,22 @@ impl DeadLetterView {
                         ),
                         None => "no dead-letter message names it and no error is recorded: check the preprocess function's errors and its queue's age alarm, then `labpipe reprocess` it".to_string(),
                     };
-                    if !notes.is_empty() {
-                        reason.push_str(&format!(" ({})", notes.join("; ")));
-                    }
-                    (reason, None)
+                if !notes.is_empty() {
+                    reason.push_str(&format!(" ({})", notes.join("; ")));
                 }
-            };
-            out.insert(
-                item.session.clone(),
-                StuckView {
-                    stuck: s.clone(),
-                    reason,
-                    dead_letter,
-                },
-            );
-        }
-        out
+                (reason, None)
+            }
+        };
+        out.insert(
+            item.session.clone(),
+            StuckView {
+                stuck: s.clone(),
+                reason,
+                dead_letter,
+            },
+        );
     }
+    out
 }
 
 impl StuckView {
@@ -193,8 +201,34 @@ async fn details(catalog: &Catalog, dead: &DeadLetterView, args: &StatusArgs) ->
         .iter()
         .filter_map(|(item, events, _)| item.stuck(now).map(|s| (item, s, latest_error(events))))
         .collect();
-    let stuck = dead.explain(&stuck_items).await;
+    // The dead-letter queues are read once, and only when a session is stuck or missing: a
+    // missing session's S3 event may be dead-lettered before ingest could catalog it.
+    let (letters, notes) = if stuck_items.is_empty() && missing.is_empty() {
+        (Vec::new(), Vec::new())
+    } else {
+        dead.read().await
+    };
+    let stuck = explain_with(&stuck_items, &letters, &notes);
     bad |= !stuck.is_empty();
+    let uncataloged: BTreeMap<&String, (String, DeadLetterRef)> = missing
+        .iter()
+        .filter_map(|s| {
+            let (queue, m) = letters
+                .iter()
+                .find(|(q, m)| *q == "ingest" && m.session.as_deref() == Some(s.as_str()))?;
+            Some((
+                s,
+                (
+                    m.reason(queue, false),
+                    DeadLetterRef {
+                        queue,
+                        message_id: m.message_id.clone(),
+                        receive_count: m.receive_count,
+                    },
+                ),
+            ))
+        })
+        .collect();
     if args.json {
         let mut out: Vec<serde_json::Value> = found
             .iter()
@@ -209,15 +243,29 @@ async fn details(catalog: &Catalog, dead: &DeadLetterView, args: &StatusArgs) ->
                 .expect("status serialises")
             })
             .collect();
-        out.extend(missing.iter().map(
-            |s| serde_json::json!({"session": s, "status": null, "error": "not in the catalog"}),
-        ));
+        out.extend(missing.iter().map(|s| match uncataloged.get(s) {
+            Some((reason, letter)) => serde_json::json!({
+                "session": s,
+                "status": null,
+                "error": "not in the catalog",
+                "stuck": {"reason": reason, "dead_letter": letter},
+            }),
+            None => {
+                serde_json::json!({"session": s, "status": null, "error": "not in the catalog"})
+            }
+        }));
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         for (item, events, outputs) in &found {
             print_session(item, events, outputs, stuck.get(&item.session));
         }
         for s in &missing {
+            if let Some((reason, _)) = uncataloged.get(s) {
+                println!("{s}  STUCK (not cataloged)");
+                println!("  stuck      {reason}");
+                println!();
+                continue;
+            }
             println!(
                 "{s}: not in the catalog (table {}) — not uploaded yet, its manifest is not ingested yet, or the id is wrong",
                 catalog.table()

@@ -85,7 +85,7 @@ pub fn notify(app: &AppHandle, notice: &Notice) {
 /// ones uploaded in this run (`watched`, `finished`).
 fn sessions_to_read(
     app: &AppHandle,
-    watched: &BTreeSet<String>,
+    watched: &BTreeMap<String, chrono::DateTime<chrono::Utc>>,
     finished: &[String],
 ) -> Vec<String> {
     let state = app.state::<AppState>();
@@ -97,7 +97,7 @@ fn sessions_to_read(
         .filter(|r| r.recorded_at.is_some())
         .map(|r| r.session.clone())
         .collect();
-    sessions.extend(watched.iter().cloned());
+    sessions.extend(watched.keys().cloned());
     sessions.extend(finished.iter().cloned());
     sessions.into_iter().collect()
 }
@@ -108,7 +108,7 @@ async fn read(
     settings: &Settings,
     sdk: &aws_config::SdkConfig,
     sessions: &[String],
-    watched: &BTreeSet<String>,
+    watched: &BTreeMap<String, chrono::DateTime<chrono::Utc>>,
 ) -> crate::error::AppResult<(
     BTreeMap<String, PipelineState>,
     std::collections::HashMap<String, SessionItem>,
@@ -153,7 +153,8 @@ fn auto_upload(
 /// Keeps the pipeline map current for the life of the app.
 pub fn spawn_poller(app: AppHandle, map: PipelineMap) {
     tauri::async_runtime::spawn(async move {
-        let mut watched: BTreeSet<String> = BTreeSet::new();
+        // Sessions uploaded in this run, and when their upload finished.
+        let mut watched: BTreeMap<String, chrono::DateTime<chrono::Utc>> = BTreeMap::new();
         let mut seen = transfer_states(&app.state::<AppState>().queue.list());
         let mut sdk: Option<(Settings, aws_config::SdkConfig, Instant)> = None;
         let mut polling = StatusPolling::new();
@@ -177,7 +178,8 @@ pub fn spawn_poller(app: AppHandle, map: PipelineMap) {
             for s in &finished {
                 polling.uploaded(s, now);
             }
-            watched.extend(finished);
+            let finished_at = chrono::Utc::now();
+            watched.extend(finished.into_iter().map(|s| (s, finished_at)));
             if state
                 .pipeline_refresh
                 .swap(false, std::sync::atomic::Ordering::Relaxed)

@@ -1129,7 +1129,10 @@ fn a_session_whose_ingest_event_is_dead_lettered_shows_failed_or_stuck_with_the_
         );
         let out = stack.labpipe(&["status", &uncataloged, "--json"]);
         let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(shown[0]["stuck"]["dead_letter"]["queue"], "ingest", "{shown}");
+        assert_eq!(
+            shown[0]["stuck"]["dead_letter"]["queue"], "ingest",
+            "{shown}"
+        );
 
         // The printed command moves both on once the cause is gone.
         let out = stack.labpipe(&["redrive", "--queue", "ingest"]);

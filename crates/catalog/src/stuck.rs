@@ -29,6 +29,18 @@ pub const CATALOGED_BUDGET_SECS: u64 = RETRY_SECS + RUN_SECS;
 /// later (the claim's lease equals the run's limit).
 pub const PROCESSING_BUDGET_SECS: u64 = RUN_SECS + RETRY_SECS;
 
+/// Longest one ingest run takes: the ingest function's timeout.
+pub const INGEST_RUN_SECS: u64 = 120;
+/// Time before SQS hands a failed S3 event to ingest again: the ingest queue's visibility
+/// timeout.
+pub const INGEST_RETRY_SECS: u64 = 720;
+/// Deliveries of one S3 event before it is dead-lettered: the ingest queue's `maxReceiveCount`.
+pub const INGEST_DELIVERIES: u64 = 5;
+/// An upload finished on the lab PC, and the catalog does not know the session: by this time
+/// ingest has had every delivery of its S3 event, so the event is in the ingest dead-letter queue
+/// (or ingest does not run at all). Normally a session is cataloged within seconds.
+pub const UPLOADED_BUDGET_SECS: u64 = INGEST_DELIVERIES * INGEST_RETRY_SECS + INGEST_RUN_SECS;
+
 /// A session that has made no progress for longer than its step's budget.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Stuck {
@@ -147,5 +159,15 @@ mod tests {
             RETRY_SECS
         );
         assert_eq!(number(&section("PreprocessFunction"), "Timeout"), RUN_SECS);
+        let ingest_queue = section("IngestQueue");
+        assert_eq!(
+            number(&ingest_queue, "VisibilityTimeout"),
+            INGEST_RETRY_SECS
+        );
+        assert_eq!(number(&ingest_queue, "maxReceiveCount"), INGEST_DELIVERIES);
+        assert_eq!(
+            number(&section("IngestFunction"), "Timeout"),
+            INGEST_RUN_SECS
+        );
     }
 }

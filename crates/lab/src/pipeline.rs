@@ -3,13 +3,19 @@
 //!
 //! The lab PC never writes the catalog (only the backend does). A session whose upload finished
 //! here but which the backend has not cataloged yet is shown as [`Status::Uploaded`] — the
-//! catalog's own status for "every file and the manifest are in the raw bucket".
+//! catalog's own status for "every file and the manifest are in the raw bucket" — and as stuck
+//! once ingest has had every delivery of its S3 event
+//! ([`labpipe_catalog::stuck::UPLOADED_BUDGET_SECS`]): the event is then in the ingest
+//! dead-letter queue, which the lab PC cannot read, and only an operator moves it on. (When
+//! ingest could write the catalog on its last delivery, the session is `FAILED` with that reason
+//! long before.)
 
 use chrono::{DateTime, Utc};
+use labpipe_catalog::stuck::UPLOADED_BUDGET_SECS;
 use labpipe_catalog::{SessionItem, Status, Stuck};
 use labpipe_core::units::human_duration;
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use crate::progress::{TransferState, TransferView};
 
@@ -46,14 +52,24 @@ impl PipelineState {
         }
     }
 
-    /// Uploaded from here, not cataloged yet.
-    pub fn uploaded() -> Self {
+    /// Uploaded from here at `at`, not cataloged yet at `now`: stuck once ingest has had every
+    /// delivery of its S3 event.
+    pub fn uploaded(session: &str, at: DateTime<Utc>, now: DateTime<Utc>) -> Self {
+        let waited = now.signed_duration_since(at).num_seconds().max(0) as u64;
         PipelineState {
             status: Status::Uploaded,
             step: Some("upload".into()),
             message: None,
             pipeline_version: None,
-            stuck: None,
+            stuck: (waited > UPLOADED_BUDGET_SECS).then(|| {
+                format!(
+                    "uploaded {} ago ({}), and the catalog still does not know it: ingest has had every try it gets (at most {}), so its S3 event is most likely in the ingest dead-letter queue. \
+                     Tell the operator: \"labpipe status {session}\" names the event, and \"labpipe redrive --queue ingest\" moves it on once the cause is fixed",
+                    human_duration(waited),
+                    at.format("%Y-%m-%d %H:%M UTC"),
+                    human_duration(UPLOADED_BUDGET_SECS),
+                )
+            }),
         }
     }
 
@@ -87,21 +103,21 @@ fn stuck_reason(i: &SessionItem, s: &Stuck) -> String {
 }
 
 /// What one reading of the catalog says about `sessions`: their entries, plus
-/// [`PipelineState::uploaded`] for sessions uploaded from here (`watched`) that the catalog does
-/// not know yet.
+/// [`PipelineState::uploaded`] for sessions uploaded from here (`watched`: session → when its
+/// upload finished) that the catalog does not know yet.
 pub fn reading(
     items: &std::collections::HashMap<String, SessionItem>,
-    watched: &BTreeSet<String>,
+    watched: &BTreeMap<String, DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> BTreeMap<String, PipelineState> {
     let mut states: BTreeMap<String, PipelineState> = items
         .iter()
         .map(|(k, v)| (k.clone(), PipelineState::from_item(v, now)))
         .collect();
-    for s in watched {
+    for (s, at) in watched {
         states
             .entry(s.clone())
-            .or_insert_with(PipelineState::uploaded);
+            .or_insert_with(|| PipelineState::uploaded(s, *at, now));
     }
     states
 }
@@ -119,7 +135,7 @@ pub struct Notice {
 pub fn settled_notices(
     before: &BTreeMap<String, PipelineState>,
     after: &BTreeMap<String, PipelineState>,
-    watched: &mut BTreeSet<String>,
+    watched: &mut BTreeMap<String, DateTime<Utc>>,
 ) -> Vec<Notice> {
     let mut notices = Vec::new();
     for (session, now) in after {
@@ -127,7 +143,7 @@ pub fn settled_notices(
         if old.map(|o| o.status) == Some(now.status) || !now.is_settled() {
             continue;
         }
-        let was_moving = old.is_some_and(|o| !o.is_settled()) || watched.contains(session);
+        let was_moving = old.is_some_and(|o| !o.is_settled()) || watched.contains_key(session);
         watched.remove(session);
         if !was_moving {
             continue;
@@ -237,7 +253,7 @@ mod tests {
         ]
         .into_iter()
         .collect();
-        let states = reading(&items, &BTreeSet::new(), now);
+        let states = reading(&items, &BTreeMap::new(), now);
         let stuck = states["20210301_090000"].stuck.as_deref().unwrap();
         for want in [
             "waited to be processed for 3 h",
@@ -263,7 +279,7 @@ mod tests {
     #[test]
     fn a_session_seen_moving_notifies_once_when_it_settles() {
         use Status::*;
-        let mut watched = BTreeSet::new();
+        let mut watched = BTreeMap::new();
         let before = map(&[("a", Cataloged), ("b", Processing), ("c", Processed)]);
         let after = map(&[("a", Processed), ("b", Failed), ("c", Processed)]);
         let n = settled_notices(&before, &after, &mut watched);
@@ -280,7 +296,7 @@ mod tests {
 
     #[test]
     fn settled_at_first_sight_is_quiet_unless_uploaded_in_this_run() {
-        let mut watched = BTreeSet::from(["new".to_string()]);
+        let mut watched = BTreeMap::from([("new".to_string(), Utc::now())]);
         let after = map(&[("old", Status::Processed), ("new", Status::Processed)]);
         let n = settled_notices(&BTreeMap::new(), &after, &mut watched);
         assert_eq!(n.len(), 1);
@@ -290,7 +306,7 @@ mod tests {
 
     #[test]
     fn uploaded_is_the_catalogs_status_and_not_settled() {
-        let u = PipelineState::uploaded();
+        let u = PipelineState::uploaded("20210301_161221", Utc::now(), Utc::now());
         assert_eq!(u.status, Status::Uploaded);
         assert!(!u.is_settled());
         assert_eq!(serde_json::to_value(&u).unwrap()["status"], "UPLOADED");
@@ -318,11 +334,33 @@ mod tests {
             chrono::Utc::now(),
         );
         let items = std::collections::HashMap::from([(item.session.clone(), item)]);
-        let watched = BTreeSet::from(["20210301_161221".to_string(), "20210302_000000".into()]);
-        let r = reading(&items, &watched, Utc::now());
+        let now = Utc::now();
+        let watched = BTreeMap::from([
+            ("20210301_161221".to_string(), now),
+            ("20210302_000000".into(), now - chrono::Duration::minutes(5)),
+            (
+                "20210303_000000".into(),
+                now - chrono::Duration::minutes(63),
+            ),
+        ]);
+        let r = reading(&items, &watched, now);
         assert_eq!(r["20210301_161221"].status, Status::Processing);
         assert_eq!(r["20210302_000000"].status, Status::Uploaded);
-        assert_eq!(r.len(), 2);
+        assert_eq!(r["20210302_000000"].stuck, None, "within ingest's tries");
+        assert_eq!(r.len(), 3);
+        // Past every delivery ingest gets, an upload the catalog does not know is stuck: its S3
+        // event is in the ingest dead-letter queue, which only the operator reads.
+        let lost = &r["20210303_000000"];
+        assert_eq!(lost.status, Status::Uploaded);
+        let why = lost.stuck.as_deref().expect("stuck");
+        for want in [
+            "uploaded 1 h 3 min ago",
+            "ingest dead-letter queue",
+            "labpipe status 20210303_000000",
+            "labpipe redrive --queue ingest",
+        ] {
+            assert!(why.contains(want), "{want:?} not in {why:?}");
+        }
     }
 
     fn transfer(session: &str, state: TransferState) -> TransferView {

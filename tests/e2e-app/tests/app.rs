@@ -1457,6 +1457,15 @@ struct DeployedStack {
 
 impl DeployedStack {
     fn start(emu: &Emulator, dir: &Path) -> Result<DeployedStack> {
+        Self::start_with(emu, dir, &[])
+    }
+
+    /// With `runner_env` set for the backend only (e.g. an S3 endpoint it cannot reach).
+    fn start_with(
+        emu: &Emulator,
+        dir: &Path,
+        runner_env: &[(&str, &str)],
+    ) -> Result<DeployedStack> {
         let outputs_path = dir.join("outputs.json");
         let status = std::process::Command::new("bash")
             .arg(labpipe_e2e_app::repo_root().join("scripts/deploy-local.sh"))
@@ -1482,6 +1491,7 @@ impl DeployedStack {
             .args(["--wait", "1", "--retry-after", "2", "--outputs"])
             .arg(&outputs_path)
             .envs(emu.env())
+            .envs(runner_env.iter().copied())
             .stdout(std::fs::File::create(&runner_log)?)
             .stderr(std::fs::File::options().append(true).open(&runner_log)?)
             .spawn()
@@ -1512,6 +1522,82 @@ impl Drop for DeployedStack {
             );
         }
     }
+}
+
+/// Issue 24 item 5: an upload the backend cannot catalog is never shown as UPLOADED forever.
+/// Here ingest cannot read the raw bucket on any delivery of the S3 event, so the event ends in
+/// the ingest dead-letter queue; ingest's last delivery records the session `FAILED` with where
+/// the event is and the operator's command, and Pending shows exactly that.
+#[tokio::test]
+async fn an_upload_ingest_cannot_catalog_shows_failed_with_the_reason_not_uploaded() -> Result<()> {
+    within(Duration::from_secs(300), async {
+        step("an upload ingest cannot catalog shows failed with the reason");
+        let emu = Emulator::start();
+        let dirs = Dirs::new()?;
+        // Nothing listens on port 9: every S3 read of the backend fails.
+        let stack = DeployedStack::start_with(
+            &emu,
+            dirs.root.path(),
+            &[("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9")],
+        )?;
+        let lab = dirs.root.path().join("lab");
+        let sessions = make_lab(&lab, 1, false)?;
+        let mut settings = cloud_settings(Some(&lab), &emu);
+        settings["raw_bucket"] = json!(stack.output("RawBucket")?);
+        settings["catalog_table"] = json!(stack.output("CatalogTable")?);
+        dirs.write_settings(settings)?;
+        let target = &sessions[0].name;
+        let row = format!(".row[data-session='{target}']");
+
+        let app = App::start(&dirs, &emu.env()).await?;
+        app.goto("pending").await?;
+        let upload = app
+            .until("the session is ready to upload", WAIT, || async {
+                let Some(b) = app
+                    .find_all(&format!(
+                        "{row}[data-verdict='pass'] [data-testid='upload']"
+                    ))
+                    .await?
+                    .first()
+                    .cloned()
+                else {
+                    return Ok(None);
+                };
+                Ok(b.is_enabled().await?.then_some(b))
+            })
+            .await?;
+        upload.click().await?;
+        app.until("Pending says failed", Duration::from_secs(180), || async {
+            let el = app.find(&row).await?;
+            Ok((attr(&el, "data-pipeline").await? == "FAILED").then_some(()))
+        })
+        .await?;
+        let why = app
+            .find(&format!("{row} [data-testid='failed']"))
+            .await?
+            .text()
+            .await?;
+        for want in [
+            "ingest",
+            "ingest dead-letter queue",
+            "labpipe redrive --queue ingest",
+        ] {
+            ensure!(why.contains(want), "{want:?} not in {why:?}");
+        }
+        let state = app
+            .find(&format!("{row} [data-testid='pipeline-state']"))
+            .await?
+            .text()
+            .await?;
+        ensure!(
+            !state.to_lowercase().contains("uploaded"),
+            "pipeline state shown: {state}"
+        );
+        app.screenshot("pending-failed-ingest").await?;
+        drop(stack);
+        app.quit().await
+    })
+    .await
 }
 
 /// The technician's whole path with clicks only: a new session in the lab folder → Upload →

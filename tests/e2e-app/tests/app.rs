@@ -1593,7 +1593,6 @@ async fn an_upload_ingest_cannot_catalog_shows_failed_with_the_reason_not_upload
             !state.to_lowercase().contains("uploaded"),
             "pipeline state shown: {state}"
         );
-        app.screenshot("pending-failed-ingest").await?;
         drop(stack);
         app.quit().await
     })

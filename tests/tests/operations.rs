@@ -299,6 +299,87 @@ fn upload(stack: &Stack, folder: &Path) {
     );
 }
 
+/// Adds a `notes` line of `len` bytes to a generated session's metadata file, keeping the file's
+/// old modification time (a fresh one would make the check wait for the folder to settle).
+fn add_notes(folder: &Path, len: usize) {
+    let path = folder.join("metadata.txt");
+    let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(&format!("notes: {}\n", "n".repeat(len)));
+    std::fs::write(&path, text).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+}
+
+/// Item size by DynamoDB's rules, as `labpipe check` computes it: a session whose catalog entry
+/// is exactly at the check's budget is uploaded and cataloged (then processed) on the stack; one
+/// byte more and `labpipe check` refuses it naming the field, its size and the limit, and
+/// `labpipe upload` sends nothing — instead of ingest failing with "Item size has exceeded the
+/// maximum allowed size" after the upload.
+#[test]
+fn metadata_the_catalog_cannot_hold_is_refused_before_upload() {
+    use labpipe_core::catalog_size::{session_item_bytes, SESSION_ITEM_BUDGET};
+    runtime().block_on(async {
+        let stack = Stack::create(true).await;
+        let schema = LabSchema::default();
+        let room = |folder: &Path| {
+            let report = check_folder(folder, &schema).unwrap();
+            (SESSION_ITEM_BUDGET - session_item_bytes(&report.metadata)) as usize - "m_notes".len()
+        };
+        let (_keep_fits, fits, fits_id) = generate(41);
+        let notes = room(&fits);
+        add_notes(&fits, notes);
+        let check = stack.labpipe(&["check", fits.to_str().unwrap()]);
+        assert!(
+            check.status.success(),
+            "{}",
+            String::from_utf8_lossy(&check.stdout)
+        );
+        upload(&stack, &fits);
+        stack.drain().await;
+        assert_eq!(stack.status(&fits_id).await, Status::Processed);
+        let item = stack.catalog.get(&fits_id).await.unwrap().unwrap();
+        assert_eq!(item.metadata["notes"].as_text().map(str::len), Some(notes));
+
+        let (_keep_over, over, over_id) = generate(42);
+        add_notes(&over, room(&over) + 1);
+        let check = stack.labpipe(&["check", over.to_str().unwrap()]);
+        let text = String::from_utf8_lossy(&check.stdout);
+        assert_eq!(check.status.code(), Some(1), "{text}");
+        for part in [
+            "metadata field 'notes' takes",
+            "393,217 bytes",
+            "more than the 393,216 bytes one entry may hold",
+            "409,600 bytes",
+            "shorten 'notes' in metadata.txt",
+        ] {
+            assert!(text.contains(part), "{part:?} not in {text}");
+        }
+        let out = stack.labpipe(&[
+            "upload",
+            over.to_str().unwrap(),
+            "--bucket",
+            &stack.config.raw_bucket,
+        ]);
+        assert_eq!(out.status.code(), Some(1));
+        let listed = stack
+            .clients
+            .s3
+            .list_objects_v2()
+            .bucket(&stack.config.raw_bucket)
+            .prefix(format!("raw/{over_id}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(listed.key_count(), Some(0), "nothing of {over_id} is sent");
+        assert!(stack.catalog.get(&over_id).await.unwrap().is_none());
+    });
+}
+
 /// Every file of `dir/<session>/` (relative path → bytes).
 fn files_in(dir: &Path, session: &str) -> std::collections::BTreeMap<String, Vec<u8>> {
     let root = dir.join(session);

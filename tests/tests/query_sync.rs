@@ -939,6 +939,136 @@ fn unsafe_keys_are_refused() {
     );
 }
 
+/// A key no OS of the lab can hold (a backslash, a Windows device name) — uploaded before the
+/// check refused such names — is refused alone: reported as not delivered with its reason, the
+/// run exits 1, and every other file of the selection is delivered and verified.
+#[test]
+fn a_file_name_some_os_cannot_hold_is_refused_alone_and_the_rest_is_synced() {
+    let mut lab = runtime().block_on(Lab::new(1000));
+    let raw_files = [
+        ("metadata.txt".to_string(), bytes(120, 21)),
+        ("rec_001.bin".to_string(), bytes(4_000, 22)),
+        ("rec\\002.bin".to_string(), bytes(4_000, 23)),
+        ("CON.bin".to_string(), bytes(4_000, 24)),
+    ];
+    let manifest = Manifest {
+        format: labpipe_core::manifest::MANIFEST_FORMAT.into(),
+        session: SessionId::parse(S2).unwrap(),
+        recorded_at: recorded(S2),
+        created_at: Utc::now(),
+        tool_version: "test".into(),
+        revision: None,
+        verdict: Verdict::Pass,
+        total_bytes: raw_files.iter().map(|(_, b)| b.len() as u64).sum(),
+        metadata: Default::default(),
+        files: raw_files
+            .iter()
+            .map(|(p, b)| ManifestFile {
+                path: p.clone(),
+                size: b.len() as u64,
+                role: FileRole::Data,
+                sha256: sha(b),
+                crc64nvme: None,
+                version_id: None,
+            })
+            .collect(),
+        findings: vec![],
+    };
+    let manifest_bytes = manifest.to_json().into_bytes();
+    runtime().block_on(async {
+        let raw = lab.raw.clone();
+        for (p, b) in &raw_files {
+            lab.put(&raw, &format!("raw/{S2}/{p}"), b.clone()).await;
+        }
+        lab.put(
+            &raw,
+            &format!("raw/{S2}/manifest.json"),
+            manifest_bytes.clone(),
+        )
+        .await;
+        lab.catalog
+            .client()
+            .update_item()
+            .table_name(lab.catalog.table())
+            .key(
+                "pk",
+                aws_sdk_dynamodb::types::AttributeValue::S(format!("SESSION#{S2}")),
+            )
+            .key(
+                "sk",
+                aws_sdk_dynamodb::types::AttributeValue::S("META".into()),
+            )
+            .update_expression("SET manifest_sha256 = :m")
+            .expression_attribute_values(
+                ":m",
+                aws_sdk_dynamodb::types::AttributeValue::S(sha(&manifest_bytes)),
+            )
+            .send()
+            .await
+            .unwrap();
+    });
+    let dest = lab.cwd.path().join("d");
+    let out = lab.labpipe(&[
+        "sync",
+        "--where",
+        "hardware_model = NeuroAmp-32",
+        "--dest",
+        dest.to_str().unwrap(),
+        "--raw",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let failed: BTreeMap<String, String> = json_lines(&out)
+        .iter()
+        .filter(|e| e["event"] == "file_failed")
+        .map(|e| {
+            assert_eq!(e["code"], "unsafe_key", "{e}");
+            (
+                e["path"].as_str().unwrap().to_string(),
+                e["reason"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        failed.keys().cloned().collect::<Vec<_>>(),
+        [
+            format!("{S2}/raw/CON.bin"),
+            format!("{S2}/raw/rec\\002.bin")
+        ]
+    );
+    assert!(failed[&format!("{S2}/raw/CON.bin")].contains("name reserved on Windows"));
+    assert!(failed[&format!("{S2}/raw/rec\\002.bin")].contains("backslash"));
+    let s = summary(&out);
+    assert_eq!(
+        (
+            s["files"].as_u64(),
+            s["files_failed"].as_u64(),
+            s["files_transferred"].as_u64()
+        ),
+        (Some(7), Some(2), Some(5))
+    );
+    // Everything else is there, verified; nothing under the refused names.
+    for (p, b) in &raw_files[..2] {
+        assert_eq!(
+            std::fs::read(dest.join(S2).join("raw").join(p)).unwrap(),
+            *b
+        );
+    }
+    for (key, body) in lab
+        .objects
+        .iter()
+        .filter(|(k, _)| k.starts_with(&format!("v1/{S2}/")))
+    {
+        let local = dest.join(key.strip_prefix("v1/").unwrap());
+        assert_eq!(std::fs::read(&local).unwrap(), *body, "{key}");
+    }
+    let raw_dir: Vec<String> = std::fs::read_dir(dest.join(S2).join("raw"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(raw_dir.len(), 2, "{raw_dir:?}");
+}
+
 #[test]
 fn a_killed_download_resumes_where_it_stopped() {
     let lab = runtime().block_on(Lab::new(160 * 1024 * 1024));

@@ -16,8 +16,9 @@ use crate::status::Status;
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
-/// Prefix of metadata attributes on the session item.
-pub const METADATA_PREFIX: &str = "m_";
+/// Prefix of metadata attributes on the session item (defined with the item's size rule in
+/// `labpipe_core::catalog_size`, which the lab PC's check applies).
+pub const METADATA_PREFIX: &str = labpipe_core::catalog_size::METADATA_PREFIX;
 /// Sort key of the session item.
 pub const META_SK: &str = "META";
 /// Sort-key prefix of status history items.
@@ -458,12 +459,9 @@ pub fn meta_value(value: &MetaValue) -> AttributeValue {
 }
 
 /// A finite number in the decimal form DynamoDB accepts (`3.5`, `10`, `0.0001`).
+/// The same text `labpipe_core::catalog_size` sizes.
 fn number_text(x: f64) -> String {
-    if x.fract() == 0.0 && x.abs() < 1e15 {
-        format!("{}", x as i64)
-    } else {
-        format!("{x}")
-    }
+    labpipe_core::metadata::format_number(x)
 }
 
 /// The bytes DynamoDB counts for a value of the kinds the catalog writes.
@@ -626,6 +624,68 @@ mod tests {
         };
         assert_eq!(e.sort_key(), "EVENT#2021-03-02T10:00:00.000Z#000007");
         assert_eq!(Event::from_item("s", &e.to_item("s")).unwrap(), e);
+    }
+
+    /// The size the lab PC's check computes (`labpipe_core::catalog_size`) is never below what
+    /// `to_item` writes: every attribute is one the check knows with its largest value, a
+    /// metadata field, or one of the two the check's reserve covers.
+    #[test]
+    fn the_checks_size_rule_covers_every_attribute_the_item_has() {
+        use labpipe_core::catalog_size::{
+            attribute_bytes, session_item_bytes, significant_digits, Size, RESERVED_BYTES,
+            SESSION_ATTRIBUTES,
+        };
+        let mut it = sample();
+        // Every bounded attribute at its largest.
+        it.raw_prefix = Some(format!(
+            "s3://{}/raw/20210301_161221.r4294967295/",
+            "b".repeat(63)
+        ));
+        it.manifest_sha256 = Some("f".repeat(64));
+        it.manifest_version_id = Some("v".repeat(1024));
+        it.revision = Some(u32::MAX);
+        it.total_bytes = u64::MAX;
+        it.file_count = u64::MAX;
+        it.pipeline_version = Some(u32::MAX);
+        it.event_count = u64::MAX;
+        it.status = Status::Processing;
+        it.status_step = Some("preprocess".into());
+        it.metadata
+            .insert("notes".into(), MetaValue::Text("é".repeat(1000)));
+        it.metadata
+            .insert("gain".into(), MetaValue::Number(-0.000123456789));
+        let unbounded = ["status_message", "revision_reason"];
+        it.status_message = Some("m".repeat(RESERVED_BYTES as usize / 2 - 20));
+        it.revision_reason = Some("r".repeat(RESERVED_BYTES as usize / 2 - 20));
+        let mut written = 0;
+        let mut reserved = 0;
+        for (name, value) in it.to_item() {
+            let size = match &value {
+                AttributeValue::S(v) => Size::Text(v.len() as u64),
+                AttributeValue::N(v) => Size::Digits(significant_digits(v)),
+                other => panic!("{name} is {other:?}: size it in labpipe_core::catalog_size"),
+            };
+            let bytes = attribute_bytes(&name, size);
+            written += bytes;
+            if unbounded.contains(&name.as_str()) {
+                reserved += bytes;
+                continue;
+            }
+            if name.starts_with(METADATA_PREFIX) {
+                continue;
+            }
+            let (_, max) = SESSION_ATTRIBUTES
+                .iter()
+                .find(|(n, _)| *n == name)
+                .unwrap_or_else(|| panic!("{name} is not in catalog_size::SESSION_ATTRIBUTES"));
+            assert!(attribute_bytes(&name, *max) >= bytes, "{name}: {value:?}");
+        }
+        let checked = session_item_bytes(&it.metadata);
+        assert!(
+            written - reserved <= checked,
+            "{written} - {reserved} > {checked}"
+        );
+        assert!(reserved <= RESERVED_BYTES);
     }
 
     #[test]

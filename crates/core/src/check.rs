@@ -182,6 +182,9 @@ pub fn check_session(input: CheckInput<'_>) -> SessionReport {
         );
     }
 
+    // 2b. File names every OS a lab uses can hold (each file and folder of what is uploaded).
+    findings.extend(name_findings(listing));
+
     // 3. Stability: is something still writing?
     let mut unstable = false;
     for e in listing.entries_of(EntryKind::Temporary) {
@@ -336,6 +339,9 @@ pub fn check_session(input: CheckInput<'_>) -> SessionReport {
         }
     }
 
+    // 7. What the catalog and the pipeline can hold.
+    findings.extend(catalog_findings(&metadata, metadata_name, files.len()));
+
     let has = |s: Severity| findings.iter().any(|f| f.severity == s);
     let verdict = if id.is_none() {
         Verdict::Fail
@@ -348,7 +354,7 @@ pub fn check_session(input: CheckInput<'_>) -> SessionReport {
     } else {
         Verdict::Pass
     };
-    SessionReport {
+    let mut report = SessionReport {
         session: listing.name.clone(),
         path: listing.path.clone(),
         verdict,
@@ -358,7 +364,197 @@ pub fn check_session(input: CheckInput<'_>) -> SessionReport {
         metadata,
         files,
         id,
+    };
+    if let Some(f) = manifest_size_finding(&report) {
+        report.findings.push(f);
+        if report.verdict != Verdict::Wait {
+            report.verdict = Verdict::Fail;
+        }
     }
+    report
+}
+
+/// One error per file or folder name that some OS a lab uses cannot hold, with the name to use
+/// instead (unique among its siblings).
+fn name_findings(listing: &SessionListing) -> Vec<Finding> {
+    use std::collections::BTreeSet;
+    let uploaded: Vec<&str> = listing
+        .entries
+        .iter()
+        .filter(|e| matches!(e.kind, EntryKind::Data | EntryKind::Metadata))
+        .map(|e| e.path.as_str())
+        .collect();
+    // Every path (file or folder) of the listing, to pick a new name nothing else has.
+    let taken: BTreeSet<String> = listing
+        .entries
+        .iter()
+        .flat_map(|e| {
+            let parts: Vec<&str> = e.path.split('/').collect();
+            (1..=parts.len())
+                .map(|n| parts[..n].join("/").to_lowercase())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut reported = BTreeSet::new();
+    let mut findings = Vec::new();
+    for path in uploaded {
+        let parts: Vec<&str> = path.split('/').collect();
+        for (i, name) in parts.iter().enumerate() {
+            let Some(problem) = crate::file_name::problem(name) else {
+                continue;
+            };
+            let shown = parts[..=i].join("/");
+            if !reported.insert(shown.clone()) {
+                break;
+            }
+            let parent = parts[..i].join("/");
+            let fixed = free_name(&crate::file_name::portable(name), &parent, &taken);
+            let what = if i + 1 < parts.len() {
+                "folder"
+            } else {
+                "file"
+            };
+            findings.push(
+                Finding::error(
+                    "file_name",
+                    format!(
+                        "the {what} name '{}' cannot be used on every computer of the lab: {problem}; rename it to '{fixed}'",
+                        shown_name(name)
+                    ),
+                )
+                .in_file(shown),
+            );
+            break;
+        }
+    }
+    findings
+}
+
+/// A name as a message shows it: control characters escaped (`\t`), everything else as is.
+fn shown_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// `name`, or `name` with `_2`, `_3`, … before its extension, whichever no sibling in `parent`
+/// has (compared without case: Windows and macOS do).
+fn free_name(name: &str, parent: &str, taken: &std::collections::BTreeSet<String>) -> String {
+    let full = |n: &str| {
+        if parent.is_empty() {
+            n.to_lowercase()
+        } else {
+            format!("{parent}/{n}").to_lowercase()
+        }
+    };
+    if !taken.contains(&full(name)) {
+        return name.to_string();
+    }
+    let (stem, ext) = match name.rfind('.') {
+        Some(i) if i > 0 => name.split_at(i),
+        _ => (name, ""),
+    };
+    (2..)
+        .map(|n| format!("{stem}_{n}{ext}"))
+        .find(|c| !taken.contains(&full(c)))
+        .expect("some suffix is free")
+}
+
+/// The session's catalog entry must fit one DynamoDB item, its numbers DynamoDB's range, and
+/// its manifest the ingest bound on files ([`crate::catalog_size`], [`crate::manifest`]).
+fn catalog_findings(metadata: &Metadata, metadata_name: &str, file_count: usize) -> Vec<Finding> {
+    use crate::catalog_size::{
+        metadata_field_bytes, number_fits, session_item_bytes, ITEM_LIMIT_BYTES, RESERVED_BYTES,
+        SESSION_ITEM_BUDGET,
+    };
+    use crate::manifest::MAX_MANIFEST_FILES;
+    let mut findings = Vec::new();
+    for (key, value) in metadata {
+        if let Some(x) = value.as_number().filter(|x| !number_fits(*x)) {
+            findings.push(
+                Finding::error(
+                    "catalog",
+                    format!("metadata field '{key}' is {x:e}, outside the numbers the catalog can store (magnitudes 1e-130 to 1e125, or 0); fix the value in {metadata_name}"),
+                )
+                .in_file(metadata_name),
+            );
+        }
+    }
+    let item = session_item_bytes(metadata);
+    if item > SESSION_ITEM_BUDGET {
+        let mut fields: Vec<(u64, &str)> = metadata
+            .iter()
+            .map(|(k, v)| (metadata_field_bytes(k, v), k.as_str()))
+            .collect();
+        fields.sort_by(|a, b| b.cmp(a));
+        let largest: Vec<String> = fields
+            .iter()
+            .take(3)
+            .map(|(n, k)| format!("'{k}' {} bytes", group_digits(*n)))
+            .collect();
+        let (n, key) = fields[0];
+        let subject = if n > SESSION_ITEM_BUDGET / 2 {
+            format!("metadata field '{key}' takes {} bytes", group_digits(n))
+        } else {
+            format!(
+                "the {} metadata fields take {} bytes (largest: {})",
+                fields.len(),
+                group_digits(item),
+                largest.join(", ")
+            )
+        };
+        findings.push(
+            Finding::error(
+                "catalog",
+                format!(
+                    "{subject}: the session's catalog entry would be {} bytes, more than the {} bytes one entry may hold (DynamoDB's 400 KB item limit of {} bytes, less {} kept for status messages); shorten '{key}' in {metadata_name}, or move long text into a file of the session folder",
+                    group_digits(item),
+                    group_digits(SESSION_ITEM_BUDGET),
+                    group_digits(ITEM_LIMIT_BYTES),
+                    group_digits(RESERVED_BYTES),
+                ),
+            )
+            .in_file(metadata_name),
+        );
+    }
+    if file_count > MAX_MANIFEST_FILES {
+        findings.push(Finding::error(
+            "catalog",
+            format!(
+                "the session has {} files, more than the {} one session may have (ingest refuses a longer manifest); move some into a session folder of their own, or remove those that are not part of the recording",
+                group_digits(file_count as u64),
+                group_digits(MAX_MANIFEST_FILES as u64)
+            ),
+        ));
+    }
+    findings
+}
+
+/// The manifest an upload would write must stay under the bound every reader applies
+/// ([`crate::manifest::MAX_MANIFEST_BYTES`]).
+fn manifest_size_finding(report: &SessionReport) -> Option<Finding> {
+    use crate::manifest::{Manifest, MANIFEST_RESERVED_BYTES, MAX_MANIFEST_BYTES};
+    let bytes = Manifest::largest_json_bytes(report)?;
+    let limit = MAX_MANIFEST_BYTES - MANIFEST_RESERVED_BYTES;
+    (bytes > limit).then(|| {
+        Finding::error(
+            "catalog",
+            format!(
+                "the manifest of this session would be up to {} bytes ({} files, their paths and the metadata), more than the {} bytes the pipeline reads ({} MiB less {} kept for a correction's reason); remove files that are not part of the recording, shorten long paths, or move some files into a session folder of their own",
+                group_digits(bytes),
+                group_digits(report.files.len() as u64),
+                group_digits(limit),
+                MAX_MANIFEST_BYTES >> 20,
+                group_digits(MANIFEST_RESERVED_BYTES),
+            ),
+        )
+    })
 }
 
 /// `(frame size in bytes, "8 channels × int16")` when the metadata declares a usable layout.

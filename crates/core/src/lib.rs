@@ -7,6 +7,9 @@
 //! - [`schema`]: the lab schema (`labpipe.toml`) that types metadata values and configures checks;
 //! - [`metadata`]: the metadata text file parsed into typed numbers and texts, with line-precise
 //!   findings;
+//! - [`file_name`]: the names every OS a lab uses can hold (check and sync share the rule);
+//! - [`catalog_size`]: what one catalog item can hold, by DynamoDB's sizing rules, so the check
+//!   refuses on the lab PC what ingest could not store;
 //! - [`scan`]: lists session folders and their files (sizes, mtimes, symlinks) without reading
 //!   data bytes;
 //! - [`check`]: the sanity checks, pure functions over a listing, the metadata bytes and a clock;
@@ -19,8 +22,10 @@
 //! the metadata read of [`check`] and [`digest`]); checks never read data-file
 //! bytes (only sizes), so checking a 600 MB session costs a directory listing and one small read.
 
+pub mod catalog_size;
 pub mod check;
 pub mod digest;
+pub mod file_name;
 pub mod filter;
 pub mod finding;
 pub mod layout;

@@ -28,6 +28,9 @@ pub const MAX_MANIFEST_BYTES: u64 = 1 << 20;
 /// The most files a session may list. Well above any recorder's rollover count, and low enough
 /// that a manifest at the bound stays under [`MAX_MANIFEST_BYTES`].
 pub const MAX_MANIFEST_FILES: usize = 2_000;
+/// Kept free under [`MAX_MANIFEST_BYTES`] when the check sizes a manifest: a correction's reason
+/// (typed at upload, after the check) and version ids longer than the usual 32 characters.
+pub const MANIFEST_RESERVED_BYTES: u64 = 16 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -145,6 +148,43 @@ impl Manifest {
             findings: report.findings.clone(),
             revision: None,
         })
+    }
+
+    /// The size of the largest manifest an upload of `report` can write: every value the upload
+    /// adds at its largest expected length (SHA-256, CRC64NVME, a version id as long as the
+    /// 64-character example in the Amazon S3 documentation — AWS's are 32), a revision number.
+    /// A correction's reason is not known yet; [`MANIFEST_RESERVED_BYTES`] is kept for it.
+    /// `None` when the report has no session id (it cannot be uploaded anyway).
+    pub fn largest_json_bytes(report: &SessionReport) -> Option<u64> {
+        let id = report.id?;
+        let manifest = Manifest {
+            format: MANIFEST_FORMAT.into(),
+            session: id,
+            recorded_at: id.recorded_at(),
+            created_at: DateTime::<Utc>::MAX_UTC,
+            tool_version: crate::TOOL_VERSION.into(),
+            verdict: Verdict::Pass,
+            total_bytes: u64::MAX,
+            metadata: report.metadata.clone(),
+            files: report
+                .files
+                .iter()
+                .map(|f| ManifestFile {
+                    path: f.path.clone(),
+                    size: u64::MAX,
+                    role: f.role,
+                    sha256: "0".repeat(64),
+                    crc64nvme: Some("A".repeat(12)),
+                    version_id: Some("v".repeat(64)),
+                })
+                .collect(),
+            findings: report.findings.clone(),
+            revision: Some(Revision {
+                number: u32::MAX,
+                reason: String::new(),
+            }),
+        };
+        Some(manifest.to_json().len() as u64)
     }
 
     /// Records the object version id of each file, by path (files not named keep theirs).

@@ -134,9 +134,11 @@ pub async fn files(
         .query(filter, limit)
         .await
         .map_err(|e| Error::Catalog(format!("query failed: {e}")))?;
+    // Outputs whose keys are not safe names are left out (`sync` reports them as not delivered).
     let ProcessedFiles {
         mut files,
         unprocessed,
+        ..
     } = labpipe_sync::processed_files(&catalog, &sessions, pipeline_version)
         .await
         .map_err(|e| Error::Catalog(format!("cannot read the output records: {e}")))?;

@@ -60,7 +60,12 @@ pub(crate) fn unsafe_reason(rel: &str) -> Option<&'static str> {
     } else if rel.starts_with(STATE_DIR) || rel == MANIFEST_NAME {
         Some("reserved name")
     } else {
-        None
+        // A name some OS cannot hold (`CON.bin`, `a:b`, `notes.`): the check refuses it on the
+        // lab PC; one uploaded before that is refused here alone, so a sync means the same
+        // files on every OS.
+        rel.split('/')
+            .find_map(labpipe_core::file_name::problem)
+            .map(|p| p.reason())
     }
 }
 
@@ -281,6 +286,19 @@ mod tests {
         assert!(safe_relative("a/b", "a", "k").is_err());
         assert_eq!(unsafe_reason(".labpipe-sync/lock"), Some("reserved name"));
         assert_eq!(unsafe_reason(MANIFEST_NAME), Some("reserved name"));
+        // Names some OS cannot hold: the check's rule (`labpipe_core::file_name`).
+        for (rel, reason) in [
+            ("s/raw/CON.bin", "name reserved on Windows"),
+            (
+                "s/raw/a:b.bin",
+                "character Windows does not allow in a name",
+            ),
+            ("s/raw/notes.", "name ends with a dot or space"),
+            ("s/raw/tab\t.bin", "control character in a name"),
+        ] {
+            assert_eq!(unsafe_reason(rel), Some(reason), "{rel:?}");
+        }
+        assert_eq!(unsafe_reason("s/raw/x/rec_000.bin"), None);
     }
 
     fn remote(bytes: &[u8]) -> RemoteFile {

@@ -7,8 +7,21 @@ use crate::SyncError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Glob {
     source: String,
-    pattern: Vec<char>,
+    tokens: Vec<Token>,
     whole_path: bool,
+}
+
+/// One element of a pattern.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Token {
+    /// A character matched as itself.
+    Char(char),
+    /// `?`: one character other than `/`.
+    One,
+    /// `*`: any run of characters other than `/`.
+    Star,
+    /// `**`: any run of characters, `/` included; `**/` also matches no folder at all.
+    Stars,
 }
 
 impl Glob {
@@ -27,9 +40,26 @@ impl Glob {
             });
         }
         let trimmed = trimmed.trim_start_matches('/');
+        let mut tokens = Vec::new();
+        let mut chars = trimmed.chars().peekable();
+        while let Some(c) = chars.next() {
+            tokens.push(match c {
+                '*' if chars.peek() == Some(&'*') => {
+                    chars.next();
+                    // `***` is `**`.
+                    while chars.peek() == Some(&'*') {
+                        chars.next();
+                    }
+                    Token::Stars
+                }
+                '*' => Token::Star,
+                '?' => Token::One,
+                c => Token::Char(c),
+            });
+        }
         Ok(Glob {
             source: pattern.to_string(),
-            pattern: trimmed.chars().collect(),
+            tokens,
             whole_path: trimmed.contains('/'),
         })
     }
@@ -41,41 +71,80 @@ impl Glob {
 
     /// `path` is relative to the session folder, `/`-separated.
     pub fn matches(&self, path: &str) -> bool {
+        self.run(path).0
+    }
+
+    /// Whether `path` matches, and the number of steps it took (one per pattern position
+    /// visited per character).
+    ///
+    /// The pattern runs as a set of positions over the text, one character at a time (a
+    /// nondeterministic automaton simulated breadth-first): no recursion, no backtracking; each
+    /// character visits each position at most twice (once to step, once to close), so at most
+    /// `2 × (text length + 1) × (pattern length + 1)` steps whatever the pattern — a pattern
+    /// like `*a*a*a*a*a*a*a*a*b` against a long name of `a`s costs no more than any other.
+    fn run(&self, path: &str) -> (bool, usize) {
         let subject = if self.whole_path {
             path
         } else {
             path.rsplit('/').next().unwrap_or(path)
         };
-        let text: Vec<char> = subject.chars().collect();
-        matches_at(&self.pattern, &text)
+        let end = self.tokens.len();
+        let mut steps = 0;
+        // `seen[p] == round`: position p is already in the set of this round.
+        let mut seen = vec![0usize; end + 1];
+        let mut round = 1;
+        let mut now = vec![0];
+        seen[0] = round;
+        self.close(&mut now, &mut seen, round, &mut steps);
+        let mut next = Vec::with_capacity(end + 1);
+        for c in subject.chars() {
+            round += 1;
+            next.clear();
+            for &p in &now {
+                steps += 1;
+                let to = match self.tokens.get(p) {
+                    Some(Token::Char(x)) if *x == c => p + 1,
+                    Some(Token::One) if c != '/' => p + 1,
+                    Some(Token::Star) if c != '/' => p,
+                    Some(Token::Stars) => p,
+                    _ => continue,
+                };
+                if seen[to] != round {
+                    seen[to] = round;
+                    next.push(to);
+                }
+            }
+            if next.is_empty() {
+                return (false, steps);
+            }
+            self.close(&mut next, &mut seen, round, &mut steps);
+            std::mem::swap(&mut now, &mut next);
+        }
+        (now.contains(&end), steps)
     }
-}
 
-fn matches_at(p: &[char], t: &[char]) -> bool {
-    match p.first() {
-        None => t.is_empty(),
-        Some('*') if p.get(1) == Some(&'*') => {
-            // `**/` also matches zero directories.
-            let rest = &p[2..];
-            if rest.first() == Some(&'/') && matches_at(&rest[1..], t) {
-                return true;
-            }
-            (0..=t.len()).any(|i| matches_at(rest, &t[i..]))
-        }
-        Some('*') => {
-            let rest = &p[1..];
-            for i in 0..=t.len() {
-                if matches_at(rest, &t[i..]) {
-                    return true;
+    /// Adds to `set` the positions reachable without consuming a character: past a `*` or
+    /// `**` (they match nothing too), and past `**/` (no folder at all).
+    fn close(&self, set: &mut Vec<usize>, seen: &mut [usize], round: usize, steps: &mut usize) {
+        let mut k = 0;
+        while k < set.len() {
+            let p = set[k];
+            k += 1;
+            *steps += 1;
+            let skips: &[usize] = match self.tokens.get(p) {
+                Some(Token::Star) => &[1],
+                Some(Token::Stars) if self.tokens.get(p + 1) == Some(&Token::Char('/')) => &[1, 2],
+                Some(Token::Stars) => &[1],
+                _ => &[],
+            };
+            for skip in skips {
+                let to = p + skip;
+                if seen[to] != round {
+                    seen[to] = round;
+                    set.push(to);
                 }
-                if i < t.len() && t[i] == '/' {
-                    break;
-                }
             }
-            false
         }
-        Some('?') => t.first().is_some_and(|c| *c != '/') && matches_at(&p[1..], &t[1..]),
-        Some(c) => t.first() == Some(c) && matches_at(&p[1..], &t[1..]),
     }
 }
 
@@ -103,7 +172,46 @@ mod tests {
         check("rec_00?.bin", "rec_001.bin", true);
         check("rec_00?.bin", "rec_0011.bin", false);
         check("summary.json", "summary.json", true);
+        check("**", "band/x/alpha.parquet", true);
+        check("band/**", "band/x/alpha.parquet", true);
+        check("band/**/alpha.parquet", "band/alpha.parquet", true);
+        check("band/**/alpha.parquet", "band/x/y/alpha.parquet", true);
+        check("band/**/alpha.parquet", "bandx/alpha.parquet", false);
+        check("*", "", true);
+        check("?", "", false);
+        check("a*b", "ab", true);
+        check("a*b", "a/b", false);
+        check("*.bin", "rec.bin.part", false);
+        check("***.bin", "x/rec.bin", true);
+        check("band/***", "band/x/y", true);
+        check("raw/rec_*", "raw/rec_000.bin", true);
+        check("raw/rec_*", "raw/x/rec_000.bin", false);
         assert!(Glob::new("../x").is_err());
         assert!(Glob::new(" ").is_err());
+    }
+
+    /// Patterns that make a backtracking matcher take exponential time or recurse once per
+    /// pattern character cost at most 2 × (text + 1) × (pattern + 1) steps here, counted, not timed.
+    #[test]
+    fn pathological_patterns_take_at_most_text_times_pattern_steps() {
+        let name = "a".repeat(10_000);
+        for (pattern, path, expect) in [
+            ("*a*a*a*a*a*a*a*a*b", name.clone(), false),
+            ("*a*a*a*a*a*a*a*a*a", name.clone(), true),
+            ("**a**a**a**a**a**a**b", format!("x/{name}"), false),
+            ("**/*a*a*a*a*a*a*a*a*b", format!("x/y/{name}"), false),
+        ] {
+            let glob = Glob::new(pattern).unwrap();
+            let (matched, steps) = glob.run(&path);
+            assert_eq!(matched, expect, "{pattern}");
+            let bound = 2 * (path.chars().count() + 1) * (glob.tokens.len() + 1);
+            assert!(steps <= bound, "{pattern}: {steps} steps > {bound}");
+        }
+        // A pattern as long as a path may be long (deterministic size): no recursion, so no
+        // stack to run out of.
+        let long = "a".repeat(200_000);
+        let glob = Glob::new(&long).unwrap();
+        assert!(glob.matches(&long));
+        assert!(!glob.matches(&long[1..]));
     }
 }

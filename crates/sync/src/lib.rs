@@ -53,7 +53,7 @@ pub use error::SyncError;
 pub use event::{SyncEvent, SyncSummary};
 pub use glob::Glob;
 pub use lock::{DestinationLock, LockHolder};
-pub use remote::{FileKind, RemoteFile};
+pub use remote::{FileKind, RefusedFile, RemoteFile};
 pub use run::{SyncOptions, SyncRun};
 pub use s3::s3_client;
 pub use select::{

@@ -46,3 +46,28 @@ impl RemoteFile {
             .unwrap_or(&self.path)
     }
 }
+
+/// A file the selection names but will not write: its key is not a safe name inside the
+/// destination (it could land outside it, or some OS cannot hold it). Reported as not
+/// delivered; every other file of the session is synced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RefusedFile {
+    pub session: String,
+    pub kind: FileKind,
+    /// `s3://bucket/key`.
+    pub uri: String,
+    /// `<session>/<path as the key names it>`, for messages and `--include`.
+    pub path: String,
+    /// The whole refusal, with what to do.
+    pub reason: String,
+}
+
+impl RefusedFile {
+    /// The path inside the session folder (`path` without `<session>/`).
+    pub fn path_in_session(&self) -> &str {
+        self.path
+            .split_once('/')
+            .map(|(_, rest)| rest)
+            .unwrap_or(&self.path)
+    }
+}

@@ -111,7 +111,7 @@ impl SyncRun {
 
         let mut summary = SyncSummary {
             sessions: selection.sessions.len(),
-            files: selection.files.len(),
+            files: selection.files.len() + selection.refused.len(),
             bytes_total: selection.bytes(),
             dry_run: self.opts.dry_run,
             ..SyncSummary::default()
@@ -125,6 +125,17 @@ impl SyncRun {
         let mut downloads = Vec::new();
         let mut failed: Vec<String> = Vec::new();
         let mut kept = Vec::new();
+        // Keys that are not safe names: not delivered, the rest of the selection is.
+        for r in &selection.refused {
+            summary.files_failed += 1;
+            events.emit(SyncEvent::FileFailed {
+                path: r.path.clone(),
+                uri: r.uri.clone(),
+                code: "unsafe_key",
+                reason: r.reason.clone(),
+            });
+            failed.push(format!("{}: {}", r.path, r.reason));
+        }
         for (f, action) in selection.files.iter().zip(actions) {
             match action {
                 FileAction::Fetch { mode, .. } => downloads.push(Download { file: f, mode }),

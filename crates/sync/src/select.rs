@@ -13,7 +13,7 @@ use labpipe_core::filter::Filter;
 use serde::Serialize;
 
 use crate::destination::safe_relative;
-use crate::remote::{FileKind, RemoteFile};
+use crate::remote::{FileKind, RefusedFile, RemoteFile};
 use crate::s3::gateway_error;
 use crate::{Glob, SyncError};
 
@@ -51,6 +51,8 @@ pub struct Selection {
     pub files: Vec<RemoteFile>,
     /// Matching sessions skipped for lack of outputs.
     pub unprocessed: Vec<Unprocessed>,
+    /// Files of the synced sessions whose keys are not safe names: reported as not delivered.
+    pub refused: Vec<RefusedFile>,
 }
 
 impl Selection {
@@ -64,6 +66,8 @@ impl Selection {
 pub struct ProcessedFiles {
     pub files: Vec<RemoteFile>,
     pub unprocessed: Vec<Unprocessed>,
+    /// Outputs whose keys are not safe names (see [`RefusedFile`]).
+    pub refused: Vec<RefusedFile>,
 }
 
 /// The processed files of `sessions` at `version` (each session's latest when `None`), and the
@@ -92,6 +96,7 @@ pub async fn processed_files(
     }
     let mut files = Vec::new();
     let mut unprocessed = Vec::new();
+    let mut refused = Vec::new();
     for (i, record) in records {
         let s = &sessions[i];
         match record {
@@ -102,20 +107,36 @@ pub async fn processed_files(
                     r.prefix.clone()
                 };
                 for f in &r.files {
-                    let inner =
-                        f.key
-                            .strip_prefix(&prefix)
-                            .ok_or_else(|| SyncError::UnsafeKey {
-                                session: s.session.clone(),
-                                key: f.key.clone(),
-                                reason: format!("not under the output prefix {prefix}"),
-                            })?;
+                    let inner = f
+                        .key
+                        .strip_prefix(&prefix)
+                        .ok_or_else(|| SyncError::UnsafeKey {
+                            session: s.session.clone(),
+                            key: f.key.clone(),
+                            reason: format!("not under the output prefix {prefix}"),
+                        });
+                    let path =
+                        match inner.and_then(|inner| safe_relative(&s.session, inner, &f.key)) {
+                            Ok(path) => path,
+                            Err(e) => {
+                                let inner = f.key.strip_prefix(&prefix).unwrap_or(&f.key);
+                                refused.push(refusal(
+                                    &s.session,
+                                    FileKind::Processed,
+                                    &r.bucket,
+                                    &f.key,
+                                    inner,
+                                    e,
+                                ));
+                                continue;
+                            }
+                        };
                     files.push(RemoteFile {
                         session: s.session.clone(),
                         kind: FileKind::Processed,
                         bucket: r.bucket.clone(),
                         key: f.key.clone(),
-                        path: safe_relative(&s.session, inner, &f.key)?,
+                        path,
                         size: f.size,
                         sha256: f.sha256.to_ascii_lowercase(),
                         version: Some(r.version),
@@ -129,7 +150,29 @@ pub async fn processed_files(
             }),
         }
     }
-    Ok(ProcessedFiles { files, unprocessed })
+    Ok(ProcessedFiles {
+        files,
+        unprocessed,
+        refused,
+    })
+}
+
+/// A key that is not a safe name, as one file not delivered (the rest of the selection is).
+fn refusal(
+    session: &str,
+    kind: FileKind,
+    bucket: &str,
+    key: &str,
+    inner: &str,
+    e: SyncError,
+) -> RefusedFile {
+    RefusedFile {
+        session: session.to_string(),
+        kind,
+        uri: format!("s3://{bucket}/{key}"),
+        path: format!("{session}/{inner}"),
+        reason: e.to_string(),
+    }
 }
 
 fn split_s3_uri(uri: &str) -> Option<(String, String)> {
@@ -143,14 +186,15 @@ fn split_s3_uri(uri: &str) -> Option<(String, String)> {
 }
 
 /// The raw files of `sessions`, from each session's manifest, verified against the catalog's
-/// `manifest_sha256` before it is trusted.
+/// `manifest_sha256` before it is trusted; and those whose names are not safe (not delivered).
 pub async fn raw_files(
     s3: &aws_sdk_s3::Client,
     sessions: &[SessionItem],
     fallback_bucket: Option<&str>,
     revision: Option<u32>,
-) -> Result<Vec<RemoteFile>, SyncError> {
+) -> Result<(Vec<RemoteFile>, Vec<RefusedFile>), SyncError> {
     let mut files = Vec::new();
+    let mut refused = Vec::new();
     for s in sessions {
         let bad = |reason: String| SyncError::RawManifest {
             session: s.session.clone(),
@@ -214,11 +258,26 @@ pub async fn raw_files(
         let manifest = read.manifest;
         for f in &manifest.files {
             let object = format!("{prefix}{}", f.path);
+            let inner = format!("raw/{}", f.path);
+            let path = match safe_relative(&s.session, &inner, &object) {
+                Ok(path) => path,
+                Err(e) => {
+                    refused.push(refusal(
+                        &s.session,
+                        FileKind::Raw,
+                        &bucket,
+                        &object,
+                        &inner,
+                        e,
+                    ));
+                    continue;
+                }
+            };
             files.push(RemoteFile {
                 session: s.session.clone(),
                 kind: FileKind::Raw,
                 bucket: bucket.clone(),
-                path: safe_relative(&s.session, &format!("raw/{}", f.path), &object)?,
+                path,
                 key: object,
                 size: f.size,
                 sha256: f.sha256.to_ascii_lowercase(),
@@ -227,7 +286,7 @@ pub async fn raw_files(
             });
         }
     }
-    Ok(files)
+    Ok((files, refused))
 }
 
 /// Runs the filter and turns the matching sessions into files to fetch. Errors when nothing
@@ -247,8 +306,9 @@ pub async fn select(
     let ProcessedFiles {
         mut files,
         unprocessed,
+        mut refused,
     } = processed_files(catalog, &matched, opts.version).await?;
-    if files.is_empty() {
+    if files.is_empty() && refused.is_empty() {
         let mut names: Vec<String> = unprocessed
             .iter()
             .take(5)
@@ -271,12 +331,15 @@ pub async fn select(
         .filter(|s| !unprocessed.iter().any(|u| u.session == s.session))
         .collect();
     if opts.raw {
-        files
-            .extend(raw_files(s3, &sessions, opts.raw_bucket.as_deref(), opts.raw_revision).await?);
+        let (raw, raw_refused) =
+            raw_files(s3, &sessions, opts.raw_bucket.as_deref(), opts.raw_revision).await?;
+        files.extend(raw);
+        refused.extend(raw_refused);
     }
     if !opts.include.is_empty() {
         files.retain(|f| opts.include.iter().any(|g| g.matches(f.path_in_session())));
-        if files.is_empty() {
+        refused.retain(|f| opts.include.iter().any(|g| g.matches(f.path_in_session())));
+        if files.is_empty() && refused.is_empty() {
             return Err(SyncError::NothingIncluded {
                 sessions: sessions.len(),
                 patterns: opts
@@ -292,6 +355,7 @@ pub async fn select(
         sessions,
         files,
         unprocessed,
+        refused,
     })
 }
 

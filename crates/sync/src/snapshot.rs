@@ -194,6 +194,7 @@ impl Snapshot {
                 })
                 .collect(),
             unprocessed: Vec::new(),
+            refused: Vec::new(),
         }
     }
 }

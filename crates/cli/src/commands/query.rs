@@ -62,10 +62,16 @@ pub fn run(args: QueryArgs) -> Result<ExitCode> {
             eprintln!("no session matches '{}'", filter.source);
         }
         if args.files {
-            let labpipe_sync::ProcessedFiles { files, unprocessed } =
-                labpipe_sync::processed_files(&catalog, &sessions, args.pipeline_version)
-                    .await
-                    .context("cannot read the output records")?;
+            let labpipe_sync::ProcessedFiles {
+                files,
+                unprocessed,
+                refused,
+            } = labpipe_sync::processed_files(&catalog, &sessions, args.pipeline_version)
+                .await
+                .context("cannot read the output records")?;
+            for r in &refused {
+                eprintln!("labpipe: warning: {} not listed: {}", r.path, r.reason);
+            }
             let files = with_bucket(files, stack.processed_bucket.as_deref());
             print!("{}", render_files(&files, &args));
             note_unprocessed(&unprocessed, args.pipeline_version);

@@ -391,6 +391,190 @@ fn symlinks_out_of_the_folder_fail() {
     assert!(r.files.iter().all(|f| f.path != "link.bin"));
 }
 
+/// Names some OS of the lab cannot hold: an error naming the file and the name to use instead.
+#[test]
+fn unportable_names_are_refused_with_the_name_to_use() {
+    for (bad, file, fixed) in [
+        ("rec\\005.bin", "rec\\005.bin", "rec_005.bin"),
+        ("CON.bin", "CON.bin", "CON_.bin"),
+        ("lpt1", "lpt1", "lpt1_"),
+        ("a:b.bin", "a:b.bin", "a_b.bin"),
+        ("what?.bin", "what?.bin", "what_.bin"),
+        ("tab\there.bin", "tab\there.bin", "tab_here.bin"),
+        ("notes.", "notes.", "notes"),
+        ("trail ", "trail ", "trail"),
+        ("sub:dir/rec.bin", "sub:dir", "sub_dir"),
+        ("AUX/rec.bin", "AUX", "AUX_"),
+    ] {
+        let mut files = good_files();
+        files.push((bad, 1600, 3600));
+        let r = run(&listing("20210301_161221", &files), Some(GOOD_META));
+        assert_eq!(r.verdict, Verdict::Fail, "{bad:?}: {:#?}", r.findings);
+        let f: Vec<_> = r
+            .findings
+            .iter()
+            .filter(|f| f.check == "file_name")
+            .collect();
+        assert_eq!(f.len(), 1, "{bad:?}: {:#?}", r.findings);
+        assert_eq!(f[0].file.as_deref(), Some(file));
+        assert!(
+            f[0].message.ends_with(&format!("rename it to '{fixed}'")),
+            "{bad:?}: {}",
+            f[0].message
+        );
+    }
+    let long = format!("{}.bin", "x".repeat(300));
+    let mut files = good_files();
+    files.push((&long, 1600, 3600));
+    let r = run(&listing("20210301_161221", &files), Some(GOOD_META));
+    assert!(
+        r.findings
+            .iter()
+            .any(|f| f.check == "file_name"
+                && f.message.contains("304 bytes long, more than the 255")),
+        "{:#?}",
+        r.findings
+    );
+    // The name to use is not one the folder already has (without case, as Windows compares).
+    let mut files = good_files();
+    files.push(("con.bin", 1600, 3600));
+    files.push(("CON_.bin", 1600, 3600));
+    let r = run(&listing("20210301_161221", &files), Some(GOOD_META));
+    let f = r.findings.iter().find(|f| f.check == "file_name").unwrap();
+    assert!(
+        f.message.ends_with("rename it to 'con__2.bin'"),
+        "{}",
+        f.message
+    );
+    // Names that only look odd pass, and litter or temporary files are not uploaded, so not checked.
+    let mut files = good_files();
+    files.push(("é café 测试.bin", 1600, 3600));
+    files.push(("console.bin", 1600, 3600));
+    files.push(("COM0", 1600, 3600));
+    let r = run(&listing("20210301_161221", &files), Some(GOOD_META));
+    assert!(
+        r.findings.iter().all(|f| f.check != "file_name"),
+        "{:#?}",
+        r.findings
+    );
+}
+
+/// A session item over DynamoDB's limit is refused on the lab PC, with the field, its size and
+/// the limit; one at the budget passes. Numbers DynamoDB cannot store are refused too.
+#[test]
+fn metadata_the_catalog_cannot_hold_is_refused_with_field_size_and_limit() {
+    use crate::catalog_size::{session_item_bytes, SESSION_ITEM_BUDGET};
+    let base = run(&listing("20210301_161221", &good_files()), Some(GOOD_META));
+    let room = SESSION_ITEM_BUDGET - session_item_bytes(&base.metadata) - "m_notes".len() as u64;
+    let at_budget = format!("{GOOD_META}notes: {}\n", "n".repeat(room as usize));
+    check(
+        "20210301_161221",
+        &good_files(),
+        Some(&at_budget),
+        Verdict::Pass,
+        None,
+    );
+    let over = format!("{GOOD_META}notes: {}\n", "n".repeat(room as usize + 1));
+    let r = run(&listing("20210301_161221", &good_files()), Some(&over));
+    assert_eq!(r.verdict, Verdict::Fail);
+    let f = r.findings.iter().find(|f| f.check == "catalog").unwrap();
+    assert_eq!(f.file.as_deref(), Some("metadata.txt"));
+    for part in [
+        "metadata field 'notes' takes 39",
+        &format!("would be {} bytes", group_digits(SESSION_ITEM_BUDGET + 1)),
+        "more than the 393,216 bytes one entry may hold",
+        "400 KB item limit of 409,600 bytes",
+        "shorten 'notes' in metadata.txt",
+    ] {
+        assert!(f.message.contains(part), "{part:?} not in {}", f.message);
+    }
+    // Many small fields: the total is named, with the largest fields.
+    let mut many = GOOD_META.to_string();
+    for i in 0..400 {
+        many.push_str(&format!("field_{i:03}: {}\n", "v".repeat(1000)));
+    }
+    let r = run(&listing("20210301_161221", &good_files()), Some(&many));
+    let f = r.findings.iter().find(|f| f.check == "catalog").unwrap();
+    assert!(f.message.contains("metadata fields take"), "{}", f.message);
+    // A number outside DynamoDB's range.
+    let huge = format!("{GOOD_META}electrode_impedance_kohm: 1e200\n");
+    check(
+        "20210301_161221",
+        &good_files(),
+        Some(&huge),
+        Verdict::Fail,
+        Some(("catalog", "outside the numbers the catalog can store")),
+    );
+}
+
+/// The check's bounds are ingest's: 2,000 files pass, 2,001 fail; a manifest over the read
+/// bound (long paths) fails before anything is uploaded.
+#[test]
+fn sessions_over_the_manifest_bounds_are_refused() {
+    use crate::manifest::{Manifest, MAX_MANIFEST_BYTES, MAX_MANIFEST_FILES};
+    let names: Vec<String> = (0..=MAX_MANIFEST_FILES)
+        .map(|i| format!("rec_{i:05}.bin"))
+        .collect();
+    let files = |n: usize| {
+        let mut f: Vec<(&str, u64, u64)> = vec![("metadata.txt", 120, 3600)];
+        f.extend(names[..n].iter().map(|p| (p.as_str(), 1600, 3600)));
+        f
+    };
+    let ok = run(
+        &listing("20210301_161221", &files(MAX_MANIFEST_FILES - 1)),
+        Some(GOOD_META),
+    );
+    assert!(
+        ok.findings.iter().all(|f| f.check != "catalog"),
+        "{:#?}",
+        ok.findings
+    );
+    assert!(Manifest::largest_json_bytes(&ok).unwrap() < MAX_MANIFEST_BYTES);
+    let over = run(
+        &listing("20210301_161221", &files(MAX_MANIFEST_FILES)),
+        Some(GOOD_META),
+    );
+    assert_eq!(over.verdict, Verdict::Fail);
+    assert!(
+        over.findings.iter().any(|f| f.check == "catalog"
+            && f.message.contains("2,001 files, more than the 2,000")),
+        "{:#?}",
+        over.findings
+    );
+    // 1,500 files with 500-byte paths: few enough files, but a manifest over 1 MiB.
+    let long: Vec<String> = (0..1500)
+        .map(|i| format!("{}/{}/rec_{i:05}.bin", "d".repeat(250), "e".repeat(250)))
+        .collect();
+    let mut f: Vec<(&str, u64, u64)> = vec![("metadata.txt", 120, 3600)];
+    f.extend(long.iter().map(|p| (p.as_str(), 1600, 3600)));
+    let r = run(&listing("20210301_161221", &f), Some(GOOD_META));
+    assert_eq!(r.verdict, Verdict::Fail);
+    let m = r
+        .findings
+        .iter()
+        .find(|f| f.check == "catalog")
+        .unwrap_or_else(|| {
+            panic!(
+                "{:#?}",
+                r.findings
+                    .iter()
+                    .filter(|f| f.severity > Severity::Info)
+                    .collect::<Vec<_>>()
+            )
+        });
+    assert!(
+        m.message
+            .contains("the manifest of this session would be up to"),
+        "{}",
+        m.message
+    );
+    assert!(
+        m.message.contains("1,032,192 bytes the pipeline reads"),
+        "{}",
+        m.message
+    );
+}
+
 #[test]
 fn every_message_names_what_to_do() {
     // A folder with many problems at once: each message must be actionable and name its subject.
@@ -400,7 +584,33 @@ fn every_message_names_what_to_do() {
         ("x.bin", 5, 3600),
     ];
     let r = run(&listing("20210229_161221", &files), None);
-    for f in &r.findings {
+    let names = [
+        ("20210301_161221", "CON.bin"),
+        ("20210301_161221", "a:b/c.bin"),
+        ("20210301_161221", "tail."),
+    ];
+    let mut findings = r.findings.clone();
+    for (session, bad) in names {
+        let mut files = good_files();
+        files.push((bad, 1600, 3600));
+        findings.extend(run(&listing(session, &files), Some(GOOD_META)).findings);
+    }
+    let big = format!("{GOOD_META}notes: {}\n", "n".repeat(500_000));
+    findings.extend(run(&listing("20210301_161221", &good_files()), Some(&big)).findings);
+    let huge = format!("{GOOD_META}electrode_impedance_kohm: 1e200\n");
+    findings.extend(run(&listing("20210301_161221", &good_files()), Some(&huge)).findings);
+    let many: Vec<String> = (0..2001).map(|i| format!("r{i}.bin")).collect();
+    let mut files: Vec<(&str, u64, u64)> = vec![("metadata.txt", 120, 3600)];
+    files.extend(many.iter().map(|p| (p.as_str(), 1600, 3600)));
+    findings.extend(run(&listing("20210301_161221", &files), Some(GOOD_META)).findings);
+    assert!(
+        findings
+            .iter()
+            .filter(|f| ["file_name", "catalog"].contains(&f.check.as_str()))
+            .count()
+            >= 6
+    );
+    for f in &findings {
         let actionable = [
             "fix", "add", "copy", "rename", "remove", "check", "move", "export", "keep",
         ]

@@ -197,6 +197,72 @@ fn good_lab_exits_zero_and_single_session_paths_work() {
     assert_eq!(reports[0]["verdict"], "warn");
 }
 
+/// A file name some OS of the lab cannot hold fails the check, naming the file and the name to
+/// rename it to; after the rename the session passes.
+#[test]
+fn unportable_file_names_fail_with_the_name_to_use() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sessions = generate(
+        &GenerateOptions {
+            count: 1,
+            size_bytes: 500_000,
+            ..GenerateOptions::new(tmp.path().join("lab"))
+        },
+        |_, _| {},
+    )
+    .unwrap();
+    std::fs::write(
+        tmp.path().join("lab/labpipe.toml"),
+        "[session]\nexpected_size_mb = 0.5\n",
+    )
+    .unwrap();
+    let folder = tmp.path().join("lab").join(&sessions[0].name);
+    let data = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "bin"))
+        .unwrap();
+    let old = filetime::FileTime::from_unix_time(1_600_000_000, 0);
+    for bad in ["CON.bin", "rec\\9.bin", "notes."] {
+        std::fs::copy(&data, folder.join(bad)).unwrap();
+        filetime::set_file_mtime(folder.join(bad), old).unwrap();
+    }
+    let out = labpipe(&["check", "lab"], tmp.path());
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    for line in [
+        "the file name 'CON.bin' cannot be used on every computer of the lab: 'CON' is a device name on Windows",
+        "rename it to 'CON_.bin'",
+        "the file name 'rec\\9.bin' cannot be used on every computer of the lab: it contains a backslash",
+        "rename it to 'rec_9.bin'",
+        "it ends with a dot or a space, which Windows drops (two names would become one); rename it to 'notes'",
+    ] {
+        assert!(text.contains(line), "{line:?} not in\n{text}");
+    }
+    let out = labpipe(&["check", "lab", "--json"], tmp.path());
+    let reports: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let mut files: Vec<&str> = reports[0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["check"] == "file_name")
+        .map(|f| f["file"].as_str().unwrap())
+        .collect();
+    files.sort();
+    assert_eq!(files, ["CON.bin", "notes.", "rec\\9.bin"]);
+    // Renamed as told: the session passes.
+    for (bad, good) in [
+        ("CON.bin", "CON_.bin"),
+        ("rec\\9.bin", "rec_9.bin"),
+        ("notes.", "notes"),
+    ] {
+        std::fs::rename(folder.join(bad), folder.join(good)).unwrap();
+        filetime::set_file_mtime(folder.join(good), old).unwrap();
+    }
+    let out = labpipe(&["check", "lab"], tmp.path());
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+}
+
 #[test]
 fn quiet_period_flag_controls_waiting() {
     let tmp = tempfile::tempdir().unwrap();

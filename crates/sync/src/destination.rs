@@ -48,24 +48,24 @@ fn component_ok(c: &str) -> bool {
     !c.is_empty() && c != "." && c != ".." && !c.contains(['\0', '\\'])
 }
 
-/// Why the relative path `rel` could land outside the destination or on a reserved name;
-/// `None` when it is safe.
+/// Why the relative path `rel` could land outside the destination, on a reserved name or on a
+/// name some OS cannot hold; `None` when it is safe.
 pub(crate) fn unsafe_reason(rel: &str) -> Option<&'static str> {
     if rel.starts_with('/') {
         Some("absolute path")
     } else if rel.split('/').any(|c| c == "..") {
         Some("'..' component")
+    } else if let Some(problem) = rel.split('/').find_map(labpipe_core::file_name::problem) {
+        // A name some OS cannot hold (`CON.bin`, `a\b`, `notes.`): the check refuses it on the
+        // lab PC; one uploaded before that is refused here alone, so a sync means the same files
+        // on every OS.
+        Some(problem.reason())
     } else if !rel.split('/').all(component_ok) {
-        Some("empty, '.' or backslash component")
+        Some("'.' component")
     } else if rel.starts_with(STATE_DIR) || rel == MANIFEST_NAME {
         Some("reserved name")
     } else {
-        // A name some OS cannot hold (`CON.bin`, `a:b`, `notes.`): the check refuses it on the
-        // lab PC; one uploaded before that is refused here alone, so a sync means the same
-        // files on every OS.
-        rel.split('/')
-            .find_map(labpipe_core::file_name::problem)
-            .map(|p| p.reason())
+        None
     }
 }
 
@@ -295,6 +295,7 @@ mod tests {
             ),
             ("s/raw/notes.", "name ends with a dot or space"),
             ("s/raw/tab\t.bin", "control character in a name"),
+            ("s/raw/a\\b.bin", "backslash in a name"),
         ] {
             assert_eq!(unsafe_reason(rel), Some(reason), "{rel:?}");
         }

@@ -23,7 +23,7 @@ pub enum SyncError {
     #[error("--include pattern '{pattern}' is not usable: {reason}")]
     BadPattern { pattern: String, reason: String },
 
-    #[error("object key '{key}' of session {session} is unsafe ({reason}): it could land outside the destination folder, so it is refused; report it to the operator")]
+    #[error("object key '{key}' of session {session} is unsafe ({reason}): it could land outside the destination folder, or it is not a name every OS can hold, so it is not synced (the session's other files are); report it to the operator")]
     UnsafeKey {
         session: String,
         key: String,

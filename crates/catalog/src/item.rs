@@ -28,7 +28,8 @@ pub const OUTPUT_PREFIX: &str = "OUTPUT#v";
 
 /// The most a DynamoDB item may hold: 400 KB, attribute names and values together (Amazon
 /// DynamoDB Developer Guide, "Item sizes and formats"). A session entry over it cannot be written.
-pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+/// Defined with the sizing rule in `labpipe_core::catalog_size`, which the lab PC's check applies.
+pub const MAX_ITEM_BYTES: usize = labpipe_core::catalog_size::ITEM_LIMIT_BYTES as usize;
 
 /// Partition key of everything about one session.
 pub fn session_pk(session: &str) -> String {
@@ -465,12 +466,16 @@ fn number_text(x: f64) -> String {
 }
 
 /// The bytes DynamoDB counts for a value of the kinds the catalog writes.
+/// An attribute value's size by the one rule (`labpipe_core::catalog_size`): a text's UTF-8
+/// bytes, a number's significant digits two to a byte plus one.
 fn value_bytes(v: &AttributeValue) -> usize {
-    match v {
-        AttributeValue::S(t) => t.len(),
-        AttributeValue::N(t) => t.len(),
-        _ => 1,
-    }
+    use labpipe_core::catalog_size::{attribute_bytes, significant_digits, Size};
+    let size = match v {
+        AttributeValue::S(t) => Size::Text(t.len() as u64),
+        AttributeValue::N(t) => Size::Digits(significant_digits(t)),
+        _ => Size::Text(1),
+    };
+    attribute_bytes("", size) as usize
 }
 
 /// `412.5 KB` (1 KB = 1,024 bytes, as DynamoDB counts its limit).

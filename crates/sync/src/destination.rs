@@ -9,12 +9,20 @@
 //! - `.labpipe-sync/lock`: held by the run that writes into `DIR` ([`crate::DestinationLock`]);
 //! - `labpipe-sync.json`: the record of the last run (`crate::record`).
 //!
-//! [`Destination::install`] is the only way into the real name: it flushes the `.part` file to
-//! disk, hashes the bytes *on disk* (not the bytes received, which could differ after a torn
-//! write or a full disk), renames only when they equal the catalog's SHA-256, then flushes the
-//! directory entry, so after a crash a file under its real name is still a verified copy.
+//! [`Destination::install`] is the only way into the real name. The SHA-256 is taken of the
+//! bytes as they are written into the `.part` file, in file order ([`Written`] for a whole file,
+//! [`PartHasher`] for ranged parts that finish in any order; parts an interrupted run left on
+//! disk are read back from disk once, when their turn comes), so no byte is read twice. `install`
+//! then flushes the file to disk (a write the disk did not take — full disk, I/O error — fails
+//! here), checks its length, renames it only when the hash equals the catalog's SHA-256, and
+//! flushes the directory entry: after a crash a file under its real name is still a verified
+//! copy. What this gives up against reading the file back after the flush is written down in
+//! `docs/operations.md` (*Sync: what a file under its real name guarantees*): the read-back hashed the page cache, not the platter, so it
+//! only caught memory corruption between our write and the read, and bugs in our own offsets
+//! (which the end-to-end tests compare byte for byte).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -176,31 +184,56 @@ impl Destination {
     }
 
     /// Makes a finished `.part` file `f`'s verified copy under its real name; see the module
-    /// docs for the order of steps. `file` is the open `.part` file (flushed to disk here). On a
-    /// checksum mismatch the `.part` file and its record are removed and nothing is renamed.
+    /// docs for the order of steps. `written` is the open `.part` file and the SHA-256 of the
+    /// bytes written into it (flushed to disk here). On a checksum or length mismatch the `.part`
+    /// file and its record are removed and nothing is renamed.
     pub(crate) async fn install(
         &self,
         f: &RemoteFile,
-        file: std::fs::File,
+        written: Written,
         paths: &PartialPaths,
         etag: Option<String>,
     ) -> Result<StateEntry, SyncError> {
-        let part = paths.part.clone();
-        let actual = tokio::task::spawn_blocking(move || {
-            file.sync_all()
-                .map_err(SyncError::io("flush to disk", &part))?;
-            drop(file);
-            sha256_file(&part).map_err(SyncError::io("read", &part))
-        })
-        .await
-        .expect("verify task never panics")?;
-        if actual != f.sha256 {
+        let (dest, f2, paths2) = (self.clone(), f.clone(), paths.clone());
+        tokio::task::spawn_blocking(move || dest.install_blocking(&f2, written, &paths2, etag))
+            .await
+            .expect("install task never panics")
+    }
+
+    fn install_blocking(
+        &self,
+        f: &RemoteFile,
+        written: Written,
+        paths: &PartialPaths,
+        etag: Option<String>,
+    ) -> Result<StateEntry, SyncError> {
+        let Written { file, sha256 } = written;
+        file.sync_all()
+            .map_err(SyncError::io("flush to disk", &paths.part))?;
+        let len = file
+            .metadata()
+            .map_err(SyncError::io("stat", &paths.part))?
+            .len();
+        drop(file);
+        if len != f.size {
+            self.discard_partial(paths);
+            return Err(SyncError::Io {
+                action: "check the length of",
+                path: paths.part.clone(),
+                source: std::io::Error::other(format!(
+                    "{len} bytes on disk after writing {}; another program may have changed \
+                     it — run the sync again",
+                    f.size
+                )),
+            });
+        }
+        if !sha256.eq_ignore_ascii_case(&f.sha256) {
             self.discard_partial(paths);
             return Err(SyncError::ChecksumMismatch {
                 bucket: f.bucket.clone(),
                 key: f.key.clone(),
                 expected: f.sha256.clone(),
-                actual,
+                actual: sha256,
             });
         }
         let target = self.target(&f.path);
@@ -230,6 +263,124 @@ impl Destination {
             sha256: f.sha256.clone(),
             mtime_ns: local.mtime_ns,
         })
+    }
+}
+
+/// A `.part` file whose bytes have all been written, and the SHA-256 of those bytes in file
+/// order — what [`Destination::install`] compares with the catalog.
+pub(crate) struct Written {
+    pub file: File,
+    pub sha256: String,
+}
+
+impl Written {
+    /// Creates (or truncates) `path`, writes `segments` into it in order and hashes them as they
+    /// go: one pass over the bytes of a whole-file download.
+    pub(crate) fn whole(path: &Path, segments: &[impl AsRef<[u8]>]) -> std::io::Result<Written> {
+        use std::io::Write;
+        let mut file = File::create(path)?;
+        let mut hasher = Sha256::new();
+        for s in segments {
+            file.write_all(s.as_ref())?;
+            hasher.update(s.as_ref());
+        }
+        Ok(Written {
+            file,
+            sha256: hex::encode(hasher.finalize()),
+        })
+    }
+}
+
+/// The SHA-256 of a file written in parts of `part_size` bytes that finish in any order.
+///
+/// A part's bytes are hashed as soon as every part before it has been: parts received in this
+/// run are handed in with [`PartHasher::add`] (and kept, with whatever `T` holds for them — the
+/// request slot, so parts waiting here count against the run's memory bound — until their turn);
+/// parts an interrupted run left on disk (`on_disk`) are read back from the `.part` file once,
+/// when their turn comes. So each byte is hashed once, in file order, and the bytes of resumed
+/// parts are the bytes on disk.
+pub(crate) struct PartHasher<T> {
+    hasher: Sha256,
+    size: u64,
+    part_size: u64,
+    /// The next part to hash.
+    next: u64,
+    on_disk: BTreeSet<u64>,
+    waiting: BTreeMap<u64, (Vec<bytes::Bytes>, T)>,
+}
+
+impl<T> PartHasher<T> {
+    pub(crate) fn new(size: u64, part_size: u64, on_disk: BTreeSet<u64>) -> PartHasher<T> {
+        PartHasher {
+            hasher: Sha256::new(),
+            size,
+            part_size: part_size.max(1),
+            next: 0,
+            on_disk,
+            waiting: BTreeMap::new(),
+        }
+    }
+
+    fn parts(&self) -> u64 {
+        self.size.div_ceil(self.part_size)
+    }
+
+    /// Parts received but not yet hashed (a part before them is still on its way).
+    pub(crate) fn waiting(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// Part `index`'s bytes, as written at its offset.
+    pub(crate) fn add(&mut self, index: u64, segments: Vec<bytes::Bytes>, held: T) {
+        self.waiting.insert(index, (segments, held));
+    }
+
+    /// Hashes every part that is now next in file order: received ones, and resumed ones read
+    /// from `file`. Stops at the first part still on its way.
+    pub(crate) fn advance(&mut self, file: &File) -> std::io::Result<()> {
+        let mut buf = Vec::new();
+        while self.next < self.parts() {
+            if let Some((segments, _held)) = self.waiting.remove(&self.next) {
+                for s in &segments {
+                    self.hasher.update(s);
+                }
+            } else if self.on_disk.contains(&self.next) {
+                let len = part_len(self.size, self.part_size, self.next) as usize;
+                buf.resize(len, 0);
+                read_at(file, &mut buf, self.next * self.part_size)?;
+                self.hasher.update(&buf);
+            } else {
+                break;
+            }
+            self.next += 1;
+        }
+        Ok(())
+    }
+
+    /// The hash of the whole file, once every part has been hashed; `None` while one is missing.
+    pub(crate) fn finish(self) -> Option<String> {
+        (self.next == self.parts()).then(|| hex::encode(self.hasher.finalize()))
+    }
+}
+
+/// Fills `buf` from `offset` without moving a shared cursor.
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileExt;
+        file.read_exact_at(buf, offset)
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::fs::FileExt;
+        let mut read = 0;
+        while read < buf.len() {
+            match file.seek_read(&mut buf[read..], offset + read as u64)? {
+                0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                n => read += n,
+            }
+        }
+        Ok(())
     }
 }
 
@@ -317,26 +468,26 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn install_checks_the_bytes_on_disk_not_the_bytes_received() {
+    async fn install_renames_only_bytes_written_that_hash_to_the_catalog_sha256() {
         let dir = tempfile::tempdir().unwrap();
         let dest = Destination::new(dir.path());
         dest.prepare().unwrap();
         let f = remote(b"expected bytes");
         let paths = dest.partial(&f.path);
 
-        // What reached the disk differs from what the catalog says: refused, nothing renamed.
-        std::fs::write(&paths.part, b"expected bytez").unwrap();
+        // What was written differs from what the catalog says: refused, nothing renamed.
+        let written = Written::whole(&paths.part, &[&b"expected "[..], &b"bytez"[..]]).unwrap();
         std::fs::write(&paths.sidecar, b"{}").unwrap();
-        let open = std::fs::File::open(&paths.part).unwrap();
-        let err = dest.install(&f, open, &paths, None).await.unwrap_err();
+        let err = dest.install(&f, written, &paths, None).await.unwrap_err();
         assert_eq!(err.code(), "checksum_mismatch");
         assert!(!dest.target(&f.path).exists());
         assert!(!paths.part.exists() && !paths.sidecar.exists());
 
-        std::fs::write(&paths.part, b"expected bytes").unwrap();
-        let open = std::fs::File::open(&paths.part).unwrap();
+        // The hash is of the bytes written, segment after segment, in order.
+        let written = Written::whole(&paths.part, &[&b"expected "[..], &b"bytes"[..]]).unwrap();
+        assert_eq!(written.sha256, f.sha256);
         let entry = dest
-            .install(&f, open, &paths, Some("e".into()))
+            .install(&f, written, &paths, Some("e".into()))
             .await
             .unwrap();
         assert_eq!(
@@ -348,6 +499,88 @@ mod tests {
             (14, f.sha256.as_str(), Some("e"))
         );
         assert!(!paths.part.exists());
+    }
+
+    #[tokio::test]
+    async fn install_refuses_a_part_file_whose_length_changed_after_writing() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = Destination::new(dir.path());
+        dest.prepare().unwrap();
+        let f = remote(b"expected bytes");
+        let paths = dest.partial(&f.path);
+        let written = Written::whole(&paths.part, &[b"expected bytes"]).unwrap();
+        // Someone appends to the `.part` file between the write and the rename.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&paths.part)
+            .and_then(|mut p| std::io::Write::write_all(&mut p, b"!"))
+            .unwrap();
+        let err = dest.install(&f, written, &paths, None).await.unwrap_err();
+        assert_eq!(err.code(), "io");
+        assert!(err.to_string().contains("15 bytes on disk after writing 14"), "{err}");
+        assert!(!dest.target(&f.path).exists() && !paths.part.exists());
+    }
+
+    /// A file of `size` bytes cut in parts of 4, its bytes, and a `.part` file holding them.
+    fn parted(size: usize) -> (tempfile::TempDir, File, Vec<u8>) {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
+        let path = dir.path().join("f.part");
+        std::fs::write(&path, &bytes).unwrap();
+        (dir, File::open(&path).unwrap(), bytes)
+    }
+
+    fn part(bytes: &[u8], i: u64) -> Vec<bytes::Bytes> {
+        let (start, len) = (i as usize * 4, part_len(bytes.len() as u64, 4, i) as usize);
+        // Two segments per part, as a body arrives in chunks.
+        let (a, b) = bytes[start..start + len].split_at(len / 2);
+        vec![bytes::Bytes::copy_from_slice(a), bytes::Bytes::copy_from_slice(b)]
+    }
+
+    #[test]
+    fn parts_finishing_in_any_order_hash_to_the_whole_file() {
+        let (_dir, file, bytes) = parted(18); // parts 0..=4, the last one 2 bytes
+        let whole = hex::encode(Sha256::digest(&bytes));
+        for order in [[0, 1, 2, 3, 4], [4, 3, 2, 1, 0], [2, 0, 4, 1, 3]] {
+            let mut h = PartHasher::new(18, 4, BTreeSet::new());
+            for i in order {
+                h.add(i, part(&bytes, i), ());
+                h.advance(&file).unwrap();
+            }
+            assert_eq!(h.waiting(), 0);
+            assert_eq!(h.finish().as_deref(), Some(whole.as_str()), "{order:?}");
+        }
+        let mut h = PartHasher::new(18, 4, BTreeSet::new());
+        for i in [1, 2, 3, 4] {
+            h.add(i, part(&bytes, i), ());
+        }
+        h.advance(&file).unwrap();
+        assert_eq!(h.waiting(), 4, "nothing is hashed while part 0 is on its way");
+        assert_eq!(h.finish(), None);
+    }
+
+    #[test]
+    fn resumed_parts_are_hashed_from_the_bytes_on_disk() {
+        let (_dir, file, bytes) = parted(18);
+        let whole = hex::encode(Sha256::digest(&bytes));
+        // Parts 0, 1 and 3 were written by an interrupted run; 2 and 4 arrive now.
+        let mut h = PartHasher::new(18, 4, BTreeSet::from([0, 1, 3]));
+        h.advance(&file).unwrap();
+        h.add(4, part(&bytes, 4), ());
+        h.add(2, part(&bytes, 2), ());
+        h.advance(&file).unwrap();
+        assert_eq!(h.finish().as_deref(), Some(whole.as_str()));
+
+        // A resumed part torn on disk: the hash is not the file's, so install would refuse it.
+        let (dir, _, mut torn) = parted(18);
+        torn[13] ^= 0xff; // inside part 3
+        std::fs::write(dir.path().join("f.part"), &torn).unwrap();
+        let file = File::open(dir.path().join("f.part")).unwrap();
+        let mut h = PartHasher::new(18, 4, BTreeSet::from([0, 1, 3]));
+        h.add(2, part(&bytes, 2), ());
+        h.add(4, part(&bytes, 4), ());
+        h.advance(&file).unwrap();
+        assert_ne!(h.finish().as_deref(), Some(whole.as_str()));
     }
 
     #[test]

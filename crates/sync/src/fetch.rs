@@ -1,6 +1,7 @@
 //! Downloads: one GET for a small file, parallel ranged GETs for a large one, both into the
-//! file's `.part` file and both ending in [`Destination::install`], which verifies the bytes on
-//! disk before the file gets its real name.
+//! file's `.part` file and both ending in [`Destination::install`], which compares the SHA-256
+//! of the bytes written (taken as they are written, in file order) with the catalog's before the
+//! file gets its real name.
 //!
 //! Ranged parts are pinned to the object's ETag with `If-Match`, so a file cannot be stitched
 //! from two versions; each finished part is recorded in the partial record, so a killed run
@@ -9,11 +10,10 @@
 use std::fs::File;
 use std::sync::Arc;
 
-use tokio::io::AsyncWriteExt;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::destination::{Destination, PartialRecord};
+use crate::destination::{Destination, PartHasher, PartialRecord, Written};
 use crate::event::EventSink;
 use crate::plan::{missing_ranges, FetchMode, Range, Resume};
 use crate::remote::RemoteFile;
@@ -86,25 +86,24 @@ impl Fetcher {
         if let Some(len) = resp.content_length().filter(|l| *l as u64 != f.size) {
             return Err(size_mismatch(f, len as u64));
         }
-        let mut out = tokio::fs::File::create(&paths.part)
+        // A whole file is at most one part: its body is held, then written and hashed in one
+        // pass by a blocking thread (no hop per chunk).
+        let segments: Vec<bytes::Bytes> = resp
+            .body
+            .collect()
             .await
-            .map_err(SyncError::io("create", &paths.part))?;
-        let mut body = resp.body;
-        let mut received = 0u64;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| interrupted(&f.bucket, &f.key, e))?;
-            out.write_all(&chunk)
-                .await
-                .map_err(SyncError::io("write", &paths.part))?;
-            received += chunk.len() as u64;
-        }
-        out.flush()
-            .await
-            .map_err(SyncError::io("write", &paths.part))?;
+            .map_err(|e| interrupted(&f.bucket, &f.key, e))?
+            .into_segments()
+            .collect();
         drop(slot);
+        let received: u64 = segments.iter().map(|s| s.len() as u64).sum();
+        let part = paths.part.clone();
+        let written = tokio::task::spawn_blocking(move || Written::whole(&part, &segments))
+            .await
+            .expect("write task never panics")
+            .map_err(SyncError::io("write", &paths.part))?;
         self.events.emit(SyncEvent::Progress { bytes: received });
-        let file = out.into_std().await;
-        let entry = self.dest.install(f, file, &paths, etag).await?;
+        let entry = self.dest.install(f, written, &paths, etag).await?;
         Ok(Fetched {
             entry,
             transferred: received,
@@ -172,11 +171,17 @@ impl Fetcher {
         }
 
         let mut transferred = 0u64;
-        let mut queue = missing.into_iter();
+        let mut queue = missing.into_iter().peekable();
         let mut running = JoinSet::new();
+        // Parts received ahead of one still on its way wait in the hasher with their request
+        // slot: parts in memory never exceed the run's requests in flight.
+        let mut hasher = Some(PartHasher::new(size, self.part_size, record.done.clone()));
+        // Resumed parts at the start are hashed (read back from disk) before any request.
+        hasher = Some(advance(hasher.take().expect("hasher present"), file.clone(), &paths.part).await?);
         loop {
-            while running.len() < self.workers.max(1) {
-                let Some(range) = queue.next() else { break };
+            let waiting = hasher.as_ref().map_or(0, PartHasher::waiting);
+            while running.len() + waiting < self.workers.max(1) && queue.peek().is_some() {
+                let range = queue.next().expect("peeked");
                 // Take the request slot before spawning so parts of one file start in order.
                 let slot = self
                     .requests
@@ -194,28 +199,47 @@ impl Fetcher {
                     part_path: paths.part.clone(),
                     range,
                 };
-                running.spawn(async move {
-                    let _slot = slot;
-                    get.run().await
-                });
+                running.spawn(async move { get.run().await.map(|(r, b)| (r, b, slot)) });
             }
             let Some(joined) = running.join_next().await else {
                 break;
             };
-            let range = joined.expect("part task never panics")?;
+            let (range, segments, slot) = joined.expect("part task never panics")?;
             transferred += range.len;
             record.done.insert(range.index);
             self.dest.save_partial(&paths, &record)?;
             self.events.emit(SyncEvent::Progress { bytes: range.len });
+            let mut h = hasher.take().expect("hasher present");
+            h.add(range.index, segments, slot);
+            hasher = Some(advance(h, file.clone(), &paths.part).await?);
         }
         let file = Arc::into_inner(file).expect("every part task has ended");
-        let entry = self.dest.install(f, file, &paths, etag).await?;
+        let sha256 = hasher
+            .take()
+            .and_then(PartHasher::finish)
+            .expect("every part was received or resumed, and hashed");
+        let entry = self
+            .dest
+            .install(f, Written { file, sha256 }, &paths, etag)
+            .await?;
         Ok(Fetched {
             entry,
             transferred,
             resumed,
         })
     }
+}
+
+/// Hashes what is next in file order on a blocking thread (resumed parts are read from disk).
+async fn advance(
+    mut hasher: PartHasher<OwnedSemaphorePermit>,
+    file: Arc<File>,
+    part: &std::path::Path,
+) -> Result<PartHasher<OwnedSemaphorePermit>, SyncError> {
+    tokio::task::spawn_blocking(move || hasher.advance(&file).map(|()| hasher))
+        .await
+        .expect("hash task never panics")
+        .map_err(SyncError::io("read back a resumed part of", part))
 }
 
 /// One ranged GET written at its offset in the `.part` file.
@@ -231,7 +255,8 @@ struct RangeGet {
 }
 
 impl RangeGet {
-    async fn run(self) -> Result<Range, SyncError> {
+    /// The range, and its bytes as written at its offset (for the file's hash).
+    async fn run(self) -> Result<(Range, Vec<bytes::Bytes>), SyncError> {
         let RangeGet {
             s3,
             bucket,
@@ -252,30 +277,37 @@ impl RangeGet {
             .send()
             .await
             .map_err(|e| s3_error(&bucket, &key, e))?;
-        let bytes = resp
+        let segments: Vec<bytes::Bytes> = resp
             .body
             .collect()
             .await
             .map_err(|e| interrupted(&bucket, &key, e))?
-            .into_bytes();
-        if bytes.len() as u64 != range.len {
+            .into_segments()
+            .collect();
+        let got: u64 = segments.iter().map(|s| s.len() as u64).sum();
+        if got != range.len {
             return Err(SyncError::S3 {
                 message: format!(
-                    "range {}+{} returned {} bytes; run again",
-                    range.start,
-                    range.len,
-                    bytes.len()
+                    "range {}+{} returned {got} bytes; run again",
+                    range.start, range.len,
                 ),
                 bucket,
                 key,
                 retryable: true,
             });
         }
-        tokio::task::spawn_blocking(move || write_at(&file, &bytes, range.start))
-            .await
-            .expect("write task never panics")
-            .map_err(SyncError::io("write", &part_path))?;
-        Ok(range)
+        tokio::task::spawn_blocking(move || {
+            let mut offset = range.start;
+            for s in &segments {
+                write_at(&file, s, offset)?;
+                offset += s.len() as u64;
+            }
+            Ok(segments)
+        })
+        .await
+        .expect("write task never panics")
+        .map_err(SyncError::io("write", &part_path))
+        .map(|segments| (range, segments))
     }
 }
 

@@ -16,7 +16,8 @@
 //!   refuse, from the catalog's file, the state file ([`SyncState`]) and what is on disk;
 //! - `fetch`: whole and ranged downloads into `.part` files;
 //! - `destination`: the folder's layout, partial records and [`Destination::install`], the only
-//!   way to a real name (fsync, hash the bytes on disk, rename, fsync the directory);
+//!   way to a real name (the bytes hashed as they are written, fsync, length check, rename, fsync
+//!   the directory);
 //! - `lock`: one run per destination ([`DestinationLock`]; a second run refuses with
 //!   [`SyncError::Busy`], naming pid, host and start time of the holder);
 //! - `run`: [`SyncRun`], the sequence, reported as [`SyncEvent`]s; `record`: the run's record
@@ -26,7 +27,8 @@
 //!
 //! Invariants: nothing is written outside the destination folder (keys with `..`, absolute or
 //! empty components are refused, by selection and again by the planner); a file appears under
-//! its final name only after the bytes *on disk*, flushed, hashed to the catalog's SHA-256; an
+//! its final name only when the bytes written into it (those of a resumed download's earlier
+//! parts as read back from disk) hash to the catalog's SHA-256, after an fsync; an
 //! interrupted run leaves `.part` files plus a record of completed ranges in
 //! `.labpipe-sync/partial/`, and the next run continues them; at most one run writes into a
 //! destination at a time (`.labpipe-sync/lock`).

@@ -98,6 +98,10 @@ stop_bench_servers() {
     kill "$WEED_PID" 2>/dev/null || true
     wait "$WEED_PID" 2>/dev/null || true
   fi
+  if [ -n "${DYNALITE_PID:-}" ]; then
+    kill "$DYNALITE_PID" 2>/dev/null || true
+    wait "$DYNALITE_PID" 2>/dev/null || true
+  fi
   if [ -n "${STOP_EMULATOR:-}" ]; then
     bash "$ROOT/scripts/stack.sh" stop >/dev/null 2>&1 || true
   fi
@@ -149,6 +153,28 @@ PY
     [ "$i" = 600 ] && { echo "SeaweedFS not ready in 60 s; log $dir/weed.log" >&2; exit 1; }
     sleep 0.1
   done
+}
+
+# Starts dynalite (a second DynamoDB, on LevelDB; tests/dynalite, installed by scripts/bootstrap.sh)
+# in memory on a port of 127.0.0.1 the kernel picks, bounded to BENCH_SERVER_SECS (default 2 h)
+# and stopped on exit; sets DYNALITE_ENDPOINT. The catalog of a `labpipe` pointed there with
+# AWS_ENDPOINT_URL_DYNAMODB lives in it; everything else stays on the emulator.
+start_bench_dynalite() {
+  local dir="$ROOT/tests/dynalite" out="$WORK/dynalite.out"
+  [ -d "$dir/node_modules/dynalite" ] || (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) \
+    || { echo "dynalite not installed: run scripts/bootstrap.sh dynalite" >&2; exit 2; }
+  rm -f "$out"
+  (cd "$dir" && exec node serve.js --port 0 --max-seconds "${BENCH_SERVER_SECS:-7200}") >"$out" 2>"$WORK/dynalite.log" &
+  DYNALITE_PID=$!
+  trap stop_bench_servers EXIT
+  local i
+  for i in $(seq 1 100); do
+    grep -q '^listening ' "$out" 2>/dev/null && break
+    kill -0 "$DYNALITE_PID" 2>/dev/null || { echo "dynalite exited; log $WORK/dynalite.log" >&2; tail -5 "$WORK/dynalite.log" >&2; exit 1; }
+    [ "$i" = 100 ] && { echo "dynalite not listening in 10 s; log $WORK/dynalite.log" >&2; exit 1; }
+    sleep 0.1
+  done
+  DYNALITE_ENDPOINT="http://127.0.0.1:$(awk '/^listening /{print $2; exit}' "$out")"
 }
 
 # The endpoints every benchmark runs against, in table order.

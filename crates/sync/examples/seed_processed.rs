@@ -5,11 +5,17 @@
 //!
 //! usage: seed_processed TABLE BUCKET SESSIONS SMALL_FILES SMALL_BYTES LARGE_FILES LARGE_BYTES
 //! (endpoint and credentials from the standard AWS environment, e.g. AWS_ENDPOINT_URL)
+//!
+//! The catalog records are imported with batch writes (`Catalog::import_sessions`), so any
+//! DynamoDB serves, dynalite too (it lacks the transactions of the pipeline's own writes).
 
 use std::sync::Arc;
 
 use chrono::{Duration, NaiveDateTime, Utc};
-use labpipe_catalog::{create_table, Catalog, OutputFile, OutputRecord, SessionItem, Status};
+use labpipe_catalog::{
+    create_table, Catalog, Event, Level, OutputFile, OutputRecord, SessionItem, SessionRecord,
+    Status,
+};
 use labpipe_core::MetaValue;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
@@ -58,7 +64,6 @@ async fn main() {
             .insert("fatigue".into(), MetaValue::Number((i % 10) as f64));
         item.metadata
             .insert("hardware_model".into(), MetaValue::Text("X200".into()));
-        catalog.put_new_session(&item).await.expect("put session");
         let specs: Vec<(String, usize)> = (0..n(small_n))
             .map(|j| (format!("features/part-{j:04}.parquet"), n(small_len)))
             .chain((0..n(large_n)).map(|j| (format!("signal-{j}.bin"), n(large_len))))
@@ -95,10 +100,25 @@ async fn main() {
             files,
             created_at: Utc::now(),
         };
+        item.event_count = 1;
+        item.pipeline_version = Some(1);
+        let event = Event {
+            at: item.updated_at,
+            seq: 1,
+            status: Some(Status::Processed),
+            from: None,
+            step: "preprocess".into(),
+            level: Level::Info,
+            message: "seeded".into(),
+        };
         catalog
-            .record_outputs(&session, &record)
+            .import_sessions(&[SessionRecord {
+                item,
+                events: vec![event],
+                outputs: vec![record],
+            }])
             .await
-            .expect("record outputs");
+            .expect("import session");
     }
     println!("{total}");
 }

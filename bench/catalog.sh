@@ -3,7 +3,10 @@
 # ten sessions a day) — `labpipe query` with and without a date bound and `labpipe sync
 # --dry-run`, against aws-cli reading the same table the same way, in the same run.
 #
-# Each size gets a fresh table on one local emulator, filled with complete demo records
+# The catalog lives in dynalite (BENCH_DYNAMODB=dynalite, the default: a DynamoDB on LevelDB whose
+# Query reads one index partition, as DynamoDB's does) or in the emulator's DynamoDB
+# (BENCH_DYNAMODB=emulator: moto, whose Query loops over every item of the table, so it measures
+# moto more than labpipe at 100,000). Each size gets a fresh table, filled with complete demo records
 # (tests/e2e-app/src/seed.rs: ten a day from 2021-01-04, imported with batch writes). Measured per
 # command: wall seconds and the client's peak RSS. The date-bounded query is one month (~300
 # sessions): it must read that month's partition of the `by_month` index and nothing else, so it
@@ -14,9 +17,10 @@
 # Usage: bench/catalog.sh [SIZES...]          (default: 1000 10000 100000)
 # Env:   CARGO_TARGET_DIR (default ~/.cache/labpipe/target), BENCH_DIR (default a temp dir),
 #        LABPIPE_BIN (measure this labpipe instead of a fresh release build),
-#        SCANS_UP_TO (default 10000: unbounded filters, which scan the whole table, are measured
-#        up to this size only; on the emulator a scan costs ~25 ms per session, so 100,000 would
-#        take the better part of an hour per command — they grow linearly, as 1k → 10k shows)
+#        BENCH_DYNAMODB (dynalite | emulator; default dynalite),
+#        SCANS_UP_TO (unbounded filters, which read every session, are measured up to this size
+#        only; default 100000 on dynalite, 10000 on the emulator, where a scan costs ~25 ms per
+#        session, so 100,000 would take the better part of an hour per command)
 set -euo pipefail
 
 # shellcheck source=bench/lib.sh
@@ -32,7 +36,25 @@ cargo build --quiet -p labpipe-e2e-app --bin seed-catalog --manifest-path "$ROOT
 SEED="$CARGO_TARGET_DIR/debug/seed-catalog"
 
 start_bench_emulator
-AWS=("$VENV/bin/aws" --endpoint-url "$ENDPOINT" --region "$AWS_REGION")
+DYNAMODB="${BENCH_DYNAMODB:-dynalite}"
+case "$DYNAMODB" in
+  dynalite)
+    start_bench_dynalite
+    # labpipe's DynamoDB calls go to dynalite, everything else to the emulator.
+    export AWS_ENDPOINT_URL_DYNAMODB="$DYNALITE_ENDPOINT"
+    DB_ENDPOINT="$DYNALITE_ENDPOINT"
+    SCANS_UP_TO="${SCANS_UP_TO:-100000}"
+    DB_NAME="dynalite $(node -p "require('$ROOT/tests/dynalite/node_modules/dynalite/package.json').version") (Node, LevelDB in memory)"
+    ;;
+  emulator)
+    DB_ENDPOINT="$ENDPOINT"
+    SCANS_UP_TO="${SCANS_UP_TO:-10000}"
+    DB_NAME="the emulator's DynamoDB (moto, Python)"
+    ;;
+  *) echo "BENCH_DYNAMODB must be dynalite or emulator, not '$DYNAMODB'" >&2; exit 2 ;;
+esac
+echo "catalog on $DB_NAME at $DB_ENDPOINT" >&2
+AWS=("$VENV/bin/aws" --endpoint-url "$DB_ENDPOINT" --region "$AWS_REGION")
 
 # Runs a command; prints "wall_seconds peak_rss_mb lines_of_output".
 measure() {
@@ -57,7 +79,7 @@ printf '%-8s %-34s %9s %8s %9s\n' sessions command wall_s rss_mb matched
 for n in "${SIZES[@]}"; do
   table="bench-catalog-$n"
   t0=$SECONDS
-  "$SEED" --endpoint "$ENDPOINT" --table "$table" --count "$n" --create >/dev/null
+  "$SEED" --endpoint "$DB_ENDPOINT" --table "$table" --count "$n" --create >/dev/null
   echo "seeded $n sessions in $((SECONDS - t0)) s" >&2
   export LABPIPE_TABLE="$table" LABPIPE_PROCESSED_BUCKET=bench-processed
   month='date >= 2021-03-01 and date < 2021-04-01'
@@ -75,11 +97,13 @@ for n in "${SIZES[@]}"; do
     --expression-attribute-names '{"#m": "month"}' --expression-attribute-values '{":m": {"S": "2021-03"}}'
   matched="-"
   row "labpipe sync --dry-run (month)" "$LABPIPE" sync --dry-run --json --where "$month" --dest "$WORK/dest"
-  if [ "$n" -le "${SCANS_UP_TO:-10000}" ]; then
+  if [ "$n" -le "$SCANS_UP_TO" ]; then
     matched="$("$LABPIPE" query --json 'fatigue > 5' | count_json)"
     row "labpipe query 'fatigue > 5' (scan)" "$LABPIPE" query --json 'fatigue > 5'
     matched="$("$LABPIPE" query --json '' | count_json)"
     row "labpipe query '' (all)" "$LABPIPE" query --json ''
+    matched="-"
+    row "labpipe query '' (all, table)" "$LABPIPE" query ''
     matched="-"
     row "aws dynamodb scan (all, peer)" "${AWS[@]}" dynamodb scan --table-name "$table"
   fi
@@ -88,4 +112,4 @@ for n in "${SIZES[@]}"; do
   bench_record catalog "$(python3 -c "print(f'{$n:,}')")" "${WALLS[labpipe query (one month)]} s" \
     "${WALLS[aws dynamodb query (month, peer)]} s" "${WALLS[labpipe sync --dry-run (month)]} s"
 done
-echo "(machine: $(nproc) cores shared by the client and the emulator; the emulator is Python)"
+echo "(catalog on $DB_NAME; labpipe: $LABPIPE; machine: $(nproc) cores shared by the client and the server, load average now $(cut -d' ' -f1-3 /proc/loadavg))"

@@ -3,12 +3,14 @@
 # nothing that is already there. Safe to run again and again: CI runs it on
 # every fresh clone, developers run it after pulling.
 #
-#   usage: scripts/bootstrap.sh [all|apt|venv|rust|ui|driver|windows]...   (default: all)
+#   usage: scripts/bootstrap.sh [all|apt|venv|rust|ui|dynalite|driver|windows]...   (default: all)
 #
 #   apt     system packages (Tauri/WebKit build deps, Xvfb, keyring, imagemagick, Node.js)
 #   venv    $REPO/.venv with the local AWS emulator (moto server), cfn-lint, pytest, maturin and pandas
 #   rust    checks cargo, rustfmt and clippy are usable
 #   ui      ui/node_modules from ui/package-lock.json (npm ci), when it is out of date
+#   dynalite tests/dynalite/node_modules (npm ci): a second DynamoDB for the catalog's tests and
+#           bench/catalog.sh (tests/src/dynalite.rs), when it is out of date
 #   driver  tauri-driver (WebDriver for the desktop app's end-to-end tests)
 #   windows optional, not part of all: the x86_64-pc-windows-gnu rust target, mingw-w64, nasm,
 #           Wine, wixl and msitools for scripts/cross-windows.sh and the Windows installer; when they cannot be installed it prints one
@@ -108,21 +110,24 @@ node_ok() {
   node -e "const [a,b]=process.versions.node.split('.').map(Number); process.exit(a>${NODE_MIN_MAJOR}||(a===${NODE_MIN_MAJOR}&&b>=${NODE_MIN_MINOR})?0:1)"
 }
 
-# ui/node_modules matches ui/package-lock.json (npm writes a copy of the lock file into
-# node_modules/.package-lock.json on every install).
-step_ui() {
-  node_ok || die "ui: node >= ${NODE_MIN_MAJOR}.${NODE_MIN_MINOR} and npm are needed; run 'scripts/bootstrap.sh apt' or install Node.js"
-  local ui="$REPO/ui"
-  if [ -f "$ui/node_modules/.package-lock.json" ] && [ "$ui/node_modules/.package-lock.json" -nt "$ui/package-lock.json" ]; then
-    say "ui: node_modules up to date (node $(node --version))"
+# DIR/node_modules matches DIR/package-lock.json (npm writes a copy of the lock file into
+# node_modules/.package-lock.json on every install); otherwise `npm ci` there.
+npm_ci() { # step-name dir
+  local name="$1" dir="$2"
+  node_ok || die "$name: node >= ${NODE_MIN_MAJOR}.${NODE_MIN_MINOR} and npm are needed; run 'scripts/bootstrap.sh apt' or install Node.js"
+  if [ -f "$dir/node_modules/.package-lock.json" ] && [ "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ]; then
+    say "$name: node_modules up to date (node $(node --version))"
     return
   fi
   local t0=$SECONDS
-  say "ui: npm ci"
-  (cd "$ui" && npm ci --no-audit --no-fund --loglevel=error </dev/null) || die "ui: npm ci failed (see output above)"
-  touch "$ui/node_modules/.package-lock.json"
-  say "ui: done in $((SECONDS - t0))s"
+  say "$name: npm ci"
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error </dev/null) || die "$name: npm ci failed (see output above)"
+  touch "$dir/node_modules/.package-lock.json"
+  say "$name: done in $((SECONDS - t0))s"
 }
+
+step_ui() { npm_ci ui "$REPO/ui"; }
+step_dynalite() { npm_ci dynalite "$REPO/tests/dynalite"; }
 
 step_driver() {
   local bin="${CARGO_HOME:-$HOME/.cargo}/bin/tauri-driver"
@@ -257,15 +262,16 @@ main() {
   local s
   for s in "${steps[@]}"; do
     case "$s" in
-      all) step_apt; step_venv; step_rust; step_ui; step_driver ;;
+      all) step_apt; step_venv; step_rust; step_ui; step_dynalite; step_driver ;;
       apt) step_apt ;;
       ui) step_ui ;;
+      dynalite) step_dynalite ;;
       driver) step_driver ;;
       windows) step_windows ;;
       venv) step_venv ;;
       rust) step_rust ;;
       -h|--help) sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
-      *) die "unknown step '$s' (expected all, apt, venv, rust, ui, driver or windows)" ;;
+      *) die "unknown step '$s' (expected all, apt, venv, rust, ui, dynalite, driver or windows)" ;;
     esac
   done
 }

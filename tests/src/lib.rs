@@ -21,10 +21,12 @@
 //!     .output()?;
 //! ```
 
+pub mod dynalite;
 pub mod lambda;
 pub mod runtime_api;
 pub mod seaweedfs;
 
+pub use dynalite::{Dynalite, DYNALITE_LACKS};
 pub use seaweedfs::SeaweedFs;
 
 use std::fs::{self, File};
@@ -179,6 +181,44 @@ impl S3Server {
             S3Server::Emulator => Emulator::shared().port(),
             S3Server::SeaweedFs => SeaweedFs::shared().port(),
         }
+    }
+}
+
+/// The DynamoDB a parametrized catalog test runs against: the emulator's, or dynalite (an
+/// independent implementation on LevelDB that mirrors DynamoDB's validation, and answers a
+/// `Query` from an index rather than a loop over the table). Each is shared by the test binary
+/// and started on first use. dynalite lacks transactions ([`DYNALITE_LACKS`]): see
+/// [`DynamoServer::lacks`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DynamoServer {
+    Emulator,
+    Dynalite,
+}
+
+impl DynamoServer {
+    /// A DynamoDB client for the server.
+    pub async fn dynamodb_client(self) -> aws_sdk_dynamodb::Client {
+        match self {
+            DynamoServer::Emulator => Emulator::shared().dynamodb_client().await,
+            DynamoServer::Dynalite => Dynalite::shared().dynamodb_client().await,
+        }
+    }
+
+    /// Environment for a `labpipe` whose catalog is on this server and whose S3 is on `s3`
+    /// (anything else, e.g. SQS, on the emulator).
+    pub fn env_with_s3(self, s3: S3Server) -> Vec<(&'static str, String)> {
+        let mut env = s3.env_with_catalog();
+        if self == DynamoServer::Dynalite {
+            env.push(("AWS_ENDPOINT_URL_DYNAMODB", Dynalite::shared().endpoint()));
+        }
+        env
+    }
+
+    /// Whether the server lacks the DynamoDB operation `operation` (e.g.
+    /// `"TransactWriteItems"`): a test that needs it checks, on such a server, that the catalog
+    /// fails naming the operation, instead of running.
+    pub fn lacks(self, operation: &str) -> bool {
+        self == DynamoServer::Dynalite && DYNALITE_LACKS.contains(&operation)
     }
 }
 

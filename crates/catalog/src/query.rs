@@ -9,18 +9,23 @@
 //! [`SessionItem::subject`] gives it the catalog's view of a session, and a property test on the
 //! emulator holds the two back ends to each other.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::ops::ControlFlow;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use labpipe_core::filter::dynamo::{compile, AttrValue, Compiled, Plan, MONTH_PLACEHOLDER};
 use labpipe_core::filter::{Filter, Subject};
 
 use crate::error::{service, CatalogError};
-use crate::item::SessionItem;
-use crate::store::{read_pages, Catalog, ScanFilter};
+use crate::item::{get_s, s, SessionItem};
+use crate::status::Status;
+use crate::store::{read_pages, Catalog, ScanFilter, BY_MONTH_INDEX, BY_STATUS_INDEX};
 
 /// Items fetched per request page; small enough to keep one page quick on a slow link.
 const PAGE: i32 = 500;
+/// Months [`Catalog::query_by_month`] reads at once (a month is ~300 sessions, one page): enough
+/// to hide the round trip, few enough that memory holds a handful of months, whatever the table.
+const MONTHS_IN_FLIGHT: usize = 4;
 
 impl SessionItem {
     /// What the filter language sees of this session: built-in fields and metadata, with the
@@ -141,6 +146,134 @@ impl Catalog {
         .await
     }
 
+    /// The sessions matching `filter`, oldest recording first like [`Catalog::query`], handed
+    /// to `emit` one month at a time (each month sorted) as they are read, so a caller can write
+    /// them out and drop them: memory holds [`MONTHS_IN_FLIGHT`] months, not the catalog.
+    /// `emit` returning [`ControlFlow::Break`] stops the reading. At most `limit` sessions
+    /// (`None`: all); returns how many were emitted.
+    ///
+    /// A date-bounded filter reads the months its plan names, as [`Catalog::query`] does. A
+    /// filter without a date bound reads every month from the oldest recording to the newest
+    /// (found with two one-item Queries per status partition of `by_status`), each one Query of
+    /// its `by_month` partition with the filter as a filter expression: every session item read
+    /// once, as by the parallel Scan of [`Catalog::query`], but in order. A month without
+    /// sessions costs one empty Query.
+    pub async fn query_by_month(
+        &self,
+        filter: &Filter,
+        limit: Option<usize>,
+        mut emit: impl FnMut(Vec<SessionItem>) -> ControlFlow<()>,
+    ) -> Result<usize, CatalogError> {
+        let compiled = compile(filter);
+        let mut names = names(&compiled);
+        let (months, key_condition) = match &compiled.plan {
+            Plan::Query {
+                months,
+                key_condition,
+                ..
+            } => (months.clone(), key_condition.clone()),
+            Plan::Scan => {
+                names.insert("#lp_month".into(), "month".into());
+                (
+                    self.months_with_sessions().await?,
+                    format!("#lp_month = {MONTH_PLACEHOLDER}"),
+                )
+            }
+        };
+        let month_query = std::sync::Arc::new(MonthQuery {
+            catalog: self.clone(),
+            key_condition,
+            filter: compiled.filter.clone(),
+            names,
+            values: values(&compiled),
+        });
+        let limit = limit.unwrap_or(usize::MAX);
+        let mut emitted = 0usize;
+        let mut months = months.into_iter();
+        let mut reading = VecDeque::new();
+        loop {
+            while reading.len() < MONTHS_IN_FLIGHT {
+                let Some(month) = months.next() else { break };
+                let q = month_query.clone();
+                reading.push_back(tokio::spawn(async move { q.read(&month).await }));
+            }
+            let Some(next) = reading.pop_front() else {
+                break;
+            };
+            let mut found = match next.await {
+                Ok(found) => found?,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(e) => unreachable!("a month read is never cancelled while awaited: {e}"),
+            };
+            found.sort_by(SessionItem::cmp_recorded);
+            found.truncate(limit - emitted);
+            emitted += found.len();
+            if (!found.is_empty() && emit(found).is_break()) || emitted >= limit {
+                break;
+            }
+        }
+        for r in reading {
+            r.abort();
+        }
+        Ok(emitted)
+    }
+
+    /// Every month from the oldest session's recording to the newest one's, `YYYY-MM`; empty
+    /// when the catalog holds no session.
+    async fn months_with_sessions(&self) -> Result<Vec<String>, CatalogError> {
+        let mut ends = tokio::task::JoinSet::new();
+        for status in Status::ALL {
+            for forward in [true, false] {
+                let catalog = self.clone();
+                ends.spawn(async move { catalog.recorded_end(status, forward).await });
+            }
+        }
+        let (mut first, mut last): (Option<String>, Option<String>) = (None, None);
+        while let Some(done) = ends.join_next().await {
+            let Some(at) = done.expect("an end query never panics")? else {
+                continue;
+            };
+            let month = at.get(..7).unwrap_or(&at).to_string();
+            if first.as_ref().is_none_or(|f| month < *f) {
+                first = Some(month.clone());
+            }
+            if last.as_ref().is_none_or(|l| month > *l) {
+                last = Some(month);
+            }
+        }
+        let (Some(first), Some(last)) = (first, last) else {
+            return Ok(Vec::new());
+        };
+        Ok(months_from_to(&first, &last))
+    }
+
+    /// The oldest (`forward`) or newest `recorded_at` of a status partition of `by_status`.
+    async fn recorded_end(
+        &self,
+        status: Status,
+        forward: bool,
+    ) -> Result<Option<String>, CatalogError> {
+        let out = self
+            .client()
+            .query()
+            .table_name(self.table())
+            .index_name(BY_STATUS_INDEX)
+            .key_condition_expression("#st = :st")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":st", s(status.as_str()))
+            .projection_expression("recorded_at")
+            .scan_index_forward(forward)
+            .limit(1)
+            .send()
+            .await
+            .map_err(|e| service("Query", self.table(), e))?;
+        Ok(out
+            .items()
+            .first()
+            .and_then(|i| get_s(i, "recorded_at"))
+            .map(str::to_string))
+    }
+
     /// A filter with no date bound: every session item, read by [`Catalog::scan_sessions`].
     async fn scan_filtered(&self, compiled: &Compiled) -> Result<Vec<SessionItem>, CatalogError> {
         let expression = compiled
@@ -157,12 +290,84 @@ impl Catalog {
     }
 }
 
+/// One filter's Query of a `by_month` partition, shared by the month reads in flight.
+struct MonthQuery {
+    catalog: Catalog,
+    key_condition: String,
+    filter: Option<String>,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+}
+
+impl MonthQuery {
+    async fn read(&self, month: &str) -> Result<Vec<SessionItem>, CatalogError> {
+        let mut vals = self.values.clone();
+        vals.insert(
+            MONTH_PLACEHOLDER.to_string(),
+            AttributeValue::S(month.to_string()),
+        );
+        let vals = &vals;
+        let c = &self.catalog;
+        let mut found = Vec::new();
+        read_pages(
+            &mut found,
+            |_| false,
+            |start| async move {
+                let out = c
+                    .client()
+                    .query()
+                    .table_name(c.table())
+                    .index_name(BY_MONTH_INDEX)
+                    .key_condition_expression(&self.key_condition)
+                    .set_filter_expression(self.filter.clone())
+                    .set_expression_attribute_names(Some(self.names.clone()))
+                    .set_expression_attribute_values(Some(vals.clone()))
+                    .limit(PAGE)
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(|e| service("Query", c.table(), e))?;
+                Ok((out.items().to_vec(), out.last_evaluated_key().cloned()))
+            },
+        )
+        .await?;
+        Ok(found)
+    }
+}
+
+/// `first`, `last` and every month between, as `YYYY-MM` (empty if `first` is after `last`).
+fn months_from_to(first: &str, last: &str) -> Vec<String> {
+    let parse = |m: &str| -> Option<(i32, u32)> {
+        let (y, mo) = m.split_once('-')?;
+        Some((y.parse().ok()?, mo.parse().ok()?))
+    };
+    let (Some(mut at), Some(end)) = (parse(first), parse(last)) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    while at <= end {
+        out.push(format!("{:04}-{:02}", at.0, at.1));
+        at = if at.1 >= 12 { (at.0 + 1, 1) } else { (at.0, at.1 + 1) };
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::Status;
     use chrono::{NaiveDateTime, Utc};
     use labpipe_core::{LabSchema, MetaValue};
+
+    #[test]
+    fn months_from_to_spans_year_ends() {
+        assert_eq!(
+            months_from_to("2020-11", "2021-02"),
+            ["2020-11", "2020-12", "2021-01", "2021-02"]
+        );
+        assert_eq!(months_from_to("2021-03", "2021-03"), ["2021-03"]);
+        assert!(months_from_to("2021-04", "2021-03").is_empty());
+    }
 
     #[test]
     fn subject_carries_what_filters_read() {

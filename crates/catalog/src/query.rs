@@ -155,9 +155,10 @@ impl Catalog {
     /// A date-bounded filter reads the months its plan names, as [`Catalog::query`] does. A
     /// filter without a date bound reads every month from the oldest recording to the newest
     /// (found with two one-item Queries per status partition of `by_status`), each one Query of
-    /// its `by_month` partition with the filter as a filter expression: every session item read
-    /// once, as by the parallel Scan of [`Catalog::query`], but in order. A month without
-    /// sessions costs one empty Query.
+    /// its `by_month` partition with the filter as a filter expression (a filter that names the
+    /// date, which a Query of `by_month` may not filter on, is evaluated on the sessions read):
+    /// every session item read once, as by the parallel Scan of [`Catalog::query`], but in
+    /// order. A month without sessions costs one empty Query.
     pub async fn query_by_month(
         &self,
         filter: &Filter,
@@ -166,6 +167,11 @@ impl Catalog {
     ) -> Result<usize, CatalogError> {
         let compiled = compile(filter);
         let mut names = names(&compiled);
+        let mut values = values(&compiled);
+        let mut expression = compiled.filter.clone();
+        // Sessions the expression cannot judge are judged here, by the evaluator the property
+        // test holds equal to the DynamoDB plan.
+        let mut in_memory = None;
         let (months, key_condition) = match &compiled.plan {
             Plan::Query {
                 months,
@@ -173,6 +179,15 @@ impl Catalog {
                 ..
             } => (months.clone(), key_condition.clone()),
             Plan::Scan => {
+                // A Query's filter may not name the index's keys (DynamoDB refuses it with a
+                // ValidationException): a filter on the date (`recorded_at`) is evaluated on
+                // the sessions read instead.
+                if names.values().any(|n| n == "recorded_at" || n == "month") {
+                    expression = None;
+                    names.clear();
+                    values.clear();
+                    in_memory = Some(filter);
+                }
                 names.insert("#lp_month".into(), "month".into());
                 (
                     self.months_with_sessions().await?,
@@ -183,9 +198,9 @@ impl Catalog {
         let month_query = std::sync::Arc::new(MonthQuery {
             catalog: self.clone(),
             key_condition,
-            filter: compiled.filter.clone(),
+            filter: expression,
             names,
-            values: values(&compiled),
+            values,
         });
         let limit = limit.unwrap_or(usize::MAX);
         let mut emitted = 0usize;
@@ -205,6 +220,9 @@ impl Catalog {
                 Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
                 Err(e) => unreachable!("a month read is never cancelled while awaited: {e}"),
             };
+            if let Some(f) = in_memory {
+                found.retain(|s| f.matches(&s.subject()));
+            }
             found.sort_by(SessionItem::cmp_recorded);
             found.truncate(limit - emitted);
             emitted += found.len();

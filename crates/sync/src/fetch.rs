@@ -151,8 +151,10 @@ impl Fetcher {
         };
         let resumed = record.done_bytes();
         let missing = missing_ranges(size, self.part_size, &record.done);
+        // Read too: the parts an interrupted run left are read back to hash them.
         let file = std::fs::OpenOptions::new()
             .create(true)
+            .read(true)
             .write(true)
             .truncate(false)
             .open(&paths.part)

@@ -199,7 +199,11 @@ fn spawn_dynalite(dir: &Path, log: &Path, timeout: Duration) -> anyhow::Result<(
             }
         }
     };
-    match line.trim().strip_prefix("listening ").map(str::parse::<u16>) {
+    match line
+        .trim()
+        .strip_prefix("listening ")
+        .map(str::parse::<u16>)
+    {
         Some(Ok(port)) => Ok((child, port)),
         _ => {
             let _ = child.kill();
@@ -232,10 +236,7 @@ mod tests {
                     .condition_check(
                         aws_sdk_dynamodb::types::ConditionCheck::builder()
                             .table_name("t")
-                            .key(
-                                "pk",
-                                aws_sdk_dynamodb::types::AttributeValue::S("a".into()),
-                            )
+                            .key("pk", aws_sdk_dynamodb::types::AttributeValue::S("a".into()))
                             .condition_expression("attribute_exists(pk)")
                             .build()
                             .unwrap(),

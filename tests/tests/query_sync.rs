@@ -1478,9 +1478,26 @@ async fn plan_matches_evaluator(
     catalog.import_sessions(&records).await.unwrap();
     for src in filters {
         let filter = Filter::new(src, &schema).map_err(|e| TestCaseError::fail(e.render(src)))?;
-        let from_db: Vec<String> = catalog.query(&filter, None).await.unwrap().into_iter().map(|s| s.session).collect();
-        let in_memory: Vec<String> = sessions.values().filter(|s| filter.matches(&s.subject())).map(|s| s.session.clone()).collect();
-        prop_assert_eq!(&from_db, &in_memory, "{:?}: filter {} ({:?})", db, src, labpipe_core::filter::dynamo::compile(&filter));
+        let from_db: Vec<String> = catalog
+            .query(&filter, None)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.session)
+            .collect();
+        let in_memory: Vec<String> = sessions
+            .values()
+            .filter(|s| filter.matches(&s.subject()))
+            .map(|s| s.session.clone())
+            .collect();
+        prop_assert_eq!(
+            &from_db,
+            &in_memory,
+            "{:?}: filter {} ({:?})",
+            db,
+            src,
+            labpipe_core::filter::dynamo::compile(&filter)
+        );
         // Month by month (what `labpipe query` streams), whole and cut at a limit.
         for limit in [None, Some(3)] {
             let mut streamed = Vec::new();
@@ -1493,7 +1510,14 @@ async fn plan_matches_evaluator(
                 .unwrap();
             let want = &in_memory[..in_memory.len().min(limit.unwrap_or(usize::MAX))];
             prop_assert_eq!(n, want.len());
-            prop_assert_eq!(&streamed[..], want, "{:?}: filter {} by month, limit {:?}", db, src, limit);
+            prop_assert_eq!(
+                &streamed[..],
+                want,
+                "{:?}: filter {} by month, limit {:?}",
+                db,
+                src,
+                limit
+            );
         }
     }
     let _ = client.delete_table().table_name(&table).send().await;

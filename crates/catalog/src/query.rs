@@ -365,7 +365,11 @@ fn months_from_to(first: &str, last: &str) -> Vec<String> {
     let mut out = Vec::new();
     while at <= end {
         out.push(format!("{:04}-{:02}", at.0, at.1));
-        at = if at.1 >= 12 { (at.0 + 1, 1) } else { (at.0, at.1 + 1) };
+        at = if at.1 >= 12 {
+            (at.0 + 1, 1)
+        } else {
+            (at.0, at.1 + 1)
+        };
     }
     out
 }

@@ -186,7 +186,9 @@ async fn transitions_follow_the_status_machine_and_keep_history(server: DynamoSe
 }
 
 on_each_dynamodb!(failures_of_unknown_sessions_leave_a_placeholder_that_a_good_manifest_replaces, needs "TransactWriteItems");
-async fn failures_of_unknown_sessions_leave_a_placeholder_that_a_good_manifest_replaces(server: DynamoServer) {
+async fn failures_of_unknown_sessions_leave_a_placeholder_that_a_good_manifest_replaces(
+    server: DynamoServer,
+) {
     let c = catalog(server).await;
     let s = "20210303_101010";
     let at = NaiveDateTime::parse_from_str("2021-03-03T10:10:10", "%Y-%m-%dT%H:%M:%S").unwrap();

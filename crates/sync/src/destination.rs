@@ -517,7 +517,11 @@ mod tests {
             .unwrap();
         let err = dest.install(&f, written, &paths, None).await.unwrap_err();
         assert_eq!(err.code(), "io");
-        assert!(err.to_string().contains("15 bytes on disk after writing 14"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("15 bytes on disk after writing 14"),
+            "{err}"
+        );
         assert!(!dest.target(&f.path).exists() && !paths.part.exists());
     }
 
@@ -534,7 +538,10 @@ mod tests {
         let (start, len) = (i as usize * 4, part_len(bytes.len() as u64, 4, i) as usize);
         // Two segments per part, as a body arrives in chunks.
         let (a, b) = bytes[start..start + len].split_at(len / 2);
-        vec![bytes::Bytes::copy_from_slice(a), bytes::Bytes::copy_from_slice(b)]
+        vec![
+            bytes::Bytes::copy_from_slice(a),
+            bytes::Bytes::copy_from_slice(b),
+        ]
     }
 
     #[test]
@@ -555,7 +562,11 @@ mod tests {
             h.add(i, part(&bytes, i), ());
         }
         h.advance(&file).unwrap();
-        assert_eq!(h.waiting(), 4, "nothing is hashed while part 0 is on its way");
+        assert_eq!(
+            h.waiting(),
+            4,
+            "nothing is hashed while part 0 is on its way"
+        );
         assert_eq!(h.finish(), None);
     }
 

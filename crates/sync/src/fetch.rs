@@ -179,7 +179,14 @@ impl Fetcher {
         // slot: parts in memory never exceed the run's requests in flight.
         let mut hasher = Some(PartHasher::new(size, self.part_size, record.done.clone()));
         // Resumed parts at the start are hashed (read back from disk) before any request.
-        hasher = Some(advance(hasher.take().expect("hasher present"), file.clone(), &paths.part).await?);
+        hasher = Some(
+            advance(
+                hasher.take().expect("hasher present"),
+                file.clone(),
+                &paths.part,
+            )
+            .await?,
+        );
         loop {
             let waiting = hasher.as_ref().map_or(0, PartHasher::waiting);
             while running.len() + waiting < self.workers.max(1) && queue.peek().is_some() {

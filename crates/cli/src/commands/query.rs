@@ -94,11 +94,7 @@ pub fn run(args: QueryArgs) -> Result<ExitCode> {
 /// JSON goes out element by element; CSV and the table, whose header and column widths depend
 /// on every row, keep each row as its cells' text (a few hundred bytes), never the sessions.
 /// At 100,000 sessions memory holds a few months of sessions, not the catalog.
-async fn stream_sessions(
-    catalog: &Catalog,
-    filter: &Filter,
-    args: &QueryArgs,
-) -> Result<ExitCode> {
+async fn stream_sessions(catalog: &Catalog, filter: &Filter, args: &QueryArgs) -> Result<ExitCode> {
     let stdout = io::stdout().lock();
     let mut out = io::BufWriter::with_capacity(64 * 1024, stdout);
     let mut sink = SessionSink::new(filter, args);

@@ -72,7 +72,7 @@ PY
 }
 
 # Sessions in a JSON array printed by `labpipe query --json`.
-declare -A WALLS
+declare -A WALLS RSSES
 count_json() { python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
 
 printf '%-8s %-34s %9s %8s %9s\n' sessions command wall_s rss_mb matched
@@ -87,7 +87,7 @@ for n in "${SIZES[@]}"; do
   row() { # label command...
     local label="$1"; shift
     read -r wall rss _ < <(measure "$@")
-    WALLS[$label]="$wall"
+    WALLS[$label]="$wall" RSSES[$label]="$rss"
     printf '%-8s %-34s %9s %8s %9s\n' "$n" "$label" "$wall" "$rss" "$matched"
   }
   matched="$("$LABPIPE" query --json "$month" | count_json)"
@@ -108,8 +108,17 @@ for n in "${SIZES[@]}"; do
     row "aws dynamodb scan (all, peer)" "${AWS[@]}" dynamodb scan --table-name "$table"
   fi
   "${AWS[@]}" dynamodb delete-table --table-name "$table" >/dev/null
-  # The figures' one home: bench/results/catalog.md.
-  bench_record catalog "$(python3 -c "print(f'{$n:,}')")" "${WALLS[labpipe query (one month)]} s" \
-    "${WALLS[aws dynamodb query (month, peer)]} s" "${WALLS[labpipe sync --dry-run (month)]} s"
+  # The figures' one home: bench/results/catalog.md (emulator), catalog-dynalite.md (dynalite).
+  if [ "$DYNAMODB" = emulator ]; then
+    bench_record catalog "$(python3 -c "print(f'{$n:,}')")" "${WALLS[labpipe query (one month)]} s" \
+      "${WALLS[aws dynamodb query (month, peer)]} s" "${WALLS[labpipe sync --dry-run (month)]} s"
+  elif [ "$n" -le "$SCANS_UP_TO" ]; then
+    bench_record catalog-dynalite "$(python3 -c "print(f'{$n:,}')")" "${WALLS[labpipe query (one month)]} s" \
+      "${WALLS[aws dynamodb query (month, peer)]} s" "${WALLS[labpipe sync --dry-run (month)]} s" \
+      "${WALLS[labpipe query 'fatigue > 5' (scan)]} s" \
+      "${WALLS[labpipe query '' (all)]} s, ${RSSES[labpipe query '' (all)]} MiB" \
+      "${WALLS[labpipe query '' (all, table)]} s, ${RSSES[labpipe query '' (all, table)]} MiB" \
+      "${WALLS[aws dynamodb scan (all, peer)]} s, ${RSSES[aws dynamodb scan (all, peer)]} MiB"
+  fi
 done
 echo "(catalog on $DB_NAME; labpipe: $LABPIPE; machine: $(nproc) cores shared by the client and the server, load average now $(cut -d' ' -f1-3 /proc/loadavg))"

@@ -17,9 +17,10 @@
 //! here), checks its length, renames it only when the hash equals the catalog's SHA-256, and
 //! flushes the directory entry: after a crash a file under its real name is still a verified
 //! copy. What this gives up against reading the file back after the flush is written down in
-//! `docs/operations.md` (*Sync: what a file under its real name guarantees*): the read-back hashed the page cache, not the platter, so it
-//! only caught memory corruption between our write and the read, and bugs in our own offsets
-//! (which the end-to-end tests compare byte for byte).
+//! `docs/components.md` (*What a synced file's name guarantees*): the read-back hashed the page
+//! cache, not the platter, so it only caught memory corruption between our write and the read,
+//! a writer other than us, and bugs in our own offsets (which the end-to-end tests compare byte
+//! for byte).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;

@@ -463,9 +463,9 @@ async fn import_writes_many_batches_and_refuses_inconsistent_records(server: Dyn
     assert!(fresh.scan_all().await.unwrap().is_empty());
 }
 
+on_each_dynamodb!(outputs_of_many_sessions_equal_one_read_each);
 /// `outputs_of` answers like one `outputs` per pair, in the order asked, across several batches
 /// of 100 keys, with missing records, repeated pairs and a version that does not exist.
-on_each_dynamodb!(outputs_of_many_sessions_equal_one_read_each);
 async fn outputs_of_many_sessions_equal_one_read_each(server: DynamoServer) {
     let c = catalog(server).await;
     let records: Vec<SessionRecord> = (0..230).map(processed_record).collect();

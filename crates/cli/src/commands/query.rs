@@ -509,7 +509,7 @@ mod tests {
 
     #[test]
     fn streamed_json_is_the_text_of_the_whole_array() {
-        let sessions = vec![
+        let sessions = [
             session(
                 "20210301_090000",
                 &[

@@ -550,7 +550,8 @@ async fn an_existing_object_is_never_overwritten(server: S3Server) {
     let (victim, bytes) = files.iter().find(|(p, _)| p.ends_with(".bin")).unwrap();
     let key = format!("raw/{name}/{victim}");
 
-    // Different bytes at the key: conflict, remote unchanged, no manifest.
+    // Different bytes at the key, written by no upload of this PC: refused before anything is
+    // sent (another recording holds the name), remote unchanged, no manifest.
     let run = Run::new(&fx.s3).await;
     let other = b"someone else's recording".to_vec();
     fx.s3
@@ -565,11 +566,19 @@ async fn an_existing_object_is_never_overwritten(server: S3Server) {
     assert_eq!(out.status.code(), Some(1));
     let failed = events_named(&out.stdout, "session_failed");
     assert_eq!(failed.len(), 1, "{failed:?}");
-    assert_eq!(failed[0]["code"], "conflict");
+    assert_eq!(failed[0]["code"], "name_taken");
     assert!(
-        failed[0]["reason"].as_str().unwrap().contains(&key),
-        "the reason names the key: {}",
         failed[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("changed {victim}")),
+        "the reason names the file: {}",
+        failed[0]["reason"]
+    );
+    assert_eq!(
+        listing_keys(&fx.s3, &run.bucket).await,
+        [key.clone()],
+        "nothing else was sent under the taken name"
     );
     let got = object_bytes(&fx.s3, &run.bucket, &key).await;
     assert_eq!(
@@ -586,7 +595,7 @@ async fn an_existing_object_is_never_overwritten(server: S3Server) {
     assert_eq!(text.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&text.stdout);
     assert!(
-        stdout.contains(&format!("{name}: failed")) && stdout.contains(&key),
+        stdout.contains(&format!("{name}: failed")) && stdout.contains(victim.as_str()),
         "the reason reaches stdout:\n{stdout}"
     );
     assert!(
@@ -850,6 +859,15 @@ mod flaky_network_resets_errors_and_stalls_do_not_corrupt_anything {
 }
 on_each_s3_server!(an_existing_object_is_never_overwritten);
 on_each_s3_server!(on_a_versioned_bucket_the_manifest_pins_each_object_version);
+
+/// Every key in the bucket.
+async fn listing_keys(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
+    let out = s3.list_objects_v2().bucket(bucket).send().await.unwrap();
+    out.contents()
+        .iter()
+        .filter_map(|o| o.key().map(String::from))
+        .collect()
+}
 
 /// The session's name, which is also its key prefix under `raw/`.
 fn session_name(folder: &Path) -> String {

@@ -213,6 +213,9 @@ pub struct UploadArgs {
     /// Why the session is corrected (recorded in the manifest and the catalog's history); needs --revise
     #[arg(long, value_name = "TEXT", requires = "revise")]
     pub reason: Option<String>,
+    /// This lab PC's rig id (letters, digits, '-'; e.g. rigB): a folder named YYYYMMDD_HHMMSS is uploaded as session YYYYMMDD_HHMMSS_<rig>, so rigs recording in the same second never share a name
+    #[arg(long, value_name = "RIG", env = "LABPIPE_RIG", value_parser = parse_rig)]
+    pub rig: Option<labpipe_core::session_id::Rig>,
     /// Upload journal (resume state); default in the user's data folder
     #[arg(long, value_name = "FILE", env = "LABPIPE_JOURNAL")]
     pub journal: Option<PathBuf>,
@@ -453,4 +456,9 @@ pub struct DoctorArgs {
     pub json: bool,
     #[command(flatten)]
     pub stack: StackArgs,
+}
+
+/// `--rig` / `LABPIPE_RIG`: a rig id, or the rule it breaks.
+fn parse_rig(text: &str) -> Result<labpipe_core::session_id::Rig, String> {
+    labpipe_core::session_id::Rig::parse(text).map_err(|e| e.to_string())
 }

@@ -93,6 +93,18 @@ pub struct SessionReport {
 }
 
 impl SessionReport {
+    /// The report as a lab PC configured with `rig` uploads it: a folder named by its date-time
+    /// alone becomes session `<date-time>_<rig>` ([`SessionId::on_rig`]); a folder whose name
+    /// already carries a rig, and a folder that is not a session id, stay as they are.
+    pub fn on_rig(mut self, rig: Option<crate::session_id::Rig>) -> Self {
+        if let (Some(id), Some(rig)) = (self.id, rig) {
+            let id = id.on_rig(rig);
+            self.session = id.to_string();
+            self.id = Some(id);
+        }
+        self
+    }
+
     pub fn errors(&self) -> impl Iterator<Item = &Finding> {
         self.findings
             .iter()

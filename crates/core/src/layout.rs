@@ -57,6 +57,20 @@ pub fn raw_session_prefix(session: &str) -> String {
     format!("{RAW_PREFIX}{session}/")
 }
 
+/// `raw/<session>`: what every raw folder of the session's name starts with — its first upload
+/// (`raw/<session>/`) and its corrections (`raw/<session>.r<N>/`), but also other rigs' sessions
+/// of the same second (`raw/<session>_<rig>/`), which a reader of this listing tells apart with
+/// [`parse_raw_key`] and [`split_revision`].
+pub fn raw_name_prefix(session: &str) -> String {
+    format!("{RAW_PREFIX}{session}")
+}
+
+/// `raw/<session>.r`: what every correction's folder of `session` starts with (a listing of it
+/// finds each revision's manifest, [`manifest_revision`]).
+pub fn raw_revisions_prefix(session: &str) -> String {
+    format!("{RAW_PREFIX}{session}{REVISION_MARK}")
+}
+
 /// `raw/<session>/<rel_path>`, `rel_path` being `/`-separated and relative to the session folder.
 pub fn raw_key(session: &str, rel_path: &str) -> String {
     format!("{RAW_PREFIX}{session}/{rel_path}")
@@ -241,5 +255,6 @@ mod tests {
             Some("20210301_161221".into())
         );
         assert!(manifest_revision("raw/20210301_161221.r2/a.bin").is_none());
+        assert!(key.starts_with(&raw_revisions_prefix("20210301_161221")));
     }
 }

@@ -39,7 +39,7 @@ pub mod units;
 
 pub use check::{check_session, CheckInput, SessionReport, Verdict};
 pub use finding::{Finding, Severity};
-pub use manifest::{Manifest, ManifestFile, Revision};
+pub use manifest::{Manifest, ManifestFile, Revision, UploadedBy};
 pub use metadata::{MetaValue, Metadata};
 pub use sample_format::SampleFormat;
 pub use schema::{FieldKind, FieldSpec, LabSchema, SessionRules};

@@ -50,6 +50,30 @@ pub struct Manifest {
     /// ([`crate::layout::revision_folder`]). Earlier revisions stay where they are, unchanged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<Revision>,
+    /// The machine that uploaded this manifest: host, user and, when configured, rig id. Absent
+    /// in manifests written before it was recorded; readers then say "an unknown machine".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uploaded_by: Option<UploadedBy>,
+}
+
+/// Who uploaded a manifest: `{"host": "RIG-B-PC", "user": "lab", "rig": "rigB"}` (`rig` absent
+/// when the lab PC has no rig id). What a refusal names when another recording holds a name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadedBy {
+    pub host: String,
+    pub user: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rig: Option<String>,
+}
+
+impl std::fmt::Display for UploadedBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (user {}", self.host, self.user)?;
+        match &self.rig {
+            Some(rig) => write!(f, ", rig {rig})"),
+            None => write!(f, ", no rig id)"),
+        }
+    }
 }
 
 /// A correction of a session: its number and the reason someone gave for it.
@@ -147,6 +171,7 @@ impl Manifest {
             files,
             findings: report.findings.clone(),
             revision: None,
+            uploaded_by: None,
         })
     }
 
@@ -299,6 +324,35 @@ mod tests {
         let old = Manifest::from_json(unpinned.as_bytes()).unwrap();
         assert!(old.files.iter().all(|f| f.version_id.is_none()));
         assert_eq!(old.files.len(), 3);
+    }
+
+    #[test]
+    fn the_uploading_machine_is_recorded_and_older_manifests_still_read() {
+        let r = report();
+        let hashes = r.files.iter().map(|_| ("s".to_string(), None)).collect();
+        let mut m = Manifest::new(&r, hashes, Utc::now()).unwrap();
+        let old = m.to_json();
+        assert!(!old.contains("uploaded_by"), "{old}");
+        assert_eq!(
+            Manifest::from_json(old.as_bytes()).unwrap().uploaded_by,
+            None
+        );
+        m.uploaded_by = Some(UploadedBy {
+            host: "RIG-B-PC".into(),
+            user: "lab".into(),
+            rig: Some("rigB".into()),
+        });
+        let json = m.to_json();
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            v["uploaded_by"],
+            serde_json::json!({"host": "RIG-B-PC", "user": "lab", "rig": "rigB"})
+        );
+        assert_eq!(Manifest::from_json(json.as_bytes()).unwrap(), m);
+        assert_eq!(
+            m.uploaded_by.unwrap().to_string(),
+            "RIG-B-PC (user lab, rig rigB)"
+        );
     }
 
     #[test]

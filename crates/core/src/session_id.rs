@@ -1,4 +1,12 @@
-//! The session id: a folder name `YYYYMMDD_HHMMSS` that must be a real recording time.
+//! The session id: a folder name `YYYYMMDD_HHMMSS` that must be a real recording time, optionally
+//! followed by the rig that recorded it (`YYYYMMDD_HHMMSS_<rig>`, e.g. `20210301_161221_rigB`).
+//!
+//! The rig suffix is how a lab with several rigs (or a PC whose clock was reset) keeps two
+//! recordings of the same second apart: each lab PC configured with a rig id (`labpipe upload
+//! --rig`, `LABPIPE_RIG`, the app's Settings) uploads its folders under `<date-time>_<rig>`, so
+//! keys, catalog entries and readers stay one per recording without any other change. The
+//! recording time still comes from the date-time part alone ([`SessionId::recorded_at`],
+//! [`SessionId::month`]); sessions sort by time, then by rig.
 //!
 //! The name is the only record of *when* a session was recorded, and it becomes the session's key
 //! in S3 and in the catalog, so it is parsed strictly: a calendar date that does not exist
@@ -15,6 +23,64 @@ use std::fmt;
 #[serde(try_from = "String", into = "String")]
 pub struct SessionId {
     recorded_at: NaiveDateTime,
+    rig: Option<Rig>,
+}
+
+/// The most characters a rig id may have.
+pub const MAX_RIG_LEN: usize = 16;
+
+/// A rig (lab PC) id: 1–16 ASCII letters, digits or `-`, starting with a letter (`rigB`,
+/// `ephys-2`). No `_` or `.`, so `<date-time>_<rig>` and a revision's `<session>.r<N>` folder
+/// always split back unambiguously. Stored inline so [`SessionId`] stays `Copy`.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Rig {
+    len: u8,
+    bytes: [u8; MAX_RIG_LEN],
+}
+
+impl Rig {
+    /// Parses a rig id; the message says what is allowed.
+    pub fn parse(text: &str) -> Result<Self, SessionIdError> {
+        let b = text.as_bytes();
+        let ok = !b.is_empty()
+            && b.len() <= MAX_RIG_LEN
+            && b[0].is_ascii_alphabetic()
+            && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-');
+        if !ok {
+            return Err(SessionIdError::Rig {
+                rig: text.to_string(),
+            });
+        }
+        let mut bytes = [0u8; MAX_RIG_LEN];
+        bytes[..b.len()].copy_from_slice(b);
+        Ok(Rig {
+            len: b.len() as u8,
+            bytes,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.len as usize]).expect("checked: ascii")
+    }
+}
+
+impl fmt::Display for Rig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for Rig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Rig({})", self.as_str())
+    }
+}
+
+impl std::str::FromStr for Rig {
+    type Err = SessionIdError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Rig::parse(s)
+    }
 }
 
 /// Why a folder name is not a session id. Each message names the folder and what to do.
@@ -41,15 +107,35 @@ pub enum SessionIdError {
     },
     #[error("folder name '{name}' says the session was recorded {when}, more than one day in the future; check the lab PC's clock or the folder name")]
     Future { name: String, when: String },
+    #[error("rig id '{rig}' is not valid: use 1–16 letters, digits or '-', starting with a letter (e.g. rigB); fix --rig / LABPIPE_RIG / the app's Settings")]
+    Rig { rig: String },
 }
 
 impl SessionId {
-    /// Parses a folder name without judging it against the clock.
+    /// Parses a folder name without judging it against the clock: `YYYYMMDD_HHMMSS`, or
+    /// `YYYYMMDD_HHMMSS_<rig>` ([`Rig`]).
     pub fn parse(name: &str) -> Result<Self, SessionIdError> {
         let pattern = || SessionIdError::Pattern {
             name: name.to_string(),
         };
-        let bytes = name.as_bytes();
+        let (stamp, rig) = match name.get(15..) {
+            Some(rest) if !rest.is_empty() => match rest.strip_prefix('_') {
+                Some(rig) => (&name[..15], Some(Rig::parse(rig).map_err(|_| pattern())?)),
+                None => return Err(pattern()),
+            },
+            _ => (name, None),
+        };
+        let mut id = Self::parse_stamp(name, stamp)?;
+        id.rig = rig;
+        Ok(id)
+    }
+
+    /// The date-time part; `name` is the whole folder name, for messages.
+    fn parse_stamp(name: &str, stamp: &str) -> Result<Self, SessionIdError> {
+        let pattern = || SessionIdError::Pattern {
+            name: name.to_string(),
+        };
+        let bytes = stamp.as_bytes();
         if bytes.len() != 15
             || bytes[8] != b'_'
             || !bytes[..8].iter().all(u8::is_ascii_digit)
@@ -58,7 +144,7 @@ impl SessionId {
             return Err(pattern());
         }
         let num = |range: std::ops::Range<usize>| -> u32 {
-            name[range].parse().expect("checked: ascii digits")
+            stamp[range].parse().expect("checked: ascii digits")
         };
         let (year, month, day) = (num(0..4) as i32, num(4..6), num(6..8));
         let (hour, minute, second) = (num(9..11), num(11..13), num(13..15));
@@ -100,6 +186,7 @@ impl SessionId {
         let time = NaiveTime::from_hms_opt(hour, minute, second).expect("checked ranges");
         Ok(SessionId {
             recorded_at: date.and_time(time),
+            rig: None,
         })
     }
 
@@ -120,14 +207,29 @@ impl SessionId {
     /// tell a session folder from a root of session folders.
     pub fn looks_like(name: &str) -> bool {
         let b = name.as_bytes();
-        b.len() == 15
+        let stamp = b.len() >= 15
             && b[8] == b'_'
             && b[..8].iter().all(u8::is_ascii_digit)
-            && b[9..].iter().all(u8::is_ascii_digit)
+            && b[9..15].iter().all(u8::is_ascii_digit);
+        stamp && (b.len() == 15 || (b[15] == b'_' && Rig::parse(&name[16..]).is_ok()))
     }
 
     pub fn recorded_at(&self) -> NaiveDateTime {
         self.recorded_at
+    }
+
+    /// The rig that recorded the session, when its id carries one.
+    pub fn rig(&self) -> Option<Rig> {
+        self.rig
+    }
+
+    /// This recording time on `rig`: the id a lab PC configured with a rig id uploads a folder
+    /// named by its date-time alone under. An id that already names a rig keeps it.
+    pub fn on_rig(self, rig: Rig) -> Self {
+        SessionId {
+            rig: self.rig.or(Some(rig)),
+            ..self
+        }
     }
 
     /// `YYYY-MM`, the catalog's partition for browsing by month.
@@ -168,7 +270,11 @@ fn days_in_month(year: i32, month: u32) -> u32 {
 
 impl fmt::Display for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.recorded_at.format("%Y%m%d_%H%M%S"))
+        write!(f, "{}", self.recorded_at.format("%Y%m%d_%H%M%S"))?;
+        match &self.rig {
+            Some(rig) => write!(f, "_{rig}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -253,6 +359,62 @@ mod tests {
         let back: SessionId = serde_json::from_str(&json).unwrap();
         assert_eq!(back, id);
         assert!(serde_json::from_str::<SessionId>("\"20210229_161221\"").is_err());
+    }
+
+    #[test]
+    fn a_rig_suffix_keeps_the_recording_time_and_sorts_after_the_bare_id() {
+        check("20210301_161221_rigB", Ok("20210301_161221_rigB"));
+        check("20210301_161221_ephys-2", Ok("20210301_161221_ephys-2"));
+        for bad in [
+            "20210301_161221_",
+            "20210301_161221_2rig",
+            "20210301_161221_rig_B",
+            "20210301_161221_rig.r2",
+            "20210301_161221_abcdefghijklmnopq",
+            "20210301_161221x",
+            "20210301_161221_rig B",
+        ] {
+            check(bad, Err("expected YYYYMMDD_HHMMSS"));
+        }
+        check("20210229_161221_rigB", Err("2021 is not a leap year"));
+        let bare = SessionId::parse("20210301_161221").unwrap();
+        let b = SessionId::parse("20210301_161221_rigB").unwrap();
+        let a = bare.on_rig(Rig::parse("rigA").unwrap());
+        assert_eq!(a.to_string(), "20210301_161221_rigA");
+        assert_eq!(
+            b.on_rig(Rig::parse("rigA").unwrap()),
+            b,
+            "a named rig stays"
+        );
+        assert_eq!(b.recorded_at(), bare.recorded_at());
+        assert_eq!(b.month(), "2021-03");
+        assert_eq!(b.rig().unwrap().as_str(), "rigB");
+        let mut all = vec![b, bare, a];
+        all.sort();
+        let names: Vec<String> = all.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            names,
+            [
+                "20210301_161221",
+                "20210301_161221_rigA",
+                "20210301_161221_rigB"
+            ]
+        );
+        assert!(SessionId::looks_like("20210301_161221_rigB"));
+        assert!(!SessionId::looks_like("20210301_161221_"));
+        assert!(!SessionId::looks_like("20210301_161221 (copy)"));
+        let json = serde_json::to_string(&b).unwrap();
+        assert_eq!(serde_json::from_str::<SessionId>(&json).unwrap(), b);
+        assert!(Rig::parse("rig_B")
+            .unwrap_err()
+            .to_string()
+            .contains("--rig"));
+        // A revision folder of a rig's session splits back.
+        let folder = crate::layout::revision_folder(&b.to_string(), 2);
+        assert_eq!(
+            crate::layout::split_revision(&folder),
+            ("20210301_161221_rigB", 2)
+        );
     }
 
     proptest! {

@@ -21,7 +21,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::event::Event;
 use crate::retry::RetryWatch;
-use crate::{UploadError, RAW_PREFIX};
+use crate::UploadError;
 
 /// The raw bucket as the engine talks to it.
 pub(crate) struct RawBucket {
@@ -140,7 +140,7 @@ impl RawBucket {
     /// Checks once that the bucket exists and the credentials may list `raw/`, with a call the
     /// uploader role holds (`s3:ListBucket` under `s3:prefix` `raw/*`).
     pub(crate) async fn preflight(&self) -> Result<(), UploadError> {
-        let prefix = format!("{RAW_PREFIX}/");
+        let prefix = labpipe_core::layout::RAW_PREFIX.to_string();
         self.s3
             .list_objects_v2()
             .bucket(&self.name)

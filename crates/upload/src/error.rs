@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use crate::refusal::{ChangedSinceUpload, NameTaken};
+
 #[derive(Debug, thiserror::Error)]
 pub enum UploadError {
     #[error("session {session} is not uploadable (verdict {verdict}): {}; fix it and run labpipe check", findings.join("; "))]
@@ -49,6 +51,12 @@ pub enum UploadError {
     Invalid { session: String, detail: String },
     #[error("session {session} is being uploaded by {holder}; nothing was touched — let it finish, then upload again if needed")]
     Locked { session: String, holder: String },
+    /// A different recording already holds the session's name; nothing was sent.
+    #[error("{0}")]
+    NameTaken(Box<NameTaken>),
+    /// The folder changed after (part of) it was uploaded; nothing was sent.
+    #[error("{0}")]
+    ChangedSinceUpload(Box<ChangedSinceUpload>),
     #[error("invalid upload options: {detail}")]
     Options { detail: String },
     #[error("an upload task stopped unexpectedly ({detail}); run the upload again (it resumes)")]
@@ -79,6 +87,8 @@ impl UploadError {
             Self::Journal { .. } => "journal",
             Self::Invalid { .. } => "invalid_session",
             Self::Locked { .. } => "locked",
+            Self::NameTaken(_) => "name_taken",
+            Self::ChangedSinceUpload(_) => "changed_since_upload",
             Self::Options { .. } => "invalid_options",
             Self::Task { .. } => "task_failed",
         }

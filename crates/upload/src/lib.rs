@@ -52,6 +52,7 @@ mod multipart;
 mod object;
 mod plan;
 mod progress;
+pub mod refusal;
 mod retry;
 mod run;
 mod slots;
@@ -62,6 +63,7 @@ pub use event::{Event, FileOutcome, SessionOutcome};
 pub use journal::Journal;
 pub use labpipe_s3::{s3_client, ClientOptions};
 pub use lock::{Holder, SessionLock};
+pub use refusal::{ChangedSinceUpload, FolderChanges, NameTaken};
 pub use run::{RequestTally, SessionResult, Upload, UploadOptions};
 
 /// Top folder of every raw object: `raw/<session id>/<relative path>` (see
@@ -74,15 +76,9 @@ pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 /// Largest part number S3 accepts.
 pub const MAX_PARTS: u64 = 10_000;
 
-/// `raw/<session>/<relative path>`.
-pub fn object_key(session: &str, path: &str) -> String {
-    format!("{RAW_PREFIX}/{session}/{path}")
-}
-
-/// `raw/<session>/manifest.json`.
-pub fn manifest_key(session: &str) -> String {
-    object_key(session, MANIFEST_NAME)
-}
+/// `raw/<session>/<relative path>` and `raw/<session>/manifest.json`, built by
+/// [`labpipe_core::layout`] (the one place keys are made).
+pub use labpipe_core::layout::{manifest_key, raw_key as object_key};
 
 #[cfg(test)]
 mod tests {

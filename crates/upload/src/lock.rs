@@ -131,7 +131,7 @@ fn file_stem(session: &str) -> String {
         .collect()
 }
 
-fn host_name() -> String {
+pub(crate) fn host_name() -> String {
     let from_env = ["COMPUTERNAME", "HOSTNAME"]
         .iter()
         .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()));

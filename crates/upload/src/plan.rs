@@ -213,6 +213,142 @@ pub(crate) fn held_parts(
     held
 }
 
+/// How a local file's content is learned when the folder is compared with an earlier upload's
+/// manifest (before anything is sent under a name that is already taken).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Hash {
+    /// Not needed: the manifest does not list the path, or lists it with another size (then the
+    /// file differs whatever its bytes).
+    NotNeeded,
+    /// This PC's journal verified this very file at this key (same size and mtime): its SHA-256
+    /// is trusted without a read.
+    Trusted(String),
+    /// Read the file and hash it.
+    Read,
+}
+
+/// Whether to read a local file to compare it with the manifest's entry for its path:
+/// size + mtime are trusted only against this PC's own record of the same key; anything else
+/// (no record, another size or mtime, an upload from another PC) is hashed.
+pub(crate) fn hash_for_compare(
+    local: LocalFile,
+    uploaded_size: Option<u64>,
+    recorded: Option<&DoneFile>,
+) -> Hash {
+    match (uploaded_size, recorded) {
+        (Some(size), _) if size != local.size => Hash::NotNeeded,
+        (None, _) => Hash::NotNeeded,
+        (Some(_), Some(d)) if d.size == local.size && d.mtime == local.mtime => {
+            Hash::Trusted(d.sha256.clone())
+        }
+        (Some(_), _) => Hash::Read,
+    }
+}
+
+/// A local file as compared with an earlier upload: its SHA-256 when it was learned (a file
+/// the manifest does not list, or lists with another size, is not read).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LocalEntry {
+    pub path: String,
+    pub size: u64,
+    pub sha256: Option<String>,
+    /// A data file (not the metadata file).
+    pub data: bool,
+}
+
+/// An earlier upload's file, as its manifest lists it (or as its object was compared).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct UploadedEntry {
+    pub path: String,
+    pub size: u64,
+    /// `None`: the object exists but its content is unknown (compared by checksum elsewhere).
+    pub sha256: Option<String>,
+}
+
+/// How a folder differs from an earlier upload under the same name: files only here, files only
+/// there, files at the same path with other bytes, and how many data files are identical.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FolderChanges {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub changed: Vec<String>,
+    /// Data files (not the metadata file) byte-identical in both.
+    pub same_data: usize,
+}
+
+impl FolderChanges {
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
+    }
+
+    /// The folder is the same recording, changed: at least one data file is byte-identical. Two
+    /// rigs (or a reset clock) never produce the same recorded bytes, so no data file in common
+    /// means another recording took the name.
+    pub fn same_recording(&self) -> bool {
+        self.same_data > 0
+    }
+
+    /// `added a, b; removed c; changed d` (at most `MAX_NAMED` names per kind, then a count).
+    pub fn summary(&self) -> String {
+        const MAX_NAMED: usize = 5;
+        let mut parts = Vec::new();
+        for (what, names) in [
+            ("added", &self.added),
+            ("removed", &self.removed),
+            ("changed", &self.changed),
+        ] {
+            if names.is_empty() {
+                continue;
+            }
+            let shown: Vec<&str> = names.iter().take(MAX_NAMED).map(String::as_str).collect();
+            let more = match names.len().saturating_sub(MAX_NAMED) {
+                0 => String::new(),
+                n => format!(" and {n} more"),
+            };
+            parts.push(format!("{what} {}{more}", shown.join(", ")));
+        }
+        if parts.is_empty() {
+            "no file differs".into()
+        } else {
+            parts.join("; ")
+        }
+    }
+}
+
+/// Compares the folder with an earlier upload, path by path. A local file whose SHA-256 was not
+/// learned differs when its size does; a remote file of unknown content (`sha256: None`) is
+/// taken as equal only when the caller compared it (then it passes the local hash).
+pub(crate) fn changes(local: &[LocalEntry], uploaded: &[UploadedEntry]) -> FolderChanges {
+    let theirs: BTreeMap<&str, &UploadedEntry> =
+        uploaded.iter().map(|u| (u.path.as_str(), u)).collect();
+    let mut c = FolderChanges::default();
+    for l in local {
+        match theirs.get(l.path.as_str()) {
+            None => c.added.push(l.path.clone()),
+            Some(u) => {
+                let same = u.size == l.size
+                    && l.sha256.is_some()
+                    && (u.sha256.is_none() || u.sha256 == l.sha256);
+                if !same {
+                    c.changed.push(l.path.clone());
+                } else if l.data {
+                    c.same_data += 1;
+                }
+            }
+        }
+    }
+    let ours: std::collections::BTreeSet<&str> = local.iter().map(|l| l.path.as_str()).collect();
+    c.removed = uploaded
+        .iter()
+        .filter(|u| !ours.contains(u.path.as_str()))
+        .map(|u| u.path.clone())
+        .collect();
+    c.added.sort();
+    c.changed.sort();
+    c.removed.sort();
+    c
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -539,5 +675,122 @@ mod tests {
         let held = held_parts(BIG, PART, None, &journal);
         assert_eq!(held.keys().copied().collect::<Vec<_>>(), [1, 3]);
         assert!(held_parts(BIG, PART, Some(&BTreeMap::new()), &journal).is_empty());
+    }
+
+    fn done(size: u64, mtime: i64) -> DoneFile {
+        DoneFile {
+            size,
+            mtime,
+            sha256: "recorded".into(),
+            crc64nvme: "c".into(),
+            etag: None,
+            version_id: None,
+        }
+    }
+
+    /// When a file is read to compare it with an earlier upload, and when size + mtime are
+    /// trusted: only this PC's record of the same key, same size and mtime.
+    #[test]
+    fn a_file_is_rehashed_unless_this_pc_verified_it_as_it_is() {
+        let l = LocalFile {
+            size: 10,
+            mtime: MTIME,
+        };
+        let trusted = Hash::Trusted("recorded".into());
+        for (uploaded, recorded, want) in [
+            (None, None, Hash::NotNeeded),                      // only here
+            (None, Some(done(10, MTIME)), Hash::NotNeeded),     // only here, old record
+            (Some(11), None, Hash::NotNeeded),                  // other size: changed
+            (Some(11), Some(done(10, MTIME)), Hash::NotNeeded), // other size: changed
+            (Some(10), None, Hash::Read),                       // uploaded elsewhere
+            (Some(10), Some(done(10, MTIME)), trusted),         // verified here, untouched
+            (Some(10), Some(done(10, MTIME + 1)), Hash::Read),  // touched since
+            (Some(10), Some(done(9, MTIME)), Hash::Read),       // record of another size
+        ] {
+            assert_eq!(
+                hash_for_compare(l, uploaded, recorded.as_ref()),
+                want,
+                "{uploaded:?} {recorded:?}"
+            );
+        }
+    }
+
+    fn le(path: &str, size: u64, sha: Option<&str>, data: bool) -> LocalEntry {
+        LocalEntry {
+            path: path.into(),
+            size,
+            sha256: sha.map(String::from),
+            data,
+        }
+    }
+
+    fn ue(path: &str, size: u64, sha: Option<&str>) -> UploadedEntry {
+        UploadedEntry {
+            path: path.into(),
+            size,
+            sha256: sha.map(String::from),
+        }
+    }
+
+    #[test]
+    fn changes_name_every_added_removed_and_changed_file() {
+        let uploaded = [
+            ue("metadata.txt", 5, Some("m")),
+            ue("rec_000.bin", 100, Some("a")),
+            ue("rec_001.bin", 100, Some("b")),
+            ue("rec_002.bin", 100, Some("c")),
+        ];
+        // The same folder: nothing differs.
+        let same = [
+            le("metadata.txt", 5, Some("m"), false),
+            le("rec_000.bin", 100, Some("a"), true),
+            le("rec_001.bin", 100, Some("b"), true),
+            le("rec_002.bin", 100, Some("c"), true),
+        ];
+        let c = changes(&same, &uploaded);
+        assert!(c.is_empty() && c.same_recording(), "{c:?}");
+        assert_eq!(c.summary(), "no file differs");
+        // A fix, a removal and an addition after the upload: the same recording, changed.
+        let fixed = [
+            le("metadata.txt", 6, None, false),
+            le("rec_000.bin", 100, Some("a"), true),
+            le("rec_002.bin", 100, Some("c2"), true),
+            le("rec_003.bin", 100, None, true),
+        ];
+        let c = changes(&fixed, &uploaded);
+        assert_eq!(c.added, ["rec_003.bin"]);
+        assert_eq!(c.removed, ["rec_001.bin"]);
+        assert_eq!(c.changed, ["metadata.txt", "rec_002.bin"]);
+        assert!(c.same_recording());
+        assert_eq!(
+            c.summary(),
+            "added rec_003.bin; removed rec_001.bin; changed metadata.txt, rec_002.bin"
+        );
+        // Another rig's recording of the same second: same names and sizes, other bytes; an
+        // identical metadata file does not make it the same recording.
+        let other = [
+            le("metadata.txt", 5, Some("m"), false),
+            le("rec_000.bin", 100, Some("x"), true),
+            le("rec_001.bin", 100, Some("y"), true),
+        ];
+        let c = changes(&other, &uploaded);
+        assert!(!c.same_recording(), "{c:?}");
+        assert_eq!(c.changed, ["rec_000.bin", "rec_001.bin"]);
+        assert_eq!(c.removed, ["rec_002.bin"]);
+        // An object of unknown content compared equal by the caller counts as the same.
+        let c = changes(
+            &[le("rec_000.bin", 100, Some("a"), true)],
+            &[ue("rec_000.bin", 100, None)],
+        );
+        assert!(c.is_empty() && c.same_recording());
+    }
+
+    #[test]
+    fn a_long_list_of_changes_is_cut_with_a_count() {
+        let c = FolderChanges {
+            added: (0..8).map(|i| format!("f{i}")).collect(),
+            ..Default::default()
+        };
+        assert_eq!(c.summary(), "added f0, f1, f2, f3, f4 and 3 more");
     }
 }

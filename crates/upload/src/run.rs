@@ -2,9 +2,12 @@
 //! session's lock, learn what S3 already holds from one listing, plan every file
 //! ([`crate::plan`]), send the files in parallel, and write the manifest last.
 
+use labpipe_core::check::FileRole;
 use labpipe_core::check::ReportFile;
-use labpipe_core::layout::{manifest_revision, revision_folder, REVISION_MARK};
-use labpipe_core::{Manifest, Revision, SessionReport};
+use labpipe_core::layout::{
+    manifest_revision, raw_name_prefix, raw_revisions_prefix, raw_session_prefix, revision_folder,
+};
+use labpipe_core::{Manifest, Revision, SessionReport, UploadedBy};
 use labpipe_s3::RequestCounter;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -19,11 +22,18 @@ use crate::event::{Event, FileOutcome, SessionOutcome};
 use crate::files::{still_unchanged, FileDigest};
 use crate::journal::Journal;
 use crate::lock::SessionLock;
-use crate::plan::{self, Action, FilePlan, Listed, LocalFile, Recorded};
+use crate::plan::{
+    self, Action, FilePlan, Hash, Listed, LocalEntry, LocalFile, Recorded, UploadedEntry,
+};
 use crate::progress::{FileProgress, Tally};
+use crate::refusal::{correction_command, ChangedSinceUpload, FolderChanges, Holder, NameTaken};
 use crate::slots::Slots;
 use crate::throttle::Throttle;
-use crate::{manifest_key, object_key, UploadError, MANIFEST_NAME, MIN_PART_SIZE, RAW_PREFIX};
+use crate::{manifest_key, object_key, UploadError, MANIFEST_NAME, MIN_PART_SIZE};
+
+/// How many revision numbers a correction tries past the first free one when each holds the
+/// objects of another cut-off correction that differ from the folder.
+const MAX_REVISION_TRIES: u32 = 20;
 
 /// How an upload run behaves; the defaults were measured against a local emulator (see
 /// `docs/upload.md`).
@@ -36,6 +46,9 @@ pub struct UploadOptions {
     pub concurrency: usize,
     /// Average cap on bytes sent per second.
     pub max_bandwidth: Option<u64>,
+    /// Flags a printed correction command repeats so that it runs as the caller ran
+    /// (`labpipe upload` passes its `--bucket` and `--journal`).
+    pub command_flags: Vec<String>,
 }
 
 impl Default for UploadOptions {
@@ -44,7 +57,32 @@ impl Default for UploadOptions {
             part_size: 16 * 1024 * 1024,
             concurrency: 8,
             max_bandwidth: None,
+            command_flags: Vec::new(),
         }
+    }
+}
+
+/// What [`Upload::before_sending`] found.
+enum Before {
+    /// Send what the plan says; files already proven in S3 are settled (by index), and the
+    /// folder's manifest is proven to list exactly these files (then it is not read again).
+    Send {
+        presettled: Vec<Option<Settled>>,
+        manifest_proven: bool,
+    },
+    /// The folder is exactly a committed revision in another raw folder (named): nothing to do.
+    AlreadyThere(String),
+}
+
+/// The machine writing a manifest: this host, this user, and the session's rig id.
+fn this_machine(report: &SessionReport) -> UploadedBy {
+    UploadedBy {
+        host: crate::lock::host_name(),
+        user: ["USER", "USERNAME", "LOGNAME"]
+            .iter()
+            .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+            .unwrap_or_else(|| "unknown user".into()),
+        rig: report.id.and_then(|id| id.rig()).map(|r| r.to_string()),
     }
 }
 
@@ -152,34 +190,43 @@ impl Upload {
         }
     }
 
-    /// The revision a correction of `session` is uploaded as: the lowest number ≥ 2 without a
-    /// manifest in the bucket, so an interrupted correction is resumed where it stopped and a
-    /// committed one is never written to again. Two listings (the first upload's manifest, then
-    /// `raw/<session>.r`); fails when the session was never uploaded.
+    /// The revision a correction of `session` is uploaded as: one above the highest committed
+    /// revision (a manifest in `raw/<session>.r<N>/`), 2 when only the first upload exists or was
+    /// cut off before its manifest, so an interrupted correction is resumed where it stopped and a
+    /// committed one is never written to again ([`Upload::correction`] moves past a cut-off
+    /// correction whose objects differ from the folder). Fails only when nothing of the session
+    /// was ever uploaded (then a plain upload is the way).
     pub async fn next_revision(&self, session: &str) -> Result<u32, UploadError> {
         let bucket = &self.inner.bucket;
-        let first = bucket.survey(&manifest_key(session), false).await?;
-        if !first.objects.contains_key(&manifest_key(session)) {
+        let first = bucket.survey(&raw_session_prefix(session), false).await?;
+        if first.objects.is_empty() {
             return Err(UploadError::Invalid {
                 session: session.to_string(),
                 detail: format!(
-                    "it was never uploaded to s3://{}/ (no {}); upload it without --revise",
+                    "nothing of it was ever uploaded to s3://{}/ ({} is empty), so there is nothing to correct; upload it without --revise",
                     bucket.name(),
-                    manifest_key(session)
+                    raw_session_prefix(session)
                 ),
             });
         }
-        let revisions = bucket
-            .survey(&format!("{RAW_PREFIX}/{session}{REVISION_MARK}"), false)
+        Ok(self.latest_revision(session).await?.map_or(2, |n| n + 1))
+    }
+
+    /// The highest committed correction (N ≥ 2) of `session`, from one listing of
+    /// `raw/<session>.r`.
+    async fn latest_revision(&self, session: &str) -> Result<Option<u32>, UploadError> {
+        let revisions = self
+            .inner
+            .bucket
+            .survey(&raw_revisions_prefix(session), false)
             .await?;
-        let committed: std::collections::BTreeSet<u32> = revisions
+        Ok(revisions
             .objects
             .keys()
             .filter_map(|k| manifest_revision(k))
             .filter(|(id, _)| id.to_string() == session)
             .map(|(_, n)| n)
-            .collect();
-        Ok((2..).find(|n| !committed.contains(n)).unwrap_or(2))
+            .max())
     }
 
     pub(crate) fn emit(&self, e: Event) {
@@ -194,7 +241,7 @@ impl Upload {
     /// another uploader on this machine is sending fails at once with
     /// [`UploadError::Locked`] naming it.
     pub async fn session(&self, report: &SessionReport) -> Result<SessionResult, UploadError> {
-        self.upload_session(report, None).await
+        self.upload_session(report, None, false).await
     }
 
     /// Uploads a corrected session as `revision` (number ≥ 2, see [`Upload::next_revision`])
@@ -211,11 +258,12 @@ impl Upload {
                 detail: "a revision needs a number of 2 or more and a reason (--reason)".into(),
             });
         }
-        self.upload_session(report, Some(revision)).await
+        self.upload_session(report, Some(revision), false).await
     }
 
     /// Uploads a corrected session as its next revision ([`Upload::next_revision`]: an
-    /// interrupted correction resumes) with `reason`. What `labpipe upload --revise` and the
+    /// interrupted correction resumes; one whose objects differ from the folder now is left
+    /// unused and the next number taken) with `reason`. What `labpipe upload --revise` and the
     /// app's *Upload as a correction* both call.
     pub async fn correction(
         &self,
@@ -227,16 +275,21 @@ impl Upload {
             number,
             reason: reason.to_string(),
         };
-        self.revision(report, &revision).await
+        if reason.trim().is_empty() {
+            return self.revision(report, &revision).await;
+        }
+        self.upload_session(report, Some(&revision), true).await
     }
 
+    /// `next_number`: a correction that may move to the next revision number when the one it
+    /// was given holds a cut-off correction's differing objects.
     async fn upload_session(
         &self,
         report: &SessionReport,
         revision: Option<&Revision>,
+        next_number: bool,
     ) -> Result<SessionResult, UploadError> {
         let session = report.session.clone();
-        let folder = revision_folder(&session, revision.map_or(1, |r| r.number));
         if report.id.is_none() || !report.verdict.is_uploadable() {
             let findings: Vec<String> = report
                 .findings
@@ -264,10 +317,12 @@ impl Upload {
             files: report.files.len(),
             bytes_total: report.total_bytes,
         });
-        let result = self.locked_session(report, revision, &folder, &tally).await;
+        let result = self
+            .locked_session(report, revision, next_number, &tally)
+            .await;
         let (sent, resumed) = (tally.sent(), tally.resumed());
         match result {
-            Ok(outcome) => {
+            Ok((outcome, folder)) => {
                 self.emit(Event::SessionDone {
                     session: session.clone(),
                     outcome,
@@ -296,16 +351,16 @@ impl Upload {
         }
     }
 
-    /// `folder`: the raw folder the objects go to (`<session>`, or `<session>.r<N>` for a
-    /// revision).
+    /// Under the session's lock: the folder, then (for a correction allowed to) the next
+    /// revision numbers while each refuses before sending. Returns the outcome and the raw folder
+    /// that holds the session now.
     async fn locked_session(
         &self,
         report: &SessionReport,
         revision: Option<&Revision>,
-        folder: &str,
+        next_number: bool,
         tally: &Arc<Tally>,
-    ) -> Result<SessionOutcome, UploadError> {
-        let i = &self.inner;
+    ) -> Result<(SessionOutcome, String), UploadError> {
         let session = &report.session;
         if report.files.iter().any(|f| f.path == MANIFEST_NAME) {
             return Err(UploadError::Invalid {
@@ -315,7 +370,39 @@ impl Upload {
         }
         // Held until the manifest is written (or the session fails): nothing below runs twice
         // at once for one session on this machine.
-        let _lock = SessionLock::acquire(&i.journal.locks_dir(), session)?;
+        let _lock = SessionLock::acquire(&self.inner.journal.locks_dir(), session)?;
+        let mut revision = revision.cloned();
+        let mut tries = 0;
+        loop {
+            let folder = revision_folder(session, revision.as_ref().map_or(1, |r| r.number));
+            match self
+                .in_folder(report, revision.as_ref(), &folder, tally)
+                .await
+            {
+                Err(UploadError::NameTaken(_) | UploadError::ChangedSinceUpload(_))
+                    if next_number && tries < MAX_REVISION_TRIES =>
+                {
+                    let r = revision.as_mut().expect("only corrections move on");
+                    tracing::info!(session = %session, folder, "a cut-off correction's objects differ from the folder; taking the next revision number");
+                    r.number += 1;
+                    tries += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// The session into `folder` (`<session>`, or `<session>.r<N>` for a revision): what is
+    /// there already, compared before anything is sent; then the files and the manifest.
+    async fn in_folder(
+        &self,
+        report: &SessionReport,
+        revision: Option<&Revision>,
+        folder: &str,
+        tally: &Arc<Tally>,
+    ) -> Result<(SessionOutcome, String), UploadError> {
+        let i = &self.inner;
+        let session = &report.session;
         // In-progress multipart uploads are listed only when the journal has one of ours to
         // resume in this session: the planner ignores every other upload.
         let mut resumable = false;
@@ -325,11 +412,25 @@ impl Upload {
                 .open_upload(i.bucket.name(), &object_key(folder, &file.path))?
                 .is_some();
         }
-        let survey = i
-            .bucket
-            .survey(&format!("{RAW_PREFIX}/{folder}/"), resumable)
-            .await?;
+        // A first upload lists every folder of its name at once (`raw/<session>`: its own and its
+        // corrections'), so a re-run also learns the latest revision from this one listing.
+        let prefix = match revision {
+            None => raw_name_prefix(folder),
+            Some(_) => raw_session_prefix(folder),
+        };
+        let survey = i.bucket.survey(&prefix, resumable).await?;
         let plans = self.plan(report, folder, &survey)?;
+        // Before any byte is sent: the name's earlier upload, if any, must be this folder.
+        let (mut presettled, manifest_proven) = match self
+            .before_sending(report, revision, folder, &survey, &plans)
+            .await?
+        {
+            Before::Send {
+                presettled,
+                manifest_proven,
+            } => (presettled, manifest_proven),
+            Before::AlreadyThere(there) => return Ok((SessionOutcome::AlreadyUploaded, there)),
+        };
         for (file, p) in report.files.iter().zip(&plans) {
             let key = object_key(folder, &file.path);
             if let Some(id) = &p.abort {
@@ -343,7 +444,12 @@ impl Upload {
         }
 
         let mut set = JoinSet::new();
+        let mut settled: Vec<Option<Settled>> = (0..report.files.len()).map(|_| None).collect();
         for (index, (file, p)) in report.files.iter().zip(plans).enumerate() {
+            if let Some(done) = presettled[index].take() {
+                settled[index] = Some(done);
+                continue;
+            }
             let me = self.clone();
             let file = file.clone();
             let folder_path = report.path.clone();
@@ -366,7 +472,6 @@ impl Upload {
                 (index, settled)
             });
         }
-        let mut settled: Vec<Option<Settled>> = (0..report.files.len()).map(|_| None).collect();
         while let Some(joined) = set.join_next().await {
             let (index, result) = joined.map_err(|e| UploadError::Task {
                 detail: format!("file upload: {e}"),
@@ -398,6 +503,7 @@ impl Upload {
             }
         })?;
         manifest.revision = revision.cloned();
+        manifest.uploaded_by = Some(this_machine(report));
         // Readers fetch exactly these versions, so a later write at a key changes nothing
         // downstream.
         manifest.pin_versions(
@@ -412,14 +518,256 @@ impl Upload {
             still_unchanged(&report.path.join(&file.path), file)?;
         }
         let listed = survey.objects.contains_key(&manifest_key(folder));
-        let manifest_there = self.put_manifest(folder, &manifest, listed).await?;
+        let manifest_there =
+            manifest_proven || self.put_manifest(folder, &manifest, listed).await?;
         i.objects
             .fetch_add(settled.len() as u64 + 1, Ordering::Relaxed);
-        Ok(if all_there && manifest_there {
+        let outcome = if all_there && manifest_there {
             SessionOutcome::AlreadyUploaded
         } else {
             SessionOutcome::Uploaded
-        })
+        };
+        Ok((outcome, folder.to_string()))
+    }
+
+    /// What the name holds before anything is sent, compared with the folder (`docs/upload.md`,
+    /// "A name already taken"):
+    ///
+    /// - a committed upload (the session's latest revision for a plain upload; this revision's
+    ///   own manifest for a correction): the folder must be exactly what it lists — the same
+    ///   files, sizes and SHA-256 (hashed unless this PC verified the file as it is,
+    ///   [`plan::hash_for_compare`]) — else [`NameTaken`] (no data file in common: another
+    ///   recording) or [`ChangedSinceUpload`];
+    /// - objects without a manifest (an upload cut off, or running elsewhere): each one at a key of
+    ///   the folder is compared now (not while other files are sent); one that differs, or
+    ///   objects this PC's journal never wrote that the folder does not have, refuse the same way.
+    async fn before_sending(
+        &self,
+        report: &SessionReport,
+        revision: Option<&Revision>,
+        folder: &str,
+        survey: &crate::bucket::Survey,
+        plans: &[FilePlan],
+    ) -> Result<Before, UploadError> {
+        let i = &self.inner;
+        let session = &report.session;
+        let mut presettled: Vec<Option<Settled>> = (0..report.files.len()).map(|_| None).collect();
+        let prefix = raw_session_prefix(folder);
+        let files_here: Vec<&String> = survey
+            .objects
+            .keys()
+            .filter(|k| k.starts_with(&prefix) && **k != manifest_key(folder))
+            .collect();
+        let committed_here = survey.objects.contains_key(&manifest_key(folder));
+        // The upload to compare with: for a plain upload the session's latest committed revision
+        // (its listing covered the corrections' folders too).
+        let latest = match revision {
+            None => survey
+                .objects
+                .keys()
+                .filter_map(|k| manifest_revision(k))
+                .filter(|(id, n)| *n >= 2 && id.to_string() == *session)
+                .map(|(_, n)| n)
+                .max(),
+            Some(_) => None,
+        };
+        if files_here.is_empty() && !committed_here && latest.is_none() {
+            return Ok(Before::Send {
+                presettled,
+                manifest_proven: false,
+            });
+        }
+        let target = match (latest, committed_here) {
+            (Some(n), _) => Some((n, revision_folder(session, n))),
+            (None, true) => Some((revision.map_or(1, |r| r.number), folder.to_string())),
+            (None, false) => None,
+        };
+        let rig_for_command = report
+            .id
+            .and_then(|id| id.rig())
+            .map(|r| r.to_string())
+            .filter(|r| !labpipe_core::scan::folder_name(&report.path).ends_with(r.as_str()));
+        let command = |c: &FolderChanges| {
+            correction_command(
+                &report.path,
+                rig_for_command.as_deref(),
+                &i.opts.command_flags,
+                c,
+            )
+        };
+        let this_rig = report.id.and_then(|id| id.rig()).map(|r| r.to_string());
+
+        if let Some((number, there)) = target {
+            let key = manifest_key(&there);
+            let manifest = Manifest::from_json(&i.bucket.get(&key).await?).map_err(|e| {
+                UploadError::Invalid {
+                    session: session.clone(),
+                    detail: format!("s3://{}/{key} cannot be read ({e}); nothing was sent — ask an admin to look at it", i.bucket.name()),
+                }
+            })?;
+            let mut local = Vec::with_capacity(report.files.len());
+            for file in &report.files {
+                let listed = manifest.files.iter().find(|m| m.path == file.path);
+                let recorded = i
+                    .journal
+                    .done_file(i.bucket.name(), &object_key(&there, &file.path))?;
+                let at = LocalFile {
+                    size: file.size,
+                    mtime: file.modified_unix,
+                };
+                let sha256 =
+                    match plan::hash_for_compare(at, listed.map(|m| m.size), recorded.as_ref()) {
+                        Hash::NotNeeded => None,
+                        Hash::Trusted(sha) => Some(sha),
+                        Hash::Read => Some(
+                            crate::files::digest_whole(&report.path.join(&file.path), file)
+                                .await?
+                                .sha256,
+                        ),
+                    };
+                local.push(LocalEntry {
+                    path: file.path.clone(),
+                    size: file.size,
+                    sha256,
+                    data: file.role == FileRole::Data,
+                });
+            }
+            let uploaded: Vec<UploadedEntry> = manifest
+                .files
+                .iter()
+                .map(|m| UploadedEntry {
+                    path: m.path.clone(),
+                    size: m.size,
+                    sha256: Some(m.sha256.clone()),
+                })
+                .collect();
+            let changes = plan::changes(&local, &uploaded);
+            let holder = Holder {
+                uploaded_at: Some(manifest.created_at),
+                uploaded_by: manifest.uploaded_by.clone(),
+                files: manifest.files.len(),
+                bytes: manifest.total_bytes,
+                revision: number,
+            };
+            if changes.is_empty() {
+                if there == folder {
+                    return Ok(Before::Send {
+                        presettled,
+                        manifest_proven: true,
+                    });
+                }
+                for file in &report.files {
+                    self.already_there(session, file);
+                }
+                return Ok(Before::AlreadyThere(there));
+            }
+            return Err(self.refusal(report, holder, changes, &command, this_rig));
+        }
+
+        // Objects without a manifest: compare every one at a key of the folder now.
+        let mut changed = Vec::new();
+        let mut same_data = 0;
+        for (index, (file, p)) in report.files.iter().zip(plans).enumerate() {
+            let key = object_key(folder, &file.path);
+            let same = match &p.action {
+                Action::Conflict { .. } => false,
+                Action::Compare => {
+                    match self
+                        .compare(session, &report.path.join(&file.path), &key, file)
+                        .await
+                    {
+                        Ok(s) => {
+                            presettled[index] = Some(s);
+                            true
+                        }
+                        Err(UploadError::Conflict { .. }) => false,
+                        Err(e) => return Err(e),
+                    }
+                }
+                Action::Skip { .. } => true,
+                _ => continue,
+            };
+            if !same {
+                changed.push(file.path.clone());
+            } else if file.role == FileRole::Data {
+                same_data += 1;
+            }
+        }
+        let mut removed: Vec<String> = files_here
+            .iter()
+            .filter_map(|k| k.strip_prefix(prefix.as_str()))
+            .filter(|p| !report.files.iter().any(|f| f.path == *p))
+            .map(String::from)
+            .collect();
+        removed.sort();
+        let mut ours = false;
+        for key in &files_here {
+            ours |= i.journal.done_file(i.bucket.name(), key)?.is_some();
+        }
+        for file in &report.files {
+            ours |= i
+                .journal
+                .open_upload(i.bucket.name(), &object_key(folder, &file.path))?
+                .is_some();
+        }
+        if changed.is_empty() && (ours || removed.is_empty()) {
+            return Ok(Before::Send {
+                presettled,
+                manifest_proven: false,
+            });
+        }
+        let changes = FolderChanges {
+            added: vec![],
+            removed,
+            changed,
+            same_data: if ours { same_data.max(1) } else { same_data },
+        };
+        let holder = Holder {
+            uploaded_at: None,
+            uploaded_by: None,
+            files: files_here.len(),
+            bytes: files_here
+                .iter()
+                .filter_map(|k| survey.objects.get(*k))
+                .map(|o| o.size)
+                .sum(),
+            revision: revision.map_or(1, |r| r.number),
+        };
+        Err(self.refusal(report, holder, changes, &command, this_rig))
+    }
+
+    /// The refusal for a folder that differs from what its name holds: the same recording
+    /// changed, or another recording.
+    fn refusal(
+        &self,
+        report: &SessionReport,
+        holder: Holder,
+        changes: FolderChanges,
+        command: &dyn Fn(&FolderChanges) -> String,
+        rig: Option<String>,
+    ) -> UploadError {
+        let command = command(&changes);
+        if changes.same_recording() {
+            UploadError::ChangedSinceUpload(Box::new(ChangedSinceUpload {
+                session: report.session.clone(),
+                folder: report.path.clone(),
+                holder,
+                changes,
+                command,
+            }))
+        } else {
+            UploadError::NameTaken(Box::new(NameTaken {
+                session: report.session.clone(),
+                folder: report.path.clone(),
+                bucket: self.bucket().into(),
+                holder,
+                files: report.files.len(),
+                bytes: report.total_bytes,
+                changes,
+                rig,
+                command,
+            }))
+        }
     }
 
     /// The plan of every file from the journal and the survey.
@@ -634,12 +982,7 @@ impl Upload {
     ) -> Result<(), UploadError> {
         let i = &self.inner;
         let crc_b64 = crc_to_base64(digest.crc);
-        self.emit(Event::FileVerified {
-            session: session.into(),
-            path: file.path.clone(),
-            key: key.into(),
-            crc64nvme: crc_b64.clone(),
-        });
+        // Recorded before it is announced: whoever sees the event may rely on the record.
         i.journal.record_done(
             i.bucket.name(),
             key,
@@ -647,10 +990,17 @@ impl Upload {
                 size: file.size,
                 mtime: file.modified_unix,
                 sha256: digest.sha256.clone(),
-                crc64nvme: crc_b64,
+                crc64nvme: crc_b64.clone(),
                 etag: Some(stored.etag.clone()).filter(|e| !e.is_empty()),
                 version_id: stored.version_id.clone(),
             },
-        )
+        )?;
+        self.emit(Event::FileVerified {
+            session: session.into(),
+            path: file.path.clone(),
+            key: key.into(),
+            crc64nvme: crc_b64,
+        });
+        Ok(())
     }
 }

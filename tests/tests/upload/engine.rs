@@ -97,6 +97,7 @@ fn options() -> UploadOptions {
         part_size: PART,
         concurrency: CONCURRENCY as usize,
         max_bandwidth: None,
+        ..UploadOptions::default()
     }
 }
 
@@ -383,6 +384,7 @@ async fn count_requests(
         part_size,
         concurrency: CONCURRENCY as usize,
         max_bandwidth: None,
+        ..UploadOptions::default()
     };
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let upload = Upload::connect(s3, &run.bucket, opts, journal, Some(tx))

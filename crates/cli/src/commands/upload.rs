@@ -70,10 +70,16 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
             )
         })?,
     };
+    // A refusal's correction command runs against the same bucket and journal as this run.
+    let mut command_flags = vec!["--bucket".to_string(), bucket.clone()];
+    if let Some(journal) = &args.journal {
+        command_flags.extend(["--journal".to_string(), journal.display().to_string()]);
+    }
     let opts = UploadOptions {
         part_size,
         concurrency: args.concurrency,
         max_bandwidth,
+        command_flags,
     };
     let journal_path = args
         .journal
@@ -99,7 +105,8 @@ fn check_all(args: &UploadArgs) -> Result<Vec<SessionReport>> {
             .into());
         }
         for folder in folders {
-            reports.push(check_folder(&folder, &schema).map_err(|e| UsageError(e.to_string()))?);
+            let report = check_folder(&folder, &schema).map_err(|e| UsageError(e.to_string()))?;
+            reports.push(report.on_rig(args.rig));
         }
     }
     Ok(reports)
@@ -123,11 +130,11 @@ fn dry_run(reports: &[SessionReport], json: bool) -> Result<ExitCode> {
             println!("{line}");
         } else if ready {
             println!(
-                "{}: would upload {} files ({}) to raw/{}/",
+                "{}: would upload {} files ({}) to {}",
                 r.session,
                 r.files.len(),
                 human_bytes(r.total_bytes),
-                r.session
+                labpipe_core::layout::raw_session_prefix(&r.session)
             );
         } else {
             println!(

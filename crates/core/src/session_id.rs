@@ -389,7 +389,7 @@ mod tests {
         assert_eq!(b.recorded_at(), bare.recorded_at());
         assert_eq!(b.month(), "2021-03");
         assert_eq!(b.rig().unwrap().as_str(), "rigB");
-        let mut all = vec![b, bare, a];
+        let mut all = [b, bare, a];
         all.sort();
         let names: Vec<String> = all.iter().map(ToString::to_string).collect();
         assert_eq!(

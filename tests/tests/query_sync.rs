@@ -1051,6 +1051,7 @@ fn a_file_name_some_os_cannot_hold_is_refused_alone_and_the_rest_is_synced() {
         created_at: Utc::now(),
         tool_version: "test".into(),
         revision: None,
+        uploaded_by: None,
         verdict: Verdict::Pass,
         total_bytes: raw_files.iter().map(|(_, b)| b.len() as u64).sum(),
         metadata: Default::default(),

@@ -66,6 +66,22 @@ pub struct UploadedBy {
     pub rig: Option<String>,
 }
 
+impl UploadedBy {
+    /// The longest host name recorded (DNS's limit); longer ones are cut.
+    pub const MAX_HOST_CHARS: usize = 255;
+    /// The longest user name recorded; longer ones are cut.
+    pub const MAX_USER_CHARS: usize = 256;
+
+    /// The record for `host`, `user` and `rig`, each cut to its bound.
+    pub fn new(host: &str, user: &str, rig: Option<String>) -> Self {
+        UploadedBy {
+            host: host.chars().take(Self::MAX_HOST_CHARS).collect(),
+            user: user.chars().take(Self::MAX_USER_CHARS).collect(),
+            rig,
+        }
+    }
+}
+
 impl std::fmt::Display for UploadedBy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} (user {}", self.host, self.user)?;
@@ -207,6 +223,11 @@ impl Manifest {
             revision: Some(Revision {
                 number: u32::MAX,
                 reason: String::new(),
+            }),
+            uploaded_by: Some(UploadedBy {
+                host: "h".repeat(UploadedBy::MAX_HOST_CHARS),
+                user: "u".repeat(UploadedBy::MAX_USER_CHARS),
+                rig: Some("r".repeat(crate::session_id::MAX_RIG_LEN)),
             }),
         };
         Some(manifest.to_json().len() as u64)

@@ -76,14 +76,15 @@ enum Before {
 
 /// The machine writing a manifest: this host, this user, and the session's rig id.
 fn this_machine(report: &SessionReport) -> UploadedBy {
-    UploadedBy {
-        host: crate::lock::host_name(),
-        user: ["USER", "USERNAME", "LOGNAME"]
-            .iter()
-            .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
-            .unwrap_or_else(|| "unknown user".into()),
-        rig: report.id.and_then(|id| id.rig()).map(|r| r.to_string()),
-    }
+    let user = ["USER", "USERNAME", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| "unknown user".into());
+    UploadedBy::new(
+        &crate::lock::host_name(),
+        &user,
+        report.id.and_then(|id| id.rig()).map(|r| r.to_string()),
+    )
 }
 
 /// What happened to one session.

@@ -79,14 +79,14 @@ async fn setup(dir: &str, size_mb: f64) -> Result<()> {
             .s3
             .put_object()
             .bucket(&raw)
-            .key(format!("raw/{}/{}", report.session, f.path))
+            .key(labpipe_core::layout::raw_key(&report.session, &f.path))
             .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
             .body(ByteStream::from_path(folder.join(&f.path)).await?)
             .send()
             .await?;
     }
     let manifest = Manifest::new(&report, hashes, chrono::Utc::now())?;
-    let key = format!("raw/{}/manifest.json", report.session);
+    let key = labpipe_core::layout::manifest_key(&report.session);
     clients
         .s3
         .put_object()

@@ -32,7 +32,8 @@ use crate::batch::{self, MessageHandler};
 use crate::config::{BackendConfig, Clients};
 use crate::failure::Failure;
 use crate::preprocess::PreprocessRequest;
-use crate::s3key::{decode_event_key, manifest_session, session_prefix};
+use crate::s3key::{decode_event_key, session_prefix};
+use labpipe_core::layout::manifest_revision;
 
 /// The catalog step name written with ingest's status changes.
 pub const STEP: &str = "ingest";
@@ -67,7 +68,18 @@ struct S3Notification {
 struct S3Record {
     #[serde(default)]
     event_name: String,
+    /// Who wrote the object (`userIdentity.principalId`: for an assumed role
+    /// `AWS:<role id>:<session name>`); the emulator leaves it out.
+    #[serde(default)]
+    user_identity: Option<UserIdentity>,
     s3: S3Entity,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UserIdentity {
+    #[serde(default)]
+    principal_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -115,15 +127,10 @@ impl Ingest {
         let mut first_failure = None;
         let delivery = batch::delivery_count(message);
         for manifest in notification.manifests() {
-            let span = info_span!("session", session = %manifest.session);
+            let span =
+                info_span!("session", session = %manifest.session, revision = manifest.revision);
             let result = self
-                .ingest_manifest(
-                    &manifest.bucket,
-                    &manifest.key,
-                    manifest.version_id.as_deref(),
-                    manifest.session,
-                    delivery,
-                )
+                .ingest_manifest(&manifest, delivery)
                 .instrument(span)
                 .await;
             if let Err(e) = result {
@@ -135,18 +142,13 @@ impl Ingest {
 
     /// Ingests one manifest. `Err` only for transient failures; session problems are recorded as
     /// `FAILED` and return `Ok`. `delivery` counts this message's deliveries.
-    async fn ingest_manifest(
-        &self,
-        bucket: &str,
-        key: &str,
-        version_id: Option<&str>,
-        session: SessionId,
-        delivery: u32,
-    ) -> Result<(), Failure> {
+    async fn ingest_manifest(&self, event: &ManifestEvent, delivery: u32) -> Result<(), Failure> {
+        let session = event.session;
         let id = session.to_string();
-        match self.catalog_manifest(bucket, key, version_id, &id).await {
+        match self.catalog_manifest(event, &id).await {
             Ok(()) => Ok(()),
             Err(Failure::Session(reason)) => {
+                let reason = revision_reason(event.revision, &reason);
                 error!(step = STEP, reason = %reason, "session failed ingest");
                 self.catalog
                     .record_failure(&id, session.recorded_at(), STEP, &reason)
@@ -209,13 +211,9 @@ impl Ingest {
         }
     }
 
-    async fn catalog_manifest(
-        &self,
-        bucket: &str,
-        key: &str,
-        version_id: Option<&str>,
-        session: &str,
-    ) -> Result<(), Failure> {
+    async fn catalog_manifest(&self, event: &ManifestEvent, session: &str) -> Result<(), Failure> {
+        let (bucket, key) = (event.bucket.as_str(), event.key.as_str());
+        let version_id = event.version_id.as_deref();
         let read = ManifestRead::key(bucket, key)
             .version(version_id)
             .read(&self.s3)
@@ -236,7 +234,7 @@ impl Ingest {
 
         // `raw/<session>/manifest.json` is revision 1; a correction's is
         // `raw/<session>.r<N>/manifest.json` and must say so itself.
-        let revision = labpipe_core::layout::manifest_revision(key).map_or(1, |(_, n)| n);
+        let revision = event.revision;
         if manifest.revision_number() != revision {
             return Err(Failure::session(format!(
                 "{key} holds a manifest of revision {} but lies in the folder of revision {revision}; upload corrections with `labpipe upload --revise`",
@@ -245,12 +243,13 @@ impl Ingest {
         }
         let folder = labpipe_core::layout::revision_folder(session, revision);
 
-        if let Some(existing) = self.catalog.get(session).await? {
-            let newer = revision > existing.revision.unwrap_or(1);
+        let existing = self.catalog.get(session).await?;
+        if let Some(existing) = &existing {
+            let newer = revision > existing.current_revision();
             match existing.manifest_sha256.as_deref() {
                 Some(cataloged) if cataloged == sha => {
                     info!(status = %existing.status, "manifest already cataloged (duplicate event)");
-                    return self.resend_if_waiting(&existing).await;
+                    return self.resend_if_waiting(existing).await;
                 }
                 Some(_) if newer => {}
                 Some(cataloged) => {
@@ -268,10 +267,21 @@ impl Ingest {
                 None => {}
             }
         }
+        // A correction must be the next revision: every lower number committed in the bucket
+        // (the rule `labpipe upload --revise` numbers by). A jump (`raw/<session>.r99/`, which any
+        // holder of the uploader role can write) is refused and said in the history; the
+        // current revision, its status and its outputs stay.
+        let missing = self.missing_revisions(bucket, session, revision).await?;
+        if !missing.is_empty() {
+            return self
+                .refuse_gap(event, session, existing.as_ref(), &missing)
+                .await;
+        }
 
         if manifest.session.to_string() != session {
             return Err(Failure::session(format!(
-                "manifest.json under raw/{session}/ describes session {}; upload each session into its own folder",
+                "manifest.json under {} describes session {}; upload each session into its own folder",
+                session_prefix(&folder),
                 manifest.session
             )));
         }
@@ -286,6 +296,12 @@ impl Ingest {
         let raw_prefix = format!("s3://{bucket}/{}", session_prefix(&folder));
         let mut item = SessionItem::from_manifest(&manifest, &sha, &raw_prefix, Utc::now());
         item.manifest_version_id = manifest_version.clone();
+        // Who made this revision, in its history event.
+        item.status_message = Some(format!(
+            "{}; {}",
+            item.status_message.as_deref().unwrap_or_default(),
+            uploaded_by(event, &manifest)
+        ));
         let put = if revision > 1 {
             self.catalog.put_revision(&item).await
         } else {
@@ -350,7 +366,7 @@ impl Ingest {
             .await
             .map_err(|e| Failure::transient(e.to_string()))?;
         for file in &manifest.files {
-            let key = format!("{prefix}{}", file.path);
+            let key = labpipe_core::layout::raw_key(folder, &file.path);
             if file.version_id.is_some() {
                 self.verify_object(bucket, &prefix, &key, file).await?;
                 continue;
@@ -426,6 +442,91 @@ impl Ingest {
             warn!(file = %file.path, "no CRC64NVME on the object; its SHA-256 is verified during preprocessing");
         }
         Ok(())
+    }
+
+    /// The revision numbers below `revision` without a committed manifest in the bucket (none
+    /// for revision 1). Learned from listings (the role may list `raw/*` only under an
+    /// `s3:prefix` condition, see [`Ingest::verify_objects`]): the first upload's manifest key,
+    /// then every correction's folder at once.
+    async fn missing_revisions(
+        &self,
+        bucket: &str,
+        session: &str,
+        revision: u32,
+    ) -> Result<Vec<u32>, Failure> {
+        use labpipe_core::layout::{manifest_key, manifest_revision, raw_revisions_prefix};
+        if revision <= 1 {
+            return Ok(Vec::new());
+        }
+        let transient = |e: S3Error| Failure::transient(e.to_string());
+        let first = manifest_key(session);
+        let mut committed: std::collections::BTreeSet<u32> =
+            labpipe_s3::list_prefix(&self.s3, bucket, &first)
+                .await
+                .map_err(transient)?
+                .contains_key(&first)
+                .then_some(1)
+                .into_iter()
+                .collect();
+        if revision > 2 {
+            let corrections =
+                labpipe_s3::list_prefix(&self.s3, bucket, &raw_revisions_prefix(session))
+                    .await
+                    .map_err(transient)?;
+            committed.extend(
+                corrections
+                    .keys()
+                    .filter_map(|k| manifest_revision(k))
+                    .filter(|(id, _)| id.to_string() == session)
+                    .map(|(_, n)| n),
+            );
+        }
+        Ok((1..revision).filter(|n| !committed.contains(n)).collect())
+    }
+
+    /// A correction whose number skips revisions: an `error` event in the session's history
+    /// naming the missing numbers and who wrote it, nothing else (a session not cataloged yet
+    /// gets a `FAILED` placeholder with that reason, so the refusal is visible).
+    async fn refuse_gap(
+        &self,
+        event: &ManifestEvent,
+        session: &str,
+        existing: Option<&SessionItem>,
+        missing: &[u32],
+    ) -> Result<(), Failure> {
+        let missing_list = missing
+            .iter()
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let current = existing
+            .filter(|e| e.manifest_sha256.is_some())
+            .map(SessionItem::current_revision);
+        let message = format!(
+            "refused revision {}: s3://{}/{} skips revision {missing_list}, which has no manifest in the bucket; a correction must be the next revision ({}), which `labpipe upload --revise` picks. Written by {}. {}",
+            event.revision,
+            event.bucket,
+            event.key,
+            current.map_or("1".to_string(), |c| format!(
+                "the current one is {c}"
+            )),
+            event.principal.as_deref().unwrap_or("an unknown principal (not in the S3 event)"),
+            match current {
+                Some(c) => format!("The session keeps revision {c}, its status and its outputs."),
+                None => "Upload the session's first revision without --revise.".to_string(),
+            }
+        );
+        warn!(step = STEP, revision = event.revision, missing = %missing_list, "a correction skips revisions; refused");
+        if current.is_some() {
+            let recorded = self
+                .catalog
+                .append_event(session, STEP, Level::Error, &message)
+                .await?;
+            if recorded {
+                return Ok(());
+            }
+        }
+        Err(Failure::Session(message))
     }
 
     /// A different manifest for a session already cataloged: a conflict event in its history,
@@ -507,13 +608,14 @@ impl MessageHandler for Ingest {
     async fn fail_message(&self, message: &SqsMessage, reason: &str) -> Result<(), Failure> {
         let notification = parse_notification(message)?;
         for manifest in notification.manifests() {
+            let reason = revision_reason(manifest.revision, reason);
             error!(session = %manifest.session, step = STEP, reason = %reason, "session failed ingest");
             self.catalog
                 .record_failure(
                     &manifest.session.to_string(),
                     manifest.session.recorded_at(),
                     STEP,
-                    reason,
+                    &reason,
                 )
                 .await?;
         }
@@ -525,10 +627,43 @@ impl MessageHandler for Ingest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManifestEvent {
     pub bucket: String,
-    /// The decoded key, `raw/<session>/manifest.json`.
+    /// The decoded key, `raw/<session>/manifest.json` or `raw/<session>.r<R>/manifest.json`.
     pub key: String,
     pub version_id: Option<String>,
     pub session: SessionId,
+    /// The revision the key's folder names (1 for `raw/<session>/`).
+    pub revision: u32,
+    /// The principal that wrote the manifest (`userIdentity.principalId`), when the event says.
+    pub principal: Option<String>,
+}
+
+/// A reason about revision `revision` ≥ 2 starts with `revision <R>: `, so the history says
+/// which upload it is about and `labpipe redrive` knows which manifest to send again
+/// (`labpipe_queue::reprocess::failed_ingest_revision`).
+fn revision_reason(revision: u32, reason: &str) -> String {
+    if revision <= 1 || reason.starts_with("refused revision") {
+        reason.to_string()
+    } else {
+        format!("revision {revision}: {reason}")
+    }
+}
+
+/// Who made a revision: the principal of the S3 event and the machine the manifest names.
+fn uploaded_by(event: &ManifestEvent, manifest: &Manifest) -> String {
+    format!(
+        "uploaded by {} from {}",
+        event
+            .principal
+            .as_deref()
+            .unwrap_or("an unknown principal (not in the S3 event)"),
+        uploading_machine(manifest)
+            .unwrap_or_else(|| "an unknown machine (not in the manifest)".into())
+    )
+}
+
+/// The machine the manifest says uploaded it, when it says.
+fn uploading_machine(_manifest: &Manifest) -> Option<String> {
+    None
 }
 
 impl S3Notification {
@@ -540,13 +675,19 @@ impl S3Notification {
                 return None;
             }
             let key = decode_event_key(&record.s3.object.key);
-            let Some(session) = manifest_session(&key) else {
+            let Some((session, revision)) = manifest_revision(&key) else {
                 tracing::debug!(key = %key, "not a session manifest; ignored");
                 return None;
             };
             Some(ManifestEvent {
                 bucket: record.s3.bucket.name.clone(),
                 key,
+                revision,
+                principal: record
+                    .user_identity
+                    .as_ref()
+                    .and_then(|u| u.principal_id.clone())
+                    .filter(|p| !p.is_empty()),
                 version_id: record
                     .s3
                     .object

@@ -138,7 +138,7 @@ impl Stack {
 
     /// Hands ingest the S3 event of the session's manifest, alone in its batch.
     async fn ingest_manifest(&self, s: &Session, message_id: &str) -> SqsBatchResponse {
-        let key = format!("raw/{}/manifest.json", s.id);
+        let key = labpipe_core::layout::manifest_key(&s.id);
         self.ingest()
             .handle(sqs_event(vec![s3_event_message(
                 &self.config.raw_bucket,
@@ -226,7 +226,7 @@ async fn put_data_file(stack: &Stack, s: &Session, path: &str, bytes: Vec<u8>) {
         .s3
         .put_object()
         .bucket(&stack.config.raw_bucket)
-        .key(format!("raw/{}/{}", s.id, path))
+        .key(labpipe_core::layout::raw_key(&s.id, &path))
         .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
         .body(ByteStream::from(bytes))
         .send()
@@ -240,7 +240,7 @@ async fn put_manifest(stack: &Stack, s: &Session) {
         .s3
         .put_object()
         .bucket(&stack.config.raw_bucket)
-        .key(format!("raw/{}/manifest.json", s.id))
+        .key(labpipe_core::layout::manifest_key(&s.id))
         .body(ByteStream::from(s.manifest.to_json().into_bytes()))
         .send()
         .await
@@ -303,7 +303,7 @@ async fn duplicate_url_encoded_events_catalog_once_and_process_once() {
     let stack = Stack::create(false).await;
     let s = generate(1, 1_500_000);
     upload(&stack, &s, true).await;
-    let key = format!("raw/{}/manifest.json", s.id);
+    let key = labpipe_core::layout::manifest_key(&s.id);
 
     // The same event twice in one batch, then redelivered in another batch.
     let ingest = stack.ingest();
@@ -450,7 +450,7 @@ async fn an_object_altered_before_the_manifest_fails_naming_the_file() {
         .s3
         .delete_object()
         .bucket(&stack.config.raw_bucket)
-        .key(format!("raw/{}/{}", t.id, gone))
+        .key(labpipe_core::layout::raw_key(&t.id, &gone))
         .send()
         .await
         .unwrap();
@@ -498,7 +498,7 @@ async fn an_upload_flows_to_processed_outputs_that_numpy_and_pyarrow_open() {
     // The outputs match the catalog byte for byte.
     let record = stack
         .catalog
-        .outputs(&s.id, 1)
+        .outputs(&s.id, 1, 1)
         .await
         .unwrap()
         .expect("outputs recorded");
@@ -642,7 +642,7 @@ async fn a_manifest_over_the_size_bound_fails_naming_the_limit() {
         .s3
         .put_object()
         .bucket(&stack.config.raw_bucket)
-        .key(format!("raw/{}/manifest.json", s.id))
+        .key(labpipe_core::layout::manifest_key(&s.id))
         .body(ByteStream::from(json.into_bytes()))
         .send()
         .await
@@ -795,12 +795,17 @@ async fn pinned_versions_are_what_is_read_and_a_second_manifest_is_only_a_confli
     let mut versions = Vec::new();
     for f in &s.manifest.files {
         let bytes = std::fs::read(s.folder.join(&f.path)).unwrap();
-        let version = put_version(&stack, &format!("raw/{}/{}", s.id, f.path), bytes).await;
+        let version = put_version(
+            &stack,
+            &labpipe_core::layout::raw_key(&s.id, &f.path),
+            bytes,
+        )
+        .await;
         versions.push((f.path.clone(), Some(version)));
     }
     s.manifest
         .pin_versions(versions.iter().map(|(p, v)| (p.as_str(), v.clone())));
-    let manifest_key = format!("raw/{}/manifest.json", s.id);
+    let manifest_key = labpipe_core::layout::manifest_key(&s.id);
     let first = put_version(&stack, &manifest_key, s.manifest.to_json().into_bytes()).await;
 
     // A write around the upload makes a new current version of a data file.
@@ -814,7 +819,7 @@ async fn pinned_versions_are_what_is_read_and_a_second_manifest_is_only_a_confli
         .clone();
     let mut altered = std::fs::read(s.folder.join(&victim)).unwrap();
     altered[100] ^= 0xFF;
-    let victim_key = format!("raw/{}/{}", s.id, victim);
+    let victim_key = labpipe_core::layout::raw_key(&s.id, &victim);
     let current = put_version(&stack, &victim_key, altered).await;
     assert_ne!(
         Some(&current),
@@ -895,4 +900,190 @@ async fn pinned_versions_are_what_is_read_and_a_second_manifest_is_only_a_confli
         stack.catalog.get(&s.id).await.unwrap().unwrap().status,
         Status::Processed
     );
+}
+
+/// Puts the session's files and its manifest as revision `revision` (`raw/<session>.r<R>/`,
+/// manifest last), as `labpipe upload --revise` does; returns the manifest key.
+async fn put_revision(stack: &Stack, s: &Session, revision: u32) -> String {
+    use labpipe_core::layout::{raw_key, revision_folder, revision_manifest_key};
+    let folder = revision_folder(&s.id, revision);
+    for f in &s.manifest.files {
+        let bytes = std::fs::read(s.folder.join(&f.path)).unwrap();
+        stack
+            .clients
+            .s3
+            .put_object()
+            .bucket(&stack.config.raw_bucket)
+            .key(raw_key(&folder, &f.path))
+            .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .unwrap();
+    }
+    let mut manifest = s.manifest.clone();
+    manifest.revision = Some(labpipe_core::manifest::Revision {
+        number: revision,
+        reason: format!("correction {revision}"),
+    });
+    let key = revision_manifest_key(&s.id, revision);
+    stack
+        .clients
+        .s3
+        .put_object()
+        .bucket(&stack.config.raw_bucket)
+        .key(&key)
+        .body(ByteStream::from(manifest.to_json().into_bytes()))
+        .send()
+        .await
+        .unwrap();
+    key
+}
+
+/// The S3 event of a manifest written by `principal` (`userIdentity.principalId`).
+fn s3_event_by(bucket: &str, key: &str, principal: &str, message_id: &str) -> SqsMessage {
+    let mut m = s3_event_message(bucket, key, message_id);
+    let mut body: serde_json::Value = serde_json::from_str(m.body.as_deref().unwrap()).unwrap();
+    body["Records"][0]["userIdentity"]["principalId"] = principal.into();
+    m.body = Some(body.to_string());
+    m
+}
+
+/// A correction must be the next revision. One that skips a number (`raw/<session>.r3/` while
+/// the session is at revision 1 and no revision 2 exists), which any holder of the uploader role
+/// can write, is refused: the history says why and who wrote it; the session keeps its revision,
+/// status and outputs. The next revision becomes current with who made it in its history, after
+/// which revision 3 is the next one; its outputs are keyed by revision, and revision 1's stay.
+#[tokio::test]
+async fn a_correction_that_skips_a_revision_is_refused_and_each_revision_keeps_its_outputs() {
+    let stack = Stack::create(false).await;
+    let s = generate(12, 1_000_000);
+    upload(&stack, &s, true).await;
+    let ingest = stack.ingest();
+    let preprocess = stack.preprocess();
+    let raw = stack.config.raw_bucket.clone();
+    let request = PreprocessRequest {
+        session: s.id.clone(),
+        pipeline_version: 1,
+    };
+    let response = ingest
+        .handle(sqs_event(vec![s3_event_by(
+            &raw,
+            &labpipe_core::layout::manifest_key(&s.id),
+            "AWS:AROAFIRST:lab-pc-1",
+            "m1",
+        )]))
+        .await;
+    assert!(response.batch_item_failures.is_empty());
+    let outcome = preprocess.process(&request).await.unwrap();
+    assert!(matches!(outcome, Outcome::Processed { .. }), "{outcome:?}");
+    let first = stack.catalog.get(&s.id).await.unwrap().unwrap();
+    let first_outputs = stack.catalog.all_outputs(&s.id).await.unwrap();
+    let events = stack.catalog.events(&s.id).await.unwrap();
+    assert!(
+        events[0]
+            .message
+            .contains("uploaded by AWS:AROAFIRST:lab-pc-1"),
+        "the first revision's history names its principal: {events:#?}"
+    );
+
+    // Revision 3 without a revision 2: refused, nothing changes but the history.
+    let jump = put_revision(&stack, &s, 3).await;
+    let response = ingest
+        .handle(sqs_event(vec![s3_event_by(
+            &raw,
+            &jump,
+            "AWS:AROAMALLORY:stolen-key",
+            "m2",
+        )]))
+        .await;
+    assert!(response.batch_item_failures.is_empty(), "not retried");
+    let after = stack.catalog.get(&s.id).await.unwrap().unwrap();
+    assert_eq!(after.revision, None, "{after:?}");
+    assert_eq!(after.status, Status::Processed);
+    assert_eq!(after.manifest_sha256, first.manifest_sha256);
+    assert_eq!(after.raw_prefix, first.raw_prefix);
+    assert_eq!(
+        stack.catalog.all_outputs(&s.id).await.unwrap(),
+        first_outputs
+    );
+    let refused = stack.catalog.events(&s.id).await.unwrap();
+    let refused = refused.last().unwrap();
+    assert_eq!(refused.status, None, "no transition: {refused:?}");
+    assert_eq!(refused.level, labpipe_catalog::Level::Error);
+    for part in [
+        "refused revision 3",
+        "skips revision 2",
+        "AWS:AROAMALLORY:stolen-key",
+        "keeps revision 1",
+    ] {
+        assert!(
+            refused.message.contains(part),
+            "{part}: {}",
+            refused.message
+        );
+    }
+
+    // Revision 2 is the next one: current, and its history event says who made it.
+    let next = put_revision(&stack, &s, 2).await;
+    let response = ingest
+        .handle(sqs_event(vec![s3_event_by(
+            &raw,
+            &next,
+            "AWS:AROATECH:lab-pc-2",
+            "m3",
+        )]))
+        .await;
+    assert!(response.batch_item_failures.is_empty());
+    let second = stack.catalog.get(&s.id).await.unwrap().unwrap();
+    assert_eq!(second.revision, Some(2), "{:?}", second.status_message);
+    let made = stack.catalog.events(&s.id).await.unwrap();
+    let made = made.last().unwrap();
+    assert!(
+        made.message.starts_with("revision 2 (correction 2)")
+            && made.message.contains("uploaded by AWS:AROATECH:lab-pc-2"),
+        "{}",
+        made.message
+    );
+
+    // Now revision 3 is the next one: the same event again makes it current.
+    let response = ingest
+        .handle(sqs_event(vec![s3_event_by(
+            &raw,
+            &jump,
+            "AWS:AROATECH:lab-pc-2",
+            "m4",
+        )]))
+        .await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(
+        stack.catalog.get(&s.id).await.unwrap().unwrap().revision,
+        Some(3)
+    );
+    let outcome = preprocess.process(&request).await.unwrap();
+    assert!(matches!(outcome, Outcome::Processed { .. }), "{outcome:?}");
+
+    // Revision 3's outputs are its own; revision 1's record and objects are as they were.
+    let outputs = stack.catalog.all_outputs(&s.id).await.unwrap();
+    let keys: Vec<(u32, u32, String)> = outputs
+        .iter()
+        .map(|o| (o.version, o.revision, o.prefix.clone()))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            (1, 1, labpipe_core::layout::processed_prefix(1, &s.id, 1)),
+            (1, 3, labpipe_core::layout::processed_prefix(1, &s.id, 3)),
+        ]
+    );
+    assert_eq!(outputs[0], first_outputs[0]);
+    for f in &first_outputs[0].files {
+        let bytes = object_bytes(&stack.clients.s3, &stack.config.processed_bucket, &f.key).await;
+        assert_eq!(
+            hex::encode(Sha256::digest(&bytes)),
+            f.sha256,
+            "{} overwritten",
+            f.key
+        );
+    }
 }

@@ -346,7 +346,7 @@ pub async fn session_detail(
     let (events, outputs, files) = tokio::join!(
         catalog.events(&session),
         catalog.all_outputs(&session),
-        sessions::manifest_files(&s3, &settings.raw_bucket, &session)
+        sessions::manifest_files(&s3, &settings.raw_bucket, &item)
     );
     let snapshot_row = sessions::CatalogRow::from(&item);
     let (files, files_error) = match files {

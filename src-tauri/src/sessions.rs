@@ -256,6 +256,8 @@ pub struct OutputFileView {
 #[ts(export, export_to = "../../ui/src/lib/bindings/")]
 pub struct OutputView {
     pub version: u32,
+    /// The revision the outputs were made from (1 = the first upload); each revision's stay.
+    pub revision: u32,
     pub bucket: String,
     pub prefix: String,
     pub created_at: String,
@@ -506,6 +508,7 @@ pub fn outputs(records: Vec<OutputRecord>) -> Vec<OutputView> {
         .into_iter()
         .map(|r| OutputView {
             version: r.version,
+            revision: r.revision,
             bucket: r.bucket,
             prefix: r.prefix,
             created_at: r
@@ -526,19 +529,29 @@ pub fn outputs(records: Vec<OutputRecord>) -> Vec<OutputView> {
         .collect()
 }
 
-/// Reads `raw/<session>/manifest.json` for the list of raw files, with the gateway's bounded
-/// reader. The lab PC's role may not list the bucket outside `raw/`, so for a missing manifest
-/// AWS answers 403, not 404: both read as "not uploaded yet (or not readable)".
+/// The manifest a session's detail lists: the current revision's (`raw/<session>/manifest.json`,
+/// or `raw/<session>.r<R>/manifest.json` for a correction) at the version the catalog pinned.
+pub fn manifest_read<'a>(bucket: &'a str, item: &'a SessionItem) -> labpipe_s3::ManifestRead<'a> {
+    labpipe_s3::ManifestRead::key(
+        bucket,
+        &labpipe_core::layout::revision_manifest_key(&item.session, item.current_revision()),
+    )
+    .version(item.manifest_version_id.as_deref())
+}
+
+/// Reads the current revision's manifest ([`manifest_read`]) for the list of raw files, with the
+/// gateway's bounded reader. The lab PC's role may not list the bucket outside `raw/`, so for a
+/// missing manifest AWS answers 403, not 404: both read as "not uploaded yet (or not readable)".
 pub async fn manifest_files(
     s3: &labpipe_s3::S3Client,
     bucket: &str,
-    session: &str,
+    item: &SessionItem,
 ) -> Result<Vec<RawFileView>, String> {
     use labpipe_s3::{ErrorClass, S3Error};
     if bucket.is_empty() {
         return Err("no raw bucket is set in Settings".into());
     }
-    let read = labpipe_s3::ManifestRead::session(bucket, session);
+    let read = manifest_read(bucket, item);
     let manifest = match read.read(s3).await {
         Ok(object) => object.manifest,
         Err(S3Error::Call {
@@ -585,6 +598,22 @@ mod tests {
         i.metadata
             .insert("fatigue".into(), MetaValue::Number(fatigue));
         i
+    }
+
+    /// The detail pane lists the files of the revision the catalog made current, at the
+    /// manifest version it pinned, not the first upload's.
+    #[test]
+    fn the_detail_reads_the_current_revisions_manifest() {
+        let mut i = item("20210301_161221", Status::Processed, 1.0);
+        let first = manifest_read("labpipe-raw", &i);
+        assert_eq!(first.key, "raw/20210301_161221/manifest.json");
+        assert_eq!(first.version_id, None);
+        i.revision = Some(2);
+        i.manifest_version_id = Some("3HL4kqtJlcpXroDTDmJ".into());
+        let current = manifest_read("labpipe-raw", &i);
+        assert_eq!(current.key, "raw/20210301_161221.r2/manifest.json");
+        assert_eq!(current.version_id, Some("3HL4kqtJlcpXroDTDmJ"));
+        assert_eq!(current.bucket, "labpipe-raw");
     }
 
     fn fatigue(snapshot: &CatalogSnapshot, row: usize) -> Option<Value<'_>> {
@@ -782,7 +811,10 @@ mod tests {
                     chrono::Utc::now(),
                 );
                 i.manifest_sha256 = Some(format!("{:064x}", k));
-                i.raw_prefix = Some(format!("s3://labpipe-raw/raw/{session}/"));
+                i.raw_prefix = Some(format!(
+                    "s3://labpipe-raw/{}",
+                    labpipe_core::layout::raw_session_prefix(&session)
+                ));
                 i.status_step = Some("ingest".into());
                 i.status_message = Some("5 files (153600512 bytes)".into());
                 i.total_bytes = 150_000_000 + k as u64 * 7919 % 300_000_000;

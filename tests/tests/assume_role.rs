@@ -237,7 +237,7 @@ async fn the_cli_uploads_through_a_profile_that_assumes_the_uploader_role() -> R
         .await
         .map_err(|c| anyhow::anyhow!("admin listing: {c:?}"))?;
     ensure!(
-        keys.contains(&format!("raw/{session}/manifest.json"))
+        keys.contains(&labpipe_core::layout::manifest_key(&session))
             && keys.len() == count_files(&made[0].path) + 1,
         "every file and the manifest are in the bucket: {keys:?}"
     );

@@ -199,7 +199,8 @@ async fn run() -> Result<()> {
     );
     let listed = String::from_utf8_lossy(&out.stdout);
     ensure!(
-        listed.contains(&session) && listed.contains(&format!("v1/{session}/")),
+        listed.contains(&session)
+            && listed.contains(&labpipe_core::layout::processed_prefix(1, &session, 1)),
         "query lists no processed files of {session}: {listed}"
     );
 

@@ -409,7 +409,7 @@ fn reprocess_writes_a_second_version_beside_the_first() {
         let (stack, _keep, _folder, id) = processed_session(11).await;
         let v1 = stack
             .catalog
-            .outputs(&id, 1)
+            .outputs(&id, 1, 1)
             .await
             .unwrap()
             .expect("v1 outputs");
@@ -453,10 +453,9 @@ fn reprocess_writes_a_second_version_beside_the_first() {
         let all = stack.catalog.all_outputs(&id).await.unwrap();
         assert_eq!(all.iter().map(|r| r.version).collect::<Vec<_>>(), [1, 2]);
         let v2 = &all[1];
-        assert!(v2
-            .files
-            .iter()
-            .all(|f| f.key.starts_with(&format!("v2/{id}/"))));
+        assert!(v2.files.iter().all(|f| f
+            .key
+            .starts_with(&labpipe_core::layout::processed_prefix(2, &id, 1))));
         // v1 is untouched: same record, same bytes.
         assert_eq!(all[0], v1);
         for (f, before) in v1.files.iter().zip(&v1_bytes) {
@@ -476,7 +475,7 @@ fn reprocess_writes_a_second_version_beside_the_first() {
         let summary = object_bytes(
             &stack.clients.s3,
             &v2.bucket,
-            &format!("v2/{id}/summary.json"),
+            &labpipe_core::layout::processed_key(2, &id, 1, "summary.json"),
         )
         .await;
         let summary: Value = serde_json::from_slice(&summary).unwrap();
@@ -569,8 +568,10 @@ async fn upload_without(
     stack: &Stack,
     folder: &Path,
     id: &str,
+    revision: u32,
     leave_out: usize,
 ) -> (String, Vec<u8>) {
+    let folder_name = labpipe_core::layout::revision_folder(id, revision);
     let report = check_folder(folder, &LabSchema::default()).unwrap();
     let hashes = report
         .files
@@ -582,12 +583,16 @@ async fn upload_without(
             )
         })
         .collect();
-    let manifest = Manifest::new(&report, hashes, Utc::now()).unwrap();
+    let mut manifest = Manifest::new(&report, hashes, Utc::now()).unwrap();
+    manifest.revision = (revision > 1).then(|| labpipe_core::manifest::Revision {
+        number: revision,
+        reason: "a file re-exported".into(),
+    });
     let mut missing = None;
     let data: Vec<_> = manifest.files.iter().collect();
     for (i, f) in data.iter().enumerate() {
         let bytes = std::fs::read(folder.join(&f.path)).unwrap();
-        let key = format!("raw/{id}/{}", f.path);
+        let key = labpipe_core::layout::raw_key(&folder_name, &f.path);
         if i == leave_out {
             missing = Some((key, bytes));
             continue;
@@ -608,12 +613,62 @@ async fn upload_without(
         .s3
         .put_object()
         .bucket(&stack.config.raw_bucket)
-        .key(format!("raw/{id}/manifest.json"))
+        .key(labpipe_core::layout::manifest_key(&folder_name))
         .body(ByteStream::from(manifest.to_json().into_bytes()))
         .send()
         .await
         .unwrap();
     missing.expect("the session has that many files")
+}
+
+/// A correction that failed ingest (a listed file missing) is re-run by `labpipe redrive` from
+/// its own manifest, `raw/<session>.r2/manifest.json`, not the first upload's: once the file is
+/// there, revision 2 becomes current and is processed.
+#[test]
+fn redrive_of_a_corrected_session_sends_its_revisions_manifest() {
+    runtime().block_on(async {
+        let (stack, _keep, folder, id) = processed_session(24).await;
+        let (missing_key, missing_bytes) = upload_without(&stack, &folder, &id, 2, 0).await;
+        stack.drain().await;
+        let failed = stack.catalog.get(&id).await.unwrap().unwrap();
+        assert_eq!(failed.status, Status::Failed, "{failed:?}");
+        assert_eq!(failed.status_step.as_deref(), Some("ingest"));
+        assert_eq!(
+            failed.revision, None,
+            "revision 1 stays current: {failed:?}"
+        );
+        assert!(
+            failed
+                .status_message
+                .as_deref()
+                .is_some_and(|m| m.starts_with("revision 2: ")),
+            "{failed:?}"
+        );
+
+        stack
+            .clients
+            .s3
+            .put_object()
+            .bucket(&stack.config.raw_bucket)
+            .key(&missing_key)
+            .body(ByteStream::from(missing_bytes))
+            .send()
+            .await
+            .unwrap();
+        stack.drain().await;
+        let where_failed = format!("session = '{id}'");
+        let done = stack.json(&["redrive", "--where", &where_failed, "--json"]);
+        assert_eq!(done["failed"][0]["action"], "ingest", "{done}");
+        assert_eq!(
+            done["failed"][0]["manifest_key"],
+            labpipe_core::layout::revision_manifest_key(&id, 2),
+            "{done}"
+        );
+        stack.drain().await;
+        let item = stack.catalog.get(&id).await.unwrap().unwrap();
+        assert_eq!(item.revision, Some(2), "{item:?}");
+        assert_eq!(item.status, Status::Processed, "{item:?}");
+    });
 }
 
 #[test]
@@ -630,7 +685,7 @@ fn redrive_moves_dead_letters_back_and_re_runs_fixed_failures() {
 
         // A second session fails ingest for good: a listed file is missing.
         let (_keep2, folder2, failed_id) = generate(22);
-        let (missing_key, missing_bytes) = upload_without(&stack, &folder2, &failed_id, 0).await;
+        let (missing_key, missing_bytes) = upload_without(&stack, &folder2, &failed_id, 1, 0).await;
         stack.drain().await;
         let failed = stack.catalog.get(&failed_id).await.unwrap().unwrap();
         assert_eq!(failed.status, Status::Failed);
@@ -882,7 +937,11 @@ fn a_corrected_session_becomes_revision_two_and_the_first_stays_as_it_was() {
         let (stack, _keep, folder, id) = processed_session(21).await;
         let raw = stack.config.raw_bucket.clone();
         let first = stack.catalog.get(&id).await.unwrap().unwrap();
-        let v1_before = stack.catalog.outputs(&id, 1).await.unwrap().unwrap();
+        let v1_before = stack.catalog.outputs(&id, 1, 1).await.unwrap().unwrap();
+        let mut v1_before_bytes = Vec::new();
+        for f in &v1_before.files {
+            v1_before_bytes.push(object_bytes(&stack.clients.s3, &v1_before.bucket, &f.key).await);
+        }
 
         // Correct one data file in place: same size, other bytes, and an mtime that differs
         // from the first upload's but is not fresh (a fresh change would make the session "still
@@ -894,7 +953,7 @@ fn a_corrected_session_becomes_revision_two_and_the_first_stays_as_it_was() {
             .min()
             .expect("a data file");
         let name = data.file_name().unwrap().to_string_lossy().into_owned();
-        let rev1_key = format!("raw/{id}/{name}");
+        let rev1_key = labpipe_core::layout::raw_key(&id, &name);
         let rev1_bytes = object_bytes(&stack.clients.s3, &raw, &rev1_key).await;
         let mtime = std::fs::metadata(&data).unwrap().modified().unwrap();
         let mut bytes = std::fs::read(&data).unwrap();
@@ -948,7 +1007,8 @@ fn a_corrected_session_becomes_revision_two_and_the_first_stays_as_it_was() {
             String::from_utf8_lossy(&revised.stdout),
             String::from_utf8_lossy(&revised.stderr)
         );
-        let rev2_key = format!("raw/{id}.r2/{name}");
+        let rev2_key =
+            labpipe_core::layout::raw_key(&labpipe_core::layout::revision_folder(&id, 2), &name);
         assert_eq!(
             object_bytes(&stack.clients.s3, &raw, &rev2_key).await,
             bytes,
@@ -958,7 +1018,7 @@ fn a_corrected_session_becomes_revision_two_and_the_first_stays_as_it_was() {
             &object_bytes(
                 &stack.clients.s3,
                 &raw,
-                &format!("raw/{id}.r2/manifest.json"),
+                &labpipe_core::layout::revision_manifest_key(&id, 2),
             )
             .await,
         )
@@ -974,7 +1034,12 @@ fn a_corrected_session_becomes_revision_two_and_the_first_stays_as_it_was() {
         assert!(
             item.raw_prefix
                 .as_deref()
-                .is_some_and(|p| p.ends_with(&format!("/raw/{id}.r2/"))),
+                .is_some_and(|p| p.ends_with(&format!(
+                    "/{}",
+                    labpipe_core::layout::raw_session_prefix(
+                        &labpipe_core::layout::revision_folder(&id, 2)
+                    )
+                ))),
             "{item:?}"
         );
         assert_ne!(item.manifest_sha256, first.manifest_sha256);
@@ -985,25 +1050,95 @@ fn a_corrected_session_becomes_revision_two_and_the_first_stays_as_it_was() {
                 .any(|e| e.message.contains("revision 2") && e.message.contains(reason)),
             "the history names the revision and its reason: {events:?}"
         );
-        // Preprocessing ran on the corrected file: new features.
-        let v1_after = stack.catalog.outputs(&id, 1).await.unwrap().unwrap();
+        // Preprocessing ran on the corrected file: new features, in revision 2's own outputs.
+        let v1_after = stack.catalog.outputs(&id, 1, 2).await.unwrap().unwrap();
         let features = |r: &labpipe_catalog::OutputRecord| {
             r.files
                 .iter()
                 .find(|f| f.key.ends_with("features.parquet"))
                 .unwrap()
-                .sha256
                 .clone()
         };
-        assert_ne!(features(&v1_before), features(&v1_after));
+        assert_ne!(features(&v1_before).sha256, features(&v1_after).sha256);
+        assert_eq!(
+            v1_after.prefix,
+            labpipe_core::layout::processed_prefix(1, &id, 2)
+        );
+        // Revision 1's outputs are kept, record and bytes, beside revision 2's.
+        assert_eq!(
+            stack.catalog.outputs(&id, 1, 1).await.unwrap().as_ref(),
+            Some(&v1_before)
+        );
+        for (f, bytes) in v1_before.files.iter().zip(&v1_before_bytes) {
+            assert!(
+                &object_bytes(&stack.clients.s3, &v1_before.bucket, &f.key).await == bytes,
+                "revision 2's run overwrote revision 1's {}",
+                f.key
+            );
+        }
         // Revision 1 is exactly as it was, and still readable.
         assert_eq!(
             object_bytes(&stack.clients.s3, &raw, &rev1_key).await,
             rev1_bytes
         );
-        // status shows the revision.
+        // status shows the revision, and lists both revisions' outputs.
         let status = stack.json(&["status", &id, "--json"]);
         assert_eq!(status[0]["revision"], 2, "{status}");
+        let listed: Vec<(u64, u64, String)> = status[0]["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| {
+                (
+                    o["version"].as_u64().unwrap(),
+                    o["revision"].as_u64().unwrap(),
+                    o["prefix"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                (1, 1, labpipe_core::layout::processed_prefix(1, &id, 1)),
+                (1, 2, labpipe_core::layout::processed_prefix(1, &id, 2)),
+            ],
+            "{status}"
+        );
+        let human = String::from_utf8_lossy(&stack.labpipe(&["status", &id]).stdout).into_owned();
+        assert!(
+            human.contains("v1  r1 ") && human.contains("v1  r2 (current)"),
+            "{human}"
+        );
+
+        // sync fetches the current revision's outputs; --revision 1 the first upload's.
+        let filter = format!("session = '{id}'");
+        let outputs = tempfile::tempdir().unwrap();
+        for (revision, want) in [(None, &v1_after), (Some("1"), &v1_before)] {
+            let dest = outputs.path().join(revision.unwrap_or("current"));
+            let mut args = vec![
+                "sync",
+                "--where",
+                &filter,
+                "--dest",
+                dest.to_str().unwrap(),
+                "--json",
+            ];
+            if let Some(r) = revision {
+                args.extend(["--revision", r]);
+            }
+            let out = stack.labpipe(&args);
+            assert!(
+                out.status.success(),
+                "sync {revision:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let got = std::fs::read(dest.join(&id).join("features.parquet")).unwrap();
+            assert_eq!(
+                hex::encode(Sha256::digest(&got)),
+                features(want).sha256,
+                "sync {revision:?} gave another revision's features"
+            );
+        }
 
         // sync --raw reads the current revision; --raw-revision 1 the first upload's bytes.
         let filter = format!("session = '{id}'");

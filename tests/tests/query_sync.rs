@@ -240,7 +240,7 @@ impl Lab {
     async fn add_outputs(&mut self, session: &str, files: &[(&str, usize, u64)]) -> OutputRecord {
         let mut out = Vec::new();
         for (name, len, seed) in files {
-            let key = format!("v1/{session}/{name}");
+            let key = labpipe_core::layout::processed_key(1, &session, 1, &name);
             let body = bytes(*len, *seed);
             out.push(OutputFile {
                 key: key.clone(),
@@ -252,8 +252,9 @@ impl Lab {
         }
         OutputRecord {
             version: 1,
+            revision: 1,
             bucket: self.processed.clone(),
-            prefix: format!("v1/{session}/"),
+            prefix: labpipe_core::layout::processed_prefix(1, &session, 1),
             files: out,
             created_at: Utc::now(),
         }
@@ -469,10 +470,11 @@ fn query_selects_sessions_and_lists_exactly_the_catalogued_files(engines: Engine
     let plain = String::from_utf8_lossy(&plain.stdout);
     assert_eq!(plain.lines().count(), 3, "{plain}");
     assert!(
-        plain.lines().all(
-            |l| l.starts_with(&format!("s3://{}/v1/{S2}/", lab.processed))
-                && l.split('\t').count() == 3
-        ),
+        plain.lines().all(|l| l.starts_with(&format!(
+            "s3://{}/{}",
+            lab.processed,
+            labpipe_core::layout::processed_prefix(1, S2, 1)
+        )) && l.split('\t').count() == 3),
         "{plain}"
     );
     let v2 = lab.labpipe(&["query", "", "--files", "--json", "--pipeline-version", "2"]);
@@ -658,11 +660,12 @@ fn sync_include_dry_run_and_raw_files(engines: Engines) {
     runtime().block_on(async {
         let raw = lab.raw.clone();
         for (p, b) in &raw_files {
-            lab.put(&raw, &format!("raw/{S2}/{p}"), b.clone()).await;
+            lab.put(&raw, &labpipe_core::layout::raw_key(&S2, &p), b.clone())
+                .await;
         }
         lab.put(
             &raw,
-            &format!("raw/{S2}/manifest.json"),
+            &labpipe_core::layout::manifest_key(&S2),
             manifest_bytes.clone(),
         )
         .await;
@@ -793,7 +796,7 @@ fn sync_raw_reads_the_versions_the_manifest_pins(engines: Engines) {
                 .to_string()
         }
     };
-    let manifest_key = format!("raw/{S2}/manifest.json");
+    let manifest_key = labpipe_core::layout::manifest_key(&S2);
     runtime().block_on(async {
         // As the template's raw bucket (`VersioningConfiguration: Enabled`).
         lab.s3
@@ -809,7 +812,7 @@ fn sync_raw_reads_the_versions_the_manifest_pins(engines: Engines) {
             .unwrap();
         let mut files = Vec::new();
         for (p, b) in &raw_files {
-            let version = put(format!("raw/{S2}/{p}"), b.clone()).await;
+            let version = put(labpipe_core::layout::raw_key(&S2, &p), b.clone()).await;
             files.push(ManifestFile {
                 path: p.to_string(),
                 size: b.len() as u64,
@@ -864,7 +867,11 @@ fn sync_raw_reads_the_versions_the_manifest_pins(engines: Engines) {
             .await
             .unwrap();
         // Writes around the upload: new current versions of a data file and of the manifest.
-        put(format!("raw/{S2}/rec_001.bin"), bytes(70_000, 99)).await;
+        put(
+            labpipe_core::layout::raw_key(&S2, "rec_001.bin"),
+            bytes(70_000, 99),
+        )
+        .await;
         put(
             manifest_key.clone(),
             b"{\"format\":\"labpipe-manifest/1\"}".to_vec(),
@@ -928,12 +935,18 @@ fn objects_changed_behind_the_catalog_are_refused(engines: Engines) {
     let lab = runtime().block_on(Lab::on(engines, 5_000_000));
     runtime().block_on(async {
         // Same size, different bytes; and a different size.
-        let mut tampered = lab.objects[&format!("v1/{S2}/summary.json")].clone();
+        let mut tampered =
+            lab.objects[&labpipe_core::layout::processed_key(1, &S2, 1, "summary.json")].clone();
         tampered[0] ^= 1;
         lab.s3
             .put_object()
             .bucket(&lab.processed)
-            .key(format!("v1/{S2}/summary.json"))
+            .key(labpipe_core::layout::processed_key(
+                1,
+                &S2,
+                1,
+                "summary.json",
+            ))
             .body(tampered.into())
             .send()
             .await
@@ -941,7 +954,7 @@ fn objects_changed_behind_the_catalog_are_refused(engines: Engines) {
         lab.s3
             .put_object()
             .bucket(&lab.processed)
-            .key(format!("v1/{S1}/signal.bin"))
+            .key(labpipe_core::layout::processed_key(1, &S1, 1, "signal.bin"))
             .body(bytes(5_000_001, 3).into())
             .send()
             .await
@@ -1001,10 +1014,11 @@ fn unsafe_keys_are_refused(engines: Engines) {
     runtime().block_on(async {
         let record = OutputRecord {
             version: 1,
+            revision: 1,
             bucket: lab.processed.clone(),
-            prefix: format!("v1/{S1}/"),
+            prefix: labpipe_core::layout::processed_prefix(1, &S1, 1),
             files: vec![OutputFile {
-                key: format!("v1/{S1}/../../../escape.txt"),
+                key: labpipe_core::layout::processed_key(1, S1, 1, "../../../escape.txt"),
                 size: 3,
                 sha256: sha(b"abc"),
             }],
@@ -1225,7 +1239,7 @@ fn a_killed_download_resumes_where_it_stopped(engines: Engines) {
     );
     assert!(
         std::fs::read(dest.join(S1).join("signal.bin")).unwrap()
-            == lab.objects[&format!("v1/{S1}/signal.bin")]
+            == lab.objects[&labpipe_core::layout::processed_key(1, &S1, 1, "signal.bin")]
     );
 }
 

@@ -72,7 +72,7 @@ impl Lab {
     async fn preprocess(&self, files: &[(&str, Vec<u8>)]) {
         let mut out = Vec::new();
         for (name, body) in files {
-            let key = format!("v1/{SESSION}/{name}");
+            let key = labpipe_core::layout::processed_key(1, &SESSION, 1, &name);
             self.s3
                 .put_object()
                 .bucket(&self.processed)
@@ -89,8 +89,9 @@ impl Lab {
         }
         let record = OutputRecord {
             version: 1,
+            revision: 1,
             bucket: self.processed.clone(),
-            prefix: format!("v1/{SESSION}/"),
+            prefix: labpipe_core::layout::processed_prefix(1, &SESSION, 1),
             files: out,
             created_at: Utc::now(),
         };

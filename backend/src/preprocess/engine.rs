@@ -231,14 +231,15 @@ pub async fn run(
     let mut block: Vec<f32> = Vec::with_capacity(BLOCK_FRAMES * channels);
     let mut emitted = 0u64;
     // The files of the manifest's own revision (`raw/<session>.r<N>/` for a correction).
-    let prefix = session_prefix(&labpipe_core::layout::revision_folder(
+    let folder = labpipe_core::layout::revision_folder(
         &manifest.session.to_string(),
         manifest.revision_number(),
-    ));
+    );
+    let prefix = session_prefix(&folder);
     let is_signal = |path: &str| signal_files(manifest).any(|f| f.path == path);
 
     for file in &manifest.files {
-        let key = format!("{prefix}{}", file.path);
+        let key = labpipe_core::layout::raw_key(&folder, &file.path);
         let decode = is_signal(&file.path);
         // The version the manifest pins, when it names one: what ingest verified, whatever was
         // written at the key since.

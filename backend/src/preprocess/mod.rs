@@ -215,8 +215,9 @@ impl Preprocess {
             Ok((outputs, warnings)) => {
                 let record = OutputRecord {
                     version,
+                    revision: claimed.current_revision(),
                     bucket: self.processed_bucket.clone(),
-                    prefix: output_prefix(version, &claimed.session),
+                    prefix: output_prefix(version, &claimed),
                     files: outputs,
                     created_at: Utc::now(),
                 };
@@ -291,10 +292,14 @@ impl Preprocess {
         )
         .await?;
 
-        let prefix = output_prefix(version, &item.session);
         let mut outputs = Vec::new();
         for artifact in &out.artifacts {
-            let key = format!("{prefix}{}", artifact.name);
+            let key = labpipe_core::layout::processed_key(
+                version,
+                &item.session,
+                item.current_revision(),
+                &artifact.name,
+            );
             let (size, sha256) =
                 labpipe_core::digest::sha256_file(&artifact.path).map_err(|e| {
                     Failure::transient(format!("cannot read {}: {e}", artifact.path.display()))
@@ -308,7 +313,12 @@ impl Preprocess {
         let mut summary = out.summary;
         summary["outputs"] = serde_json::to_value(&outputs).expect("outputs serialise");
         let bytes = serde_json::to_vec_pretty(&summary).expect("summary serialises");
-        let key = format!("{prefix}{SUMMARY_NAME}");
+        let key = labpipe_core::layout::processed_key(
+            version,
+            &item.session,
+            item.current_revision(),
+            SUMMARY_NAME,
+        );
         outputs.push(OutputFile {
             key: key.clone(),
             size: bytes.len() as u64,
@@ -402,9 +412,11 @@ fn parse_request(message: &SqsMessage) -> Result<PreprocessRequest, Failure> {
     })
 }
 
-/// `v<N>/<session>/` (see [`labpipe_core::layout::processed_prefix`]).
-pub fn output_prefix(version: u32, session: &str) -> String {
-    labpipe_core::layout::processed_prefix(version, session)
+/// Where pipeline `version` writes the outputs of the session's current revision: `v<N>/<session>/`
+/// for revision 1, `v<N>/<session>.r<R>/` for a correction, so a correction's run never
+/// overwrites an earlier revision's outputs (see [`labpipe_core::layout::processed_prefix`]).
+pub fn output_prefix(version: u32, item: &SessionItem) -> String {
+    labpipe_core::layout::processed_prefix(version, &item.session, item.current_revision())
 }
 
 fn content_type(name: &str) -> &'static str {

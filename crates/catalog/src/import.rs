@@ -109,15 +109,23 @@ impl SessionRecord {
         }
         let mut versions = HashSet::new();
         for output in &self.outputs {
-            if !versions.insert(output.version) {
+            if !versions.insert((output.version, output.revision)) {
                 return Some(format!(
-                    "two output records for pipeline version {}",
-                    output.version
+                    "two output records for pipeline version {} of revision {}",
+                    output.version, output.revision
                 ));
             }
         }
+        // `pipeline_version` names the current revision's latest outputs; an earlier revision's
+        // stay beside them.
+        let current = item.current_revision();
+        let versions: HashSet<u32> = versions
+            .into_iter()
+            .filter(|(_, r)| *r == current)
+            .map(|(v, _)| v)
+            .collect();
         match item.pipeline_version {
-            None if !self.outputs.is_empty() => {
+            None if !versions.is_empty() => {
                 Some("outputs are recorded but pipeline_version is not set".into())
             }
             Some(v) if !versions.contains(&v) => Some(format!(
@@ -313,8 +321,9 @@ mod tests {
     fn output(version: u32) -> OutputRecord {
         OutputRecord {
             version,
+            revision: 1,
             bucket: "processed".into(),
-            prefix: format!("v{version}/20210301_161221/"),
+            prefix: labpipe_core::layout::processed_prefix(version, "20210301_161221", 1),
             files: Vec::new(),
             created_at: at("2021-03-01T18:00:00Z"),
         }
@@ -369,9 +378,10 @@ mod tests {
             ("pipeline_version is not set", |r| {
                 r.item.pipeline_version = None
             }),
-            ("two output records for pipeline version 1", |r| {
-                r.outputs.push(output(1))
-            }),
+            (
+                "two output records for pipeline version 1 of revision 1",
+                |r| r.outputs.push(output(1)),
+            ),
         ];
         for (want, break_it) in cases {
             let mut record = processed();

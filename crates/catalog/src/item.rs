@@ -185,6 +185,11 @@ impl SessionItem {
         })
     }
 
+    /// The current revision: 1 for a session never corrected.
+    pub fn current_revision(&self) -> u32 {
+        self.revision.unwrap_or(1)
+    }
+
     pub(crate) fn to_item(&self) -> Item {
         let mut item = Item::new();
         item.insert("pk".into(), s(session_pk(&self.session)));
@@ -373,15 +378,35 @@ pub struct OutputFile {
     pub sha256: String,
 }
 
-/// The outputs of one pipeline version for one session (an `OUTPUT#v<N>` item).
+/// The outputs of one pipeline version for one revision of a session (an `OUTPUT#v<N>` item for
+/// revision 1, `OUTPUT#v<N>#r<R>` for a correction).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutputRecord {
     pub version: u32,
+    /// The revision whose raw files these outputs were made from (1 = the first upload).
+    #[serde(default = "first_revision")]
+    pub revision: u32,
     pub bucket: String,
-    /// `v<N>/<session>/`.
+    /// `v<N>/<session>/` (revision 1) or `v<N>/<session>.r<R>/`
+    /// ([`labpipe_core::layout::processed_prefix`]).
     pub prefix: String,
     pub files: Vec<OutputFile>,
     pub created_at: DateTime<Utc>,
+}
+
+fn first_revision() -> u32 {
+    1
+}
+
+/// The sort key of the outputs of pipeline `version` made from `revision`: `OUTPUT#v<N>` for
+/// revision 1 (the key outputs had before revisions existed), `OUTPUT#v<N>#r<R>` for a
+/// correction. All begin with [`OUTPUT_PREFIX`], so one query reads every record.
+pub fn output_sort_key(version: u32, revision: u32) -> String {
+    if revision <= 1 {
+        format!("{OUTPUT_PREFIX}{version}")
+    } else {
+        format!("{OUTPUT_PREFIX}{version}#r{revision}")
+    }
 }
 
 impl OutputRecord {
@@ -401,10 +426,11 @@ impl OutputRecord {
             ("pk".to_string(), s(session_pk(session))),
             (
                 "sk".to_string(),
-                s(format!("{OUTPUT_PREFIX}{}", self.version)),
+                s(output_sort_key(self.version, self.revision)),
             ),
             ("session".to_string(), s(session)),
             ("version".to_string(), n(self.version)),
+            ("revision".to_string(), n(self.revision.max(1))),
             ("bucket".to_string(), s(&self.bucket)),
             ("prefix".to_string(), s(&self.prefix)),
             ("files".to_string(), AttributeValue::L(files)),
@@ -435,6 +461,7 @@ impl OutputRecord {
         };
         Ok(OutputRecord {
             version: get_n(item, "version").ok_or_else(|| bad("no version"))?,
+            revision: get_n(item, "revision").unwrap_or(1),
             bucket: get_s(item, "bucket").unwrap_or_default().to_string(),
             prefix: get_s(item, "prefix").unwrap_or_default().to_string(),
             files,

@@ -26,8 +26,8 @@ pub mod stuck;
 pub use error::CatalogError;
 pub use import::{ImportSummary, SessionRecord};
 pub use item::{
-    format_utc, meta_value, metadata_attribute, session_pk, Event, Level, OutputFile, OutputRecord,
-    SessionItem, EVENT_PREFIX, METADATA_PREFIX, META_SK, OUTPUT_PREFIX,
+    format_utc, meta_value, metadata_attribute, output_sort_key, session_pk, Event, Level,
+    OutputFile, OutputRecord, SessionItem, EVENT_PREFIX, METADATA_PREFIX, META_SK, OUTPUT_PREFIX,
 };
 pub use status::{Status, UnknownStatus};
 pub use store::{create_table, Catalog, PutOutcome, BY_MONTH_INDEX, BY_STATUS_INDEX};

@@ -18,8 +18,8 @@ use std::collections::HashMap;
 
 use crate::error::{error_code, service, CatalogError};
 use crate::item::{
-    format_utc, get_n, n, s, session_pk, Event, Item, Level, OutputRecord, SessionItem,
-    EVENT_PREFIX, META_SK, OUTPUT_PREFIX,
+    format_utc, get_n, n, output_sort_key, s, session_pk, Event, Item, Level, OutputRecord,
+    SessionItem, EVENT_PREFIX, META_SK, OUTPUT_PREFIX,
 };
 use crate::status::Status;
 
@@ -543,18 +543,20 @@ impl Catalog {
         }
     }
 
-    /// The outputs recorded for one pipeline version.
+    /// The outputs recorded for one pipeline version of one revision (1 = the first upload;
+    /// [`SessionItem::current_revision`] for the current one).
     pub async fn outputs(
         &self,
         session: &str,
         version: u32,
+        revision: u32,
     ) -> Result<Option<OutputRecord>, CatalogError> {
         let out = self
             .db
             .get_item()
             .table_name(&self.table)
             .key("pk", s(session_pk(session)))
-            .key("sk", s(format!("{OUTPUT_PREFIX}{version}")))
+            .key("sk", s(output_sort_key(version, revision)))
             .consistent_read(true)
             .send()
             .await
@@ -564,19 +566,19 @@ impl Catalog {
             .transpose()
     }
 
-    /// The output records of many `(session, version)` pairs, one entry per pair in order
-    /// (`None`: no such record), read like [`Catalog::outputs`] (strongly consistent) but with
-    /// [`Catalog::batch_get`]: a sync of 300 sessions asks 3 times instead of 300.
+    /// The output records of many `(session, version, revision)` triples, one entry per triple in
+    /// order (`None`: no such record), read like [`Catalog::outputs`] (strongly consistent) but
+    /// with [`Catalog::batch_get`]: a sync of 300 sessions asks 3 times instead of 300.
     pub async fn outputs_of(
         &self,
-        wanted: &[(String, u32)],
+        wanted: &[(String, u32, u32)],
     ) -> Result<Vec<Option<OutputRecord>>, CatalogError> {
-        let key = |session: &str, version: u32| {
-            (session_pk(session), format!("{OUTPUT_PREFIX}{version}"))
+        let key = |session: &str, version: u32, revision: u32| {
+            (session_pk(session), output_sort_key(version, revision))
         };
         let keys = wanted
             .iter()
-            .map(|(session, version)| key(session, *version));
+            .map(|(session, version, revision)| key(session, *version, *revision));
         let found: std::collections::HashMap<(String, String), Item> = self
             .batch_get(keys, true)
             .await?
@@ -591,23 +593,24 @@ impl Catalog {
             .collect();
         wanted
             .iter()
-            .map(|(session, version)| {
+            .map(|(session, version, revision)| {
                 found
-                    .get(&key(session, *version))
+                    .get(&key(session, *version, *revision))
                     .map(|item| OutputRecord::from_item(session, item))
                     .transpose()
             })
             .collect()
     }
 
-    /// Every output record of a session (all pipeline versions).
+    /// Every output record of a session (all pipeline versions of all revisions), by version
+    /// then revision.
     pub async fn all_outputs(&self, session: &str) -> Result<Vec<OutputRecord>, CatalogError> {
         let items = self.query_prefix(session, OUTPUT_PREFIX).await?;
         let mut records = items
             .iter()
             .map(|i| OutputRecord::from_item(session, i))
             .collect::<Result<Vec<_>, _>>()?;
-        records.sort_by_key(|r| r.version);
+        records.sort_by_key(|r| (r.version, r.revision));
         Ok(records)
     }
 

@@ -9,7 +9,7 @@ use labpipe_catalog::{
     create_table, Catalog, CatalogError, Event, Level, OutputFile, OutputRecord, PutOutcome,
     SessionItem, SessionRecord, Status,
 };
-use labpipe_core::MetaValue;
+use labpipe_core::{layout, MetaValue};
 use labpipe_tests::{unique_name, DynamoServer};
 
 async fn catalog(server: DynamoServer) -> Catalog {
@@ -223,18 +223,46 @@ async fn outputs_listing_and_scans(server: DynamoServer) {
         .unwrap();
     let record = OutputRecord {
         version: 3,
+        revision: 1,
         bucket: "processed".into(),
-        prefix: "v3/20210402_080000/".into(),
+        prefix: layout::processed_prefix(3, "20210402_080000", 1),
         files: vec![OutputFile {
-            key: "v3/20210402_080000/summary.json".into(),
+            key: layout::processed_key(3, "20210402_080000", 1, "summary.json"),
             size: 10,
             sha256: "ff".into(),
         }],
         created_at: Utc::now(),
     };
     c.record_outputs("20210402_080000", &record).await.unwrap();
-    let back = c.outputs("20210402_080000", 3).await.unwrap().unwrap();
+    let back = c.outputs("20210402_080000", 3, 1).await.unwrap().unwrap();
     assert_eq!(back.files, record.files);
+    // A correction's outputs of the same version are a record of their own: the first
+    // revision's stays, and both are listed.
+    let corrected = OutputRecord {
+        revision: 2,
+        prefix: layout::processed_prefix(3, "20210402_080000", 2),
+        files: vec![OutputFile {
+            key: layout::processed_key(3, "20210402_080000", 2, "summary.json"),
+            size: 11,
+            sha256: "ee".into(),
+        }],
+        ..record.clone()
+    };
+    c.record_outputs("20210402_080000", &corrected)
+        .await
+        .unwrap();
+    assert_eq!(
+        c.outputs("20210402_080000", 3, 1).await.unwrap().as_ref(),
+        Some(&record)
+    );
+    assert_eq!(
+        c.outputs("20210402_080000", 3, 2).await.unwrap().as_ref(),
+        Some(&corrected)
+    );
+    assert_eq!(
+        c.all_outputs("20210402_080000").await.unwrap(),
+        [record.clone(), corrected]
+    );
     assert_eq!(
         c.get("20210402_080000")
             .await
@@ -274,10 +302,11 @@ async fn pipeline_written(c: &Catalog) -> Vec<&'static str> {
             .unwrap();
         let record = OutputRecord {
             version,
+            revision: 1,
             bucket: "processed".into(),
-            prefix: format!("v{version}/{reprocessed}/"),
+            prefix: layout::processed_prefix(version, reprocessed, 1),
             files: vec![OutputFile {
-                key: format!("v{version}/{reprocessed}/features.parquet"),
+                key: layout::processed_key(version, reprocessed, 1, "features.parquet"),
                 size: 1000 + u64::from(version),
                 sha256: "ab".repeat(32),
             }],
@@ -409,8 +438,9 @@ fn processed_record(i: usize) -> SessionRecord {
     ];
     let outputs = vec![OutputRecord {
         version: 1,
+        revision: 1,
         bucket: "processed".into(),
-        prefix: format!("v1/{session}/"),
+        prefix: layout::processed_prefix(1, &session, 1),
         files: Vec::new(),
         created_at: item.updated_at,
     }];
@@ -470,19 +500,20 @@ async fn outputs_of_many_sessions_equal_one_read_each(server: DynamoServer) {
     let c = catalog(server).await;
     let records: Vec<SessionRecord> = (0..230).map(processed_record).collect();
     c.import_sessions(&records).await.unwrap();
-    let mut wanted: Vec<(String, u32)> = records
+    let mut wanted: Vec<(String, u32, u32)> = records
         .iter()
-        .map(|r| (r.item.session.clone(), 1))
+        .map(|r| (r.item.session.clone(), 1, 1))
         .collect();
-    wanted.push(("20990101_000000".into(), 1)); // no such session
-    wanted.push((records[7].item.session.clone(), 2)); // no such version
-    wanted.push((records[3].item.session.clone(), 1)); // asked twice
+    wanted.push(("20990101_000000".into(), 1, 1)); // no such session
+    wanted.push((records[7].item.session.clone(), 2, 1)); // no such version
+    wanted.push((records[5].item.session.clone(), 1, 2)); // no such revision
+    wanted.push((records[3].item.session.clone(), 1, 1)); // asked twice
     wanted.reverse();
     let batched = c.outputs_of(&wanted).await.unwrap();
     assert_eq!(batched.len(), wanted.len());
-    for ((session, version), got) in wanted.iter().zip(&batched) {
-        let one = c.outputs(session, *version).await.unwrap();
-        assert_eq!(got, &one, "{session} v{version}");
+    for ((session, version, revision), got) in wanted.iter().zip(&batched) {
+        let one = c.outputs(session, *version, *revision).await.unwrap();
+        assert_eq!(got, &one, "{session} v{version} r{revision}");
     }
     assert_eq!(batched.iter().filter(|r| r.is_some()).count(), 231);
     assert!(c.outputs_of(&[]).await.unwrap().is_empty());

@@ -343,8 +343,11 @@ pub struct SyncArgs {
     #[arg(long)]
     pub raw: bool,
     /// With --raw: this revision of each session's raw files (1 = the first upload) instead of the current one
-    #[arg(long, value_name = "N", requires = "raw", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", requires = "raw", conflicts_with = "revision", value_parser = clap::value_parser!(u32).range(1..))]
     pub raw_revision: Option<u32>,
+    /// An earlier revision of each corrected session (1 = the first upload) instead of its current one: its processed outputs and, with --raw, its raw files. Every revision's outputs are kept (labpipe status SESSION lists them); they land in DIR/<session>/ like the current one's, so use another --dest to keep both
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub revision: Option<u32>,
     /// Show what would be downloaded; write nothing
     #[arg(long)]
     pub dry_run: bool,

@@ -1,10 +1,15 @@
 //! Where every object lives, defined once: the raw bucket's `raw/<session>/<relative path>` with
-//! `manifest.json` as the commit marker, corrections (revision N ≥ 2) beside it in
-//! `raw/<session>.r<N>/`, and the processed bucket's `v<N>/<session>/<name>`.
+//! `manifest.json` as the commit marker, corrections (revision R ≥ 2) beside it in
+//! `raw/<session>.r<R>/`, and the processed bucket's `v<N>/<session>/<name>` for revision 1 and
+//! `v<N>/<session>.r<R>/<name>` for revision R ≥ 2.
 //!
 //! A revision has a folder of its own rather than new objects at the old keys because raw objects
 //! are write-once (AWS enforces it, `docs/security.md`): a correction can only add objects, and
-//! every earlier revision stays readable exactly as it was cataloged.
+//! every earlier revision stays readable exactly as it was cataloged. Its outputs get a folder of
+//! their own for the same reason: a later revision's run never overwrites an earlier revision's
+//! outputs. The processed folder is the raw one ([`revision_folder`]) under `v<N>/`, so revision
+//! 1's keys are those written before revisions existed, and two revisions' prefixes never contain
+//! one another (`v1/<session>/` does not list `v1/<session>.r2/…`).
 //!
 //! The upload writes these keys, ingest and preprocess read them back from S3 events, sync and
 //! the app derive them from catalog entries. A second copy of the layout (`"raw"` here, `"raw/"`
@@ -81,14 +86,28 @@ pub fn manifest_key(session: &str) -> String {
     raw_key(session, MANIFEST_NAME)
 }
 
-/// `v<version>/<session>/`: one pipeline version's outputs of one session in the processed bucket.
-pub fn processed_prefix(version: u32, session: &str) -> String {
-    format!("v{version}/{session}/")
+/// The manifest of one revision: `raw/<session>/manifest.json` for revision 1,
+/// `raw/<session>.r<R>/manifest.json` for a correction.
+pub fn revision_manifest_key(session: &str, revision: u32) -> String {
+    manifest_key(&revision_folder(session, revision))
 }
 
-/// `v<version>/<session>/<name>`.
-pub fn processed_key(version: u32, session: &str, name: &str) -> String {
-    format!("v{version}/{session}/{name}")
+
+/// `v<version>/<session>/` (revision 1) or `v<version>/<session>.r<R>/`: one pipeline version's
+/// outputs of one revision of a session in the processed bucket.
+pub fn processed_prefix(version: u32, session: &str, revision: u32) -> String {
+    format!("v{version}/{}/", revision_folder(session, revision))
+}
+
+/// `v<version>/<session>[.r<R>]/<name>`.
+pub fn processed_key(version: u32, session: &str, revision: u32, name: &str) -> String {
+    format!("{}{name}", processed_prefix(version, session, revision))
+}
+
+/// Where `labpipe sync --raw` puts a raw file inside the session's local folder
+/// (`DIR/<session>/raw/<rel_path>`), beside the processed outputs.
+pub fn synced_raw_path(rel_path: &str) -> String {
+    format!("{RAW_PREFIX}{rel_path}")
 }
 
 /// A raw key taken apart.
@@ -136,15 +155,17 @@ pub fn manifest_revision(key: &str) -> Option<(SessionId, u32)> {
     Some((SessionId::parse(session).ok()?, revision))
 }
 
-/// A processed key taken apart: `v<version>/<session>/<name>`.
+/// A processed key taken apart: `v<version>/<session>[.r<R>]/<name>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProcessedKey<'a> {
     pub version: u32,
     pub session: &'a str,
+    /// 1 for `v<N>/<session>/…`, R for `v<N>/<session>.r<R>/…`.
+    pub revision: u32,
     pub name: &'a str,
 }
 
-/// `v<version>/<session>/<name>` → its parts; `None` for anything else.
+/// `v<version>/<session>[.r<R>]/<name>` → its parts; `None` for anything else.
 pub fn parse_processed_key(key: &str) -> Option<ProcessedKey<'_>> {
     let rest = key.strip_prefix('v')?;
     let (version, rest) = rest.split_once('/')?;
@@ -152,10 +173,12 @@ pub fn parse_processed_key(key: &str) -> Option<ProcessedKey<'_>> {
         return None;
     }
     let version = version.parse().ok()?;
-    let (session, name) = rest.split_once('/')?;
+    let (folder, name) = rest.split_once('/')?;
+    let (session, revision) = split_revision(folder);
     (!session.is_empty() && !name.is_empty()).then_some(ProcessedKey {
         version,
         session,
+        revision,
         name,
     })
 }
@@ -214,15 +237,16 @@ mod tests {
     #[test]
     fn processed_keys_round_trip() {
         assert_eq!(
-            processed_prefix(3, "20210301_161221"),
+            processed_prefix(3, "20210301_161221", 1),
             "v3/20210301_161221/"
         );
-        let key = processed_key(12, "20210301_161221", "summary.json");
+        let key = processed_key(12, "20210301_161221", 1, "summary.json");
         assert_eq!(
             parse_processed_key(&key),
             Some(ProcessedKey {
                 version: 12,
                 session: "20210301_161221",
+                revision: 1,
                 name: "summary.json"
             })
         );
@@ -256,5 +280,39 @@ mod tests {
         );
         assert!(manifest_revision("raw/20210301_161221.r2/a.bin").is_none());
         assert!(key.starts_with(&raw_revisions_prefix("20210301_161221")));
+        assert_eq!(
+            revision_manifest_key("20210301_161221", 1),
+            "raw/20210301_161221/manifest.json"
+        );
+        assert_eq!(
+            revision_manifest_key("20210301_161221", 3),
+            "raw/20210301_161221.r3/manifest.json"
+        );
+        let corrections = raw_revisions_prefix("20210301_161221");
+        assert_eq!(corrections, "raw/20210301_161221.r");
+        assert!(revision_manifest_key("20210301_161221", 3).starts_with(&corrections));
+        assert!(!manifest_key("20210301_161221").starts_with(&corrections));
+    }
+
+    /// Revision 1's outputs keep the keys they had before revisions existed; a correction's are
+    /// beside them, never inside them, so no run of one revision writes or lists another's.
+    #[test]
+    fn each_revision_has_its_own_outputs() {
+        let first = processed_prefix(1, "20210301_161221", 1);
+        let second = processed_prefix(1, "20210301_161221", 2);
+        assert_eq!(first, "v1/20210301_161221/");
+        assert_eq!(second, "v1/20210301_161221.r2/");
+        assert!(!second.starts_with(&first) && !first.starts_with(&second));
+        let key = processed_key(2, "20210301_161221", 3, "features.parquet");
+        assert_eq!(key, "v2/20210301_161221.r3/features.parquet");
+        assert_eq!(
+            parse_processed_key(&key),
+            Some(ProcessedKey {
+                version: 2,
+                session: "20210301_161221",
+                revision: 3,
+                name: "features.parquet"
+            })
+        );
     }
 }

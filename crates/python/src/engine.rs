@@ -139,7 +139,7 @@ pub async fn files(
         mut files,
         unprocessed,
         ..
-    } = labpipe_sync::processed_files(&catalog, &sessions, pipeline_version)
+    } = labpipe_sync::processed_files(&catalog, &sessions, pipeline_version, None)
         .await
         .map_err(|e| Error::Catalog(format!("cannot read the output records: {e}")))?;
     with_bucket(&mut files, settings.processed_bucket.as_deref());
@@ -182,6 +182,7 @@ pub async fn selection(
         raw: false,
         raw_bucket: settings.raw_bucket.clone(),
         raw_revision: None,
+        revision: None,
         include,
         limit: request.limit,
     };

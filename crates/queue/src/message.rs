@@ -16,11 +16,12 @@ impl PreprocessRequest {
     }
 }
 
-/// The S3 event notification ingest receives when `raw/<session>/manifest.json` is created, as
-/// S3 writes it (only the fields ingest reads). Sending it again re-runs ingest for the session:
-/// ingest reads the manifest and the objects from the bucket, so the event carries no state that
-/// could be stale.
-pub fn ingest_event(bucket: &str, session: &str) -> String {
+/// The S3 event notification ingest receives when a revision's manifest is created
+/// (`raw/<session>/manifest.json` for revision 1, `raw/<session>.r<R>/manifest.json` for a
+/// correction; [`labpipe_core::layout::revision_manifest_key`]), as S3 writes it (only the fields
+/// ingest reads). Sending it again re-runs ingest for that revision: ingest reads the manifest
+/// and the objects from the bucket, so the event carries no state that could be stale.
+pub fn ingest_event(bucket: &str, session: &str, revision: u32) -> String {
     serde_json::json!({
         "Records": [{
             "eventVersion": "2.1",
@@ -28,7 +29,7 @@ pub fn ingest_event(bucket: &str, session: &str) -> String {
             "eventName": "ObjectCreated:Put",
             "s3": {
                 "bucket": {"name": bucket},
-                "object": {"key": format!("raw/{session}/manifest.json")}
+                "object": {"key": labpipe_core::layout::revision_manifest_key(session, revision)}
             }
         }]
     })
@@ -52,8 +53,7 @@ pub fn session_of(body: &str) -> Option<String> {
             let key = percent_encoding::percent_decode_str(&key.replace('+', " "))
                 .decode_utf8_lossy()
                 .into_owned();
-            let raw = labpipe_core::layout::parse_raw_key(&key)?;
-            raw.is_manifest().then(|| raw.session.to_string())
+            labpipe_core::layout::manifest_revision(&key).map(|(session, _)| session.to_string())
         })
 }
 
@@ -76,7 +76,12 @@ mod tests {
             Some("20210301_161221")
         );
         assert_eq!(
-            session_of(&ingest_event("raw-bucket", "20210302_090000")).as_deref(),
+            session_of(&ingest_event("raw-bucket", "20210302_090000", 1)).as_deref(),
+            Some("20210302_090000")
+        );
+        // A correction's manifest names its session, not its folder.
+        assert_eq!(
+            session_of(&ingest_event("raw-bucket", "20210302_090000", 2)).as_deref(),
             Some("20210302_090000")
         );
         // URL-encoded key, as S3 sends it; a data file's event names no session.
@@ -87,5 +92,22 @@ mod tests {
         assert_eq!(session_of(data), None);
         assert_eq!(session_of(r#"{"Event":"s3:TestEvent"}"#), None);
         assert_eq!(session_of("not json"), None);
+    }
+
+    /// Redrive sends the manifest of the revision it names: the first upload's, or a
+    /// correction's own folder.
+    #[test]
+    fn ingest_events_name_the_revisions_manifest() {
+        let key = |revision| {
+            let body: serde_json::Value =
+                serde_json::from_str(&ingest_event("raw-bucket", "20210302_090000", revision))
+                    .unwrap();
+            body["Records"][0]["s3"]["object"]["key"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(key(1), "raw/20210302_090000/manifest.json");
+        assert_eq!(key(2), "raw/20210302_090000.r2/manifest.json");
     }
 }

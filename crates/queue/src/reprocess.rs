@@ -17,8 +17,9 @@ pub const INGEST_STEP: &str = "ingest";
 pub enum Decision {
     /// Send this preprocessing request.
     Preprocess(PreprocessRequest),
-    /// Send an S3 event for the session's manifest to the ingest queue.
-    Ingest,
+    /// Send an S3 event for the manifest of this revision of the session to the ingest queue
+    /// ([`crate::ingest_event`]).
+    Ingest { revision: u32 },
     /// Leave it; the reason says why and what to do instead.
     Skip(String),
 }
@@ -73,8 +74,10 @@ fn claim_expired(item: &SessionItem, now: DateTime<Utc>) -> bool {
 /// What `labpipe redrive` re-sends for a `FAILED` session, given its history and the stack's
 /// pipeline version for new sessions.
 ///
-/// A session that failed ingest before it was cataloged (no manifest hash) gets its manifest's
-/// S3 event again: ingest re-reads the manifest and re-checks every object, so a fixed cause (a
+/// A session that failed ingest before it was cataloged (no manifest hash), or whose correction
+/// failed ingest (revision R above the cataloged one, named by the failure), gets that
+/// manifest's S3 event again (`raw/<session>/manifest.json`, or `raw/<session>.r<R>/…` for the
+/// correction): ingest re-reads the manifest and re-checks every object, so a fixed cause (a
 /// missing object uploaded since, a permission repaired) lets it through, and an unfixed one fails
 /// again with the same reason. A session that failed preprocessing gets a request for the
 /// version of the run that failed. Anything else failed for a reason re-sending cannot change.
@@ -82,8 +85,16 @@ pub fn redrive_failed(item: &SessionItem, events: &[Event], default_version: u32
     if item.status != Status::Failed {
         return Decision::Skip(format!("status {}: not FAILED", item.status));
     }
+    let failed_revision = failed_ingest_revision(events);
     if item.manifest_sha256.is_none() {
-        return Decision::Ingest;
+        return Decision::Ingest {
+            revision: failed_revision.unwrap_or(item.current_revision()),
+        };
+    }
+    if item.status_step.as_deref() == Some(INGEST_STEP) {
+        if let Some(revision) = failed_revision.filter(|r| *r > item.current_revision()) {
+            return Decision::Ingest { revision };
+        }
     }
     if item.status_step.as_deref() == Some(PREPROCESS_STEP) {
         let version = failed_run_version(events)
@@ -115,6 +126,25 @@ pub fn failed_run_version(events: &[Event]) -> Option<u32> {
             let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
             digits.parse().ok()
         })
+}
+
+/// The revision whose ingest failed last, from the session's latest `FAILED` event of ingest:
+/// ingest starts the reason of a correction's failure with `revision <R>: `; any other reason is
+/// about the first upload.
+pub fn failed_ingest_revision(events: &[Event]) -> Option<u32> {
+    let failed = events
+        .iter()
+        .rev()
+        .find(|e| e.status == Some(Status::Failed) && e.step == INGEST_STEP)?;
+    let Some(rest) = failed.message.strip_prefix("revision ") else {
+        return Some(1);
+    };
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    if rest[digits.len()..].starts_with(':') {
+        digits.parse().ok()
+    } else {
+        Some(1)
+    }
 }
 
 #[cfg(test)]
@@ -194,7 +224,10 @@ mod tests {
     #[test]
     fn redrive_re_runs_the_step_that_failed_at_its_version() {
         let never_cataloged = item(Status::Failed, None, false);
-        assert_eq!(redrive_failed(&never_cataloged, &[], 1), Decision::Ingest);
+        assert_eq!(
+            redrive_failed(&never_cataloged, &[], 1),
+            Decision::Ingest { revision: 1 }
+        );
 
         let mut failed_v2 = item(Status::Failed, Some(1), true);
         failed_v2.status_step = Some(PREPROCESS_STEP.into());
@@ -237,5 +270,45 @@ mod tests {
             redrive_failed(&item(Status::Processed, Some(1), true), &[], 1),
             Decision::Skip(_)
         ));
+    }
+
+    /// A correction that failed ingest is sent again as that revision's manifest, not the first
+    /// upload's; a failure of the cataloged revision itself is not re-ingested.
+    #[test]
+    fn redrive_re_ingests_the_revision_that_failed() {
+        let mut revised = item(Status::Failed, Some(1), true);
+        revised.status_step = Some(INGEST_STEP.into());
+        let failed = |message: &str| {
+            [
+                event(
+                    Some(Status::Processed),
+                    PREPROCESS_STEP,
+                    "pipeline v1: 3 outputs",
+                ),
+                event(Some(Status::Failed), INGEST_STEP, message),
+            ]
+        };
+        let history = failed("revision 2: ch01.bin is listed in manifest.json but missing");
+        assert_eq!(failed_ingest_revision(&history), Some(2));
+        assert_eq!(
+            redrive_failed(&revised, &history, 1),
+            Decision::Ingest { revision: 2 }
+        );
+        // Revision 2 is cataloged now and failed a later check: nothing to re-ingest.
+        revised.revision = Some(2);
+        assert!(matches!(
+            redrive_failed(&revised, &history, 1),
+            Decision::Skip(_)
+        ));
+        let first = failed("revision history lost: ch01.bin is missing");
+        assert_eq!(failed_ingest_revision(&first), Some(1));
+        assert_eq!(failed_ingest_revision(&[]), None);
+        // Never cataloged, its correction failed: that correction's manifest.
+        let mut placeholder = item(Status::Failed, None, false);
+        placeholder.status_step = Some(INGEST_STEP.into());
+        assert_eq!(
+            redrive_failed(&placeholder, &history, 1),
+            Decision::Ingest { revision: 2 }
+        );
     }
 }

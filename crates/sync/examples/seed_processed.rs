@@ -71,7 +71,7 @@ async fn main() {
         let mut puts = JoinSet::new();
         for (j, (name, len)) in specs.into_iter().enumerate() {
             let (s3, bucket, gate) = (s3.clone(), bucket.clone(), gate.clone());
-            let key = format!("v1/{session}/{name}");
+            let key = labpipe_core::layout::processed_key(1, &session, 1, &name);
             puts.spawn(async move {
                 let _slot = gate.acquire_owned().await.unwrap();
                 let data = body(len, (i * 10_000 + j) as u64);
@@ -95,8 +95,9 @@ async fn main() {
         total += files.iter().map(|f| f.size).sum::<u64>();
         let record = OutputRecord {
             version: 1,
+            revision: 1,
             bucket: bucket.clone(),
-            prefix: format!("v1/{session}/"),
+            prefix: labpipe_core::layout::processed_prefix(1, &session, 1),
             files,
             created_at: Utc::now(),
         };

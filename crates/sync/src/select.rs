@@ -17,9 +17,6 @@ use crate::remote::{FileKind, RefusedFile, RemoteFile};
 use crate::s3::gateway_error;
 use crate::{Glob, SyncError};
 
-/// Name of a session's manifest under its raw prefix.
-const RAW_MANIFEST: &str = "manifest.json";
-
 /// A matching session that has no outputs of the requested pipeline version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Unprocessed {
@@ -38,6 +35,9 @@ pub struct SelectOptions {
     /// With `raw`: this revision of each session (1 = the first upload) instead of its current
     /// one; a session without that revision is an error that names it.
     pub raw_revision: Option<u32>,
+    /// The outputs of this revision of each session (1 = the first upload) instead of its
+    /// current one's; a session without outputs of that revision is listed as unprocessed.
+    pub revision: Option<u32>,
     /// Keep only files matching one of these (all when empty).
     pub include: Vec<Glob>,
     pub limit: Option<usize>,
@@ -70,24 +70,26 @@ pub struct ProcessedFiles {
     pub refused: Vec<RefusedFile>,
 }
 
-/// The processed files of `sessions` at `version` (each session's latest when `None`), and the
-/// sessions that have none.
+/// The processed files of `sessions` at `version` (each session's latest when `None`) made from
+/// `revision` (each session's current revision when `None`), and the sessions that have none.
 pub async fn processed_files(
     catalog: &Catalog,
     sessions: &[SessionItem],
     version: Option<u32>,
+    revision: Option<u32>,
 ) -> Result<ProcessedFiles, SyncError> {
     // One batched read for every session with a version to read (100 keys per request).
-    let wanted: Vec<(usize, (String, u32))> = sessions
+    let wanted: Vec<(usize, (String, u32, u32))> = sessions
         .iter()
         .enumerate()
         .filter_map(|(i, s)| {
+            let revision = revision.unwrap_or(s.current_revision());
             version
                 .or(s.pipeline_version)
-                .map(|v| (i, (s.session.clone(), v)))
+                .map(|v| (i, (s.session.clone(), v, revision)))
         })
         .collect();
-    let pairs: Vec<(String, u32)> = wanted.iter().map(|(_, p)| p.clone()).collect();
+    let pairs: Vec<(String, u32, u32)> = wanted.iter().map(|(_, p)| p.clone()).collect();
     let read = catalog.outputs_of(&pairs).await?;
     let mut records: BTreeMap<usize, Option<OutputRecord>> =
         (0..sessions.len()).map(|i| (i, None)).collect();
@@ -102,7 +104,7 @@ pub async fn processed_files(
         match record {
             Some(r) if !r.files.is_empty() => {
                 let prefix = if r.prefix.is_empty() {
-                    format!("v{}/{}/", r.version, s.session)
+                    labpipe_core::layout::processed_prefix(r.version, &s.session, r.revision)
                 } else {
                     r.prefix.clone()
                 };
@@ -218,7 +220,7 @@ pub async fn raw_files(
             ),
             None => prefix,
         };
-        let key = format!("{prefix}{RAW_MANIFEST}");
+        let key = format!("{prefix}{}", labpipe_core::layout::MANIFEST_NAME);
         // The manifest version the catalog pins (when it has one), then each file at the version
         // that manifest pins: exactly what ingest verified, whatever was written since.
         let read = labpipe_s3::ManifestRead::key(&bucket, &key)
@@ -258,7 +260,7 @@ pub async fn raw_files(
         let manifest = read.manifest;
         for f in &manifest.files {
             let object = format!("{prefix}{}", f.path);
-            let inner = format!("raw/{}", f.path);
+            let inner = labpipe_core::layout::synced_raw_path(&f.path);
             let path = match safe_relative(&s.session, &inner, &object) {
                 Ok(path) => path,
                 Err(e) => {
@@ -307,7 +309,7 @@ pub async fn select(
         mut files,
         unprocessed,
         mut refused,
-    } = processed_files(catalog, &matched, opts.version).await?;
+    } = processed_files(catalog, &matched, opts.version, opts.revision).await?;
     if files.is_empty() && refused.is_empty() {
         let mut names: Vec<String> = unprocessed
             .iter()
@@ -331,8 +333,13 @@ pub async fn select(
         .filter(|s| !unprocessed.iter().any(|u| u.session == s.session))
         .collect();
     if opts.raw {
-        let (raw, raw_refused) =
-            raw_files(s3, &sessions, opts.raw_bucket.as_deref(), opts.raw_revision).await?;
+        let (raw, raw_refused) = raw_files(
+            s3,
+            &sessions,
+            opts.raw_bucket.as_deref(),
+            opts.raw_revision.or(opts.revision),
+        )
+        .await?;
         files.extend(raw);
         refused.extend(raw_refused);
     }

@@ -174,13 +174,14 @@ impl History {
         let session = &self.session;
         OutputRecord {
             version,
+            revision: 1,
             bucket: PROCESSED_BUCKET.into(),
-            prefix: format!("v{version}/{session}/"),
+            prefix: labpipe_core::layout::processed_prefix(version, &session, 1),
             files: OUTPUT_FILES
                 .iter()
                 .enumerate()
                 .map(|(n, file)| OutputFile {
-                    key: format!("v{version}/{session}/{file}"),
+                    key: labpipe_core::layout::processed_key(version, &session, 1, &file),
                     size: 200_000 + (unit(i, 20 + n as u64) * 4e6) as u64,
                     sha256: format!(
                         "{:064x}",
@@ -206,7 +207,10 @@ pub fn demo_session(i: usize) -> SessionRecord {
 
     let mut item = SessionItem::placeholder(&session, recorded, Status::Cataloged, Utc::now());
     item.manifest_sha256 = Some(format!("{:064x}", (i as u128 + 1) * 2_654_435_761));
-    item.raw_prefix = Some(format!("s3://{RAW_BUCKET}/raw/{session}/"));
+    item.raw_prefix = Some(format!(
+        "s3://{RAW_BUCKET}/{}",
+        labpipe_core::layout::raw_session_prefix(&session)
+    ));
     item.total_bytes = data_bytes + 512;
     item.file_count = 5;
     let m = &mut item.metadata;

@@ -69,7 +69,7 @@ pub fn run(args: QueryArgs) -> Result<ExitCode> {
             files,
             unprocessed,
             refused,
-        } = labpipe_sync::processed_files(&catalog, &sessions, args.pipeline_version)
+        } = labpipe_sync::processed_files(&catalog, &sessions, args.pipeline_version, None)
             .await
             .context("cannot read the output records")?;
         for r in &refused {

@@ -32,6 +32,9 @@ struct FailedLine {
     action: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pipeline_version: Option<u32>,
+    /// The manifest whose S3 event is sent again (`ingest`): the failed revision's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    manifest_key: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -135,6 +138,7 @@ pub fn run(args: RedriveArgs) -> Result<ExitCode> {
                     step: item.status_step.clone(),
                     action: "skipped".into(),
                     pipeline_version: None,
+                    manifest_key: None,
                     reason: None,
                     message_id: None,
                 };
@@ -143,7 +147,7 @@ pub fn run(args: RedriveArgs) -> Result<ExitCode> {
                         line.reason = Some("its dead-letter message was moved back".into());
                         (None, None)
                     }
-                    Decision::Ingest => {
+                    Decision::Ingest { revision } => {
                         let bucket = item
                             .raw_prefix
                             .as_deref()
@@ -152,10 +156,18 @@ pub fn run(args: RedriveArgs) -> Result<ExitCode> {
                             .map(str::to_string)
                             .or_else(|| stack.raw_bucket.clone());
                         match bucket {
-                            Some(b) => (
-                                Some(QueueName::Ingest),
-                                Some(ingest_event(&b, &item.session)),
-                            ),
+                            Some(b) => {
+                                line.manifest_key = Some(
+                                    labpipe_core::layout::revision_manifest_key(
+                                        &item.session,
+                                        revision,
+                                    ),
+                                );
+                                (
+                                    Some(QueueName::Ingest),
+                                    Some(ingest_event(&b, &item.session, revision)),
+                                )
+                            }
                             None => {
                                 line.reason = Some("no raw bucket known: pass --raw-bucket or set LABPIPE_RAW_BUCKET".into());
                                 (None, None)
@@ -244,10 +256,14 @@ fn print_report(report: &Report) {
             (q, false) => format!("re-run ({q})"),
         };
         println!(
-            "FAILED {}  {what}{}{}",
+            "FAILED {}  {what}{}{}{}",
             f.session,
             f.pipeline_version
                 .map(|v| format!(" at pipeline version {v}"))
+                .unwrap_or_default(),
+            f.manifest_key
+                .as_deref()
+                .map(|k| format!(" from {k}"))
                 .unwrap_or_default(),
             f.reason
                 .as_deref()

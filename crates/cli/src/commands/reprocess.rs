@@ -101,7 +101,7 @@ pub fn run(args: ReprocessArgs) -> Result<ExitCode> {
                     line.reason = Some(reason);
                     report.skipped += 1;
                 }
-                Decision::Ingest => unreachable!("reprocess never re-ingests"),
+                Decision::Ingest { .. } => unreachable!("reprocess never re-ingests"),
             }
             report.sessions.push(line);
         }

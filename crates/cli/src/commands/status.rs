@@ -324,9 +324,18 @@ fn print_session(
     if let Some(v) = item.pipeline_version {
         println!("  pipeline   v{v} (latest run)");
     }
+    let current = item.current_revision();
     for o in outputs {
+        // A session never corrected shows no revision; a corrected one's every output line does.
+        let revision = if item.revision.is_none() && o.revision == 1 {
+            String::new()
+        } else if o.revision == current {
+            format!(" r{} (current)", o.revision)
+        } else {
+            format!(" r{}", o.revision)
+        };
         println!(
-            "  outputs v{:<2} {} files ({}) in s3://{}/{}, {}",
+            "  outputs v{:<2}{revision} {} files ({}) in s3://{}/{}, {}",
             o.version,
             o.files.len(),
             labpipe_core::units::human_bytes(o.files.iter().map(|f| f.size).sum()),
@@ -339,11 +348,18 @@ fn print_session(
         println!("  raw        {p}");
     }
     if let Some(n) = item.revision {
+        let earlier: Vec<String> = (1..n)
+            .map(|r| {
+                labpipe_core::layout::raw_session_prefix(&labpipe_core::layout::revision_folder(
+                    &item.session,
+                    r,
+                ))
+            })
+            .collect();
         println!(
-            "  revision   {n} ({}); earlier revisions stay in raw/{}/ and raw/{}.r<N>/",
+            "  revision   {n} ({}); earlier revisions stay in {}; `labpipe sync --revision N` fetches one's outputs",
             item.revision_reason.as_deref().unwrap_or("no reason given"),
-            item.session,
-            item.session
+            earlier.join(", ")
         );
     }
     if !item.metadata.is_empty() {

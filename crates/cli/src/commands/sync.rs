@@ -74,6 +74,7 @@ pub fn run(args: SyncArgs) -> Result<ExitCode> {
         raw: args.raw,
         raw_bucket: stack.raw_bucket.clone(),
         raw_revision: args.raw_revision,
+        revision: args.revision,
         include,
         limit: args.limit,
     };

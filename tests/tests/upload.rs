@@ -214,15 +214,17 @@ async fn assert_objects_equal_local(s3: &aws_sdk_s3::Client, bucket: &str, folde
         .iter()
         .filter_map(|o| o.key().map(String::from))
         .collect();
-    let mut expected: BTreeSet<String> =
-        local.keys().map(|p| format!("raw/{session}/{p}")).collect();
-    expected.insert(format!("raw/{session}/manifest.json"));
+    let mut expected: BTreeSet<String> = local
+        .keys()
+        .map(|p| labpipe_core::layout::raw_key(&session, &p))
+        .collect();
+    expected.insert(labpipe_core::layout::manifest_key(&session));
     assert_eq!(keys, expected, "objects in the bucket");
     for (path, bytes) in &local {
-        let got = object_bytes(s3, bucket, &format!("raw/{session}/{path}")).await;
+        let got = object_bytes(s3, bucket, &labpipe_core::layout::raw_key(&session, &path)).await;
         assert_eq!(sha(&got), sha(bytes), "{path} differs from the local file");
     }
-    let manifest = object_bytes(s3, bucket, &format!("raw/{session}/manifest.json")).await;
+    let manifest = object_bytes(s3, bucket, &labpipe_core::layout::manifest_key(&session)).await;
     let manifest: Value = serde_json::from_slice(&manifest).unwrap();
     let listed: BTreeMap<String, String> = manifest["files"]
         .as_array()
@@ -412,7 +414,7 @@ async fn an_upload_completed_as_the_run_died_is_found_not_sent_again(server: S3S
         .into_iter()
         .max_by_key(|(_, b)| b.len())
         .unwrap();
-    let key = format!("raw/{}/{path}", session_name(&fx.folder));
+    let key = labpipe_core::layout::raw_key(&session_name(&fx.folder), &path);
     let journal = labpipe_upload::Journal::open(&run.journal).unwrap();
     journal
         .begin_upload(
@@ -517,7 +519,7 @@ async fn flaky_network_resets_errors_and_stalls_do_not_corrupt_anything(server: 
     // request on the session's keys (`raw/<session>/…`, or a listing of that prefix) reports its
     // retries as events. Requests before any session (the bucket preflight, which lists `raw/`)
     // are retried just the same but belong to no session, so they are not counted.
-    let session_prefix = format!("raw/{}/", session_name(&fx.folder));
+    let session_prefix = labpipe_core::layout::raw_session_prefix(&session_name(&fx.folder));
     let on_session = |request: &str| {
         request.contains(&session_prefix) || request.contains(&session_prefix.replace('/', "%2F"))
     };
@@ -548,7 +550,7 @@ async fn an_existing_object_is_never_overwritten(server: S3Server) {
     let name = session_name(&fx.folder);
     let files = local_files(&fx.folder);
     let (victim, bytes) = files.iter().find(|(p, _)| p.ends_with(".bin")).unwrap();
-    let key = format!("raw/{name}/{victim}");
+    let key = labpipe_core::layout::raw_key(&name, &victim);
 
     // Different bytes at the key, written by no upload of this PC: refused before anything is
     // sent (another recording holds the name), remote unchanged, no manifest.
@@ -878,7 +880,7 @@ fn session_name(folder: &Path) -> String {
 async fn has_manifest(s3: &aws_sdk_s3::Client, bucket: &str, session: &str) -> bool {
     s3.head_object()
         .bucket(bucket)
-        .key(format!("raw/{session}/manifest.json"))
+        .key(labpipe_core::layout::manifest_key(&session))
         .send()
         .await
         .is_ok()
@@ -894,7 +896,7 @@ fn events_named(out: &[u8], kind: &str) -> Vec<Value> {
 
 /// The manifest of `session` as the bucket holds it now.
 async fn remote_manifest(s3: &aws_sdk_s3::Client, bucket: &str, session: &str) -> Value {
-    let bytes = object_bytes(s3, bucket, &format!("raw/{session}/manifest.json")).await;
+    let bytes = object_bytes(s3, bucket, &labpipe_core::layout::manifest_key(&session)).await;
     serde_json::from_slice(&bytes).unwrap()
 }
 
@@ -942,7 +944,7 @@ async fn on_a_versioned_bucket_the_manifest_pins_each_object_version(server: S3S
             .s3
             .head_object()
             .bucket(&run.bucket)
-            .key(format!("raw/{session}/{path}"))
+            .key(labpipe_core::layout::raw_key(&session, &path))
             .send()
             .await
             .unwrap();
@@ -954,7 +956,7 @@ async fn on_a_versioned_bucket_the_manifest_pins_each_object_version(server: S3S
     fx.s3
         .delete_object()
         .bucket(&run.bucket)
-        .key(format!("raw/{session}/manifest.json"))
+        .key(labpipe_core::layout::manifest_key(&session))
         .send()
         .await
         .unwrap();

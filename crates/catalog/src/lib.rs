@@ -4,8 +4,9 @@
 //!
 //! Table layout: one partition per session (`SESSION#<id>`) holding its `META` item, one
 //! `EVENT#<utc time>#<seq>` item per status change or note and one `OUTPUT#v<N>` item per
-//! pipeline version, and two sparse indexes, `by_month` and `by_status`. Every attribute, index
-//! and condition, and why: `docs/catalog.md`.
+//! pipeline version and revision (`OUTPUT#v<N>` for the first upload, `OUTPUT#v<N>#r<R>` for
+//! correction R), and two sparse indexes, `by_month` and `by_status`. Every attribute, index and
+//! condition, and why: `docs/catalog.md`.
 //!
 //! Invariants: a session's status changes only along [`Status::allowed_from`]; every change
 //! writes its history item in the same transaction; an entry cataloged from one manifest is never

@@ -661,9 +661,9 @@ fn uploaded_by(event: &ManifestEvent, manifest: &Manifest) -> String {
     )
 }
 
-/// The machine the manifest says uploaded it, when it says.
-fn uploading_machine(_manifest: &Manifest) -> Option<String> {
-    None
+/// The machine the manifest says uploaded it (`uploaded_by`), when it says.
+fn uploading_machine(manifest: &Manifest) -> Option<String> {
+    manifest.uploaded_by.as_ref().map(ToString::to_string)
 }
 
 impl S3Notification {

@@ -926,6 +926,11 @@ async fn put_revision(stack: &Stack, s: &Session, revision: u32) -> String {
         number: revision,
         reason: format!("correction {revision}"),
     });
+    manifest.uploaded_by = Some(labpipe_core::UploadedBy {
+        host: "RIG-B-PC".into(),
+        user: "lab".into(),
+        rig: Some("rigB".into()),
+    });
     let key = revision_manifest_key(&s.id, revision);
     stack
         .clients
@@ -1041,7 +1046,9 @@ async fn a_correction_that_skips_a_revision_is_refused_and_each_revision_keeps_i
     let made = made.last().unwrap();
     assert!(
         made.message.starts_with("revision 2 (correction 2)")
-            && made.message.contains("uploaded by AWS:AROATECH:lab-pc-2"),
+            && made
+                .message
+                .contains("uploaded by AWS:AROATECH:lab-pc-2 from RIG-B-PC (user lab, rig rigB)"),
         "{}",
         made.message
     );

@@ -226,7 +226,7 @@ async fn put_data_file(stack: &Stack, s: &Session, path: &str, bytes: Vec<u8>) {
         .s3
         .put_object()
         .bucket(&stack.config.raw_bucket)
-        .key(labpipe_core::layout::raw_key(&s.id, &path))
+        .key(labpipe_core::layout::raw_key(&s.id, path))
         .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
         .body(ByteStream::from(bytes))
         .send()
@@ -450,7 +450,7 @@ async fn an_object_altered_before_the_manifest_fails_naming_the_file() {
         .s3
         .delete_object()
         .bucket(&stack.config.raw_bucket)
-        .key(labpipe_core::layout::raw_key(&t.id, &gone))
+        .key(labpipe_core::layout::raw_key(&t.id, gone))
         .send()
         .await
         .unwrap();

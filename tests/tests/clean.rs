@@ -85,14 +85,14 @@ impl Lab {
 
     /// The catalog entry ingest would write for the uploaded manifest, with `status`.
     async fn catalog_as(&self, session: &str, status: Status) {
-        let key = labpipe_core::layout::manifest_key(&session);
+        let key = labpipe_core::layout::manifest_key(session);
         let bytes = object_bytes(&self.s3, &self.raw, &key).await;
         let manifest = Manifest::from_json(&bytes).unwrap();
         let sha = hex::encode(Sha256::digest(&bytes));
         let prefix = format!(
             "s3://{}/{}",
             self.raw,
-            labpipe_core::layout::raw_session_prefix(&session)
+            labpipe_core::layout::raw_session_prefix(session)
         );
         let mut item = SessionItem::from_manifest(&manifest, &sha, &prefix, Utc::now());
         item.status = status;
@@ -213,7 +213,7 @@ async fn clean_deletes_only_what_it_can_prove_and_says_why_it_keeps_the_rest() {
     lab.s3
         .delete_object()
         .bucket(&lab.raw)
-        .key(labpipe_core::layout::raw_key(&missing, &f_missing))
+        .key(labpipe_core::layout::raw_key(missing, &f_missing))
         .send()
         .await
         .unwrap();
@@ -223,7 +223,7 @@ async fn clean_deletes_only_what_it_can_prove_and_says_why_it_keeps_the_rest() {
     lab.s3
         .put_object()
         .bucket(&lab.raw)
-        .key(labpipe_core::layout::raw_key(&differs, &f_differs))
+        .key(labpipe_core::layout::raw_key(differs, &f_differs))
         .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
         .body(flipped(&local).into())
         .send()

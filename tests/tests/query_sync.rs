@@ -240,7 +240,7 @@ impl Lab {
     async fn add_outputs(&mut self, session: &str, files: &[(&str, usize, u64)]) -> OutputRecord {
         let mut out = Vec::new();
         for (name, len, seed) in files {
-            let key = labpipe_core::layout::processed_key(1, &session, 1, &name);
+            let key = labpipe_core::layout::processed_key(1, session, 1, name);
             let body = bytes(*len, *seed);
             out.push(OutputFile {
                 key: key.clone(),
@@ -254,7 +254,7 @@ impl Lab {
             version: 1,
             revision: 1,
             bucket: self.processed.clone(),
-            prefix: labpipe_core::layout::processed_prefix(1, &session, 1),
+            prefix: labpipe_core::layout::processed_prefix(1, session, 1),
             files: out,
             created_at: Utc::now(),
         }
@@ -660,12 +660,12 @@ fn sync_include_dry_run_and_raw_files(engines: Engines) {
     runtime().block_on(async {
         let raw = lab.raw.clone();
         for (p, b) in &raw_files {
-            lab.put(&raw, &labpipe_core::layout::raw_key(&S2, &p), b.clone())
+            lab.put(&raw, &labpipe_core::layout::raw_key(S2, p), b.clone())
                 .await;
         }
         lab.put(
             &raw,
-            &labpipe_core::layout::manifest_key(&S2),
+            &labpipe_core::layout::manifest_key(S2),
             manifest_bytes.clone(),
         )
         .await;
@@ -796,7 +796,7 @@ fn sync_raw_reads_the_versions_the_manifest_pins(engines: Engines) {
                 .to_string()
         }
     };
-    let manifest_key = labpipe_core::layout::manifest_key(&S2);
+    let manifest_key = labpipe_core::layout::manifest_key(S2);
     runtime().block_on(async {
         // As the template's raw bucket (`VersioningConfiguration: Enabled`).
         lab.s3
@@ -812,7 +812,7 @@ fn sync_raw_reads_the_versions_the_manifest_pins(engines: Engines) {
             .unwrap();
         let mut files = Vec::new();
         for (p, b) in &raw_files {
-            let version = put(labpipe_core::layout::raw_key(&S2, &p), b.clone()).await;
+            let version = put(labpipe_core::layout::raw_key(S2, p), b.clone()).await;
             files.push(ManifestFile {
                 path: p.to_string(),
                 size: b.len() as u64,
@@ -868,7 +868,7 @@ fn sync_raw_reads_the_versions_the_manifest_pins(engines: Engines) {
             .unwrap();
         // Writes around the upload: new current versions of a data file and of the manifest.
         put(
-            labpipe_core::layout::raw_key(&S2, "rec_001.bin"),
+            labpipe_core::layout::raw_key(S2, "rec_001.bin"),
             bytes(70_000, 99),
         )
         .await;
@@ -936,14 +936,14 @@ fn objects_changed_behind_the_catalog_are_refused(engines: Engines) {
     runtime().block_on(async {
         // Same size, different bytes; and a different size.
         let mut tampered =
-            lab.objects[&labpipe_core::layout::processed_key(1, &S2, 1, "summary.json")].clone();
+            lab.objects[&labpipe_core::layout::processed_key(1, S2, 1, "summary.json")].clone();
         tampered[0] ^= 1;
         lab.s3
             .put_object()
             .bucket(&lab.processed)
             .key(labpipe_core::layout::processed_key(
                 1,
-                &S2,
+                S2,
                 1,
                 "summary.json",
             ))
@@ -954,7 +954,7 @@ fn objects_changed_behind_the_catalog_are_refused(engines: Engines) {
         lab.s3
             .put_object()
             .bucket(&lab.processed)
-            .key(labpipe_core::layout::processed_key(1, &S1, 1, "signal.bin"))
+            .key(labpipe_core::layout::processed_key(1, S1, 1, "signal.bin"))
             .body(bytes(5_000_001, 3).into())
             .send()
             .await
@@ -1016,7 +1016,7 @@ fn unsafe_keys_are_refused(engines: Engines) {
             version: 1,
             revision: 1,
             bucket: lab.processed.clone(),
-            prefix: labpipe_core::layout::processed_prefix(1, &S1, 1),
+            prefix: labpipe_core::layout::processed_prefix(1, S1, 1),
             files: vec![OutputFile {
                 key: labpipe_core::layout::processed_key(1, S1, 1, "../../../escape.txt"),
                 size: 3,
@@ -1239,7 +1239,7 @@ fn a_killed_download_resumes_where_it_stopped(engines: Engines) {
     );
     assert!(
         std::fs::read(dest.join(S1).join("signal.bin")).unwrap()
-            == lab.objects[&labpipe_core::layout::processed_key(1, &S1, 1, "signal.bin")]
+            == lab.objects[&labpipe_core::layout::processed_key(1, S1, 1, "signal.bin")]
     );
 }
 

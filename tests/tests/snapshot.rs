@@ -72,7 +72,7 @@ impl Lab {
     async fn preprocess(&self, files: &[(&str, Vec<u8>)]) {
         let mut out = Vec::new();
         for (name, body) in files {
-            let key = labpipe_core::layout::processed_key(1, &SESSION, 1, &name);
+            let key = labpipe_core::layout::processed_key(1, SESSION, 1, name);
             self.s3
                 .put_object()
                 .bucket(&self.processed)
@@ -91,7 +91,7 @@ impl Lab {
             version: 1,
             revision: 1,
             bucket: self.processed.clone(),
-            prefix: labpipe_core::layout::processed_prefix(1, &SESSION, 1),
+            prefix: labpipe_core::layout::processed_prefix(1, SESSION, 1),
             files: out,
             created_at: Utc::now(),
         };

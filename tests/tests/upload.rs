@@ -216,12 +216,12 @@ async fn assert_objects_equal_local(s3: &aws_sdk_s3::Client, bucket: &str, folde
         .collect();
     let mut expected: BTreeSet<String> = local
         .keys()
-        .map(|p| labpipe_core::layout::raw_key(&session, &p))
+        .map(|p| labpipe_core::layout::raw_key(&session, p))
         .collect();
     expected.insert(labpipe_core::layout::manifest_key(&session));
     assert_eq!(keys, expected, "objects in the bucket");
     for (path, bytes) in &local {
-        let got = object_bytes(s3, bucket, &labpipe_core::layout::raw_key(&session, &path)).await;
+        let got = object_bytes(s3, bucket, &labpipe_core::layout::raw_key(&session, path)).await;
         assert_eq!(sha(&got), sha(bytes), "{path} differs from the local file");
     }
     let manifest = object_bytes(s3, bucket, &labpipe_core::layout::manifest_key(&session)).await;
@@ -550,7 +550,7 @@ async fn an_existing_object_is_never_overwritten(server: S3Server) {
     let name = session_name(&fx.folder);
     let files = local_files(&fx.folder);
     let (victim, bytes) = files.iter().find(|(p, _)| p.ends_with(".bin")).unwrap();
-    let key = labpipe_core::layout::raw_key(&name, &victim);
+    let key = labpipe_core::layout::raw_key(&name, victim);
 
     // Different bytes at the key, written by no upload of this PC: refused before anything is
     // sent (another recording holds the name), remote unchanged, no manifest.
@@ -880,7 +880,7 @@ fn session_name(folder: &Path) -> String {
 async fn has_manifest(s3: &aws_sdk_s3::Client, bucket: &str, session: &str) -> bool {
     s3.head_object()
         .bucket(bucket)
-        .key(labpipe_core::layout::manifest_key(&session))
+        .key(labpipe_core::layout::manifest_key(session))
         .send()
         .await
         .is_ok()
@@ -896,7 +896,7 @@ fn events_named(out: &[u8], kind: &str) -> Vec<Value> {
 
 /// The manifest of `session` as the bucket holds it now.
 async fn remote_manifest(s3: &aws_sdk_s3::Client, bucket: &str, session: &str) -> Value {
-    let bytes = object_bytes(s3, bucket, &labpipe_core::layout::manifest_key(&session)).await;
+    let bytes = object_bytes(s3, bucket, &labpipe_core::layout::manifest_key(session)).await;
     serde_json::from_slice(&bytes).unwrap()
 }
 
@@ -944,7 +944,7 @@ async fn on_a_versioned_bucket_the_manifest_pins_each_object_version(server: S3S
             .s3
             .head_object()
             .bucket(&run.bucket)
-            .key(labpipe_core::layout::raw_key(&session, &path))
+            .key(labpipe_core::layout::raw_key(&session, path))
             .send()
             .await
             .unwrap();

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Holds the dependency rules of ARCHITECTURE.md ("Invariants"): each rule is a package, the
+# Holds the dependency rules of ARCHITECTURE.md ("Invariants"), and that object keys are built only
+# in labpipe_core::layout (scripts/check_key_layout.py). Each dependency rule is a package, the
 # dependency kinds looked at, and the crates it must not reach. It reads `cargo tree` (the
 # resolved graph, not the manifests), so a rule also catches a forbidden crate pulled in through
 # another workspace crate. Fails with the path from the package to the forbidden crate.
@@ -81,5 +82,9 @@ PY
     fi
   done
 fi
+
+# One layout of object keys (ARCHITECTURE.md, "One S3 gateway"): no key format string
+# (`"raw/{…}`, `"v{}/…"`, `".r{}"`, `{RAW_PREFIX}`) in any Rust file outside crates/core/src/layout*.
+python3 scripts/check_key_layout.py || failed=1
 
 exit "$failed"

@@ -92,7 +92,6 @@ pub fn revision_manifest_key(session: &str, revision: u32) -> String {
     manifest_key(&revision_folder(session, revision))
 }
 
-
 /// `v<version>/<session>/` (revision 1) or `v<version>/<session>.r<R>/`: one pipeline version's
 /// outputs of one revision of a session in the processed bucket.
 pub fn processed_prefix(version: u32, session: &str, revision: u32) -> String {

@@ -25,7 +25,7 @@ stage() {
   printf '==> [%4ds] %s\n' "$((SECONDS - T0))" "$1"
 }
 CROSS_PID=""
-trap 'rc=$?; [ -n "$CROSS_PID" ] && kill "$CROSS_PID" 2>/dev/null; rm -f "${UI_READY:-}"; [ "$rc" -ne 0 ] && printf "==> [%4ds] FAILED in stage: %s (exit %d)\n" "$((SECONDS - T0))" "$STAGE" "$rc"' EXIT
+trap 'rc=$?; [ -n "$CROSS_PID" ] && { pkill -TERM -P "$CROSS_PID" 2>/dev/null; kill "$CROSS_PID" 2>/dev/null; }; rm -f "${UI_READY:-}"; [ "$rc" -ne 0 ] && printf "==> [%4ds] FAILED in stage: %s (exit %d)\n" "$((SECONDS - T0))" "$STAGE" "$rc"' EXIT
 
 # The shared build cache grows with every clone and feature set that used it; when the disk is
 # nearly full, drop its incremental state (rebuilt on demand) before building.

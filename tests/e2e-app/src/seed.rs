@@ -176,12 +176,12 @@ impl History {
             version,
             revision: 1,
             bucket: PROCESSED_BUCKET.into(),
-            prefix: labpipe_core::layout::processed_prefix(version, &session, 1),
+            prefix: labpipe_core::layout::processed_prefix(version, session, 1),
             files: OUTPUT_FILES
                 .iter()
                 .enumerate()
                 .map(|(n, file)| OutputFile {
-                    key: labpipe_core::layout::processed_key(version, &session, 1, &file),
+                    key: labpipe_core::layout::processed_key(version, session, 1, file),
                     size: 200_000 + (unit(i, 20 + n as u64) * 4e6) as u64,
                     sha256: format!(
                         "{:064x}",

@@ -579,7 +579,7 @@ async fn an_existing_object_is_never_overwritten(server: S3Server) {
     );
     assert_eq!(
         listing_keys(&fx.s3, &run.bucket).await,
-        [key.clone()],
+        std::slice::from_ref(&key),
         "nothing else was sent under the taken name"
     );
     let got = object_bytes(&fx.s3, &run.bucket, &key).await;

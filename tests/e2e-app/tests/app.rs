@@ -758,7 +758,7 @@ async fn a_corrected_session_goes_up_as_a_correction_with_its_reason() -> Result
             .into_iter()
             .find(|f| f.ends_with(".bin"))
             .context("a data file")?;
-        let first_key = labpipe_core::layout::raw_key(&session, &data);
+        let first_key = labpipe_core::layout::raw_key(session, &data);
         let first_bytes = b"the first upload's bytes".to_vec();
         s3.put_object()
             .bucket(&bucket)
@@ -822,7 +822,7 @@ async fn a_corrected_session_goes_up_as_a_correction_with_its_reason() -> Result
         let manifest = s3
             .get_object()
             .bucket(&bucket)
-            .key(labpipe_core::layout::revision_manifest_key(&session, 2))
+            .key(labpipe_core::layout::revision_manifest_key(session, 2))
             .send()
             .await
             .context("revision 2's manifest")?
@@ -999,7 +999,7 @@ async fn free_disk_space_check_lists_what_stays_and_why_and_deletes_nothing() ->
 }
 
 fn labpipe_upload_manifest_key(session: &str) -> String {
-    labpipe_core::layout::manifest_key(&session)
+    labpipe_core::layout::manifest_key(session)
 }
 
 /// Files under `dir`, as paths relative to it with `/` separators.
@@ -1139,7 +1139,7 @@ async fn pausing_an_upload_holds_it_and_resume_continues_from_what_was_sent() ->
         ensure!(text.contains("already in the cloud"), "{text}");
 
         for rel in files_below(&session.path)? {
-            let key = labpipe_core::layout::raw_key(&name, &rel);
+            let key = labpipe_core::layout::raw_key(name, &rel);
             let remote = s3
                 .get_object()
                 .bucket(&bucket)

@@ -984,9 +984,12 @@ fn a_corrected_session_becomes_revision_two_and_the_first_stays_as_it_was() {
             String::from_utf8_lossy(&plain.stderr)
         );
         assert_eq!(plain.status.code(), Some(1), "{said}");
+        // Refused before a byte is sent, naming the changed file and the correction command.
         assert!(
-            said.contains(&rev1_key) && said.contains("--revise"),
-            "the conflict must name {rev1_key} and --revise: {said}"
+            said.contains("\"code\":\"changed_since_upload\"")
+                && said.contains(&format!("changed {name}"))
+                && said.contains("labpipe upload --revise"),
+            "the refusal must name the changed {name} and the --revise command: {said}"
         );
 
         // The correction as revision 2.

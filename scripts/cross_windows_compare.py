@@ -8,7 +8,7 @@ first platform difference instead of hoping there is none.
                                        `labpipe check --json` of the same folders (but SESSION…)
   tree LINUX_DIR WINDOWS_DIR           two generated lab folders, file by file (names, bytes)
   buckets ENDPOINT LINUX_B WINDOWS_B   every object of two buckets: keys, bytes, checksums,
-                                       manifests (all but created_at)
+                                       manifests (all but created_at and uploaded_by's values)
   summary LINUX.jsonl WINDOWS.jsonl    the closing `summary` events of two `upload --json` runs
 """
 
@@ -125,6 +125,11 @@ def objects(s3, bucket):
 def manifest_without_time(body):
     m = json.loads(body)
     m.pop("created_at", None)
+    # The uploading machine (host, user, rig) differs by machine by design; its shape is the
+    # same type on both (labpipe_core::UploadedBy) and is required to be present on both.
+    if ("uploaded_by" in m) is not True:
+        raise SystemExit("a manifest without uploaded_by: every upload records its machine")
+    m["uploaded_by"] = sorted(m["uploaded_by"])
     # Version ids are the bucket's, unique per object; both buckets are unversioned, so absent.
     return m
 
@@ -163,7 +168,7 @@ def cmd_buckets(endpoint, linux_bucket, windows_bucket):
         total = sum(len(linux[k]["body"]) for k in data)
         print(
             f"upload: {len(sessions)} sessions, {len(data)} objects + {len(linux) - len(data)} manifests, "
-            f"{total} bytes; keys, bytes, SHA-256, CRC64NVME and manifests (but created_at) equal"
+            f"{total} bytes; keys, bytes, SHA-256, CRC64NVME and manifests (but created_at and uploaded_by's values) equal"
         )
         if not data:
             print("upload: nothing was uploaded, so nothing was compared")

@@ -262,7 +262,15 @@ main() {
   local s
   for s in "${steps[@]}"; do
     case "$s" in
-      all) step_apt; step_venv; step_rust; step_ui; step_dynalite; step_driver ;;
+      all)
+        step_apt
+        # tauri-driver is a compile (CPU) and the venv a download (network): side by side they
+        # take the time of the longer one (cold: 48 s + 134 s before).
+        step_driver &
+        local driver=$!
+        step_venv; step_rust; step_ui; step_dynalite
+        wait "$driver" || die "driver: the tauri-driver install failed (see output above)"
+        ;;
       apt) step_apt ;;
       ui) step_ui ;;
       dynalite) step_dynalite ;;

@@ -57,7 +57,7 @@ if [ -z "$EXE" ]; then
   [ -f ui/dist/index.html ] || die "ui/dist is missing: run 'cd ui && npx vite build' first (the app, built with the CLI, embeds it)"
   say "cargo build -p labpipe-cli -p labpipe-app --target $TARGET --profile cross"
   t=$SECONDS
-  nice -n 10 cargo build --quiet -p labpipe-cli -p labpipe-app --target "$TARGET" --profile cross
+  nice -n 10 env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS cargo build --quiet -p labpipe-cli -p labpipe-app --target "$TARGET" --profile cross
   say "windows build: $((SECONDS - t))s, $(du -sh "$CARGO_TARGET_DIR/$TARGET" | cut -f1) in $CARGO_TARGET_DIR/$TARGET"
   EXE="$CARGO_TARGET_DIR/$TARGET/cross/labpipe.exe"
 fi

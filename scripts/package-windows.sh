@@ -56,7 +56,7 @@ MSI="${MSI:-$DIST/LabPipe-${VERSION}-x64.msi}"
 mkdir -p "$DIST" "$(dirname "$MSI")"
 
 say "cargo build -p labpipe-cli -p labpipe-app --target $TARGET --profile $PROFILE"
-nice -n 10 cargo build --quiet -p labpipe-cli -p labpipe-app --target "$TARGET" --profile "$PROFILE"
+nice -n 10 env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS cargo build --quiet -p labpipe-cli -p labpipe-app --target "$TARGET" --profile "$PROFILE"
 OUT="$CARGO_TARGET_DIR/$TARGET/$PROFILE"
 # webview2-com-sys copies the loader out of the crate into its build output; the newest one is
 # the one this build linked against.

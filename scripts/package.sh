@@ -67,7 +67,7 @@ command -v musl-gcc >/dev/null 2>&1 || die "musl-gcc not found: run 'scripts/boo
 musl_profile=cross
 [ "$PROFILE" = release ] && musl_profile=release
 say "cli: cargo build -p labpipe-cli --target $MUSL --profile $musl_profile"
-cargo build -q --profile "$musl_profile" -p labpipe-cli --target "$MUSL"
+env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS cargo build -q --profile "$musl_profile" -p labpipe-cli --target "$MUSL"
 CLI_BIN="$CARGO_TARGET_DIR/$MUSL/$musl_profile/labpipe"
 file "$CLI_BIN" | grep -q "static" || die "$CLI_BIN is not statically linked: $(file -b "$CLI_BIN")"
 cp "$CLI_BIN" "$DIST/labpipe-${VERSION}-x86_64-linux-musl"

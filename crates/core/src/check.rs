@@ -202,7 +202,7 @@ pub fn check_session(input: CheckInput<'_>) -> SessionReport {
     for e in listing.entries_of(EntryKind::Temporary) {
         unstable = true;
         findings.push(
-            Finding::warning("stability", format!("{} is a temporary or lock file: something is still writing into this folder; it is re-checked once the file is gone", e.path))
+            Finding::warning("stability", format!("{} is a temporary or lock file: something is still writing into this folder; wait for it to finish (it is re-checked once the file is gone), or remove the file if nothing writes it any more", e.path))
                 .in_file(&e.path),
         );
     }

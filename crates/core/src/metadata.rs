@@ -253,14 +253,14 @@ fn type_value(key: &str, value: &str, schema: &LabSchema) -> Result<MetaValue, S
                             format!(" — use a decimal point: {decimal}")
                         }
                     } else {
-                        String::new()
+                        "; fix the value".to_string()
                     };
                     return Err(format!("{key} must be a {expect}, got '{value}'{hint}"));
                 }
             };
             if spec.kind == FieldKind::Integer && n.fract() != 0.0 {
                 return Err(format!(
-                    "{key} must be a whole number ({expect}), got '{value}'"
+                    "{key} must be a whole number ({expect}), got '{value}'; fix the value"
                 ));
             }
             let below =

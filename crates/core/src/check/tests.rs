@@ -575,48 +575,112 @@ fn sessions_over_the_manifest_bounds_are_refused() {
     );
 }
 
-#[test]
-fn every_message_names_what_to_do() {
-    // A folder with many problems at once: each message must be actionable and name its subject.
-    let files = [
-        ("Metadata.TXT", 100, 3600),
-        ("rec_000.bin", 0, 3600),
-        ("x.bin", 5, 3600),
-    ];
-    let r = run(&listing("20210229_161221", &files), None);
-    let names = [
-        ("20210301_161221", "CON.bin"),
-        ("20210301_161221", "a:b/c.bin"),
-        ("20210301_161221", "tail."),
-    ];
-    let mut findings = r.findings.clone();
-    for (session, bad) in names {
+/// Every kind of finding the checks make, from folders with one or many problems each.
+fn findings_of_every_kind() -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let mut add = |listing: SessionListing, meta: Option<&str>| {
+        findings.extend(run(&listing, meta).findings);
+    };
+    // A name that is no date-time, a second metadata file, an empty and a cut data file.
+    add(
+        listing(
+            "20210229_161221",
+            &[
+                ("Metadata.TXT", 100, 3600),
+                ("rec_000.bin", 0, 3600),
+                ("x.bin", 5, 3600),
+            ],
+        ),
+        None,
+    );
+    // File names some OS of the lab cannot hold.
+    for bad in ["CON.bin", "a:b/c.bin", "tail."] {
         let mut files = good_files();
         files.push((bad, 1600, 3600));
-        findings.extend(run(&listing(session, &files), Some(GOOD_META)).findings);
+        add(listing("20210301_161221", &files), Some(GOOD_META));
     }
+    // Metadata the catalog cannot hold, a value out of range, unparseable and missing fields.
     let big = format!("{GOOD_META}notes: {}\n", "n".repeat(500_000));
-    findings.extend(run(&listing("20210301_161221", &good_files()), Some(&big)).findings);
+    add(listing("20210301_161221", &good_files()), Some(&big));
     let huge = format!("{GOOD_META}electrode_impedance_kohm: 1e200\n");
-    findings.extend(run(&listing("20210301_161221", &good_files()), Some(&huge)).findings);
+    add(listing("20210301_161221", &good_files()), Some(&huge));
+    add(
+        listing("20210301_161221", &good_files()),
+        Some("subject_id S017\nfatigue: tired\n"),
+    );
+    // More files than a manifest holds.
     let many: Vec<String> = (0..2001).map(|i| format!("r{i}.bin")).collect();
     let mut files: Vec<(&str, u64, u64)> = vec![("metadata.txt", 120, 3600)];
     files.extend(many.iter().map(|p| (p.as_str(), 1600, 3600)));
-    findings.extend(run(&listing("20210301_161221", &files), Some(GOOD_META)).findings);
-    assert!(
-        findings
-            .iter()
-            .filter(|f| ["file_name", "catalog"].contains(&f.check.as_str()))
-            .count()
-            >= 6
+    add(listing("20210301_161221", &files), Some(GOOD_META));
+    // Something still writing: a temporary file, a file changed seconds ago.
+    let mut files = good_files();
+    files.push(("rec_002.bin.part", 1600, 3600));
+    add(listing("20210301_161221", &files), Some(GOOD_META));
+    let mut files = good_files();
+    files[1].2 = 5;
+    add(listing("20210301_161221", &files), Some(GOOD_META));
+    // Links out of and inside the folder, an unreadable file, no data at all.
+    let mut linked = listing("20210301_161221", &good_files());
+    for (path, inside) in [("outside.bin", false), ("inside.bin", true)] {
+        linked.entries.push(Entry {
+            path: path.into(),
+            kind: EntryKind::Symlink {
+                target_inside: inside,
+            },
+            size: 0,
+            modified: now() - Duration::from_secs(3600),
+        });
+    }
+    linked
+        .unreadable
+        .push(("rec_009.bin".into(), "permission denied".into()));
+    add(linked, Some(GOOD_META));
+    add(
+        listing("20210301_161221", &[("metadata.txt", 120, 3600)]),
+        Some(GOOD_META),
     );
-    for f in &findings {
-        let actionable = [
-            "fix", "add", "copy", "rename", "remove", "check", "move", "export", "keep",
-        ]
-        .iter()
-        .any(|w| f.message.contains(w));
-        assert!(actionable, "not actionable: {}", f.message);
+    findings
+}
+
+#[test]
+fn every_message_names_what_to_do() {
+    let findings = findings_of_every_kind();
+    // Every check that can refuse a session is in the corpus, so a new message of any of them is
+    // held to the rules below (a check missing here fails the test, not silently passes it).
+    let kinds: std::collections::BTreeSet<&str> =
+        findings.iter().map(|f| f.check.as_str()).collect();
+    for kind in [
+        "session_id",
+        "folder",
+        "file_name",
+        "stability",
+        "metadata",
+        "data_files",
+        "size",
+        "catalog",
+    ] {
+        assert!(
+            kinds.contains(kind),
+            "no finding of check {kind:?} in the corpus: {kinds:?}"
+        );
+    }
+    // What to do, as a word of its own ("add" inside "address" does not count).
+    let action = regex::Regex::new(
+        r"(?i)\b(fix|add|copy|rename|remove|delete|check|move|export|keep|wait|waiting|split|record|shorten|use|write|give|make)\b",
+    )
+    .unwrap();
+    for f in findings.iter().filter(|f| f.severity != Severity::Info) {
+        assert!(action.is_match(&f.message), "says nothing to do: {f:?}");
+        // What it is about: the file (its path in `file`, or named in the text), the metadata
+        // field (with its line), the folder's name, or the session as a whole.
+        let names_its_subject = f.file.is_some()
+            || f.line.is_some()
+            || f.message.contains("metadata.txt")
+            || f.message.contains("20210")
+            || f.message.contains("folder")
+            || f.message.contains("the session");
+        assert!(names_its_subject, "names no file, field or folder: {f:?}");
     }
 }
 

@@ -11,7 +11,7 @@
 #
 # There is no peer tool to compare the app with, so the figures are absolute, against the goals:
 # idle CPU < 1 %, memory < 200 MB, filter latency < 50 ms with 10,000 sessions (< 100 ms with
-# 100,000). The catalog travels to the page as columns (src-tauri/src/sessions.rs); the load line
+# 100,000). The catalog travels to the page as columns (crates/lab/src/sessions/mod.rs); the load line
 # gives the size of that JSON, the first filter line the size of an index array of every session.
 #
 # Usage: bench/app.sh [SESSIONS]          (default 10000)

@@ -83,6 +83,18 @@ PY
   done
 fi
 
+# One resolution of the stack (ARCHITECTURE.md, "adapters stay thin"): the CLI, the app and the
+# Python package hand their flags or keywords to labpipe_lab::stack; none reads or looks for the
+# stack outputs file itself.
+stray="$(grep -rlE 'StackOutputs::(find|read)' crates/cli crates/python src-tauri --include='*.rs' || true)"
+if [ -n "$stray" ]; then
+  printf 'architecture: the stack outputs file is read outside labpipe_lab::stack in: %s\n' "$(echo $stray)" >&2
+  printf '  resolve the stack with labpipe_lab::stack::Stack::resolve (or LabPcOutputs::read)\n' >&2
+  failed=1
+else
+  printf 'architecture: ok  one stack resolution  (no front end reads the stack outputs file itself)\n'
+fi
+
 # One layout of object keys (ARCHITECTURE.md, "One S3 gateway"): no key format string
 # (`"raw/{…}`, `"v{}/…"`, `".r{}"`, `{RAW_PREFIX}`) in any Rust file outside crates/core/src/layout*.
 python3 scripts/check_key_layout.py || failed=1

@@ -16,4 +16,7 @@ fn export_library_bindings() {
     // Exported here, not by a `#[ts(export)]` of its own: that one runs in the lab crate's tests,
     // where the same relative path lands in `crates/ui/`.
     labpipe_lab::WatchMode::export_all(&cfg).unwrap();
+    labpipe_lab::sessions::CatalogSnapshot::export_all(&cfg).unwrap();
+    labpipe_lab::sessions::FilterResult::export_all(&cfg).unwrap();
+    labpipe_lab::sessions::SessionDetail::export_all(&cfg).unwrap();
 }

@@ -320,6 +320,7 @@ pub async fn filter_catalog(state: State<'_, AppState>, filter: String) -> AppRe
         .as_ref()
         .ok_or_else(sessions::not_loaded)?
         .filter(&filter)
+        .map_err(Into::into)
 }
 
 #[tauri::command]
@@ -343,25 +344,7 @@ pub async fn session_detail(
         }
     };
     let s3 = crate::cloud::s3(&sdk);
-    let (events, outputs, files) = tokio::join!(
-        catalog.events(&session),
-        catalog.all_outputs(&session),
-        sessions::manifest_files(&s3, &settings.raw_bucket, &item)
-    );
-    let snapshot_row = sessions::CatalogRow::from(&item);
-    let (files, files_error) = match files {
-        Ok(f) => (f, None),
-        Err(e) => (Vec::new(), Some(e)),
-    };
-    Ok(SessionDetail {
-        row: snapshot_row,
-        raw_prefix: item.raw_prefix.clone(),
-        manifest_sha256: item.manifest_sha256.clone(),
-        timeline: sessions::timeline(events?),
-        outputs: sessions::outputs(outputs?),
-        files,
-        files_error,
-    })
+    Ok(sessions::session_detail(&catalog, &s3, &settings.raw_bucket, item).await?)
 }
 
 #[tauri::command]

@@ -124,21 +124,18 @@ pub fn run(args: &[String], env_dir: Option<PathBuf>) -> Result<(PathBuf, Settin
     let mut s = Settings::load(&dir).map_err(|e| e.message)?;
 
     if let Some(file) = get("--stack-outputs") {
-        let outputs = labpipe_s3::StackOutputs::read(Path::new(file)).map_err(|e| e.to_string())?;
-        let need = |v: Option<String>, name: &str| {
-            v.filter(|v| !v.is_empty())
-                .ok_or_else(|| format!("{file} has no {name} output; is it the LabPipe stack's?"))
-        };
-        s.raw_bucket = need(outputs.raw_bucket, "RawBucket")?;
-        s.catalog_table = need(outputs.catalog_table, "CatalogTable")?;
-        if let Some(region) = outputs.region.filter(|r| !r.is_empty()) {
+        let outputs =
+            labpipe_lab::stack::LabPcOutputs::read(Path::new(file)).map_err(|e| e.to_string())?;
+        s.raw_bucket = outputs.raw_bucket;
+        s.catalog_table = outputs.catalog_table;
+        if let Some(region) = outputs.region {
             s.region = region;
         }
-        if let Some(role) = outputs.uploader_role_arn.filter(|r| !r.is_empty()) {
-            s.uploader_role_arn = Some(role);
+        if outputs.uploader_role_arn.is_some() {
+            s.uploader_role_arn = outputs.uploader_role_arn;
         }
-        if let Some(group) = outputs.client_log_group.filter(|g| !g.is_empty()) {
-            s.client_log_group = Some(group);
+        if outputs.client_log_group.is_some() {
+            s.client_log_group = outputs.client_log_group;
         }
     }
     if let Some(lab) = get("--lab-folder") {

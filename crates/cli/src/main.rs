@@ -33,7 +33,11 @@ fn main() -> ExitCode {
     match commands::run(args) {
         Ok(code) => code,
         Err(err) => {
-            let usage = err.downcast_ref::<UsageError>().is_some();
+            // A setting the user can give (the stack's names) is theirs to fix too.
+            let usage = err.downcast_ref::<UsageError>().is_some()
+                || err
+                    .downcast_ref::<labpipe_lab::stack::StackError>()
+                    .is_some();
             anstream::eprintln!("labpipe: error: {err:#}");
             ExitCode::from(if usage { 2 } else { 1 })
         }

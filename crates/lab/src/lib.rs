@@ -1,10 +1,14 @@
-//! The lab PC's rules, written once for the desktop app and the `labpipe` CLI.
+//! The one client API of the front ends — the desktop app, the `labpipe` CLI and the Python
+//! package — and the lab PC's rules, written once.
 //!
 //! Before this crate the app decided "ready to upload" in three places and two languages, folded
 //! upload events into progress twice and kept the upload state machine in Rust *and* TypeScript.
 //! Now the adapters only adapt: `src-tauri` turns these values into Tauri commands and events,
 //! `crates/cli` into flags and terminal output, and the front end only formats what it is sent.
 //!
+//! - [`stack`]: where the deployed stack is (flag or keyword, environment, outputs file) and its
+//!   catalog client; [`research`]: the rows of `query --json` / `--files --json` and the files
+//!   and selection behind them (CLI and Python); [`stuck`]: why a session is stuck;
 //! - [`pending`]: one session folder of the lab folder as last checked ([`PendingSession`]);
 //! - [`ready`]: may a session be uploaded, and if not, why ([`Eligibility`]);
 //! - [`progress`]: the one fold of `labpipe_upload` events into a [`TransferView`], and the
@@ -14,6 +18,8 @@
 //!   are news;
 //! - [`polling`]: which sessions to read from the catalog and when ([`StatusPolling`]): settled
 //!   ones never on a timer, moving ones in one batch with backoff;
+//! - [`sessions`]: the Sessions view's catalog, held column by column and filtered in memory
+//!   ([`sessions::Loaded`]), and a session's detail with its manifest's files;
 //! - [`watch`]: native change events or polling for the lab folder ([`WatchMode`]; network
 //!   shares are polled);
 //! - [`journal_path`]: the one upload journal per machine user that CLI and app share.
@@ -29,6 +35,10 @@ pub mod polling;
 pub mod progress;
 pub mod queue;
 pub mod ready;
+pub mod research;
+pub mod sessions;
+pub mod stack;
+pub mod stuck;
 pub mod watch;
 
 pub use error::LabError;

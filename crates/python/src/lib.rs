@@ -144,7 +144,7 @@ fn query(
         let rt = runtime()?;
         rt.block_on(engine::query(&settings, &filter, limit))
     });
-    result.map(|rows| json(&rows)).map_err(|e| to_py(py, e))
+    result.map_err(|e| to_py(py, e))
 }
 
 /// The preprocessed files of the sessions `filter` selects: `{"files": [...], "unprocessed":
@@ -165,7 +165,7 @@ fn files(
         let rt = runtime()?;
         rt.block_on(engine::files(&settings, &filter, pipeline_version, limit))
     });
-    result.map(|answer| json(&answer)).map_err(|e| to_py(py, e))
+    result.map_err(|e| to_py(py, e))
 }
 
 /// Why a sync ended early: an engine error, or an exception on the Python side (Ctrl-C, or the
@@ -317,6 +317,8 @@ fn read_features(py: Python<'_>, path: PathBuf) -> PyResult<String> {
 fn _labpipe(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    // The keyword arguments every function takes, for the Python side's own check.
+    m.add("SETTINGS", settings::KEYS.to_vec())?;
     m.add("LabpipeError", py.get_type::<LabpipeError>())?;
     m.add("FilterError", py.get_type::<FilterError>())?;
     m.add("ConfigError", py.get_type::<ConfigError>())?;

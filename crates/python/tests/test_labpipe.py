@@ -79,8 +79,8 @@ def test_files_equal_the_cli_files_json(stack, py):
         expected = stack.cli_json("query", f, "--files", "--json", *flags)
         assert expected, "the processed sessions should have files"
         rows = py(f"print(json.dumps(labpipe.files({f!r}, {version!r}, as_frame=False)))")
-        # `path` is where sync puts a file; the rest is the CLI's shape, field for field.
-        assert [{k: v for k, v in r.items() if k != "path"} for r in rows] == expected
+        # The CLI's rows, field for field, `path` (where sync puts a file) included.
+        assert rows == expected
         assert all(r["path"] == f"{r['session']}/{r['key'].split('/', 2)[2]}" for r in rows)
     # A version nobody ran: no files, and every matching session named as unprocessed.
     answer = py(
@@ -162,7 +162,7 @@ def test_load_gives_the_signals_and_features_the_pipeline_wrote(stack, py, tmp_p
         assert got["flat_dtype"] == "bool"
         assert got["attrs"] == {"labpipe.session": sid, "labpipe.pipeline_version": str(s["pipeline_version"])}
         # The files load() read are the catalog's, byte for byte.
-        listed = {r["path"]: r["sha256"] for r in stack.cli_json("query", f"session = '{sid}'", "--files", "--json") for r in [dict(r, path=r["key"].split("/", 1)[1])]}
+        listed = {r["path"]: r["sha256"] for r in stack.cli_json("query", f"session = '{sid}'", "--files", "--json")}
         for path, sha in listed.items():
             assert hashlib.sha256((tmp_path / path).read_bytes()).hexdigest() == sha, path
 

@@ -18,7 +18,7 @@ function text(values: (string | null | undefined)[]): TextColumn {
   return { values: dict, codes };
 }
 
-/** The columns the Rust side would send for these rows (src-tauri/src/sessions.rs). */
+/** The columns the Rust side would send for these rows (crates/lab/src/sessions/mod.rs). */
 function catalogOf(rows: CatalogRow[]): Catalog {
   const fields = [...new Set(rows.flatMap((r) => Object.keys(r.metadata)))];
   const metadata: Record<string, MetaColumn> = {};

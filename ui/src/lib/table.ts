@@ -3,7 +3,7 @@
 //
 // The catalog arrives column by column (`CatalogSnapshot.columns`: one array per field, repeated
 // text as a dictionary and one code per session) and a row is only an index into those arrays
-// (src-tauri/src/sessions.rs says why: a quarter of the JSON of row objects, each with its own
+// (crates/lab/src/sessions/mod.rs says why: a quarter of the JSON of row objects, each with its own
 // metadata object; arrays of numbers and codes take a few bytes per cell).
 import type { CatalogColumns } from "./bindings/CatalogColumns";
 import type { MetaColumn } from "./bindings/MetaColumn";

@@ -21,7 +21,6 @@ use labpipe_retention::{clean, session_folders, Action, CleanOptions, FolderOutc
 
 use super::query::{catalog, runtime};
 use crate::cli::CleanArgs;
-use crate::config::Stack;
 use crate::UsageError;
 
 /// `30d`, `8w`, `12h` → a duration; anything else is a usage error that shows the form.
@@ -48,7 +47,7 @@ pub fn run(args: CleanArgs) -> Result<ExitCode> {
     let mut paths = args.folders.clone();
     paths.extend(args.root.clone());
     let folders = session_folders(&paths).map_err(|e| UsageError(e.to_string()))?;
-    let stack = Stack::resolve(&args.stack)?;
+    let stack = crate::config::stack(&args.stack)?;
     stack.table()?;
     let opts = CleanOptions {
         older_than,

@@ -12,10 +12,9 @@ use labpipe_doctor::{diagnose, Outcome, Target};
 
 use super::query::runtime;
 use crate::cli::DoctorArgs;
-use crate::config::Stack;
 
 pub fn run(args: DoctorArgs) -> Result<ExitCode> {
-    let stack = Stack::resolve(&args.stack)?;
+    let stack = crate::config::stack(&args.stack)?;
     let target = Target {
         outputs: stack.outputs.clone(),
         table: stack.table.clone(),

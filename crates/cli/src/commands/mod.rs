@@ -42,8 +42,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 /// The schema for the sessions at `path`: `--schema FILE` / `$LABPIPE_SCHEMA` when given, else
 /// the lab's `labpipe.toml` found by [`LabSchema::discover`], else the built-in default.
 pub fn load_schema(arg: &SchemaArg, path: &Path) -> Result<LabSchema> {
-    match arg.schema.clone().or_else(|| LabSchema::discover(path)) {
-        Some(p) => LabSchema::load(&p).map_err(|e| UsageError(e.to_string()).into()),
-        None => Ok(LabSchema::default()),
-    }
+    labpipe_lab::stack::lab_schema(arg.schema.as_deref(), path)
+        .map_err(|e| UsageError(e.to_string()).into())
 }

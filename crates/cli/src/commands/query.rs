@@ -2,10 +2,8 @@
 //! have — the list a researcher hands to a job. Selection lives in `labpipe-catalog` (the filter
 //! plan) and `labpipe-sync` (which output files); this module only renders.
 //!
-//! `--json` shapes are stable (documented in the README):
-//! - sessions: `[{session, recorded_at, status, status_message?, total_bytes, file_count,
-//!   pipeline_version?, metadata}]`
-//! - `--files`: `[{session, uri, bucket, key, size, sha256, version}]`
+//! `--json` shapes are stable (documented in the README) and are the Python package's too: the
+//! rows are `labpipe_lab::research`'s ([`SessionRow`], [`FileRow`]).
 
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -17,8 +15,8 @@ use labpipe_catalog::{Catalog, SessionItem};
 use labpipe_core::filter::{Builtin, Filter};
 use labpipe_core::units::human_bytes;
 use labpipe_core::MetaValue;
+use labpipe_lab::research::{FileRow, SessionRow};
 use labpipe_sync::{RemoteFile, Unprocessed};
-use serde::Serialize;
 
 use crate::cli::{QueryArgs, SchemaArg};
 use crate::config::Stack;
@@ -33,8 +31,7 @@ const MAX_META_COLUMNS: usize = 4;
 pub fn parse_filter(source: &str, schema: &SchemaArg) -> Result<Filter> {
     let cwd = std::env::current_dir().context("cannot read the current folder")?;
     let schema = super::load_schema(schema, &cwd)?;
-    Filter::new(source, &schema)
-        .map_err(|e| UsageError(format!("invalid filter:\n{}", e.render(source))).into())
+    labpipe_lab::stack::parse_filter(source, &schema).map_err(|e| UsageError(e.to_string()).into())
 }
 
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -46,22 +43,26 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
 
 pub async fn catalog(stack: &Stack) -> Result<(Catalog, aws_config::SdkConfig)> {
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    Ok((Catalog::from_sdk(&sdk, stack.table()?), sdk))
+    Ok((stack.catalog(&sdk)?, sdk))
 }
 
 pub fn run(args: QueryArgs) -> Result<ExitCode> {
     let filter = parse_filter(&args.filter, &args.schema)?;
-    let stack = Stack::resolve(&args.stack)?;
+    let stack = crate::config::stack(&args.stack)?;
     stack.table()?;
     runtime()?.block_on(async {
         let (catalog, _) = catalog(&stack).await?;
         if !args.files {
             return stream_sessions(&catalog, &filter, &args).await;
         }
-        let sessions = catalog
-            .query(&filter, args.limit)
-            .await
-            .context("query failed")?;
+        let (sessions, found) = labpipe_lab::research::files(
+            &catalog,
+            &filter,
+            args.pipeline_version,
+            args.limit,
+            stack.processed_bucket.as_deref(),
+        )
+        .await?;
         if sessions.is_empty() {
             eprintln!("no session matches '{}'", filter.source);
         }
@@ -69,13 +70,10 @@ pub fn run(args: QueryArgs) -> Result<ExitCode> {
             files,
             unprocessed,
             refused,
-        } = labpipe_sync::processed_files(&catalog, &sessions, args.pipeline_version, None)
-            .await
-            .context("cannot read the output records")?;
+        } = found;
         for r in &refused {
             eprintln!("labpipe: warning: {} not listed: {}", r.path, r.reason);
         }
-        let files = with_bucket(files, stack.processed_bucket.as_deref());
         print!("{}", render_files(&files, &args));
         note_unprocessed(&unprocessed, args.pipeline_version);
         if !args.json && !args.csv && !files.is_empty() {
@@ -126,16 +124,6 @@ async fn stream_sessions(catalog: &Catalog, filter: &Filter, args: &QueryArgs) -
     Ok(ExitCode::SUCCESS)
 }
 
-/// Output records written before the bucket was recorded name none: use the stack's.
-fn with_bucket(mut files: Vec<RemoteFile>, processed_bucket: Option<&str>) -> Vec<RemoteFile> {
-    if let Some(b) = processed_bucket {
-        for f in files.iter_mut().filter(|f| f.bucket.is_empty()) {
-            f.bucket = b.to_string();
-        }
-    }
-    files
-}
-
 fn note_unprocessed(unprocessed: &[Unprocessed], version: Option<u32>) {
     if unprocessed.is_empty() {
         return;
@@ -158,31 +146,6 @@ fn note_unprocessed(unprocessed: &[Unprocessed], version: Option<u32>) {
         unprocessed.len(),
         names.join(", ")
     );
-}
-
-#[derive(Serialize)]
-struct SessionJson<'a> {
-    session: &'a str,
-    recorded_at: String,
-    status: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    status_message: Option<&'a str>,
-    total_bytes: u64,
-    file_count: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pipeline_version: Option<u32>,
-    metadata: &'a labpipe_core::Metadata,
-}
-
-#[derive(Serialize)]
-struct FileJson<'a> {
-    session: &'a str,
-    uri: String,
-    bucket: &'a str,
-    key: &'a str,
-    size: u64,
-    sha256: &'a str,
-    version: Option<u32>,
 }
 
 fn time(item: &SessionItem) -> String {
@@ -219,23 +182,10 @@ fn candidate_columns(filter: &Filter) -> Vec<String> {
     cols
 }
 
-fn session_json(s: &SessionItem) -> SessionJson<'_> {
-    SessionJson {
-        session: &s.session,
-        recorded_at: time(s),
-        status: s.status.as_str(),
-        status_message: s.status_message.as_deref(),
-        total_bytes: s.total_bytes,
-        file_count: s.file_count,
-        pipeline_version: s.pipeline_version,
-        metadata: &s.metadata,
-    }
-}
-
 /// One session written as one element of a pretty-printed JSON array (`first` opens the array):
 /// element by element, the text `serde_json::to_string_pretty` gives the whole array.
 fn write_json_element(out: &mut impl Write, s: &SessionItem, first: bool) -> io::Result<()> {
-    let text = serde_json::to_string_pretty(&session_json(s)).expect("rows serialize");
+    let text = serde_json::to_string_pretty(&SessionRow::from(s)).expect("rows serialize");
     out.write_all(if first { b"[\n" } else { b",\n" })?;
     for (i, line) in text.lines().enumerate() {
         if i > 0 {
@@ -452,18 +402,7 @@ fn render_files(files: &[RemoteFile], args: &QueryArgs) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
     if args.json {
-        let rows: Vec<FileJson> = files
-            .iter()
-            .map(|f| FileJson {
-                session: &f.session,
-                uri: f.uri(),
-                bucket: &f.bucket,
-                key: &f.key,
-                size: f.size,
-                sha256: &f.sha256,
-                version: f.version,
-            })
-            .collect();
+        let rows: Vec<FileRow> = files.iter().map(FileRow::from).collect();
         let _ = writeln!(
             out,
             "{}",
@@ -528,7 +467,7 @@ mod tests {
             sink.add(&mut streamed, a).unwrap();
             sink.add(&mut streamed, b).unwrap();
             sink.finish(&mut streamed).unwrap();
-            let rows: Vec<SessionJson> = sessions[..n].iter().map(session_json).collect();
+            let rows: Vec<SessionRow> = sessions[..n].iter().map(SessionRow::from).collect();
             let whole = serde_json::to_string_pretty(&rows).unwrap() + "\n";
             assert_eq!(String::from_utf8(streamed).unwrap(), whole, "{n} sessions");
         }

@@ -12,7 +12,7 @@ use labpipe_queue::{ingest_event, DeadLetter, Moved, Queues};
 use serde::Serialize;
 
 use crate::cli::{QueueName, RedriveArgs};
-use crate::config::{need_queue, Stack};
+use crate::config::PipelineQueue;
 
 #[derive(Serialize)]
 struct DeadLetters {
@@ -61,35 +61,19 @@ pub fn run(args: RedriveArgs) -> Result<ExitCode> {
         .as_deref()
         .map(|f| super::query::parse_filter(f, &args.schema))
         .transpose()?;
-    let stack = Stack::resolve(&args.stack)?;
+    let stack = crate::config::stack(&args.stack)?;
     let wanted = |q: QueueName| args.queue.is_none_or(|w| w == q);
     // Every URL this run needs, before anything is moved.
     let mut plan = Vec::new();
     for (q, name) in QUEUES.into_iter().filter(|(q, _)| wanted(*q)) {
         let (source, dead) = match q {
             QueueName::Ingest => (
-                need_queue(
-                    &stack.queues.ingest,
-                    "LABPIPE_INGEST_QUEUE_URL",
-                    "IngestQueueUrl",
-                )?,
-                need_queue(
-                    &stack.queues.ingest_dead_letter,
-                    "LABPIPE_INGEST_DEAD_LETTER_QUEUE_URL",
-                    "IngestDeadLetterQueueUrl",
-                )?,
+                stack.queue(PipelineQueue::Ingest)?,
+                stack.queue(PipelineQueue::IngestDeadLetter)?,
             ),
             QueueName::Preprocess => (
-                need_queue(
-                    &stack.queues.preprocess,
-                    "LABPIPE_PREPROCESS_QUEUE_URL",
-                    "PreprocessQueueUrl",
-                )?,
-                need_queue(
-                    &stack.queues.preprocess_dead_letter,
-                    "LABPIPE_PREPROCESS_DEAD_LETTER_QUEUE_URL",
-                    "PreprocessDeadLetterQueueUrl",
-                )?,
+                stack.queue(PipelineQueue::Preprocess)?,
+                stack.queue(PipelineQueue::PreprocessDeadLetter)?,
             ),
         };
         plan.push((q, name, source.to_string(), dead.to_string()));

@@ -10,7 +10,7 @@ use labpipe_queue::Queues;
 use serde::Serialize;
 
 use crate::cli::ReprocessArgs;
-use crate::config::{need_queue, Stack};
+use crate::config::PipelineQueue;
 
 #[derive(Serialize)]
 struct Line {
@@ -37,19 +37,12 @@ struct Report {
 
 pub fn run(args: ReprocessArgs) -> Result<ExitCode> {
     let filter = super::query::parse_filter(&args.filter, &args.schema)?;
-    let stack = Stack::resolve(&args.stack)?;
+    let stack = crate::config::stack(&args.stack)?;
     stack.table()?;
     let queue = if args.dry_run {
         stack.queues.preprocess.clone()
     } else {
-        Some(
-            need_queue(
-                &stack.queues.preprocess,
-                "LABPIPE_PREPROCESS_QUEUE_URL",
-                "PreprocessQueueUrl",
-            )?
-            .to_string(),
-        )
+        Some(stack.queue(PipelineQueue::Preprocess)?.to_string())
     };
     let version = args.pipeline_version;
     super::query::runtime()?.block_on(async {

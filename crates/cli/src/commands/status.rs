@@ -4,28 +4,23 @@
 //! history. Without: the most recent sessions, newest first, with a count per status, so a
 //! technician sees at a glance what is stuck or failed.
 //!
-//! A session in `CATALOGED` or `PROCESSING` for longer than its step's budget
-//! (`labpipe_catalog::stuck`) shows `STUCK`, with the reason: a message for it in a dead-letter
-//! queue (read only when something is stuck, and only where the caller may read the queues),
-//! else its last error. A session the catalog does not know, whose S3 event sits in the ingest
-//! dead-letter queue, shows `STUCK` too: ingest never cataloged it, and the event is the only
-//! trace of its upload ([`DeadLetter::reason`] words both).
+//! A stuck session shows `STUCK` with its reason; which sessions are stuck and why is
+//! `labpipe_lab::stuck`'s (shared with any other front end), this module only renders.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use chrono::Utc;
-use labpipe_catalog::{Catalog, Event, Level, OutputRecord, SessionItem, Status, Stuck};
-use labpipe_queue::{DeadLetter, Queues};
+use labpipe_catalog::{Catalog, Event, OutputRecord, SessionItem, Status};
+use labpipe_lab::stuck::{self, latest_error, DeadLetters, StuckView};
+use labpipe_queue::Queues;
 use serde::Serialize;
 
 use crate::cli::StatusArgs;
-use crate::config::QueueUrls;
-use labpipe_core::units::human_duration;
 
 pub fn run(args: StatusArgs) -> Result<ExitCode> {
-    let stack = crate::config::Stack::resolve(&args.stack)?;
+    let stack = crate::config::stack(&args.stack)?;
     let table = stack.table()?.to_string();
     let queues = stack.queues.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -48,6 +43,12 @@ pub fn run(args: StatusArgs) -> Result<ExitCode> {
     })
 }
 
+/// Where the dead-letter queues are, read once per command and only when a session is stuck.
+struct DeadLetterView {
+    queues: Queues,
+    urls: labpipe_lab::stack::QueueUrls,
+}
+
 #[derive(Serialize)]
 struct SessionStatus<'a> {
     #[serde(flatten)]
@@ -58,124 +59,6 @@ struct SessionStatus<'a> {
     /// The outputs of every pipeline version the session was processed with, oldest first.
     outputs: &'a [OutputRecord],
     events: &'a [Event],
-}
-
-/// A stuck session as shown: how long, against which budget, and why.
-#[derive(Debug, Clone, Serialize)]
-pub struct StuckView {
-    #[serde(flatten)]
-    stuck: Stuck,
-    reason: String,
-    /// The dead-letter message that names the session, if one does.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    dead_letter: Option<DeadLetterRef>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-struct DeadLetterRef {
-    queue: &'static str,
-    message_id: String,
-    receive_count: Option<u64>,
-}
-
-/// The dead-letter queues, read once per command and only when a session is stuck.
-struct DeadLetterView {
-    queues: Queues,
-    urls: QueueUrls,
-}
-
-impl DeadLetterView {
-    /// Every dead-letter message by queue name, and a note for each queue that could not be read.
-    async fn read(&self) -> (Vec<(&'static str, DeadLetter)>, Vec<String>) {
-        let mut found = Vec::new();
-        let mut notes = Vec::new();
-        for (name, url) in [
-            ("ingest", &self.urls.ingest_dead_letter),
-            ("preprocess", &self.urls.preprocess_dead_letter),
-        ] {
-            let Some(url) = url else {
-                notes.push(format!("the {name} dead-letter queue is unknown (no {} output or LABPIPE_{}_DEAD_LETTER_QUEUE_URL)", if name == "ingest" { "IngestDeadLetterQueueUrl" } else { "PreprocessDeadLetterQueueUrl" }, name.to_uppercase()));
-                continue;
-            };
-            match self.queues.list(url).await {
-                Ok(messages) => found.extend(messages.into_iter().map(|m| (name, m))),
-                Err(e) => notes.push(format!("the {name} dead-letter queue cannot be read: {e}")),
-            }
-        }
-        (found, notes)
-    }
-
-    /// The stuck view of each stuck item (by session).
-    async fn explain(
-        &self,
-        stuck: &[(&SessionItem, Stuck, Option<&Event>)],
-    ) -> BTreeMap<String, StuckView> {
-        if stuck.is_empty() {
-            return BTreeMap::new();
-        }
-        let (letters, notes) = self.read().await;
-        explain_with(stuck, &letters, &notes)
-    }
-}
-
-/// The stuck view of each stuck item (by session), given the dead-letter messages read.
-fn explain_with(
-    stuck: &[(&SessionItem, Stuck, Option<&Event>)],
-    letters: &[(&'static str, DeadLetter)],
-    notes: &[String],
-) -> BTreeMap<String, StuckView> {
-    let mut out = BTreeMap::new();
-    for (item, s, last_error) in stuck {
-        let letter = letters
-            .iter()
-            .find(|(_, m)| m.session.as_deref() == Some(item.session.as_str()));
-        let (reason, dead_letter) = match letter {
-            Some((queue, m)) => (
-                m.reason(queue, true),
-                Some(DeadLetterRef {
-                    queue,
-                    message_id: m.message_id.clone(),
-                    receive_count: m.receive_count,
-                }),
-            ),
-            None => {
-                let mut reason = match last_error {
-                        Some(e) => format!(
-                            "no dead-letter message names it; last error ({} at {}): {}",
-                            e.step,
-                            e.at.format("%Y-%m-%d %H:%M:%S"),
-                            e.message
-                        ),
-                        None => "no dead-letter message names it and no error is recorded: check the preprocess function's errors and its queue's age alarm, then `labpipe reprocess` it".to_string(),
-                    };
-                if !notes.is_empty() {
-                    reason.push_str(&format!(" ({})", notes.join("; ")));
-                }
-                (reason, None)
-            }
-        };
-        out.insert(
-            item.session.clone(),
-            StuckView {
-                stuck: s.clone(),
-                reason,
-                dead_letter,
-            },
-        );
-    }
-    out
-}
-
-impl StuckView {
-    fn line(&self) -> String {
-        format!(
-            "{} for {} (budget {}): {}",
-            self.stuck.status,
-            human_duration(self.stuck.for_secs),
-            human_duration(self.stuck.budget_secs),
-            self.reason
-        )
-    }
 }
 
 async fn details(catalog: &Catalog, dead: &DeadLetterView, args: &StatusArgs) -> Result<ExitCode> {
@@ -203,31 +86,16 @@ async fn details(catalog: &Catalog, dead: &DeadLetterView, args: &StatusArgs) ->
         .collect();
     // The dead-letter queues are read once, and only when a session is stuck or missing: a
     // missing session's S3 event may be dead-lettered before ingest could catalog it.
-    let (letters, notes) = if stuck_items.is_empty() && missing.is_empty() {
-        (Vec::new(), Vec::new())
+    let letters = if stuck_items.is_empty() && missing.is_empty() {
+        DeadLetters::default()
     } else {
-        dead.read().await
+        DeadLetters::read(&dead.queues, &dead.urls).await
     };
-    let stuck = explain_with(&stuck_items, &letters, &notes);
+    let stuck = letters.explain(&stuck_items);
     bad |= !stuck.is_empty();
-    let uncataloged: BTreeMap<&String, (String, DeadLetterRef)> = missing
+    let uncataloged: BTreeMap<&String, _> = missing
         .iter()
-        .filter_map(|s| {
-            let (queue, m) = letters
-                .iter()
-                .find(|(q, m)| *q == "ingest" && m.session.as_deref() == Some(s.as_str()))?;
-            Some((
-                s,
-                (
-                    m.reason(queue, false),
-                    DeadLetterRef {
-                        queue,
-                        message_id: m.message_id.clone(),
-                        receive_count: m.receive_count,
-                    },
-                ),
-            ))
-        })
+        .filter_map(|s| Some((s, letters.uncataloged(s)?)))
         .collect();
     if args.json {
         let mut out: Vec<serde_json::Value> = found
@@ -277,10 +145,6 @@ async fn details(catalog: &Catalog, dead: &DeadLetterView, args: &StatusArgs) ->
     } else {
         ExitCode::SUCCESS
     })
-}
-
-fn latest_error(events: &[Event]) -> Option<&Event> {
-    events.iter().rev().find(|e| e.level == Level::Error)
 }
 
 fn print_session(
@@ -403,7 +267,7 @@ async fn summary(catalog: &Catalog, dead: &DeadLetterView, args: &StatusArgs) ->
         .iter()
         .filter_map(|item| item.stuck(now).map(|s| (item, s, None)))
         .collect();
-    let stuck = dead.explain(&stuck_items).await;
+    let stuck = stuck::explain(&dead.queues, &dead.urls, &stuck_items).await;
     if args.json {
         let lines: Vec<SummaryLine> = recent
             .iter()

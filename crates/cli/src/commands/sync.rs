@@ -18,14 +18,13 @@ use anyhow::Result;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use labpipe_core::units::human_bytes;
 use labpipe_sync::{
-    select, Glob, SelectOptions, Snapshot, SyncError, SyncEvent, SyncOptions, SyncRun, SyncSummary,
+    Glob, SelectOptions, Snapshot, SyncError, SyncEvent, SyncOptions, SyncRun, SyncSummary,
 };
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::query::{catalog, parse_filter, runtime};
 use super::upload::parse_bytes;
 use crate::cli::SyncArgs;
-use crate::config::Stack;
 use crate::UsageError;
 
 /// Smallest useful part: below this, request overhead dominates.
@@ -67,7 +66,7 @@ pub fn run(args: SyncArgs) -> Result<ExitCode> {
         .map(|p| Glob::new(p))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| UsageError(e.to_string()))?;
-    let stack = Stack::resolve(&args.stack)?;
+    let stack = crate::config::stack(&args.stack)?;
     stack.table()?;
     let select_opts = SelectOptions {
         version: args.pipeline_version,
@@ -82,15 +81,18 @@ pub fn run(args: SyncArgs) -> Result<ExitCode> {
     runtime()?.block_on(async {
         let (catalog, sdk) = catalog(&stack).await?;
         let s3 = labpipe_sync::s3_client(&sdk);
-        let mut selection = match select(&catalog, &s3, &filter, &select_opts).await {
+        let selection = match labpipe_lab::research::selection(
+            &catalog,
+            &s3,
+            &filter,
+            &select_opts,
+            stack.processed_bucket.as_deref(),
+        )
+        .await
+        {
             Ok(s) => s,
             Err(e) => return Err(fail(e, args.json)),
         };
-        if let Some(b) = &stack.processed_bucket {
-            for f in selection.files.iter_mut().filter(|f| f.bucket.is_empty()) {
-                f.bucket = b.clone();
-            }
-        }
         transfer(&s3, &selection, &filter.source, &args, sync_opts).await?;
         if let Some(file) = &args.save_snapshot {
             let snap = Snapshot::of_sync(&s3, &args.dest, &selection, &filter.source)

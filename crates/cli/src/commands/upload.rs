@@ -57,11 +57,11 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
     // Same resolution as every cloud command: flag/env, else the deployed stack's outputs file.
     let bucket = match args.bucket.clone() {
         Some(b) => b,
-        None => crate::config::Stack::resolve(&crate::cli::StackArgs {
+        None => crate::config::stack(&crate::cli::StackArgs {
             table: None,
             processed_bucket: None,
             raw_bucket: None,
-            stack_outputs: std::env::var_os("LABPIPE_STACK_OUTPUTS").map(Into::into),
+            stack_outputs: None,
         })?
         .raw_bucket
         .ok_or_else(|| {

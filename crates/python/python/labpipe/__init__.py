@@ -64,16 +64,8 @@ SESSION_COLUMNS = [
     "pipeline_version",
 ]
 FILE_COLUMNS = ["session", "uri", "bucket", "key", "size", "sha256", "version", "path"]
-SETTINGS = (
-    "table",
-    "processed_bucket",
-    "raw_bucket",
-    "stack_outputs",
-    "schema",
-    "endpoint_url",
-    "region",
-    "profile",
-)
+# The keyword arguments every function takes: the extension's own list, so the two never differ.
+SETTINGS = tuple(_labpipe.SETTINGS)
 
 
 def _config(settings: dict) -> dict:

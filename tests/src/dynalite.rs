@@ -23,12 +23,10 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_s3::config::Credentials;
 
 use super::{
     kill_with_parent, log_tail, repo_root, spawn_from_lasting_thread, start_timeout, Emulator,
-    ACCESS_KEY_ID, HOST, REGION, SECRET_ACCESS_KEY,
+    LocalServer,
 };
 
 /// DynamoDB operations dynalite 4 does not implement (it answers `UnknownOperationException`).
@@ -50,13 +48,17 @@ pub fn dynalite_dir() -> PathBuf {
     repo_root().join("tests/dynalite")
 }
 
-/// A running dynalite on 127.0.0.1, owned by one test suite (or a benchmark).
+/// A running dynalite on 127.0.0.1, owned by one test suite (or a benchmark); endpoint, clients
+/// and log through [`LocalServer`].
 pub struct Dynalite {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-    // Holds the log; removed on drop.
-    _dir: tempfile::TempDir,
+    server: LocalServer,
+}
+
+impl std::ops::Deref for Dynalite {
+    type Target = LocalServer;
+    fn deref(&self) -> &LocalServer {
+        &self.server
+    }
 }
 
 impl Dynalite {
@@ -95,20 +97,8 @@ impl Dynalite {
         let log = tmp.path().join("dynalite.log");
         let (child, port) = spawn_dynalite(&dir, &log, timeout)?;
         Ok(Dynalite {
-            child,
-            port,
-            log,
-            _dir: tmp,
+            server: LocalServer::new("dynalite", child, port, log, tmp),
         })
-    }
-
-    /// Base URL, e.g. `http://127.0.0.1:40123`.
-    pub fn endpoint(&self) -> String {
-        format!("http://{HOST}:{}", self.port)
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
     }
 
     /// Environment for a child process whose DynamoDB calls come here and everything else goes
@@ -117,44 +107,6 @@ impl Dynalite {
         let mut env = emulator.env();
         env.push(("AWS_ENDPOINT_URL_DYNAMODB", self.endpoint()));
         env
-    }
-
-    pub async fn sdk_config(&self) -> SdkConfig {
-        aws_config::defaults(BehaviorVersion::latest())
-            .endpoint_url(self.endpoint())
-            .region(Region::new(REGION))
-            .credentials_provider(Credentials::new(
-                ACCESS_KEY_ID,
-                SECRET_ACCESS_KEY,
-                None,
-                None,
-                "labpipe-tests",
-            ))
-            .load()
-            .await
-    }
-
-    pub async fn dynamodb_client(&self) -> aws_sdk_dynamodb::Client {
-        aws_sdk_dynamodb::Client::new(&self.sdk_config().await)
-    }
-
-    /// The last `lines` lines of the server's log, for a failure message.
-    pub fn log_tail(&self, lines: usize) -> String {
-        log_tail(&self.log, lines)
-    }
-}
-
-impl Drop for Dynalite {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "dynalite log ({}), last lines:\n{}",
-                self.log.display(),
-                log_tail(&self.log, 40)
-            );
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -225,7 +177,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn dynalite_answers_lacks_transactions_then_stops_on_drop() {
         let server = Dynalite::start();
-        let addr = std::net::SocketAddr::from((HOST, server.port()));
+        let addr = std::net::SocketAddr::from((crate::HOST, server.port()));
         let db = server.dynamodb_client().await;
         let tables = db.list_tables().send().await.unwrap();
         assert!(tables.table_names().is_empty());

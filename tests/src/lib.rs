@@ -25,9 +25,11 @@ pub mod dynalite;
 pub mod lambda;
 pub mod runtime_api;
 pub mod seaweedfs;
+pub mod server;
 
 pub use dynalite::{Dynalite, DYNALITE_LACKS};
 pub use seaweedfs::SeaweedFs;
+pub use server::LocalServer;
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -39,8 +41,6 @@ use std::sync::{mpsc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_s3::config::Credentials;
 
 /// Region every client and child process is pointed at.
 pub const REGION: &str = "us-east-1";
@@ -250,13 +250,17 @@ pub(crate) fn process_runs(pid: &str) -> bool {
     }
 }
 
-/// A running moto server on 127.0.0.1, owned by one test suite.
+/// A running moto server on 127.0.0.1, owned by one test suite; endpoint, clients and log
+/// through [`LocalServer`].
 pub struct Emulator {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-    // Holds the log file; removed on drop.
-    _dir: tempfile::TempDir,
+    server: LocalServer,
+}
+
+impl std::ops::Deref for Emulator {
+    type Target = LocalServer;
+    fn deref(&self) -> &LocalServer {
+        &self.server
+    }
 }
 
 impl Emulator {
@@ -318,10 +322,7 @@ impl Emulator {
             match wait_ready(child, port, &log, timeout) {
                 Ok(child) => {
                     return Ok(Emulator {
-                        child,
-                        port,
-                        log,
-                        _dir: dir,
+                        server: LocalServer::new("emulator", child, port, log, dir),
                     })
                 }
                 Err(StartError::PortTaken(e)) => last_err = Some(e),
@@ -335,21 +336,6 @@ impl Emulator {
             )))
     }
 
-    /// Base URL, e.g. `http://127.0.0.1:40123`.
-    pub fn endpoint(&self) -> String {
-        format!("http://{HOST}:{}", self.port)
-    }
-
-    /// The port the emulator listens on.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// The emulator's log file (request lines and errors); gone after drop.
-    pub fn log_path(&self) -> &Path {
-        &self.log
-    }
-
     /// Environment a child process (such as `labpipe`) needs to use this
     /// emulator: `Command::new(labpipe_bin()).envs(emulator.env())`.
     pub fn env(&self) -> Vec<(&'static str, String)> {
@@ -359,55 +345,6 @@ impl Emulator {
             ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY.to_owned()),
             ("AWS_REGION", REGION.to_owned()),
         ]
-    }
-
-    /// Shared SDK configuration pointing at this emulator.
-    pub async fn sdk_config(&self) -> SdkConfig {
-        aws_config::defaults(BehaviorVersion::latest())
-            .endpoint_url(self.endpoint())
-            .region(Region::new(REGION))
-            .credentials_provider(Credentials::new(
-                ACCESS_KEY_ID,
-                SECRET_ACCESS_KEY,
-                None,
-                None,
-                "labpipe-tests",
-            ))
-            .load()
-            .await
-    }
-
-    /// S3 client for this emulator. Path-style addressing: virtual-host
-    /// style would need `<bucket>.127.0.0.1` to resolve.
-    pub async fn s3_client(&self) -> aws_sdk_s3::Client {
-        let conf = aws_sdk_s3::config::Builder::from(&self.sdk_config().await)
-            .force_path_style(true)
-            .build();
-        aws_sdk_s3::Client::from_conf(conf)
-    }
-
-    /// The last `lines` lines of the emulator's log, for a failure message.
-    pub fn log_tail(&self, lines: usize) -> String {
-        log_tail(&self.log, lines)
-    }
-
-    /// DynamoDB client for this emulator.
-    pub async fn dynamodb_client(&self) -> aws_sdk_dynamodb::Client {
-        aws_sdk_dynamodb::Client::new(&self.sdk_config().await)
-    }
-}
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "emulator log ({}), last lines:\n{}",
-                self.log.display(),
-                log_tail(&self.log, 40)
-            );
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

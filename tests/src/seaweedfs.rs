@@ -21,12 +21,11 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use aws_config::{BehaviorVersion, Region};
-use aws_sdk_s3::config::Credentials;
 
 use super::{
     answers_http, kill_with_parent, log_tail, process_runs, repo_root, spawn_from_lasting_thread,
-    start_timeout, sweep_temp_dirs, Emulator, ACCESS_KEY_ID, HOST, REGION, SECRET_ACCESS_KEY,
+    start_timeout, sweep_temp_dirs, Emulator, LocalServer, ACCESS_KEY_ID, HOST, REGION,
+    SECRET_ACCESS_KEY,
 };
 
 /// SeaweedFS also listens on each port + 10000 for gRPC: every chosen port and its twin must be
@@ -70,13 +69,17 @@ pub fn weed_path() -> PathBuf {
     }
 }
 
-/// A running SeaweedFS server (S3 gateway included) on 127.0.0.1, owned by one test suite.
+/// A running SeaweedFS server (S3 gateway included) on 127.0.0.1, owned by one test suite;
+/// the S3 endpoint, clients and log through [`LocalServer`].
 pub struct SeaweedFs {
-    child: Child,
-    s3_port: u16,
-    log: PathBuf,
-    // Holds the data and the log; removed on drop.
-    _dir: tempfile::TempDir,
+    server: LocalServer,
+}
+
+impl std::ops::Deref for SeaweedFs {
+    type Target = LocalServer;
+    fn deref(&self) -> &LocalServer {
+        &self.server
+    }
 }
 
 impl SeaweedFs {
@@ -127,10 +130,7 @@ impl SeaweedFs {
             match wait_ready(child, ports[3], ports[0], &log, timeout) {
                 Ok(child) => {
                     return Ok(SeaweedFs {
-                        child,
-                        s3_port: ports[3],
-                        log,
-                        _dir: dir,
+                        server: LocalServer::new("SeaweedFS", child, ports[3], log, dir),
                     })
                 }
                 Err(e) => {
@@ -148,21 +148,6 @@ impl SeaweedFs {
             .context(format!(
                 "SeaweedFS ports were taken {START_ATTEMPTS} times in a row"
             )))
-    }
-
-    /// The S3 gateway's base URL, e.g. `http://127.0.0.1:20123`.
-    pub fn endpoint(&self) -> String {
-        format!("http://{HOST}:{}", self.s3_port)
-    }
-
-    /// The S3 gateway's port.
-    pub fn port(&self) -> u16 {
-        self.s3_port
-    }
-
-    /// The server's log; gone after drop.
-    pub fn log_path(&self) -> &Path {
-        &self.log
     }
 
     /// Environment for a child process that uses S3 only: S3's own endpoint variable and no
@@ -183,45 +168,6 @@ impl SeaweedFs {
         let mut env = emulator.env();
         env.push(("AWS_ENDPOINT_URL_S3", self.endpoint()));
         env
-    }
-
-    /// S3 client for this server (path-style addressing, as for the emulator).
-    pub async fn s3_client(&self) -> aws_sdk_s3::Client {
-        let sdk = aws_config::defaults(BehaviorVersion::latest())
-            .endpoint_url(self.endpoint())
-            .region(Region::new(REGION))
-            .credentials_provider(Credentials::new(
-                ACCESS_KEY_ID,
-                SECRET_ACCESS_KEY,
-                None,
-                None,
-                "labpipe-tests",
-            ))
-            .load()
-            .await;
-        let conf = aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(true)
-            .build();
-        aws_sdk_s3::Client::from_conf(conf)
-    }
-
-    /// The last `lines` lines of the server's log, for a failure message.
-    pub fn log_tail(&self, lines: usize) -> String {
-        log_tail(&self.log, lines)
-    }
-}
-
-impl Drop for SeaweedFs {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "SeaweedFS log ({}), last lines:\n{}",
-                self.log.display(),
-                log_tail(&self.log, 40)
-            );
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -10,7 +10,7 @@
 //! and the IPC of a load 114–150 ms instead of 578 ms (`bench/app.sh`). The Rust side keeps the
 //! metadata in the same columns ([`Loaded`]) and filters a row view of them: 3.8 MB of heap per
 //! 10,000 sessions instead of 16.7 MB for the entries plus a filter subject per session, each
-//! with its own map and key strings (`catalog_at_scale` in `tests.rs`, which also times the filter at
+//! with its own map and key strings (`catalog_at_scale` in `tests.rs` holds both ratios; it also times the filter at
 //! 100,000 sessions). What a load adds to the processes' PSS did not move with it: the web
 //! process grows as much with 1,000 sessions as with 10,000 (the view, not the rows), and the
 //! app process by ~2 KB per session, not the loaded catalog's 0.4 KB: with one malloc arena

@@ -10,8 +10,8 @@
 //! and the IPC of a load 114–150 ms instead of 578 ms (`bench/app.sh`). The Rust side keeps the
 //! metadata in the same columns ([`Loaded`]) and filters a row view of them: 3.8 MB of heap per
 //! 10,000 sessions instead of 16.7 MB for the entries plus a filter subject per session, each
-//! with its own map and key strings (`catalog_at_scale` in `tests.rs` holds both ratios; it also times the filter at
-//! 100,000 sessions). What a load adds to the processes' PSS did not move with it: the web
+//! with its own map and key strings (`catalog_at_scale` in `tests.rs` holds both ratios and prints the filter's times, at
+//! 100,000 sessions with `LABPIPE_SCALE_SESSIONS=100000`). What a load adds to the processes' PSS did not move with it: the web
 //! process grows as much with 1,000 sessions as with 10,000 (the view, not the rows), and the
 //! app process by ~2 KB per session, not the loaded catalog's 0.4 KB: with one malloc arena
 //! (`MALLOC_ARENA_MAX=1`) it is 4 MB less at 10,000, so part is the allocator keeping what the

@@ -10,16 +10,11 @@ indexes; the Lambdas and their SQS mappings are wired; re-deploying changes
 nothing.
 """
 
-import ctypes
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import unquote_plus
@@ -28,6 +23,9 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "python"))
+from local_emulator import moto_server  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = REPO / ".venv" / "bin"
@@ -47,59 +45,10 @@ EXPECTED_OUTPUTS = {
 }
 
 
-def _die_with_parent():
-    """The emulator gets SIGKILL if this test process dies (Linux)."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _answers(url):
-    try:
-        urllib.request.urlopen(url + "/moto-api/", timeout=1)
-    except urllib.error.HTTPError:
-        pass
-    except OSError:
-        return False
-    return True
-
-
 @pytest.fixture(scope="module")
 def endpoint(tmp_path_factory):
-    log = tmp_path_factory.mktemp("emulator") / "moto.log"
-    for _attempt in range(3):
-        port = _free_port()
-        url = f"http://127.0.0.1:{port}"
-        with open(log, "w") as out:
-            proc = subprocess.Popen(
-                [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
-            )
-        deadline = time.monotonic() + START_TIMEOUT
-        while proc.poll() is None and not _answers(url) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if proc.poll() is None and _answers(url):
-            break
-        proc.kill()
-        proc.wait()
-        if "Address already in use" not in log.read_text():
-            pytest.fail(f"moto server did not start in {START_TIMEOUT}s; log:\n{log.read_text()[-2000:]}")
-    else:
-        pytest.fail("moto server port was taken 3 times in a row")
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    with moto_server(tmp_path_factory.mktemp("emulator")) as url:
+        yield url
 
 
 def _env():

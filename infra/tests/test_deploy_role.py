@@ -147,25 +147,13 @@ def test_what_the_emulator_does_not_evaluate_for_cloudformation(tmp_path):
     `cloudformation:*`, with a RoleARN naming no role at all (measured). AWS would refuse the
     RoleARN (iam:PassRole, an existing role) and create the resources with the role's rights.
     If moto starts checking either, this test fails and the emulator test can say more."""
-    import os
-    import subprocess
     import time
 
     import boto3
 
-    from test_deploy_local import VENV_BIN, _answers, _die_with_parent, _free_port
+    from local_emulator import moto_server
 
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env["INITIAL_NO_AUTH_ACTION_COUNT"] = "3"
-    with open(tmp_path / "moto.log", "w") as log:
-        proc = subprocess.Popen([str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], env=env,
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
-    try:
-        deadline = time.monotonic() + 60
-        while not _answers(url) and time.monotonic() < deadline:
-            time.sleep(0.1)
+    with moto_server(tmp_path, unchecked_requests=3) as url:
         key = dict(region_name="us-east-1", endpoint_url=url)
         iam = boto3.client("iam", aws_access_key_id="test", aws_secret_access_key="test", **key)
         iam.create_user(UserName="cloudformation-only")
@@ -181,6 +169,3 @@ def test_what_the_emulator_does_not_evaluate_for_cloudformation(tmp_path):
             assert time.monotonic() < deadline
             time.sleep(0.2)
         assert (st["StackStatus"], st.get("RoleARN")) == ("CREATE_COMPLETE", "arn:aws:iam::123456789012:role/no-such-role")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)

@@ -27,8 +27,6 @@ import json
 import os
 import re
 import subprocess
-import sys
-import time
 
 import boto3
 import pytest
@@ -36,7 +34,8 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from iam_model import REPO, Template
-from test_deploy_local import VENV_BIN, _answers, _die_with_parent, _free_port
+from local_emulator import moto_server
+from test_deploy_local import VENV_BIN
 
 DOC = REPO / "docs" / "security.md"
 STACK = "labpipe"
@@ -71,19 +70,7 @@ def client(url, name, key):
 
 @pytest.fixture(scope="module")
 def emulator(tmp_path_factory):
-    log = tmp_path_factory.mktemp("iam-emulator") / "moto.log"
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env["INITIAL_NO_AUTH_ACTION_COUNT"] = str(NO_AUTH_REQUESTS)
-    with open(log, "w") as out:
-        proc = subprocess.Popen([str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], env=env,
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
-    deadline = time.monotonic() + 60
-    while proc.poll() is None and not _answers(url) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert proc.poll() is None and _answers(url), f"moto did not start:\n{log.read_text()[-2000:]}"
-    try:
+    with moto_server(tmp_path_factory.mktemp("iam-emulator"), unchecked_requests=NO_AUTH_REQUESTS) as url:
         iam = client(url, "iam", ("test", "test"))
         iam.create_user(UserName="deployer")
         iam.put_user_policy(UserName="deployer", PolicyName="admin", PolicyDocument=json.dumps(
@@ -91,13 +78,6 @@ def emulator(tmp_path_factory):
         k = iam.create_access_key(UserName="deployer")["AccessKey"]
         admin = (k["AccessKeyId"], k["SecretAccessKey"])
         yield url, admin
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture(scope="module")

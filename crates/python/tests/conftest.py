@@ -5,8 +5,8 @@ Everything the tests compare against comes from real parts, as the Rust suites d
   not speed; ``LABPIPE_PY_WHEEL=path.whl`` reuses one) and installed into a *fresh* venv, so the
   package is imported from the wheel, never from the source tree. numpy and pandas come from
   the development venv through a ``.pth`` file, so the install needs no network;
-- the emulator is the development venv's moto server on 127.0.0.1, on a free port, started with
-  a deadline and stopped at the end;
+- the emulator is the development venv's moto server on 127.0.0.1 (``tests/python/local_emulator.py``,
+  shared with the infra suites), started with a deadline and stopped at the end;
 - the stack is ``infra/template.yaml`` deployed by ``infra/deploy_local.py``; the data are
   sample sessions from ``labpipe dev generate``, uploaded with ``labpipe upload`` and ingested
   and preprocessed by the backend's ``local-runner``, as ``scripts/demo.sh`` does. So the
@@ -20,21 +20,19 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import sysconfig
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests" / "python"))
+from local_emulator import moto_server  # noqa: E402
+
 CRATE = Path(__file__).resolve().parents[1]
 REPO = CRATE.parents[1]
-HOST = "127.0.0.1"
-START_TIMEOUT = 30
 STEP_TIMEOUT = 300
 
 
@@ -104,22 +102,6 @@ def venv_python(wheel, tmp_path_factory) -> Path:
     return python
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def _answers(url: str) -> bool:
-    try:
-        urllib.request.urlopen(url + "/moto-api/", timeout=1)
-    except urllib.error.HTTPError:
-        return True
-    except OSError:
-        return False
-    return True
-
-
 class Stack:
     """The running emulator, the deployed stack and the folder whose outputs file names it."""
 
@@ -156,25 +138,7 @@ class Stack:
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("lab")
-    port = _free_port()
-    endpoint = f"http://{HOST}:{port}"
-    moto = Path(sys.executable).parent / "moto_server"
-    log = open(workdir / "moto.log", "w")
-    server = subprocess.Popen(
-        [moto, "-H", HOST, "-p", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while not _answers(endpoint):
-            if server.poll() is not None:
-                raise AssertionError(f"moto server exited ({server.returncode}); log: {workdir / 'moto.log'}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"moto server did not answer within {START_TIMEOUT}s")
-            time.sleep(0.2)
+    with moto_server(workdir) as endpoint:
         outputs_file = workdir / ".labpipe" / "stack" / "outputs.json"
         s = Stack(endpoint, workdir, {})
         _run(
@@ -191,14 +155,6 @@ def stack(tmp_path_factory):
             env=s.env(),
         )
         yield s
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=10)
-        log.close()
 
 
 @pytest.fixture(scope="session")

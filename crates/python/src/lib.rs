@@ -128,6 +128,26 @@ fn check_filter(
         .map_err(|e| to_py(py, e))
 }
 
+/// Resolves the settings and the filter, then runs `call` on the runtime with the GIL released.
+fn catalog_call<F, Fut>(
+    py: Python<'_>,
+    config: Option<BTreeMap<String, Option<String>>>,
+    filter: &str,
+    call: F,
+) -> PyResult<String>
+where
+    F: FnOnce(Settings, labpipe_core::filter::Filter) -> Fut + Send,
+    Fut: std::future::Future<Output = Result<String, Error>>,
+{
+    py.detach(|| {
+        let settings = settings(config)?;
+        let filter = settings.filter(filter)?;
+        settings.table()?;
+        runtime()?.block_on(call(settings, filter))
+    })
+    .map_err(|e| to_py(py, e))
+}
+
 /// The sessions `filter` selects, as the JSON array `labpipe query FILTER --json` prints.
 #[pyfunction]
 #[pyo3(signature = (filter, limit=None, config=None))]
@@ -137,18 +157,13 @@ fn query(
     limit: Option<usize>,
     config: Option<BTreeMap<String, Option<String>>>,
 ) -> PyResult<String> {
-    let result = py.detach(|| {
-        let settings = settings(config)?;
-        let filter = settings.filter(filter)?;
-        settings.table()?;
-        let rt = runtime()?;
-        rt.block_on(engine::query(&settings, &filter, limit))
-    });
-    result.map_err(|e| to_py(py, e))
+    catalog_call(py, config, filter, |s, f| async move {
+        engine::query(&s, &f, limit).await
+    })
 }
 
 /// The preprocessed files of the sessions `filter` selects: `{"files": [...], "unprocessed":
-/// [...]}`, each file as `labpipe query --files --json` prints it plus its local `path`.
+/// [...]}`, each file as `labpipe query --files --json` prints it.
 #[pyfunction]
 #[pyo3(signature = (filter, pipeline_version=None, limit=None, config=None))]
 fn files(
@@ -158,14 +173,9 @@ fn files(
     limit: Option<usize>,
     config: Option<BTreeMap<String, Option<String>>>,
 ) -> PyResult<String> {
-    let result = py.detach(|| {
-        let settings = settings(config)?;
-        let filter = settings.filter(filter)?;
-        settings.table()?;
-        let rt = runtime()?;
-        rt.block_on(engine::files(&settings, &filter, pipeline_version, limit))
-    });
-    result.map_err(|e| to_py(py, e))
+    catalog_call(py, config, filter, |s, f| async move {
+        engine::files(&s, &f, pipeline_version, limit).await
+    })
 }
 
 /// Why a sync ended early: an engine error, or an exception on the Python side (Ctrl-C, or the

@@ -59,10 +59,7 @@ pub async fn sdk_config(settings: &Settings) -> AppResult<aws_config::SdkConfig>
 
 /// The role session's name, which CloudTrail records with each call: this app on this computer.
 fn session_name() -> String {
-    let host = std::env::var("HOSTNAME")
-        .or_else(|_| std::env::var("COMPUTERNAME"))
-        .unwrap_or_default();
-    format!("labpipe-app-{host}")
+    format!("labpipe-app-{}", labpipe_core::machine::host_name())
 }
 
 pub fn s3(sdk: &aws_config::SdkConfig) -> labpipe_s3::S3Client {

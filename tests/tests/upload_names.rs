@@ -7,6 +7,7 @@
 //!
 //! Needs the binary: `cargo build -p labpipe-cli` before `cargo test -p labpipe-tests`.
 
+use labpipe_core::machine;
 use labpipe_sample::{generate, GenerateOptions};
 use labpipe_tests::{labpipe_bin, object_bytes, unique_name, S3Server};
 use serde_json::Value;
@@ -53,13 +54,18 @@ impl Pc {
         }
     }
 
-    /// `labpipe …` as this PC runs it: its host name, journal and log folder; the bucket from
-    /// `LABPIPE_RAW_BUCKET`, as a configured lab PC has it.
+    /// `labpipe …` as this PC runs it: its journal and log folder; the bucket from
+    /// `LABPIPE_RAW_BUCKET`, as a configured lab PC has it. The environment names another host
+    /// and user, which the manifest must not believe: `uploaded_by` is the OS's (the PCs differ
+    /// here by their journals).
     fn labpipe(&self) -> Command {
         let mut cmd = Command::new(labpipe_bin());
         cmd.envs(self.env.clone())
             .env("HOSTNAME", self.host)
             .env("COMPUTERNAME", self.host)
+            .env("USER", "not-the-os-user")
+            .env("USERNAME", "not-the-os-user")
+            .env("LOGNAME", "not-the-os-user")
             .env("LABPIPE_RAW_BUCKET", &self.bucket)
             .env("LABPIPE_JOURNAL", &self.journal)
             .env("LABPIPE_LOG_DIR", self._home.path().join("logs"))
@@ -188,7 +194,12 @@ async fn two_rigs_recording_in_the_same_second_never_mix_and_upload_with_a_rig_i
     let prefix = format!("raw/{session}/");
     let first = listing(&s3, &bucket, &prefix).await;
     let m = manifest(&s3, &bucket, &session).await;
-    assert_eq!(m["uploaded_by"]["host"], "RIG-A-PC", "{m}");
+    let (os_host, os_user) = (machine::host_name(), machine::user_name());
+    assert_eq!(
+        m["uploaded_by"],
+        serde_json::json!({"host": os_host, "user": os_user}),
+        "the OS's host and user, not the environment's"
+    );
 
     // Rig B, no rig id: refused, nothing of it under the taken name.
     let out = pc_b.upload(&rig_b, &[]);
@@ -196,7 +207,7 @@ async fn two_rigs_recording_in_the_same_second_never_mix_and_upload_with_a_rig_i
     assert_eq!(out.status.code(), Some(1), "{said}");
     for needle in [
         "a different recording already uses this name",
-        "from RIG-A-PC",
+        format!("from {os_host} (user {os_user}, no rig id)").as_str(),
         "uploaded 20",
         "Nothing was sent",
         "--rig NAME",
@@ -221,7 +232,7 @@ async fn two_rigs_recording_in_the_same_second_never_mix_and_upload_with_a_rig_i
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
-    for (rig, folder, host) in [("rigA", &rig_a, "RIG-A-PC"), ("rigB", &rig_b, "RIG-B-PC")] {
+    for (rig, folder) in [("rigA", &rig_a), ("rigB", &rig_b)] {
         let id = format!("{session}_{rig}");
         let m = manifest(&s3, &bucket, &id).await;
         assert_eq!(m["session"], id.as_str());
@@ -231,7 +242,7 @@ async fn two_rigs_recording_in_the_same_second_never_mix_and_upload_with_a_rig_i
         );
         assert_eq!(
             m["uploaded_by"],
-            serde_json::json!({"host": host, "user": m["uploaded_by"]["user"], "rig": rig})
+            serde_json::json!({"host": os_host, "user": os_user, "rig": rig})
         );
         for f in m["files"].as_array().unwrap() {
             let path = f["path"].as_str().unwrap();
@@ -287,7 +298,7 @@ async fn a_folder_changed_after_its_upload_names_each_change_and_the_printed_com
         "removed rec_002.bin",
         "changed rec_001.bin",
         "Nothing was sent",
-        "from LAB-PC",
+        format!("from {}", machine::host_name()).as_str(),
     ] {
         assert!(said.contains(needle), "{needle:?} missing:\n{said}");
     }

@@ -249,32 +249,7 @@ fn truncate(s: &mut String, max: usize) {
     }
 }
 
-fn user_name() -> String {
-    ["USER", "USERNAME", "LOGNAME"]
-        .iter()
-        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
-        .unwrap_or_else(|| "unknown-user".to_string())
-}
-
-fn host_name() -> String {
-    if let Some(h) = std::env::var("COMPUTERNAME").ok().filter(|s| !s.is_empty()) {
-        return h;
-    }
-    #[cfg(unix)]
-    {
-        let mut buf = [0u8; 256];
-        // SAFETY: the buffer is valid for its length; gethostname writes at most that many bytes.
-        let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-        if rc == 0 {
-            let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-            let name = String::from_utf8_lossy(&buf[..end]).into_owned();
-            if !name.is_empty() {
-                return name;
-            }
-        }
-    }
-    "unknown-host".to_string()
-}
+use labpipe_core::machine::{host_name, user_name};
 
 #[cfg(test)]
 mod tests {

@@ -103,17 +103,9 @@ impl Drop for DestinationLock {
     }
 }
 
-/// This machine's name, for "who holds the lock" (no extra dependency: the kernel's name on
-/// Linux, the usual variables elsewhere).
+/// This machine's name, for "who holds the lock" ([`labpipe_core::machine`]).
 fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|s| s.trim().to_string())
-        .or_else(|| std::env::var("COMPUTERNAME").ok())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .filter(|s| !s.is_empty())
-        .map(|s| format!("host {s}"))
-        .unwrap_or_else(|| "this host".into())
+    format!("host {}", labpipe_core::machine::host_name())
 }
 
 #[cfg(test)]

@@ -64,7 +64,7 @@ pub use journal::Journal;
 pub use labpipe_s3::{s3_client, ClientOptions};
 pub use lock::{Holder, SessionLock};
 pub use refusal::{ChangedSinceUpload, FolderChanges, NameTaken};
-pub use run::{RequestTally, SessionResult, Upload, UploadOptions};
+pub use run::{NameCheck, RequestTally, SessionResult, Upload, UploadOptions};
 
 /// Top folder of every raw object: `raw/<session id>/<relative path>` (see
 /// [`labpipe_core::layout`], where the layout is defined).

@@ -131,20 +131,7 @@ fn file_stem(session: &str) -> String {
         .collect()
 }
 
-pub(crate) fn host_name() -> String {
-    let from_env = ["COMPUTERNAME", "HOSTNAME"]
-        .iter()
-        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()));
-    from_env
-        .or_else(|| {
-            ["/proc/sys/kernel/hostname", "/etc/hostname"]
-                .iter()
-                .find_map(|p| std::fs::read_to_string(p).ok())
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-        })
-        .unwrap_or_else(|| "this computer".into())
-}
+pub(crate) use labpipe_core::machine::host_name;
 
 #[cfg(test)]
 mod tests {

@@ -74,17 +74,23 @@ enum Before {
     AlreadyThere(String),
 }
 
-/// The machine writing a manifest: this host, this user, and the session's rig id.
+/// The machine writing a manifest: this host, this user (the OS's, [`labpipe_core::machine`]),
+/// and the session's rig id.
 fn this_machine(report: &SessionReport) -> UploadedBy {
-    let user = ["USER", "USERNAME", "LOGNAME"]
-        .iter()
-        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
-        .unwrap_or_else(|| "unknown user".into());
-    UploadedBy::new(
-        &crate::lock::host_name(),
-        &user,
-        report.id.and_then(|id| id.rig()).map(|r| r.to_string()),
-    )
+    labpipe_core::machine::uploaded_by(report.id.and_then(|id| id.rig()).map(|r| r.to_string()))
+}
+
+/// What a session's name holds, compared with its folder ([`Upload::name_check`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NameCheck {
+    /// Nothing is stored under the name.
+    Free,
+    /// What is stored is this folder (all of it, or the part a cut-off upload sent).
+    Same,
+    /// Another recording holds the name.
+    Taken(Box<NameTaken>),
+    /// This recording, changed after (part of) it was uploaded.
+    Changed(Box<ChangedSinceUpload>),
 }
 
 /// What happened to one session.
@@ -228,6 +234,34 @@ impl Upload {
             .filter(|(id, _)| id.to_string() == session)
             .map(|(_, n)| n)
             .max())
+    }
+
+    /// What the session's name holds in the bucket, compared with the folder exactly as an
+    /// upload compares it before sending (`docs/upload.md`, "A name already taken"): one listing
+    /// of `raw/<session>` (its corrections included), the latest committed manifest, and the
+    /// folder's files hashed only where this PC's journal does not vouch for them
+    /// ([`plan::hash_for_compare`]). Sends nothing, takes no lock: what the app's Pending view
+    /// shows for a folder whose name the catalog knows.
+    pub async fn name_check(&self, report: &SessionReport) -> Result<NameCheck, UploadError> {
+        let folder = revision_folder(&report.session, 1);
+        let survey = self
+            .inner
+            .bucket
+            .survey(&raw_name_prefix(&folder), false)
+            .await?;
+        if survey.objects.is_empty() {
+            return Ok(NameCheck::Free);
+        }
+        let plans = self.plan(report, &folder, &survey)?;
+        match self
+            .before_sending(report, None, &folder, &survey, &plans)
+            .await
+        {
+            Ok(_) => Ok(NameCheck::Same),
+            Err(UploadError::NameTaken(t)) => Ok(NameCheck::Taken(t)),
+            Err(UploadError::ChangedSinceUpload(c)) => Ok(NameCheck::Changed(c)),
+            Err(e) => Err(e),
+        }
     }
 
     pub(crate) fn emit(&self, e: Event) {

@@ -59,6 +59,7 @@ pub async fn save_settings(
         || old.quiet_period_secs != settings.quiet_period_secs
         || old.watch_mode != settings.watch_mode
         || old.poll_interval_secs != settings.poll_interval_secs
+        || old.rig() != settings.rig()
     {
         // Force a restart of the watcher with the new folder or period.
         *state.watch.lock().expect("watch lock") = None;
@@ -156,8 +157,9 @@ pub async fn recheck_pending(
     let Some(folder) = state.settings().lab_folder.filter(|f| !f.is_empty()) else {
         return Ok(Vec::new());
     };
+    let rig = state.settings().rig();
     let rows = tokio::task::spawn_blocking(move || {
-        crate::pending::scan_all(std::path::Path::new(&folder))
+        crate::pending::scan_all(std::path::Path::new(&folder), rig)
     })
     .await
     .map_err(|e| AppError::new("internal", e.to_string()))??;
@@ -172,12 +174,18 @@ pub fn upload_sessions(state: State<'_, AppState>, sessions: Vec<String>) -> App
     let pending = state.pending.lock().expect("pending lock").clone();
     let transfers = labpipe_lab::pipeline::transfer_states(&state.queue.list());
     let pipeline = state.pipeline.lock().expect("pipeline lock").clone();
+    let names = labpipe_lab::names::answers(&state.names.lock().expect("names lock"));
     let mut queued = 0;
     for s in &sessions {
         let row = pending
             .get(s)
             .ok_or_else(|| labpipe_lab::LabError::NotInLabFolder { session: s.clone() })?;
-        check_request(row, transfers.get(s).copied(), pipeline.get(s))?;
+        check_request(
+            row,
+            transfers.get(s).copied(),
+            pipeline.get(s),
+            names.get(s),
+        )?;
         if state.queue.enqueue(&row.session, &row.path) {
             queued += 1;
         }

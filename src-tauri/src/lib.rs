@@ -75,6 +75,10 @@ pub struct AppState {
     pub pipeline: pipeline::PipelineMap,
     /// Whether each pending session may be uploaded (last emitted).
     pub eligibility: pipeline::EligibilityMap,
+    /// Pending folders whose session name the pipeline knows, compared with what the name holds
+    /// (`labpipe_lab::names`), and whether a comparison runs now.
+    pub names: pipeline::NamesMap,
+    pub comparing: std::sync::atomic::AtomicBool,
     /// Set to have the poller read every session once more (settled ones included).
     pub pipeline_refresh: std::sync::atomic::AtomicBool,
     watch: Mutex<Option<pending::Watch>>,
@@ -125,6 +129,7 @@ impl AppState {
         let plan = pending::WatchPlan {
             mode: s.watch_mode,
             poll_every: Duration::from_secs(s.poll_interval_secs.max(1) as u64),
+            rig: s.rig(),
         };
         *watch = Some(pending::start(
             app.clone(),
@@ -171,6 +176,8 @@ pub fn run() {
                 pending: Default::default(),
                 pipeline: Default::default(),
                 eligibility: Default::default(),
+                names: Default::default(),
+                comparing: Default::default(),
                 pipeline_refresh: Default::default(),
                 watch: Mutex::new(None),
                 queue: queue.clone(),

@@ -8,9 +8,12 @@
 //! path channel, so everything after detection is the same code.
 //!
 //! The checks themselves are `labpipe_core::check::check_folder`, exactly as `labpipe check`;
-//! each row is a [`labpipe_lab::PendingSession`].
+//! each row is a [`labpipe_lab::PendingSession`], named as it is uploaded: with the rig id of
+//! Settings, a folder `YYYYMMDD_HHMMSS` is session `YYYYMMDD_HHMMSS_<rig>`
+//! (`labpipe check --rig`).
 
 use labpipe_core::check::check_folder;
+use labpipe_core::session_id::Rig;
 use labpipe_core::LabSchema;
 use labpipe_lab::PendingSession;
 use notify::{RecursiveMode, Watcher};
@@ -37,19 +40,33 @@ pub fn schema_for(folder: &Path) -> AppResult<LabSchema> {
 pub type PendingMap = Arc<Mutex<BTreeMap<String, PendingSession>>>;
 
 /// Checks one folder; an unreadable folder becomes a `fail` row saying why.
-fn check_one(path: &Path, schema: &LabSchema) -> PendingSession {
+fn check_one(path: &Path, schema: &LabSchema, rig: Option<Rig>) -> PendingSession {
     match check_folder(path, schema) {
-        Ok(r) => PendingSession::from_report(&r),
-        Err(e) => PendingSession::unreadable(path, &e.to_string()),
+        Ok(r) => PendingSession::from_report(&r.on_rig(rig)),
+        Err(e) => {
+            let mut row = PendingSession::unreadable(path, &e.to_string());
+            row.session = session_of(path, rig);
+            row
+        }
+    }
+}
+
+/// The session a folder is uploaded as: its name, with the rig id when the name is a date-time
+/// alone (as `SessionReport::on_rig` names it).
+pub fn session_of(path: &Path, rig: Option<Rig>) -> String {
+    let name = labpipe_core::scan::folder_name(path);
+    match (labpipe_core::SessionId::parse(&name), rig) {
+        (Ok(id), Some(rig)) => id.on_rig(rig).to_string(),
+        _ => name,
     }
 }
 
 /// Checks every session folder of `folder` from scratch.
-pub fn scan_all(folder: &Path) -> AppResult<BTreeMap<String, PendingSession>> {
+pub fn scan_all(folder: &Path, rig: Option<Rig>) -> AppResult<BTreeMap<String, PendingSession>> {
     let schema = schema_for(folder)?;
     let mut out = BTreeMap::new();
     for path in labpipe_core::scan::session_folders(folder)? {
-        let row = check_one(&path, &schema);
+        let row = check_one(&path, &schema, rig);
         out.insert(row.session.clone(), row);
     }
     Ok(out)
@@ -97,6 +114,8 @@ impl Drop for Watch {
 pub struct WatchPlan {
     pub mode: labpipe_lab::WatchMode,
     pub poll_every: Duration,
+    /// The rig id of Settings, applied to every folder's session name.
+    pub rig: Option<Rig>,
 }
 
 /// Starts watching `folder`: a full check now, then incremental re-checks.
@@ -157,7 +176,8 @@ pub fn start(
             .map(|_| plan.poll_every.as_secs().max(1) as u32),
         reason: poll_reason.as_ref().map(|r| r.text()),
     };
-    let task = tauri::async_runtime::spawn(run(app.clone(), map, folder.clone(), quiet, rx));
+    let task =
+        tauri::async_runtime::spawn(run(app.clone(), map, folder.clone(), quiet, plan.rig, rx));
     match &poll_reason {
         None => tracing::info!(folder = %folder.display(), "watching lab folder"),
         Some(r) => tracing::info!(
@@ -200,6 +220,7 @@ async fn run(
     map: PendingMap,
     folder: PathBuf,
     quiet: Duration,
+    rig: Option<Rig>,
     mut rx: mpsc::UnboundedReceiver<PathBuf>,
 ) {
     let emit = |app: &AppHandle, map: &PendingMap| {
@@ -208,7 +229,7 @@ async fn run(
     };
     let full = {
         let folder = folder.clone();
-        tokio::task::spawn_blocking(move || scan_all(&folder)).await
+        tokio::task::spawn_blocking(move || scan_all(&folder, rig)).await
     };
     match full {
         Ok(Ok(rows)) => {
@@ -228,7 +249,7 @@ async fn run(
             got = rx.recv() => {
                 let Some(path) = got else { break };
                 let Some(top) = top_entry(&folder, &path) else { continue };
-                let name = labpipe_core::scan::folder_name(&top);
+                let name = session_of(&top, rig);
                 let known = map.lock().expect("pending lock").contains_key(&name);
                 // A new folder shows up at once (usually as `wait`), then settles.
                 let first_sight = !known && !dirty.contains_key(&top);
@@ -245,7 +266,7 @@ async fn run(
                     for p in waiting { if !todo.contains(&p) && !dirty.contains_key(&p) { todo.push(p); } }
                 }
                 if todo.is_empty() { continue; }
-                let changed = recheck(&folder, &map, todo).await;
+                let changed = recheck(&folder, &map, todo, rig).await;
                 if changed { emit(&app, &map); }
             }
         }
@@ -253,7 +274,7 @@ async fn run(
 }
 
 /// Re-checks the given top-level entries; true when the list changed.
-async fn recheck(folder: &Path, map: &PendingMap, todo: Vec<PathBuf>) -> bool {
+async fn recheck(folder: &Path, map: &PendingMap, todo: Vec<PathBuf>, rig: Option<Rig>) -> bool {
     let folder = folder.to_path_buf();
     let schema_changed = todo.iter().any(|p| {
         p.file_name()
@@ -262,7 +283,7 @@ async fn recheck(folder: &Path, map: &PendingMap, todo: Vec<PathBuf>) -> bool {
     let result = tokio::task::spawn_blocking(
         move || -> AppResult<Vec<(String, Option<PendingSession>)>> {
             if schema_changed {
-                let all = scan_all(&folder)?;
+                let all = scan_all(&folder, rig)?;
                 return Ok(all.into_iter().map(|(k, v)| (k, Some(v))).collect());
             }
             let schema = schema_for(&folder)?;
@@ -270,9 +291,9 @@ async fn recheck(folder: &Path, map: &PendingMap, todo: Vec<PathBuf>) -> bool {
                 .into_iter()
                 .filter(|p| !p.is_file())
                 .map(|p| {
-                    let name = labpipe_core::scan::folder_name(&p);
+                    let name = session_of(&p, rig);
                     if p.is_dir() {
-                        (name, Some(check_one(&p, &schema)))
+                        (name, Some(check_one(&p, &schema, rig)))
                     } else {
                         (name, None)
                     }

@@ -12,15 +12,20 @@
 //!
 //! - `pipeline`: the status map (`Record<string, PipelineState>`);
 //! - `eligibility`: for each pending session, whether it may be uploaded and why not
-//!   (`Record<string, Eligibility>`), so the front end decides nothing;
+//!   (`Record<string, Eligibility>`), so the front end decides nothing; a folder whose session
+//!   name the pipeline knows is compared with what the name holds first (the upload engine's
+//!   comparison, when [`labpipe_lab::names`] says: once per state of folder and catalog entry, in
+//!   the background), so a different recording under a taken name shows a name conflict and a
+//!   folder changed since its upload says so, never the uploaded recording's status;
 //! - `catalog-changed`: the sessions of the Sessions view's loaded catalog that moved (their new
 //!   entries are put into it first), so a researcher sees an upload become PROCESSED without a
 //!   rescan.
 
 use labpipe_catalog::SessionItem;
+use labpipe_lab::names::{answers, retain_current, to_compare, Compared};
 use labpipe_lab::pipeline::{reading, settled_notices, transfer_changes, transfer_states};
 use labpipe_lab::ready::{eligibilities, ready_to_upload, Accept, Eligibility};
-use labpipe_lab::{Notice, PipelineState, StatusPolling};
+use labpipe_lab::{NameCheck, Notice, PipelineState, StatusPolling};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -40,6 +45,9 @@ const TICK: Duration = Duration::from_millis(500);
 
 pub type PipelineMap = Arc<Mutex<BTreeMap<String, PipelineState>>>;
 pub type EligibilityMap = Arc<Mutex<BTreeMap<String, Eligibility>>>;
+pub type NamesMap = Arc<Mutex<BTreeMap<String, (Compared, NameCheck)>>>;
+/// How long the comparisons wait after one could not be made (no network, no permission).
+const COMPARE_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Emits every pending session's eligibility when it changed since the last emit. Called when
 /// the pending list, the transfers or the pipeline map change, and on the poller's tick.
@@ -63,7 +71,112 @@ pub fn emit_eligibility(app: &AppHandle) {
 pub fn current_eligibility(state: &AppState) -> BTreeMap<String, Eligibility> {
     let pending = state.pending.lock().expect("pending lock").clone();
     let pipeline = state.pipeline.lock().expect("pipeline lock").clone();
-    eligibilities(&pending, &state.queue.list(), &pipeline)
+    let names = answers(&state.names.lock().expect("names lock"));
+    eligibilities(&pending, &state.queue.list(), &pipeline, &names)
+}
+
+/// Starts comparing, in the background, the pending folders [`to_compare`] names (one run at a
+/// time); the eligibility is emitted again when it is done.
+fn compare_names(
+    app: &AppHandle,
+    settings: &Settings,
+    transfers: &BTreeMap<String, labpipe_lab::TransferState>,
+) {
+    if settings.raw_bucket.is_empty() {
+        return;
+    }
+    let state = app.state::<AppState>();
+    let due = {
+        let pending = state.pending.lock().expect("pending lock").clone();
+        let pipeline = state.pipeline.lock().expect("pipeline lock").clone();
+        let mut names = state.names.lock().expect("names lock");
+        retain_current(&mut names, &pending, &pipeline, transfers);
+        to_compare(&pending, &pipeline, transfers, &names)
+    };
+    if due.is_empty()
+        || state
+            .comparing
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+    {
+        return;
+    }
+    let app = app.clone();
+    let settings = settings.clone();
+    tauri::async_runtime::spawn(async move {
+        let failed = match compare_due(&app, &settings, due).await {
+            Ok(()) => false,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot compare the lab folder's sessions with what their names hold in the raw bucket");
+                true
+            }
+        };
+        emit_eligibility(&app);
+        if failed {
+            tokio::time::sleep(COMPARE_BACKOFF).await;
+        }
+        app.state::<AppState>()
+            .comparing
+            .store(false, std::sync::atomic::Ordering::Release);
+    });
+}
+
+/// Compares each due folder with what its session name holds (`labpipe_upload`'s comparison,
+/// the one an upload makes before sending) and records the answer.
+async fn compare_due(
+    app: &AppHandle,
+    settings: &Settings,
+    due: Vec<(String, Compared)>,
+) -> crate::error::AppResult<()> {
+    let sdk = crate::cloud::sdk_config(settings).await?;
+    let journal = Arc::new(labpipe_upload::Journal::open(&labpipe_lab::journal_path())?);
+    let upload = labpipe_upload::Upload::connect(
+        crate::cloud::s3(&sdk),
+        settings.raw_bucket.clone(),
+        labpipe_upload::UploadOptions::default(),
+        journal,
+        None,
+    )
+    .await?;
+    let rig = settings.rig();
+    let state = app.state::<AppState>();
+    for (session, compared) in due {
+        let Some(path) = state
+            .pending
+            .lock()
+            .expect("pending lock")
+            .get(&session)
+            .map(|r| std::path::PathBuf::from(&r.path))
+        else {
+            continue;
+        };
+        let report = {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || -> crate::error::AppResult<_> {
+                let lab = path.parent().unwrap_or(&path).to_path_buf();
+                let schema = crate::pending::schema_for(&lab)?;
+                Ok(labpipe_core::check::check_folder(&path, &schema)?.on_rig(rig))
+            })
+            .await
+            .map_err(|e| crate::error::AppError::new("internal", e.to_string()))??
+        };
+        let check = upload.name_check(&report).await?;
+        let check = NameCheck::from_engine(&check, rig.as_ref().map(|r| r.as_str()));
+        match &check {
+            NameCheck::Same => {}
+            NameCheck::Taken { reason, .. } => {
+                tracing::warn!(session = %session, path = %path.display(), "name conflict: {reason}")
+            }
+            NameCheck::Changed { reason, .. } => {
+                tracing::warn!(session = %session, path = %path.display(), "{reason}")
+            }
+        }
+        state
+            .names
+            .lock()
+            .expect("names lock")
+            .insert(session, (compared, check));
+    }
+    Ok(())
 }
 
 /// Raises a desktop notification (and logs it, so the Logs view tells the same story).
@@ -192,6 +305,7 @@ pub fn spawn_poller(app: AppHandle, map: PipelineMap) {
                 auto_upload(&app, &map, &seen);
             }
 
+            compare_names(&app, &settings, &seen);
             emit_eligibility(&app);
 
             let due = polling.due(now);

@@ -87,6 +87,7 @@ pub async fn run(
         raw_bucket: Some(settings.raw_bucket.clone()).filter(|b| !b.is_empty()),
         upload_locks: labpipe_upload::journal::locks_dir_beside(&labpipe_lab::journal_path()),
         queued,
+        rig: settings.rig(),
     };
     let outcomes = labpipe_retention::clean(&catalog, &s3, &folders, &opts, log_outcome).await;
     Ok(report(&outcomes, days, dry_run))

@@ -37,6 +37,10 @@ pub struct Settings {
     pub concurrency: u32,
     /// Upload bandwidth cap in megabytes per second; `None` = unlimited.
     pub bandwidth_mb_per_sec: Option<f64>,
+    /// This lab PC's rig id (`labpipe upload --rig`, `LABPIPE_RIG`): a folder named
+    /// `YYYYMMDD_HHMMSS` is checked, uploaded and cleaned as session `YYYYMMDD_HHMMSS_<rig>`, so
+    /// rigs recording in the same second never share a name. `None`: no id.
+    pub rig_id: Option<String>,
     /// Seconds without file changes in a session folder before it is checked again.
     pub quiet_period_secs: u32,
     /// How the lab folder is watched: `auto` polls network shares and uses native change events
@@ -65,6 +69,7 @@ impl Default for Settings {
             clean_after_days: None,
             concurrency: 8,
             bandwidth_mb_per_sec: None,
+            rig_id: None,
             quiet_period_secs: 5,
             watch_mode: labpipe_lab::WatchMode::Auto,
             poll_interval_secs: 10,
@@ -135,6 +140,10 @@ impl Settings {
             labpipe_s3::check_role_arn(arn)
                 .map_err(|e| AppError::new("settings", e.to_string()))?;
         }
+        if let Some(rig) = self.rig_id.as_deref().filter(|r| !r.trim().is_empty()) {
+            labpipe_core::session_id::Rig::parse(rig.trim())
+                .map_err(|e| AppError::new("settings", e.to_string()))?;
+        }
         if let Some(days) = self.clean_after_days {
             if days == 0 || days > 3650 {
                 return Err(AppError::new(
@@ -156,6 +165,15 @@ impl Settings {
             ));
         }
         Ok(())
+    }
+
+    /// The rig id, when one is set (and valid: [`Settings::validate`] refuses an invalid one).
+    pub fn rig(&self) -> Option<labpipe_core::session_id::Rig> {
+        self.rig_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .and_then(|r| labpipe_core::session_id::Rig::parse(r).ok())
     }
 
     pub fn bandwidth_bytes(&self) -> Option<u64> {
@@ -209,5 +227,26 @@ mod tests {
             assert_eq!(s.validate().is_ok(), ok, "{url}");
         }
         assert!(Settings::default().validate().is_ok());
+    }
+
+    #[test]
+    fn a_rig_id_is_checked_and_applied_as_the_cli_applies_it() {
+        let bad = Settings {
+            rig_id: Some("rig_B".into()),
+            ..Settings::default()
+        };
+        assert!(bad.validate().unwrap_err().message.contains("rig id"));
+        let good = Settings {
+            rig_id: Some(" rigB ".into()),
+            ..Settings::default()
+        };
+        good.validate().unwrap();
+        assert_eq!(good.rig().unwrap().as_str(), "rigB");
+        let none = Settings {
+            rig_id: Some(String::new()),
+            ..Settings::default()
+        };
+        none.validate().unwrap();
+        assert!(none.rig().is_none());
     }
 }

@@ -90,11 +90,12 @@ async fn run_one(
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| path.clone());
+    let settings_rig = settings.rig();
     let report = {
         let path = path.clone();
         tokio::task::spawn_blocking(move || -> AppResult<labpipe_core::SessionReport> {
             let schema = crate::pending::schema_for(&folder)?;
-            Ok(labpipe_core::check::check_folder(&path, &schema)?)
+            Ok(labpipe_core::check::check_folder(&path, &schema)?.on_rig(settings_rig))
         })
         .await
         .map_err(|e| AppError::new("internal", e.to_string()))??

@@ -177,6 +177,9 @@ pub struct CheckArgs {
     /// Seconds a folder must stay unchanged before it counts as complete (default from the schema: 60)
     #[arg(long, value_name = "SECS")]
     pub quiet_period: Option<u64>,
+    /// This lab PC's rig id, as for `labpipe upload --rig`: a folder named YYYYMMDD_HHMMSS is checked as session YYYYMMDD_HHMMSS_<rig>, the name it is uploaded under
+    #[arg(long, value_name = "RIG", env = "LABPIPE_RIG", value_parser = parse_rig)]
+    pub rig: Option<labpipe_core::session_id::Rig>,
     #[command(flatten)]
     pub schema: SchemaArg,
 }
@@ -398,6 +401,9 @@ pub struct CleanArgs {
     /// The upload journal whose session locks clean takes (sessions uploading on this PC are kept); default as for `labpipe upload`
     #[arg(long, value_name = "FILE", env = "LABPIPE_JOURNAL")]
     pub journal: Option<PathBuf>,
+    /// This lab PC's rig id, as for `labpipe upload --rig`: a folder named YYYYMMDD_HHMMSS is the session YYYYMMDD_HHMMSS_<rig> it was uploaded as
+    #[arg(long, value_name = "RIG", env = "LABPIPE_RIG", value_parser = parse_rig)]
+    pub rig: Option<labpipe_core::session_id::Rig>,
     #[command(flatten)]
     pub stack: StackArgs,
 }

@@ -14,6 +14,18 @@ pub enum LabError {
     Blocked { session: String, verdict: Verdict },
     #[error("{session} is already uploaded (the catalog knows it); raw data is kept exactly as it was sent — upload a corrected folder as a correction (a new revision)")]
     AlreadyUploaded { session: String },
+    #[error("{session} is not uploaded under this name: {reason} {advice}")]
+    NameTaken {
+        session: String,
+        reason: String,
+        advice: String,
+    },
+    #[error("{session} {reason} {advice}")]
+    ChangedSinceUpload {
+        session: String,
+        reason: String,
+        advice: String,
+    },
     #[error("{session} is being uploaded; wait until it has finished (or cancel it) before uploading a correction")]
     Busy { session: String },
     #[error(
@@ -35,6 +47,8 @@ impl LabError {
             | Self::AlreadyUploaded { .. }
             | Self::Busy { .. }
             | Self::NoReason { .. } => "not_uploadable",
+            Self::NameTaken { .. } => "name_taken",
+            Self::ChangedSinceUpload { .. } => "changed_since_upload",
             Self::Upload(e) => e.code(),
         }
     }

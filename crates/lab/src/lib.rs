@@ -11,6 +11,9 @@
 //!   and selection behind them (CLI and Python); [`stuck`]: why a session is stuck;
 //! - [`pending`]: one session folder of the lab folder as last checked ([`PendingSession`]);
 //! - [`ready`]: may a session be uploaded, and if not, why ([`Eligibility`]);
+//! - [`names`]: a folder whose session name the pipeline knows, compared with what the name
+//!   holds (the upload engine's comparison): the same recording, changed since upload, or
+//!   another recording ([`NameCheck`]), and when to compare;
 //! - [`progress`]: the one fold of `labpipe_upload` events into a [`TransferView`], and the
 //!   run policy of a batch ([`RunSummary`]: refused, waiting, uploaded, already uploaded, failed);
 //! - [`queue`]: the app's upload queue and its states ([`TransferState`]), restart-safe;
@@ -29,6 +32,7 @@
 //! land in `ui/src/lib/bindings/` as dependencies of the app's exported types.
 
 mod error;
+pub mod names;
 pub mod pending;
 pub mod pipeline;
 pub mod polling;
@@ -42,6 +46,7 @@ pub mod stuck;
 pub mod watch;
 
 pub use error::LabError;
+pub use names::NameCheck;
 pub use pending::PendingSession;
 pub use pipeline::{Notice, PipelineState};
 pub use polling::StatusPolling;

@@ -24,6 +24,12 @@ pub struct PendingSession {
     pub findings: Vec<Finding>,
     pub metadata: BTreeMap<String, String>,
     pub checked_at: String,
+    /// The folder's files as checked (paths, sizes, modification times), hashed: a comparison
+    /// with what the session's name holds is made again only when it changes
+    /// ([`crate::names`]). Not sent to the front end.
+    #[serde(skip)]
+    #[cfg_attr(feature = "ts", ts(skip))]
+    pub folder_state: u64,
 }
 
 fn clock() -> String {
@@ -48,6 +54,7 @@ impl PendingSession {
                 .map(|(k, v)| (k.clone(), v.to_string()))
                 .collect(),
             checked_at: clock(),
+            folder_state: folder_state(r),
         }
     }
 
@@ -63,6 +70,7 @@ impl PendingSession {
             findings: vec![Finding::error("folder", reason)],
             metadata: BTreeMap::new(),
             checked_at: clock(),
+            folder_state: 0,
         }
     }
 
@@ -70,6 +78,17 @@ impl PendingSession {
     pub fn same_check(&self, other: &PendingSession) -> bool {
         self.verdict == other.verdict && self.findings == other.findings
     }
+}
+
+/// The files of a checked folder, hashed: paths, sizes and modification times.
+fn folder_state(r: &SessionReport) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    r.session.hash(&mut h);
+    for f in &r.files {
+        (&f.path, f.size, f.modified_unix).hash(&mut h);
+    }
+    h.finish()
 }
 
 #[cfg(test)]

@@ -38,6 +38,12 @@ pub struct PipelineState {
     /// (`labpipe_catalog::stuck`): why, since when, and who can move it on. The lab PC cannot
     /// read the dead-letter queues, so the reason is the last error the catalog holds.
     pub stuck: Option<String>,
+    /// The SHA-256 of the manifest the catalog's entry was made from (`None`: uploaded from
+    /// here, not cataloged yet): a new one (a correction) means the name holds something new
+    /// ([`crate::names`]). Not sent to the front end.
+    #[serde(skip)]
+    #[cfg_attr(feature = "ts", ts(skip))]
+    pub manifest: Option<String>,
 }
 
 impl PipelineState {
@@ -49,6 +55,7 @@ impl PipelineState {
             message: i.status_message.clone(),
             pipeline_version: i.pipeline_version,
             stuck: i.stuck(now).map(|s| stuck_reason(i, &s)),
+            manifest: i.manifest_sha256.clone(),
         }
     }
 
@@ -70,6 +77,7 @@ impl PipelineState {
                     human_duration(UPLOADED_BUDGET_SECS),
                 )
             }),
+            manifest: None,
         }
     }
 
@@ -220,6 +228,7 @@ mod tests {
             message: (status == Status::Failed).then(|| "channel 3 is flat".to_string()),
             pipeline_version: (status == Status::Processed).then_some(1),
             stuck: None,
+            manifest: None,
         }
     }
 

@@ -197,6 +197,7 @@ mod tests {
             message: None,
             pipeline_version: None,
             stuck: None,
+            manifest: None,
         }
     }
 

@@ -1,8 +1,12 @@
 //! Which sessions may be uploaded, decided once: the check verdict, what this PC's uploads are
 //! doing and what the catalog knows.
 //!
-//! Raw data is write-once, so a session the pipeline knows is never offered again, whatever its
-//! folder looks like now. A session already queued, running, held or uploaded here is on its way.
+//! Raw data is write-once, so a session the pipeline knows is never offered again as a plain
+//! upload, whatever its folder looks like now. But the pipeline's status is that of what was
+//! uploaded under the name, so it is shown only when the folder *is* that recording
+//! ([`crate::names`]): a folder changed since its upload says so (a correction is the way), and a
+//! different recording under a taken name is a name conflict, never the other recording's status.
+//! A session already queued, running, held or uploaded here is on its way.
 //! Otherwise the verdict decides: `pass` and `warn` may go (automatic uploads take `pass` only),
 //! `wait` and `fail` may not. The reason comes with the answer so every screen can say *why*.
 
@@ -11,13 +15,14 @@ use labpipe_core::Verdict;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
+use crate::names::NameCheck;
 use crate::pending::PendingSession;
 use crate::pipeline::PipelineState;
 use crate::progress::{TransferState, TransferView};
 use crate::LabError;
 
 /// Whether a session may be uploaded now, and if not, why.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(
     feature = "ts",
     derive(ts_rs::TS),
@@ -33,10 +38,21 @@ pub enum Eligibility {
     OnItsWay { state: TransferState },
     /// The pipeline knows it: uploaded before, from here or elsewhere.
     Uploaded { status: Status },
+    /// Another recording was uploaded under this session name: never uploaded under it, never
+    /// shown with that recording's status. `reason`: who uploaded it, when, what differs;
+    /// `advice`: a rig id in Settings.
+    NameConflict { reason: String, advice: String },
+    /// Uploaded, then changed (files added, removed or changed): `status` is the upload's, the
+    /// way forward a correction.
+    ChangedSinceUpload {
+        status: Status,
+        reason: String,
+        advice: String,
+    },
 }
 
 impl Eligibility {
-    pub fn is_ready(self) -> bool {
+    pub fn is_ready(&self) -> bool {
         matches!(self, Eligibility::Ready { .. })
     }
 }
@@ -50,15 +66,28 @@ pub enum Accept {
     PassOnly,
 }
 
-/// The rule, for one session.
+/// The rule, for one session. `name`: the folder compared with what its session name holds,
+/// when it was ([`crate::names`]).
 pub fn eligibility(
     verdict: Verdict,
     transfer: Option<TransferState>,
     pipeline: Option<&PipelineState>,
+    name: Option<&NameCheck>,
     accept: Accept,
 ) -> Eligibility {
     if let Some(p) = pipeline {
-        return Eligibility::Uploaded { status: p.status };
+        return match name {
+            Some(NameCheck::Taken { reason, advice }) => Eligibility::NameConflict {
+                reason: reason.clone(),
+                advice: advice.clone(),
+            },
+            Some(NameCheck::Changed { reason, advice }) => Eligibility::ChangedSinceUpload {
+                status: p.status,
+                reason: reason.clone(),
+                advice: advice.clone(),
+            },
+            Some(NameCheck::Same) | None => Eligibility::Uploaded { status: p.status },
+        };
     }
     if let Some(state) = transfer.filter(|s| s.is_active() || *s == TransferState::Done) {
         return Eligibility::OnItsWay { state };
@@ -78,11 +107,13 @@ pub fn eligibility(
     }
 }
 
-/// Every pending session's eligibility (what a person may do), by session.
+/// Every pending session's eligibility (what a person may do), by session; `names`: the
+/// folders compared with what their session name holds.
 pub fn eligibilities(
     pending: &BTreeMap<String, PendingSession>,
     transfers: &[TransferView],
     pipeline: &BTreeMap<String, PipelineState>,
+    names: &BTreeMap<String, NameCheck>,
 ) -> BTreeMap<String, Eligibility> {
     let states = crate::pipeline::transfer_states(transfers);
     pending
@@ -94,6 +125,7 @@ pub fn eligibilities(
                     r.verdict,
                     states.get(&r.session).copied(),
                     pipeline.get(&r.session),
+                    names.get(&r.session),
                     Accept::PassOrWarn,
                 ),
             )
@@ -115,6 +147,7 @@ pub fn ready_to_upload<'a>(
                 r.verdict,
                 transfers.get(&r.session).copied(),
                 pipeline.get(&r.session),
+                None,
                 accept,
             )
             .is_ready()
@@ -130,8 +163,9 @@ pub fn check_request(
     row: &PendingSession,
     transfer: Option<TransferState>,
     pipeline: Option<&PipelineState>,
+    name: Option<&NameCheck>,
 ) -> Result<(), LabError> {
-    match eligibility(row.verdict, transfer, pipeline, Accept::PassOrWarn) {
+    match eligibility(row.verdict, transfer, pipeline, name, Accept::PassOrWarn) {
         Eligibility::Ready { .. } | Eligibility::OnItsWay { .. } => Ok(()),
         Eligibility::Blocked { verdict } => Err(LabError::Blocked {
             session: row.session.clone(),
@@ -140,6 +174,18 @@ pub fn check_request(
         Eligibility::Uploaded { .. } => Err(LabError::AlreadyUploaded {
             session: row.session.clone(),
         }),
+        Eligibility::NameConflict { reason, advice } => Err(LabError::NameTaken {
+            session: row.session.clone(),
+            reason,
+            advice,
+        }),
+        Eligibility::ChangedSinceUpload { reason, advice, .. } => {
+            Err(LabError::ChangedSinceUpload {
+                session: row.session.clone(),
+                reason,
+                advice,
+            })
+        }
     }
 }
 
@@ -185,6 +231,7 @@ mod tests {
             message: None,
             pipeline_version: None,
             stuck: None,
+            manifest: None,
         }
     }
 
@@ -196,6 +243,89 @@ mod tests {
         Accept,
         Eligibility,
     );
+
+    /// the catalog, the folder compared with what its name holds → the answer.
+    type NamedCase<'a> = (
+        Option<&'a PipelineState>,
+        Option<&'a NameCheck>,
+        Eligibility,
+    );
+
+    #[test]
+    fn a_known_name_shows_its_status_only_when_the_folder_is_that_recording() {
+        let processed = pipe(Status::Processed);
+        let taken = NameCheck::Taken {
+            reason: "a different recording already uses the name".into(),
+            advice: "rig id".into(),
+        };
+        let changed = NameCheck::Changed {
+            reason: "changed since upload: added b.bin.".into(),
+            advice: "a correction".into(),
+        };
+        let table: &[NamedCase] = &[
+            (
+                Some(&processed),
+                None,
+                Uploaded {
+                    status: Status::Processed,
+                },
+            ),
+            (
+                Some(&processed),
+                Some(&NameCheck::Same),
+                Uploaded {
+                    status: Status::Processed,
+                },
+            ),
+            (
+                Some(&processed),
+                Some(&taken),
+                NameConflict {
+                    reason: "a different recording already uses the name".into(),
+                    advice: "rig id".into(),
+                },
+            ),
+            (
+                Some(&processed),
+                Some(&changed),
+                ChangedSinceUpload {
+                    status: Status::Processed,
+                    reason: "changed since upload: added b.bin.".into(),
+                    advice: "a correction".into(),
+                },
+            ),
+            // An answer about a name the pipeline no longer knows changes nothing.
+            (None, Some(&taken), Ready { again: false }),
+        ];
+        for (i, (pipeline, name, want)) in table.iter().enumerate() {
+            for verdict in [Pass, Fail] {
+                let got = eligibility(verdict, None, *pipeline, *name, Accept::PassOrWarn);
+                if pipeline.is_none() && verdict == Fail {
+                    assert_eq!(got, Blocked { verdict: Fail }, "row {i}");
+                } else {
+                    assert_eq!(got, *want, "row {i}: {verdict:?} {name:?}");
+                }
+            }
+        }
+        let row = pending("20210301_161221", Pass);
+        let err = check_request(&row, None, Some(&processed), Some(&taken)).unwrap_err();
+        assert_eq!(err.code(), "name_taken");
+        assert!(
+            err.to_string().contains("not uploaded under this name"),
+            "{err}"
+        );
+        let err = check_request(&row, None, Some(&processed), Some(&changed)).unwrap_err();
+        assert_eq!(err.code(), "changed_since_upload");
+        let json = serde_json::to_value(Eligibility::NameConflict {
+            reason: "r".into(),
+            advice: "a".into(),
+        })
+        .unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"kind": "name_conflict", "reason": "r", "advice": "a"})
+        );
+    }
 
     #[test]
     fn the_rule_over_verdict_transfer_and_catalog() {
@@ -314,7 +444,7 @@ mod tests {
         ];
         for (i, (verdict, transfer, pipeline, accept, want)) in table.iter().enumerate() {
             assert_eq!(
-                eligibility(*verdict, *transfer, *pipeline, *accept),
+                eligibility(*verdict, *transfer, *pipeline, None, *accept),
                 *want,
                 "row {i}: {verdict:?} {transfer:?} {pipeline:?} {accept:?}"
             );
@@ -370,14 +500,14 @@ mod tests {
     #[test]
     fn a_request_is_refused_with_the_reason() {
         let fail = pending("20210301_000003", Fail);
-        let err = check_request(&fail, None, None).unwrap_err();
+        let err = check_request(&fail, None, None, None).unwrap_err();
         assert_eq!(err.code(), "not_uploadable");
         assert!(err.to_string().contains("verdict is fail"), "{err}");
         let pass = pending("20210301_000001", Pass);
-        let err = check_request(&pass, None, Some(&pipe(Status::Cataloged))).unwrap_err();
+        let err = check_request(&pass, None, Some(&pipe(Status::Cataloged)), None).unwrap_err();
         assert!(err.to_string().contains("already uploaded"), "{err}");
-        assert!(check_request(&pass, Some(T::Running), None).is_ok());
-        assert!(check_request(&pass, Some(T::Failed), None).is_ok());
+        assert!(check_request(&pass, Some(T::Running), None, None).is_ok());
+        assert!(check_request(&pass, Some(T::Failed), None, None).is_ok());
     }
 
     #[test]

@@ -58,6 +58,9 @@ pub struct CleanOptions {
     /// Sessions waiting in this PC's upload queue (the app's queue; empty for the CLI, which has
     /// none): kept without being checked.
     pub queued: BTreeSet<String>,
+    /// This lab PC's rig id: a folder named `YYYYMMDD_HHMMSS` is the session
+    /// `YYYYMMDD_HHMMSS_<rig>`, as the upload named it (`labpipe upload --rig`).
+    pub rig: Option<labpipe_core::session_id::Rig>,
 }
 
 /// What happened to one folder.
@@ -241,13 +244,23 @@ pub async fn clean(
     out
 }
 
+/// The session a folder was uploaded as: its name, with this PC's rig id when the name is a
+/// date-time alone ([`SessionId::on_rig`], as the upload applies it).
+fn session_of(folder: &Path, rig: Option<labpipe_core::session_id::Rig>) -> String {
+    let name = scan::folder_name(folder);
+    match (SessionId::parse(&name), rig) {
+        (Ok(id), Some(rig)) => id.on_rig(rig).to_string(),
+        _ => name,
+    }
+}
+
 async fn clean_one(
     catalog: &Catalog,
     s3: &aws_sdk_s3::Client,
     folder: &Path,
     opts: &CleanOptions,
 ) -> FolderOutcome {
-    let session = scan::folder_name(folder);
+    let session = session_of(folder, opts.rig);
     let (files, bytes) = footprint(folder);
     let outcome = |action, code, reason: String, failed| FolderOutcome {
         session: session.clone(),
@@ -559,6 +572,7 @@ mod tests {
             raw_bucket: None,
             upload_locks: locks.path().to_path_buf(),
             queued: BTreeSet::from([queued.to_string()]),
+            rig: None,
         };
         let folders = [lab.path().join(uploading), lab.path().join(queued)];
         let out = clean(&catalog, &s3, &folders, &opts, |_| {}).await;
@@ -574,6 +588,39 @@ mod tests {
         assert_eq!(out[1].code, "queued", "{:?}", out[1]);
         assert!(out.iter().all(|o| o.action == Action::Kept && !o.failed));
         assert!(folders.iter().all(|f| f.join("ch01.bin").is_file()));
+        drop(upload);
+    }
+
+    /// With a rig id, a folder named by its date-time alone is the session `<date-time>_<rig>`
+    /// (as `labpipe upload --rig` named it): its upload lock is that session's.
+    #[tokio::test]
+    async fn with_a_rig_id_a_folder_is_the_session_it_was_uploaded_as() {
+        let sdk = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("eu-west-1"))
+            .endpoint_url("http://127.0.0.1:9")
+            .build();
+        let catalog = Catalog::from_sdk(&sdk, "nowhere");
+        let s3 = s3_client(&sdk);
+        let lab = tempfile::tempdir().unwrap();
+        let locks = tempfile::tempdir().unwrap();
+        let folder = lab.path().join("20210301_090000");
+        std::fs::create_dir(&folder).unwrap();
+        std::fs::write(folder.join("ch01.bin"), b"data").unwrap();
+        let upload = SessionLock::acquire(locks.path(), "20210301_090000_rigB").unwrap();
+        let opts = CleanOptions {
+            older_than: TimeDelta::days(30),
+            now: chrono::Local::now().naive_local(),
+            dry_run: false,
+            raw_bucket: None,
+            upload_locks: locks.path().to_path_buf(),
+            queued: BTreeSet::new(),
+            rig: Some(labpipe_core::session_id::Rig::parse("rigB").unwrap()),
+        };
+        let out = clean(&catalog, &s3, std::slice::from_ref(&folder), &opts, |_| {}).await;
+        assert_eq!(out[0].session, "20210301_090000_rigB");
+        assert_eq!(out[0].code, "uploading", "{:?}", out[0]);
+        assert!(folder.join("ch01.bin").is_file());
         drop(upload);
     }
 

@@ -739,12 +739,11 @@ async fn upload_puts_ready_sessions_in_the_raw_bucket() -> Result<()> {
     .await
 }
 
-/// A session uploaded earlier (its first revision is in the bucket) whose local folder was then
-/// corrected: the plain upload fails as a conflict naming the file, and the Transfers view
-/// offers to upload it as a correction; with a reason it goes up as revision 2 beside the first,
-/// which stays as it was.
+/// A session uploaded earlier (a real upload from another PC: its first revision is in the
+/// bucket) whose local folder was then corrected: the plain upload is refused as changed since
+/// upload naming the file, before sending anything, and the Transfers view offers to upload it as
+/// a correction; with a reason it goes up as revision 2 beside the first, which stays as it was.
 #[tokio::test]
-#[ignore = "to rewrite: its fixture fakes the first upload with a `{}` manifest, which the upload now reads before sending and refuses as unreadable; the CLI side of the same flow is tests/tests/upload_names.rs"]
 async fn a_corrected_session_goes_up_as_a_correction_with_its_reason() -> Result<()> {
     within(Duration::from_secs(240), async {
         step("a corrected session goes up as a correction with its reason");
@@ -754,25 +753,25 @@ async fn a_corrected_session_goes_up_as_a_correction_with_its_reason() -> Result
         let lab = dirs.root.path().join("lab");
         let sessions = make_lab(&lab, 1, false)?;
         let session = &sessions[0].name;
-        // The first upload, as it is in the bucket: one data file differs from the local one.
+        // The first upload, a real one from another lab PC; then one data file is corrected
+        // here (same size, other bytes).
         let data = files_below(&sessions[0].path)?
             .into_iter()
             .find(|f| f.ends_with(".bin"))
             .context("a data file")?;
         let first_key = labpipe_core::layout::raw_key(session, &data);
-        let first_bytes = b"the first upload's bytes".to_vec();
-        s3.put_object()
-            .bucket(&bucket)
-            .key(&first_key)
-            .body(first_bytes.clone().into())
-            .send()
-            .await?;
-        s3.put_object()
-            .bucket(&bucket)
-            .key(labpipe_upload_manifest_key(session))
-            .body(b"{}".to_vec().into())
-            .send()
-            .await?;
+        upload_from_another_pc(
+            &emu,
+            &bucket,
+            &sessions[0].path,
+            &dirs.root.path().join("first-pc"),
+        )?;
+        let local = sessions[0].path.join(&data);
+        let first_bytes = std::fs::read(&local)?;
+        let mut corrected = first_bytes.clone();
+        corrected[0] ^= 0xff;
+        std::fs::write(&local, &corrected)?;
+        age(&local)?;
         let mut settings = cloud_settings(Some(&lab), &emu);
         settings["raw_bucket"] = json!(bucket);
         dirs.write_settings(settings)?;
@@ -791,10 +790,13 @@ async fn a_corrected_session_goes_up_as_a_correction_with_its_reason() -> Result
             .await?
             .text()
             .await?;
-        assert!(
-            why.contains(&first_key),
-            "the conflict names the file: {why}"
-        );
+        for want in [
+            "changed since upload",
+            format!("changed {data}").as_str(),
+            "Nothing was sent",
+        ] {
+            assert!(why.contains(want), "{want:?} not in {why}");
+        }
 
         app.find(&format!("{row} [data-testid='start-correction']"))
             .await?
@@ -849,6 +851,376 @@ async fn a_corrected_session_goes_up_as_a_correction_with_its_reason() -> Result
             first_bytes,
             "the first upload stays as it was"
         );
+        app.quit().await
+    })
+    .await
+}
+
+/// One recording made by rig "A" at the lab's first session time (the same name as
+/// [`make_lab`]'s first folder, other bytes: seed 11), in `dir`.
+fn rig_a_recording(dir: &Path) -> Result<labpipe_sample::GeneratedSession> {
+    let mut opts = GenerateOptions::new(dir);
+    opts.count = 1;
+    opts.size_bytes = 2_000_000;
+    opts.seed = 11;
+    let mut sessions = generate(&opts, |_, _| {})?;
+    std::fs::write(
+        dir.join("labpipe.toml"),
+        "[session]\nexpected_size_mb = 2\n",
+    )?;
+    Ok(sessions.remove(0))
+}
+
+/// `labpipe upload FOLDER` from another lab PC (its own journal) into `bucket`: a real upload,
+/// manifest and all.
+fn upload_from_another_pc(emu: &Emulator, bucket: &str, folder: &Path, home: &Path) -> Result<()> {
+    let out = std::process::Command::new(labpipe_tests::labpipe_bin())
+        .envs(emu.env())
+        .env("LABPIPE_JOURNAL", home.join("journal.sqlite3"))
+        .env("LABPIPE_LOG_DIR", home.join("logs"))
+        .env_remove("LABPIPE_RIG")
+        .args(["upload", "--bucket", bucket])
+        .arg(folder)
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "labpipe upload: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+/// A new catalog table in `emu` holding `sessions` as PROCESSED.
+async fn catalog_with_processed(emu: &Emulator, sessions: &[&str]) -> Result<String> {
+    let table = unique_name("catalog");
+    let db = emu.dynamodb_client().await;
+    labpipe_catalog::create_table(&db, &table).await?;
+    let catalog = Catalog::new(db, &table);
+    for s in sessions {
+        let recorded = labpipe_core::SessionId::parse(s)?.recorded_at();
+        let item = SessionItem::placeholder(s, recorded, Status::Processed, chrono::Utc::now());
+        catalog
+            .import_sessions(&[labpipe_catalog::SessionRecord {
+                item,
+                events: Vec::new(),
+                outputs: Vec::new(),
+            }])
+            .await?;
+    }
+    Ok(table)
+}
+
+/// The keys under `prefix` with their ETags.
+async fn listing(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<(String, String)>> {
+    let out = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .send()
+        .await?;
+    Ok(out
+        .contents()
+        .iter()
+        .map(|o| {
+            (
+                o.key().unwrap_or_default().to_string(),
+                o.e_tag().unwrap_or_default().to_string(),
+            )
+        })
+        .collect())
+}
+
+/// Sets `path`'s modification time an hour back: a file changed long enough ago for the checks'
+/// quiet period (a fresh one is "still being written").
+fn age(path: &Path) -> Result<()> {
+    std::fs::File::options()
+        .write(true)
+        .open(path)?
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(3600))?;
+    Ok(())
+}
+
+/// The text of `css`, once it is there.
+async fn text_of(app: &App, css: &str, timeout: Duration) -> Result<String> {
+    app.until(css, timeout, || async {
+        let Some(el) = app.find_all(css).await?.first().cloned() else {
+            return Ok(None);
+        };
+        Ok(Some(el.text().await?))
+    })
+    .await
+}
+
+/// Issue 24, items 1, 2 and 8: rig A uploaded its recording; this PC's folder has the same name
+/// (the same second) and other bytes, and the catalog has rig A's session PROCESSED. The Pending
+/// row says *name conflict* — who uploaded the other recording, when, what differs, and the rig
+/// id in Settings — never "processed", and offers no Upload; the header counts it as a conflict,
+/// not as ready. With a rig id in Settings the folder is session `<name>_rigB`, ready, and goes
+/// up beside rig A's, whose objects stay as they were.
+#[tokio::test]
+async fn a_folder_under_a_taken_name_shows_a_name_conflict_then_uploads_with_a_rig_id() -> Result<()>
+{
+    within(Duration::from_secs(300), async {
+        step("a folder under a taken name shows a name conflict, then uploads with a rig id");
+        let emu = Emulator::start();
+        let (s3, bucket) = empty_raw_bucket(&emu).await?;
+        let dirs = Dirs::new()?;
+        let rig_a = rig_a_recording(&dirs.root.path().join("rig-a"))?;
+        let lab = dirs.root.path().join("lab");
+        let ours = make_lab(&lab, 1, false)?;
+        let session = ours[0].name.clone();
+        ensure!(rig_a.name == session, "both recorded in the same second");
+        upload_from_another_pc(
+            &emu,
+            &bucket,
+            &rig_a.path,
+            &dirs.root.path().join("rig-a-pc"),
+        )?;
+        let theirs = listing(
+            &s3,
+            &bucket,
+            &labpipe_core::layout::raw_session_prefix(&session),
+        )
+        .await?;
+        let table = catalog_with_processed(&emu, &[&session]).await?;
+        let mut settings = cloud_settings(Some(&lab), &emu);
+        settings["raw_bucket"] = json!(bucket);
+        settings["catalog_table"] = json!(table);
+        dirs.write_settings(settings)?;
+
+        let app = App::start(&dirs, &emu.env()).await?;
+        let row = format!(".row[data-session='{session}']");
+        let why = text_of(&app, &format!("{row} [data-testid='name-conflict']"), WAIT).await?;
+        for want in [
+            format!("a different recording already uses the name {session}").as_str(),
+            "uploaded 20",
+            format!("from {}", labpipe_core::machine::host_name()).as_str(),
+            "none of its data files is in that upload",
+            "Rig id",
+        ] {
+            ensure!(why.contains(want), "{want:?} not in {why:?}");
+        }
+        let state = app
+            .find(&format!("{row} [data-testid='pipeline-state']"))
+            .await?
+            .text()
+            .await?;
+        ensure!(state.trim() == "name conflict", "state shown: {state:?}");
+        ensure!(
+            !app.find(&format!("{row} [data-testid='upload']"))
+                .await?
+                .is_enabled()
+                .await?,
+            "Upload is not offered under a taken name"
+        );
+        let conflicts = app
+            .find("[data-testid='count-conflict']")
+            .await?
+            .text()
+            .await?;
+        ensure!(conflicts.contains("1 name conflict"), "{conflicts:?}");
+        ensure!(
+            app.find_all("[data-testid='count-ready']")
+                .await?
+                .is_empty(),
+            "nothing counted ready"
+        );
+        ensure!(
+            !app.find("[data-testid='upload-all']")
+                .await?
+                .is_enabled()
+                .await?,
+            "Upload all ready is off"
+        );
+        app.screenshot("pending-name-conflict").await?;
+
+        // The way forward: a rig id for this PC, in Settings.
+        app.goto("settings").await?;
+        app.type_into("[data-testid='rig-id']", "rigB").await?;
+        app.find("[data-testid='save-settings']")
+            .await?
+            .click()
+            .await?;
+        app.goto("pending").await?;
+        let ours_now = format!("{session}_rigB");
+        let row = format!(".row[data-session='{ours_now}']");
+        let upload = app
+            .until("the rig's session is ready", WAIT, || async {
+                let Some(b) = app
+                    .find_all(&format!(
+                        "{row}[data-verdict='pass'] [data-testid='upload']"
+                    ))
+                    .await?
+                    .first()
+                    .cloned()
+                else {
+                    return Ok(None);
+                };
+                Ok(b.is_enabled().await?.then_some(b))
+            })
+            .await?;
+        let ready = app
+            .find("[data-testid='count-ready']")
+            .await?
+            .text()
+            .await?;
+        ensure!(ready.contains("1 ready to upload"), "{ready:?}");
+        upload.click().await?;
+        app.goto("transfers").await?;
+        app.wait_for(
+            &format!("section.transfer[data-session='{ours_now}'][data-state='done']"),
+            Duration::from_secs(90),
+        )
+        .await?;
+        let manifest = s3
+            .get_object()
+            .bucket(&bucket)
+            .key(labpipe_upload_manifest_key(&ours_now))
+            .send()
+            .await
+            .context("the rig's manifest")?
+            .body
+            .collect()
+            .await?
+            .into_bytes();
+        let manifest: serde_json::Value = serde_json::from_slice(&manifest)?;
+        ensure!(manifest["session"] == ours_now.as_str(), "{manifest}");
+        ensure!(manifest["uploaded_by"]["rig"] == "rigB", "{manifest}");
+        ensure!(
+            listing(
+                &s3,
+                &bucket,
+                &labpipe_core::layout::raw_session_prefix(&session)
+            )
+            .await?
+                == theirs,
+            "rig A's upload stays as it was"
+        );
+        app.quit().await
+    })
+    .await
+}
+
+/// Issue 24, item 2: a session uploaded from the app, then changed in the lab folder (a file
+/// added, one rewritten). The Pending row says *changed since upload*, naming both files and the
+/// upload it differs from — not "uploaded" — and offers a correction, which goes up as revision 2.
+#[tokio::test]
+async fn a_folder_changed_after_its_upload_says_so_and_goes_up_as_a_correction() -> Result<()> {
+    within(Duration::from_secs(300), async {
+        step("a folder changed after its upload says so and goes up as a correction");
+        let emu = Emulator::start();
+        let (s3, bucket) = empty_raw_bucket(&emu).await?;
+        let dirs = Dirs::new()?;
+        let lab = dirs.root.path().join("lab");
+        let sessions = make_lab(&lab, 1, false)?;
+        let session = sessions[0].name.clone();
+        let table = catalog_with_processed(&emu, &[]).await?;
+        let mut settings = cloud_settings(Some(&lab), &emu);
+        settings["raw_bucket"] = json!(bucket);
+        settings["catalog_table"] = json!(table);
+        dirs.write_settings(settings)?;
+
+        let app = App::start(&dirs, &emu.env()).await?;
+        let row = format!(".row[data-session='{session}']");
+        until_verdicts(&app, &["pass"], 1).await?;
+        upload_all_ready(&app).await?;
+        app.wait_for(
+            &format!("section.transfer[data-session='{session}'][data-state='done']"),
+            Duration::from_secs(90),
+        )
+        .await?;
+        app.goto("pending").await?;
+        app.until("Pending says uploaded", WAIT, || async {
+            let el = app.find(&row).await?;
+            Ok((attr(&el, "data-pipeline").await? == "UPLOADED").then_some(()))
+        })
+        .await?;
+
+        // The technician changes the folder after the upload.
+        let mut data: Vec<String> = files_below(&sessions[0].path)?
+            .into_iter()
+            .filter(|f| f.starts_with("rec_") && f.ends_with(".bin"))
+            .collect();
+        data.sort();
+        ensure!(data.len() >= 2, "{data:?}");
+        let first = sessions[0].path.join(&data[0]);
+        let mut bytes = std::fs::read(&first)?;
+        bytes[0] ^= 0xff;
+        std::fs::write(&first, &bytes)?;
+        age(&first)?;
+        let added = format!("rec_{:03}.bin", data.len());
+        let extra = sessions[0].path.join(&added);
+        std::fs::copy(sessions[0].path.join(&data[1]), &extra)?;
+        age(&extra)?;
+
+        let why = text_of(
+            &app,
+            &format!("{row} [data-testid='changed-since-upload']"),
+            WAIT,
+        )
+        .await?;
+        for want in [
+            "changed since upload",
+            format!("added {added}").as_str(),
+            format!("changed {}", data[0]).as_str(),
+            "uploaded 20",
+            "as a correction",
+        ] {
+            ensure!(why.contains(want), "{want:?} not in {why:?}");
+        }
+        let state = app
+            .find(&format!("{row} [data-testid='pipeline-state']"))
+            .await?
+            .text()
+            .await?;
+        ensure!(
+            state.trim() == "changed since upload",
+            "state shown: {state:?}"
+        );
+        let changed = app
+            .find("[data-testid='count-changed']")
+            .await?
+            .text()
+            .await?;
+        ensure!(changed.contains("1 changed since upload"), "{changed:?}");
+        app.screenshot("pending-changed-since-upload").await?;
+
+        app.find(&format!("{row} [data-testid='start-correction']"))
+            .await?
+            .click()
+            .await?;
+        let reason = "a take added, the first file re-exported";
+        app.type_into(&format!("{row} [data-testid='correction-reason']"), reason)
+            .await?;
+        app.find(&format!("{row} [data-testid='upload-correction']"))
+            .await?
+            .click()
+            .await?;
+        let manifest = app
+            .until(
+                "revision 2 in the bucket",
+                Duration::from_secs(90),
+                || async {
+                    let Ok(got) = s3
+                        .get_object()
+                        .bucket(&bucket)
+                        .key(labpipe_core::layout::revision_manifest_key(&session, 2))
+                        .send()
+                        .await
+                    else {
+                        return Ok(None);
+                    };
+                    Ok(Some(got.body.collect().await?.into_bytes()))
+                },
+            )
+            .await?;
+        let manifest: serde_json::Value = serde_json::from_slice(&manifest)?;
+        ensure!(manifest["revision"]["reason"] == reason, "{manifest}");
         app.quit().await
     })
     .await

@@ -3,6 +3,7 @@ import type { PendingSession } from "./bindings/PendingSession";
 import type { PipelineState } from "./bindings/PipelineState";
 import type { Status } from "./bindings/Status";
 import type { Verdict } from "./bindings/Verdict";
+import type { Eligibility } from "./bindings/Eligibility";
 import { counts, eligibilityText, findingPlace, pipelineLabel, problems, sortPending } from "./pending";
 
 const p = (session: string, verdict: Verdict, recorded_at: string | null): PendingSession => ({
@@ -24,8 +25,31 @@ describe("pending", () => {
     expect(sortPending(rows).map((r) => r.session)).toEqual(["20210302_101010", "20210301_101010", "bad_name"]);
   });
 
-  it("counts verdicts", () => {
-    expect(counts(rows)).toEqual({ pass: 1, warn: 0, wait: 1, fail: 1 });
+  it("counts what can still be uploaded as ready, and the rest by where it stands", () => {
+    const all = [
+      p("20210301_000001", "pass", null),
+      p("20210301_000002", "pass", null),
+      p("20210301_000003", "pass", null),
+      p("20210301_000004", "pass", null),
+      p("20210301_000005", "pass", null),
+      p("20210301_000006", "wait", null),
+    ];
+    const e: Record<string, Eligibility> = {
+      "20210301_000001": { kind: "ready", again: false },
+      "20210301_000002": { kind: "uploaded", status: "PROCESSED" },
+      "20210301_000003": { kind: "on_its_way", state: "done" },
+      "20210301_000004": { kind: "name_conflict", reason: "r", advice: "a" },
+      "20210301_000005": { kind: "changed_since_upload", status: "PROCESSED", reason: "r", advice: "a" },
+      "20210301_000006": { kind: "blocked", verdict: "wait" },
+    };
+    expect(counts(all, e).map((c) => [c.key, c.n])).toEqual([
+      ["ready", 1],
+      ["uploaded", 2],
+      ["changed", 1],
+      ["conflict", 1],
+      ["wait", 1],
+    ]);
+    expect(counts(rows, {}).map((c) => [c.key, c.n])).toEqual([["checking", 3]]);
   });
 
   it("shows errors before warnings and leaves notes out", () => {
@@ -44,6 +68,8 @@ describe("pending", () => {
     expect(eligibilityText({ kind: "blocked", verdict: "wait" })).toContain("Still being written");
     expect(eligibilityText({ kind: "on_its_way", state: "running" })).toBe("Already on its way (uploading)");
     expect(eligibilityText({ kind: "uploaded", status: "PROCESSED" })).toContain("Already uploaded");
+    expect(eligibilityText({ kind: "name_conflict", reason: "r", advice: "a" })).toContain("Another recording");
+    expect(eligibilityText({ kind: "changed_since_upload", status: "PROCESSED", reason: "r", advice: "a" })).toContain("correction");
     expect(eligibilityText(undefined)).toBe("Checking…");
   });
 

@@ -3,18 +3,8 @@
 import type { Eligibility } from "./bindings/Eligibility";
 import type { PendingSession } from "./bindings/PendingSession";
 import type { PipelineState } from "./bindings/PipelineState";
-import type { Verdict } from "./bindings/Verdict";
 import type { Finding } from "./bindings/Finding";
 import { stateLabel } from "./transfers";
-
-export const VERDICTS: Verdict[] = ["pass", "warn", "wait", "fail"];
-
-export const VERDICT_LABEL: Record<Verdict, string> = {
-  pass: "ready",
-  warn: "ready, with warnings",
-  wait: "still being written",
-  fail: "blocked",
-};
 
 /** Newest recording first; folders without a valid date last, by name. */
 export function sortPending(rows: PendingSession[]): PendingSession[] {
@@ -26,10 +16,42 @@ export function sortPending(rows: PendingSession[]): PendingSession[] {
   });
 }
 
-export function counts(rows: PendingSession[]): Record<Verdict, number> {
-  const c: Record<Verdict, number> = { pass: 0, warn: 0, wait: 0, fail: 0 };
-  for (const r of rows) c[r.verdict]++;
-  return c;
+/** What the Pending header counts: each row once, by what can still be done with it. */
+export type Standing = "ready" | "uploading" | "uploaded" | "changed" | "conflict" | "wait" | "blocked" | "checking";
+
+export const STANDINGS: { key: Standing; label: string; badge: string }[] = [
+  { key: "ready", label: "ready to upload", badge: "pass" },
+  { key: "uploading", label: "uploading", badge: "wait" },
+  { key: "uploaded", label: "uploaded", badge: "pass" },
+  { key: "changed", label: "changed since upload", badge: "warn" },
+  { key: "conflict", label: "name conflict", badge: "fail" },
+  { key: "wait", label: "still being written", badge: "wait" },
+  { key: "blocked", label: "blocked by checks", badge: "fail" },
+  { key: "checking", label: "checking", badge: "wait" },
+];
+
+/** Where a row stands, from the eligibility the Rust side sent: "ready" is exactly what
+ * "Upload all ready" takes. */
+export function standing(e: Eligibility | undefined): Standing {
+  if (!e) return "checking";
+  switch (e.kind) {
+    case "ready": return "ready";
+    case "blocked": return e.verdict === "wait" ? "wait" : "blocked";
+    case "on_its_way": return e.state === "done" ? "uploaded" : "uploading";
+    case "uploaded": return "uploaded";
+    case "changed_since_upload": return "changed";
+    case "name_conflict": return "conflict";
+  }
+}
+
+/** The header's counts; kinds without a row are left out. */
+export function counts(rows: PendingSession[], eligibility: Record<string, Eligibility>): { key: Standing; label: string; badge: string; n: number }[] {
+  const n: Record<string, number> = {};
+  for (const r of rows) {
+    const k = standing(eligibility[r.session]);
+    n[k] = (n[k] ?? 0) + 1;
+  }
+  return STANDINGS.filter((s) => n[s.key]).map((s) => ({ ...s, n: n[s.key] }));
 }
 
 /** The findings worth showing on the row itself: errors and warnings, errors first. */
@@ -46,6 +68,8 @@ export function eligibilityText(e: Eligibility | undefined): string {
     case "blocked": return e.verdict === "wait" ? "Still being written; checked again when quiet" : "Fix the problems first";
     case "on_its_way": return `Already on its way (${stateLabel(e.state)})`;
     case "uploaded": return "Already uploaded: raw data is kept as it was sent";
+    case "changed_since_upload": return "Changed since upload: upload it as a correction";
+    case "name_conflict": return "Another recording already uses this name: it is not uploaded under it";
   }
 }
 

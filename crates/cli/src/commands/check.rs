@@ -23,7 +23,8 @@ pub fn run(args: CheckArgs) -> Result<ExitCode> {
             empty_roots.push(path.display().to_string());
         }
         for folder in folders {
-            reports.push(check_folder(&folder, &schema).map_err(|e| UsageError(e.to_string()))?);
+            let report = check_folder(&folder, &schema).map_err(|e| UsageError(e.to_string()))?;
+            reports.push(report.on_rig(args.rig));
         }
     }
     let stdout = std::io::stdout();

@@ -61,6 +61,7 @@ pub fn run(args: CleanArgs) -> Result<ExitCode> {
                 .unwrap_or_else(labpipe_upload::Journal::default_path),
         ),
         queued: Default::default(),
+        rig: args.rig,
     };
     let json = args.json;
     let outcomes = runtime()?.block_on(async {

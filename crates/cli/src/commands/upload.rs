@@ -288,7 +288,8 @@ async fn upload_all(
 
 /// The lab rule for a folder on its own (no queue, no catalog here): `pass` and `warn` go.
 fn may_upload(r: &SessionReport) -> bool {
-    labpipe_lab::eligibility(r.verdict, None, None, labpipe_lab::Accept::PassOrWarn).is_ready()
+    labpipe_lab::eligibility(r.verdict, None, None, None, labpipe_lab::Accept::PassOrWarn)
+        .is_ready()
 }
 
 /// A rolling daily log in the user's log folder (or `LABPIPE_LOG_DIR`); `-v` mirrors it on stderr.

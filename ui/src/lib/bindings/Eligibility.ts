@@ -6,4 +6,4 @@ import type { Verdict } from "./Verdict";
 /**
  * Whether a session may be uploaded now, and if not, why.
  */
-export type Eligibility = { "kind": "ready", again: boolean, } | { "kind": "blocked", verdict: Verdict, } | { "kind": "on_its_way", state: TransferState, } | { "kind": "uploaded", status: Status, };
+export type Eligibility = { "kind": "ready", again: boolean, } | { "kind": "blocked", verdict: Verdict, } | { "kind": "on_its_way", state: TransferState, } | { "kind": "uploaded", status: Status, } | { "kind": "name_conflict", reason: string, advice: string, } | { "kind": "changed_since_upload", status: Status, reason: string, advice: string, };

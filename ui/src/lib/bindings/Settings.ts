@@ -36,6 +36,12 @@ concurrency: number,
  */
 bandwidth_mb_per_sec: number | null, 
 /**
+ * This lab PC's rig id (`labpipe upload --rig`, `LABPIPE_RIG`): a folder named
+ * `YYYYMMDD_HHMMSS` is checked, uploaded and cleaned as session `YYYYMMDD_HHMMSS_<rig>`, so
+ * rigs recording in the same second never share a name. `None`: no id.
+ */
+rig_id: string | null, 
+/**
  * Seconds without file changes in a session folder before it is checked again.
  */
 quiet_period_secs: number, 

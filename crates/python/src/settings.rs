@@ -187,6 +187,16 @@ mod tests {
         );
     }
 
+    /// As for the app, plain `http://` only to this computer (`labpipe_s3::AwsTarget`).
+    #[tokio::test]
+    async fn an_http_endpoint_off_this_computer_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let given = given(&[("table", "t"), ("endpoint_url", "http://10.0.0.9:9000")]);
+        let s = Settings::resolve(&given, |_| None, dir.path()).unwrap();
+        let err = s.catalog().await.unwrap_err().to_string();
+        assert!(err.contains("http://10.0.0.9:9000"), "{err}");
+    }
+
     #[test]
     fn a_misspelt_setting_is_refused_by_name() {
         let err = Overrides::new([("tabel".to_string(), Some("x".to_string()))].into())

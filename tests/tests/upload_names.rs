@@ -424,3 +424,32 @@ async fn a_cut_upload_then_a_fix_always_has_a_way_forward_by_the_printed_command
     let out = pc.upload(&folder, &[]);
     assert!(out.status.success(), "{}", text(&out));
 }
+
+/// `labpipe check` names a folder as the upload with the same rig id names it (`--rig`,
+/// `LABPIPE_RIG`), so what a technician reads in the check is the session id that goes up.
+#[test]
+fn check_names_the_session_as_the_upload_with_a_rig_id_does() {
+    let (_dir, folder) = recording(3, 2_000_000);
+    let bare = name_of(&folder);
+    let check = |rig_flag: Option<&str>, rig_env: Option<&str>| -> Value {
+        let mut cmd = Command::new(labpipe_bin());
+        cmd.env_remove("LABPIPE_RIG").args(["check", "--json"]);
+        if let Some(r) = rig_flag {
+            cmd.args(["--rig", r]);
+        }
+        if let Some(r) = rig_env {
+            cmd.env("LABPIPE_RIG", r);
+        }
+        let out = cmd.arg(&folder).output().unwrap();
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)))
+    };
+    assert_eq!(check(None, None)[0]["session"], bare.as_str());
+    assert_eq!(
+        check(Some("rigB"), None)[0]["session"],
+        format!("{bare}_rigB").as_str()
+    );
+    assert_eq!(
+        check(None, Some("rigC"))[0]["session"],
+        format!("{bare}_rigC").as_str()
+    );
+}

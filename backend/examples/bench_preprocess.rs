@@ -51,7 +51,7 @@ async fn setup(dir: &str, size_mb: f64) -> Result<()> {
     for b in [&raw, &processed] {
         clients.s3.create_bucket().bucket(b).send().await?;
     }
-    labpipe_catalog::create_table(&clients.dynamodb, &table).await?;
+    labpipe_tests::create_catalog_table(&clients.dynamodb, &table).await?;
     let queue = clients
         .sqs
         .create_queue()
@@ -104,11 +104,13 @@ async fn setup(dir: &str, size_mb: f64) -> Result<()> {
         pipeline_version: 1,
         processing_lease_secs: 900,
     };
-    let body = serde_json::json!({"Records": [{"eventName": "ObjectCreated:Put",
-        "s3": {"bucket": {"name": raw}, "object": {"key": key.replace('/', "%2F")}}}]});
     let mut message = SqsMessage::default();
     message.message_id = Some("bench".into());
-    message.body = Some(body.to_string());
+    message.body = Some(labpipe_queue::ingest_event(
+        &raw,
+        &report.session.to_string(),
+        1,
+    ));
     let mut event = SqsEvent::default();
     event.records.push(message);
     let response = Ingest::new(&clients, &config).handle(event).await;

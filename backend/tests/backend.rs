@@ -16,7 +16,7 @@ use chrono::Utc;
 use labpipe_backend::preprocess::{Outcome, PreprocessRequest};
 use labpipe_backend::runner::{Runner, RunnerOptions};
 use labpipe_backend::{BackendConfig, Clients, Ingest, Preprocess};
-use labpipe_catalog::{create_table, Catalog, Status};
+use labpipe_catalog::{Catalog, Status};
 use labpipe_core::check::check_folder;
 use labpipe_core::manifest::sha256_file;
 use labpipe_core::{LabSchema, Manifest};
@@ -46,7 +46,7 @@ impl Stack {
                 .await
                 .expect("create bucket");
         }
-        create_table(&clients.dynamodb, &table)
+        labpipe_tests::create_catalog_table(&clients.dynamodb, &table)
             .await
             .expect("create table");
         let queue = |name: String| {

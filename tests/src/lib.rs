@@ -21,12 +21,14 @@
 //!     .output()?;
 //! ```
 
+pub mod catalog_table;
 pub mod dynalite;
 pub mod lambda;
 pub mod runtime_api;
 pub mod seaweedfs;
 pub mod server;
 
+pub use catalog_table::create_catalog_table;
 pub use dynalite::{Dynalite, DYNALITE_LACKS};
 pub use seaweedfs::SeaweedFs;
 pub use server::LocalServer;

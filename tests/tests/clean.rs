@@ -11,10 +11,10 @@ use std::process::{Command, Output};
 
 use aws_sdk_s3::types::ChecksumAlgorithm;
 use chrono::{Duration, Local, Timelike, Utc};
-use labpipe_catalog::{create_table, Catalog, SessionItem, Status};
+use labpipe_catalog::{Catalog, SessionItem, Status};
 use labpipe_core::Manifest;
 use labpipe_sample::{generate, GenerateOptions, GeneratedSession};
-use labpipe_tests::{labpipe_bin, object_bytes, unique_name, Emulator};
+use labpipe_tests::{create_catalog_table, labpipe_bin, object_bytes, unique_name, Emulator};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -35,7 +35,7 @@ impl Lab {
         let raw = unique_name("raw");
         s3.create_bucket().bucket(&raw).send().await.unwrap();
         let table = unique_name("clean");
-        create_table(&db, &table).await.unwrap();
+        create_catalog_table(&db, &table).await.unwrap();
         Lab {
             s3,
             catalog: Catalog::new(db, table.clone()),

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use chrono::Utc;
-use labpipe_catalog::{create_table, Catalog, SessionItem, Status};
+use labpipe_catalog::{Catalog, SessionItem, Status};
 use labpipe_core::SessionId;
-use labpipe_tests::{labpipe_bin, unique_name, Emulator};
+use labpipe_tests::{create_catalog_table, labpipe_bin, unique_name, Emulator};
 use serde_json::Value;
 
 struct Stack {
@@ -35,7 +35,7 @@ impl Stack {
         for b in [&raw, &processed] {
             s3.create_bucket().bucket(b).send().await.unwrap();
         }
-        create_table(&db, &table).await.unwrap();
+        create_catalog_table(&db, &table).await.unwrap();
         let mut urls = Vec::new();
         for q in ["ingest", "ingest-dlq", "preprocess", "preprocess-dlq"] {
             let name = unique_name(q);

@@ -17,10 +17,10 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use chrono::{Duration, Utc};
 use labpipe_backend::runner::{Runner, RunnerOptions};
 use labpipe_backend::{BackendConfig, Clients};
-use labpipe_catalog::{create_table, Catalog, Event, Level, Status};
+use labpipe_catalog::{Catalog, Event, Level, Status};
 use labpipe_core::check::check_folder;
 use labpipe_core::{LabSchema, Manifest};
-use labpipe_tests::{labpipe_bin, object_bytes, unique_name, Emulator};
+use labpipe_tests::{create_catalog_table, labpipe_bin, object_bytes, unique_name, Emulator};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -101,7 +101,9 @@ impl Stack {
                 .await
                 .unwrap();
         }
-        create_table(&clients.dynamodb, &table).await.unwrap();
+        create_catalog_table(&clients.dynamodb, &table)
+            .await
+            .unwrap();
         // infra/template.yaml: maxReceiveCount 5 (ingest) and 3 (preprocess).
         let (ingest_dlq, ingest_dlq_arn) = queue(&clients, "ingest-dlq", None).await;
         let (ingest_url, ingest_arn) = queue(&clients, "ingest", Some((&ingest_dlq_arn, 5))).await;

@@ -16,13 +16,12 @@ use std::time::{Duration, Instant};
 
 use chrono::{NaiveDateTime, Utc};
 use labpipe_catalog::{
-    create_table, Catalog, Event, Level, OutputFile, OutputRecord, SessionItem, SessionRecord,
-    Status,
+    Catalog, Event, Level, OutputFile, OutputRecord, SessionItem, SessionRecord, Status,
 };
 use labpipe_core::check::FileRole;
 use labpipe_core::filter::Filter;
 use labpipe_core::{LabSchema, Manifest, ManifestFile, MetaValue, SessionId, Verdict};
-use labpipe_tests::{labpipe_bin, unique_name, DynamoServer, S3Server};
+use labpipe_tests::{create_catalog_table, labpipe_bin, unique_name, DynamoServer, S3Server};
 use proptest::prelude::*;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -137,7 +136,7 @@ impl Lab {
         let db = engines.db.dynamodb_client().await;
         let s3 = engines.s3.s3_client().await;
         let table = unique_name("qs");
-        create_table(&db, &table).await.unwrap();
+        create_catalog_table(&db, &table).await.unwrap();
         let processed = unique_name("processed");
         let raw = unique_name("raw");
         for b in [&processed, &raw] {
@@ -1486,7 +1485,7 @@ async fn plan_matches_evaluator(
     let schema = LabSchema::default();
     let client = db.dynamodb_client().await;
     let table = unique_name("prop");
-    create_table(&client, &table).await.unwrap();
+    create_catalog_table(&client, &table).await.unwrap();
     let catalog = Catalog::new(client.clone(), table.clone());
     let records: Vec<_> = sessions
         .values()

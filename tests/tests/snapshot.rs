@@ -10,9 +10,9 @@ use std::process::{Command, Output};
 
 use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
 use chrono::Utc;
-use labpipe_catalog::{create_table, Catalog, OutputFile, OutputRecord, SessionItem, Status};
+use labpipe_catalog::{Catalog, OutputFile, OutputRecord, SessionItem, Status};
 use labpipe_core::SessionId;
-use labpipe_tests::{labpipe_bin, unique_name, Emulator};
+use labpipe_tests::{create_catalog_table, labpipe_bin, unique_name, Emulator};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -43,7 +43,7 @@ impl Lab {
         let s3 = emulator.s3_client().await;
         let db = emulator.dynamodb_client().await;
         let table = unique_name("snap");
-        create_table(&db, &table).await.unwrap();
+        create_catalog_table(&db, &table).await.unwrap();
         let processed = unique_name("processed");
         s3.create_bucket().bucket(&processed).send().await.unwrap();
         s3.put_bucket_versioning()

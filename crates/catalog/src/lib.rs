@@ -20,9 +20,12 @@ mod error;
 mod import;
 mod item;
 pub mod query;
+mod read;
 mod status;
 mod store;
 pub mod stuck;
+mod transaction;
+mod write;
 
 pub use error::CatalogError;
 pub use import::{ImportSummary, SessionRecord};
@@ -31,5 +34,6 @@ pub use item::{
     OutputFile, OutputRecord, SessionItem, EVENT_PREFIX, METADATA_PREFIX, META_SK, OUTPUT_PREFIX,
 };
 pub use status::{Status, UnknownStatus};
-pub use store::{create_table, Catalog, PutOutcome, BY_MONTH_INDEX, BY_STATUS_INDEX};
+pub use store::{Catalog, BY_MONTH_INDEX, BY_STATUS_INDEX};
 pub use stuck::Stuck;
+pub use write::PutOutcome;

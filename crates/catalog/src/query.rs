@@ -18,8 +18,9 @@ use labpipe_core::filter::{Filter, Subject};
 
 use crate::error::{service, CatalogError};
 use crate::item::{get_s, s, SessionItem};
+use crate::read::ScanFilter;
 use crate::status::Status;
-use crate::store::{read_pages, Catalog, ScanFilter, BY_MONTH_INDEX, BY_STATUS_INDEX};
+use crate::store::{Catalog, BY_MONTH_INDEX, BY_STATUS_INDEX};
 
 /// Items fetched per request page; small enough to keep one page quick on a slow link.
 const PAGE: i32 = 500;
@@ -90,13 +91,20 @@ impl Catalog {
                 months,
                 key_condition,
             } => {
+                let month_query = MonthQuery {
+                    catalog: self.clone(),
+                    index,
+                    key_condition: key_condition.clone(),
+                    filter: compiled.filter.clone(),
+                    names: names(&compiled),
+                    values: values(&compiled),
+                };
                 let mut found = Vec::new();
                 for month in months {
                     if found.len() >= limit {
                         break;
                     }
-                    self.query_month(&compiled, index, key_condition, month, limit, &mut found)
-                        .await?;
+                    month_query.read_into(month, &mut found, limit).await?;
                 }
                 found
             }
@@ -105,45 +113,6 @@ impl Catalog {
         found.sort_by(SessionItem::cmp_recorded);
         found.truncate(limit);
         Ok(found)
-    }
-
-    async fn query_month(
-        &self,
-        compiled: &Compiled,
-        index: &str,
-        key_condition: &str,
-        month: &str,
-        limit: usize,
-        found: &mut Vec<SessionItem>,
-    ) -> Result<(), CatalogError> {
-        let mut vals = values(compiled);
-        vals.insert(
-            MONTH_PLACEHOLDER.to_string(),
-            AttributeValue::S(month.to_string()),
-        );
-        let vals = &vals;
-        read_pages(
-            found,
-            |n| n >= limit,
-            |start| async move {
-                let out = self
-                    .client()
-                    .query()
-                    .table_name(self.table())
-                    .index_name(index)
-                    .key_condition_expression(key_condition)
-                    .set_filter_expression(compiled.filter.clone())
-                    .set_expression_attribute_names(Some(names(compiled)))
-                    .set_expression_attribute_values(Some(vals.clone()))
-                    .limit(PAGE)
-                    .set_exclusive_start_key(start)
-                    .send()
-                    .await
-                    .map_err(|e| service("Query", self.table(), e))?;
-                Ok((out.items().to_vec(), out.last_evaluated_key().cloned()))
-            },
-        )
-        .await
     }
 
     /// The sessions matching `filter`, oldest recording first like [`Catalog::query`], handed
@@ -197,6 +166,7 @@ impl Catalog {
         };
         let month_query = std::sync::Arc::new(MonthQuery {
             catalog: self.clone(),
+            index: BY_MONTH_INDEX,
             key_condition,
             filter: expression,
             names,
@@ -210,7 +180,11 @@ impl Catalog {
             while reading.len() < MONTHS_IN_FLIGHT {
                 let Some(month) = months.next() else { break };
                 let q = month_query.clone();
-                reading.push_back(tokio::spawn(async move { q.read(&month).await }));
+                reading.push_back(tokio::spawn(async move {
+                    let mut found = Vec::new();
+                    q.read_into(&month, &mut found, usize::MAX).await?;
+                    Ok::<_, CatalogError>(found)
+                }));
             }
             let Some(next) = reading.pop_front() else {
                 break;
@@ -308,9 +282,11 @@ impl Catalog {
     }
 }
 
-/// One filter's Query of a `by_month` partition, shared by the month reads in flight.
+/// One filter's Query of a `by_month` partition, one month at a time; shared by the month reads
+/// in flight.
 struct MonthQuery {
     catalog: Catalog,
+    index: &'static str,
     key_condition: String,
     filter: Option<String>,
     names: HashMap<String, String>,
@@ -318,38 +294,42 @@ struct MonthQuery {
 }
 
 impl MonthQuery {
-    async fn read(&self, month: &str) -> Result<Vec<SessionItem>, CatalogError> {
-        let mut vals = self.values.clone();
-        vals.insert(
+    /// Adds `month`'s sessions to `found`, page by page, until the last page or until `found`
+    /// holds `limit` (the page that reaches it is kept whole: the caller sorts, then truncates).
+    async fn read_into(
+        &self,
+        month: &str,
+        found: &mut Vec<SessionItem>,
+        limit: usize,
+    ) -> Result<(), CatalogError> {
+        let mut values = self.values.clone();
+        values.insert(
             MONTH_PLACEHOLDER.to_string(),
             AttributeValue::S(month.to_string()),
         );
-        let vals = &vals;
         let c = &self.catalog;
-        let mut found = Vec::new();
-        read_pages(
-            &mut found,
-            |_| false,
-            |start| async move {
-                let out = c
-                    .client()
-                    .query()
-                    .table_name(c.table())
-                    .index_name(BY_MONTH_INDEX)
-                    .key_condition_expression(&self.key_condition)
-                    .set_filter_expression(self.filter.clone())
-                    .set_expression_attribute_names(Some(self.names.clone()))
-                    .set_expression_attribute_values(Some(vals.clone()))
-                    .limit(PAGE)
-                    .set_exclusive_start_key(start)
-                    .send()
-                    .await
-                    .map_err(|e| service("Query", c.table(), e))?;
-                Ok((out.items().to_vec(), out.last_evaluated_key().cloned()))
-            },
-        )
-        .await?;
-        Ok(found)
+        let mut pages = c
+            .client()
+            .query()
+            .table_name(c.table())
+            .index_name(self.index)
+            .key_condition_expression(&self.key_condition)
+            .set_filter_expression(self.filter.clone())
+            .set_expression_attribute_names(Some(self.names.clone()))
+            .set_expression_attribute_values(Some(values))
+            .into_paginator()
+            .page_size(PAGE)
+            .send();
+        while found.len() < limit {
+            let Some(page) = pages.next().await else {
+                break;
+            };
+            let page = page.map_err(|e| service("Query", c.table(), e))?;
+            for item in page.items() {
+                found.push(SessionItem::from_item(item)?);
+            }
+        }
+        Ok(())
     }
 }
 

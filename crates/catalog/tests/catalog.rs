@@ -6,16 +6,18 @@
 
 use chrono::{NaiveDateTime, Utc};
 use labpipe_catalog::{
-    create_table, Catalog, CatalogError, Event, Level, OutputFile, OutputRecord, PutOutcome,
-    SessionItem, SessionRecord, Status,
+    Catalog, CatalogError, Event, Level, OutputFile, OutputRecord, PutOutcome, SessionItem,
+    SessionRecord, Status,
 };
 use labpipe_core::{layout, MetaValue};
-use labpipe_tests::{unique_name, DynamoServer};
+use labpipe_tests::{create_catalog_table, unique_name, DynamoServer};
 
 async fn catalog(server: DynamoServer) -> Catalog {
     let db = server.dynamodb_client().await;
     let table = unique_name("catalog");
-    create_table(&db, &table).await.expect("create table");
+    create_catalog_table(&db, &table)
+        .await
+        .expect("create table");
     Catalog::new(db, table)
 }
 

@@ -13,10 +13,10 @@ use std::sync::Arc;
 
 use chrono::{Duration, NaiveDateTime, Utc};
 use labpipe_catalog::{
-    create_table, Catalog, Event, Level, OutputFile, OutputRecord, SessionItem, SessionRecord,
-    Status,
+    Catalog, Event, Level, OutputFile, OutputRecord, SessionItem, SessionRecord, Status,
 };
 use labpipe_core::MetaValue;
+use labpipe_tests::create_catalog_table;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -45,7 +45,9 @@ async fn main() {
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let db = aws_sdk_dynamodb::Client::new(&sdk);
     let s3 = labpipe_sync::s3_client(&sdk);
-    create_table(&db, table).await.expect("create table");
+    create_catalog_table(&db, table)
+        .await
+        .expect("create table");
     s3.create_bucket()
         .bucket(bucket)
         .send()

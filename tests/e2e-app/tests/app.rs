@@ -254,7 +254,7 @@ async fn pending_shows_each_sessions_verdict_and_reasons() -> Result<()> {
 /// first `n`); returns their entries.
 async fn seed_catalog(emu: &Emulator, table: &str, n: usize) -> Result<Vec<SessionItem>> {
     let db = emu.dynamodb_client().await;
-    labpipe_catalog::create_table(&db, table).await?;
+    labpipe_tests::create_catalog_table(&db, table).await?;
     let catalog = Catalog::new(db, table);
     let records = labpipe_e2e_app::seed::demo_sessions(n);
     catalog.import_sessions(&records).await?;
@@ -460,7 +460,7 @@ async fn a_session_the_pipeline_stopped_moving_shows_stuck_with_what_to_do() -> 
         let (stuck, fresh) = (&sessions[0], &sessions[1]);
         let table = unique_name("catalog");
         let db = emu.dynamodb_client().await;
-        labpipe_catalog::create_table(&db, &table).await?;
+        labpipe_tests::create_catalog_table(&db, &table).await?;
         let catalog = Catalog::new(db, &table);
         let now = chrono::Utc::now();
         for (s, age) in [
@@ -1336,7 +1336,7 @@ async fn free_disk_space_check_lists_what_stays_and_why_and_deletes_nothing() ->
         let emu = Emulator::start();
         let (_s3, bucket) = empty_raw_bucket(&emu).await?;
         let table = unique_name("catalog");
-        labpipe_catalog::create_table(&emu.dynamodb_client().await, &table).await?;
+        labpipe_tests::create_catalog_table(&emu.dynamodb_client().await, &table).await?;
         let dirs = Dirs::new()?;
         let lab = dirs.root.path().join("lab");
         let sessions = make_lab(&lab, 1, false)?;

@@ -474,7 +474,7 @@ async fn ten_thousand_sessions() -> Result<()> {
     let emu = Emulator::start();
     let table = unique_name("catalog");
     let db = emu.dynamodb_client().await;
-    labpipe_catalog::create_table(&db, &table).await?;
+    labpipe_tests::create_catalog_table(&db, &table).await?;
     let catalog = Catalog::new(db, table.clone());
     let records = seed::demo_sessions(n);
     let t = Instant::now();

@@ -44,7 +44,7 @@ async fn main() -> Result<()> {
         .await;
     let db = aws_sdk_dynamodb::Client::new(&sdk);
     if create {
-        labpipe_catalog::create_table(&db, &table).await?;
+        labpipe_tests::create_catalog_table(&db, &table).await?;
     }
     let catalog = Catalog::new(db, table.clone());
     let t0 = std::time::Instant::now();

@@ -25,15 +25,14 @@ use labpipe_catalog::{Catalog, CatalogError, Level, PutOutcome, SessionItem, Sta
 use labpipe_core::manifest::MAX_MANIFEST_FILES;
 use labpipe_core::{Manifest, SessionId};
 use labpipe_s3::{ErrorClass, ManifestRead, S3Error};
-use serde::Deserialize;
 use tracing::{error, info, info_span, warn, Instrument};
 
 use crate::batch::{self, MessageHandler};
 use crate::config::{BackendConfig, Clients};
 use crate::failure::Failure;
 use crate::preprocess::PreprocessRequest;
-use crate::s3key::{decode_event_key, session_prefix};
-use labpipe_core::layout::manifest_revision;
+use labpipe_core::layout::raw_session_prefix as session_prefix;
+use labpipe_queue::message::{manifest_events, ManifestEvent};
 
 /// The catalog step name written with ingest's status changes.
 pub const STEP: &str = "ingest";
@@ -50,55 +49,6 @@ pub struct Ingest {
     catalog: Catalog,
     preprocess_queue_url: String,
     pipeline_version: u32,
-}
-
-/// The part of an S3 event notification ingest reads. Parsed leniently: the emulator and
-/// EventBridge-era S3 differ in the fields around these.
-#[derive(Debug, Deserialize)]
-struct S3Notification {
-    #[serde(rename = "Records", default)]
-    records: Vec<S3Record>,
-    /// `s3:TestEvent`, sent once when a notification is configured.
-    #[serde(rename = "Event", default)]
-    event: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct S3Record {
-    #[serde(default)]
-    event_name: String,
-    /// Who wrote the object (`userIdentity.principalId`: for an assumed role
-    /// `AWS:<role id>:<session name>`); the emulator leaves it out.
-    #[serde(default)]
-    user_identity: Option<UserIdentity>,
-    s3: S3Entity,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct UserIdentity {
-    #[serde(default)]
-    principal_id: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct S3Entity {
-    bucket: S3Bucket,
-    object: S3Object,
-}
-
-#[derive(Debug, Deserialize)]
-struct S3Bucket {
-    name: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct S3Object {
-    key: String,
-    #[serde(default)]
-    version_id: Option<String>,
 }
 
 impl Ingest {
@@ -119,14 +69,13 @@ impl Ingest {
     }
 
     async fn ingest_message(&self, message: &SqsMessage) -> Result<(), Failure> {
-        let notification = parse_notification(message)?;
-        if notification.event.as_deref() == Some("s3:TestEvent") {
-            info!("ignoring the S3 test event");
-            return Ok(());
+        let manifests = parse_notification(message)?;
+        if manifests.is_empty() {
+            info!("the event names no new session manifest (a test event, another key); ignored");
         }
         let mut first_failure = None;
         let delivery = batch::delivery_count(message);
-        for manifest in notification.manifests() {
+        for manifest in manifests {
             let span =
                 info_span!("session", session = %manifest.session, revision = manifest.revision);
             let result = self
@@ -606,8 +555,7 @@ impl MessageHandler for Ingest {
     }
 
     async fn fail_message(&self, message: &SqsMessage, reason: &str) -> Result<(), Failure> {
-        let notification = parse_notification(message)?;
-        for manifest in notification.manifests() {
+        for manifest in parse_notification(message)? {
             let reason = revision_reason(manifest.revision, reason);
             error!(session = %manifest.session, step = STEP, reason = %reason, "session failed ingest");
             self.catalog
@@ -621,20 +569,6 @@ impl MessageHandler for Ingest {
         }
         Ok(())
     }
-}
-
-/// A session manifest named by an S3 event record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ManifestEvent {
-    pub bucket: String,
-    /// The decoded key, `raw/<session>/manifest.json` or `raw/<session>.r<R>/manifest.json`.
-    pub key: String,
-    pub version_id: Option<String>,
-    pub session: SessionId,
-    /// The revision the key's folder names (1 for `raw/<session>/`).
-    pub revision: u32,
-    /// The principal that wrote the manifest (`userIdentity.principalId`), when the event says.
-    pub principal: Option<String>,
 }
 
 /// A reason about revision `revision` ≥ 2 starts with `revision <R>: `, so the history says
@@ -666,54 +600,12 @@ fn uploading_machine(manifest: &Manifest) -> Option<String> {
     manifest.uploaded_by.as_ref().map(ToString::to_string)
 }
 
-impl S3Notification {
-    /// The session manifests this notification announces as created; other keys and event
-    /// kinds are ignored.
-    fn manifests(&self) -> impl Iterator<Item = ManifestEvent> + '_ {
-        self.records.iter().filter_map(|record| {
-            if !record.event_name.starts_with("ObjectCreated") {
-                return None;
-            }
-            let key = decode_event_key(&record.s3.object.key);
-            let Some((session, revision)) = manifest_revision(&key) else {
-                tracing::debug!(key = %key, "not a session manifest; ignored");
-                return None;
-            };
-            Some(ManifestEvent {
-                bucket: record.s3.bucket.name.clone(),
-                key,
-                revision,
-                principal: record
-                    .user_identity
-                    .as_ref()
-                    .and_then(|u| u.principal_id.clone())
-                    .filter(|p| !p.is_empty()),
-                version_id: record
-                    .s3
-                    .object
-                    .version_id
-                    .clone()
-                    .filter(|v| !v.is_empty()),
-                session,
-            })
-        })
-    }
-}
-
-/// The session manifests an SQS message's S3 event announces. A body that is not an S3 event
-/// notification is an error that goes, after the queue's retries, to the dead-letter queue for
-/// someone to look at.
-pub fn manifest_events(body: &str) -> Result<Vec<ManifestEvent>, Failure> {
-    let notification = parse_body(body)?;
-    Ok(notification.manifests().collect())
-}
-
-fn parse_notification(message: &SqsMessage) -> Result<S3Notification, Failure> {
-    parse_body(message.body.as_deref().unwrap_or_default())
-}
-
-fn parse_body(body: &str) -> Result<S3Notification, Failure> {
-    serde_json::from_str(body).map_err(|e| {
+/// The session manifests the message's S3 event announces
+/// ([`labpipe_queue::message::manifest_events`]). A body that is not an S3 event notification is
+/// an error that goes, after the queue's retries, to the dead-letter queue for someone to look
+/// at.
+fn parse_notification(message: &SqsMessage) -> Result<Vec<ManifestEvent>, Failure> {
+    manifest_events(message.body.as_deref().unwrap_or_default()).map_err(|e| {
         error!(error = %e, "message is not an S3 event notification; it goes to the dead-letter queue");
         Failure::transient(format!("message body is not an S3 event notification: {e}"))
     })
@@ -735,94 +627,9 @@ fn manifest_failure(bucket: &str, key: &str, e: S3Error) -> Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
     use proptest::prelude::*;
 
-    /// How S3 encodes a key in an event: form encoding, a space as `+`; `/` kept (AWS) or
-    /// encoded (the emulator).
-    fn event_encode(key: &str, slash: bool) -> String {
-        const KEEP: &AsciiSet = &NON_ALPHANUMERIC
-            .remove(b'-')
-            .remove(b'_')
-            .remove(b'.')
-            .remove(b'*');
-        const KEEP_SLASH: &AsciiSet = &KEEP.remove(b'/');
-        let set = if slash { KEEP } else { KEEP_SLASH };
-        utf8_percent_encode(key, set)
-            .to_string()
-            .replace("%20", "+")
-    }
-
-    fn body(records: &[(&str, &str, Option<&str>)]) -> String {
-        let records: Vec<serde_json::Value> = records
-            .iter()
-            .map(|(name, key, version)| {
-                serde_json::json!({
-                    "eventVersion": "2.1",
-                    "eventName": name,
-                    "s3": {
-                        "bucket": {"name": "raw-bucket"},
-                        "object": {"key": key, "size": 10, "versionId": version},
-                    },
-                })
-            })
-            .collect();
-        serde_json::json!({ "Records": records }).to_string()
-    }
-
-    fn session_id() -> impl Strategy<Value = String> {
-        (
-            2000u32..2100,
-            1u32..13,
-            1u32..29,
-            0u32..24,
-            0u32..60,
-            0u32..60,
-        )
-            .prop_map(|(y, mo, d, h, mi, s)| format!("{y:04}{mo:02}{d:02}_{h:02}{mi:02}{s:02}"))
-    }
-
     proptest! {
-        #[test]
-        fn manifest_keys_survive_event_encoding(
-            session in session_id(),
-            slash in any::<bool>(),
-            version in proptest::option::of("[A-Za-z0-9._]{1,32}"),
-        ) {
-            let key = labpipe_core::layout::manifest_key(&session);
-            let text = body(&[("ObjectCreated:CompleteMultipartUpload", &event_encode(&key, slash), version.as_deref())]);
-            let found = manifest_events(&text).unwrap();
-            prop_assert_eq!(found.len(), 1);
-            prop_assert_eq!(&found[0].key, &key);
-            prop_assert_eq!(found[0].session.to_string(), session);
-            prop_assert_eq!(found[0].version_id.as_deref(), version.as_deref());
-            prop_assert_eq!(found[0].bucket.as_str(), "raw-bucket");
-        }
-
-        #[test]
-        fn other_keys_and_events_are_ignored(
-            session in session_id(),
-            path in "[ a-zA-Z0-9+%()._/-]{1,40}",
-            slash in any::<bool>(),
-        ) {
-            prop_assume!(path != "manifest.json");
-            let data = labpipe_core::layout::raw_key(&session, &path);
-            let manifest = labpipe_core::layout::manifest_key(&session);
-            let text = body(&[
-                ("ObjectCreated:Put", &event_encode(&data, slash), None),
-                ("ObjectRemoved:Delete", &event_encode(&manifest, slash), None),
-            ]);
-            prop_assert!(manifest_events(&text).unwrap().is_empty());
-        }
-
-        #[test]
-        fn any_body_parses_or_fails_without_panicking(text in ".{0,200}") {
-            match manifest_events(&text) {
-                Ok(_) => {}
-                Err(e) => prop_assert!(e.is_transient()),
-            }
-        }
-
         #[test]
         fn manifest_bytes_never_panic_the_parser(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
             let _ = Manifest::from_json(&bytes);
@@ -830,7 +637,7 @@ mod tests {
 
         #[test]
         fn manifests_with_any_file_names_round_trip(
-            session in session_id(),
+            session in "20[0-9]{2}(0[1-9]|1[0-2])(0[1-9]|1[0-9]|2[0-8])_([01][0-9]|2[0-3])[0-5][0-9][0-5][0-9]",
             paths in proptest::collection::btree_set("[ a-zA-Z0-9+%()._-]{1,12}(/[ a-zA-Z0-9._-]{1,8})?", 0..20),
             sizes in proptest::collection::vec(any::<u64>(), 20),
         ) {
@@ -871,13 +678,5 @@ mod tests {
             .find_map(|l| l.trim().strip_prefix("maxReceiveCount:"))
             .expect("IngestQueue has a maxReceiveCount");
         assert_eq!(count.trim().parse::<u32>().unwrap(), MAX_DELIVERIES);
-    }
-
-    #[test]
-    fn test_events_and_bad_bodies() {
-        assert!(manifest_events(r#"{"Event":"s3:TestEvent"}"#)
-            .unwrap()
-            .is_empty());
-        assert!(manifest_events("not json").unwrap_err().is_transient());
     }
 }

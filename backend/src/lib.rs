@@ -29,7 +29,6 @@ pub mod ingest;
 pub mod logging;
 pub mod preprocess;
 pub mod runner;
-pub mod s3key;
 
 pub use config::{BackendConfig, Clients};
 pub use failure::Failure;

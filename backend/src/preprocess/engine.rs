@@ -18,7 +18,7 @@ use super::decode::{FrameDecoder, SampleFormat};
 use super::filter::{Decimator, CUTOFF_FRACTION};
 use super::step::{Artifact, ChannelStats, SignalLayout, Step};
 use crate::failure::Failure;
-use crate::s3key::session_prefix;
+use labpipe_core::layout::raw_session_prefix as session_prefix;
 use labpipe_s3::{ErrorClass, S3Error};
 
 /// Decimated frames handed to the steps at a time.

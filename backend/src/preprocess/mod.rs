@@ -39,7 +39,7 @@ pub use step::{Artifact, ChannelStats, SignalLayout, Step, StepOutput};
 use crate::batch::{self, MessageHandler};
 use crate::config::{BackendConfig, Clients};
 use crate::failure::Failure;
-use crate::s3key::session_prefix;
+use labpipe_core::layout::raw_session_prefix as session_prefix;
 use labpipe_core::layout::revision_folder;
 
 /// The catalog step name written with preprocess's status changes.

@@ -6,7 +6,8 @@
 //! Why a crate of its own: the backend consumes these queues, but the commands that feed them by
 //! hand run on an operator's machine, and the CLI reaches AWS only through the workspace's
 //! libraries. The message shapes live here once, so the backend and the operator's commands
-//! cannot disagree about them (the backend re-exports [`PreprocessRequest`]).
+//! cannot disagree about them (the backend re-exports [`PreprocessRequest`] and reads its S3
+//! events with [`message::manifest_events`]).
 //!
 //! Dead-letter messages are moved one by one (receive, send to the source queue, delete) rather
 //! than with SQS's `StartMessageMoveTask`, so every moved message is reported with the session it

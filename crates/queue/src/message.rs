@@ -1,6 +1,15 @@
 //! What travels on the queues: preprocessing requests, and S3 event notifications of manifests.
+//!
+//! An S3 event is read in one place, [`manifest_events`], into `aws_lambda_events`' own
+//! [`S3Event`] type: ingest handles what it returns, and `labpipe redrive` and `labpipe status`
+//! name a dead-lettered event's session with it ([`session_of`]).
 
+use aws_lambda_events::event::s3::{S3Event, S3EventRecord};
+use labpipe_core::layout::manifest_revision;
+use labpipe_core::SessionId;
+use percent_encoding::percent_decode_str;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// The message on the preprocess queue: process `session` with pipeline `pipeline_version`,
 /// writing `v<N>/<session>/` in the processed bucket.
@@ -16,98 +25,114 @@ impl PreprocessRequest {
     }
 }
 
-/// The S3 event notification ingest receives when a revision's manifest is created
-/// (`raw/<session>/manifest.json` for revision 1, `raw/<session>.r<R>/manifest.json` for a
-/// correction; [`labpipe_core::layout::revision_manifest_key`]), as S3 writes it (only the fields
-/// ingest reads). Sending it again re-runs ingest for that revision: ingest reads the manifest
-/// and the objects from the bucket, so the event carries no state that could be stale.
-pub fn ingest_event(bucket: &str, session: &str, revision: u32) -> String {
-    serde_json::json!({
-        "Records": [{
-            "eventVersion": "2.1",
-            "eventSource": "aws:s3",
-            "eventName": "ObjectCreated:Put",
-            "s3": {
-                "bucket": {"name": bucket},
-                "object": {"key": labpipe_core::layout::revision_manifest_key(session, revision)}
-            }
-        }]
-    })
-    .to_string()
+/// A session manifest named by an S3 event record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestEvent {
+    pub bucket: String,
+    /// The decoded key, `raw/<session>/manifest.json` or `raw/<session>.r<R>/manifest.json`.
+    pub key: String,
+    pub version_id: Option<String>,
+    pub session: SessionId,
+    /// The revision the key's folder names (1 for `raw/<session>/`).
+    pub revision: u32,
+    /// The principal that wrote the manifest (`userIdentity.principalId`: for an assumed role
+    /// `AWS:<role id>:<session name>`), when the event says.
+    pub principal: Option<String>,
 }
 
-/// The session a message is about: a preprocessing request's `session`, or the session folder of
-/// the first manifest key in an S3 event (keys in events are URL-encoded). `None` for anything
-/// else (a test event, a malformed body).
-pub fn session_of(body: &str) -> Option<String> {
-    let value: serde_json::Value = serde_json::from_str(body).ok()?;
-    if let Some(s) = value.get("session").and_then(|s| s.as_str()) {
-        return Some(s.to_string());
+/// The session manifests an S3 event notification (an SQS message body) announces as created;
+/// records of other keys and other event kinds are left out, and S3's `s3:TestEvent` (sent once
+/// when a notification is configured) announces none. A body that is not an S3 event is an
+/// error.
+///
+/// S3 writes every field [`S3Event`] requires; the emulator leaves out `userIdentity` and
+/// `requestParameters`, and events `labpipe redrive` sent before it wrote complete ones have no
+/// `eventTime`. Those three are read as empty when absent (ingest reads none of them but the
+/// principal, which is then unknown).
+pub fn manifest_events(body: &str) -> Result<Vec<ManifestEvent>, serde_json::Error> {
+    let mut value: Value = serde_json::from_str(body)?;
+    if value.get("Event").and_then(Value::as_str) == Some("s3:TestEvent") {
+        return Ok(Vec::new());
     }
-    value
-        .get("Records")?
-        .as_array()?
-        .iter()
-        .filter_map(|r| r.pointer("/s3/object/key")?.as_str())
-        .find_map(|key| {
-            let key = percent_encoding::percent_decode_str(&key.replace('+', " "))
-                .decode_utf8_lossy()
-                .into_owned();
-            labpipe_core::layout::manifest_revision(&key).map(|(session, _)| session.to_string())
-        })
+    if let Some(records) = value.get_mut("Records").and_then(Value::as_array_mut) {
+        for record in records.iter_mut().filter_map(Value::as_object_mut) {
+            for (field, empty) in [
+                ("userIdentity", serde_json::json!({})),
+                ("requestParameters", serde_json::json!({})),
+                ("eventTime", serde_json::json!("1970-01-01T00:00:00Z")),
+            ] {
+                record.entry(field).or_insert(empty);
+            }
+        }
+    }
+    let event: S3Event = serde_json::from_value(value)?;
+    Ok(event.records.iter().filter_map(manifest_of).collect())
+}
+
+/// The manifest a record announces as created, if it does.
+fn manifest_of(record: &S3EventRecord) -> Option<ManifestEvent> {
+    if !record
+        .event_name
+        .as_deref()
+        .is_some_and(|name| name.starts_with("ObjectCreated"))
+    {
+        return None;
+    }
+    let key = decode_event_key(record.s3.object.key.as_deref()?);
+    let (session, revision) = manifest_revision(&key)?;
+    let present = |v: &Option<String>| v.clone().filter(|v| !v.is_empty());
+    Some(ManifestEvent {
+        bucket: record.s3.bucket.name.clone()?,
+        key,
+        version_id: present(&record.s3.object.version_id),
+        session,
+        revision,
+        principal: present(&record.principal_id.principal_id),
+    })
+}
+
+/// Decodes a key from an S3 event. S3 event notifications URL-encode keys the way HTML forms do
+/// (`raw%2F2021…`, `+` for a space), and the emulator does the same
+/// (<https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-content-structure.html>:
+/// "The object key name value is URL encoded.").
+pub fn decode_event_key(key: &str) -> String {
+    percent_decode_str(&key.replace('+', " "))
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// The S3 event notification ingest receives when a revision's manifest is created
+/// (`raw/<session>/manifest.json` for revision 1, `raw/<session>.r<R>/manifest.json` for a
+/// correction; [`labpipe_core::layout::revision_manifest_key`]), as S3 writes it. Sending it
+/// again re-runs ingest for that revision: ingest reads the manifest and the objects from the
+/// bucket, so the event carries no state that could be stale.
+pub fn ingest_event(bucket: &str, session: &str, revision: u32) -> String {
+    let mut record = S3EventRecord::default();
+    record.event_version = Some("2.1".into());
+    record.event_source = Some("aws:s3".into());
+    record.event_name = Some("ObjectCreated:Put".into());
+    record.event_time = chrono::Utc::now();
+    record.s3.bucket.name = Some(bucket.to_string());
+    record.s3.object.key = Some(labpipe_core::layout::revision_manifest_key(
+        session, revision,
+    ));
+    let mut event = S3Event::default();
+    event.records.push(record);
+    serde_json::to_string(&event).expect("an S3 event serialises")
+}
+
+/// The session a message is about: a preprocessing request's `session`, or the session of the
+/// first manifest an S3 event announces. `None` for anything else (a test event, a malformed
+/// body).
+pub fn session_of(body: &str) -> Option<String> {
+    if let Ok(request) = serde_json::from_str::<PreprocessRequest>(body) {
+        return Some(request.session);
+    }
+    manifest_events(body)
+        .ok()?
+        .first()
+        .map(|m| m.session.to_string())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn messages_name_their_session() {
-        let request = PreprocessRequest {
-            session: "20210301_161221".into(),
-            pipeline_version: 2,
-        };
-        assert_eq!(
-            request.to_json(),
-            r#"{"session":"20210301_161221","pipeline_version":2}"#
-        );
-        assert_eq!(
-            session_of(&request.to_json()).as_deref(),
-            Some("20210301_161221")
-        );
-        assert_eq!(
-            session_of(&ingest_event("raw-bucket", "20210302_090000", 1)).as_deref(),
-            Some("20210302_090000")
-        );
-        // A correction's manifest names its session, not its folder.
-        assert_eq!(
-            session_of(&ingest_event("raw-bucket", "20210302_090000", 2)).as_deref(),
-            Some("20210302_090000")
-        );
-        // URL-encoded key, as S3 sends it; a data file's event names no session.
-        let encoded =
-            r#"{"Records":[{"s3":{"object":{"key":"raw%2F20210303_101010%2Fmanifest.json"}}}]}"#;
-        assert_eq!(session_of(encoded).as_deref(), Some("20210303_101010"));
-        let data = r#"{"Records":[{"s3":{"object":{"key":"raw/20210303_101010/ch01.bin"}}}]}"#;
-        assert_eq!(session_of(data), None);
-        assert_eq!(session_of(r#"{"Event":"s3:TestEvent"}"#), None);
-        assert_eq!(session_of("not json"), None);
-    }
-
-    /// Redrive sends the manifest of the revision it names: the first upload's, or a
-    /// correction's own folder.
-    #[test]
-    fn ingest_events_name_the_revisions_manifest() {
-        let key = |revision| {
-            let body: serde_json::Value =
-                serde_json::from_str(&ingest_event("raw-bucket", "20210302_090000", revision))
-                    .unwrap();
-            body["Records"][0]["s3"]["object"]["key"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        };
-        assert_eq!(key(1), "raw/20210302_090000/manifest.json");
-        assert_eq!(key(2), "raw/20210302_090000.r2/manifest.json");
-    }
-}
+mod tests;

@@ -12,7 +12,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::destination::{sha256_file, Destination};
+use crate::destination::Destination;
 use crate::event::EventSink;
 use crate::fetch::Fetcher;
 use crate::lock::DestinationLock;
@@ -22,6 +22,7 @@ use crate::remote::RemoteFile;
 use crate::select::Selection;
 use crate::state::{LocalFile, SyncState};
 use crate::{SyncError, SyncEvent, SyncSummary};
+use labpipe_core::digest::sha256_file;
 
 /// How often the state file is rewritten during a run (it is always written at the end).
 const STATE_SAVE_EVERY: Duration = Duration::from_secs(2);
@@ -269,7 +270,7 @@ impl SyncRun {
                 hashing.spawn(async move {
                     let _slot = gate.acquire_owned().await.expect("semaphore never closed");
                     let on_disk = tokio::task::spawn_blocking(move || match sha256_file(&target) {
-                        Ok(sha) => OnDisk {
+                        Ok((_, sha)) => OnDisk {
                             file: LocalFile::stat(&target),
                             sha256: Some(sha),
                             ..on_disk

@@ -21,12 +21,16 @@
 //! makes a writer wait for the other's transaction instead of failing. Two uploaders of the same
 //! session are kept apart by the session lock ([`crate::lock`]), which lives beside the journal.
 //!
+//! The schema is numbered in the file's `PRAGMA user_version`; opening a journal of an earlier
+//! release adds what it lacks (`SCHEMA`, one step per change), journals from before the
+//! numbering included.
+//!
 //! Invariant: a part row is written only after S3 acknowledged the part; an upload row is
 //! written right after `CreateMultipartUpload`. Only uploads recorded here are ever aborted by
 //! the engine: an upload created but not recorded (a kill between the two) is left to the
 //! bucket's `AbortIncompleteMultipartUpload` lifecycle rule, as is any other writer's.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -139,44 +143,10 @@ impl Journal {
         })
     }
 
-    /// Creates the tables and adds the columns of later versions; safe to run again.
+    /// Puts the file in WAL mode and brings its schema to the latest version; safe to run again.
     fn set_up(conn: &Connection) -> rusqlite::Result<()> {
-        conn.execute_batch(
-            "PRAGMA journal_mode=WAL;
-             PRAGMA synchronous=NORMAL;
-             CREATE TABLE IF NOT EXISTS uploads (
-                 bucket TEXT NOT NULL, key TEXT NOT NULL, upload_id TEXT NOT NULL,
-                 size INTEGER NOT NULL, mtime INTEGER NOT NULL, part_size INTEGER NOT NULL,
-                 created_at TEXT NOT NULL, PRIMARY KEY (bucket, key));
-             CREATE TABLE IF NOT EXISTS parts (
-                 upload_id TEXT NOT NULL, number INTEGER NOT NULL, etag TEXT NOT NULL,
-                 crc64nvme TEXT NOT NULL, size INTEGER NOT NULL, PRIMARY KEY (upload_id, number));
-             CREATE TABLE IF NOT EXISTS done (
-                 bucket TEXT NOT NULL, key TEXT NOT NULL, size INTEGER NOT NULL, mtime INTEGER NOT NULL,
-                 sha256 TEXT NOT NULL, crc64nvme TEXT NOT NULL, PRIMARY KEY (bucket, key));",
-        )?;
-        // Columns added since the first release. Journals of earlier versions: their rows simply
-        // have no ETag (a re-run compares checksums once, then records it) and no version id
-        // (their manifest names no version for those files). Two processes may race here; the
-        // loser's "duplicate column" is harmless.
-        for column in ["etag", "version_id"] {
-            let has: bool = conn.query_row(
-                "SELECT COUNT(*) FROM pragma_table_info('done') WHERE name=?1",
-                [column],
-                |r| r.get::<_, i64>(0),
-            )? > 0;
-            if has {
-                continue;
-            }
-            if let Err(e) =
-                conn.execute_batch(&format!("ALTER TABLE done ADD COLUMN {column} TEXT"))
-            {
-                if !e.to_string().contains("duplicate column") {
-                    return Err(e);
-                }
-            }
-        }
-        Ok(())
+        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")?;
+        migrate(conn)
     }
 
     pub fn path(&self) -> &Path {
@@ -286,6 +256,76 @@ impl Journal {
     }
 }
 
+/// The journal's schema, in the order releases changed it. A journal whose `PRAGMA user_version`
+/// is N has had the first N steps; opening it runs the others and sets the version, in one
+/// transaction (<https://www.sqlite.org/pragma.html#pragma_user_version>). A step is never
+/// changed once released: a change is a new step at the end.
+const SCHEMA: &[&str] = &[
+    // 1: the first release.
+    "CREATE TABLE IF NOT EXISTS uploads (
+         bucket TEXT NOT NULL, key TEXT NOT NULL, upload_id TEXT NOT NULL,
+         size INTEGER NOT NULL, mtime INTEGER NOT NULL, part_size INTEGER NOT NULL,
+         created_at TEXT NOT NULL, PRIMARY KEY (bucket, key));
+     CREATE TABLE IF NOT EXISTS parts (
+         upload_id TEXT NOT NULL, number INTEGER NOT NULL, etag TEXT NOT NULL,
+         crc64nvme TEXT NOT NULL, size INTEGER NOT NULL, PRIMARY KEY (upload_id, number));
+     CREATE TABLE IF NOT EXISTS done (
+         bucket TEXT NOT NULL, key TEXT NOT NULL, size INTEGER NOT NULL, mtime INTEGER NOT NULL,
+         sha256 TEXT NOT NULL, crc64nvme TEXT NOT NULL, PRIMARY KEY (bucket, key));",
+    // 2: the ETag a file was verified with. Rows of earlier journals have none: a re-run
+    // compares checksums once, then records it.
+    "ALTER TABLE done ADD COLUMN etag TEXT",
+    // 3: the object version holding the file. Rows of earlier journals have none: their
+    // manifest names no version for those files.
+    "ALTER TABLE done ADD COLUMN version_id TEXT",
+];
+
+/// Runs the steps of [`SCHEMA`] the journal lacks. The transaction is `IMMEDIATE`: of two
+/// processes opening one journal at once (the app and the CLI), the second waits for the first
+/// and then finds nothing left to do. A journal of a newer release (a higher version) is used as
+/// it is: steps only add, so what this release reads and writes is there.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+    let recorded: usize = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if recorded >= SCHEMA.len() {
+        return Ok(());
+    }
+    let version = match recorded {
+        0 => version_before_numbering(&tx)?,
+        n => n,
+    };
+    for step in SCHEMA.iter().skip(version) {
+        tx.execute_batch(step)?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA.len())?;
+    tx.commit()
+}
+
+/// The version of a journal written before the schema was numbered (`user_version` 0), read
+/// from what it holds: 0 without tables (a new file), then one more for each step of [`SCHEMA`]
+/// whose column is there, in the order they were added.
+fn version_before_numbering(conn: &Connection) -> rusqlite::Result<usize> {
+    let has = |table: &str, column: &str| -> rusqlite::Result<bool> {
+        conn.query_row(
+            "SELECT COUNT(*) FROM pragma_table_info(?1) WHERE name=?2",
+            [table, column],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| n > 0)
+    };
+    if !has("done", "sha256")? {
+        return Ok(0);
+    }
+    let mut version = 1;
+    for column in ["etag", "version_id"] {
+        if !has("done", column)? {
+            break;
+        }
+        version += 1;
+    }
+    Ok(version)
+}
+
 /// SQLITE_BUSY or SQLITE_LOCKED: another connection holds the lock for now.
 fn is_busy(e: &rusqlite::Error) -> bool {
     matches!(
@@ -330,33 +370,83 @@ mod tests {
         assert!(j.parts("u1").unwrap().is_empty());
     }
 
+    /// The journal's schema version, as the file says.
+    fn user_version(path: &Path) -> usize {
+        Connection::open(path)
+            .unwrap()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap()
+    }
+
     #[test]
-    fn journals_of_earlier_versions_gain_the_etag_and_version_columns() {
+    fn a_new_journal_records_the_latest_schema_version() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("old.sqlite3");
-        {
-            let c = Connection::open(&path).unwrap();
-            c.execute_batch(
-                "CREATE TABLE done (bucket TEXT NOT NULL, key TEXT NOT NULL, size INTEGER NOT NULL,
-                 mtime INTEGER NOT NULL, sha256 TEXT NOT NULL, crc64nvme TEXT NOT NULL,
-                 PRIMARY KEY (bucket, key));
-                 INSERT INTO done VALUES ('b', 'k', 1, 2, 's', 'c');",
-            )
-            .unwrap();
+        let path = dir.path().join("new.sqlite3");
+        drop(Journal::open(&path).unwrap());
+        assert_eq!(user_version(&path), SCHEMA.len());
+        // Opening it again changes nothing.
+        drop(Journal::open(&path).unwrap());
+        assert_eq!(user_version(&path), SCHEMA.len());
+    }
+
+    /// Journals written before the schema was numbered (`user_version` 0), as each earlier
+    /// release left them — the first one's table, then with `etag`, then with `version_id` too —
+    /// open with their rows, gain the columns they lack and record the latest version, also when
+    /// two processes open one at the same moment.
+    #[test]
+    fn journals_written_before_the_schema_was_numbered_are_migrated() {
+        let releases = [
+            "",
+            "ALTER TABLE done ADD COLUMN etag TEXT;",
+            "ALTER TABLE done ADD COLUMN etag TEXT; ALTER TABLE done ADD COLUMN version_id TEXT;",
+        ];
+        for (release, columns) in releases.iter().enumerate() {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("old.sqlite3");
+            {
+                let c = Connection::open(&path).unwrap();
+                c.execute_batch(&format!(
+                    "CREATE TABLE uploads (bucket TEXT NOT NULL, key TEXT NOT NULL,
+                     upload_id TEXT NOT NULL, size INTEGER NOT NULL, mtime INTEGER NOT NULL,
+                     part_size INTEGER NOT NULL, created_at TEXT NOT NULL, PRIMARY KEY (bucket, key));
+                     CREATE TABLE parts (upload_id TEXT NOT NULL, number INTEGER NOT NULL,
+                     etag TEXT NOT NULL, crc64nvme TEXT NOT NULL, size INTEGER NOT NULL,
+                     PRIMARY KEY (upload_id, number));
+                     CREATE TABLE done (bucket TEXT NOT NULL, key TEXT NOT NULL, size INTEGER NOT NULL,
+                     mtime INTEGER NOT NULL, sha256 TEXT NOT NULL, crc64nvme TEXT NOT NULL,
+                     PRIMARY KEY (bucket, key));
+                     {columns}
+                     INSERT INTO done (bucket, key, size, mtime, sha256, crc64nvme)
+                     VALUES ('b', 'k', 1, 2, 's', 'c');"
+                ))
+                .unwrap();
+            }
+            assert_eq!(user_version(&path), 0);
+            let openers: Vec<_> = (0..2)
+                .map(|_| {
+                    let path = path.clone();
+                    std::thread::spawn(move || Journal::open(&path).map(drop))
+                })
+                .collect();
+            for opener in openers {
+                opener.join().unwrap().unwrap();
+            }
+            assert_eq!(user_version(&path), SCHEMA.len(), "release {release}");
+            let j = Journal::open(&path).unwrap();
+            let old = j.done_file("b", "k").unwrap().unwrap();
+            assert_eq!(
+                (old.size, old.etag.clone(), old.version_id.clone()),
+                (1, None, None),
+                "release {release}"
+            );
+            let d = DoneFile {
+                etag: Some("e".into()),
+                version_id: Some("3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY".into()),
+                ..old
+            };
+            j.record_done("b", "k", &d).unwrap();
+            assert_eq!(j.done_file("b", "k").unwrap(), Some(d));
         }
-        let j = Journal::open(&path).unwrap();
-        let old = j.done_file("b", "k").unwrap().unwrap();
-        assert_eq!(
-            (old.size, old.etag, old.version_id.clone()),
-            (1, None, None)
-        );
-        let d = DoneFile {
-            etag: Some("e".into()),
-            version_id: Some("3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY".into()),
-            ..old
-        };
-        j.record_done("b", "k", &d).unwrap();
-        assert_eq!(j.done_file("b", "k").unwrap(), Some(d));
     }
 
     #[test]

@@ -15,7 +15,8 @@
 #                 explicit --target is a second, separate build of the whole backend.
 #                 Cheap, for tests; deploys use cargo-lambda.
 #
-# cargo-lambda comes from .venv (scripts/bootstrap.sh installs it with pip).
+# cargo-lambda comes from .venv (scripts/bootstrap.sh installs it with pip). The one
+# place that runs it: `labpipe admin deploy --build` calls this script (crates/deploy).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -29,7 +30,7 @@ while [ $# -gt 0 ]; do
     --arm64) ARCH=arm64 ;;
     --out) OUT="$2"; shift ;;
     --from-build) FROM_BUILD=1 ;;
-    -h|--help) sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "package-lambdas: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -39,6 +40,10 @@ TARGET="${CARGO_TARGET_DIR:-$REPO/target}"
 OUT="${OUT:-$TARGET/lambda-package/$PROFILE}"
 mkdir -p "$OUT"
 export PATH="$REPO/.venv/bin:$PATH"
+# The zips are written and read with Python's zipfile: the venv's, else the system's
+# (`labpipe admin deploy --build` runs this script in a tree that may have no .venv).
+PYTHON="$REPO/.venv/bin/python"
+[ -x "$PYTHON" ] || PYTHON=python3
 
 # zip_bootstrap EXE ZIP: ZIP holds EXE as an executable named bootstrap.
 zip_bootstrap() {
@@ -47,7 +52,7 @@ zip_bootstrap() {
   cp "$1" "$stage/bootstrap"
   chmod 755 "$stage/bootstrap"
   rm -f "$2"
-  (cd "$stage" && "$REPO/.venv/bin/python" -c '
+  (cd "$stage" && "$PYTHON" -c '
 import sys, zipfile
 with zipfile.ZipFile(sys.argv[1], "w", zipfile.ZIP_DEFLATED) as z:
     info = zipfile.ZipInfo("bootstrap", date_time=(1980, 1, 1, 0, 0, 0))
@@ -99,7 +104,7 @@ fi
 if [ "$ARCH" = x86_64 ] && command -v objdump >/dev/null 2>&1; then
   for bin in ingest preprocess; do
     exe="$(mktemp)"
-    "$REPO/.venv/bin/python" -c 'import sys, zipfile; open(sys.argv[2], "wb").write(zipfile.ZipFile(sys.argv[1]).read("bootstrap"))' "$OUT/$bin.zip" "$exe"
+    "$PYTHON" -c 'import sys, zipfile; open(sys.argv[2], "wb").write(zipfile.ZipFile(sys.argv[1]).read("bootstrap"))' "$OUT/$bin.zip" "$exe"
     need="$(objdump -T "$exe" 2>/dev/null | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -V | tail -1 || true)"
     rm -f "$exe"
     if [ -n "$need" ] && [ "$(printf '%s\n2.34\n' "$need" | sort -V | tail -1)" != 2.34 ]; then

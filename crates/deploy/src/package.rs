@@ -1,9 +1,9 @@
 //! The Lambda zips: `ingest.zip` and `preprocess.zip`, each holding a `bootstrap` executable at
 //! its root, as the `provided.al2023` runtime starts it.
 //!
-//! They are built by cargo-lambda (`scripts/package-lambdas.sh` or [`build_package`]), which
-//! names its output `<lambda-dir>/<bin>/bootstrap.zip`; a package folder holds them under the
-//! function's name so the two cannot be swapped.
+//! They are built by cargo-lambda, run by `scripts/package-lambdas.sh` (which [`build_package`]
+//! calls), which names its output `<lambda-dir>/<bin>/bootstrap.zip`; a package folder holds
+//! them under the function's name so the two cannot be swapped.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -100,7 +100,7 @@ impl LambdaPackage {
 /// How to build the zips with cargo-lambda.
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
-    /// The LabPipe source tree (holds `backend/`).
+    /// The LabPipe source tree (holds `scripts/package-lambdas.sh` and `backend/`).
     pub repo: PathBuf,
     pub release: bool,
     pub arch: Arch,
@@ -108,67 +108,38 @@ pub struct BuildOptions {
     pub out_dir: PathBuf,
 }
 
-/// Builds both functions with `cargo lambda build --output-format zip` and copies the zips to
-/// `out_dir`. x86_64 is built natively with cargo; arm64 needs zig and the aarch64 standard
-/// library (cargo-lambda cross-compiles with zig).
+/// Builds both functions into `out_dir` with the source tree's `scripts/package-lambdas.sh`,
+/// the one place that runs cargo-lambda: it knows its flags (x86_64 natively with cargo, arm64
+/// cross-compiled with zig) and refuses a `bootstrap` that needs a newer glibc than the runtime
+/// has. Its output goes to stderr, so a `--json` caller's stdout stays JSON.
 pub fn build_package(opts: &BuildOptions) -> Result<LambdaPackage> {
-    if !opts.repo.join("backend/Cargo.toml").is_file() {
+    let script = opts.repo.join("scripts/package-lambdas.sh");
+    if !script.is_file() {
         return Err(DeployError::Build(format!(
-            "{} is not the LabPipe source tree (no backend/Cargo.toml); run from the repository or pass --package DIR",
+            "{} is not the LabPipe source tree (no scripts/package-lambdas.sh); run from the repository or pass --package DIR",
             opts.repo.display()
         )));
     }
-    let lambda_dir = opts.out_dir.join("cargo-lambda");
-    let mut cmd = Command::new("cargo");
-    cmd.current_dir(&opts.repo).args([
-        "lambda",
-        "build",
-        "-p",
-        "labpipe-backend",
-        "--features",
-        "lambda",
-        "--bin",
-        "ingest",
-        "--bin",
-        "preprocess",
-        "--output-format",
-        "zip",
-    ]);
-    cmd.arg("--lambda-dir").arg(&lambda_dir);
-    match opts.arch {
-        // Native: plain cargo, no zig needed.
-        Arch::X86_64 if cfg!(target_arch = "x86_64") => {
-            cmd.args(["--x86-64", "--compiler", "cargo"]);
-        }
-        Arch::X86_64 => {
-            cmd.arg("--x86-64");
-        }
-        Arch::Arm64 => {
-            cmd.arg("--arm64");
-        }
-    }
+    let mut cmd = Command::new("bash");
+    cmd.current_dir(&opts.repo)
+        .arg(&script)
+        .arg("--out")
+        .arg(&opts.out_dir)
+        .stdout(std::io::stderr());
     if opts.release {
         cmd.arg("--release");
     }
+    if opts.arch == Arch::Arm64 {
+        cmd.arg("--arm64");
+    }
     let status = cmd.status().map_err(|e| {
-        DeployError::Build(format!(
-            "cannot run `cargo lambda` ({e}); install it with `pip install cargo-lambda` (scripts/bootstrap.sh puts it in .venv)"
-        ))
+        DeployError::Build(format!("cannot run {} with bash ({e})", script.display()))
     })?;
     if !status.success() {
         return Err(DeployError::Build(format!(
-            "`cargo lambda build` failed ({status}); see its output above"
+            "{} failed ({status}); see its output above",
+            script.display()
         )));
-    }
-    std::fs::create_dir_all(&opts.out_dir).map_err(|e| {
-        DeployError::Build(format!("cannot create {}: {e}", opts.out_dir.display()))
-    })?;
-    for bin in ["ingest", "preprocess"] {
-        let from = lambda_dir.join(bin).join("bootstrap.zip");
-        let to = opts.out_dir.join(format!("{bin}.zip"));
-        std::fs::copy(&from, &to).map_err(|e| {
-            DeployError::Build(format!("cargo lambda wrote no {} ({e})", from.display()))
-        })?;
     }
     LambdaPackage::from_dir(&opts.out_dir)
 }
@@ -237,6 +208,50 @@ mod tests {
 
         std::fs::write(&preprocess, zip_of(&[("bootstrap", 0o755, b"\x7fELF")])).unwrap();
         LambdaPackage::from_dir(dir.path()).unwrap();
+    }
+
+    /// `build_package` runs the source tree's `scripts/package-lambdas.sh` with the profile and
+    /// the architecture asked for, and takes the zips it leaves in the folder it names.
+    #[test]
+    fn the_build_runs_the_packaging_script_of_the_source_tree() {
+        let repo = tempfile::tempdir().unwrap();
+        let zip = repo.path().join("bootstrap.zip");
+        std::fs::write(&zip, zip_of(&[("bootstrap", 0o755, b"\x7fELF")])).unwrap();
+        std::fs::create_dir_all(repo.path().join("scripts")).unwrap();
+        std::fs::write(
+            repo.path().join("scripts/package-lambdas.sh"),
+            r#"printf '%s\n' "$@" > args
+while [ $# -gt 0 ]; do [ "$1" = --out ] && out="$2"; shift; done
+mkdir -p "$out" && cp bootstrap.zip "$out/ingest.zip" && cp bootstrap.zip "$out/preprocess.zip"
+"#,
+        )
+        .unwrap();
+        let out_dir = repo.path().join("out");
+        let package = build_package(&BuildOptions {
+            repo: repo.path().to_path_buf(),
+            release: true,
+            arch: Arch::Arm64,
+            out_dir: out_dir.clone(),
+        })
+        .unwrap();
+        assert_eq!(package.ingest, out_dir.join("ingest.zip"));
+        let args = std::fs::read_to_string(repo.path().join("args")).unwrap();
+        let args: Vec<&str> = args.lines().collect();
+        assert_eq!(
+            args,
+            ["--out", out_dir.to_str().unwrap(), "--release", "--arm64"]
+        );
+
+        let elsewhere = tempfile::tempdir().unwrap();
+        let err = build_package(&BuildOptions {
+            repo: elsewhere.path().to_path_buf(),
+            release: false,
+            arch: Arch::X86_64,
+            out_dir,
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("not the LabPipe source tree"), "{err}");
     }
 
     #[test]

@@ -895,7 +895,7 @@ fn upload_from_another_pc(emu: &Emulator, bucket: &str, folder: &Path, home: &Pa
 async fn catalog_with_processed(emu: &Emulator, sessions: &[&str]) -> Result<String> {
     let table = unique_name("catalog");
     let db = emu.dynamodb_client().await;
-    labpipe_catalog::create_table(&db, &table).await?;
+    labpipe_tests::create_catalog_table(&db, &table).await?;
     let catalog = Catalog::new(db, &table);
     for s in sessions {
         let recorded = labpipe_core::SessionId::parse(s)?.recorded_at();

@@ -42,7 +42,10 @@ pub type PendingMap = Arc<Mutex<BTreeMap<String, PendingSession>>>;
 /// Checks one folder; an unreadable folder becomes a `fail` row saying why.
 fn check_one(path: &Path, schema: &LabSchema, rig: Option<Rig>) -> PendingSession {
     match check_folder(path, schema) {
-        Ok(r) => PendingSession::from_report(&r.on_rig(rig)),
+        Ok(r) => {
+            let rig = labpipe_upload::folder_rig(&labpipe_lab::journal_path(), &r.session, rig);
+            PendingSession::from_report(&r.on_rig(rig))
+        }
         Err(e) => {
             let mut row = PendingSession::unreadable(path, &e.to_string());
             row.session = session_of(path, rig);
@@ -52,13 +55,9 @@ fn check_one(path: &Path, schema: &LabSchema, rig: Option<Rig>) -> PendingSessio
 }
 
 /// The session a folder is uploaded as: its name, with the rig id when the name is a date-time
-/// alone (as `SessionReport::on_rig` names it).
+/// alone and this PC did not upload it under that name ([`labpipe_upload::folder_rig`]).
 pub fn session_of(path: &Path, rig: Option<Rig>) -> String {
-    let name = labpipe_core::scan::folder_name(path);
-    match (labpipe_core::SessionId::parse(&name), rig) {
-        (Ok(id), Some(rig)) => id.on_rig(rig).to_string(),
-        _ => name,
-    }
+    labpipe_upload::folder_session(&labpipe_lab::journal_path(), path, rig)
 }
 
 /// Checks every session folder of `folder` from scratch.

@@ -154,7 +154,10 @@ async fn compare_due(
             tokio::task::spawn_blocking(move || -> crate::error::AppResult<_> {
                 let lab = path.parent().unwrap_or(&path).to_path_buf();
                 let schema = crate::pending::schema_for(&lab)?;
-                Ok(labpipe_core::check::check_folder(&path, &schema)?.on_rig(rig))
+                let report = labpipe_core::check::check_folder(&path, &schema)?;
+                let journal = labpipe_lab::journal_path();
+                let folder_rig = labpipe_upload::folder_rig(&journal, &report.session, rig);
+                Ok(report.on_rig(folder_rig))
             })
             .await
             .map_err(|e| crate::error::AppError::new("internal", e.to_string()))??

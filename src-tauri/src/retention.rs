@@ -86,6 +86,7 @@ pub async fn run(
         dry_run,
         raw_bucket: Some(settings.raw_bucket.clone()).filter(|b| !b.is_empty()),
         upload_locks: labpipe_upload::journal::locks_dir_beside(&labpipe_lab::journal_path()),
+        journal: labpipe_lab::journal_path(),
         queued,
         rig: settings.rig(),
     };

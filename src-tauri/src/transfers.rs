@@ -95,7 +95,10 @@ async fn run_one(
         let path = path.clone();
         tokio::task::spawn_blocking(move || -> AppResult<labpipe_core::SessionReport> {
             let schema = crate::pending::schema_for(&folder)?;
-            Ok(labpipe_core::check::check_folder(&path, &schema)?.on_rig(settings_rig))
+            let report = labpipe_core::check::check_folder(&path, &schema)?;
+            let journal = labpipe_lab::journal_path();
+            let rig = labpipe_upload::folder_rig(&journal, &report.session, settings_rig);
+            Ok(report.on_rig(rig))
         })
         .await
         .map_err(|e| AppError::new("internal", e.to_string()))??

@@ -176,7 +176,8 @@ async fn new_bucket(s3: &aws_sdk_s3::Client) -> String {
 
 /// Item 1: two rigs start a recording in the same second. The second upload under the taken
 /// name is refused before any byte is sent, saying who holds it, when, what differs and what to
-/// do; with a rig id each, both rigs upload, side by side.
+/// do; with a rig id, rig B uploads beside it, while rig A's folder, uploaded from its PC under
+/// the bare name, keeps that name when rig A's PC is given a rig id too.
 #[tokio::test(flavor = "multi_thread")]
 async fn two_rigs_recording_in_the_same_second_never_mix_and_upload_with_a_rig_id_each() {
     let server = S3Server::Emulator;
@@ -221,9 +222,15 @@ async fn two_rigs_recording_in_the_same_second_never_mix_and_upload_with_a_rig_i
         "rig B's upload wrote under rig A's session"
     );
 
-    // With a rig id each (flag on one PC, environment on the other), both go up.
+    // A rig id on each PC (flag on one, environment on the other): rig A's folder is already
+    // uploaded from its PC under the bare name and stays there; rig B's goes up beside it.
     let out = pc_a.upload(&rig_a, &["--rig", "rigA"]);
     assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        listing(&s3, &bucket, &format!("raw/{session}_rigA")).await,
+        BTreeMap::new(),
+        "rig A's folder uploaded a second time under the rig id"
+    );
     let out = pc_b
         .labpipe()
         .env("LABPIPE_RIG", "rigB")
@@ -232,7 +239,7 @@ async fn two_rigs_recording_in_the_same_second_never_mix_and_upload_with_a_rig_i
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
-    for (rig, folder) in [("rigA", &rig_a), ("rigB", &rig_b)] {
+    for (rig, folder) in [("rigB", &rig_b)] {
         let id = format!("{session}_{rig}");
         let m = manifest(&s3, &bucket, &id).await;
         assert_eq!(m["session"], id.as_str());
@@ -431,9 +438,12 @@ async fn a_cut_upload_then_a_fix_always_has_a_way_forward_by_the_printed_command
 fn check_names_the_session_as_the_upload_with_a_rig_id_does() {
     let (_dir, folder) = recording(3, 2_000_000);
     let bare = name_of(&folder);
+    let journal = tempfile::tempdir().unwrap();
     let check = |rig_flag: Option<&str>, rig_env: Option<&str>| -> Value {
         let mut cmd = Command::new(labpipe_bin());
-        cmd.env_remove("LABPIPE_RIG").args(["check", "--json"]);
+        cmd.env_remove("LABPIPE_RIG")
+            .env("LABPIPE_JOURNAL", journal.path().join("journal.sqlite3"))
+            .args(["check", "--json"]);
         if let Some(r) = rig_flag {
             cmd.args(["--rig", r]);
         }
@@ -451,5 +461,75 @@ fn check_names_the_session_as_the_upload_with_a_rig_id_does() {
     assert_eq!(
         check(None, Some("rigC"))[0]["session"],
         format!("{bare}_rigC").as_str()
+    );
+}
+
+/// A rig id set on a lab PC after it uploaded without one: every folder it already uploaded
+/// keeps its bare session name (`labpipe check` says so, the upload sends nothing new), and only
+/// a folder never uploaded from this PC is uploaded as `<date-time>_<rig>`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rig_id_set_after_uploads_renames_only_folders_never_uploaded() {
+    let server = S3Server::Emulator;
+    let s3 = server.s3_client().await;
+    let bucket = new_bucket(&s3).await;
+    let lab = tempfile::tempdir().unwrap();
+    let generate_at = |seed: u64, hour: u32| -> String {
+        let mut opts = GenerateOptions::new(lab.path());
+        opts.count = 1;
+        opts.size_bytes = 2_000_000;
+        opts.seed = seed;
+        opts.start = labpipe_sample::default_start()
+            .date()
+            .and_hms_opt(hour, 0, 0)
+            .unwrap();
+        generate(&opts, |_, _| {}).expect("generate sample session")[0]
+            .name
+            .clone()
+    };
+    let old = generate_at(1, 9);
+    let pc = Pc::new(server.env(), &bucket, "RIG-B-PC");
+    let out = pc.upload(lab.path(), &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let before = listing(&s3, &bucket, "raw/").await;
+    assert!(before.contains_key(&format!("raw/{old}/manifest.json")));
+
+    let new = generate_at(2, 10);
+    assert_ne!(new, old);
+    let out = pc
+        .labpipe()
+        .args(["check", "--json", "--rig", "rigB"])
+        .arg(lab.path())
+        .output()
+        .unwrap();
+    let checked: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+    let names: Vec<&str> = checked
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["session"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, [old.clone(), format!("{new}_rigB")], "{checked}");
+
+    let out = pc.upload(lab.path(), &["--rig", "rigB"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let after = listing(&s3, &bucket, "raw/").await;
+    assert!(
+        !after
+            .keys()
+            .any(|k| k.starts_with(&format!("raw/{old}_rigB"))),
+        "the folder uploaded before the rig id went up again: {:?}",
+        after.keys().collect::<Vec<_>>()
+    );
+    for (key, etag) in &before {
+        assert_eq!(after.get(key), Some(etag), "{key} changed");
+    }
+    let m = manifest(&s3, &bucket, &format!("{new}_rigB")).await;
+    assert_eq!(m["session"], format!("{new}_rigB").as_str());
+    assert_eq!(
+        after.keys().filter(|k| !before.contains_key(*k)).count(),
+        m["files"].as_array().unwrap().len() + 1,
+        "only the new folder's files and manifest are new: {:?}",
+        after.keys().collect::<Vec<_>>()
     );
 }

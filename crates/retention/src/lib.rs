@@ -55,11 +55,15 @@ pub struct CleanOptions {
     /// This PC's per-session upload locks (`labpipe_upload::journal::locks_dir_beside` of the
     /// journal the CLI and the app share).
     pub upload_locks: PathBuf,
+    /// This PC's upload journal: a folder it uploaded under its bare name keeps that name with a
+    /// rig id ([`labpipe_upload::folder_rig`]).
+    pub journal: PathBuf,
     /// Sessions waiting in this PC's upload queue (the app's queue; empty for the CLI, which has
     /// none): kept without being checked.
     pub queued: BTreeSet<String>,
     /// This lab PC's rig id: a folder named `YYYYMMDD_HHMMSS` is the session
-    /// `YYYYMMDD_HHMMSS_<rig>`, as the upload named it (`labpipe upload --rig`).
+    /// `YYYYMMDD_HHMMSS_<rig>`, as the upload named it (`labpipe upload --rig`), unless this PC
+    /// uploaded it under its bare name ([`labpipe_upload::folder_rig`]).
     pub rig: Option<labpipe_core::session_id::Rig>,
 }
 
@@ -244,23 +248,14 @@ pub async fn clean(
     out
 }
 
-/// The session a folder was uploaded as: its name, with this PC's rig id when the name is a
-/// date-time alone ([`SessionId::on_rig`], as the upload applies it).
-fn session_of(folder: &Path, rig: Option<labpipe_core::session_id::Rig>) -> String {
-    let name = scan::folder_name(folder);
-    match (SessionId::parse(&name), rig) {
-        (Ok(id), Some(rig)) => id.on_rig(rig).to_string(),
-        _ => name,
-    }
-}
-
 async fn clean_one(
     catalog: &Catalog,
     s3: &aws_sdk_s3::Client,
     folder: &Path,
     opts: &CleanOptions,
 ) -> FolderOutcome {
-    let session = session_of(folder, opts.rig);
+    // The session the folder was uploaded as, by the upload's own rule.
+    let session = labpipe_upload::folder_session(&opts.journal, folder, opts.rig);
     let (files, bytes) = footprint(folder);
     let outcome = |action, code, reason: String, failed| FolderOutcome {
         session: session.clone(),
@@ -571,6 +566,7 @@ mod tests {
             dry_run: false,
             raw_bucket: None,
             upload_locks: locks.path().to_path_buf(),
+            journal: locks.path().join("journal.sqlite3"),
             queued: BTreeSet::from([queued.to_string()]),
             rig: None,
         };
@@ -614,6 +610,7 @@ mod tests {
             dry_run: false,
             raw_bucket: None,
             upload_locks: locks.path().to_path_buf(),
+            journal: locks.path().join("journal.sqlite3"),
             queued: BTreeSet::new(),
             rig: Some(labpipe_core::session_id::Rig::parse("rigB").unwrap()),
         };

@@ -35,6 +35,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use crate::UploadError;
+use labpipe_core::session_id::Rig;
 
 pub struct Journal {
     path: PathBuf,
@@ -278,6 +279,10 @@ const SCHEMA: &[&str] = &[
     // 3: the object version holding the file. Rows of earlier journals have none: their
     // manifest names no version for those files.
     "ALTER TABLE done ADD COLUMN version_id TEXT",
+    // 4: rows by key in any bucket, for whether this PC uploaded a session folder
+    // (`Journal::has_uploaded`).
+    "CREATE INDEX IF NOT EXISTS done_by_key ON done (key);
+     CREATE INDEX IF NOT EXISTS uploads_by_key ON uploads (key);",
 ];
 
 /// Runs the steps of [`SCHEMA`] the journal lacks. The transaction is `IMMEDIATE`: of two
@@ -324,6 +329,68 @@ fn version_before_numbering(conn: &Connection) -> rusqlite::Result<usize> {
         version += 1;
     }
     Ok(version)
+}
+
+impl Journal {
+    /// Whether this PC uploaded, or started to upload, a file of the session folder `folder`'s
+    /// first upload (`raw/<folder>/…`) to any bucket: a file verified there, or a multipart
+    /// upload in progress.
+    pub fn has_uploaded(&self, folder: &str) -> Result<bool, UploadError> {
+        // Every key of `raw/<folder>/` sorts between that prefix and the same with the `/`
+        // replaced by the next character (`0`): a range, not LIKE, whose `_` is a wildcard.
+        let prefix = labpipe_core::layout::raw_session_prefix(folder);
+        let end = format!("{}0", &prefix[..prefix.len() - 1]);
+        self.with(|c| {
+            c.query_row(
+                "SELECT EXISTS (SELECT 1 FROM done WHERE key >= ?1 AND key < ?2)
+                     OR EXISTS (SELECT 1 FROM uploads WHERE key >= ?1 AND key < ?2)",
+                params![prefix, end],
+                |r| r.get(0),
+            )
+        })
+    }
+}
+
+/// The rig id the session folder named `folder` is uploaded with on this PC, whose rig id is
+/// `rig` and whose upload journal is at `journal`: the one rule of `labpipe upload`, `check` and
+/// `clean` and of the app's Pending, uploads and Free disk space. A folder named by its date-time
+/// alone is uploaded as `<date-time>_<rig>` ([`SessionId::on_rig`]) unless this PC already
+/// uploaded it, or started to, under its bare name ([`Journal::has_uploaded`]): then it keeps
+/// that name, so a rig id set after a month of uploads uploads none of them a second time. A
+/// journal that cannot be read keeps the bare name too: under a name another rig's recording
+/// holds, the upload is refused, never duplicated.
+///
+/// [`SessionId::on_rig`]: labpipe_core::SessionId::on_rig
+pub fn folder_rig(journal: &Path, folder: &str, rig: Option<Rig>) -> Option<Rig> {
+    let rig = rig?;
+    match labpipe_core::SessionId::parse(folder) {
+        Ok(id) if id.rig().is_none() => {}
+        _ => return Some(rig),
+    }
+    if !journal.exists() {
+        return Some(rig);
+    }
+    match Journal::open(journal).and_then(|j| j.has_uploaded(folder)) {
+        Ok(false) => Some(rig),
+        Ok(true) => None,
+        Err(e) => {
+            tracing::warn!(folder, error = %e, "keeping the folder's bare session name");
+            None
+        }
+    }
+}
+
+/// The session the folder at `path` is uploaded as: its name, with the rig id [`folder_rig`]
+/// gives it.
+pub fn folder_session(journal: &Path, path: &Path, rig: Option<Rig>) -> String {
+    let name = labpipe_core::scan::folder_name(path);
+    match (
+        labpipe_core::SessionId::parse(&name),
+        folder_rig(journal, &name, rig),
+    ) {
+        (Ok(id), Some(rig)) => id.on_rig(rig).to_string(),
+        _ => name,
+    }
 }
 
 /// SQLITE_BUSY or SQLITE_LOCKED: another connection holds the lock for now.
@@ -481,6 +548,61 @@ mod tests {
             j.parts("u0").unwrap().len() + j.parts("u1").unwrap().len(),
             400
         );
+    }
+
+    /// A folder this PC uploaded (or started to) under its bare name keeps it when a rig id is
+    /// set; one never uploaded under it gets `_<rig>`.
+    #[test]
+    fn a_rig_id_renames_only_folders_never_uploaded_under_their_bare_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.sqlite3");
+        let rig = Some(Rig::parse("rigB").unwrap());
+        let session = |folder: &str| folder_session(&path, Path::new(folder), rig);
+        // No journal yet: nothing uploaded from this PC.
+        assert_eq!(session("20210301_090000"), "20210301_090000_rigB");
+        assert!(!path.exists(), "a lookup creates no journal");
+        let j = Journal::open(&path).unwrap();
+        let done = DoneFile {
+            size: 1,
+            mtime: 2,
+            sha256: "s".into(),
+            crc64nvme: "c".into(),
+            etag: None,
+            version_id: None,
+        };
+        j.record_done("raw", "raw/20210301_090000/rec_000.bin", &done)
+            .unwrap();
+        let started = OpenUpload {
+            upload_id: "u".into(),
+            size: 10,
+            mtime: 5,
+            part_size: 5,
+        };
+        j.begin_upload("other", "raw/20210301_100000/big.bin", &started)
+            .unwrap();
+        // Committed or started under the bare name, in any bucket: kept.
+        assert_eq!(session("20210301_090000"), "20210301_090000");
+        assert_eq!(session("20210301_100000"), "20210301_100000");
+        // Never uploaded under the bare name: the rig id. `_` in the name is no wildcard, and a
+        // correction's or another rig's folder of the same second is not the bare name's.
+        j.record_done("raw", "raw/20210301_110000.r2/a.bin", &done)
+            .unwrap();
+        j.record_done("raw", "raw/20210301_120000_rigA/a.bin", &done)
+            .unwrap();
+        j.record_done("raw", "raw/20210301x130000/a.bin", &done)
+            .unwrap();
+        for bare in ["20210301_110000", "20210301_120000", "20210301_130000"] {
+            assert_eq!(session(bare), format!("{bare}_rigB"));
+        }
+        // A name that carries a rig, or is no session id, or no rig id set: as it is.
+        assert_eq!(session("20210301_090000_rigC"), "20210301_090000_rigC");
+        assert_eq!(session("notes"), "notes");
+        assert_eq!(
+            folder_session(&path, Path::new("20210301_140000"), None),
+            "20210301_140000"
+        );
+        assert_eq!(folder_rig(&path, "20210301_090000", rig), None);
+        assert_eq!(folder_rig(&path, "20210301_110000", rig), rig);
     }
 
     #[test]

@@ -60,7 +60,7 @@ mod throttle;
 
 pub use error::UploadError;
 pub use event::{Event, FileOutcome, SessionOutcome};
-pub use journal::Journal;
+pub use journal::{folder_rig, folder_session, Journal};
 pub use labpipe_s3::{s3_client, ClientOptions};
 pub use lock::{Holder, SessionLock};
 pub use refusal::{ChangedSinceUpload, FolderChanges, NameTaken};

@@ -13,6 +13,7 @@ use std::process::ExitCode;
 pub fn run(args: CheckArgs) -> Result<ExitCode> {
     let mut reports: Vec<SessionReport> = Vec::new();
     let mut empty_roots = Vec::new();
+    let journal = labpipe_lab::journal_path();
     for path in &args.paths {
         let mut schema = super::load_schema(&args.schema, path)?;
         if let Some(q) = args.quiet_period {
@@ -24,7 +25,8 @@ pub fn run(args: CheckArgs) -> Result<ExitCode> {
         }
         for folder in folders {
             let report = check_folder(&folder, &schema).map_err(|e| UsageError(e.to_string()))?;
-            reports.push(report.on_rig(args.rig));
+            let rig = labpipe_upload::folder_rig(&journal, &report.session, args.rig);
+            reports.push(report.on_rig(rig));
         }
     }
     let stdout = std::io::stdout();

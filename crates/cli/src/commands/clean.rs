@@ -49,17 +49,17 @@ pub fn run(args: CleanArgs) -> Result<ExitCode> {
     let folders = session_folders(&paths).map_err(|e| UsageError(e.to_string()))?;
     let stack = crate::config::stack(&args.stack)?;
     stack.table()?;
+    let journal = args
+        .journal
+        .clone()
+        .unwrap_or_else(labpipe_upload::Journal::default_path);
     let opts = CleanOptions {
         older_than,
         now: chrono::Local::now().naive_local(),
         dry_run: args.dry_run,
         raw_bucket: stack.raw_bucket.clone(),
-        upload_locks: labpipe_upload::journal::locks_dir_beside(
-            &args
-                .journal
-                .clone()
-                .unwrap_or_else(labpipe_upload::Journal::default_path),
-        ),
+        upload_locks: labpipe_upload::journal::locks_dir_beside(&journal),
+        journal,
         queued: Default::default(),
         rig: args.rig,
     };

@@ -93,6 +93,10 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
 }
 
 fn check_all(args: &UploadArgs) -> Result<Vec<SessionReport>> {
+    let journal = args
+        .journal
+        .clone()
+        .unwrap_or_else(labpipe_lab::journal_path);
     let mut reports = Vec::new();
     for path in &args.paths {
         let schema = super::load_schema(&args.schema, path)?;
@@ -106,7 +110,8 @@ fn check_all(args: &UploadArgs) -> Result<Vec<SessionReport>> {
         }
         for folder in folders {
             let report = check_folder(&folder, &schema).map_err(|e| UsageError(e.to_string()))?;
-            reports.push(report.on_rig(args.rig));
+            let rig = labpipe_upload::folder_rig(&journal, &report.session, args.rig);
+            reports.push(report.on_rig(rig));
         }
     }
     Ok(reports)

@@ -29,6 +29,7 @@ pub mod file_name;
 pub mod filter;
 pub mod finding;
 pub mod layout;
+pub mod lock;
 pub mod machine;
 pub mod manifest;
 pub mod metadata;

@@ -16,7 +16,8 @@ use std::process::{Command, Output};
 struct Lab {
     bucket: String,
     group: String,
-    /// A user name of its own, so the stream `<host>/<user>` is this test's.
+    /// The OS user the upload runs as (its stream is `<host>/<user>`, in a log group of this
+    /// test's own; the user name comes from the OS, not from `USER`).
     user: String,
     dir: tempfile::TempDir,
 }
@@ -42,7 +43,7 @@ impl Lab {
         let lab = Lab {
             bucket,
             group,
-            user: unique_name("tech"),
+            user: labpipe_core::machine::user_name(),
             dir,
         };
         (lab, logs)
@@ -66,7 +67,6 @@ impl Lab {
             .env("LABPIPE_JOURNAL", self.journal())
             .env("LABPIPE_LOG_DIR", self.dir.path().join("logs"))
             .env("LABPIPE_CLIENT_LOG_GROUP", &self.group)
-            .env("USER", &self.user)
             .env_remove("LABPIPE_RAW_BUCKET")
             .env_remove("LABPIPE_CLIENT_LOG_MAX_RECORDS")
             .envs(extra_env.iter().map(|(k, v)| (*k, v.as_str())))

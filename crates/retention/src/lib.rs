@@ -541,17 +541,21 @@ mod tests {
         assert_eq!(split_s3_uri("https://b/x"), None);
     }
 
-    /// Queued and uploading sessions are kept before anything is read: the clients here point
-    /// nowhere, and the folders are old enough and named as sessions.
-    #[tokio::test]
-    async fn a_session_queued_or_uploading_on_this_pc_is_kept_and_said_so() {
+    /// A catalog and an S3 client aimed at a closed port: a test that reaches either fails.
+    fn clients_pointing_nowhere() -> (Catalog, aws_sdk_s3::Client) {
         let sdk = aws_config::SdkConfig::builder()
             .behavior_version(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new("eu-west-1"))
             .endpoint_url("http://127.0.0.1:9")
             .build();
-        let catalog = Catalog::from_sdk(&sdk, "nowhere");
-        let s3 = s3_client(&sdk);
+        (Catalog::from_sdk(&sdk, "nowhere"), s3_client(&sdk))
+    }
+
+    /// Queued and uploading sessions are kept before anything is read: the clients here point
+    /// nowhere, and the folders are old enough and named as sessions.
+    #[tokio::test]
+    async fn a_session_queued_or_uploading_on_this_pc_is_kept_and_said_so() {
+        let (catalog, s3) = clients_pointing_nowhere();
         let lab = tempfile::tempdir().unwrap();
         let locks = tempfile::tempdir().unwrap();
         let (uploading, queued) = ("20210301_090000", "20210301_100000");
@@ -591,13 +595,7 @@ mod tests {
     /// (as `labpipe upload --rig` named it): its upload lock is that session's.
     #[tokio::test]
     async fn with_a_rig_id_a_folder_is_the_session_it_was_uploaded_as() {
-        let sdk = aws_config::SdkConfig::builder()
-            .behavior_version(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("eu-west-1"))
-            .endpoint_url("http://127.0.0.1:9")
-            .build();
-        let catalog = Catalog::from_sdk(&sdk, "nowhere");
-        let s3 = s3_client(&sdk);
+        let (catalog, s3) = clients_pointing_nowhere();
         let lab = tempfile::tempdir().unwrap();
         let locks = tempfile::tempdir().unwrap();
         let folder = lab.path().join("20210301_090000");

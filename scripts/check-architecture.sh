@@ -39,7 +39,7 @@ rule labpipe-core all "$AWS|$FRAMEWORKS|tokio|rusqlite" "the domain is pure: no 
 rule labpipe-sample all "$AWS|$FRAMEWORKS" "sample data touches the filesystem only"
 # Every engine is named here; a package that is renamed or removed fails the run (cargo tree finds
 # no such package), it is never skipped.
-for pkg in labpipe-upload labpipe-catalog labpipe-queue labpipe-sync labpipe-retention labpipe-doctor labpipe-clientlog labpipe-deploy labpipe-s3 labpipe-lab; do
+for pkg in labpipe-upload labpipe-catalog labpipe-sqs labpipe-sync labpipe-retention labpipe-doctor labpipe-clientlog labpipe-deploy labpipe-aws labpipe-lab; do
   rule "$pkg" all "$FRAMEWORKS" "engines are libraries, shared by the CLI, the app and the backend"
 done
 rule labpipe-app 1 "clap|lambda_runtime|aws-sdk-[a-z0-9]+" "the app is a Tauri adapter: AWS through the workspace's crates"

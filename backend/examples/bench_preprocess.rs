@@ -106,7 +106,7 @@ async fn setup(dir: &str, size_mb: f64) -> Result<()> {
     };
     let mut message = SqsMessage::default();
     message.message_id = Some("bench".into());
-    message.body = Some(labpipe_queue::ingest_event(
+    message.body = Some(labpipe_sqs::ingest_event(
         &raw,
         &report.session.to_string(),
         1,

@@ -106,7 +106,7 @@ impl BackendConfig {
 /// Reads stack outputs (a flat `{"Name": "value"}` object, or CloudFormation's
 /// `[{"OutputKey": …, "OutputValue": …}]`) through the gateway's one reader.
 pub fn read_outputs(path: &Path) -> Result<BTreeMap<String, String>> {
-    Ok(labpipe_s3::StackOutputs::read(path)?.all)
+    Ok(labpipe_aws::StackOutputs::read(path)?.all)
 }
 
 /// The SDK clients, built once per process and shared by every invocation.
@@ -128,7 +128,7 @@ impl Clients {
     /// custom endpoint such as the emulator, the service retry policy).
     pub fn from_sdk_config(sdk: &SdkConfig) -> Self {
         Clients {
-            s3: labpipe_s3::s3_client(sdk, &labpipe_s3::ClientOptions::service()),
+            s3: labpipe_aws::s3_client(sdk, &labpipe_aws::ClientOptions::service()),
             dynamodb: aws_sdk_dynamodb::Client::new(sdk),
             sqs: aws_sdk_sqs::Client::new(sdk),
         }

@@ -21,10 +21,10 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_s3::types::ChecksumMode;
 use chrono::Utc;
+use labpipe_aws::{ErrorClass, ManifestRead, S3Error};
 use labpipe_catalog::{Catalog, CatalogError, Level, PutOutcome, SessionItem, Status};
 use labpipe_core::manifest::MAX_MANIFEST_FILES;
 use labpipe_core::{Manifest, SessionId};
-use labpipe_s3::{ErrorClass, ManifestRead, S3Error};
 use tracing::{error, info, info_span, warn, Instrument};
 
 use crate::batch::{self, MessageHandler};
@@ -32,7 +32,7 @@ use crate::config::{BackendConfig, Clients};
 use crate::failure::Failure;
 use crate::preprocess::PreprocessRequest;
 use labpipe_core::layout::raw_session_prefix as session_prefix;
-use labpipe_queue::message::{manifest_events, ManifestEvent};
+use labpipe_sqs::message::{manifest_events, ManifestEvent};
 
 /// The catalog step name written with ingest's status changes.
 pub const STEP: &str = "ingest";
@@ -293,7 +293,7 @@ impl Ingest {
     ///
     /// What exists is learned from one listing of the session's prefix, not from a 404 per file:
     /// the role may list `raw/*` only under an `s3:prefix` condition, and to such a caller AWS
-    /// answers a HEAD of a missing key with 403 (see [`labpipe_s3::error`]). A HEAD is made only
+    /// answers a HEAD of a missing key with 403 (see [`labpipe_aws::error`]). A HEAD is made only
     /// for listed objects, for their checksums; access denied there means "not readable".
     ///
     /// A file the manifest pins to a version is checked at that version (a `HeadObject` with
@@ -311,7 +311,7 @@ impl Ingest {
         manifest: &Manifest,
     ) -> Result<(), Failure> {
         let prefix = session_prefix(folder);
-        let listed = labpipe_s3::list_prefix(&self.s3, bucket, &prefix)
+        let listed = labpipe_aws::list_prefix(&self.s3, bucket, &prefix)
             .await
             .map_err(|e| Failure::transient(e.to_string()))?;
         for file in &manifest.files {
@@ -410,7 +410,7 @@ impl Ingest {
         let transient = |e: S3Error| Failure::transient(e.to_string());
         let first = manifest_key(session);
         let mut committed: std::collections::BTreeSet<u32> =
-            labpipe_s3::list_prefix(&self.s3, bucket, &first)
+            labpipe_aws::list_prefix(&self.s3, bucket, &first)
                 .await
                 .map_err(transient)?
                 .contains_key(&first)
@@ -419,7 +419,7 @@ impl Ingest {
                 .collect();
         if revision > 2 {
             let corrections =
-                labpipe_s3::list_prefix(&self.s3, bucket, &raw_revisions_prefix(session))
+                labpipe_aws::list_prefix(&self.s3, bucket, &raw_revisions_prefix(session))
                     .await
                     .map_err(transient)?;
             committed.extend(
@@ -536,7 +536,7 @@ impl Ingest {
             .map_err(|e| {
                 Failure::transient(format!(
                     "cannot queue preprocessing: {}",
-                    labpipe_s3::describe(&e)
+                    labpipe_aws::describe(&e)
                 ))
             })?;
         info!(
@@ -573,7 +573,7 @@ impl MessageHandler for Ingest {
 
 /// A reason about revision `revision` ≥ 2 starts with `revision <R>: `, so the history says
 /// which upload it is about and `labpipe redrive` knows which manifest to send again
-/// (`labpipe_queue::reprocess::failed_ingest_revision`).
+/// (`labpipe_sqs::reprocess::failed_ingest_revision`).
 fn revision_reason(revision: u32, reason: &str) -> String {
     if revision <= 1 || reason.starts_with("refused revision") {
         reason.to_string()
@@ -601,7 +601,7 @@ fn uploading_machine(manifest: &Manifest) -> Option<String> {
 }
 
 /// The session manifests the message's S3 event announces
-/// ([`labpipe_queue::message::manifest_events`]). A body that is not an S3 event notification is
+/// ([`labpipe_sqs::message::manifest_events`]). A body that is not an S3 event notification is
 /// an error that goes, after the queue's retries, to the dead-letter queue for someone to look
 /// at.
 fn parse_notification(message: &SqsMessage) -> Result<Vec<ManifestEvent>, Failure> {

@@ -31,7 +31,7 @@ CODE_ROOTS = ("crates", "backend", "src-tauri")
 SERVICES = ("s3", "dynamodb", "sqs", "logs")
 # A shared client crate calls on behalf of the crates that use it: its calls
 # are covered by the rows of those crates (any row with the same call).
-SHARED_UNITS = {"crates/s3"}
+SHARED_UNITS = {"crates/aws"}
 # `labpipe admin deploy` runs with the credentials of the administrator who
 # deploys the stack, before any template role exists: its calls are listed in
 # docs/security.md ("The deploy command"), not in the role tables.
@@ -276,15 +276,15 @@ def sdk_calls_in_code(roots=CODE_ROOTS, services=SERVICES, units=None):
 
 
 def _uses_gateway(unit):
-    """Whether a code unit depends on the shared S3 gateway (crates/s3), which then makes
-    calls on its behalf (labpipe_s3::list_prefix, the manifest reader)."""
+    """Whether a code unit depends on the shared S3 gateway (crates/aws), which then makes
+    calls on its behalf (labpipe_aws::list_prefix, the manifest reader)."""
     manifest = REPO / unit / "Cargo.toml"
-    return manifest.is_file() and "labpipe-s3" in manifest.read_text()
+    return manifest.is_file() and "labpipe-aws" in manifest.read_text()
 
 
 def table_problems(tables, found):
     """(calls the code makes that no row names, rows naming a Rust call that code does not
-    make). A call the gateway (crates/s3) makes counts for every unit built on it."""
+    make). A call the gateway (crates/aws) makes counts for every unit built on it."""
     rows = [row for rows in tables.values() for row in rows]
     listed = {(row["call"].split(" (")[0], row["code"]) for row in rows}
     listed_calls = {call for call, _ in listed}

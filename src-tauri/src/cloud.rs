@@ -1,5 +1,5 @@
 //! AWS clients built from the settings and the stored credentials through the workspace's S3
-//! gateway (`labpipe-s3`) and catalog (`labpipe-catalog`), the same way the CLI builds them:
+//! gateway (`labpipe-aws`) and catalog (`labpipe-catalog`), the same way the CLI builds them:
 //! region, optional endpoint (`http://` only to this computer), path-style S3 for emulators. The
 //! app names no `aws-sdk-*` crate itself (`scripts/check-architecture.sh`).
 
@@ -11,7 +11,7 @@ use crate::error::{AppError, AppResult};
 use crate::settings::Settings;
 
 pub async fn sdk_config(settings: &Settings) -> AppResult<aws_config::SdkConfig> {
-    let target = labpipe_s3::AwsTarget {
+    let target = labpipe_aws::AwsTarget {
         region: Some(settings.region.clone()),
         endpoint_url: settings.endpoint_url.clone(),
         profile: None,
@@ -26,7 +26,7 @@ pub async fn sdk_config(settings: &Settings) -> AppResult<aws_config::SdkConfig>
             access_key_id,
             secret_access_key,
         })) => {
-            loader = labpipe_s3::with_static_keys(
+            loader = labpipe_aws::with_static_keys(
                 loader,
                 &access_key_id,
                 &secret_access_key,
@@ -50,7 +50,7 @@ pub async fn sdk_config(settings: &Settings) -> AppResult<aws_config::SdkConfig>
         .as_deref()
         .filter(|r| !r.is_empty())
     {
-        Some(role) => labpipe_s3::assume_role(&sdk, role, &session_name())
+        Some(role) => labpipe_aws::assume_role(&sdk, role, &session_name())
             .await
             .map_err(|e| AppError::new("settings", format!("{e}; correct it in Settings"))),
         None => Ok(sdk),
@@ -62,7 +62,7 @@ fn session_name() -> String {
     format!("labpipe-app-{}", labpipe_core::machine::host_name())
 }
 
-pub fn s3(sdk: &aws_config::SdkConfig) -> labpipe_s3::S3Client {
+pub fn s3(sdk: &aws_config::SdkConfig) -> labpipe_aws::S3Client {
     labpipe_upload::s3_client(sdk, &labpipe_upload::ClientOptions::default())
 }
 

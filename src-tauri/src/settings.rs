@@ -131,13 +131,13 @@ impl Settings {
             }
         }
         // https://, or plain http:// only to this computer (an emulator): keys and recordings
-        // must not cross a network in the clear. The same rule as the CLI's (labpipe-s3).
+        // must not cross a network in the clear. The same rule as the CLI's (labpipe-aws).
         if let Some(url) = self.endpoint_url.as_deref().filter(|u| !u.is_empty()) {
-            labpipe_s3::check_endpoint(url)
+            labpipe_aws::check_endpoint(url)
                 .map_err(|e| AppError::new("settings", e.to_string()))?;
         }
         if let Some(arn) = self.uploader_role_arn.as_deref().filter(|a| !a.is_empty()) {
-            labpipe_s3::check_role_arn(arn)
+            labpipe_aws::check_role_arn(arn)
                 .map_err(|e| AppError::new("settings", e.to_string()))?;
         }
         if let Some(rig) = self.rig_id.as_deref().filter(|r| !r.trim().is_empty()) {

@@ -4,7 +4,7 @@
 //! uploader role; the role may use the raw bucket. The emulator (moto with authorization on)
 //! checks each request against the identity policies of the key or of the assumed role, so:
 //! - the key alone is refused by S3: what a leaked key reaches is `AssumeRole`, nothing else;
-//! - `labpipe_s3::assume_role` (the desktop app's keys mode with an uploader role) gets
+//! - `labpipe_aws::assume_role` (the desktop app's keys mode with an uploader role) gets
 //!   temporary credentials that expire, and S3 accepts them;
 //! - the CLI, which takes the standard AWS chain, uploads a whole session through a profile that
 //!   assumes the role (`role_arn` + `source_profile`), and fails fast with the bare key.
@@ -96,13 +96,13 @@ async fn config_with_key(emu: &Emulator, key: &(String, String)) -> aws_config::
     let loader = aws_config::defaults(BehaviorVersion::latest())
         .region(aws_config::Region::new(REGION))
         .endpoint_url(emu.endpoint());
-    labpipe_s3::with_static_keys(loader, &key.0, &key.1, "test")
+    labpipe_aws::with_static_keys(loader, &key.0, &key.1, "test")
         .load()
         .await
 }
 
-async fn listing(sdk: &aws_config::SdkConfig) -> Result<Vec<String>, labpipe_s3::ErrorClass> {
-    let s3 = labpipe_s3::s3_client(sdk, &labpipe_s3::ClientOptions::service());
+async fn listing(sdk: &aws_config::SdkConfig) -> Result<Vec<String>, labpipe_aws::ErrorClass> {
+    let s3 = labpipe_aws::s3_client(sdk, &labpipe_aws::ClientOptions::service());
     s3.list_objects_v2()
         .bucket(BUCKET)
         .send()
@@ -113,7 +113,7 @@ async fn listing(sdk: &aws_config::SdkConfig) -> Result<Vec<String>, labpipe_s3:
                 .filter_map(|c| c.key().map(str::to_string))
                 .collect()
         })
-        .map_err(|e| labpipe_s3::classify(&e))
+        .map_err(|e| labpipe_aws::classify(&e))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -125,12 +125,12 @@ async fn the_stored_key_reaches_s3_only_through_the_uploader_roles_short_lived_c
     // The key alone: refused.
     assert_eq!(
         listing(&base).await,
-        Err(labpipe_s3::ErrorClass::AccessDenied),
+        Err(labpipe_aws::ErrorClass::AccessDenied),
         "the lab user's own key must not reach the bucket"
     );
 
     // Through the role: temporary credentials, accepted.
-    let assumed = labpipe_s3::assume_role(&base, &lab.role, "labpipe-app-test").await?;
+    let assumed = labpipe_aws::assume_role(&base, &lab.role, "labpipe-app-test").await?;
     let creds = {
         use aws_sdk_s3::config::ProvideCredentials;
         assumed
@@ -159,10 +159,10 @@ async fn the_stored_key_reaches_s3_only_through_the_uploader_roles_short_lived_c
 
     // A role the key may not assume is refused by STS, and named.
     let other = lab.role.replace(ROLE, "lab-ResearcherRole");
-    let denied = labpipe_s3::assume_role(&base, &other, "labpipe-app-test").await?;
+    let denied = labpipe_aws::assume_role(&base, &other, "labpipe-app-test").await?;
     assert_eq!(
         listing(&denied).await,
-        Err(labpipe_s3::ErrorClass::InvalidCredentials),
+        Err(labpipe_aws::ErrorClass::InvalidCredentials),
         "assuming a role the key may not assume leaves no credentials"
     );
     Ok(())

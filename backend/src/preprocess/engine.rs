@@ -18,8 +18,8 @@ use super::decode::{FrameDecoder, SampleFormat};
 use super::filter::{Decimator, CUTOFF_FRACTION};
 use super::step::{Artifact, ChannelStats, SignalLayout, Step};
 use crate::failure::Failure;
+use labpipe_aws::{ErrorClass, S3Error};
 use labpipe_core::layout::raw_session_prefix as session_prefix;
-use labpipe_s3::{ErrorClass, S3Error};
 
 /// Decimated frames handed to the steps at a time.
 const BLOCK_FRAMES: usize = 8192;
@@ -254,7 +254,7 @@ pub async fn run(
             let e = S3Error::call("GetObject", raw_bucket, &key, &e);
             match e.class() {
                 // To a role without unconditional s3:ListBucket a missing key reads as access
-                // denied (see labpipe_s3::error): either way the file cannot be processed.
+                // denied (see labpipe_aws::error): either way the file cannot be processed.
                 ErrorClass::NotFound | ErrorClass::AccessDenied => Failure::session(format!(
                     "{} is missing from or not readable in s3://{raw_bucket}/{prefix} ({e}); run `labpipe upload` for this session again",
                     file.path

@@ -26,11 +26,11 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_s3::primitives::ByteStream;
 use chrono::Utc;
+use labpipe_aws::{ErrorClass, ManifestRead};
 use labpipe_catalog::{
     Catalog, CatalogError, Level, OutputFile, OutputRecord, SessionItem, Status,
 };
 use labpipe_core::Manifest;
-use labpipe_s3::{ErrorClass, ManifestRead};
 use tracing::{error, info, info_span, warn, Instrument};
 
 pub use engine::Pipeline;
@@ -51,7 +51,7 @@ pub const MAX_DELIVERIES: u32 = 3;
 pub const SUMMARY_NAME: &str = "summary.json";
 
 /// The message on the preprocess queue (its shape is shared with the operator's commands).
-pub use labpipe_queue::PreprocessRequest;
+pub use labpipe_sqs::PreprocessRequest;
 
 /// The newest pipeline version this build knows. Version 2 measures gamma as 30–45 Hz instead of
 /// 30–100 Hz ([`features::bands`]); everything else is the same as version 1.
@@ -341,7 +341,7 @@ impl Preprocess {
             .await
             .map_err(|e| match e.class() {
                 // The preprocess role lists raw/* only under an s3:prefix condition, so a missing
-                // manifest may read as access denied (see labpipe_s3::error).
+                // manifest may read as access denied (see labpipe_aws::error).
                 ErrorClass::NotFound | ErrorClass::AccessDenied => Failure::session(format!(
                     "the manifest of {} is gone or not readable ({e}); upload the session again",
                     item.session
@@ -372,7 +372,7 @@ impl Preprocess {
                 Failure::transient(format!(
                     "cannot write s3://{}/{key}: {}",
                     self.processed_bucket,
-                    labpipe_s3::describe(&e)
+                    labpipe_aws::describe(&e)
                 ))
             })?;
         Ok(())

@@ -161,9 +161,9 @@ pub fn log_group(outputs: Option<&Path>, cwd: &Path) -> Result<String, ClientLog
     }
     let file = match outputs {
         Some(p) => Some(p.to_path_buf()),
-        None => labpipe_s3::StackOutputs::find(cwd),
+        None => labpipe_aws::StackOutputs::find(cwd),
     };
-    file.and_then(|f| labpipe_s3::StackOutputs::read(&f).ok())
+    file.and_then(|f| labpipe_aws::StackOutputs::read(&f).ok())
         .and_then(|o| o.client_log_group)
         .ok_or(ClientLogError::NoLogGroup)
 }

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
-use labpipe_s3::ErrorClass;
+use labpipe_aws::ErrorClass;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -200,7 +200,7 @@ impl Clients {
         Clients {
             cloudformation: aws_sdk_cloudformation::Client::new(sdk),
             // The workspace's one S3 gateway: retries, timeouts, path style for an endpoint.
-            s3: labpipe_s3::s3_client(sdk, &labpipe_s3::ClientOptions::service()),
+            s3: labpipe_aws::s3_client(sdk, &labpipe_aws::ClientOptions::service()),
             sts: aws_sdk_sts::Client::new(sdk),
         }
     }
@@ -251,7 +251,7 @@ pub async fn ensure_artifacts_bucket(
     match s3.head_bucket().bucket(bucket).send().await {
         Ok(_) => return Ok(false),
         Err(e) => {
-            let class = labpipe_s3::classify(&e);
+            let class = labpipe_aws::classify(&e);
             if !matches!(class, ErrorClass::NotFound | ErrorClass::NoSuchBucket) {
                 return Err(if class == ErrorClass::AccessDenied {
                     DeployError::Aws {
@@ -320,7 +320,7 @@ pub async fn upload_artifact(
     match s3.head_object().bucket(bucket).key(&key).send().await {
         Ok(head) if head.content_length() == Some(bytes.len() as i64) => return Ok((key, false)),
         Ok(_) => {}
-        Err(e) if labpipe_s3::classify(&e) == ErrorClass::NotFound => {}
+        Err(e) if labpipe_aws::classify(&e) == ErrorClass::NotFound => {}
         Err(e) => return Err(aws_error(format!("cannot look up s3://{bucket}/{key}"), e)),
     }
     s3.put_object()

@@ -17,8 +17,8 @@ use aws_sdk_s3::config::ProvideCredentials;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_sqs::types::QueueAttributeName;
 use chrono::{DateTime, TimeDelta, Utc};
+use labpipe_aws::StackOutputs;
 use labpipe_catalog::{Catalog, Status};
-use labpipe_s3::StackOutputs;
 use serde::Serialize;
 
 /// How long a FAILED session counts as recent.
@@ -131,12 +131,12 @@ pub async fn diagnose(
         return out;
     }
 
-    let s3 = labpipe_s3::s3_client(
+    let s3 = labpipe_aws::s3_client(
         sdk,
-        &labpipe_s3::ClientOptions {
+        &labpipe_aws::ClientOptions {
             max_attempts: 2,
             attempt_timeout: std::time::Duration::from_secs(20),
-            ..labpipe_s3::ClientOptions::default()
+            ..labpipe_aws::ClientOptions::default()
         },
     );
     out.push(
@@ -208,7 +208,7 @@ fn outputs_check(target: &Target, out: &mut Vec<Check>) -> Names {
                 check(
                     "stack outputs",
                     if given { Outcome::Warn } else { Outcome::Fail },
-                    format!("no {} found here or in a parent folder", labpipe_s3::stack::OUTPUTS_FILE),
+                    format!("no {} found here or in a parent folder", labpipe_aws::stack::OUTPUTS_FILE),
                 )
                 .fix("deploy the stack (scripts/deploy-local.sh writes it), or pass --stack-outputs FILE; without it the queues cannot be checked"),
             );
@@ -348,14 +348,14 @@ async fn bucket_check(
             )
         }
         Err(e) => {
-            let class = labpipe_s3::classify(&e);
-            let detail = format!("s3://{bucket}/{prefix}: {}", labpipe_s3::describe(&e));
+            let class = labpipe_aws::classify(&e);
+            let detail = format!("s3://{bucket}/{prefix}: {}", labpipe_aws::describe(&e));
             match class {
-                labpipe_s3::ErrorClass::AccessDenied if !required => check(name, Outcome::Warn, detail)
+                labpipe_aws::ErrorClass::AccessDenied if !required => check(name, Outcome::Warn, detail)
                     .fix("this identity may not read processed data: normal on the lab PC (UploaderRole); researchers and EC2 nodes need ResearcherRole or Ec2ReaderRole for query --files and sync"),
-                labpipe_s3::ErrorClass::AccessDenied => check(name, Outcome::Fail, detail)
+                labpipe_aws::ErrorClass::AccessDenied => check(name, Outcome::Fail, detail)
                     .fix("this identity may not list the bucket: use a profile that assumes the stack's UploaderRole (lab PC) or ResearcherRole (see docs/security.md)"),
-                labpipe_s3::ErrorClass::NoSuchBucket => check(name, Outcome::Fail, detail)
+                labpipe_aws::ErrorClass::NoSuchBucket => check(name, Outcome::Fail, detail)
                     .fix("the bucket does not exist in this account: check the name in the stack outputs and AWS_REGION"),
                 _ => check(name, Outcome::Fail, detail).fix(class.advice()),
             }

@@ -13,13 +13,13 @@
 
 use std::path::{Path, PathBuf};
 
+use labpipe_aws::StackOutputs;
 use labpipe_catalog::Catalog;
 use labpipe_core::filter::Filter;
 use labpipe_core::LabSchema;
-use labpipe_s3::StackOutputs;
 
 /// The stack outputs file, relative to the repository (or any folder above the current one).
-pub use labpipe_s3::stack::OUTPUTS_FILE;
+pub use labpipe_aws::stack::OUTPUTS_FILE;
 
 /// A setting that is missing or wrong, worded for the front end that asked ([`Spelling`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

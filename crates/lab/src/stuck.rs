@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use labpipe_catalog::{Event, Level, SessionItem, Stuck};
 use labpipe_core::units::human_duration;
-use labpipe_queue::{DeadLetter, Queues};
+use labpipe_sqs::{DeadLetter, Queues};
 use serde::Serialize;
 
 use crate::stack::{PipelineQueue, QueueUrls};

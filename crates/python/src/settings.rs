@@ -8,11 +8,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use labpipe_aws::AwsTarget;
 use labpipe_catalog::Catalog;
 use labpipe_core::filter::Filter;
 use labpipe_core::LabSchema;
 use labpipe_lab::stack::{self, Spelling, Stack, StackGiven};
-use labpipe_s3::AwsTarget;
 
 use crate::error::Error;
 
@@ -187,7 +187,7 @@ mod tests {
         );
     }
 
-    /// As for the app, plain `http://` only to this computer (`labpipe_s3::AwsTarget`).
+    /// As for the app, plain `http://` only to this computer (`labpipe_aws::AwsTarget`).
     #[tokio::test]
     async fn an_http_endpoint_off_this_computer_is_refused() {
         let dir = tempfile::tempdir().unwrap();

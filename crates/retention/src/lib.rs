@@ -33,11 +33,11 @@ use std::time::SystemTime;
 
 use aws_sdk_s3::types::ChecksumMode;
 use chrono::{NaiveDateTime, TimeDelta};
+use labpipe_aws::{describe, list_prefix, ManifestRead};
 use labpipe_catalog::{Catalog, Status};
 use labpipe_core::digest::sha256_file;
 use labpipe_core::scan::{self, EntryKind, SessionListing};
 use labpipe_core::SessionId;
-use labpipe_s3::{describe, list_prefix, ManifestRead};
 use labpipe_upload::{SessionLock, UploadError};
 use serde::Serialize;
 
@@ -208,7 +208,7 @@ impl Keep {
 /// The S3 client for these checks: the workspace's one client (bounded retries, path style for
 /// an endpoint such as the local emulator).
 pub fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
-    labpipe_s3::s3_client(sdk, &labpipe_s3::ClientOptions::default())
+    labpipe_aws::s3_client(sdk, &labpipe_aws::ClientOptions::default())
 }
 
 /// Every session folder the given paths denote (a session folder, or a folder of them), once.
@@ -447,7 +447,7 @@ async fn verify(
 
     // 5. Every uploaded file is in S3 as uploaded: one listing for presence and size (a HEAD
     //    of a missing key answers 403, not 404, to a role without a prefix-free s3:ListBucket;
-    //    see labpipe_s3::objects), then a HEAD per object for S3's stored checksum.
+    //    see labpipe_aws::objects), then a HEAD per object for S3's stored checksum.
     let objects = list_prefix(s3, &bucket, &prefix)
         .await
         .map_err(|e| Keep::CheckFailed {

@@ -1,4 +1,4 @@
-//! The S3 side of a sync, on the workspace's S3 gateway (`labpipe-s3`): its client for
+//! The S3 side of a sync, on the workspace's S3 gateway (`labpipe-aws`): its client for
 //! downloads (bounded retries, a minute without bytes is a stall, path-style addressing for an
 //! endpoint, no SDK response checksums: every file is verified against the catalog's SHA-256)
 //! and its one error classification, put in words that say what a researcher can do and whether
@@ -6,13 +6,13 @@
 
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
-use labpipe_s3::{ErrorClass, S3Error};
+use labpipe_aws::{ErrorClass, S3Error};
 
 use crate::SyncError;
 
 /// The S3 client a sync needs: the gateway's client with its download options.
 pub fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
-    labpipe_s3::s3_client(sdk, &labpipe_s3::ClientOptions::download())
+    labpipe_aws::s3_client(sdk, &labpipe_aws::ClientOptions::download())
 }
 
 /// One S3 failure on `s3://bucket/key` as a [`SyncError::S3`].
@@ -23,8 +23,8 @@ where
     from_gateway(
         bucket,
         key,
-        labpipe_s3::classify(&err),
-        labpipe_s3::describe(&err),
+        labpipe_aws::classify(&err),
+        labpipe_aws::describe(&err),
     )
 }
 

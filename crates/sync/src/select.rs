@@ -223,7 +223,7 @@ pub async fn raw_files(
         let key = format!("{prefix}{}", labpipe_core::layout::MANIFEST_NAME);
         // The manifest version the catalog pins (when it has one), then each file at the version
         // that manifest pins: exactly what ingest verified, whatever was written since.
-        let read = labpipe_s3::ManifestRead::key(&bucket, &key)
+        let read = labpipe_aws::ManifestRead::key(&bucket, &key)
             .version(if other.is_some() {
                 None
             } else {
@@ -234,7 +234,7 @@ pub async fn raw_files(
             .map_err(|e| match (other, e.class()) {
                 (
                     Some(n),
-                    labpipe_s3::ErrorClass::NotFound | labpipe_s3::ErrorClass::AccessDenied,
+                    labpipe_aws::ErrorClass::NotFound | labpipe_aws::ErrorClass::AccessDenied,
                 ) => bad(format!(
                     "it has no revision {n} (s3://{bucket}/{key} cannot be read); its current revision is {current}"
                 )),

@@ -39,8 +39,8 @@
 //! [`slots`] the bytes in flight.
 
 mod bucket;
-/// The S3 client, built by the gateway ([`labpipe_s3::client`]).
-pub use labpipe_s3::client;
+/// The S3 client, built by the gateway ([`labpipe_aws::client`]).
+pub use labpipe_aws::client;
 pub mod digest;
 mod error;
 pub mod event;
@@ -61,7 +61,7 @@ mod throttle;
 pub use error::UploadError;
 pub use event::{Event, FileOutcome, SessionOutcome};
 pub use journal::{folder_rig, folder_session, Journal};
-pub use labpipe_s3::{s3_client, ClientOptions};
+pub use labpipe_aws::{s3_client, ClientOptions};
 pub use lock::{Holder, SessionLock};
 pub use refusal::{ChangedSinceUpload, FolderChanges, NameTaken};
 pub use run::{NameCheck, RequestTally, SessionResult, Upload, UploadOptions};

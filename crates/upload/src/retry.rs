@@ -1,9 +1,9 @@
-//! Retries as upload progress. The gateway's [`labpipe_s3::RetryWatch`] rides along with every
+//! Retries as upload progress. The gateway's [`labpipe_aws::RetryWatch`] rides along with every
 //! request and reports each retried attempt with its reason; one on a key under
 //! `raw/<session>/` becomes [`Event::Retrying`], so a flaky link does not look like a slow one.
 
-pub(crate) use labpipe_s3::RetryWatch;
-use labpipe_s3::{FromRetry, Retry};
+pub(crate) use labpipe_aws::RetryWatch;
+use labpipe_aws::{FromRetry, Retry};
 
 use crate::event::Event;
 

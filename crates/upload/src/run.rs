@@ -2,13 +2,13 @@
 //! session's lock, learn what S3 already holds from one listing, plan every file
 //! ([`crate::plan`]), send the files in parallel, and write the manifest last.
 
+use labpipe_aws::RequestCounter;
 use labpipe_core::check::FileRole;
 use labpipe_core::check::ReportFile;
 use labpipe_core::layout::{
     manifest_revision, raw_name_prefix, raw_revisions_prefix, raw_session_prefix, revision_folder,
 };
 use labpipe_core::{Manifest, Revision, SessionReport, UploadedBy};
-use labpipe_s3::RequestCounter;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,14 +1,14 @@
 //! `labpipe redrive`: dead-letter messages back to their source queue, and (with `--where`) the
 //! selected `FAILED` sessions re-run from the step that failed. The queue work is
-//! `labpipe_queue::Queues`; what a `FAILED` session gets is `labpipe_queue::reprocess::redrive_failed`.
+//! `labpipe_sqs::Queues`; what a `FAILED` session gets is `labpipe_sqs::reprocess::redrive_failed`.
 
 use std::collections::BTreeSet;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use labpipe_catalog::Status;
-use labpipe_queue::reprocess::{redrive_failed, Decision};
-use labpipe_queue::{ingest_event, DeadLetter, Moved, Queues};
+use labpipe_sqs::reprocess::{redrive_failed, Decision};
+use labpipe_sqs::{ingest_event, DeadLetter, Moved, Queues};
 use serde::Serialize;
 
 use crate::cli::{QueueName, RedriveArgs};

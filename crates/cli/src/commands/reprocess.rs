@@ -1,12 +1,12 @@
 //! `labpipe reprocess`: preprocessing requests at a chosen pipeline version for the sessions a
-//! filter selects. Which sessions are sent is decided by `labpipe_queue::reprocess` (the same
+//! filter selects. Which sessions are sent is decided by `labpipe_sqs::reprocess` (the same
 //! rules the backend applies), so `--dry-run` shows what a real run sends.
 
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use labpipe_queue::reprocess::{reprocess, Decision};
-use labpipe_queue::Queues;
+use labpipe_sqs::reprocess::{reprocess, Decision};
+use labpipe_sqs::Queues;
 use serde::Serialize;
 
 use crate::cli::ReprocessArgs;

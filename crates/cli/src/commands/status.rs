@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use chrono::Utc;
 use labpipe_catalog::{Catalog, Event, OutputRecord, SessionItem, Status};
 use labpipe_lab::stuck::{self, latest_error, DeadLetters, StuckView};
-use labpipe_queue::Queues;
+use labpipe_sqs::Queues;
 use serde::Serialize;
 
 use crate::cli::StatusArgs;

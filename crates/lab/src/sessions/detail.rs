@@ -89,7 +89,7 @@ pub struct SessionDetail {
 /// `files` and says why in `files_error`.
 pub async fn session_detail(
     catalog: &Catalog,
-    s3: &labpipe_s3::S3Client,
+    s3: &labpipe_aws::S3Client,
     raw_bucket: &str,
     item: SessionItem,
 ) -> Result<SessionDetail, CatalogError> {
@@ -162,8 +162,8 @@ pub fn outputs(records: Vec<OutputRecord>) -> Vec<OutputView> {
 
 /// The manifest a session's detail lists: the current revision's (`raw/<session>/manifest.json`,
 /// or `raw/<session>.r<R>/manifest.json` for a correction) at the version the catalog pinned.
-pub fn manifest_read<'a>(bucket: &'a str, item: &'a SessionItem) -> labpipe_s3::ManifestRead<'a> {
-    labpipe_s3::ManifestRead::key(
+pub fn manifest_read<'a>(bucket: &'a str, item: &'a SessionItem) -> labpipe_aws::ManifestRead<'a> {
+    labpipe_aws::ManifestRead::key(
         bucket,
         &labpipe_core::layout::revision_manifest_key(&item.session, item.current_revision()),
     )
@@ -173,7 +173,7 @@ pub fn manifest_read<'a>(bucket: &'a str, item: &'a SessionItem) -> labpipe_s3::
 /// Reads the current revision's manifest ([`manifest_read`]) for the list of raw files, with the
 /// gateway's bounded reader; a failure in the lab's words ([`manifest_error`]).
 pub async fn manifest_files(
-    s3: &labpipe_s3::S3Client,
+    s3: &labpipe_aws::S3Client,
     bucket: &str,
     item: &SessionItem,
 ) -> Result<Vec<RawFileView>, String> {
@@ -199,8 +199,8 @@ pub async fn manifest_files(
 /// Why the manifest at `key` could not be listed, as the detail pane says it. The lab PC's role
 /// may not list the bucket outside `raw/`, so for a missing manifest AWS answers 403, not 404:
 /// both read as "not uploaded yet (or not readable)".
-pub fn manifest_error(bucket: &str, key: &str, e: &labpipe_s3::S3Error) -> String {
-    use labpipe_s3::{ErrorClass, S3Error};
+pub fn manifest_error(bucket: &str, key: &str, e: &labpipe_aws::S3Error) -> String {
+    use labpipe_aws::{ErrorClass, S3Error};
     match e {
         S3Error::Call {
             class: ErrorClass::NotFound | ErrorClass::AccessDenied,

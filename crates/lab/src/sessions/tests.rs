@@ -31,7 +31,7 @@ fn the_detail_reads_the_current_revisions_manifest() {
 /// Each way a manifest read fails, in the words the detail pane shows.
 #[test]
 fn a_manifest_that_cannot_be_read_says_why_in_the_labs_words() {
-    use labpipe_s3::{ErrorClass, S3Error};
+    use labpipe_aws::{ErrorClass, S3Error};
     let call = |class| S3Error::Call {
         operation: "GetObject",
         bucket: "labpipe-raw".into(),

@@ -1,4 +1,5 @@
-//! LabPipe's one S3 gateway: every crate that talks to S3 (the upload, sync, the backend, the
+//! How LabPipe reaches AWS (where calls go, the role a configuration assumes, the stack outputs)
+//! and its one S3 gateway: every crate that talks to S3 (the upload, sync, the backend, the
 //! desktop app) builds its client, watches its retries, classifies its failures and reads
 //! manifests and stack outputs through this crate, so each of those is decided once.
 //!

@@ -3,9 +3,9 @@
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+use labpipe_aws::{s3_client, ClientOptions, ErrorClass, ManifestRead, S3Error};
 use labpipe_core::layout::manifest_key;
 use labpipe_core::manifest::MAX_MANIFEST_BYTES;
-use labpipe_s3::{s3_client, ClientOptions, ErrorClass, ManifestRead, S3Error};
 use labpipe_tests::{unique_name, Emulator};
 
 const SESSION: &str = "20210301_161221";
@@ -145,7 +145,7 @@ async fn missing_objects_and_buckets_are_classed() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(labpipe_s3::classify(&head), ErrorClass::NotFound);
+    assert_eq!(labpipe_aws::classify(&head), ErrorClass::NotFound);
     let err = ManifestRead::session(&unique_name("absent"), SESSION)
         .read(&s3)
         .await
@@ -163,7 +163,10 @@ async fn missing_objects_and_buckets_are_classed() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(labpipe_s3::classify(&again), ErrorClass::PreconditionFailed);
+    assert_eq!(
+        labpipe_aws::classify(&again),
+        ErrorClass::PreconditionFailed
+    );
 }
 
 #[tokio::test]
@@ -188,7 +191,7 @@ async fn a_listing_tells_present_from_missing() {
         vec![1],
     )
     .await;
-    let listed = labpipe_s3::list_prefix(&s3, &bucket, &prefix)
+    let listed = labpipe_aws::list_prefix(&s3, &bucket, &prefix)
         .await
         .unwrap();
     let sizes: Vec<(String, u64)> = listed.iter().map(|(k, o)| (k.clone(), o.size)).collect();

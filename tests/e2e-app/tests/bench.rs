@@ -1,12 +1,15 @@
-//! Benchmark of the desktop app with a large catalog, against the goals of its issue: time to
-//! first paint, catalog load, filter latency (< 50 ms over 10,000 sessions, < 100 ms over
-//! 100,000), and idle CPU (< 1 %) and memory (< 200 MB) with the catalog loaded. Ignored by
-//! default; run by `bench/app.sh`, or:
+//! Benchmark of the desktop app with a large catalog, against its goals: catalog load (click →
+//! every row drawn) < 15 s, filter latency < 50 ms, idle CPU < 1 % and memory (PSS summed over the
+//! app and its WebKit processes) < 350 MB with up to 100,000 sessions loaded; time to first paint
+//! is reported. Ignored by default; run by `bench/app.sh`, or:
 //!
 //!   xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- \
 //!     cargo test -p labpipe-e2e-app --test bench -- --ignored --nocapture
 //!
-//! `LABPIPE_BENCH_SESSIONS` sets the catalog size (default 10,000).
+//! `LABPIPE_BENCH_SESSIONS` sets the catalog size (default 10,000). The catalog is served by
+//! dynalite (`LABPIPE_BENCH_DYNAMODB=dynalite`, the default: a DynamoDB whose Scan reads what
+//! DynamoDB's would) or by the emulator (`=emulator`: moto, whose index Scan walks every item of the
+//! table, so its load time measures moto); S3 and everything else are the emulator's either way.
 //!
 //! Times inside the window are taken by the page itself (`performance.now()`), not through
 //! WebDriver, whose round trips would be most of what is measured. The page's `fetch` is wrapped
@@ -22,7 +25,7 @@ use labpipe_catalog::{Catalog, SessionItem};
 use labpipe_core::filter::Filter;
 use labpipe_core::LabSchema;
 use labpipe_e2e_app::{seed, App, Dirs};
-use labpipe_tests::{unique_name, Emulator};
+use labpipe_tests::{unique_name, Dynalite, Emulator};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -472,8 +475,20 @@ async fn apply_filter(app: &App, text: &str, expected: usize) -> Result<FilterTi
 async fn ten_thousand_sessions() -> Result<()> {
     let n = sessions();
     let emu = Emulator::start();
+    let dynalite = match std::env::var("LABPIPE_BENCH_DYNAMODB").as_deref() {
+        Ok("dynalite") | Err(_) => Some(Dynalite::start()),
+        Ok("emulator") => None,
+        Ok(other) => anyhow::bail!("LABPIPE_BENCH_DYNAMODB must be dynalite or emulator, not {other:?}"),
+    };
     let table = unique_name("catalog");
-    let db = emu.dynamodb_client().await;
+    let db = match &dynalite {
+        Some(dynalite) => dynalite.dynamodb_client().await,
+        None => emu.dynamodb_client().await,
+    };
+    println!(
+        "catalog on {}",
+        if dynalite.is_some() { "dynalite" } else { "the emulator (moto)" }
+    );
     labpipe_tests::create_catalog_table(&db, &table).await?;
     let catalog = Catalog::new(db, table.clone());
     let records = seed::demo_sessions(n);
@@ -495,10 +510,20 @@ async fn ten_thousand_sessions() -> Result<()> {
     };
 
     let dirs = Dirs::new()?;
-    dirs.write_settings(json!({
-        "endpoint_url": emu.endpoint(), "catalog_table": table, "region": "us-east-1", "setup_done": true
-    }))?;
-    let app = App::start(&dirs, &emu.env()).await?;
+    // With dynalite the endpoints come from the environment (DynamoDB's own variable beside the
+    // emulator's), as the SDK resolves them: an endpoint in Settings would send both services to one.
+    let (settings, env) = match &dynalite {
+        Some(dynalite) => (
+            json!({"catalog_table": table, "region": "us-east-1", "setup_done": true}),
+            dynalite.env_with(&emu),
+        ),
+        None => (
+            json!({"endpoint_url": emu.endpoint(), "catalog_table": table, "region": "us-east-1", "setup_done": true}),
+            emu.env(),
+        ),
+    };
+    dirs.write_settings(settings)?;
+    let app = App::start(&dirs, &env).await?;
     let procs = app_processes(app.driver_pid());
     let main = procs.first().context("labpipe-app under tauri-driver")?;
 
@@ -685,17 +710,19 @@ async fn ten_thousand_sessions() -> Result<()> {
         verdict(idle_total < 1.0)
     );
     println!(
-        "  memory < 200 MB:           {pss_total:>7.1} MB PSS ({rss_total:.1} MB summed RSS)   {}",
-        verdict(pss_total < 200.0)
+        "  memory < 350 MB:           {pss_total:>7.1} MB PSS ({rss_total:.1} MB summed RSS)   {}",
+        verdict(pss_total < 350.0)
     );
-    // The goal is 50 ms up to 10,000 sessions and 100 ms at 100,000.
-    let latency_goal = if n > 10_000 { 100.0 } else { 50.0 };
+    let latency_goal = 50.0;
     println!(
         "  filter latency < {latency_goal:.0} ms:   {worst_latency:>7.1} ms (slowest filter's median)   {}",
         verdict(worst_latency < latency_goal)
     );
     println!("  time to first paint:       {first_paint_ms:>7.0} ms (no goal set)");
-    println!("  catalog load:              {load_total:>7.0} ms (no goal set)");
+    println!(
+        "  catalog load < 15 s:       {load_total:>7.0} ms   {}",
+        verdict(load_total < 15_000.0)
+    );
     println!("  seeding {n} sessions:     {seed_s:>7.1} s");
     app.screenshot("sessions-10k").await?;
     app.quit().await

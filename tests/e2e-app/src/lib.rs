@@ -305,20 +305,44 @@ impl App {
         let dir = screenshot_dir();
         std::fs::create_dir_all(&dir)?;
         let path = dir.join(format!("{name}.png"));
-        if std::env::var_os("DISPLAY").is_some() {
-            let status = Command::new("import")
+        // A picture is for the documents, not an assertion: when neither ImageMagick's `import`
+        // nor WebDriver can take one, the reason is printed, the committed picture stays and the
+        // test goes on.
+        let import = if std::env::var_os("DISPLAY").is_some() {
+            match Command::new("import")
                 .args(["-window", "root"])
                 .arg(&path)
-                .status();
-            if matches!(status, Ok(s) if s.success()) {
-                return Ok(path);
+                .status()
+            {
+                Ok(s) if s.success() => return Ok(path),
+                Ok(s) => format!("import exited with {s}"),
+                Err(e) => format!("import: {e}"),
             }
-        }
-        let png = tokio::time::timeout(Duration::from_secs(20), self.client.screenshot())
-            .await
-            .context("WebDriver screenshot timed out")??;
-        std::fs::write(&path, png)?;
+        } else {
+            "no DISPLAY for import".to_string()
+        };
+        let webdriver =
+            match tokio::time::timeout(Duration::from_secs(20), self.client.screenshot()).await {
+                Ok(Ok(png)) => {
+                    std::fs::write(&path, png)?;
+                    return Ok(path);
+                }
+                Ok(Err(e)) => webdriver_error(&e),
+                Err(_) => "timed out after 20 s".to_string(),
+            };
+        eprintln!("e2e: no screenshot {name}.png ({import}; WebDriver: {webdriver})");
         Ok(path)
+    }
+
+    /// Clicks the element `css` selects, as a person would (WebDriver's element click); an
+    /// error names the element and WebDriver's error code.
+    pub async fn click(&self, css: &str) -> Result<()> {
+        let element = self.find(css).await?;
+        element
+            .click()
+            .await
+            .map_err(|e| anyhow::anyhow!("click on {css}: {}", webdriver_error(&e)))?;
+        Ok(())
     }
 
     /// Sets the value of a form control from script and fires `input` and `change`, as a person
@@ -368,4 +392,17 @@ fn stop(child: &mut Child) {
     }
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// A WebDriver error with its code: fantoccini's own message drops the code, and WebKitWebDriver
+/// often sends an empty message ("webdriver returned error: " alone says nothing).
+pub fn webdriver_error(e: &fantoccini::error::CmdError) -> String {
+    match e {
+        fantoccini::error::CmdError::Standard(w) => {
+            format!("WebDriver {:?}: {:?} {}", w.error, w.message, w.stacktrace)
+                .trim_end()
+                .to_string()
+        }
+        other => other.to_string(),
+    }
 }

@@ -339,7 +339,7 @@ async fn sessions_filter_narrows_the_table_and_explains_bad_filters() -> Result<
         let failed = items.iter().filter(|i| i.status == Status::Failed).count();
         ensure!(failed > 0);
         // Status ascending puts the few cataloged rows first, then the failed ones.
-        app.find(".th:nth-child(3)").await?.click().await?;
+        app.click(".th:nth-child(3)").await?;
         let mut clicked = false;
         for row in app.find_all("[data-testid='session-row']").await? {
             if row.text().await?.to_lowercase().contains("failed") {
@@ -366,10 +366,7 @@ async fn sessions_filter_narrows_the_table_and_explains_bad_filters() -> Result<
 
 /// Clicks *Test connection* and returns one line per probe once all of them are shown.
 async fn test_connection(app: &App) -> Result<String> {
-    app.find("[data-testid='test-connection']")
-        .await?
-        .click()
-        .await?;
+    app.click("[data-testid='test-connection']").await?;
     app.until("the connection probes", WAIT, || async {
         let mut lines = Vec::new();
         for el in app.find_all("[data-testid='probes'] > div").await? {
@@ -603,10 +600,7 @@ async fn settings_persist_across_a_restart() -> Result<()> {
         let app = App::start(&dirs, &[]).await?;
         app.wait_for("[data-testid='setup']", WAIT).await?;
         app.screenshot("first-run").await?;
-        app.find("[data-testid='setup'] button.link")
-            .await?
-            .click()
-            .await?; // skip for now
+        app.click("[data-testid='setup'] button.link").await?; // skip for now
         app.goto("settings").await?;
         app.set_value("[data-testid='concurrency']", "3").await?;
         app.set_value("[data-testid='quiet-period']", "7").await?;
@@ -615,10 +609,7 @@ async fn settings_persist_across_a_restart() -> Result<()> {
             &dirs.root.path().display().to_string(),
         )
         .await?;
-        app.find("[data-testid='save-settings']")
-            .await?
-            .click()
-            .await?;
+        app.click("[data-testid='save-settings']").await?;
         app.until("settings.json", WAIT, || async {
             let text =
                 std::fs::read_to_string(dirs.config().join("settings.json")).unwrap_or_default();
@@ -678,18 +669,14 @@ async fn logs_view_shows_the_apps_log_lines() -> Result<()> {
             .await?;
         assert!(text.contains("INFO"), "{text}");
         // The level filter hides info lines.
-        app.find("[data-testid='log-level'] option[value='ERROR']")
-            .await?
-            .click()
+        app.click("[data-testid='log-level'] option[value='ERROR']")
             .await?;
         app.until("filtered log", WAIT, || async {
             let t = app.find("[data-testid='log-lines']").await?.text().await?;
             Ok((!t.contains("LabPipe app starting")).then_some(()))
         })
         .await?;
-        app.find("[data-testid='log-level'] option[value='INFO']")
-            .await?
-            .click()
+        app.click("[data-testid='log-level'] option[value='INFO']")
             .await?;
         app.screenshot("logs").await?;
         app.quit().await
@@ -723,7 +710,7 @@ async fn upload_puts_ready_sessions_in_the_raw_bucket() -> Result<()> {
             .then_some(()))
         })
         .await?;
-        app.find("section.transfer .expand").await?.click().await?;
+        app.click("section.transfer .expand").await?;
         app.screenshot("transfers").await?;
         for s in &sessions {
             let key = labpipe_upload_manifest_key(&s.name);
@@ -1042,10 +1029,7 @@ async fn a_folder_under_a_taken_name_shows_a_name_conflict_then_uploads_with_a_r
         // The way forward: a rig id for this PC, in Settings.
         app.goto("settings").await?;
         app.type_into("[data-testid='rig-id']", "rigB").await?;
-        app.find("[data-testid='save-settings']")
-            .await?
-            .click()
-            .await?;
+        app.click("[data-testid='save-settings']").await?;
         app.goto("pending").await?;
         let ours_now = format!("{session}_rigB");
         let row = format!(".row[data-session='{ours_now}']");
@@ -1347,11 +1331,8 @@ async fn free_disk_space_check_lists_what_stays_and_why_and_deletes_nothing() ->
 
         let app = App::start(&dirs, &emu.env()).await?;
         app.goto("settings").await?;
-        app.find("[data-testid='clean-on']").await?.click().await?;
-        app.find("[data-testid='check-cleanup']")
-            .await?
-            .click()
-            .await?;
+        app.click("[data-testid='clean-on']").await?;
+        app.click("[data-testid='check-cleanup']").await?;
         let row = app
             .wait_for(
                 &format!(
@@ -1658,10 +1639,7 @@ async fn credentials_live_in_the_os_keyring() -> Result<()> {
             "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
         )
         .await?;
-        app.find("[data-testid='store-credentials']")
-            .await?
-            .click()
-            .await?;
+        app.click("[data-testid='store-credentials']").await?;
         let shown = app
             .until("the stored key", WAIT, || async {
                 let t = app
@@ -1695,10 +1673,7 @@ async fn credentials_live_in_the_os_keyring() -> Result<()> {
             Ok(t.contains("AKIA…MPLE").then_some(()))
         })
         .await?;
-        app.find("[data-testid='forget-credentials']")
-            .await?
-            .click()
-            .await?;
+        app.click("[data-testid='forget-credentials']").await?;
         app.until("forgotten", WAIT, || async {
             let t = app
                 .find("[data-testid='credentials-state']")

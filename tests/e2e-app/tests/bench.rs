@@ -478,7 +478,9 @@ async fn ten_thousand_sessions() -> Result<()> {
     let dynalite = match std::env::var("LABPIPE_BENCH_DYNAMODB").as_deref() {
         Ok("dynalite") | Err(_) => Some(Dynalite::start()),
         Ok("emulator") => None,
-        Ok(other) => anyhow::bail!("LABPIPE_BENCH_DYNAMODB must be dynalite or emulator, not {other:?}"),
+        Ok(other) => {
+            anyhow::bail!("LABPIPE_BENCH_DYNAMODB must be dynalite or emulator, not {other:?}")
+        }
     };
     let table = unique_name("catalog");
     let db = match &dynalite {
@@ -487,7 +489,11 @@ async fn ten_thousand_sessions() -> Result<()> {
     };
     println!(
         "catalog on {}",
-        if dynalite.is_some() { "dynalite" } else { "the emulator (moto)" }
+        if dynalite.is_some() {
+            "dynalite"
+        } else {
+            "the emulator (moto)"
+        }
     );
     labpipe_tests::create_catalog_table(&db, &table).await?;
     let catalog = Catalog::new(db, table.clone());

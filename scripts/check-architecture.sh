@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Holds the dependency rules of ARCHITECTURE.md ("Invariants"), and that object keys are built only
-# in labpipe_core::layout (scripts/check_key_layout.py). Each dependency rule is a package, the
-# dependency kinds looked at, and the crates it must not reach. It reads `cargo tree` (the
-# resolved graph, not the manifests), so a rule also catches a forbidden crate pulled in through
-# another workspace crate. Fails with the path from the package to the forbidden crate.
+# Holds the dependency rules of ARCHITECTURE.md ("Invariants"), that object keys are built only
+# in labpipe_core::layout (scripts/check_key_layout.py), and the invariants read from the source
+# text: one rule set, the lab PC's rules in crates/lab, write-once raw data, one S3 gateway, real
+# parts in tests, every invariant naming its check (scripts/check_invariants.py). Each dependency
+# rule is a package, the dependency kinds looked at, and the crates it must not reach. It reads
+# `cargo tree` (the resolved graph, not the manifests), so a rule also catches a forbidden crate
+# pulled in through another workspace crate. Fails with the path from the package to the forbidden crate.
 #
 #   usage: scripts/check-architecture.sh
 set -euo pipefail
@@ -98,5 +100,9 @@ fi
 # One layout of object keys (ARCHITECTURE.md, "One S3 gateway"): no key format string
 # (`"raw/{…}`, `"v{}/…"`, `".r{}"`, `{RAW_PREFIX}`) in any Rust file outside crates/core/src/layout*.
 python3 scripts/check_key_layout.py || failed=1
+
+# The invariants cargo tree cannot see, read from the source text (ARCHITECTURE.md, "Invariants";
+# each rule is named in the script's docstring).
+python3 scripts/check_invariants.py || failed=1
 
 exit "$failed"

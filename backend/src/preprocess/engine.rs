@@ -380,3 +380,62 @@ pub async fn run(
         warnings,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One run's bound, written out: 384 Mi float32 samples, 1.5 GiB in `signals.npy`.
+    const BOUND: u64 = 402_653_184;
+
+    /// A manifest of one int16 data file of `frames` frames of `channels` channels at 250 Hz (kept
+    /// as it is: no decimation), as ingest catalogs it. No object is read: the bound is applied
+    /// to what the manifest declares, before a byte is fetched.
+    fn manifest(channels: u64, frames: u64) -> Manifest {
+        let text = json!({
+            "format": labpipe_core::manifest::MANIFEST_FORMAT,
+            "session": "20210301_161221",
+            "recorded_at": "2021-03-01T16:12:21",
+            "created_at": "2021-03-01T17:00:00Z",
+            "tool_version": "t",
+            "verdict": "pass",
+            "total_bytes": frames * channels * 2,
+            "metadata": {"channels": channels, "sample_format": "int16", "sample_rate_hz": 250},
+            "files": [{"path": "rec_000.bin", "size": frames * channels * 2, "role": "data", "sha256": "00"}],
+            "findings": [],
+        });
+        Manifest::from_json(text.to_string().as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn a_session_with_more_output_samples_than_one_run_holds_fails_naming_the_bound() {
+        let channels = 64;
+        let frames = BOUND / channels;
+        // Exactly the bound: processed.
+        let (layout, _) = layout_of(&manifest(channels, frames), 1).expect("the bound itself fits");
+        assert_eq!(layout.output_frames * channels, BOUND);
+        // One frame more: the session fails (not retried) and the reason names the bound and what
+        // to do.
+        match layout_of(&manifest(channels, frames + 1), 1) {
+            Err(Failure::Session(reason)) => {
+                assert!(
+                    reason.contains(&format!("more than the {BOUND} one run can hold")),
+                    "{reason}"
+                );
+                assert!(
+                    reason.contains(&format!("{} output samples", BOUND + channels)),
+                    "{reason}"
+                );
+                assert!(
+                    reason.contains("split the recording into shorter sessions"),
+                    "{reason}"
+                );
+            }
+            Err(Failure::Transient(reason)) => panic!("retried instead of failed: {reason}"),
+            Ok((layout, _)) => panic!(
+                "{} output samples accepted, over the bound {BOUND}",
+                layout.output_frames * channels
+            ),
+        }
+    }
+}

@@ -48,17 +48,6 @@ impl TransferState {
     pub fn waits_its_turn(self) -> bool {
         matches!(self, Self::Queued | Self::Interrupted)
     }
-
-    /// What the user may do with a transfer in this state.
-    pub fn actions(self) -> TransferActions {
-        TransferActions {
-            pause: matches!(self, Self::Queued | Self::Running | Self::Interrupted),
-            resume: self == Self::Paused,
-            cancel: self.is_active(),
-            again: matches!(self, Self::Failed | Self::Cancelled),
-            active: self.is_active(),
-        }
-    }
 }
 
 /// The buttons a transfer offers, decided here so the front end only draws them.
@@ -75,10 +64,40 @@ pub struct TransferActions {
     pub resume: bool,
     /// Take it off the active list.
     pub cancel: bool,
-    /// Upload a failed or cancelled session again (it resumes from the journal).
+    /// Upload a failed or cancelled session again (it resumes from the journal). Not offered
+    /// when the cloud holds other bytes under the session's name: the same upload would be
+    /// refused again (`correct` is offered instead).
     pub again: bool,
+    /// Offer "Upload as a correction…": the upload ended because the session's name already
+    /// holds other bytes of this recording (the error `conflict` or `changed_since_upload`), so
+    /// the local files can go up as a new revision beside the first, with a reason.
+    #[serde(default)]
+    pub correct: bool,
     /// Not finished: listed with the active transfers.
     pub active: bool,
+}
+
+/// The error codes of an upload that ended because the session's name already holds other bytes
+/// of the same recording (`labpipe_upload::UploadError::code`): nothing was overwritten, and a
+/// correction (a new revision) is the way on. A name another recording holds (`name_taken`) is
+/// not one of them: that folder needs a rig id, not a correction.
+pub const CORRECTION_CODES: [&str; 2] = ["conflict", "changed_since_upload"];
+
+impl TransferActions {
+    /// What the user may do with a transfer in `state` that ended with `error` (if any).
+    pub fn of(state: TransferState, error: Option<&TransferError>) -> TransferActions {
+        use TransferState::*;
+        let correct = !state.is_active()
+            && error.is_some_and(|e| CORRECTION_CODES.contains(&e.code.as_str()));
+        TransferActions {
+            pause: matches!(state, Queued | Running | Interrupted),
+            resume: state == Paused,
+            cancel: state.is_active(),
+            again: matches!(state, Failed | Cancelled) && !correct,
+            correct,
+            active: state.is_active(),
+        }
+    }
 }
 
 /// Where one file's upload stands.
@@ -205,7 +224,7 @@ impl TransferView {
             outcome: None,
             queued_at: now(),
             finished_at: None,
-            actions: TransferState::Queued.actions(),
+            actions: TransferActions::of(TransferState::Queued, None),
             revision_reason: None,
         }
     }
@@ -213,7 +232,13 @@ impl TransferView {
     /// Moves to `state`, keeping `actions` in step.
     pub fn set_state(&mut self, state: TransferState) {
         self.state = state;
-        self.actions = state.actions();
+        self.refresh_actions();
+    }
+
+    /// Works `actions` out again from the state and the error (for a view saved by an older
+    /// rule).
+    pub fn refresh_actions(&mut self) {
+        self.actions = TransferActions::of(self.state, self.error.as_ref());
     }
 
     /// Ends the transfer in `state` (done, failed or cancelled).
@@ -244,8 +269,8 @@ impl TransferView {
 
     /// Clears what the previous run showed; a worker is about to start this one again.
     pub fn start_run(&mut self) {
-        self.set_state(TransferState::Running);
         self.error = None;
+        self.set_state(TransferState::Running);
         self.files.clear();
         self.bytes_done = 0;
         self.bytes_resumed = 0;
@@ -567,7 +592,7 @@ mod tests {
             )
         );
         assert!(t.finished_at.is_some());
-        assert_eq!(t.actions, TransferState::Done.actions());
+        assert_eq!(t.actions, TransferActions::of(TransferState::Done, None));
     }
 
     #[test]
@@ -618,30 +643,106 @@ mod tests {
         );
     }
 
+    /// Every state with no error, with an error that calls for a correction and with one that
+    /// does not: which buttons a transfer offers.
     #[test]
-    fn actions_follow_the_state() {
+    fn actions_follow_the_state_and_the_error() {
         use TransferState::*;
+        let error = |code: &str| TransferError {
+            code: code.into(),
+            message: "m".into(),
+        };
+        let (conflict, changed, taken, reset) = (
+            error("conflict"),
+            error("changed_since_upload"),
+            error("name_taken"),
+            error("s3"),
+        );
         let table = [
-            // state, pause, resume, cancel, again, active
-            (Queued, true, false, true, false, true),
-            (Running, true, false, true, false, true),
-            (Interrupted, true, false, true, false, true),
-            (Paused, false, true, true, false, true),
-            (Done, false, false, false, false, false),
-            (Failed, false, false, false, true, false),
-            (Cancelled, false, false, false, true, false),
+            // state, error, pause, resume, cancel, again, correct, active
+            (Queued, None, true, false, true, false, false, true),
+            (Running, None, true, false, true, false, false, true),
+            (Interrupted, None, true, false, true, false, false, true),
+            (Paused, None, false, true, true, false, false, true),
+            (Done, None, false, false, false, false, false, false),
+            (Failed, None, false, false, false, true, false, false),
+            (Cancelled, None, false, false, false, true, false, false),
+            // Other bytes under the name: a correction, never the same upload again.
+            (
+                Failed,
+                Some(&conflict),
+                false,
+                false,
+                false,
+                false,
+                true,
+                false,
+            ),
+            (
+                Failed,
+                Some(&changed),
+                false,
+                false,
+                false,
+                false,
+                true,
+                false,
+            ),
+            // Another recording's name, or a network failure: upload again, no correction.
+            (
+                Failed,
+                Some(&taken),
+                false,
+                false,
+                false,
+                true,
+                false,
+                false,
+            ),
+            (
+                Failed,
+                Some(&reset),
+                false,
+                false,
+                false,
+                true,
+                false,
+                false,
+            ),
+            // Not finished: nothing to correct yet, whatever an earlier run said.
+            (
+                Queued,
+                Some(&conflict),
+                true,
+                false,
+                true,
+                false,
+                false,
+                true,
+            ),
+            (
+                Paused,
+                Some(&changed),
+                false,
+                true,
+                true,
+                false,
+                false,
+                true,
+            ),
         ];
-        for (state, pause, resume, cancel, again, active) in table {
+        for (state, error, pause, resume, cancel, again, correct, active) in table {
             assert_eq!(
-                state.actions(),
+                TransferActions::of(state, error),
                 TransferActions {
                     pause,
                     resume,
                     cancel,
                     again,
+                    correct,
                     active
                 },
-                "{state:?}"
+                "{state:?} {error:?}"
             );
             assert_eq!(
                 state.waits_its_turn(),
@@ -649,6 +750,31 @@ mod tests {
                 "{state:?}"
             );
         }
+    }
+
+    /// The fold offers the correction when the engine's refusal says the name holds other bytes
+    /// of this recording, and takes the offer back when the session runs again.
+    #[test]
+    fn a_refusal_for_other_bytes_under_the_name_offers_a_correction() {
+        let conflict = UploadError::Conflict {
+            bucket: "b".into(),
+            key: "raw/s/a.bin".into(),
+            detail: "sha256 differs".into(),
+        };
+        assert!(CORRECTION_CODES.contains(&conflict.code()));
+        let mut t = TransferView::queued("s", "/lab/s");
+        t.start_run();
+        t.apply(&Event::SessionFailed {
+            session: "s".into(),
+            code: "changed_since_upload".into(),
+            reason: "session s changed since upload".into(),
+            bytes_sent: 0,
+        });
+        assert!(t.actions.correct && !t.actions.again, "{:?}", t.actions);
+        t.start_run();
+        assert!(!t.actions.correct, "{:?}", t.actions);
+        t.fail(conflict.code(), &conflict.to_string());
+        assert!(t.actions.correct && !t.actions.again, "{:?}", t.actions);
     }
 
     #[test]

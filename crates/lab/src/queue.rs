@@ -61,7 +61,7 @@ impl Queue {
                     j.state = TransferState::Interrupted;
                 }
                 // Files written before `actions` existed, or by an older rule.
-                j.actions = j.state.actions();
+                j.refresh_actions();
                 j
             })
             .collect();
@@ -345,6 +345,7 @@ impl Queue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::progress::TransferActions;
     use TransferState::*;
 
     fn states_of(q: &Queue) -> Vec<(String, TransferState)> {
@@ -462,7 +463,7 @@ mod tests {
         assert!(list[1].interrupted, "the restart shows it was interrupted");
         assert!(!list[0].interrupted && !list[2].interrupted);
         assert_eq!((list[1].rate, list[1].files[0].rate), (0.0, 0.0));
-        assert_eq!(list[1].actions, Interrupted.actions());
+        assert_eq!(list[1].actions, TransferActions::of(Interrupted, None));
         assert_eq!(again.take_next().unwrap().0, "running", "it keeps its turn");
         assert!(
             again.list()[1].interrupted,
@@ -563,10 +564,40 @@ mod tests {
         let list = q.list();
         assert_eq!((list[0].state, list[1].state), (Done, Failed));
         assert_eq!(list[1].error.as_ref().unwrap().code, "conflict");
+        assert!(
+            list[1].actions.correct && !list[1].actions.again,
+            "a conflict offers a correction, not the same upload again: {:?}",
+            list[1].actions
+        );
         let saved = Queue::load(dir.path());
         assert_eq!(
             states_of(&saved),
             [("good".into(), Done), ("bad".into(), Failed)]
         );
+    }
+
+    /// A queue saved before transfers offered corrections: a failure for other bytes under the
+    /// name offers one after the restart.
+    #[test]
+    fn a_saved_conflict_offers_a_correction_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let saved = r#"[{"session":"c","path":"/lab/c","state":"failed","bytes_total":0,"bytes_done":0,
+            "bytes_resumed":0,"rate":0.0,"eta_secs":null,"files":[],
+            "error":{"code":"changed_since_upload","message":"session c changed since upload"},
+            "outcome":null,"queued_at":"2024-01-01 10:00:00","finished_at":"2024-01-01 10:01:00",
+            "actions":{"pause":false,"resume":false,"cancel":false,"again":true,"active":false}}]"#;
+        std::fs::write(dir.path().join(QUEUE_FILE), saved).unwrap();
+        let actions = Queue::load(dir.path()).list()[0].actions;
+        assert_eq!(
+            actions,
+            TransferActions::of(
+                Failed,
+                Some(&TransferError {
+                    code: "changed_since_upload".into(),
+                    message: String::new()
+                })
+            )
+        );
+        assert!(actions.correct && !actions.again, "{actions:?}");
     }
 }

@@ -3,7 +3,7 @@ import type { TransferView } from "./bindings/TransferView";
 import type { TransferState } from "./bindings/TransferState";
 import { queueSummary, retriesText, stateLabel } from "./transfers";
 
-const t = (state: TransferState, active: boolean) => ({ state, actions: { pause: false, resume: false, cancel: false, again: false, active } }) as TransferView;
+const t = (state: TransferState, active: boolean) => ({ state, actions: { pause: false, resume: false, cancel: false, again: false, correct: false, active } }) as TransferView;
 
 describe("transfers", () => {
   it.each([

@@ -17,9 +17,17 @@ resume: boolean,
  */
 cancel: boolean, 
 /**
- * Upload a failed or cancelled session again (it resumes from the journal).
+ * Upload a failed or cancelled session again (it resumes from the journal). Not offered
+ * when the cloud holds other bytes under the session's name: the same upload would be
+ * refused again (`correct` is offered instead).
  */
 again: boolean, 
+/**
+ * Offer "Upload as a correction…": the upload ended because the session's name already
+ * holds other bytes of this recording (the error `conflict` or `changed_since_upload`), so
+ * the local files can go up as a new revision beside the first, with a reason.
+ */
+correct: boolean, 
 /**
  * Not finished: listed with the active transfers.
  */

@@ -38,7 +38,10 @@ bandwidth_mb_per_sec: number | null,
 /**
  * This lab PC's rig id (`labpipe upload --rig`, `LABPIPE_RIG`): a folder named
  * `YYYYMMDD_HHMMSS` is checked, uploaded and cleaned as session `YYYYMMDD_HHMMSS_<rig>`, so
- * rigs recording in the same second never share a name. `None`: no id.
+ * rigs recording in the same second never share a name. The exception: a folder this PC
+ * already uploaded (or began to upload) under its bare `YYYYMMDD_HHMMSS` name keeps that
+ * name, so setting an id never uploads an earlier session a second time; only folders never
+ * uploaded get `_<rig>` (`labpipe_upload::folder_rig`). `None`: no id.
  */
 rig_id: string | null, 
 /**

@@ -17,6 +17,10 @@
 //! - **One record per fact, one JSON object per record** ([`record`]): time, host, user, lab
 //!   folder, session, kind, reason.
 //!
+//! - **Told where to send.** The log group is the stack's (`ClientLogGroup`), resolved where
+//!   the rest of the stack is (`labpipe_lab::stack` for the CLI, the Settings for the app) and
+//!   passed to [`ClientLog::ship`]; this crate looks for no stack itself.
+//!
 //! Modules: [`record`] (what is logged) → [`spool`] (kept) → [`batch`] (cut) → [`ship`] (sent).
 
 pub mod batch;
@@ -37,8 +41,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Names the log group, above the stack outputs file.
-pub const GROUP_ENV: &str = "LABPIPE_CLIENT_LOG_GROUP";
 /// Overrides the spool's cap ([`spool::DEFAULT_MAX_RECORDS`]).
 pub const MAX_RECORDS_ENV: &str = "LABPIPE_CLIENT_LOG_MAX_RECORDS";
 
@@ -151,21 +153,6 @@ impl ClientLog {
             }
         })
     }
-}
-
-/// The client log group: `LABPIPE_CLIENT_LOG_GROUP`, else the `ClientLogGroup` output of the
-/// stack outputs file (`outputs`, else the nearest `.labpipe/stack/outputs.json` above `cwd`).
-pub fn log_group(outputs: Option<&Path>, cwd: &Path) -> Result<String, ClientLogError> {
-    if let Some(g) = std::env::var(GROUP_ENV).ok().filter(|g| !g.is_empty()) {
-        return Ok(g);
-    }
-    let file = match outputs {
-        Some(p) => Some(p.to_path_buf()),
-        None => labpipe_aws::StackOutputs::find(cwd),
-    };
-    file.and_then(|f| labpipe_aws::StackOutputs::read(&f).ok())
-        .and_then(|o| o.client_log_group)
-        .ok_or(ClientLogError::NoLogGroup)
 }
 
 fn max_records_from_env() -> u64 {

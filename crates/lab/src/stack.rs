@@ -5,7 +5,7 @@
 //! One order, so a researcher sets things up once: what the caller gave (a flag or keyword),
 //! else its environment variable (`LABPIPE_TABLE`, `LABPIPE_PROCESSED_BUCKET`,
 //! `LABPIPE_RAW_BUCKET`, `LABPIPE_STACK_OUTPUTS`; the queues' `LABPIPE_*_QUEUE_URL`,
-//! `LABPIPE_PIPELINE_VERSION`), else the stack outputs file the deploy writes
+//! `LABPIPE_PIPELINE_VERSION`, `LABPIPE_CLIENT_LOG_GROUP`), else the stack outputs file the deploy writes
 //! (`.labpipe/stack/outputs.json`, keys `CatalogTable`, `ProcessedBucket`, `RawBucket`, …), looked
 //! for in the current folder and its parents, or named by the caller / `LABPIPE_STACK_OUTPUTS`.
 //! An empty value counts as unset. The front ends differ only in how a setting is spelt in
@@ -20,6 +20,9 @@ use labpipe_core::LabSchema;
 
 /// The stack outputs file, relative to the repository (or any folder above the current one).
 pub use labpipe_aws::stack::OUTPUTS_FILE;
+
+/// Names the client log group, above the stack outputs file's `ClientLogGroup`.
+pub const CLIENT_LOG_GROUP_ENV: &str = "LABPIPE_CLIENT_LOG_GROUP";
 
 /// A setting that is missing or wrong, worded for the front end that asked ([`Spelling`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -75,6 +78,9 @@ pub struct Stack {
     pub queues: QueueUrls,
     /// The pipeline version new sessions get (`LABPIPE_PIPELINE_VERSION`, else `PipelineVersion`).
     pub pipeline_version: Option<u32>,
+    /// The CloudWatch Logs group the lab PC's client log goes to (`LABPIPE_CLIENT_LOG_GROUP`,
+    /// else `ClientLogGroup`); `labpipe-clientlog` takes it from here.
+    pub client_log_group: Option<String>,
     /// How the front end that resolved it names the settings.
     pub spelling: Spelling,
 }
@@ -201,6 +207,7 @@ impl Stack {
                 preprocess_dead_letter: queue(PipelineQueue::PreprocessDeadLetter),
             },
             pipeline_version,
+            client_log_group: pick(&None, CLIENT_LOG_GROUP_ENV, "ClientLogGroup"),
             spelling,
         })
     }
@@ -393,6 +400,39 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    /// The client log's group is resolved with the rest of the stack: the environment, else the
+    /// outputs file (named or found), an empty variable counting as unset.
+    #[test]
+    fn the_client_log_group_comes_from_the_environment_else_the_outputs_file() {
+        let dir = outputs_dir(r#"{"ClientLogGroup": "/labpipe/file/clients"}"#);
+        let resolve = |env: &dyn Fn(&str) -> Option<String>| {
+            Stack::resolve(&StackGiven::default(), env, dir.path(), Spelling::CLI)
+                .unwrap()
+                .client_log_group
+        };
+        let group_env = |value: &'static str| {
+            move |k: &str| (k == CLIENT_LOG_GROUP_ENV).then(|| value.to_string())
+        };
+        assert_eq!(
+            resolve(&group_env("/labpipe/env/clients")).as_deref(),
+            Some("/labpipe/env/clients")
+        );
+        assert_eq!(
+            resolve(&group_env("")).as_deref(),
+            Some("/labpipe/file/clients")
+        );
+        assert_eq!(resolve(&|_| None).as_deref(), Some("/labpipe/file/clients"));
+        let nowhere = tempfile::tempdir().unwrap();
+        let s = Stack::resolve(
+            &StackGiven::default(),
+            |_| None,
+            nowhere.path(),
+            Spelling::CLI,
+        )
+        .unwrap();
+        assert_eq!(s.client_log_group, None);
     }
 
     #[test]

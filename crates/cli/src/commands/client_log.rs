@@ -1,11 +1,12 @@
 //! `labpipe upload`'s client log: the run's checks, status changes and failures go to the spool
-//! beside the upload journal and on to the stack's client log group (`labpipe-clientlog`).
+//! beside the upload journal and on to the stack's client log group (`labpipe-clientlog`; the
+//! group is resolved with the rest of the stack, `labpipe_lab::stack`).
 //!
 //! Nothing here can fail or slow the upload: a spool that cannot be opened turns logging off for
 //! the run (with a warning in the log file), sending runs beside the upload and once more at the
 //! end for at most [`FINAL_SHIP`], and records that could not be sent wait for the next run.
 
-use labpipe_clientlog::{ClientLog, ClientLogError};
+use labpipe_clientlog::ClientLog;
 use labpipe_core::SessionReport;
 use labpipe_upload::Event;
 use std::collections::HashMap;
@@ -19,7 +20,8 @@ const SHIP_EVERY: Duration = Duration::from_secs(60);
 
 pub struct RunLog {
     log: Option<ClientLog>,
-    group: Result<String, ClientLogError>,
+    /// The log group, or why none is known.
+    group: Result<String, String>,
     lab_folders: HashMap<String, String>,
     periodic: Option<tokio::task::JoinHandle<()>>,
 }
@@ -27,7 +29,9 @@ pub struct RunLog {
 impl RunLog {
     /// The client log of this run, its spool beside `journal`; records DETECTED and CHECKED /
     /// REJECTED for every checked session.
-    pub fn open(journal: &Path, reports: &[SessionReport]) -> Self {
+    /// `group` is the stack's client log group as [`crate::config::stack`] resolved it, or why
+    /// it is not known.
+    pub fn open(journal: &Path, reports: &[SessionReport], group: Result<String, String>) -> Self {
         let log = match ClientLog::beside_journal(journal, "labpipe") {
             Ok(l) => Some(l),
             Err(e) => {
@@ -35,11 +39,6 @@ impl RunLog {
                 None
             }
         };
-        let cwd = std::env::current_dir().unwrap_or_default();
-        let outputs = std::env::var_os("LABPIPE_STACK_OUTPUTS")
-            .filter(|p| !p.is_empty())
-            .map(std::path::PathBuf::from);
-        let group = labpipe_clientlog::log_group(outputs.as_deref(), &cwd);
         let lab_folders = reports
             .iter()
             .filter_map(|r| {

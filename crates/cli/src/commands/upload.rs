@@ -55,16 +55,26 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
         return dry_run(&reports, args.json);
     }
     // Same resolution as every cloud command: flag/env, else the deployed stack's outputs file.
+    // It also names the client log group; a stack that cannot be resolved fails the run only
+    // when the bucket has to come from it.
+    let stack = crate::config::stack(&crate::cli::StackArgs {
+        table: None,
+        processed_bucket: None,
+        raw_bucket: None,
+        stack_outputs: None,
+    });
+    let log_group = match &stack {
+        Ok(s) => s
+            .client_log_group
+            .clone()
+            .ok_or_else(|| labpipe_clientlog::ClientLogError::NoLogGroup.to_string()),
+        Err(e) => Err(format!(
+            "no client log group known ({e}); records wait in the spool"
+        )),
+    };
     let bucket = match args.bucket.clone() {
         Some(b) => b,
-        None => crate::config::stack(&crate::cli::StackArgs {
-            table: None,
-            processed_bucket: None,
-            raw_bucket: None,
-            stack_outputs: None,
-        })?
-        .raw_bucket
-        .ok_or_else(|| {
+        None => stack?.raw_bucket.ok_or_else(|| {
             UsageError(
                 "no bucket: pass --bucket NAME, set LABPIPE_RAW_BUCKET, or deploy the stack (scripts/deploy-local.sh writes .labpipe/stack/outputs.json)".into(),
             )
@@ -89,7 +99,14 @@ pub fn run(args: UploadArgs) -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(upload_all(&args, bucket, opts, journal_path, reports))
+    runtime.block_on(upload_all(
+        &args,
+        bucket,
+        opts,
+        journal_path,
+        reports,
+        log_group,
+    ))
 }
 
 fn check_all(args: &UploadArgs) -> Result<Vec<SessionReport>> {
@@ -162,6 +179,7 @@ async fn upload_all(
     opts: UploadOptions,
     journal_path: PathBuf,
     reports: Vec<SessionReport>,
+    log_group: Result<String, String>,
 ) -> Result<ExitCode> {
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let client_opts = ClientOptions {
@@ -169,7 +187,7 @@ async fn upload_all(
         ..ClientOptions::default()
     };
     let s3 = labpipe_upload::s3_client(&sdk, &client_opts);
-    let mut client_log = super::client_log::RunLog::open(&journal_path, &reports);
+    let mut client_log = super::client_log::RunLog::open(&journal_path, &reports, log_group);
     let journal = Arc::new(Journal::open(&journal_path)?);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     client_log.start_shipping(&sdk);

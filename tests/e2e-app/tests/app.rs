@@ -784,6 +784,11 @@ async fn a_corrected_session_goes_up_as_a_correction_with_its_reason() -> Result
         ] {
             assert!(why.contains(want), "{want:?} not in {why}");
         }
+        // The same upload again would be refused again: only the correction is offered.
+        let again = app
+            .find_all(&format!("{row} [data-testid='retry-transfer']"))
+            .await?;
+        assert!(again.is_empty(), "a plain upload again is offered too");
 
         app.find(&format!("{row} [data-testid='start-correction']"))
             .await?

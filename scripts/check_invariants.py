@@ -208,9 +208,6 @@ for path in PRODUCT_RUST:
 # What a transfer allows is TransferView.actions. These places still choose what to offer from an
 # error's code; they are to move into crates/lab (a field of TransferActions) and are not to grow.
 UI_CODE_EXCEPTIONS = {
-    ("ui/src/views/Transfers.svelte", 't.error?.code !== "conflict"'),
-    ("ui/src/views/Transfers.svelte", 't.error?.code === "conflict"'),
-    ("ui/src/views/Transfers.svelte", 't.error?.code === "changed_since_upload"'),
     ("ui/src/views/Sessions.svelte", 'loadError.code === "not_configured"'),
 }
 UI_CODE = re.compile(r"[\w?.\]]*\.code\s*[!=]==?\s*[\"'`][^\"'`]*[\"'`]")

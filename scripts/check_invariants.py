@@ -206,7 +206,7 @@ for path in PRODUCT_RUST:
                  f"`{m.group(0).rstrip('{ ')}` is one of crates/lab's decisions; call labpipe_lab "
                  "(ready_to_upload, eligibility, the progress fold) and adapt what it returns")
 # What a transfer allows is TransferView.actions. These places still choose what to offer from an
-# error's code; they are to move into crates/lab (a field of TransferActions) and are not to grow.
+# error's code; they are to move into crates/lab and are not to grow.
 UI_CODE_EXCEPTIONS = {
     ("ui/src/views/Sessions.svelte", 'loadError.code === "not_configured"'),
 }

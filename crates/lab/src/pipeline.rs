@@ -12,7 +12,7 @@
 
 use chrono::{DateTime, Utc};
 use labpipe_catalog::stuck::UPLOADED_BUDGET_SECS;
-use labpipe_catalog::{SessionItem, Status, Stuck};
+use labpipe_catalog::{SessionItem, Status};
 use labpipe_core::units::human_duration;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -54,7 +54,10 @@ impl PipelineState {
             step: i.status_step.clone(),
             message: i.status_message.clone(),
             pipeline_version: i.pipeline_version,
-            stuck: i.stuck(now).map(|s| stuck_reason(i, &s)),
+            // The poller reads items, not histories: the item's last message stands in.
+            stuck: i
+                .stuck(now)
+                .map(|s| crate::stuck::without_queues(i, &s, None)),
             manifest: i.manifest_sha256.clone(),
         }
     }
@@ -85,29 +88,6 @@ impl PipelineState {
     pub fn is_settled(&self) -> bool {
         self.status.is_settled()
     }
-}
-
-/// A stuck session in words a technician can pass on: how long, what it waits for, the last
-/// error, and the operator's commands that move it on.
-fn stuck_reason(i: &SessionItem, s: &Stuck) -> String {
-    let waiting = match s.status {
-        Status::Processing => "processing has not finished",
-        _ => "it has waited to be processed",
-    };
-    let last = i
-        .status_message
-        .as_deref()
-        .map(|m| format!("; the pipeline's last message: {m}"))
-        .unwrap_or_default();
-    format!(
-        "{waiting} for {} since {} (a run takes at most {}, retries included){last}. \
-         Tell the operator: \"labpipe status {}\" names a dead-letter message if there is one, \
-         and \"labpipe redrive\" moves it on once the cause is fixed",
-        human_duration(s.for_secs),
-        s.since.format("%Y-%m-%d %H:%M UTC"),
-        human_duration(s.budget_secs),
-        i.session,
-    )
 }
 
 /// What one reading of the catalog says about `sessions`: their entries, plus

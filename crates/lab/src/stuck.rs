@@ -1,4 +1,4 @@
-//! Why a session is stuck, for `labpipe status` (and any front end that shows the pipeline).
+//! Why a session is stuck, for `labpipe status` and the desktop app.
 //!
 //! A session in `CATALOGED` or `PROCESSING` for longer than its step's budget
 //! (`labpipe_catalog::stuck`) is stuck; the reason is a message for it in a dead-letter queue
@@ -6,10 +6,14 @@
 //! last error. A session the catalog does not know, whose S3 event sits in the ingest
 //! dead-letter queue, is stuck too: ingest never cataloged it, and the event is the only trace of
 //! its upload ([`DeadLetter::reason`] words both).
+//!
+//! The app runs as the uploader role, which reads no queue: it says why in [`without_queues`]'s
+//! words (how long against the budget, the last error it knows, and the operator's commands that
+//! find the dead-letter message and move the session on).
 
 use std::collections::BTreeMap;
 
-use labpipe_catalog::{Event, Level, SessionItem, Stuck};
+use labpipe_catalog::{Event, Level, SessionItem, Status, Stuck};
 use labpipe_core::units::human_duration;
 use labpipe_sqs::{DeadLetter, Queues};
 use serde::Serialize;
@@ -156,6 +160,36 @@ pub async fn explain(
         return BTreeMap::new();
     }
     DeadLetters::read(queues, urls).await.explain(stuck)
+}
+
+/// A stuck session in words a technician can pass on, for a reader that cannot see the
+/// dead-letter queues (the app): how long, what it waits for, the last error — the latest of its
+/// history when the caller read it (`last_error`, as [`latest_error`] finds it), else the
+/// pipeline's last message on the item — and the operator's commands that move it on.
+pub fn without_queues(item: &SessionItem, s: &Stuck, last_error: Option<&Event>) -> String {
+    let waiting = match s.status {
+        Status::Processing => "processing has not finished",
+        _ => "it has waited to be processed",
+    };
+    let last = match (last_error, item.status_message.as_deref()) {
+        (Some(e), _) => format!(
+            "; the last error in its history ({} at {}): {}",
+            e.step,
+            e.at.format("%Y-%m-%d %H:%M UTC"),
+            e.message
+        ),
+        (None, Some(m)) => format!("; the pipeline's last message: {m}"),
+        (None, None) => String::new(),
+    };
+    format!(
+        "{waiting} for {} since {} (a run takes at most {}, retries included){last}. \
+         Tell the operator: \"labpipe status {}\" names a dead-letter message if there is one, \
+         and \"labpipe redrive\" moves it on once the cause is fixed",
+        human_duration(s.for_secs),
+        s.since.format("%Y-%m-%d %H:%M UTC"),
+        human_duration(s.budget_secs),
+        item.session,
+    )
 }
 
 /// A session's latest error event.

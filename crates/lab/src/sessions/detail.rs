@@ -82,6 +82,9 @@ pub struct SessionDetail {
     pub files: Vec<RawFileView>,
     /// Why `files` is empty, when the manifest could not be read.
     pub files_error: Option<String>,
+    /// Set when the session has not moved for longer than its step may take: why, with the
+    /// latest error of its history ([`stuck_line`]).
+    pub stuck: Option<String>,
 }
 
 /// One session's detail: `item` is its catalog entry (read now, or the loaded one), the rest is
@@ -103,15 +106,31 @@ pub async fn session_detail(
         Ok(f) => (f, None),
         Err(e) => (Vec::new(), Some(e)),
     };
+    let events = events?;
+    let stuck = stuck_line(&item, &events, chrono::Utc::now());
     Ok(SessionDetail {
         row: CatalogRow::from(&item),
         raw_prefix: item.raw_prefix.clone(),
         manifest_sha256: item.manifest_sha256.clone(),
-        timeline: timeline(events?),
+        timeline: timeline(events),
         outputs: outputs(records?),
         files,
         files_error,
+        stuck,
     })
+}
+
+/// The detail's stuck line at `now`: past the budget of its status
+/// (`labpipe_catalog::stuck`), said as Pending says it ([`crate::stuck::without_queues`]) but
+/// with the latest error of the history the detail reads anyway ([`crate::stuck::latest_error`]),
+/// which may be newer than the item's last message (an error noted without a status change).
+pub fn stuck_line(
+    item: &SessionItem,
+    events: &[CatalogEvent],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<String> {
+    item.stuck(now)
+        .map(|s| crate::stuck::without_queues(item, &s, crate::stuck::latest_error(events)))
 }
 
 /// The status events as the detail's timeline, in lab-local time.

@@ -29,7 +29,7 @@ mod tests;
 use columns::TextBuilder;
 pub use columns::{MetaColumn, TextColumn};
 pub use detail::{
-    manifest_error, manifest_files, manifest_read, outputs, session_detail, timeline,
+    manifest_error, manifest_files, manifest_read, outputs, session_detail, stuck_line, timeline,
     OutputFileView, OutputView, RawFileView, SessionDetail, TimelineEntry,
 };
 

@@ -370,3 +370,63 @@ fn catalog_at_scale() {
         );
     }
 }
+
+/// A session past its budget says so in its detail, with the latest error of its history (newer
+/// than the item's own message) and the operator's commands; one within its budget, or settled,
+/// does not.
+#[test]
+fn the_detail_of_a_stuck_session_says_so_with_the_last_error_of_its_history() {
+    use chrono::Duration;
+    use labpipe_catalog::{Event, Level};
+    let now = chrono::Utc::now();
+    let at = chrono::NaiveDateTime::parse_from_str("20210301_090000", "%Y%m%d_%H%M%S").unwrap();
+    let entry = |status, age: Duration| {
+        let mut i = SessionItem::placeholder("20210301_090000", at, status, now - age);
+        i.status_message = Some("cataloged from raw/20210301_090000/manifest.json".into());
+        i
+    };
+    let event = |age: Duration, level, message: &str| Event {
+        at: now - age,
+        seq: 1,
+        status: None,
+        from: None,
+        step: "ingest".into(),
+        level,
+        message: message.into(),
+    };
+    let events = [
+        event(Duration::minutes(150), Level::Info, "cataloged"),
+        event(
+            Duration::minutes(120),
+            Level::Error,
+            "ingest failed on all 5 deliveries (throttled)",
+        ),
+        event(Duration::minutes(60), Level::Warning, "a note"),
+    ];
+    let stuck = stuck_line(&entry(Status::Cataloged, Duration::hours(3)), &events, now)
+        .expect("3 h cataloged is past its budget");
+    for want in [
+        "waited to be processed for 3 h",
+        "the last error in its history (ingest at",
+        "ingest failed on all 5 deliveries (throttled)",
+        "labpipe status 20210301_090000",
+        "labpipe redrive",
+    ] {
+        assert!(stuck.contains(want), "{want:?} not in {stuck:?}");
+    }
+    assert!(!stuck.contains("cataloged from"), "{stuck}");
+    assert_eq!(
+        stuck_line(
+            &entry(Status::Cataloged, Duration::minutes(10)),
+            &events,
+            now
+        ),
+        None,
+        "within its budget"
+    );
+    assert_eq!(
+        stuck_line(&entry(Status::Processed, Duration::days(30)), &events, now),
+        None,
+        "settled sessions are never stuck"
+    );
+}

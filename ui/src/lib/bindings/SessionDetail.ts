@@ -12,4 +12,9 @@ files: Array<RawFileView>,
 /**
  * Why `files` is empty, when the manifest could not be read.
  */
-files_error: string | null, };
+files_error: string | null, 
+/**
+ * Set when the session has not moved for longer than its step may take: why, with the
+ * latest error of its history ([`stuck_line`]).
+ */
+stuck: string | null, };

@@ -468,10 +468,25 @@ async fn a_session_the_pipeline_stopped_moving_shows_stuck_with_what_to_do() -> 
             let mut item =
                 SessionItem::placeholder(&s.name, recorded, Status::Cataloged, now - age);
             item.status_message = Some("3 files verified against the manifest".into());
+            // The overdue one's history holds an error noted after it was cataloged.
+            let events = if s.name == stuck.name {
+                item.event_count = 1;
+                vec![labpipe_catalog::Event {
+                    at: now - chrono::Duration::hours(2),
+                    seq: 1,
+                    status: None,
+                    from: None,
+                    step: "ingest".into(),
+                    level: labpipe_catalog::Level::Error,
+                    message: STUCK_ERROR.into(),
+                }]
+            } else {
+                Vec::new()
+            };
             catalog
                 .import_sessions(&[labpipe_catalog::SessionRecord {
                     item,
-                    events: Vec::new(),
+                    events,
                     outputs: Vec::new(),
                 }])
                 .await?;
@@ -527,10 +542,33 @@ async fn a_session_the_pipeline_stopped_moving_shows_stuck_with_what_to_do() -> 
             "only the overdue session is stuck"
         );
         app.screenshot("pending-stuck").await?;
+
+        // Its detail in Sessions says so too, with the latest error of its history.
+        app.goto("sessions").await?;
+        app.wait_for(
+            &format!("[data-testid='session-row'][data-session='{}']", stuck.name),
+            WAIT,
+        )
+        .await?
+        .click()
+        .await?;
+        let detail = text_of(&app, "[data-testid='detail-stuck']", WAIT).await?;
+        for want in [
+            "waited to be processed for 3 h",
+            "the last error in its history (ingest at",
+            STUCK_ERROR,
+            "labpipe redrive",
+        ] {
+            assert!(detail.contains(want), "{want:?} not in {detail:?}");
+        }
         Ok(())
     })
     .await
 }
+
+/// The error in the stuck session's history, in
+/// [`a_session_the_pipeline_stopped_moving_shows_stuck_with_what_to_do`].
+const STUCK_ERROR: &str = "ingest failed on all 5 deliveries (throttled)";
 
 #[tokio::test]
 async fn a_polled_lab_folder_finds_new_sessions_without_change_events() -> Result<()> {

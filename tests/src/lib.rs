@@ -23,6 +23,7 @@
 
 pub mod catalog_table;
 pub mod dynalite;
+pub mod engines;
 pub mod lambda;
 pub mod runtime_api;
 pub mod seaweedfs;
@@ -30,6 +31,7 @@ pub mod server;
 
 pub use catalog_table::create_catalog_table;
 pub use dynalite::{Dynalite, DYNALITE_LACKS};
+pub use engines::{DynamoServer, Engines, S3Server};
 pub use seaweedfs::SeaweedFs;
 pub use server::LocalServer;
 
@@ -143,85 +145,17 @@ pub async fn object_bytes(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> V
         .to_vec()
 }
 
-/// The S3 server a parametrized end-to-end test runs against: the emulator, or SeaweedFS (a
-/// compiled, independent S3 implementation that catches what passes only on the emulator's
-/// quirks). Each is shared by the test binary and started on first use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum S3Server {
-    Emulator,
-    SeaweedFs,
-}
-
-impl S3Server {
-    /// Environment for a `labpipe` that needs S3 only.
-    pub fn env(self) -> Vec<(&'static str, String)> {
-        match self {
-            S3Server::Emulator => Emulator::shared().env(),
-            S3Server::SeaweedFs => SeaweedFs::shared().env(),
-        }
-    }
-
-    /// Environment for a `labpipe` that also needs the catalog, which is always the emulator's.
-    pub fn env_with_catalog(self) -> Vec<(&'static str, String)> {
-        match self {
-            S3Server::Emulator => Emulator::shared().env(),
-            S3Server::SeaweedFs => SeaweedFs::shared().env_with_catalog(Emulator::shared()),
-        }
-    }
-
-    /// An S3 client for the server.
-    pub async fn s3_client(self) -> aws_sdk_s3::Client {
-        match self {
-            S3Server::Emulator => Emulator::shared().s3_client().await,
-            S3Server::SeaweedFs => SeaweedFs::shared().s3_client().await,
-        }
-    }
-
-    /// The port its S3 endpoint listens on (127.0.0.1).
-    pub fn port(self) -> u16 {
-        match self {
-            S3Server::Emulator => Emulator::shared().port(),
-            S3Server::SeaweedFs => SeaweedFs::shared().port(),
-        }
-    }
-}
-
-/// The DynamoDB a parametrized catalog test runs against: the emulator's, or dynalite (an
-/// independent implementation on LevelDB that mirrors DynamoDB's validation, and answers a
-/// `Query` from an index rather than a loop over the table). Each is shared by the test binary
-/// and started on first use. dynalite lacks transactions ([`DYNALITE_LACKS`]): see
-/// [`DynamoServer::lacks`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DynamoServer {
-    Emulator,
-    Dynalite,
-}
-
-impl DynamoServer {
-    /// A DynamoDB client for the server.
-    pub async fn dynamodb_client(self) -> aws_sdk_dynamodb::Client {
-        match self {
-            DynamoServer::Emulator => Emulator::shared().dynamodb_client().await,
-            DynamoServer::Dynalite => Dynalite::shared().dynamodb_client().await,
-        }
-    }
-
-    /// Environment for a `labpipe` whose catalog is on this server and whose S3 is on `s3`
-    /// (anything else, e.g. SQS, on the emulator).
-    pub fn env_with_s3(self, s3: S3Server) -> Vec<(&'static str, String)> {
-        let mut env = s3.env_with_catalog();
-        if self == DynamoServer::Dynalite {
-            env.push(("AWS_ENDPOINT_URL_DYNAMODB", Dynalite::shared().endpoint()));
-        }
-        env
-    }
-
-    /// Whether the server lacks the DynamoDB operation `operation` (e.g.
-    /// `"TransactWriteItems"`): a test that needs it checks, on such a server, that the catalog
-    /// fails naming the operation, instead of running.
-    pub fn lacks(self, operation: &str) -> bool {
-        self == DynamoServer::Dynalite && DYNALITE_LACKS.contains(&operation)
-    }
+/// One multi-threaded runtime (two workers) for the whole test binary, built on first use, for
+/// plain `#[test]`s that `block_on` async code.
+pub fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("cannot build the tests' tokio runtime")
+    })
 }
 
 /// Removes every `<temp>/<prefix>…` entry that `stale` (given the entry and the rest of its name

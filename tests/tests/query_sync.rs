@@ -1,8 +1,11 @@
 //! `labpipe query` and `labpipe sync` end to end: a catalog and processed objects seeded through
 //! the real SDK on the local emulator, the real binary run against them. Every test also runs
-//! with the catalog on dynalite (`<name>::dynalite`), a second DynamoDB implementation; the
-//! catalog is seeded with batch writes (`Catalog::import_sessions`), since dynalite lacks the
-//! transactions of the pipeline's writes (`labpipe_tests::DYNALITE_LACKS`).
+//! with the catalog on dynalite (`<name>::dynalite`), a second DynamoDB implementation, and the
+//! sync's main ones with S3 on SeaweedFS (`<name>::seaweedfs`), through
+//! `labpipe_tests::on_each_engine!`: what passes on one server only is a quirk of that server,
+//! not a property of the sync. The catalog is seeded with batch writes
+//! (`Catalog::import_sessions`), since dynalite lacks the transactions of the pipeline's writes
+//! (`labpipe_tests::DYNALITE_LACKS`).
 //!
 //! Also the property that keeps the two filter back ends honest: for random sessions and random
 //! filters, the DynamoDB plan (month Queries or Scan, on each DynamoDB) selects exactly what the
@@ -11,7 +14,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use chrono::{NaiveDateTime, Utc};
@@ -21,21 +23,12 @@ use labpipe_catalog::{
 use labpipe_core::check::FileRole;
 use labpipe_core::filter::Filter;
 use labpipe_core::{LabSchema, Manifest, ManifestFile, MetaValue, SessionId, Verdict};
-use labpipe_tests::{create_catalog_table, labpipe_bin, unique_name, DynamoServer, S3Server};
+use labpipe_tests::{
+    create_catalog_table, labpipe_bin, on_each_engine, runtime, unique_name, DynamoServer, Engines,
+};
 use proptest::prelude::*;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap()
-    })
-}
 
 fn sha(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
@@ -75,19 +68,6 @@ fn num(x: f64) -> MetaValue {
 fn text(s: &str) -> MetaValue {
     MetaValue::Text(s.into())
 }
-
-/// Where a test's S3 and catalog are: the emulator for both, S3 on SeaweedFS, or the catalog on
-/// dynalite.
-#[derive(Debug, Clone, Copy)]
-struct Engines {
-    s3: S3Server,
-    db: DynamoServer,
-}
-
-const ON_EMULATOR: Engines = Engines {
-    s3: S3Server::Emulator,
-    db: DynamoServer::Emulator,
-};
 
 /// A session's record as the pipeline would have left it: the item and one event for its status.
 fn record_of(mut item: SessionItem, outputs: Vec<OutputRecord>) -> SessionRecord {
@@ -291,57 +271,6 @@ impl Lab {
     }
 }
 
-/// Runs a `fn(Engines)` test once per S3 server and once more with the catalog on dynalite, as
-/// `<name>::emulator`, `<name>::seaweedfs` (S3 there, the catalog on the emulator) and
-/// `<name>::dynalite` (the catalog there, S3 on the emulator): what passes on one server only is
-/// a quirk of that server, not a property of the sync.
-macro_rules! on_each_server {
-    ($name:ident) => {
-        mod $name {
-            use labpipe_tests::{DynamoServer, S3Server};
-            #[test]
-            fn emulator() {
-                super::$name(super::ON_EMULATOR)
-            }
-            #[test]
-            fn seaweedfs() {
-                super::$name(super::Engines {
-                    s3: S3Server::SeaweedFs,
-                    db: DynamoServer::Emulator,
-                })
-            }
-            #[test]
-            fn dynalite() {
-                super::$name(super::Engines {
-                    s3: S3Server::Emulator,
-                    db: DynamoServer::Dynalite,
-                })
-            }
-        }
-    };
-}
-
-/// Runs a `fn(Engines)` test with the catalog on each DynamoDB, as `<name>::emulator` and
-/// `<name>::dynalite` (S3 on the emulator for both).
-macro_rules! on_each_dynamodb {
-    ($name:ident) => {
-        mod $name {
-            use labpipe_tests::{DynamoServer, S3Server};
-            #[test]
-            fn emulator() {
-                super::$name(super::ON_EMULATOR)
-            }
-            #[test]
-            fn dynalite() {
-                super::$name(super::Engines {
-                    s3: S3Server::Emulator,
-                    db: DynamoServer::Dynalite,
-                })
-            }
-        }
-    };
-}
-
 fn labpipe_in(cwd: &Path, env: &[(&'static str, String)], args: &[&str]) -> Output {
     let out = Command::new(labpipe_bin())
         .args(args)
@@ -390,7 +319,8 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).to_string()
 }
 
-on_each_dynamodb!(query_selects_sessions_and_lists_exactly_the_catalogued_files);
+on_each_engine!(#[test]
+    fn query_selects_sessions_and_lists_exactly_the_catalogued_files on emulator, dynalite);
 fn query_selects_sessions_and_lists_exactly_the_catalogued_files(engines: Engines) {
     let lab = runtime().block_on(Lab::on(engines, 50_000));
     let q = |filter: &str| {
@@ -518,7 +448,8 @@ fn assert_identical(lab: &Lab, dest: &Path, session_filter: &[&str]) {
     }
 }
 
-on_each_server!(sync_is_verified_incremental_and_repairs_local_damage);
+on_each_engine!(#[test]
+    fn sync_is_verified_incremental_and_repairs_local_damage on emulator, seaweedfs, dynalite);
 fn sync_is_verified_incremental_and_repairs_local_damage(engines: Engines) {
     let lab = runtime().block_on(Lab::on(engines, 20_000_000));
     let dest = lab.cwd.path().join("study");
@@ -619,7 +550,7 @@ fn sync_is_verified_incremental_and_repairs_local_damage(engines: Engines) {
     );
 }
 
-on_each_dynamodb!(sync_include_dry_run_and_raw_files);
+on_each_engine!(#[test] fn sync_include_dry_run_and_raw_files on emulator, dynalite);
 fn sync_include_dry_run_and_raw_files(engines: Engines) {
     let mut lab = runtime().block_on(Lab::on(engines, 10_000));
     // A raw session folder for S2: its manifest lists the files with their SHA-256.
@@ -772,7 +703,8 @@ fn sync_include_dry_run_and_raw_files(engines: Engines) {
     );
 }
 
-on_each_server!(sync_raw_reads_the_versions_the_manifest_pins);
+on_each_engine!(#[test]
+    fn sync_raw_reads_the_versions_the_manifest_pins on emulator, seaweedfs, dynalite);
 fn sync_raw_reads_the_versions_the_manifest_pins(engines: Engines) {
     let lab = runtime().block_on(Lab::on(engines, 10_000));
     let raw_files = [
@@ -898,7 +830,7 @@ fn sync_raw_reads_the_versions_the_manifest_pins(engines: Engines) {
     }
 }
 
-on_each_dynamodb!(sync_explains_empty_selections);
+on_each_engine!(#[test] fn sync_explains_empty_selections on emulator, dynalite);
 fn sync_explains_empty_selections(engines: Engines) {
     let lab = runtime().block_on(Lab::on(engines, 1000));
     let dest = lab.cwd.path().join("x");
@@ -929,7 +861,8 @@ fn sync_explains_empty_selections(engines: Engines) {
     assert!(!dest.exists());
 }
 
-on_each_server!(objects_changed_behind_the_catalog_are_refused);
+on_each_engine!(#[test]
+    fn objects_changed_behind_the_catalog_are_refused on emulator, seaweedfs, dynalite);
 fn objects_changed_behind_the_catalog_are_refused(engines: Engines) {
     let lab = runtime().block_on(Lab::on(engines, 5_000_000));
     runtime().block_on(async {
@@ -1007,7 +940,7 @@ fn objects_changed_behind_the_catalog_are_refused(engines: Engines) {
     assert_eq!(manifest["complete"], false);
 }
 
-on_each_dynamodb!(unsafe_keys_are_refused);
+on_each_engine!(#[test] fn unsafe_keys_are_refused on emulator, dynalite);
 fn unsafe_keys_are_refused(engines: Engines) {
     let lab = runtime().block_on(Lab::on(engines, 1000));
     runtime().block_on(async {
@@ -1050,7 +983,7 @@ fn unsafe_keys_are_refused(engines: Engines) {
 /// run exits 1, and every other file of the selection is delivered and verified.
 #[test]
 fn a_file_name_some_os_cannot_hold_is_refused_alone_and_the_rest_is_synced() {
-    let mut lab = runtime().block_on(Lab::on(ON_EMULATOR, 1000));
+    let mut lab = runtime().block_on(Lab::on(Engines::emulator(), 1000));
     let raw_files = [
         ("metadata.txt".to_string(), bytes(120, 21)),
         ("rec_001.bin".to_string(), bytes(4_000, 22)),
@@ -1176,7 +1109,7 @@ fn a_file_name_some_os_cannot_hold_is_refused_alone_and_the_rest_is_synced() {
     assert_eq!(raw_dir.len(), 2, "{raw_dir:?}");
 }
 
-on_each_dynamodb!(a_killed_download_resumes_where_it_stopped);
+on_each_engine!(#[test] fn a_killed_download_resumes_where_it_stopped on emulator, dynalite);
 fn a_killed_download_resumes_where_it_stopped(engines: Engines) {
     let lab = runtime().block_on(Lab::on(engines, 160 * 1024 * 1024));
     let dest = lab.cwd.path().join("d");
@@ -1273,7 +1206,8 @@ impl Drop for Reaped {
     }
 }
 
-on_each_dynamodb!(a_second_sync_into_the_same_folder_refuses_and_names_the_first);
+on_each_engine!(#[test]
+    fn a_second_sync_into_the_same_folder_refuses_and_names_the_first on emulator, dynalite);
 fn a_second_sync_into_the_same_folder_refuses_and_names_the_first(engines: Engines) {
     let lab = runtime().block_on(Lab::on(engines, 64 * 1024 * 1024));
     let dest = lab.cwd.path().join("d");

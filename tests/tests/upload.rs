@@ -16,7 +16,7 @@ mod fault_proxy;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ChecksumAlgorithm;
 use labpipe_sample::{generate, GenerateOptions};
-use labpipe_tests::{labpipe_bin, object_bytes, unique_name, S3Server};
+use labpipe_tests::{labpipe_bin, object_bytes, on_each_engine, unique_name, S3Server};
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -827,40 +827,24 @@ impl Fixture {
     }
 }
 
-/// Runs an `async fn(S3Server)` test once per S3 server, as `<name>::emulator` and
-/// `<name>::seaweedfs`: what passes on one server only is a quirk of that server, not a property
-/// of the upload.
-macro_rules! on_each_s3_server {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread")]
-            async fn emulator() {
-                super::$name(labpipe_tests::S3Server::Emulator).await
-            }
-            #[tokio::test(flavor = "multi_thread")]
-            async fn seaweedfs() {
-                super::$name(labpipe_tests::S3Server::SeaweedFs).await
-            }
-        }
-    };
-}
-
-on_each_s3_server!(round_trip_is_byte_identical_then_a_rerun_sends_nothing);
-on_each_s3_server!(kill_9_at_random_moments_then_rerun_completes_without_resending_much);
-on_each_s3_server!(an_upload_completed_as_the_run_died_is_found_not_sent_again);
-/// The emulator only: SeaweedFS finishes the upload in so few connections that the proxy's
-/// per-connection fault rate injects too few faults for the test's own floor (seen: 2 of 5).
-mod flaky_network_resets_errors_and_stalls_do_not_corrupt_anything {
-    #[tokio::test(flavor = "multi_thread")]
-    async fn emulator() {
-        super::flaky_network_resets_errors_and_stalls_do_not_corrupt_anything(
-            labpipe_tests::S3Server::Emulator,
-        )
-        .await
-    }
-}
-on_each_s3_server!(an_existing_object_is_never_overwritten);
-on_each_s3_server!(on_a_versioned_bucket_the_manifest_pins_each_object_version);
+// Each `async fn(S3Server)` test runs once per S3 server, as `<name>::emulator` and
+// `<name>::seaweedfs`: what passes on one server only is a quirk of that server, not a property
+// of the upload.
+on_each_engine!(#[tokio::test(flavor = "multi_thread")]
+    async fn round_trip_is_byte_identical_then_a_rerun_sends_nothing on emulator, seaweedfs);
+on_each_engine!(#[tokio::test(flavor = "multi_thread")]
+    async fn kill_9_at_random_moments_then_rerun_completes_without_resending_much
+    on emulator, seaweedfs);
+on_each_engine!(#[tokio::test(flavor = "multi_thread")]
+    async fn an_upload_completed_as_the_run_died_is_found_not_sent_again on emulator, seaweedfs);
+// The emulator only: SeaweedFS finishes the upload in so few connections that the proxy's
+// per-connection fault rate injects too few faults for the test's own floor (seen: 2 of 5).
+on_each_engine!(#[tokio::test(flavor = "multi_thread")]
+    async fn flaky_network_resets_errors_and_stalls_do_not_corrupt_anything on emulator);
+on_each_engine!(#[tokio::test(flavor = "multi_thread")]
+    async fn an_existing_object_is_never_overwritten on emulator, seaweedfs);
+on_each_engine!(#[tokio::test(flavor = "multi_thread")]
+    async fn on_a_versioned_bucket_the_manifest_pins_each_object_version on emulator, seaweedfs);
 
 /// Every key in the bucket.
 async fn listing_keys(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {

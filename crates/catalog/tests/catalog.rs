@@ -2,7 +2,9 @@
 //! (moto) and dynalite (LevelDB, written to mirror DynamoDB's validation). Each test runs as
 //! `<name>::emulator` and `<name>::dynalite`; dynalite lacks transactions, so the dynalite variant
 //! of a test whose writes are transactions checks that the catalog's error names the missing
-//! operation instead (`docs/catalog.md`, *Two DynamoDB implementations*).
+//! operation instead (`docs/catalog.md`, *Two DynamoDB implementations*): what passes on one only
+//! is a quirk of that one, not a property of the catalog. `labpipe_tests::on_each_engine!` makes
+//! the two tests of each body.
 
 use chrono::{NaiveDateTime, Utc};
 use labpipe_catalog::{
@@ -10,7 +12,7 @@ use labpipe_catalog::{
     SessionRecord, Status,
 };
 use labpipe_core::{layout, MetaValue};
-use labpipe_tests::{create_catalog_table, unique_name, DynamoServer};
+use labpipe_tests::{create_catalog_table, on_each_engine, unique_name, DynamoServer};
 
 async fn catalog(server: DynamoServer) -> Catalog {
     let db = server.dynamodb_client().await;
@@ -21,41 +23,9 @@ async fn catalog(server: DynamoServer) -> Catalog {
     Catalog::new(db, table)
 }
 
-/// Runs an `async fn(DynamoServer)` test once per DynamoDB implementation, as `<name>::emulator`
-/// and `<name>::dynalite`: what passes on one only is a quirk of that one, not a property of the
-/// catalog. `needs "Operation"`: the test's writes need an operation dynalite lacks, so its
-/// dynalite variant is [`missing_operation_is_named`] instead.
-macro_rules! on_each_dynamodb {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test]
-            async fn emulator() {
-                super::$name(labpipe_tests::DynamoServer::Emulator).await
-            }
-            #[tokio::test]
-            async fn dynalite() {
-                super::$name(labpipe_tests::DynamoServer::Dynalite).await
-            }
-        }
-    };
-    ($name:ident, needs $operation:literal) => {
-        mod $name {
-            #[tokio::test]
-            async fn emulator() {
-                super::$name(labpipe_tests::DynamoServer::Emulator).await
-            }
-            // dynalite lacks the operation: the catalog must say which one, and this fails the
-            // day dynalite gains it (then run the whole test there).
-            #[tokio::test]
-            async fn dynalite() {
-                super::missing_operation_is_named($operation).await
-            }
-        }
-    };
-}
-
 /// On dynalite, a pipeline write (a transaction) fails with the catalog's service error naming
-/// `operation` and DynamoDB's `UnknownOperationException`, not retryable.
+/// `operation` and DynamoDB's `UnknownOperationException`, not retryable; this fails the day
+/// dynalite gains the operation (then run the whole test there).
 async fn missing_operation_is_named(operation: &str) {
     let server = DynamoServer::Dynalite;
     assert!(
@@ -103,7 +73,9 @@ fn entry(session: &str, sha: &str) -> SessionItem {
     item
 }
 
-on_each_dynamodb!(put_is_idempotent_and_refuses_a_different_manifest, needs "TransactWriteItems");
+on_each_engine!(#[tokio::test]
+    async fn put_is_idempotent_and_refuses_a_different_manifest
+    on emulator, dynalite instead super::missing_operation_is_named("TransactWriteItems"));
 async fn put_is_idempotent_and_refuses_a_different_manifest(server: DynamoServer) {
     let c = catalog(server).await;
     let e = entry("20210301_161221", "aaa");
@@ -127,7 +99,9 @@ async fn put_is_idempotent_and_refuses_a_different_manifest(server: DynamoServer
     assert_eq!(c.events("20210301_161221").await.unwrap().len(), 1);
 }
 
-on_each_dynamodb!(transitions_follow_the_status_machine_and_keep_history, needs "TransactWriteItems");
+on_each_engine!(#[tokio::test]
+    async fn transitions_follow_the_status_machine_and_keep_history
+    on emulator, dynalite instead super::missing_operation_is_named("TransactWriteItems"));
 async fn transitions_follow_the_status_machine_and_keep_history(server: DynamoServer) {
     let c = catalog(server).await;
     let s = "20210302_090000";
@@ -187,7 +161,9 @@ async fn transitions_follow_the_status_machine_and_keep_history(server: DynamoSe
     assert_eq!(c.get(s).await.unwrap().unwrap().event_count, 4);
 }
 
-on_each_dynamodb!(failures_of_unknown_sessions_leave_a_placeholder_that_a_good_manifest_replaces, needs "TransactWriteItems");
+on_each_engine!(#[tokio::test]
+    async fn failures_of_unknown_sessions_leave_a_placeholder_that_a_good_manifest_replaces
+    on emulator, dynalite instead super::missing_operation_is_named("TransactWriteItems"));
 async fn failures_of_unknown_sessions_leave_a_placeholder_that_a_good_manifest_replaces(
     server: DynamoServer,
 ) {
@@ -209,7 +185,9 @@ async fn failures_of_unknown_sessions_leave_a_placeholder_that_a_good_manifest_r
     assert_eq!(events[1].from, Some(Status::Failed));
 }
 
-on_each_dynamodb!(outputs_listing_and_scans, needs "TransactWriteItems");
+on_each_engine!(#[tokio::test]
+    async fn outputs_listing_and_scans
+    on emulator, dynalite instead super::missing_operation_is_named("TransactWriteItems"));
 async fn outputs_listing_and_scans(server: DynamoServer) {
     let c = catalog(server).await;
     for (i, s) in ["20210401_080000", "20210402_080000", "20210501_080000"]
@@ -356,7 +334,8 @@ async fn pipeline_written(c: &Catalog) -> Vec<&'static str> {
     vec![reprocessed, failed, placeholder, noted]
 }
 
-on_each_dynamodb!(imported_sessions_read_back_like_pipeline_written_ones);
+on_each_engine!(#[tokio::test]
+    async fn imported_sessions_read_back_like_pipeline_written_ones on emulator, dynalite);
 async fn imported_sessions_read_back_like_pipeline_written_ones(server: DynamoServer) {
     // Written the pipeline's way (transactions) on the emulator, imported into `server`.
     let written = catalog(DynamoServer::Emulator).await;
@@ -465,7 +444,8 @@ fn processed_record(i: usize) -> SessionRecord {
     }
 }
 
-on_each_dynamodb!(import_writes_many_batches_and_refuses_inconsistent_records);
+on_each_engine!(#[tokio::test]
+    async fn import_writes_many_batches_and_refuses_inconsistent_records on emulator, dynalite);
 async fn import_writes_many_batches_and_refuses_inconsistent_records(server: DynamoServer) {
     let c = catalog(server).await;
     let records: Vec<_> = (0..60).map(processed_record).collect();
@@ -507,7 +487,8 @@ async fn import_writes_many_batches_and_refuses_inconsistent_records(server: Dyn
     assert!(fresh.scan_all().await.unwrap().is_empty());
 }
 
-on_each_dynamodb!(outputs_of_many_sessions_equal_one_read_each);
+on_each_engine!(#[tokio::test]
+    async fn outputs_of_many_sessions_equal_one_read_each on emulator, dynalite);
 /// `outputs_of` answers like one `outputs` per pair, in the order asked, across several batches
 /// of 100 keys, with missing records, repeated pairs and a version that does not exist.
 async fn outputs_of_many_sessions_equal_one_read_each(server: DynamoServer) {

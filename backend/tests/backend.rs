@@ -7,10 +7,7 @@ use std::path::{Path, PathBuf};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{
-    ChecksumAlgorithm, Event as S3EventKind, FilterRule, FilterRuleName, NotificationConfiguration,
-    NotificationConfigurationFilter, QueueConfiguration, S3KeyFilter,
-};
+use aws_sdk_s3::types::ChecksumAlgorithm;
 use base64::Engine as _;
 use chrono::Utc;
 use labpipe_backend::preprocess::{Outcome, PreprocessRequest};
@@ -20,10 +17,11 @@ use labpipe_catalog::{Catalog, Status};
 use labpipe_core::check::check_folder;
 use labpipe_core::manifest::sha256_file;
 use labpipe_core::{LabSchema, Manifest};
-use labpipe_tests::{object_bytes, repo_root, unique_name, Emulator};
+use labpipe_tests::{object_bytes, repo_root, Emulator, QueueStack};
 use sha2::{Digest, Sha256};
 
-/// One isolated set of buckets, table and queues on the shared emulator.
+/// One isolated stack on the shared emulator ([`QueueStack`]: buckets, table, queues and the
+/// manifest notification), with the handlers' configuration read from its outputs.
 struct Stack {
     clients: Clients,
     config: BackendConfig,
@@ -31,96 +29,12 @@ struct Stack {
 }
 
 impl Stack {
-    async fn create(notify: bool) -> Stack {
+    async fn create() -> Stack {
         let emulator = Emulator::shared();
         let clients = Clients::from_sdk_config(&emulator.sdk_config().await);
-        let raw = unique_name("raw");
-        let processed = unique_name("processed");
-        let table = unique_name("catalog");
-        for bucket in [&raw, &processed] {
-            clients
-                .s3
-                .create_bucket()
-                .bucket(bucket)
-                .send()
-                .await
-                .expect("create bucket");
-        }
-        labpipe_tests::create_catalog_table(&clients.dynamodb, &table)
-            .await
-            .expect("create table");
-        let queue = |name: String| {
-            let sqs = clients.sqs.clone();
-            async move {
-                sqs.create_queue()
-                    .queue_name(name)
-                    .send()
-                    .await
-                    .expect("create queue")
-                    .queue_url()
-                    .unwrap()
-                    .to_string()
-            }
-        };
-        let ingest_queue_url = queue(unique_name("ingest")).await;
-        let preprocess_queue_url = queue(unique_name("preprocess")).await;
-        if notify {
-            let arn = clients
-                .sqs
-                .get_queue_attributes()
-                .queue_url(&ingest_queue_url)
-                .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-                .send()
-                .await
-                .unwrap()
-                .attributes()
-                .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
-                .clone();
-            let rule = |name: FilterRuleName, value: &str| {
-                FilterRule::builder().name(name).value(value).build()
-            };
-            clients
-                .s3
-                .put_bucket_notification_configuration()
-                .bucket(&raw)
-                .notification_configuration(
-                    NotificationConfiguration::builder()
-                        .queue_configurations(
-                            QueueConfiguration::builder()
-                                .queue_arn(arn)
-                                .events(S3EventKind::S3ObjectCreated)
-                                .filter(
-                                    NotificationConfigurationFilter::builder()
-                                        .key(
-                                            S3KeyFilter::builder()
-                                                .filter_rules(rule(FilterRuleName::Prefix, "raw/"))
-                                                .filter_rules(rule(
-                                                    FilterRuleName::Suffix,
-                                                    "manifest.json",
-                                                ))
-                                                .build(),
-                                        )
-                                        .build(),
-                                )
-                                .build()
-                                .unwrap(),
-                        )
-                        .build(),
-                )
-                .send()
-                .await
-                .expect("put notification");
-        }
-        let config = BackendConfig {
-            table: table.clone(),
-            raw_bucket: raw,
-            processed_bucket: processed,
-            preprocess_queue_url,
-            ingest_queue_url,
-            pipeline_version: 1,
-            processing_lease_secs: 900,
-        };
-        let catalog = Catalog::new(clients.dynamodb.clone(), table);
+        let stack = QueueStack::create(emulator).await;
+        let config = BackendConfig::resolve(&stack.outputs(), |_| None).expect("stack outputs");
+        let catalog = Catalog::new(clients.dynamodb.clone(), &config.table);
         Stack {
             clients,
             config,
@@ -300,7 +214,7 @@ fn request_message(body: &str, id: &str) -> SqsMessage {
 
 #[tokio::test]
 async fn duplicate_url_encoded_events_catalog_once_and_process_once() {
-    let stack = Stack::create(false).await;
+    let stack = Stack::create().await;
     let s = generate(1, 1_500_000);
     upload(&stack, &s, true).await;
     let key = labpipe_core::layout::manifest_key(&s.id);
@@ -404,7 +318,7 @@ async fn duplicate_url_encoded_events_catalog_once_and_process_once() {
 
 #[tokio::test]
 async fn an_object_altered_before_the_manifest_fails_naming_the_file() {
-    let stack = Stack::create(false).await;
+    let stack = Stack::create().await;
     let s = generate(2, 1_000_000);
     upload(&stack, &s, false).await;
     let victim = s
@@ -467,7 +381,7 @@ async fn an_object_altered_before_the_manifest_fails_naming_the_file() {
 
 #[tokio::test]
 async fn an_upload_flows_to_processed_outputs_that_numpy_and_pyarrow_open() {
-    let stack = Stack::create(true).await;
+    let stack = Stack::create().await;
     let s = generate(4, 3_000_000);
     upload(&stack, &s, true).await;
 
@@ -630,7 +544,7 @@ print(json.dumps({
 
 #[tokio::test]
 async fn a_manifest_over_the_size_bound_fails_naming_the_limit() {
-    let stack = Stack::create(false).await;
+    let stack = Stack::create().await;
     let mut s = generate(11, 1_000_000);
     upload(&stack, &s, false).await;
     // Valid JSON, padded past the bound: refused by size before it is parsed.
@@ -678,7 +592,7 @@ async fn a_manifest_over_the_size_bound_fails_naming_the_limit() {
 
 #[tokio::test]
 async fn channels_over_the_bound_fail_preprocessing_instead_of_allocating() {
-    let stack = Stack::create(false).await;
+    let stack = Stack::create().await;
     let mut s = generate(13, 1_000_000);
     upload(&stack, &s, false).await;
     // Checked on the lab PC with a sane value; the manifest then claims ~65,000 channels.
@@ -714,7 +628,7 @@ async fn channels_over_the_bound_fail_preprocessing_instead_of_allocating() {
 
 #[tokio::test]
 async fn a_run_that_keeps_dying_ends_failed_on_its_last_delivery() {
-    let stack = Stack::create(false).await;
+    let stack = Stack::create().await;
     let s = generate(14, 1_000_000);
     upload(&stack, &s, true).await;
     stack.ingest_manifest(&s, "m1").await;
@@ -788,7 +702,7 @@ async fn put_version(stack: &Stack, key: &str, bytes: Vec<u8>) -> String {
 
 #[tokio::test]
 async fn pinned_versions_are_what_is_read_and_a_second_manifest_is_only_a_conflict() {
-    let stack = Stack::create(false).await;
+    let stack = Stack::create().await;
     enable_versioning(&stack).await;
     let mut s = generate(9, 1_000_000);
     // The upload's contract on a versioned bucket: each file's version in the manifest.
@@ -961,7 +875,7 @@ fn s3_event_by(bucket: &str, key: &str, principal: &str, message_id: &str) -> Sq
 /// which revision 3 is the next one; its outputs are keyed by revision, and revision 1's stay.
 #[tokio::test]
 async fn a_correction_that_skips_a_revision_is_refused_and_each_revision_keeps_its_outputs() {
-    let stack = Stack::create(false).await;
+    let stack = Stack::create().await;
     let s = generate(12, 1_000_000);
     upload(&stack, &s, true).await;
     let ingest = stack.ingest();

@@ -25,6 +25,7 @@ pub mod catalog_table;
 pub mod dynalite;
 pub mod engines;
 pub mod lambda;
+pub mod queue_stack;
 pub mod runtime_api;
 pub mod seaweedfs;
 pub mod server;
@@ -32,6 +33,7 @@ pub mod server;
 pub use catalog_table::create_catalog_table;
 pub use dynalite::{Dynalite, DYNALITE_LACKS};
 pub use engines::{DynamoServer, Engines, S3Server};
+pub use queue_stack::QueueStack;
 pub use seaweedfs::SeaweedFs;
 pub use server::LocalServer;
 

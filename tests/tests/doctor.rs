@@ -10,9 +10,10 @@ use std::process::{Command, Output};
 use chrono::Utc;
 use labpipe_catalog::{Catalog, SessionItem, Status};
 use labpipe_core::SessionId;
-use labpipe_tests::{create_catalog_table, labpipe_bin, unique_name, Emulator};
+use labpipe_tests::{labpipe_bin, Emulator, QueueStack};
 use serde_json::Value;
 
+/// A stack with queues ([`QueueStack`]) and its outputs file, which `labpipe doctor` reads.
 struct Stack {
     sqs: aws_sdk_sqs::Client,
     catalog: Catalog,
@@ -24,37 +25,15 @@ struct Stack {
 impl Stack {
     async fn new() -> Stack {
         let emulator = Emulator::shared();
-        let s3 = emulator.s3_client().await;
-        let db = emulator.dynamodb_client().await;
-        let sqs = aws_sdk_sqs::Client::new(&emulator.sdk_config().await);
-        let (raw, processed, table) = (
-            unique_name("raw"),
-            unique_name("processed"),
-            unique_name("doctor"),
-        );
-        for b in [&raw, &processed] {
-            s3.create_bucket().bucket(b).send().await.unwrap();
-        }
-        create_catalog_table(&db, &table).await.unwrap();
-        let mut urls = Vec::new();
-        for q in ["ingest", "ingest-dlq", "preprocess", "preprocess-dlq"] {
-            let name = unique_name(q);
-            let out = sqs.create_queue().queue_name(&name).send().await.unwrap();
-            urls.push(out.queue_url().unwrap().to_string());
-        }
+        let stack = QueueStack::create(emulator).await;
         let dir = tempfile::tempdir().unwrap();
         let outputs = dir.path().join("outputs.json");
-        let doc = serde_json::json!({
-            "RawBucket": raw, "ProcessedBucket": processed, "CatalogTable": table,
-            "IngestQueueUrl": urls[0], "IngestDeadLetterQueueUrl": urls[1],
-            "PreprocessQueueUrl": urls[2], "PreprocessDeadLetterQueueUrl": urls[3],
-        });
-        std::fs::write(&outputs, doc.to_string()).unwrap();
+        std::fs::write(&outputs, serde_json::to_string(&stack.outputs()).unwrap()).unwrap();
         Stack {
-            sqs,
-            catalog: Catalog::new(db, table),
+            sqs: aws_sdk_sqs::Client::new(&emulator.sdk_config().await),
+            catalog: Catalog::new(emulator.dynamodb_client().await, &stack.table),
             outputs,
-            ingest_dlq: urls[1].clone(),
+            ingest_dlq: stack.ingest_dead_letter_queue_url,
             dir,
         }
     }

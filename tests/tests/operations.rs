@@ -6,13 +6,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{
-    Event as S3EventKind, FilterRule, FilterRuleName, NotificationConfiguration,
-    NotificationConfigurationFilter, QueueConfiguration, S3KeyFilter,
-};
 use aws_sdk_sqs::types::QueueAttributeName;
 use chrono::{Duration, Utc};
 use labpipe_backend::runner::{Runner, RunnerOptions};
@@ -20,23 +15,13 @@ use labpipe_backend::{BackendConfig, Clients};
 use labpipe_catalog::{Catalog, Event, Level, Status};
 use labpipe_core::check::check_folder;
 use labpipe_core::{LabSchema, Manifest};
-use labpipe_tests::{create_catalog_table, labpipe_bin, object_bytes, unique_name, Emulator};
+use labpipe_tests::{labpipe_bin, object_bytes, runtime, unique_name, Emulator, QueueStack};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap()
-    })
-}
-
-/// One stack: buckets, table, the two queues with their dead-letter queues (the template's
-/// receive counts), the raw bucket's manifest notification, and its outputs file for the CLI.
+/// One stack ([`QueueStack`]: buckets, table, the two queues with their dead-letter queues at the
+/// template's receive counts, the raw bucket's manifest notification), the backend's
+/// configuration and the outputs file the CLI reads, both from its outputs.
 struct Stack {
     clients: Clients,
     config: BackendConfig,
@@ -47,135 +32,27 @@ struct Stack {
     outputs: PathBuf,
 }
 
-async fn queue(clients: &Clients, name: &str, dlq: Option<(&str, u32)>) -> (String, String) {
-    let mut create = clients.sqs.create_queue().queue_name(unique_name(name));
-    if let Some((arn, max)) = dlq {
-        create = create.attributes(
-            QueueAttributeName::RedrivePolicy,
-            serde_json::json!({"deadLetterTargetArn": arn, "maxReceiveCount": max}).to_string(),
-        );
-    }
-    let url = create
-        .send()
-        .await
-        .unwrap()
-        .queue_url()
-        .unwrap()
-        .to_string();
-    let arn = clients
-        .sqs
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes()
-        .unwrap()[&QueueAttributeName::QueueArn]
-        .clone();
-    (url, arn)
-}
-
 impl Stack {
     /// With `processed_bucket_exists` false the processed bucket is created later: every
     /// preprocessing run fails transiently until then.
     async fn create(processed_bucket_exists: bool) -> Stack {
         let emulator = Emulator::shared();
         let clients = Clients::from_sdk_config(&emulator.sdk_config().await);
-        let raw = unique_name("raw");
-        let processed = unique_name("processed");
-        let table = unique_name("catalog");
-        clients
-            .s3
-            .create_bucket()
-            .bucket(&raw)
-            .send()
-            .await
-            .unwrap();
-        if processed_bucket_exists {
-            clients
-                .s3
-                .create_bucket()
-                .bucket(&processed)
-                .send()
-                .await
-                .unwrap();
-        }
-        create_catalog_table(&clients.dynamodb, &table)
-            .await
-            .unwrap();
-        // infra/template.yaml: maxReceiveCount 5 (ingest) and 3 (preprocess).
-        let (ingest_dlq, ingest_dlq_arn) = queue(&clients, "ingest-dlq", None).await;
-        let (ingest_url, ingest_arn) = queue(&clients, "ingest", Some((&ingest_dlq_arn, 5))).await;
-        let (preprocess_dlq, preprocess_dlq_arn) = queue(&clients, "preprocess-dlq", None).await;
-        let (preprocess_url, _) =
-            queue(&clients, "preprocess", Some((&preprocess_dlq_arn, 3))).await;
-        let rule = |name: FilterRuleName, value: &str| {
-            FilterRule::builder().name(name).value(value).build()
+        let stack = if processed_bucket_exists {
+            QueueStack::create(emulator).await
+        } else {
+            QueueStack::create_without_processed_bucket(emulator).await
         };
-        clients
-            .s3
-            .put_bucket_notification_configuration()
-            .bucket(&raw)
-            .notification_configuration(
-                NotificationConfiguration::builder()
-                    .queue_configurations(
-                        QueueConfiguration::builder()
-                            .queue_arn(ingest_arn)
-                            .events(S3EventKind::S3ObjectCreated)
-                            .filter(
-                                NotificationConfigurationFilter::builder()
-                                    .key(
-                                        S3KeyFilter::builder()
-                                            .filter_rules(rule(FilterRuleName::Prefix, "raw/"))
-                                            .filter_rules(rule(
-                                                FilterRuleName::Suffix,
-                                                "manifest.json",
-                                            ))
-                                            .build(),
-                                    )
-                                    .build(),
-                            )
-                            .build()
-                            .unwrap(),
-                    )
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
-        let config = BackendConfig {
-            table: table.clone(),
-            raw_bucket: raw.clone(),
-            processed_bucket: processed.clone(),
-            preprocess_queue_url: preprocess_url.clone(),
-            ingest_queue_url: ingest_url.clone(),
-            pipeline_version: 1,
-            processing_lease_secs: 900,
-        };
+        let config = BackendConfig::resolve(&stack.outputs(), |_| None).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let outputs = dir.path().join("outputs.json");
-        std::fs::write(
-            &outputs,
-            serde_json::json!({
-                "CatalogTable": table,
-                "RawBucket": raw,
-                "ProcessedBucket": processed,
-                "IngestQueueUrl": ingest_url,
-                "PreprocessQueueUrl": preprocess_url,
-                "IngestDeadLetterQueueUrl": ingest_dlq,
-                "PreprocessDeadLetterQueueUrl": preprocess_dlq,
-                "PipelineVersion": 1,
-            })
-            .to_string(),
-        )
-        .unwrap();
+        std::fs::write(&outputs, serde_json::to_string(&stack.outputs()).unwrap()).unwrap();
         Stack {
-            catalog: Catalog::new(clients.dynamodb.clone(), table),
+            catalog: Catalog::new(clients.dynamodb.clone(), &config.table),
             clients,
             config,
-            ingest_dlq,
-            preprocess_dlq,
+            ingest_dlq: stack.ingest_dead_letter_queue_url,
+            preprocess_dlq: stack.preprocess_dead_letter_queue_url,
             dir,
             outputs,
         }
@@ -238,6 +115,27 @@ impl Stack {
             .env_remove("LABPIPE_INGEST_QUEUE_URL")
             .output()
             .unwrap()
+    }
+
+    /// Puts `bytes` at `key` of the raw bucket, straight through S3.
+    async fn put_raw(&self, key: &str, bytes: Vec<u8>) {
+        self.clients
+            .s3
+            .put_object()
+            .bucket(&self.config.raw_bucket)
+            .key(key)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("cannot put {key} in the raw bucket: {e:?}"));
+    }
+
+    /// `labpipe sync --where <filter> --dest <dest> --json <extra>`.
+    fn sync(&self, filter: &str, dest: &Path, extra: &[&str]) -> Output {
+        let dest = dest.to_str().unwrap();
+        let mut args = vec!["sync", "--where", filter, "--dest", dest, "--json"];
+        args.extend(extra);
+        self.labpipe(&args)
     }
 
     fn json(&self, args: &[&str]) -> Value {
@@ -519,23 +417,11 @@ fn reprocess_writes_a_second_version_beside_the_first() {
                 .dir
                 .path()
                 .join(format!("sync-{}", version.unwrap_or("default")));
-            let mut args = vec![
-                "sync",
-                "--where",
-                &filter,
-                "--dest",
-                dest.to_str().unwrap(),
-                "--json",
-            ];
-            if let Some(v) = version {
-                args.extend(["--pipeline-version", v]);
-            }
-            let out = stack.labpipe(&args);
-            assert!(
-                out.status.success(),
-                "sync {version:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            let out = match version {
+                Some(v) => stack.sync(&filter, &dest, &["--pipeline-version", v]),
+                None => stack.sync(&filter, &dest, &[]),
+            };
+            assert!(out.status.success(), "sync {version:?}: {}", said(&out));
             synced.push(files_in(&dest, &id));
         }
         for (record, got) in [(&v1, &synced[0]), (v2, &synced[1]), (v2, &synced[2])] {
@@ -565,15 +451,9 @@ fn reprocess_writes_a_second_version_beside_the_first() {
     });
 }
 
-/// Uploads a session's data files except `leave_out`, then its manifest, straight to S3.
-async fn upload_without(
-    stack: &Stack,
-    folder: &Path,
-    id: &str,
-    revision: u32,
-    leave_out: usize,
-) -> (String, Vec<u8>) {
-    let folder_name = labpipe_core::layout::revision_folder(id, revision);
+/// The manifest `labpipe upload` would write for a session folder (SHA-256 of each file, no S3
+/// checksums).
+fn manifest_of(folder: &Path) -> Manifest {
     let report = check_folder(folder, &LabSchema::default()).unwrap();
     let hashes = report
         .files
@@ -585,41 +465,37 @@ async fn upload_without(
             )
         })
         .collect();
-    let mut manifest = Manifest::new(&report, hashes, Utc::now()).unwrap();
+    Manifest::new(&report, hashes, Utc::now()).unwrap()
+}
+
+/// Uploads a session's data files except `leave_out`, then its manifest, straight to S3.
+async fn upload_without(
+    stack: &Stack,
+    folder: &Path,
+    id: &str,
+    revision: u32,
+    leave_out: usize,
+) -> (String, Vec<u8>) {
+    let folder_name = labpipe_core::layout::revision_folder(id, revision);
+    let mut manifest = manifest_of(folder);
     manifest.revision = (revision > 1).then(|| labpipe_core::manifest::Revision {
         number: revision,
         reason: "a file re-exported".into(),
     });
     let mut missing = None;
-    let data: Vec<_> = manifest.files.iter().collect();
-    for (i, f) in data.iter().enumerate() {
+    for (i, f) in manifest.files.iter().enumerate() {
         let bytes = std::fs::read(folder.join(&f.path)).unwrap();
         let key = labpipe_core::layout::raw_key(&folder_name, &f.path);
         if i == leave_out {
             missing = Some((key, bytes));
-            continue;
+        } else {
+            stack.put_raw(&key, bytes).await;
         }
-        stack
-            .clients
-            .s3
-            .put_object()
-            .bucket(&stack.config.raw_bucket)
-            .key(key)
-            .body(ByteStream::from(bytes))
-            .send()
-            .await
-            .unwrap();
     }
+    let manifest_key = labpipe_core::layout::manifest_key(&folder_name);
     stack
-        .clients
-        .s3
-        .put_object()
-        .bucket(&stack.config.raw_bucket)
-        .key(labpipe_core::layout::manifest_key(&folder_name))
-        .body(ByteStream::from(manifest.to_json().into_bytes()))
-        .send()
-        .await
-        .unwrap();
+        .put_raw(&manifest_key, manifest.to_json().into_bytes())
+        .await;
     missing.expect("the session has that many files")
 }
 
@@ -647,16 +523,7 @@ fn redrive_of_a_corrected_session_sends_its_revisions_manifest() {
             "{failed:?}"
         );
 
-        stack
-            .clients
-            .s3
-            .put_object()
-            .bucket(&stack.config.raw_bucket)
-            .key(&missing_key)
-            .body(ByteStream::from(missing_bytes))
-            .send()
-            .await
-            .unwrap();
+        stack.put_raw(&missing_key, missing_bytes).await;
         stack.drain().await;
         let where_failed = format!("session = '{id}'");
         let done = stack.json(&["redrive", "--where", &where_failed, "--json"]);
@@ -716,16 +583,7 @@ fn redrive_moves_dead_letters_back_and_re_runs_fixed_failures() {
             .send()
             .await
             .unwrap();
-        stack
-            .clients
-            .s3
-            .put_object()
-            .bucket(&stack.config.raw_bucket)
-            .key(&missing_key)
-            .body(ByteStream::from(missing_bytes))
-            .send()
-            .await
-            .unwrap();
+        stack.put_raw(&missing_key, missing_bytes).await;
         // The late object's own event is not a manifest's: ingest ignores it.
         stack.drain().await;
         assert_eq!(stack.status(&failed_id).await, Status::Failed);
@@ -980,18 +838,18 @@ fn a_corrected_session_becomes_revision_two_and_the_first_stays_as_it_was() {
             &raw,
             "--json",
         ]);
-        let said = format!(
+        let refusal = format!(
             "{}{}",
             String::from_utf8_lossy(&plain.stdout),
             String::from_utf8_lossy(&plain.stderr)
         );
-        assert_eq!(plain.status.code(), Some(1), "{said}");
+        assert_eq!(plain.status.code(), Some(1), "{refusal}");
         // Refused before a byte is sent, naming the changed file and the correction command.
         assert!(
-            said.contains("\"code\":\"changed_since_upload\"")
-                && said.contains(&format!("changed {name}"))
-                && said.contains("labpipe upload --revise"),
-            "the refusal must name the changed {name} and the --revise command: {said}"
+            refusal.contains("\"code\":\"changed_since_upload\"")
+                && refusal.contains(&format!("changed {name}"))
+                && refusal.contains("labpipe upload --revise"),
+            "the refusal must name the changed {name} and the --revise command: {refusal}"
         );
 
         // The correction as revision 2.
@@ -1120,23 +978,11 @@ fn a_corrected_session_becomes_revision_two_and_the_first_stays_as_it_was() {
         let outputs = tempfile::tempdir().unwrap();
         for (revision, want) in [(None, &v1_after), (Some("1"), &v1_before)] {
             let dest = outputs.path().join(revision.unwrap_or("current"));
-            let mut args = vec![
-                "sync",
-                "--where",
-                &filter,
-                "--dest",
-                dest.to_str().unwrap(),
-                "--json",
-            ];
-            if let Some(r) = revision {
-                args.extend(["--revision", r]);
-            }
-            let out = stack.labpipe(&args);
-            assert!(
-                out.status.success(),
-                "sync {revision:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            let out = match revision {
+                Some(r) => stack.sync(&filter, &dest, &["--revision", r]),
+                None => stack.sync(&filter, &dest, &[]),
+            };
+            assert!(out.status.success(), "sync {revision:?}: {}", said(&out));
             let got = std::fs::read(dest.join(&id).join("features.parquet")).unwrap();
             assert_eq!(
                 hex::encode(Sha256::digest(&got)),
@@ -1147,20 +993,9 @@ fn a_corrected_session_becomes_revision_two_and_the_first_stays_as_it_was() {
 
         // sync --raw reads the current revision; --raw-revision 1 the first upload's bytes.
         let filter = format!("session = '{id}'");
-        let sync_raw = |dest: &Path, revision: Option<&str>| {
-            let mut args = vec![
-                "sync",
-                "--where",
-                &filter,
-                "--dest",
-                dest.to_str().unwrap(),
-                "--raw",
-                "--json",
-            ];
-            if let Some(r) = revision {
-                args.extend(["--raw-revision", r]);
-            }
-            stack.labpipe(&args)
+        let sync_raw = |dest: &Path, revision: Option<&str>| match revision {
+            Some(r) => stack.sync(&filter, dest, &["--raw", "--raw-revision", r]),
+            None => stack.sync(&filter, dest, &["--raw"]),
         };
         let synced = tempfile::tempdir().unwrap();
         for (revision, want) in [(None, &bytes), (Some("1"), &rev1_bytes)] {
@@ -1169,7 +1004,7 @@ fn a_corrected_session_becomes_revision_two_and_the_first_stays_as_it_was() {
             assert!(
                 out.status.success(),
                 "sync --raw {revision:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
+                said(&out)
             );
             let got = std::fs::read(dest.join(&id).join("raw").join(&name)).unwrap();
             assert!(&got == want, "sync --raw {revision:?} gave other bytes");
@@ -1186,43 +1021,18 @@ fn a_corrected_session_becomes_revision_two_and_the_first_stays_as_it_was() {
 /// Puts a session's files and its manifest straight into the raw bucket, the manifest edited by
 /// `edit` first: what an older or foreign client could upload.
 async fn upload_straight(stack: &Stack, folder: &Path, id: &str, edit: impl FnOnce(&mut Manifest)) {
-    let report = check_folder(folder, &LabSchema::default()).unwrap();
-    let hashes = report
-        .files
-        .iter()
-        .map(|f| {
-            (
-                hex::encode(Sha256::digest(std::fs::read(folder.join(&f.path)).unwrap())),
-                None,
-            )
-        })
-        .collect();
-    let mut manifest = Manifest::new(&report, hashes, Utc::now()).unwrap();
+    let mut manifest = manifest_of(folder);
     edit(&mut manifest);
-    let put = |key: String, bytes: Vec<u8>| {
-        stack
-            .clients
-            .s3
-            .put_object()
-            .bucket(&stack.config.raw_bucket)
-            .key(key)
-            .body(ByteStream::from(bytes))
-            .send()
-    };
     for f in &manifest.files {
-        put(
-            format!("raw/{id}/{}", f.path),
-            std::fs::read(folder.join(&f.path)).unwrap(),
-        )
-        .await
-        .unwrap();
+        let bytes = std::fs::read(folder.join(&f.path)).unwrap();
+        stack
+            .put_raw(&labpipe_core::layout::raw_key(id, &f.path), bytes)
+            .await;
     }
-    put(
-        format!("raw/{id}/manifest.json"),
-        manifest.to_json().into_bytes(),
-    )
-    .await
-    .unwrap();
+    let manifest_key = labpipe_core::layout::manifest_key(id);
+    stack
+        .put_raw(&manifest_key, manifest.to_json().into_bytes())
+        .await;
 }
 
 /// The text of a command's stdout and stderr, for assertions.

@@ -1,7 +1,10 @@
-//! The one error shape the front end sees: `{code, message}` (plus the column of a filter error).
+//! The one error shape the front end sees: `{code, message, actions}` (plus the column of a
+//! filter error).
 //!
 //! Library errors keep their own stable codes (`UploadError::code`, `CatalogError::code`); this
-//! module only converts them at the boundary, it never invents new failure rules.
+//! module only converts them at the boundary, it never invents new failure rules. What a view
+//! offers beside an error (`actions`, e.g. "Open Settings") is the lab's rule
+//! (`labpipe_lab::ErrorActions::of` the code), sent with the error so the front end only draws it.
 
 use serde::Serialize;
 use ts_rs::TS;
@@ -16,6 +19,8 @@ pub struct AppError {
     /// For filter errors: 0-based character column and width of the offending part.
     pub column: Option<u32>,
     pub width: Option<u32>,
+    /// What the view offers beside the error, from `code` (`labpipe_lab::ErrorActions::of`).
+    pub actions: labpipe_lab::ErrorActions,
 }
 
 impl AppError {
@@ -25,6 +30,7 @@ impl AppError {
             message: message.into(),
             column: None,
             width: None,
+            actions: labpipe_lab::ErrorActions::of(code),
         }
     }
 }
@@ -60,10 +66,9 @@ impl From<labpipe_catalog::CatalogError> for AppError {
 impl From<labpipe_core::filter::FilterError> for AppError {
     fn from(e: labpipe_core::filter::FilterError) -> Self {
         AppError {
-            code: "filter".into(),
-            message: e.message.clone(),
             column: Some(e.column as u32),
             width: Some(e.width as u32),
+            ..AppError::new("filter", e.message.clone())
         }
     }
 }
@@ -113,5 +118,19 @@ mod tests {
         let json = serde_json::to_value(&app).unwrap();
         assert_eq!(json["code"], "filter");
         assert!(json["message"].as_str().unwrap().contains("fatigue"));
+        assert_eq!(json["actions"]["open_settings"], false);
+    }
+
+    /// The front end draws "Open Settings" from what the error carries, never from its code.
+    #[test]
+    fn an_error_carries_what_the_view_offers() {
+        let json = serde_json::to_value(AppError::new(
+            "not_configured",
+            "no catalog table is set; enter it in Settings",
+        ))
+        .unwrap();
+        assert_eq!(json["actions"]["open_settings"], true);
+        let json = serde_json::to_value(AppError::new("catalog_service", "throttled")).unwrap();
+        assert_eq!(json["actions"]["open_settings"], false);
     }
 }

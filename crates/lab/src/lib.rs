@@ -45,7 +45,7 @@ pub mod stack;
 pub mod stuck;
 pub mod watch;
 
-pub use error::LabError;
+pub use error::{ErrorActions, LabError, SETTINGS_CODES};
 pub use names::NameCheck;
 pub use pending::PendingSession;
 pub use pipeline::{Notice, PipelineState};

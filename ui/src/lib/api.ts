@@ -1,4 +1,4 @@
-// Typed calls into the Rust side. Every command rejects with an AppError `{code, message}`.
+// Typed calls into the Rust side. Every command rejects with an AppError `{code, message, actions}`.
 import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
 import type { AppError } from "./bindings/AppError";
@@ -22,10 +22,10 @@ export function isAppError(e: unknown): e is AppError {
   return typeof e === "object" && e !== null && "code" in e && "message" in e;
 }
 
-/** Any rejection as an AppError (a plain string from Tauri itself becomes code `internal`). */
+/** Any rejection as an AppError (a plain string from Tauri itself becomes code `internal`, offering nothing). */
 export function asAppError(e: unknown): AppError {
   if (isAppError(e)) return e;
-  return { code: "internal", message: String(e), column: null, width: null };
+  return { code: "internal", message: String(e), column: null, width: null, actions: { open_settings: false } };
 }
 
 async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> {

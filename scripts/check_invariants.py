@@ -13,10 +13,11 @@ Each fails naming the file, the line, the invariant and what to do instead:
   all is `fail` with the reason (crates/lab `PendingSession::unreadable`), since no check could run.
 - "The lab PC's rules live in crates/lab": the CLI, the app and the Python package make none of
   crates/lab's decisions (no `Eligibility::…`, `TransferState::…`, `FileState::…`, no
-  `TransferActions { … }`, `TransferView { … }`, `RunSummary { … }` literal), and ui/ does not
-  choose what to offer from an error's code (`.code === "…"`): what may be done with a transfer is
-  `TransferView.actions`. The places that still do are listed in UI_CODE_EXCEPTIONS and printed
-  on every run; a new one fails.
+  `TransferActions { … }`, `TransferView { … }`, `RunSummary { … }`, `ErrorActions { … }`
+  literal), and ui/ does not choose what to offer from an error's code (`.code === "…"`): what may
+  be done with a transfer is `TransferView.actions`, what an error offers is `AppError.actions`
+  (`labpipe_lab::ErrorActions::of` its code). A place listed in UI_CODE_EXCEPTIONS (none now) is
+  printed on every run; any other fails.
 - "Raw data is write-once": in crates/upload (the one writer of raw/) every `.put_object()` and
   `.complete_multipart_upload()` sends `.if_none_match("*")` before `.send()`, and no product code
   calls an S3 delete (`.delete_object()`, `.delete_objects()`).
@@ -194,7 +195,7 @@ for key, why in RULE_SET_EXCEPTIONS.items():
 LAB_RULES = "The lab PC's rules live in crates/lab"
 ADAPTERS = ("crates/cli/", "crates/python/", "src-tauri/")
 LAB_DECISIONS = re.compile(
-    r"\b(Eligibility|TransferState|FileState)::[A-Z]\w*|\b(TransferActions|TransferView|RunSummary)\s*\{"
+    r"\b(Eligibility|TransferState|FileState)::[A-Z]\w*|\b(TransferActions|TransferView|RunSummary|ErrorActions)\s*\{"
 )
 for path in PRODUCT_RUST:
     if not path.startswith(ADAPTERS):
@@ -205,11 +206,10 @@ for path in PRODUCT_RUST:
             fail(path, number, line, LAB_RULES,
                  f"`{m.group(0).rstrip('{ ')}` is one of crates/lab's decisions; call labpipe_lab "
                  "(ready_to_upload, eligibility, the progress fold) and adapt what it returns")
-# What a transfer allows is TransferView.actions. These places still choose what to offer from an
-# error's code; they are to move into crates/lab and are not to grow.
-UI_CODE_EXCEPTIONS = {
-    ("ui/src/views/Sessions.svelte", 'loadError.code === "not_configured"'),
-}
+# What a transfer allows is TransferView.actions, what an error offers is AppError.actions. Places
+# that still choose what to offer from an error's code would be listed here, to move into
+# crates/lab; none is left.
+UI_CODE_EXCEPTIONS: set[tuple[str, str]] = set()
 UI_CODE = re.compile(r"[\w?.\]]*\.code\s*[!=]==?\s*[\"'`][^\"'`]*[\"'`]")
 seen_codes: set[tuple[str, str]] = set()
 for path in UI:
@@ -221,7 +221,7 @@ for path in UI:
                 continue
             fail(path, number, m.group(0), LAB_RULES,
                  "ui/ chooses what to offer from an error's code; decide it in crates/lab "
-                 "(TransferView.actions, Eligibility) and draw what arrives")
+                 "(TransferView.actions, Eligibility, AppError.actions) and draw what arrives")
 for key in sorted(UI_CODE_EXCEPTIONS):
     state = "not yet held" if key in seen_codes else "gone (remove it from UI_CODE_EXCEPTIONS)"
     notes.append(f"{state} ({LAB_RULES}): {key[0]}: `{key[1]}`")

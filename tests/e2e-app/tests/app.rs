@@ -7,9 +7,9 @@ use labpipe_catalog::{Catalog, SessionItem, Status};
 use labpipe_core::LabSchema;
 use labpipe_e2e_app::{step, within, App, Dirs};
 use labpipe_sample::{generate, GenerateOptions};
-use labpipe_tests::{unique_name, Emulator};
+use labpipe_tests::{object_bytes, unique_name, Emulator};
 use serde_json::json;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -62,6 +62,47 @@ async fn empty_raw_bucket(emu: &Emulator) -> Result<(aws_sdk_s3::Client, String)
     Ok((s3, bucket))
 }
 
+/// What the upload tests start from: a fresh emulator, an empty raw bucket and an S3 client to
+/// look into it, the app's folders, and a lab folder (`<root>/lab`) of `good` sessions.
+struct CloudLab {
+    emu: Emulator,
+    s3: aws_sdk_s3::Client,
+    bucket: String,
+    dirs: Dirs,
+    lab: PathBuf,
+    sessions: Vec<labpipe_sample::GeneratedSession>,
+}
+
+impl CloudLab {
+    async fn new(good: usize) -> Result<CloudLab> {
+        let emu = Emulator::start();
+        let (s3, bucket) = empty_raw_bucket(&emu).await?;
+        let dirs = Dirs::new()?;
+        let lab = dirs.root.path().join("lab");
+        let sessions = make_lab(&lab, good, false)?;
+        Ok(CloudLab {
+            emu,
+            s3,
+            bucket,
+            dirs,
+            lab,
+            sessions,
+        })
+    }
+
+    /// [`cloud_settings`] for the lab folder, uploading to the raw bucket.
+    fn settings(&self) -> serde_json::Value {
+        let mut settings = cloud_settings(Some(&self.lab), &self.emu);
+        settings["raw_bucket"] = json!(self.bucket);
+        settings
+    }
+
+    /// The app on these folders, talking to the emulator.
+    async fn start_app(&self) -> Result<App> {
+        App::start(&self.dirs, &self.emu.env()).await
+    }
+}
+
 /// Waits until Pending shows `n` sessions with a verdict in `verdicts` ("pass", "warn", …).
 async fn until_verdicts(app: &App, verdicts: &[&str], n: usize) -> Result<()> {
     let css = verdicts
@@ -71,6 +112,25 @@ async fn until_verdicts(app: &App, verdicts: &[&str], n: usize) -> Result<()> {
         .join(", ");
     app.until(&format!("{n} sessions {verdicts:?}"), WAIT, || async {
         Ok((app.find_all(&css).await?.len() == n).then_some(()))
+    })
+    .await
+}
+
+/// The Upload button of the Pending row `row`, once its session passed the checks and the button
+/// is enabled (`what`: the wait, for the timeout's message).
+async fn ready_upload(app: &App, row: &str, what: &str) -> Result<fantoccini::elements::Element> {
+    app.until(what, WAIT, || async {
+        let Some(b) = app
+            .find_all(&format!(
+                "{row}[data-verdict='pass'] [data-testid='upload']"
+            ))
+            .await?
+            .first()
+            .cloned()
+        else {
+            return Ok(None);
+        };
+        Ok(b.is_enabled().await?.then_some(b))
     })
     .await
 }
@@ -726,17 +786,13 @@ async fn logs_view_shows_the_apps_log_lines() -> Result<()> {
 async fn upload_puts_ready_sessions_in_the_raw_bucket() -> Result<()> {
     within(Duration::from_secs(240), async {
         step("upload puts ready sessions in the raw bucket");
-        let emu = Emulator::start();
-        let (s3, bucket) = empty_raw_bucket(&emu).await?;
-        let dirs = Dirs::new()?;
-        let lab = dirs.root.path().join("lab");
-        let sessions = make_lab(&lab, 3, false)?;
-        let mut settings = cloud_settings(Some(&lab), &emu);
-        settings["raw_bucket"] = json!(bucket);
+        let cloud = CloudLab::new(3).await?;
+        let (s3, bucket, sessions) = (&cloud.s3, &cloud.bucket, &cloud.sessions);
+        let mut settings = cloud.settings();
         settings["concurrency"] = json!(2);
-        dirs.write_settings(settings)?;
+        cloud.dirs.write_settings(settings)?;
 
-        let app = App::start(&dirs, &emu.env()).await?;
+        let app = cloud.start_app().await?;
         until_verdicts(&app, &["pass"], sessions.len()).await?;
         upload_all_ready(&app).await?;
         app.until("every upload done", Duration::from_secs(120), || async {
@@ -750,10 +806,10 @@ async fn upload_puts_ready_sessions_in_the_raw_bucket() -> Result<()> {
         .await?;
         app.click("section.transfer .expand").await?;
         app.screenshot("transfers").await?;
-        for s in &sessions {
+        for s in sessions {
             let key = labpipe_upload_manifest_key(&s.name);
             s3.head_object()
-                .bucket(&bucket)
+                .bucket(bucket)
                 .key(&key)
                 .send()
                 .await
@@ -772,11 +828,8 @@ async fn upload_puts_ready_sessions_in_the_raw_bucket() -> Result<()> {
 async fn a_corrected_session_goes_up_as_a_correction_with_its_reason() -> Result<()> {
     within(Duration::from_secs(240), async {
         step("a corrected session goes up as a correction with its reason");
-        let emu = Emulator::start();
-        let (s3, bucket) = empty_raw_bucket(&emu).await?;
-        let dirs = Dirs::new()?;
-        let lab = dirs.root.path().join("lab");
-        let sessions = make_lab(&lab, 1, false)?;
+        let cloud = CloudLab::new(1).await?;
+        let (s3, bucket, sessions) = (&cloud.s3, &cloud.bucket, &cloud.sessions);
         let session = &sessions[0].name;
         // The first upload, a real one from another lab PC; then one data file is corrected
         // here (same size, other bytes).
@@ -786,10 +839,10 @@ async fn a_corrected_session_goes_up_as_a_correction_with_its_reason() -> Result
             .context("a data file")?;
         let first_key = labpipe_core::layout::raw_key(session, &data);
         upload_from_another_pc(
-            &emu,
-            &bucket,
+            &cloud.emu,
+            bucket,
             &sessions[0].path,
-            &dirs.root.path().join("first-pc"),
+            &cloud.dirs.root.path().join("first-pc"),
         )?;
         let local = sessions[0].path.join(&data);
         let first_bytes = std::fs::read(&local)?;
@@ -797,11 +850,9 @@ async fn a_corrected_session_goes_up_as_a_correction_with_its_reason() -> Result
         corrected[0] ^= 0xff;
         std::fs::write(&local, &corrected)?;
         age(&local)?;
-        let mut settings = cloud_settings(Some(&lab), &emu);
-        settings["raw_bucket"] = json!(bucket);
-        dirs.write_settings(settings)?;
+        cloud.dirs.write_settings(cloud.settings())?;
 
-        let app = App::start(&dirs, &emu.env()).await?;
+        let app = cloud.start_app().await?;
         until_verdicts(&app, &["pass"], 1).await?;
         upload_all_ready(&app).await?;
         let row = format!("section.transfer[data-session='{session}']");
@@ -828,18 +879,8 @@ async fn a_corrected_session_goes_up_as_a_correction_with_its_reason() -> Result
             .await?;
         assert!(again.is_empty(), "a plain upload again is offered too");
 
-        app.find(&format!("{row} [data-testid='start-correction']"))
-            .await?
-            .click()
-            .await?;
         let reason = "rec re-exported with the right gain";
-        app.type_into(&format!("{row} [data-testid='correction-reason']"), reason)
-            .await?;
-        app.screenshot("transfers-correction").await?;
-        app.find(&format!("{row} [data-testid='upload-correction']"))
-            .await?
-            .click()
-            .await?;
+        upload_as_correction(&app, &row, reason, Some("transfers-correction")).await?;
         app.wait_for(
             &format!("{row}[data-state='done']"),
             Duration::from_secs(90),
@@ -852,32 +893,13 @@ async fn a_corrected_session_goes_up_as_a_correction_with_its_reason() -> Result
             .await?;
         assert!(note.contains(reason), "{note}");
 
-        let manifest = s3
-            .get_object()
-            .bucket(&bucket)
-            .key(labpipe_core::layout::revision_manifest_key(session, 2))
-            .send()
-            .await
-            .context("revision 2's manifest")?
-            .body
-            .collect()
-            .await?
-            .into_bytes();
+        let manifest_key = labpipe_core::layout::revision_manifest_key(session, 2);
+        let manifest = object_bytes(s3, bucket, &manifest_key).await;
         let manifest: serde_json::Value = serde_json::from_slice(&manifest)?;
         assert_eq!(manifest["revision"]["number"], 2, "{manifest}");
         assert_eq!(manifest["revision"]["reason"], reason, "{manifest}");
-        let first_now = s3
-            .get_object()
-            .bucket(&bucket)
-            .key(&first_key)
-            .send()
-            .await?
-            .body
-            .collect()
-            .await?
-            .into_bytes();
         assert_eq!(
-            first_now.to_vec(),
+            object_bytes(s3, bucket, &first_key).await,
             first_bytes,
             "the first upload stays as it was"
         );
@@ -965,6 +987,30 @@ async fn listing(
         .collect())
 }
 
+/// Starts a correction on the Pending or Transfers row `row` (its "upload as a correction"),
+/// types `reason`, saves the screenshot `screenshot` if named, and sends it.
+async fn upload_as_correction(
+    app: &App,
+    row: &str,
+    reason: &str,
+    screenshot: Option<&str>,
+) -> Result<()> {
+    app.find(&format!("{row} [data-testid='start-correction']"))
+        .await?
+        .click()
+        .await?;
+    app.type_into(&format!("{row} [data-testid='correction-reason']"), reason)
+        .await?;
+    if let Some(name) = screenshot {
+        app.screenshot(name).await?;
+    }
+    app.find(&format!("{row} [data-testid='upload-correction']"))
+        .await?
+        .click()
+        .await?;
+    Ok(())
+}
+
 /// Sets `path`'s modification time an hour back: a file changed long enough ago for the checks'
 /// quiet period (a fresh one is "still being written").
 fn age(path: &Path) -> Result<()> {
@@ -997,33 +1043,29 @@ async fn a_folder_under_a_taken_name_shows_a_name_conflict_then_uploads_with_a_r
 {
     within(Duration::from_secs(300), async {
         step("a folder under a taken name shows a name conflict, then uploads with a rig id");
-        let emu = Emulator::start();
-        let (s3, bucket) = empty_raw_bucket(&emu).await?;
-        let dirs = Dirs::new()?;
-        let rig_a = rig_a_recording(&dirs.root.path().join("rig-a"))?;
-        let lab = dirs.root.path().join("lab");
-        let ours = make_lab(&lab, 1, false)?;
-        let session = ours[0].name.clone();
+        let cloud = CloudLab::new(1).await?;
+        let (s3, bucket) = (&cloud.s3, &cloud.bucket);
+        let rig_a = rig_a_recording(&cloud.dirs.root.path().join("rig-a"))?;
+        let session = cloud.sessions[0].name.clone();
         ensure!(rig_a.name == session, "both recorded in the same second");
         upload_from_another_pc(
-            &emu,
-            &bucket,
+            &cloud.emu,
+            bucket,
             &rig_a.path,
-            &dirs.root.path().join("rig-a-pc"),
+            &cloud.dirs.root.path().join("rig-a-pc"),
         )?;
         let theirs = listing(
-            &s3,
-            &bucket,
+            s3,
+            bucket,
             &labpipe_core::layout::raw_session_prefix(&session),
         )
         .await?;
-        let table = catalog_with_processed(&emu, &[&session]).await?;
-        let mut settings = cloud_settings(Some(&lab), &emu);
-        settings["raw_bucket"] = json!(bucket);
+        let table = catalog_with_processed(&cloud.emu, &[&session]).await?;
+        let mut settings = cloud.settings();
         settings["catalog_table"] = json!(table);
-        dirs.write_settings(settings)?;
+        cloud.dirs.write_settings(settings)?;
 
-        let app = App::start(&dirs, &emu.env()).await?;
+        let app = cloud.start_app().await?;
         let row = format!(".row[data-session='{session}']");
         let why = text_of(&app, &format!("{row} [data-testid='name-conflict']"), WAIT).await?;
         for want in [
@@ -1076,21 +1118,7 @@ async fn a_folder_under_a_taken_name_shows_a_name_conflict_then_uploads_with_a_r
         app.goto("pending").await?;
         let ours_now = format!("{session}_rigB");
         let row = format!(".row[data-session='{ours_now}']");
-        let upload = app
-            .until("the rig's session is ready", WAIT, || async {
-                let Some(b) = app
-                    .find_all(&format!(
-                        "{row}[data-verdict='pass'] [data-testid='upload']"
-                    ))
-                    .await?
-                    .first()
-                    .cloned()
-                else {
-                    return Ok(None);
-                };
-                Ok(b.is_enabled().await?.then_some(b))
-            })
-            .await?;
+        let upload = ready_upload(&app, &row, "the rig's session is ready").await?;
         let ready = app
             .find("[data-testid='count-ready']")
             .await?
@@ -1104,24 +1132,14 @@ async fn a_folder_under_a_taken_name_shows_a_name_conflict_then_uploads_with_a_r
             Duration::from_secs(90),
         )
         .await?;
-        let manifest = s3
-            .get_object()
-            .bucket(&bucket)
-            .key(labpipe_upload_manifest_key(&ours_now))
-            .send()
-            .await
-            .context("the rig's manifest")?
-            .body
-            .collect()
-            .await?
-            .into_bytes();
+        let manifest = object_bytes(s3, bucket, &labpipe_upload_manifest_key(&ours_now)).await;
         let manifest: serde_json::Value = serde_json::from_slice(&manifest)?;
         ensure!(manifest["session"] == ours_now.as_str(), "{manifest}");
         ensure!(manifest["uploaded_by"]["rig"] == "rigB", "{manifest}");
         ensure!(
             listing(
-                &s3,
-                &bucket,
+                s3,
+                bucket,
                 &labpipe_core::layout::raw_session_prefix(&session)
             )
             .await?
@@ -1140,19 +1158,15 @@ async fn a_folder_under_a_taken_name_shows_a_name_conflict_then_uploads_with_a_r
 async fn a_folder_changed_after_its_upload_says_so_and_goes_up_as_a_correction() -> Result<()> {
     within(Duration::from_secs(300), async {
         step("a folder changed after its upload says so and goes up as a correction");
-        let emu = Emulator::start();
-        let (s3, bucket) = empty_raw_bucket(&emu).await?;
-        let dirs = Dirs::new()?;
-        let lab = dirs.root.path().join("lab");
-        let sessions = make_lab(&lab, 1, false)?;
+        let cloud = CloudLab::new(1).await?;
+        let (s3, bucket, sessions) = (&cloud.s3, &cloud.bucket, &cloud.sessions);
         let session = sessions[0].name.clone();
-        let table = catalog_with_processed(&emu, &[]).await?;
-        let mut settings = cloud_settings(Some(&lab), &emu);
-        settings["raw_bucket"] = json!(bucket);
+        let table = catalog_with_processed(&cloud.emu, &[]).await?;
+        let mut settings = cloud.settings();
         settings["catalog_table"] = json!(table);
-        dirs.write_settings(settings)?;
+        cloud.dirs.write_settings(settings)?;
 
-        let app = App::start(&dirs, &emu.env()).await?;
+        let app = cloud.start_app().await?;
         let row = format!(".row[data-session='{session}']");
         until_verdicts(&app, &["pass"], 1).await?;
         upload_all_ready(&app).await?;
@@ -1217,17 +1231,8 @@ async fn a_folder_changed_after_its_upload_says_so_and_goes_up_as_a_correction()
         ensure!(changed.contains("1 changed since upload"), "{changed:?}");
         app.screenshot("pending-changed-since-upload").await?;
 
-        app.find(&format!("{row} [data-testid='start-correction']"))
-            .await?
-            .click()
-            .await?;
         let reason = "a take added, the first file re-exported";
-        app.type_into(&format!("{row} [data-testid='correction-reason']"), reason)
-            .await?;
-        app.find(&format!("{row} [data-testid='upload-correction']"))
-            .await?
-            .click()
-            .await?;
+        upload_as_correction(&app, &row, reason, None).await?;
         let manifest = app
             .until(
                 "revision 2 in the bucket",
@@ -1235,7 +1240,7 @@ async fn a_folder_changed_after_its_upload_says_so_and_goes_up_as_a_correction()
                 || async {
                     let Ok(got) = s3
                         .get_object()
-                        .bucket(&bucket)
+                        .bucket(bucket)
                         .key(labpipe_core::layout::revision_manifest_key(&session, 2))
                         .send()
                         .await
@@ -1942,21 +1947,7 @@ async fn an_upload_ingest_cannot_catalog_shows_failed_with_the_reason_not_upload
 
         let app = App::start(&dirs, &emu.env()).await?;
         app.goto("pending").await?;
-        let upload = app
-            .until("the session is ready to upload", WAIT, || async {
-                let Some(b) = app
-                    .find_all(&format!(
-                        "{row}[data-verdict='pass'] [data-testid='upload']"
-                    ))
-                    .await?
-                    .first()
-                    .cloned()
-                else {
-                    return Ok(None);
-                };
-                Ok(b.is_enabled().await?.then_some(b))
-            })
-            .await?;
+        let upload = ready_upload(&app, &row, "the session is ready to upload").await?;
         upload.click().await?;
         app.until("Pending says failed", Duration::from_secs(180), || async {
             let el = app.find(&row).await?;
@@ -2018,21 +2009,7 @@ async fn uploading_a_session_ends_processed_in_sessions() -> Result<()> {
         })
         .await?;
         app.goto("pending").await?;
-        let upload = app
-            .until("the session is ready to upload", WAIT, || async {
-                let Some(b) = app
-                    .find_all(&format!(
-                        "{row}[data-verdict='pass'] [data-testid='upload']"
-                    ))
-                    .await?
-                    .first()
-                    .cloned()
-                else {
-                    return Ok(None);
-                };
-                Ok(b.is_enabled().await?.then_some(b))
-            })
-            .await?;
+        let upload = ready_upload(&app, &row, "the session is ready to upload").await?;
         upload.click().await?;
         // Sessions follows the upload without a Refresh: the session joins the loaded catalog
         // and its row moves on to PROCESSED while the view is open.

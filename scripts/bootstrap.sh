@@ -3,7 +3,7 @@
 # nothing that is already there. Safe to run again and again: CI runs it on
 # every fresh clone, developers run it after pulling.
 #
-#   usage: scripts/bootstrap.sh [all|apt|venv|rust|ui|dynalite|driver|windows]...   (default: all)
+#   usage: scripts/bootstrap.sh [all|apt|venv|rust|ui|dynalite|driver|cargo-deb|windows]...   (default: all)
 #
 #   apt     system packages (Tauri/WebKit build deps, Xvfb, keyring, imagemagick, Node.js)
 #   venv    $REPO/.venv with the local AWS emulator (moto server), cfn-lint, pytest, maturin and pandas
@@ -12,6 +12,7 @@
 #   dynalite tests/dynalite/node_modules (npm ci): a second DynamoDB for the catalog's tests and
 #           bench/catalog.sh (tests/src/dynalite.rs), when it is out of date
 #   driver  tauri-driver (WebDriver for the desktop app's end-to-end tests)
+#   cargo-deb cargo-deb, which makes the CLI's .deb from crates/cli/Cargo.toml (scripts/package.sh)
 #   windows optional, not part of all: the x86_64-pc-windows-gnu rust target, mingw-w64, nasm,
 #           Wine, wixl and msitools for scripts/cross-windows.sh and the Windows installer; when they cannot be installed it prints one
 #           line saying so and exits 3 (the stage is then skipped)
@@ -40,6 +41,7 @@ APT_PACKAGES=(
   musl-tools
 )
 TAURI_DRIVER_VERSION="2.1.0"
+CARGO_DEB_VERSION="3.8.0"
 # The Windows CLI (scripts/cross-windows.sh): mingw-w64 links it, nasm assembles aws-lc's
 # Windows assembly (aws-lc-sys needs nasm for x86_64 Windows), wine64 alone runs a 64-bit
 # console program (its recommended 32-bit half and desktop integration are not needed).
@@ -141,6 +143,19 @@ step_driver() {
   cargo install tauri-driver --version "${TAURI_DRIVER_VERSION}" --locked --quiet </dev/null \
     || die "driver: cargo install tauri-driver failed (see output above)"
   say "driver: done in $((SECONDS - t0))s"
+}
+
+step_cargo_deb() {
+  local bin="${CARGO_HOME:-$HOME/.cargo}/bin/cargo-deb"
+  if [ -x "$bin" ] && [ "$("$bin" --version 2>/dev/null)" = "cargo-deb ${CARGO_DEB_VERSION}" ]; then
+    say "cargo-deb: cargo-deb ${CARGO_DEB_VERSION} present"
+    return
+  fi
+  local t0=$SECONDS
+  say "cargo-deb: cargo install cargo-deb ${CARGO_DEB_VERSION}"
+  cargo install cargo-deb --version "${CARGO_DEB_VERSION}" --locked --quiet </dev/null \
+    || die "cargo-deb: cargo install cargo-deb failed (see output above)"
+  say "cargo-deb: done in $((SECONDS - t0))s"
 }
 
 # True when the venv has a working moto server of the pinned version and the
@@ -272,22 +287,24 @@ main() {
     case "$s" in
       all)
         step_apt
-        # tauri-driver is a compile (CPU) and the venv a download (network): side by side they
-        # take the time of the longer one (cold: 48 s + 134 s before).
-        step_driver &
-        local driver=$!
+        # tauri-driver and cargo-deb are compiles (CPU, one after the other: each uses both cores)
+        # and the venv a download (network): side by side they take the time of the longer one
+        # (cold: 48 s + 134 s before; cargo-deb's compile adds about 60 s to the compiles).
+        { step_driver; step_cargo_deb; } &
+        local compiles=$!
         step_venv; step_rust; step_ui; step_dynalite
-        wait "$driver" || die "driver: the tauri-driver install failed (see output above)"
+        wait "$compiles" || die "driver, cargo-deb: the tauri-driver or cargo-deb install failed (see output above)"
         ;;
       apt) step_apt ;;
       ui) step_ui ;;
       dynalite) step_dynalite ;;
       driver) step_driver ;;
+      cargo-deb) step_cargo_deb ;;
       windows) step_windows ;;
       venv) step_venv ;;
       rust) step_rust ;;
-      -h|--help) sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
-      *) die "unknown step '$s' (expected all, apt, venv, rust, ui, dynalite, driver or windows)" ;;
+      -h|--help) sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+      *) die "unknown step '$s' (expected all, apt, venv, rust, ui, dynalite, driver, cargo-deb or windows)" ;;
     esac
   done
 }

@@ -117,6 +117,12 @@ node_ok() {
 npm_ci() { # step-name dir
   local name="$1" dir="$2"
   node_ok || die "$name: node >= ${NODE_MIN_MAJOR}.${NODE_MIN_MINOR} and npm are needed; run 'scripts/bootstrap.sh apt' or install Node.js"
+  # A link to another checkout's install (shared by worktrees): npm ci would empty that folder
+  # through the link, under whoever uses it. Its own checkout keeps it current.
+  if [ -L "$dir/node_modules" ]; then
+    say "$name: node_modules links to $(readlink "$dir/node_modules"), left as it is"
+    return
+  fi
   if [ -f "$dir/node_modules/.package-lock.json" ] && [ "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ]; then
     say "$name: node_modules up to date (node $(node --version))"
     return

@@ -3,7 +3,7 @@ import type { CatalogRow } from "./bindings/CatalogRow";
 import type { MetaColumn } from "./bindings/MetaColumn";
 import type { Status } from "./bindings/Status";
 import type { TextColumn } from "./bindings/TextColumn";
-import { distinctValues, histogram, inOrder, metaAt, nextSort, numericFields, sortOrder, statusCounts, textAt, valueAt, visibleRange, type Catalog } from "./table";
+import { distinctValues, everyRow, histogram, inOrder, metaAt, nextSort, numericFields, sortOrder, statusCounts, textAt, valueAt, visibleRange, type Catalog } from "./table";
 
 const STATUSES: Status[] = ["DETECTED", "CHECKED", "UPLOADING", "UPLOADED", "CATALOGED", "PROCESSING", "PROCESSED", "REJECTED", "FAILED"];
 
@@ -95,6 +95,11 @@ describe("sessions table", () => {
     expect(sortOrder(names, { key: "session", dir: 1 })).toEqual([2, 1, 0]);
     expect(sortOrder(names, { key: "status", dir: 1 })).toEqual([1, 0, 2]);
     expect(sortOrder(names, { key: "recorded_at", dir: -1 })).toEqual([0, 1, 2]);
+  });
+
+  it("reads a filter result without indexes as every row", () => {
+    expect(everyRow(4)).toEqual([0, 1, 2, 3]);
+    expect(everyRow(0)).toEqual([]);
   });
 
   it("draws only the visible window", () => {

@@ -119,6 +119,11 @@ export function sortOrder(cat: Catalog, sort: Sort): number[] {
   return idx.sort((x, y) => compareValues(values[x], values[y], sort.dir) || x - y);
 }
 
+/** Every row of a catalog of `rowCount` sessions: what a filter result without indexes means. */
+export function everyRow(rowCount: number): number[] {
+  return Array.from({ length: rowCount }, (_, i) => i);
+}
+
 /** The row indexes `indexes` (each at most once) in `order`, a `sortOrder` of all `rowCount` rows. */
 export function inOrder(order: number[], indexes: number[], rowCount: number): number[] {
   // Every row matches (an empty filter): the order itself.

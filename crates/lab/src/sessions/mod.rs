@@ -149,9 +149,21 @@ pub struct CatalogSnapshot {
     ts(export_to = "../../ui/src/lib/bindings/")
 )]
 pub struct FilterResult {
-    /// Row indexes (into the snapshot's columns) of the matching sessions.
-    pub indexes: Vec<u32>,
+    /// Row indexes (into the snapshot's columns) of the matching sessions; `None` when every
+    /// loaded session matches (an empty filter, or one nothing fails): 100,000 indexes are
+    /// ~0.6 MB of JSON and ~40 ms of IPC to say "all of them".
+    pub indexes: Option<Vec<u32>>,
     pub elapsed_ms: f64,
+}
+
+impl FilterResult {
+    /// The matching rows of a catalog of `count` sessions, every row when all match.
+    pub fn rows(&self, count: usize) -> Vec<u32> {
+        match &self.indexes {
+            Some(indexes) => indexes.clone(),
+            None => (0..count as u32).collect(),
+        }
+    }
 }
 
 /// The loaded catalog: each session's entry without its metadata, and the metadata column by
@@ -281,7 +293,7 @@ impl Loaded {
     pub fn filter(&self, source: &str) -> Result<FilterResult, FilterError> {
         let t = Instant::now();
         let n = self.items.len() as u32;
-        let indexes = if source.trim().is_empty() {
+        let indexes: Vec<u32> = if source.trim().is_empty() {
             (0..n).collect()
         } else {
             let f = Filter::new(source, &self.schema)?;
@@ -295,7 +307,7 @@ impl Loaded {
                 .collect()
         };
         Ok(FilterResult {
-            indexes,
+            indexes: (indexes.len() < self.items.len()).then_some(indexes),
             elapsed_ms: t.elapsed().as_secs_f64() * 1e3,
         })
     }

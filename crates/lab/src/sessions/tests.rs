@@ -90,17 +90,20 @@ fn filters_with_the_query_language() {
     let detail = loaded.item("20210302_161221").unwrap();
     assert_eq!(detail.metadata["fatigue"], MetaValue::Number(7.0));
     assert!(loaded.item("20990101_000000").is_none());
-    assert_eq!(loaded.filter("").unwrap().indexes, [0, 1, 2]);
+    // Every session matching is said in one word, not row by row.
+    assert_eq!(loaded.filter("").unwrap().indexes, None);
+    assert_eq!(loaded.filter("fatigue >= 0").unwrap().indexes, None);
+    assert_eq!(loaded.filter("").unwrap().rows(3), [0, 1, 2]);
     assert_eq!(
         loaded
             .filter("fatigue > 5 and status = processed")
             .unwrap()
             .indexes,
-        [0]
+        Some(vec![0])
     );
     assert_eq!(
         loaded.filter("session contains \"0302\"").unwrap().indexes,
-        [1]
+        Some(vec![1])
     );
     let err = loaded.filter("fatige > 5").unwrap_err();
     assert_eq!(err.column, 0, "{err}");
@@ -176,7 +179,7 @@ fn columns_keep_each_sessions_values_and_filter_like_its_subject() {
         let mut by_columns: Vec<&str> = loaded
             .filter(text)
             .unwrap()
-            .indexes
+            .rows(snap.count as usize)
             .iter()
             .map(|&k| snap.columns.session[k as usize].as_str())
             .collect();
@@ -222,7 +225,10 @@ fn newer_entries_replace_or_join_the_loaded_catalog() {
         "newest first, the moved session in its new state, the new one added"
     );
     assert_eq!(fatigue(&snap, 1), Some(Value::Num(5.0)));
-    assert_eq!(loaded.filter("fatigue > 4").unwrap().indexes, [0, 1]);
+    assert_eq!(
+        loaded.filter("fatigue > 4").unwrap().indexes,
+        Some(vec![0, 1])
+    );
     assert!(loaded.apply(vec![]).is_empty());
 }
 
@@ -356,14 +362,14 @@ fn catalog_at_scale() {
         let json = serde_json::to_string(&r).unwrap();
         let json_ms = t.elapsed().as_secs_f64() * 1e3;
         let (hits, subject_ms) = if text.is_empty() {
-            (r.indexes.len(), 0.0)
+            (r.rows(n).len(), 0.0)
         } else {
             by_subject(text)
         };
-        assert_eq!(hits, r.indexes.len(), "{text}");
+        assert_eq!(hits, r.rows(n).len(), "{text}");
         println!(
             "  {text:<50} {:>7} rows  filter {:>6.1} ms (per-session subjects: {subject_ms:>6.1} ms)  JSON {:>5.1} ms, {:>4} kB",
-            r.indexes.len(),
+            r.rows(n).len(),
             r.elapsed_ms,
             json_ms,
             json.len() / 1000

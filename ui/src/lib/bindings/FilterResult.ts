@@ -2,6 +2,8 @@
 
 export type FilterResult = { 
 /**
- * Row indexes (into the snapshot's columns) of the matching sessions.
+ * Row indexes (into the snapshot's columns) of the matching sessions; `None` when every
+ * loaded session matches (an empty filter, or one nothing fails): 100,000 indexes are
+ * ~0.6 MB of JSON and ~40 ms of IPC to say "all of them".
  */
-indexes: Array<number>, elapsed_ms: number, };
+indexes: Array<number> | null, elapsed_ms: number, };

@@ -38,25 +38,14 @@ examples and benchmarks, without its `#[cfg(test)]` items; `//` comments are not
 from __future__ import annotations
 
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+from check_key_layout import known_files  # noqa: E402  (one way to list the files, shared)
 
 # --- which files -------------------------------------------------------------------------------
-
-
-def known_files(*patterns: str) -> list[str]:
-    out = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "--", *patterns],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return [line for line in out.splitlines() if line and (ROOT / line).is_file()]
-
 
 NOT_PRODUCT = re.compile(r"(^|/)(tests|examples|benches)/|(^|/)tests\.rs$|^bench/")
 

@@ -42,9 +42,11 @@ NOT_CHECKED = (
 )
 
 
-def rust_files() -> list[str]:
+def known_files(*patterns: str) -> list[str]:
+    """The files git tracks, or would track (not ignored), that match `patterns`; also used by
+    scripts/check_invariants.py."""
     out = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "--", "*.rs"],
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "--", *patterns],
         cwd=ROOT,
         check=True,
         capture_output=True,
@@ -67,7 +69,7 @@ def findings(path: str, text: str) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    files = argv or rust_files()
+    files = argv or known_files("*.rs")
     problems = []
     checked = 0
     for path in files:

@@ -472,7 +472,7 @@ async fn flaky_network_resets_errors_and_stalls_do_not_corrupt_anything(server: 
     let fx = Fixture::on(server, 30_000_000, 31).await;
     let run = Run::new(&fx.s3).await;
     let upstream = format!("127.0.0.1:{}", fx.server.port()).parse().unwrap();
-    let proxy = fault_proxy::FaultProxy::start(upstream, 20, rand::random());
+    let proxy = fault_proxy::FaultProxy::start(upstream, 5, 20, rand::random());
     let env: Vec<_> = fx
         .env()
         .into_iter()

@@ -49,8 +49,10 @@ pub struct FaultProxy {
 }
 
 impl FaultProxy {
-    /// Starts proxying to `upstream`; at most `budget` faults (and at most two stalls).
-    pub fn start(upstream: SocketAddr, budget: usize, seed: u64) -> Self {
+    /// Starts proxying to `upstream`: a fault on every connection until `at_least` faults have met
+    /// requests, then on a random share of them; at most `budget` faults met by requests (and at
+    /// most two stalls).
+    pub fn start(upstream: SocketAddr, at_least: usize, budget: usize, seed: u64) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
         let addr = listener.local_addr().unwrap();
         let injected = Arc::new(Mutex::new(Vec::new()));
@@ -62,10 +64,19 @@ impl FaultProxy {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
-                let fault = if chosen.load(Ordering::Relaxed) >= budget {
+                let met = chosen.load(Ordering::Relaxed);
+                let fault = if met >= budget {
                     Fault::Pass
                 } else {
-                    match rng.gen_range(0..100) {
+                    // Until `at_least` faults have met requests, every connection gets one (the
+                    // draw leaves out stalls and passes): a client that keeps a few healthy
+                    // connections alive would otherwise meet only the faults of its first ones.
+                    let roll = if met < at_least {
+                        rng.gen_range(0..63)
+                    } else {
+                        rng.gen_range(0..100)
+                    };
+                    match roll {
                         0..=14 => Fault::ResetAtOnce,
                         15..=44 => Fault::ResetAfter {
                             bytes: rng.gen_range(1..6_000_000),
@@ -77,11 +88,9 @@ impl FaultProxy {
                         _ => Fault::Pass,
                     }
                 };
-                if fault != Fault::Pass {
-                    chosen.fetch_add(1, Ordering::Relaxed);
-                }
                 let log = log.clone();
                 let per_request = per_request.clone();
+                let chosen = chosen.clone();
                 std::thread::spawn(move || {
                     if fault == Fault::Pass {
                         return serve(client, upstream, fault);
@@ -93,7 +102,17 @@ impl FaultProxy {
                             *n += 1;
                             *n
                         };
-                        if met > MAX_FAULTS_PER_REQUEST {
+                        // The budget counts faults that met a request: one drawn for a
+                        // connection the client then left idle must not use it up, or a run
+                        // whose client opened spare connections ends with a handful of faults.
+                        let within_budget = || {
+                            chosen
+                                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                                    (n < budget).then_some(n + 1)
+                                })
+                                .is_ok()
+                        };
+                        if met > MAX_FAULTS_PER_REQUEST || !within_budget() {
                             return serve(client, upstream, Fault::Pass);
                         }
                         log.lock().unwrap().push(Injected { fault, request });

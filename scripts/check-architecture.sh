@@ -51,16 +51,16 @@ rule labpipe-python 1 "aws-sdk-[a-z0-9]+|tauri|clap|lambda_runtime" "the Python 
 # Build each feature set once: every cargo command of scripts/test.sh that builds for this machine
 # must resolve each third-party crate with the same features, or cargo compiles it (and everything
 # above it) again. crates/workspace-hack pins the union; this holds it current after a dependency
-# change. The commands compared: the build (--workspace --bins), the tests (--workspace --exclude
-# labpipe-e2e-app, dev-dependencies on) and the app alone (-p labpipe-app, the app e2e stage and
-# the Tauri bundler). Host and build-script features are compared as sets per crate.
+# change. The commands compared: the build (--workspace --bins), the tests (--workspace,
+# dev-dependencies on: scripts/test_lanes.py and the installed-app stage) and the app alone
+# (-p labpipe-app, the Tauri bundler). Host and build-script features are compared as sets per crate.
 feature_sets() {
   cargo tree -q --offline "$@" --target x86_64-unknown-linux-gnu -f '{p}|{f}' --prefix none 2>/dev/null |
     sed 's/ (\*)$//' | grep -v ' (/' | sort -u
 }
 if [ "$(uname -m)-$(uname -s)" = x86_64-Linux ]; then
   base="$(feature_sets --workspace -e normal,build)"
-  for selection in "--workspace --exclude labpipe-e2e-app" "-p labpipe-app -e normal,build"; do
+  for selection in "--workspace" "-p labpipe-app -e normal,build"; do
     # shellcheck disable=SC2086
     other="$(feature_sets $selection)"
     differ="$(python3 - "$base" "$other" <<'PY'

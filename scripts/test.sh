@@ -25,7 +25,8 @@ stage() {
   printf '==> [%4ds] %s\n' "$((SECONDS - T0))" "$1"
 }
 CROSS_PID=""
-trap 'rc=$?; [ -n "$CROSS_PID" ] && { pkill -TERM -P "$CROSS_PID" 2>/dev/null; kill "$CROSS_PID" 2>/dev/null; }; rm -f "${UI_READY:-}"; [ "$rc" -ne 0 ] && printf "==> [%4ds] FAILED in stage: %s (exit %d)\n" "$((SECONDS - T0))" "$STAGE" "$rc"' EXIT
+INFRA_PID=""
+trap 'rc=$?; [ -n "$INFRA_PID" ] && kill "$INFRA_PID" 2>/dev/null; [ -n "$CROSS_PID" ] && { pkill -TERM -P "$CROSS_PID" 2>/dev/null; kill "$CROSS_PID" 2>/dev/null; }; rm -f "${UI_READY:-}"; [ "$rc" -ne 0 ] && printf "==> [%4ds] FAILED in stage: %s (exit %d)\n" "$((SECONDS - T0))" "$STAGE" "$rc"' EXIT
 
 # The shared build cache grows with every clone and feature set that used it; when the disk is
 # nearly full, drop its incremental state (rebuilt on demand) before building.
@@ -100,10 +101,13 @@ cargo fmt --all --check
 
 # infra/template.yaml: cfn-lint, cfn-guard rules, checkov over the three templates
 # (test_checkov.py: a new finding fails the stage), the IAM model and call table, then
-# deployed to a fresh emulator of its own and checked (infra/tests). Needs no Rust
-# build, so it runs early.
-stage "infra: pytest infra/tests"
-PYTHONDONTWRITEBYTECODE=1 .venv/bin/python -m pytest infra/tests -q -p no:cacheprovider 2>&1 | tee -a "$RESULTS"
+# deployed to a fresh emulator of its own and checked (infra/tests). Needs no Rust build: it runs in
+# the background from here, beside the ui and build stages (one Python process, mostly waiting on
+# its emulator), and its output is shown, and its result counted, before the tests start.
+stage "infra: pytest infra/tests (in the background until the test stage)"
+INFRA_LOG="$(mktemp)"
+PYTHONDONTWRITEBYTECODE=1 .venv/bin/python -m pytest infra/tests -q -p no:cacheprovider >"$INFRA_LOG" 2>&1 </dev/null &
+INFRA_PID=$!
 
 # The desktop UI (ui/): type checks, lint, unit tests, then the production
 # build that the app embeds (src-tauri needs ui/dist to compile).
@@ -118,11 +122,6 @@ touch "$UI_READY"
 stage "build + clippy: cargo build --workspace --bins --examples (clippy-driver, -D warnings)"
 cargo build --workspace --bins --examples
 
-# The researchers' Python package (crates/python): a maturin wheel (dev profile) in a fresh venv,
-# checked against the binaries just built on its own emulator (crates/python/tests/conftest.py).
-stage "python: pytest crates/python/tests (maturin wheel, fresh venv, local stack)"
-PYTHONDONTWRITEBYTECODE=1 .venv/bin/python -m pytest crates/python/tests -q -p no:cacheprovider 2>&1 | tee -a "$RESULTS"
-
 # ARCHITECTURE.md's dependency invariants, read from the resolved graph.
 stage "architecture: scripts/check-architecture.sh"
 bash scripts/check-architecture.sh
@@ -132,9 +131,27 @@ bash scripts/check-architecture.sh
 stage "docs: scripts/check-docs.sh (commands, flags, links, mermaid, cost tables)"
 bash scripts/check-docs.sh 2>&1 | tee -a "$RESULTS"
 
-# The app's end-to-end suite needs a display and WebDriver: it runs in its own stage below.
-stage "test: cargo test --workspace --exclude labpipe-e2e-app"
-cargo test --workspace --exclude labpipe-e2e-app --no-fail-fast 2>&1 | tee -a "$RESULTS"
+stage "infra: the background pytest infra/tests"
+rc=0
+wait "$INFRA_PID" || rc=$?
+INFRA_PID=""
+tee -a "$RESULTS" <"$INFRA_LOG"
+rm -f "$INFRA_LOG"
+[ "$rc" -eq 0 ] || exit "$rc"
+
+# Every test binary of the workspace, the app's end-to-end suite and the Python package's tests, in
+# three lanes (scripts/test_lanes.py: compiled once by `cargo test --no-run`, then run side by side,
+# longest first; most suites wait on the servers they start, so one after another left the two
+# cores half idle). Each binary's output is printed whole when it ends.
+# - The app end to end: the built labpipe-app driven through tauri-driver (WebDriver) under Xvfb, in
+#   its own D-Bus session, one test at a time; saves docs/screenshots/.
+# - The researchers' Python package (crates/python): a maturin wheel (dev profile) in a fresh venv,
+#   checked against the binaries just built on its own emulator (crates/python/tests/conftest.py).
+stage "test: scripts/test_lanes.py (cargo test --workspace, the app under xvfb, pytest crates/python/tests)"
+python3 scripts/test_lanes.py --lanes 3 \
+  --run 'labpipe-e2e-app/app=xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- {} --test-threads=1' \
+  --job 'pytest crates/python/tests=PYTHONDONTWRITEBYTECODE=1 .venv/bin/python -m pytest crates/python/tests -q -p no:cacheprovider' \
+  -- --workspace --no-fail-fast 2>&1 | tee -a "$RESULTS"
 
 # ts-rs writes ui/src/lib/bindings/ from the Rust types during the test run
 # above; the checked-in copies must be what the Rust types say.
@@ -144,13 +161,6 @@ if git rev-parse --git-dir >/dev/null 2>&1 && [ -n "$(git status --porcelain -- 
   echo "ui/src/lib/bindings is out of date: run 'cargo test -p labpipe-app' and commit the result" >&2
   exit 1
 fi
-
-# The desktop app end to end: the built labpipe-app driven through tauri-driver
-# (WebDriver) under Xvfb, in its own D-Bus session; saves docs/screenshots/.
-stage "app e2e: cargo test -p labpipe-e2e-app (xvfb, tauri-driver)"
-cargo build -p labpipe-app
-xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- \
-  cargo test -p labpipe-e2e-app -- --test-threads=1 2>&1 | tee -a "$RESULTS"
 
 # The Windows lab PC: the MSI (app, WebView2Loader.dll, labpipe.exe) checked, installed, upgraded
 # and removed under Wine; the installed app's `configure` and the installed labpipe.exe compared
@@ -172,10 +182,11 @@ stage "ec2 node: pytest infra/node_tests"
 PYTHONDONTWRITEBYTECODE=1 .venv/bin/python -m pytest infra/node_tests -q -p no:cacheprovider 2>&1 | tee -a "$RESULTS"
 
 # The app as installed from its .deb (/usr/bin/labpipe-app, not the build tree): window shown,
-# settings loaded, the lab folder checked.
+# settings loaded, the lab folder checked. `--workspace`: the feature set the test stage built, so nothing
+# is compiled again.
 stage "installed app: /usr/bin/labpipe-app (xvfb, tauri-driver)"
 LABPIPE_APP_BIN=/usr/bin/labpipe-app xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- \
-  cargo test -p labpipe-e2e-app --test app -- --test-threads=1 --exact pending_shows_each_sessions_verdict_and_reasons 2>&1 | tee -a "$RESULTS"
+  cargo test --workspace --test app -- --test-threads=1 --exact pending_shows_each_sessions_verdict_and_reasons 2>&1 | tee -a "$RESULTS"
 
 printf '==> [%4ds] all stages passed\n' "$((SECONDS - T0))"
 # One closing tally over every runner (cargo test binaries and pytest).

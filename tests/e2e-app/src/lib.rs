@@ -5,7 +5,7 @@
 //! (config, data, logs, HOME) passed through the environment, so tests never see the developer's
 //! settings and several apps can run one after another against the same directories (restart).
 //!
-//! Run with `xvfb-run -a dbus-run-session -- cargo test -p labpipe-e2e-app -- --test-threads=1`
+//! Run with `xvfb-run -a dbus-run-session -- cargo test --workspace --test app -- --test-threads=1`
 //! after `cargo build -p labpipe-app`.
 
 pub mod seed;

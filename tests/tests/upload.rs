@@ -12,6 +12,8 @@
 mod engine;
 #[path = "upload/fault_proxy.rs"]
 mod fault_proxy;
+#[path = "upload/race_proxy.rs"]
+mod race_proxy;
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ChecksumAlgorithm;
@@ -844,7 +846,82 @@ on_each_engine!(#[tokio::test(flavor = "multi_thread")]
 on_each_engine!(#[tokio::test(flavor = "multi_thread")]
     async fn an_existing_object_is_never_overwritten on emulator, seaweedfs);
 on_each_engine!(#[tokio::test(flavor = "multi_thread")]
+    async fn an_object_written_after_the_listing_is_not_overwritten on emulator, seaweedfs);
+on_each_engine!(#[tokio::test(flavor = "multi_thread")]
     async fn on_a_versioned_bucket_the_manifest_pins_each_object_version on emulator, seaweedfs);
+
+/// Another writer puts different bytes at a key after the upload listed the bucket and before its
+/// own write of that key: the listing saw nothing there, so only the write's condition
+/// (`If-None-Match: *`, answered 412 by S3: <https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html>)
+/// keeps the other writer's object. The session fails naming the file, the object keeps the other
+/// writer's bytes, and no manifest commits the session.
+async fn an_object_written_after_the_listing_is_not_overwritten(server: S3Server) {
+    let fx = Fixture::on(server, 12_000_000, 43).await;
+    let name = session_name(&fx.folder);
+    let files = local_files(&fx.folder);
+    let (victim, _) = files.iter().find(|(p, _)| p.ends_with(".bin")).unwrap();
+    let key = labpipe_core::layout::raw_key(&name, victim);
+    let run = Run::new(&fx.s3).await;
+    let other = b"another writer's bytes, written after the listing".to_vec();
+
+    let runtime = tokio::runtime::Handle::current();
+    let (s3, bucket, other_key, other_body) = (
+        fx.s3.clone(),
+        run.bucket.clone(),
+        key.clone(),
+        other.clone(),
+    );
+    let upstream = format!("127.0.0.1:{}", fx.server.port()).parse().unwrap();
+    let proxy = race_proxy::RaceProxy::start(upstream, &run.bucket, &key, move || {
+        runtime
+            .block_on(
+                s3.put_object()
+                    .bucket(&bucket)
+                    .key(&other_key)
+                    .body(ByteStream::from(other_body.clone()))
+                    .send(),
+            )
+            .expect("the other writer's put");
+    });
+    let env: Vec<_> = fx
+        .env()
+        .into_iter()
+        .map(|(k, v)| match k {
+            "AWS_ENDPOINT_URL" | "AWS_ENDPOINT_URL_S3" => (k, proxy.endpoint()),
+            _ => (k, v),
+        })
+        .collect();
+    let out = tokio::task::block_in_place(|| run.command(env, &fx.folder, &[]).output().unwrap());
+
+    assert!(proxy.fired(), "the upload never sent {key}");
+    let kept = object_bytes(&fx.s3, &run.bucket, &key).await;
+    assert!(
+        kept == other,
+        "the other writer's object was overwritten ({} bytes at {key} now); stderr: {}",
+        kept.len(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let failed = events_named(&out.stdout, "session_failed");
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(
+        failed[0]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(victim.as_str()),
+        "the reason names the file: {}",
+        failed[0]
+    );
+    assert!(
+        !has_manifest(&fx.s3, &run.bucket, &name).await,
+        "no manifest after a conflict"
+    );
+}
 
 /// Every key in the bucket.
 async fn listing_keys(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {

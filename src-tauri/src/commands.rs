@@ -299,12 +299,37 @@ pub async fn load_catalog(state: State<'_, AppState>, refresh: bool) -> AppResul
             ms = t.elapsed().as_millis() as u64,
             "catalog loaded"
         );
-        *cache = Some(sessions::Loaded::new(items, schema));
+        let mut loaded = sessions::Loaded::new(items, schema);
+        compact_heap(&mut loaded);
+        *cache = Some(loaded);
     }
     let loaded = cache.as_ref().expect("loaded above");
     let snapshot = loaded.snapshot(source, t.elapsed().as_secs_f64() * 1e3);
     return_freed_memory_soon();
     Ok(snapshot)
+}
+
+/// Gives back the heap the scan used before the catalog's entries settle in it for good.
+///
+/// Measured with 10,000 sessions (`mallinfo2` and `/proc/self/smaps_rollup` at each stage of a
+/// load, debug build, `bench/app.sh`): the scan takes the heap from 10 to ~48 MB, of which 11 MB
+/// stay in use once [`sessions::Loaded::new`] has built its columns; yet after `malloc_trim` the
+/// process keeps 16 MB more anonymous memory than before the scan, because the entries' strings
+/// lie on nearly every page of that heap. Trimming first, then copying the entries (which fills
+/// the trimmed heap from the start) and freeing the old copies leaves 6.5 MB more, and the app
+/// process's PSS with the catalog loaded falls from 151.5 to 141.5 MB. Smaller scan pages
+/// (250 items) halved the heap's peak but not what it kept; streaming the pages kept as much.
+fn compact_heap(loaded: &mut sessions::Loaded) {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: malloc_trim only releases free heap pages; it has no preconditions.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+        loaded.compact();
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    let _ = loaded;
 }
 
 /// A catalog scan parses every item into DynamoDB attribute maps and the snapshot is serialised

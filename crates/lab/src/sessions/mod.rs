@@ -246,6 +246,17 @@ impl Loaded {
         }
     }
 
+    /// Copies every entry to new allocations, made one after another, and frees the old ones.
+    ///
+    /// The entries were allocated while the scan parsed its pages and kept their metadata maps,
+    /// so their small strings lie spread among the heap that the scan and [`Loaded::new`] freed,
+    /// and that heap cannot be given back to the OS while a live string sits on each page. The
+    /// app copies them once the freed heap has been trimmed (see `load_catalog`).
+    pub fn compact(&mut self) {
+        let fresh = self.items.clone();
+        self.items = fresh;
+    }
+
     pub fn snapshot(&self, source: String, load_ms: f64) -> CatalogSnapshot {
         let mut step = TextBuilder::default();
         let mut message = TextBuilder::default();

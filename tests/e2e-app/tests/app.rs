@@ -454,7 +454,11 @@ async fn test_connection_reports_each_lab_pc_check_and_names_a_wrong_table() -> 
         settings["catalog_table"] = json!(table);
         dirs.write_settings(settings)?;
 
-        let app = App::start(&dirs, &emu.env()).await?;
+        // A lab PC has a working keyring: the picture of Settings shows its state, not an error.
+        let keyring = Keyring::for_pictures().await?;
+        let mut env = emu.env();
+        env.extend(keyring.env());
+        let app = App::start(&dirs, &env).await?;
         app.goto("settings").await?;
         let healthy = test_connection(&app).await?;
         for want in [
@@ -469,6 +473,7 @@ async fn test_connection_reports_each_lab_pc_check_and_names_a_wrong_table() -> 
             !healthy.contains('✗'),
             "a check failed on a healthy stack:\n{healthy}"
         );
+        no_keyring_error(&app).await?;
         app.screenshot("settings-test-connection").await?;
 
         app.type_into("[data-testid='catalog-table']", "no-such-table")
@@ -694,8 +699,10 @@ async fn settings_persist_across_a_restart() -> Result<()> {
     within(Duration::from_secs(240), async {
         step("settings persist across a restart");
         let dirs = Dirs::new()?;
+        let keyring = Keyring::for_pictures().await?;
+        let env = keyring.env();
         // First run: the guided setup opens.
-        let app = App::start(&dirs, &[]).await?;
+        let app = App::start(&dirs, &env).await?;
         app.wait_for("[data-testid='setup']", WAIT).await?;
         app.screenshot("first-run").await?;
         app.click("[data-testid='setup'] button.link").await?; // skip for now
@@ -714,10 +721,11 @@ async fn settings_persist_across_a_restart() -> Result<()> {
             Ok(text.contains("\"concurrency\": 3").then_some(()))
         })
         .await?;
+        no_keyring_error(&app).await?;
         app.screenshot("settings").await?;
         app.quit().await?;
 
-        let app = App::start(&dirs, &[]).await?;
+        let app = App::start(&dirs, &env).await?;
         assert!(
             app.find_all("[data-testid='setup']").await?.is_empty(),
             "setup is not shown again"
@@ -1580,7 +1588,38 @@ struct Keyring {
     _home: tempfile::TempDir,
 }
 
+/// The keyring's state as Settings shows it holds no error (the pictures in the README show a
+/// lab PC whose keyring works).
+async fn no_keyring_error(app: &App) -> Result<()> {
+    let state = app
+        .find("[data-testid='credentials-state']")
+        .await?
+        .text()
+        .await?;
+    ensure!(
+        !state.contains("could not be used"),
+        "Settings shows a keyring error: {state}"
+    );
+    Ok(())
+}
+
 impl Keyring {
+    /// A keyring for a test whose screenshots show Settings; a run without a session bus fails
+    /// (scripts/test.sh runs this suite under dbus-run-session).
+    async fn for_pictures() -> Result<Keyring> {
+        Keyring::start()
+            .await?
+            .context("no D-Bus session bus for the keyring: run this suite under dbus-run-session")
+    }
+
+    /// What the app under test needs to use this keyring, under an account of its own.
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("LABPIPE_APP_KEYRING_ACCOUNT", unique_name("e2e-keys")),
+            ("DBUS_SESSION_BUS_ADDRESS", self.address.clone()),
+        ]
+    }
+
     async fn start() -> Result<Option<Keyring>> {
         if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_none() {
             return Ok(None);

@@ -168,7 +168,7 @@ pub fn session_line(session: &str, end: &SessionEnd, bytes_sent: u64, tried: &st
             format!("{session}: waiting — still being written; a later run uploads it")
         }
         SessionEnd::Refused { findings } => format!(
-            "{session}: refused by checks: {}; fix it and run labpipe check",
+            "{session}: refused by checks: {}; then run labpipe check again",
             findings.join("; ")
         ),
         SessionEnd::Failed { reason, .. } => format!("{session}: failed{tried}: {reason}"),
@@ -214,7 +214,7 @@ mod tests {
                     findings: vec!["metadata.txt:4: fatigue is missing".into()],
                 },
                 "",
-                "s: refused by checks: metadata.txt:4: fatigue is missing; fix it and run labpipe check",
+                "s: refused by checks: metadata.txt:4: fatigue is missing; then run labpipe check again",
             ),
             (
                 failed,

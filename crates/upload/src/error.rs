@@ -6,7 +6,7 @@ use crate::refusal::{ChangedSinceUpload, NameTaken};
 
 #[derive(Debug, thiserror::Error)]
 pub enum UploadError {
-    #[error("session {session} is not uploadable (verdict {verdict}): {}; fix it and run labpipe check", findings.join("; "))]
+    #[error("session {session} is not uploadable (verdict {verdict}): {}; then run labpipe check again", findings.join("; "))]
     NotUploadable {
         session: String,
         verdict: &'static str,

@@ -99,7 +99,11 @@ def binary_jobs(artifacts: list[dict], runs: dict[str, str]) -> list[Job]:
         ["rustup", "which", "cargo"], capture_output=True, text=True
     ).stdout.strip() or "cargo"
     jobs = []
-    lib_path = None
+    # cargo's loader path for a test: the build's deps and output folders, then the toolchain's.
+    deps = Path(artifacts[0]["executable"]).parent if artifacts else Path()
+    lib_path = os.pathsep.join(
+        p for p in [str(deps), str(deps.parent), sysroot_lib(), os.environ.get("LD_LIBRARY_PATH", "")] if p
+    )
     for art in artifacts:
         exe = Path(art["executable"])
         manifest = Path(art["manifest_path"])
@@ -107,11 +111,6 @@ def binary_jobs(artifacts: list[dict], runs: dict[str, str]) -> list[Job]:
         target = art["target"]["name"]
         kind = art["target"]["kind"][0]
         key = f"{pkg}/{target}"
-        if lib_path is None:
-            deps = exe.parent
-            lib_path = os.pathsep.join(
-                p for p in [str(deps), str(deps.parent), sysroot_lib(), os.environ.get("LD_LIBRARY_PATH", "")] if p
-            )
         argv = [str(exe)]
         if key in runs:
             argv = [str(exe) if a == "{}" else a for a in shlex.split(runs[key])]

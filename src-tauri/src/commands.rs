@@ -322,10 +322,7 @@ pub async fn load_catalog(state: State<'_, AppState>, refresh: bool) -> AppResul
 fn compact_heap(loaded: &mut sessions::Loaded) {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        // SAFETY: malloc_trim only releases free heap pages; it has no preconditions.
-        unsafe {
-            libc::malloc_trim(0);
-        }
+        trim_heap();
         loaded.compact();
     }
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
@@ -339,11 +336,17 @@ fn return_freed_memory_soon() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     tauri::async_runtime::spawn(async {
         tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-        // SAFETY: malloc_trim only releases free heap pages; it has no preconditions.
-        unsafe {
-            libc::malloc_trim(0);
-        }
+        trim_heap();
     });
+}
+
+/// Hands glibc's free heap pages back to the OS.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn trim_heap() {
+    // SAFETY: malloc_trim only releases free heap pages; it has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 #[tauri::command]

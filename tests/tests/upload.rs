@@ -475,17 +475,7 @@ async fn flaky_network_resets_errors_and_stalls_do_not_corrupt_anything(server: 
     let run = Run::new(&fx.s3).await;
     let upstream = format!("127.0.0.1:{}", fx.server.port()).parse().unwrap();
     let proxy = fault_proxy::FaultProxy::start(upstream, 5, 20, rand::random());
-    let env: Vec<_> = fx
-        .env()
-        .into_iter()
-        .map(|(k, v)| {
-            if k == "AWS_ENDPOINT_URL" || k == "AWS_ENDPOINT_URL_S3" {
-                (k, proxy.endpoint())
-            } else {
-                (k, v)
-            }
-        })
-        .collect();
+    let env = fx.env_through(proxy.endpoint());
     let started = Instant::now();
     let out = run
         .command(env, &fx.folder, &["--attempt-timeout", "3"])
@@ -549,10 +539,7 @@ async fn flaky_network_resets_errors_and_stalls_do_not_corrupt_anything(server: 
 
 async fn an_existing_object_is_never_overwritten(server: S3Server) {
     let fx = Fixture::on(server, 12_000_000, 41).await;
-    let name = session_name(&fx.folder);
-    let files = local_files(&fx.folder);
-    let (victim, bytes) = files.iter().find(|(p, _)| p.ends_with(".bin")).unwrap();
-    let key = labpipe_core::layout::raw_key(&name, victim);
+    let (name, victim, bytes, key) = fx.data_file();
 
     // Different bytes at the key, written by no upload of this PC: refused before anything is
     // sent (another recording holds the name), remote unchanged, no manifest.
@@ -636,7 +623,11 @@ async fn an_existing_object_is_never_overwritten(server: S3Server) {
     assert_eq!(done["outcome"], "already_uploaded");
     assert_eq!(
         summary(&out)["bytes_sent"].as_u64().unwrap(),
-        files.values().map(|b| b.len() as u64).sum::<u64>() - bytes.len() as u64
+        local_files(&fx.folder)
+            .values()
+            .map(|b| b.len() as u64)
+            .sum::<u64>()
+            - bytes.len() as u64
     );
     assert_remote_equals_local(&fx.s3, &run.bucket, &fx.folder).await;
 }
@@ -821,6 +812,28 @@ impl Fixture {
         self.server.env()
     }
 
+    /// The same, with S3 reached through `endpoint` (a proxy in front of the server).
+    fn env_through(&self, endpoint: String) -> Vec<(&'static str, String)> {
+        self.env()
+            .into_iter()
+            .map(|(k, v)| match k {
+                "AWS_ENDPOINT_URL" | "AWS_ENDPOINT_URL_S3" => (k, endpoint.clone()),
+                _ => (k, v),
+            })
+            .collect()
+    }
+
+    /// The session's name, its first data file (path and bytes) and that file's object key.
+    fn data_file(&self) -> (String, String, Vec<u8>, String) {
+        let name = session_name(&self.folder);
+        let (path, bytes) = local_files(&self.folder)
+            .into_iter()
+            .find(|(p, _)| p.ends_with(".bin"))
+            .unwrap();
+        let key = labpipe_core::layout::raw_key(&name, &path);
+        (name, path, bytes, key)
+    }
+
     /// Runs `labpipe upload` of the session into `run`'s bucket to the end.
     fn upload(&self, run: &Run, extra: &[&str]) -> Output {
         run.command(self.env(), &self.folder, extra)
@@ -857,10 +870,7 @@ on_each_engine!(#[tokio::test(flavor = "multi_thread")]
 /// writer's bytes, and no manifest commits the session.
 async fn an_object_written_after_the_listing_is_not_overwritten(server: S3Server) {
     let fx = Fixture::on(server, 12_000_000, 43).await;
-    let name = session_name(&fx.folder);
-    let files = local_files(&fx.folder);
-    let (victim, _) = files.iter().find(|(p, _)| p.ends_with(".bin")).unwrap();
-    let key = labpipe_core::layout::raw_key(&name, victim);
+    let (name, victim, _, key) = fx.data_file();
     let run = Run::new(&fx.s3).await;
     let other = b"another writer's bytes, written after the listing".to_vec();
 
@@ -883,14 +893,7 @@ async fn an_object_written_after_the_listing_is_not_overwritten(server: S3Server
             )
             .expect("the other writer's put");
     });
-    let env: Vec<_> = fx
-        .env()
-        .into_iter()
-        .map(|(k, v)| match k {
-            "AWS_ENDPOINT_URL" | "AWS_ENDPOINT_URL_S3" => (k, proxy.endpoint()),
-            _ => (k, v),
-        })
-        .collect();
+    let env = fx.env_through(proxy.endpoint());
     let out = tokio::task::block_in_place(|| run.command(env, &fx.folder, &[]).output().unwrap());
 
     assert!(proxy.fired(), "the upload never sent {key}");
